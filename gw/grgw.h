@@ -1,0 +1,177 @@
+/*
+ * grgw - secure inter-site gateway for geographically redundant sites.
+ *
+ * Project-wide declarations, grouped by the file that implements them.
+ * Conventions: functions return 0 on success and -1 (with errno set) or a
+ * negative errno on failure; only the CLI layer prints to the user.  Every
+ * function that takes or returns a pointer says who owns it.
+ */
+#ifndef GRGW_H
+#define GRGW_H
+
+#include <net/if.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <limits.h>
+
+#define GRGW_VERSION		"0.1.0"
+
+#define GRGW_NAME_MAX		63	/* site names, identities */
+#define GRGW_ID_MAX		255	/* IKE identities */
+#define GRGW_MAX_PREFIXES	16	/* per side */
+#define GRGW_MAX_LAN_IFS	8
+#define GRGW_MAX_LAN_ADDRS	2	/* one per address family */
+#define GRGW_PSK_MIN		32	/* bytes of key material */
+#define GRGW_PSK_MAX		64
+
+#define GRGW_DEFAULT_CONF	"/etc/grgw/grgw.conf"
+#define GRGW_DEFAULT_RUN_DIR	"/run/grgw"
+#define GRGW_DEFAULT_CHARON	"/usr/lib/ipsec/charon"
+#define GRGW_DEFAULT_TABLE	4210
+#define GRGW_DEFAULT_IF_ID	4210
+#define GRGW_DEFAULT_XFRM_IF	"grgw0"
+#define GRGW_DEFAULT_MTU	1400
+
+#ifndef nitems
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
+#define GRGW_PRINTF(f, a)	__attribute__((format(printf, f, a)))
+
+/* ---- log.c ------------------------------------------------------------ */
+
+enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+/* Logs go to stderr with a timestamp; the daemon points stderr at its log. */
+void	log_init(const char *ident, enum log_level level);
+void	log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+int	log_level_parse(const char *s, enum log_level *out);
+void	log_warn(const char *fmt, ...) GRGW_PRINTF(1, 2);	/* + strerror */
+void	log_warnx(const char *fmt, ...) GRGW_PRINTF(1, 2);
+void	log_info(const char *fmt, ...) GRGW_PRINTF(1, 2);
+void	log_debug(const char *fmt, ...) GRGW_PRINTF(1, 2);
+void	fatal(const char *fmt, ...) GRGW_PRINTF(1, 2) __attribute__((noreturn));
+void	fatalx(const char *fmt, ...) GRGW_PRINTF(1, 2) __attribute__((noreturn));
+
+/* ---- addr.c (pure) ---------------------------------------------------- */
+
+struct grgw_addr {
+	int		family;		/* AF_INET or AF_INET6 */
+	uint8_t		addr[16];	/* network byte order */
+};
+
+struct grgw_prefix {
+	struct grgw_addr a;
+	uint8_t		len;		/* prefix length in bits */
+};
+
+/* Parse "192.0.2.1" / "2001:db8::1"; 0 or -1.  No host names. */
+int	addr_parse(const char *s, struct grgw_addr *out);
+/* Parse "198.18.1.0/24"; host bits must be zero; -1 on any error. */
+int	prefix_parse(const char *s, struct grgw_prefix *out);
+/* Format into buf (INET6_ADDRSTRLEN / +4 for prefixes); returns buf. */
+const char *addr_fmt(const struct grgw_addr *a, char *buf, size_t size);
+const char *prefix_fmt(const struct grgw_prefix *p, char *buf, size_t size);
+int	addr_len(int family);		/* 4, 16 or 0 */
+int	prefix_contains(const struct grgw_prefix *p, const struct grgw_addr *a);
+int	prefix_overlaps(const struct grgw_prefix *p, const struct grgw_prefix *q);
+int	addr_equal(const struct grgw_addr *a, const struct grgw_addr *b);
+
+/* ---- config.c --------------------------------------------------------- */
+
+enum grgw_auth_kind { GRGW_AUTH_NONE, GRGW_AUTH_PSK, GRGW_AUTH_CERT };
+enum grgw_dataplane { GRGW_DP_AUTO, GRGW_DP_KERNEL, GRGW_DP_LIBIPSEC };
+
+struct grgw_side {
+	char		name[GRGW_NAME_MAX + 1];	/* site name */
+	char		id[GRGW_ID_MAX + 1];	/* IKE identity (default: name) */
+	struct grgw_addr wan_address;		/* site: local WAN address;
+						 * peer: address we send to
+						 * (its public one under NAT) */
+	struct grgw_addr lan_addresses[GRGW_MAX_LAN_ADDRS];
+	int		n_lan_addresses;	/* gateway's own LAN address */
+	struct grgw_prefix prefixes[GRGW_MAX_PREFIXES];
+	int		n_prefixes;
+	/* site only */
+	char		wan_interface[IF_NAMESIZE];
+	char		lan_interfaces[GRGW_MAX_LAN_IFS][IF_NAMESIZE];
+	int		n_lan_interfaces;
+};
+
+struct grgw_config {
+	char		path[PATH_MAX];		/* file it was read from */
+	struct grgw_side site;			/* this site */
+	struct grgw_side peer;			/* the other site */
+
+	enum grgw_auth_kind auth;
+	char		psk_file[PATH_MAX];
+	char		cert_file[PATH_MAX];
+	char		key_file[PATH_MAX];
+	char		ca_file[PATH_MAX];
+
+	enum grgw_dataplane dataplane;
+	char		xfrm_interface[IF_NAMESIZE];
+	uint32_t	if_id;
+	uint32_t	table;			/* routing table / rule base */
+	uint32_t	mtu;			/* tunnel interface MTU */
+
+	char		run_dir[PATH_MAX];	/* base; site dir is below */
+	char		charon_path[PATH_MAX];
+	enum log_level	log_level;
+};
+
+/*
+ * Incremental parser, driven line by line by config_load() and directly by
+ * the unit tests and the fuzzer.  Pure: no I/O.
+ *   config_parse_init(&p, "grgw.conf");
+ *   config_parse_line(&p, "name = site-a", 12);  (per line, no newline)
+ *   config_parse_finish(&p, &cfg);  -> 0 if no error was seen
+ * Every error is recorded (not just the first) as "file:line: message" and
+ * can be read with config_parse_errors().  The parser owns its error text;
+ * config_parse_free() releases it.
+ */
+struct config_parser;
+struct config_parser *config_parse_new(const char *filename);
+int	config_parse_line(struct config_parser *p, const char *line, size_t len);
+int	config_parse_finish(struct config_parser *p, struct grgw_config *out);
+size_t	config_parse_error_count(const struct config_parser *p);
+/* i-th error message ("file:line: ..."), owned by the parser. */
+const char *config_parse_error(const struct config_parser *p, size_t i);
+void	config_parse_free(struct config_parser *p);	/* accepts NULL */
+
+/*
+ * Read and parse a file, then check the files it names (existence,
+ * permissions of secret files).  Errors are appended to *errs (a
+ * newline-separated list the caller frees with free()).  0 when valid.
+ */
+int	config_load(const char *path, struct grgw_config *out, char **errs);
+/* Site's runtime directory: <run_dir>/<site name>. */
+void	config_site_dir(const struct grgw_config *cfg, char *buf, size_t size);
+const char *config_dataplane_name(enum grgw_dataplane dp);
+
+/* ---- psk.c ------------------------------------------------------------ */
+
+/*
+ * Pre-shared keys: one line of standard base64 holding GRGW_PSK_MIN to
+ * GRGW_PSK_MAX bytes.  psk_load() refuses files that group or others can
+ * read or write, or that are not regular files.  The key is returned in
+ * sodium_malloc'ed memory that the caller releases with psk_free().
+ */
+struct grgw_psk {
+	uint8_t		*key;		/* sodium_malloc'ed */
+	size_t		len;
+};
+int	psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen);
+/* Decode one line of text (pure); 0 or -1 with err set. */
+int	psk_decode(const char *text, size_t len, struct grgw_psk *out,
+	    char *err, size_t errlen);
+void	psk_free(struct grgw_psk *psk);
+/* New random key as base64 text, NUL-terminated, into buf (>= 100 bytes). */
+int	psk_generate(char *buf, size_t size);
+/* 0 if path is a regular file not accessible by group/other; else -1, err. */
+int	secret_file_check(const char *path, char *err, size_t errlen);
+
+#endif /* GRGW_H */

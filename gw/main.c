@@ -1,0 +1,517 @@
+/*
+ * grgw: command line.  One binary, one subcommand per verb.  Only this
+ * layer prints to the user; exit codes are documented in grgw(8) and the
+ * README:
+ *   0  success
+ *   1  usage or configuration error (nothing was changed)
+ *   2  the tunnel is not up: start-up failure, authentication failure or
+ *      timeout (the message says which)
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "grgw.h"
+#include "daemon.h"
+#include "ipsec/ipsec.h"
+#include "netlink/netlink.h"
+
+#define EXIT_CONFIG	1
+#define EXIT_NOT_UP	2
+#define UP_DEFAULT_TIMEOUT	60
+#define STARTUP_WAIT_MS	20000
+#define DOWN_WAIT_MS	20000
+
+static const char *progname = "grgw";
+
+static void
+usage_all(FILE *f)
+{
+	fprintf(f,
+	    "usage: %s COMMAND [options]\n"
+	    "\n"
+	    "commands:\n"
+	    "  up -c FILE [--timeout SECONDS] [-f]   start the gateway and "
+	    "wait for the tunnel\n"
+	    "  down -c FILE [--purge]                stop it (fail-closed "
+	    "routes stay unless --purge)\n"
+	    "  status -c FILE [--json]               daemon, charon and "
+	    "tunnel state\n"
+	    "  check-config -c FILE                  validate a configuration "
+	    "file\n"
+	    "  keygen                                print a new pre-shared "
+	    "key\n"
+	    "  version                               print the version\n"
+	    "\n"
+	    "FILE defaults to %s.\n", progname, GRGW_DEFAULT_CONF);
+}
+
+/* Load the configuration, printing every error; 0 or -1. */
+static int
+load_config(const char *path, struct grgw_config *cfg)
+{
+	char *errs = NULL;
+	int rc;
+
+	rc = config_load(path, cfg, &errs);
+	if (rc != 0) {
+		if (errs != NULL && *errs != '\0') {
+			fputs(errs, stderr);
+			if (errs[strlen(errs) - 1] != '\n')
+				fputc('\n', stderr);
+		} else {
+			fprintf(stderr, "%s: invalid configuration\n", path);
+		}
+	}
+	free(errs);
+	return rc == 0 ? 0 : -1;
+}
+
+struct opts {
+	const char	*conf;
+	int		json;
+	int		purge;
+	int		foreground;
+	long		timeout;
+};
+
+static int
+parse_opts(int argc, char **argv, struct opts *o, const char *allowed)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "purge", no_argument, NULL, 'p' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->conf = GRGW_DEFAULT_CONF;
+	o->timeout = UP_DEFAULT_TIMEOUT;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:jpft:h", longopts, NULL)) !=
+	    -1) {
+		if (ch != '?' && ch != 'h' && strchr(allowed, ch) == NULL) {
+			fprintf(stderr, "%s %s: option not valid here\n",
+			    progname, argv[0]);
+			return -1;
+		}
+		switch (ch) {
+		case 'c':
+			o->conf = optarg;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'p':
+			o->purge = 1;
+			break;
+		case 'f':
+			o->foreground = 1;
+			break;
+		case 't':
+			errno = 0;
+			o->timeout = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || o->timeout < 1 ||
+			    o->timeout > 86400) {
+				fprintf(stderr, "%s %s: --timeout wants a "
+				    "number of seconds from 1 to 86400, not "
+				    "\"%s\"\n", progname, argv[0], optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+		default:
+			usage_all(ch == 'h' ? stdout : stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s %s: unexpected argument \"%s\"\n", progname,
+		    argv[0], argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- check-config, keygen, version ------------------------------------- */
+
+static int
+cmd_check_config(int argc, char **argv)
+{
+	struct grgw_config cfg;
+	struct opts o;
+
+	if (parse_opts(argc, argv, &o, "c") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	printf("configuration OK\n");
+	return 0;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	char key[128];
+
+	if (argc > 1) {
+		fprintf(stderr, "%s keygen takes no arguments\n", progname);
+		return EXIT_CONFIG;
+	}
+	if (sodium_init() < 0 || psk_generate(key, sizeof(key)) == -1) {
+		fprintf(stderr, "%s keygen: cannot generate a key\n", progname);
+		return EXIT_NOT_UP;
+	}
+	printf("%s\n", key);
+	sodium_memzero(key, sizeof(key));
+	return 0;
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+	printf("grgw %s\n", GRGW_VERSION);
+	return 0;
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+/* What status says when no daemon answers. */
+static void
+status_offline(const struct grgw_config *cfg, int json)
+{
+	char dir[PATH_MAX], record[PATH_MAX + 16];
+	struct status_view v;
+	struct gwnl *nl = NULL;
+	struct strbuf sb;
+
+	memset(&v, 0, sizeof(v));
+	v.cfg = cfg;
+	v.dataplane = cfg->dataplane;
+	v.tunnel = TUNNEL_DOWN;
+	config_site_dir(cfg, dir, sizeof(dir));
+	snprintf(record, sizeof(record), "%s/kernel.record", dir);
+	if (access(record, F_OK) == 0 && gwnl_open(record, &nl) == 0) {
+		gwnl_record_count(nl, &v.kernel_block, &v.kernel_run);
+		gwnl_close(nl);
+	}
+	strbuf_init(&sb);
+	if (json)
+		status_render_json(&v, &sb);
+	else
+		status_render_text(&v, &sb);
+	if (!sb.failed)
+		fputs(sb.s, stdout);
+	strbuf_free(&sb);
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	struct grgw_config cfg;
+	struct strbuf sb;
+	struct opts o;
+	int fd, rc;
+
+	if (parse_opts(argc, argv, &o, "cj") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	if ((fd = control_connect(&cfg)) == -1) {
+		status_offline(&cfg, o.json);
+		return 0;
+	}
+	strbuf_init(&sb);
+	rc = control_request(fd, o.json ? "status json\n" : "status text\n",
+	    &sb, 5000);
+	close(fd);
+	if (rc == -1 || sb.len == 0) {
+		fprintf(stderr, "%s status: the daemon did not answer\n",
+		    progname);
+		strbuf_free(&sb);
+		return EXIT_NOT_UP;
+	}
+	fputs(sb.s, stdout);
+	strbuf_free(&sb);
+	return 0;
+}
+
+/* ---- up ------------------------------------------------------------------------ */
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Start the daemon in the background: double fork, new session, logs to
+ * <site dir>/grgw.log.  The daemon reports start-up success or failure on
+ * a pipe; returns 0 if it started, -1 after printing why not.
+ */
+static int
+spawn_daemon(const struct grgw_config *cfg)
+{
+	char dir[PATH_MAX], logpath[PATH_MAX + 16], line[1024];
+	struct pollfd pfd;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int p[2], status;
+
+	config_site_dir(cfg, dir, sizeof(dir));
+	snprintf(logpath, sizeof(logpath), "%s/grgw.log", dir);
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		perror("pipe");
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		perror("fork");
+		return -1;
+	}
+	if (pid == 0) {
+		int fd, code;
+
+		close(p[0]);
+		setsid();
+		if ((pid = fork()) != 0)
+			_exit(pid == -1 ? 1 : 0);
+		/* The directory may not exist yet: the daemon makes it. */
+		if (mkdir(cfg->run_dir, 0755) == -1 && errno != EEXIST)
+			_exit(1);
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+			_exit(1);
+		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		    0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+			dup2(fd, STDIN_FILENO);
+			close(fd);
+		}
+		if (chdir("/") == -1)
+			_exit(1);
+		code = daemon_run(cfg, p[1]);
+		_exit(code);
+	}
+	close(p[1]);
+	waitpid(pid, &status, 0);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	while (len < sizeof(line) - 1) {
+		if (poll(&pfd, 1, STARTUP_WAIT_MS) <= 0)
+			break;
+		n = read(p[0], line + len, sizeof(line) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(p[0]);
+	line[len] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "ok") == 0)
+		return 0;
+	if (strncmp(line, "error ", 6) == 0)
+		fprintf(stderr, "%s up: %s\n", progname, line + 6);
+	else
+		fprintf(stderr, "%s up: the daemon did not start; see %s\n",
+		    progname, logpath);
+	return -1;
+}
+
+/* Last error the daemon knows, for a timeout message. */
+static void
+print_not_up_reason(const struct grgw_config *cfg)
+{
+	struct strbuf sb;
+	char *p, *e;
+	int fd;
+
+	if ((fd = control_connect(cfg)) == -1)
+		return;
+	strbuf_init(&sb);
+	if (control_request(fd, "status text\n", &sb, 3000) == 0 &&
+	    sb.s != NULL) {
+		for (p = sb.s; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+			*e = '\0';
+			if (strstr(p, "tunnel:") != NULL ||
+			    strstr(p, "last error:") != NULL)
+				fprintf(stderr, "%s\n", p);
+		}
+	}
+	strbuf_free(&sb);
+	close(fd);
+}
+
+static int
+cmd_up(int argc, char **argv)
+{
+	struct grgw_config cfg;
+	struct strbuf sb;
+	struct opts o;
+	long long start;
+	int fd, rc, started = 0;
+
+	if (parse_opts(argc, argv, &o, "cft") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	log_init("grgw", cfg.log_level);
+
+	if (o.foreground) {
+		if ((fd = control_connect(&cfg)) != -1) {
+			close(fd);
+			fprintf(stderr, "%s up: a daemon for site %s is already "
+			    "running\n", progname, cfg.site.name);
+			return EXIT_NOT_UP;
+		}
+		return daemon_run(&cfg, -1);
+	}
+
+	start = mono_ms();
+	if ((fd = control_connect(&cfg)) == -1) {
+		if (spawn_daemon(&cfg) == -1)
+			return EXIT_NOT_UP;
+		started = 1;
+		if ((fd = control_connect(&cfg)) == -1) {
+			fprintf(stderr, "%s up: the daemon started but its "
+			    "control socket does not answer\n", progname);
+			return EXIT_NOT_UP;
+		}
+	}
+	strbuf_init(&sb);
+	rc = control_request(fd, "up\n", &sb,
+	    (int)(o.timeout * 1000 - (mono_ms() - start)));
+	close(fd);
+	if (rc == 0 && sb.s != NULL && strncmp(sb.s, "ok", 2) == 0) {
+		printf("%s", sb.s + (sb.s[2] == ' ' ? 3 : 2));
+		strbuf_free(&sb);
+		return 0;
+	}
+	if (rc == 0 && sb.s != NULL && strncmp(sb.s, "error ", 6) == 0) {
+		fprintf(stderr, "%s up: %s", progname, sb.s + 6);
+	} else {
+		fprintf(stderr, "%s up: the tunnel to %s is not up after %ld "
+		    "s (timeout)\n", progname, cfg.peer.name, o.timeout);
+		print_not_up_reason(&cfg);
+	}
+	fprintf(stderr, "%s up: the daemon %s and keeps trying; traffic to "
+	    "%s stays blocked until the tunnel is up (`grgw down` stops "
+	    "it)\n", progname, started ? "was started" : "is running",
+	    cfg.peer.name);
+	strbuf_free(&sb);
+	return EXIT_NOT_UP;
+}
+
+/* ---- down ---------------------------------------------------------------------- */
+
+static int
+cmd_down(int argc, char **argv)
+{
+	char dir[PATH_MAX], record[PATH_MAX + 16];
+	struct grgw_config cfg;
+	struct gwnl *nl = NULL;
+	struct strbuf sb;
+	struct opts o;
+	int fd, rc = 0;
+
+	if (parse_opts(argc, argv, &o, "cp") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	log_init("grgw", LOG_LVL_WARN);
+	if ((fd = control_connect(&cfg)) != -1) {
+		strbuf_init(&sb);
+		rc = control_request(fd, o.purge ? "down purge\n" : "down\n",
+		    &sb, DOWN_WAIT_MS);
+		close(fd);
+		if (rc == 0 && sb.s != NULL && strncmp(sb.s, "ok", 2) == 0) {
+			printf("%s: stopped%s\n", cfg.site.name, o.purge ?
+			    "; all kernel state removed" : "; traffic to the "
+			    "peer prefixes stays blocked (fail closed)");
+			strbuf_free(&sb);
+			return 0;
+		}
+		fprintf(stderr, "%s down: %s", progname, rc == 0 && sb.s ?
+		    sb.s : "the daemon did not confirm; cleaning up directly\n");
+		strbuf_free(&sb);
+	}
+	/* No daemon (or it did not answer): undo from the record. */
+	config_site_dir(&cfg, dir, sizeof(dir));
+	charon_kill_stale(dir);
+	snprintf(record, sizeof(record), "%s/kernel.record", dir);
+	if (gwnl_open(record, &nl) != 0) {
+		fprintf(stderr, "%s down: cannot open netlink\n", progname);
+		return EXIT_NOT_UP;
+	}
+	rc = gwnl_cleanup(nl, o.purge);
+	gwnl_close(nl);
+	if (rc != 0) {
+		fprintf(stderr, "%s down: some kernel objects could not be "
+		    "removed (listed in %s)\n", progname, record);
+		return EXIT_NOT_UP;
+	}
+	printf("%s: not running; %s\n", cfg.site.name, o.purge ?
+	    "all kernel state removed" : "fail-closed routes kept");
+	return 0;
+}
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+} commands[] = {
+	{ "up", cmd_up },
+	{ "down", cmd_down },
+	{ "status", cmd_status },
+	{ "check-config", cmd_check_config },
+	{ "keygen", cmd_keygen },
+	{ "version", cmd_version },
+};
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage_all(stderr);
+		return EXIT_CONFIG;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage_all(stdout);
+		return 0;
+	}
+	for (i = 0; i < nitems(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "%s: unknown command \"%s\"\n", progname, argv[1]);
+	usage_all(stderr);
+	return EXIT_CONFIG;
+}

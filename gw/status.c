@@ -1,0 +1,148 @@
+/*
+ * Rendering of `grgw status`.  The same view is filled by the daemon (live
+ * state) or by the CLI when no daemon runs, so both answers share one
+ * format.  The JSON object is a stable interface: add keys, never rename.
+ */
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <time.h>
+
+#include "grgw.h"
+#include "daemon.h"
+
+const char *
+tunnel_state_name(enum tunnel_state s)
+{
+	switch (s) {
+	case TUNNEL_UP:
+		return "up";
+	case TUNNEL_CONNECTING:
+		return "connecting";
+	case TUNNEL_DOWN:
+	default:
+		return "down";
+	}
+}
+
+static void
+json_prefixes(struct strbuf *sb, const struct grgw_side *side)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	int i;
+
+	strbuf_printf(sb, "[");
+	for (i = 0; i < side->n_prefixes; i++) {
+		strbuf_printf(sb, "%s", i ? "," : "");
+		strbuf_json_str(sb, prefix_fmt(&side->prefixes[i], buf,
+		    sizeof(buf)));
+	}
+	strbuf_printf(sb, "]");
+}
+
+void
+status_render_json(const struct status_view *v, struct strbuf *sb)
+{
+	const struct grgw_config *cfg = v->cfg;
+	char addr[INET6_ADDRSTRLEN];
+
+	strbuf_printf(sb, "{\"version\":");
+	strbuf_json_str(sb, GRGW_VERSION);
+	strbuf_printf(sb, ",\"site\":");
+	strbuf_json_str(sb, cfg->site.name);
+	strbuf_printf(sb, ",\"daemon\":{\"running\":%s,\"pid\":%d,"
+	    "\"since\":%lld}", v->daemon_running ? "true" : "false",
+	    (int)v->daemon_pid, (long long)v->daemon_since);
+	strbuf_printf(sb, ",\"charon\":{\"running\":%s,\"pid\":%d,"
+	    "\"restarts\":%u}", v->charon_running ? "true" : "false",
+	    (int)v->charon_pid, v->charon_restarts);
+	strbuf_printf(sb, ",\"dataplane\":");
+	strbuf_json_str(sb, config_dataplane_name(v->dataplane));
+	strbuf_printf(sb, ",\"kernel\":{\"block_objects\":%d,"
+	    "\"run_objects\":%d}", v->kernel_block, v->kernel_run);
+	strbuf_printf(sb, ",\"peers\":[{\"name\":");
+	strbuf_json_str(sb, cfg->peer.name);
+	strbuf_printf(sb, ",\"address\":");
+	strbuf_json_str(sb, addr_fmt(&cfg->peer.wan_address, addr,
+	    sizeof(addr)));
+	strbuf_printf(sb, ",\"tunnel\":");
+	strbuf_json_str(sb, tunnel_state_name(v->tunnel));
+	strbuf_printf(sb, ",\"since\":%lld,\"ike\":",
+	    (long long)v->tunnel_since);
+	strbuf_json_str(sb, v->ike_state ? v->ike_state : "none");
+	strbuf_printf(sb, ",\"child\":");
+	strbuf_json_str(sb, v->child_state ? v->child_state : "none");
+	strbuf_printf(sb, ",\"traffic_verified\":%s,\"last_error\":",
+	    v->traffic_verified ? "true" : "false");
+	strbuf_json_str(sb, v->last_error);
+	strbuf_printf(sb, ",\"bytes_in\":%llu,\"bytes_out\":%llu,"
+	    "\"packets_in\":%llu,\"packets_out\":%llu",
+	    (unsigned long long)v->bytes_in,
+	    (unsigned long long)v->bytes_out,
+	    (unsigned long long)v->packets_in,
+	    (unsigned long long)v->packets_out);
+	strbuf_printf(sb, ",\"local_prefixes\":");
+	json_prefixes(sb, &cfg->site);
+	strbuf_printf(sb, ",\"remote_prefixes\":");
+	json_prefixes(sb, &cfg->peer);
+	strbuf_printf(sb, "}]}\n");
+}
+
+static const char *
+fmt_since(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	if (t == 0)
+		return "never";
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+void
+status_render_text(const struct status_view *v, struct strbuf *sb)
+{
+	const struct grgw_config *cfg = v->cfg;
+	char addr[INET6_ADDRSTRLEN], when[32], pfx[INET6_ADDRSTRLEN + 8];
+	int i;
+
+	strbuf_printf(sb, "site %s\n", cfg->site.name);
+	if (v->daemon_running)
+		strbuf_printf(sb, "  daemon:     running (pid %d)\n",
+		    (int)v->daemon_pid);
+	else
+		strbuf_printf(sb, "  daemon:     not running\n");
+	if (v->charon_running)
+		strbuf_printf(sb, "  charon:     running (pid %d, %u "
+		    "restarts)\n", (int)v->charon_pid, v->charon_restarts);
+	else
+		strbuf_printf(sb, "  charon:     not running\n");
+	strbuf_printf(sb, "  data plane: %s\n",
+	    config_dataplane_name(v->dataplane));
+	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "
+	    "installed\n", v->kernel_block, v->kernel_run);
+	strbuf_printf(sb, "peer %s (%s)\n", cfg->peer.name,
+	    addr_fmt(&cfg->peer.wan_address, addr, sizeof(addr)));
+	strbuf_printf(sb, "  tunnel:     %s since %s%s\n",
+	    tunnel_state_name(v->tunnel),
+	    fmt_since(v->tunnel_since, when, sizeof(when)),
+	    v->tunnel == TUNNEL_UP && v->traffic_verified ?
+	    " (traffic verified)" : "");
+	strbuf_printf(sb, "  IKE_SA:     %s\n  CHILD_SA:   %s\n",
+	    v->ike_state ? v->ike_state : "none",
+	    v->child_state ? v->child_state : "none");
+	strbuf_printf(sb, "  traffic:    in %llu bytes/%llu packets, out %llu "
+	    "bytes/%llu packets\n", (unsigned long long)v->bytes_in,
+	    (unsigned long long)v->packets_in,
+	    (unsigned long long)v->bytes_out,
+	    (unsigned long long)v->packets_out);
+	strbuf_printf(sb, "  routes:    ");
+	for (i = 0; i < cfg->peer.n_prefixes; i++)
+		strbuf_printf(sb, " %s", prefix_fmt(&cfg->peer.prefixes[i],
+		    pfx, sizeof(pfx)));
+	strbuf_printf(sb, " %s\n", v->tunnel == TUNNEL_UP ? "via tunnel" :
+	    "blocked (fail closed)");
+	if (v->last_error != NULL)
+		strbuf_printf(sb, "  last error: %s\n", v->last_error);
+}

@@ -1,0 +1,462 @@
+/*
+ * Supervision of grgw's own charon.
+ *
+ * charon writes its pid file at the fixed path /run/charon.pid and refuses
+ * to start when another charon owns it.  So each grgw charon runs in a
+ * mount namespace of its own with a fresh tmpfs on /run; the site
+ * directory (which holds the VICI socket, the generated strongswan.conf
+ * and charon's log) is bound back into that /run so both sides see it.
+ * A strongSwan the host already runs is never touched.
+ */
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "grgw.h"
+#include "ipsec/ipsec.h"
+
+#define CHARON_BACKOFF_MIN_MS	250
+#define CHARON_BACKOFF_MAX_MS	30000
+#define CHARON_STABLE_SECS	60	/* a run this long resets backoff */
+#define CHARON_STOP_GRACE_MS	3000
+
+struct charon {
+	struct event_base *base;
+	const struct grgw_config *cfg;
+	const char	*site_dir;
+	enum grgw_dataplane dp;
+	charon_state_cb	cb;
+	void		*arg;
+
+	pid_t		pid;
+	time_t		started;
+	unsigned	restarts;
+	unsigned	backoff_ms;
+	int		stopping;
+	struct event	*sigchld;
+	struct event	*restart_timer;
+	char		vici_path[PATH_MAX];
+	char		conf_path[PATH_MAX];
+	char		log_path[PATH_MAX];
+	char		pid_path[PATH_MAX];
+};
+
+static const char plugins_common[] =
+    "random nonce kdf hmac sha1 sha2 aes gcm openssl curve25519 pem pkcs1 "
+    "pkcs8 x509 pubkey constraints revocation";
+
+int
+charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
+    enum grgw_dataplane dp, char *buf, size_t size)
+{
+	int libipsec = dp == GRGW_DP_LIBIPSEC;
+	int n;
+
+	/*
+	 * libipsec: charon routes the peer prefixes into its TUN device
+	 * itself (table 220).  kernel: grgw routes them into the xfrm
+	 * interface while the CHILD_SA is up, so charon installs none.
+	 */
+	n = snprintf(buf, size,
+	    "# Written by grgw for site %s at every start; do not edit.\n"
+	    "charon {\n"
+	    "\tload = %s%s kernel-netlink socket-default vici\n"
+	    "\tinstall_routes = %s\n"
+	    "\tinstall_virtual_ip = no\n"
+	    "\trouting_table = 220\n"
+	    "\trouting_table_prio = 220\n"
+	    "\tretransmit_timeout = 1.0\n"
+	    "\tretransmit_base = 1.4\n"
+	    "\tretransmit_tries = 4\n"
+	    "\tmake_before_break = yes\n"
+	    "\tplugins {\n"
+	    "\t\tvici {\n"
+	    "\t\t\tsocket = unix://%s/charon.vici\n"
+	    "\t\t}\n"
+	    "\t\tkernel-libipsec {\n"
+	    "\t\t\tallow_peer_ts = no\n"
+	    "\t\t}\n"
+	    "\t}\n"
+	    "\tfilelog {\n"
+	    "\t\tgrgw {\n"
+	    "\t\t\tpath = %s/charon.log\n"
+	    "\t\t\ttime_format = %%F %%T\n"
+	    "\t\t\tike_name = yes\n"
+	    "\t\t\tdefault = 1\n"
+	    "\t\t}\n"
+	    "\t}\n"
+	    "\tsyslog {\n"
+	    "\t}\n"
+	    "}\n",
+	    cfg->site.name, plugins_common,
+	    libipsec ? " kernel-libipsec" : "",
+	    libipsec ? "yes" : "no", site_dir, site_dir);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	return n;
+}
+
+static int
+write_file_mode(const char *path, const char *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	ssize_t w;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd == -1)
+		return -1;
+	w = write(fd, data, len);
+	if (w != (ssize_t)len || fsync(fd) == -1) {
+		if (w >= 0)
+			errno = EIO;
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	return rename(tmp, path);
+}
+
+/*
+ * In the child: private mounts, fresh /run, site directory bound back.
+ * Runs between fork and exec: only async-signal-safe work, no logging.
+ */
+static int
+child_private_run(const char *site_dir)
+{
+	char real[PATH_MAX], fdpath[64], path[PATH_MAX], *p;
+	int fd;
+
+	if (unshare(CLONE_NEWNS) == -1)
+		return -1;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
+		return -1;
+	if (realpath(site_dir, real) == NULL)
+		return -1;
+	if ((fd = open(real, O_PATH | O_DIRECTORY)) == -1)
+		return -1;
+	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV,
+	    "mode=0755,size=16m") == -1)
+		return -1;
+	if (strncmp(real, "/run/", 5) != 0)
+		return 0;	/* site dir lives elsewhere: still visible */
+	/* Recreate the path below the new /run and bind the old dir there. */
+	snprintf(path, sizeof(path), "%s", real);
+	for (p = path + 5; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if (mount(fdpath, path, NULL, MS_BIND, NULL) == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static void
+charon_write_pid(struct charon *c)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)c->pid);
+
+	if (write_file_mode(c->pid_path, buf, (size_t)n, 0644) == -1)
+		log_warn("cannot write %s", c->pid_path);
+}
+
+static int
+charon_spawn(struct charon *c)
+{
+	pid_t parent = getpid(), pid;
+	int logfd;
+
+	logfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0600);
+	if (logfd == -1) {
+		log_warn("charon: cannot open %s", c->log_path);
+		return -1;
+	}
+	pid = fork();
+	if (pid == -1) {
+		log_warn("charon: fork");
+		close(logfd);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		/* charon must not outlive the daemon that supervises it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		dup2(logfd, STDOUT_FILENO);
+		dup2(logfd, STDERR_FILENO);
+		if (child_private_run(c->site_dir) == -1) {
+			dprintf(STDERR_FILENO, "grgw: cannot give charon a "
+			    "private /run: %s\n", strerror(errno));
+			_exit(126);
+		}
+		setenv("STRONGSWAN_CONF", c->conf_path, 1);
+		execl(c->cfg->charon_path, "charon", (char *)NULL);
+		dprintf(STDERR_FILENO, "grgw: cannot run %s: %s\n",
+		    c->cfg->charon_path, strerror(errno));
+		_exit(127);
+	}
+	close(logfd);
+	c->pid = pid;
+	c->started = time(NULL);
+	charon_write_pid(c);
+	log_info("charon started (pid %d, %s data plane)", (int)pid,
+	    config_dataplane_name(c->dp));
+	if (c->cb != NULL)
+		c->cb(1, c->arg);
+	return 0;
+}
+
+static void
+charon_restart_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct charon *c = arg;
+
+	if (c->stopping || c->pid != 0)
+		return;
+	c->restarts++;
+	if (charon_spawn(c) == -1) {
+		struct timeval tv;
+
+		c->backoff_ms = c->backoff_ms * 2 > CHARON_BACKOFF_MAX_MS ?
+		    CHARON_BACKOFF_MAX_MS : c->backoff_ms * 2;
+		tv.tv_sec = c->backoff_ms / 1000;
+		tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+		evtimer_add(c->restart_timer, &tv);
+	}
+}
+
+static void
+charon_exited(struct charon *c, int status)
+{
+	struct timeval tv;
+	time_t ran = time(NULL) - c->started;
+
+	if (WIFSIGNALED(status))
+		log_warnx("charon (pid %d) killed by signal %d after %lds",
+		    (int)c->pid, WTERMSIG(status), (long)ran);
+	else
+		log_warnx("charon (pid %d) exited with status %d after %lds",
+		    (int)c->pid, WEXITSTATUS(status), (long)ran);
+	c->pid = 0;
+	unlink(c->pid_path);
+	if (c->cb != NULL)
+		c->cb(0, c->arg);
+	if (c->stopping)
+		return;
+
+	if (ran >= CHARON_STABLE_SECS || c->backoff_ms == 0)
+		c->backoff_ms = CHARON_BACKOFF_MIN_MS;
+	else if (c->backoff_ms * 2 <= CHARON_BACKOFF_MAX_MS)
+		c->backoff_ms *= 2;
+	else
+		c->backoff_ms = CHARON_BACKOFF_MAX_MS;
+	log_info("restarting charon in %u ms", c->backoff_ms);
+	tv.tv_sec = c->backoff_ms / 1000;
+	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+	evtimer_add(c->restart_timer, &tv);
+}
+
+static void
+charon_sigchld_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct charon *c = arg;
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == c->pid)
+			charon_exited(c, status);
+	}
+}
+
+struct charon *
+charon_new(struct event_base *base, const struct grgw_config *cfg,
+    const char *site_dir, enum grgw_dataplane dp, charon_state_cb cb,
+    void *arg)
+{
+	struct charon *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->base = base;
+	c->cfg = cfg;
+	c->site_dir = site_dir;
+	c->dp = dp;
+	c->cb = cb;
+	c->arg = arg;
+	snprintf(c->vici_path, sizeof(c->vici_path), "%s/charon.vici",
+	    site_dir);
+	snprintf(c->conf_path, sizeof(c->conf_path), "%s/strongswan.conf",
+	    site_dir);
+	snprintf(c->log_path, sizeof(c->log_path), "%s/charon.log",
+	    site_dir);
+	snprintf(c->pid_path, sizeof(c->pid_path), "%s/charon.pid",
+	    site_dir);
+	c->sigchld = evsignal_new(base, SIGCHLD, charon_sigchld_cb, c);
+	c->restart_timer = evtimer_new(base, charon_restart_cb, c);
+	if (c->sigchld == NULL || c->restart_timer == NULL ||
+	    evsignal_add(c->sigchld, NULL) == -1) {
+		charon_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int
+charon_start(struct charon *c)
+{
+	char conf[4096];
+	int n;
+
+	if (access(c->cfg->charon_path, X_OK) == -1) {
+		log_warn("charon %s is not executable (install strongSwan's "
+		    "charon: apt-get install strongswan-charon "
+		    "libcharon-extra-plugins libstrongswan-standard-plugins "
+		    "strongswan-swanctl)", c->cfg->charon_path);
+		return -1;
+	}
+	n = charon_conf_render(c->cfg, c->site_dir, c->dp, conf,
+	    sizeof(conf));
+	if (n < 0) {
+		log_warnx("strongswan.conf does not fit its buffer");
+		return -1;
+	}
+	if (write_file_mode(c->conf_path, conf, (size_t)n, 0600) == -1) {
+		log_warn("cannot write %s", c->conf_path);
+		return -1;
+	}
+	c->stopping = 0;
+	c->backoff_ms = 0;
+	return charon_spawn(c);
+}
+
+void
+charon_stop(struct charon *c)
+{
+	int status, waited;
+	pid_t r;
+
+	if (c == NULL)
+		return;
+	c->stopping = 1;
+	evtimer_del(c->restart_timer);
+	if (c->pid == 0)
+		return;
+	kill(c->pid, SIGTERM);
+	for (waited = 0; waited < CHARON_STOP_GRACE_MS; waited += 20) {
+		r = waitpid(c->pid, &status, WNOHANG);
+		if (r == c->pid || (r == -1 && errno == ECHILD))
+			break;
+		usleep(20 * 1000);
+	}
+	if (waited >= CHARON_STOP_GRACE_MS) {
+		log_warnx("charon (pid %d) ignored SIGTERM, killing it",
+		    (int)c->pid);
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, &status, 0);
+	}
+	log_info("charon (pid %d) stopped", (int)c->pid);
+	c->pid = 0;
+	unlink(c->pid_path);
+	if (c->cb != NULL)
+		c->cb(0, c->arg);
+}
+
+void
+charon_free(struct charon *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sigchld != NULL)
+		event_free(c->sigchld);
+	if (c->restart_timer != NULL)
+		event_free(c->restart_timer);
+	free(c);
+}
+
+pid_t
+charon_pid(const struct charon *c)
+{
+	return c == NULL ? 0 : c->pid;
+}
+
+unsigned
+charon_restarts(const struct charon *c)
+{
+	return c == NULL ? 0 : c->restarts;
+}
+
+const char *
+charon_vici_path(const struct charon *c)
+{
+	return c->vici_path;
+}
+
+void
+charon_kill_stale(const char *site_dir)
+{
+	char path[PATH_MAX], buf[64], comm[32];
+	FILE *f;
+	long pid;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/charon.pid", site_dir);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	if (fgets(buf, sizeof(buf), f) == NULL || (pid = atol(buf)) <= 1) {
+		fclose(f);
+		unlink(path);
+		return;
+	}
+	fclose(f);
+	/* Only a process that really is charon; the pid may be reused. */
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((f = fopen(path, "re")) != NULL) {
+		if (fgets(comm, sizeof(comm), f) != NULL &&
+		    strncmp(comm, "charon", 6) == 0) {
+			log_info("stopping charon left behind (pid %ld)", pid);
+			kill((pid_t)pid, SIGTERM);
+			for (i = 0; i < 150 && kill((pid_t)pid, 0) == 0; i++)
+				usleep(20 * 1000);
+			if (kill((pid_t)pid, 0) == 0)
+				kill((pid_t)pid, SIGKILL);
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/charon.pid", site_dir);
+	unlink(path);
+}

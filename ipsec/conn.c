@@ -1,0 +1,263 @@
+/*
+ * The configuration as charon sees it: VICI requests built from the one
+ * immutable grgw_config.  Pure: no I/O here, so unit tests read the
+ * messages back through the VICI parser.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "grgw.h"
+#include "ipsec/ipsec.h"
+#include "ipsec/vici.h"
+
+/*
+ * Strong suites only: AES-GCM (AEAD) with X25519.  The ESP proposals
+ * carry a key exchange too, so CHILD_SA rekeying has perfect forward
+ * secrecy.
+ */
+static const char *const ike_proposals[] = {
+	"aes256gcm16-prfsha384-x25519",
+	"aes128gcm16-prfsha256-x25519",
+};
+static const char *const esp_proposals[] = {
+	"aes256gcm16-x25519",
+	"aes128gcm16-x25519",
+};
+
+static void
+add_prefix_list(struct vici_builder *b, const char *name,
+    const struct grgw_side *side)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	int i;
+
+	vici_begin_list(b, name);
+	for (i = 0; i < side->n_prefixes; i++)
+		vici_add_list_item_str(b,
+		    prefix_fmt(&side->prefixes[i], buf, sizeof(buf)));
+	vici_end_list(b);
+}
+
+static void
+add_str_list(struct vici_builder *b, const char *name,
+    const char *const *items, size_t n)
+{
+	size_t i;
+
+	vici_begin_list(b, name);
+	for (i = 0; i < n; i++)
+		vici_add_list_item_str(b, items[i]);
+	vici_end_list(b);
+}
+
+static void
+add_addr_list(struct vici_builder *b, const char *name,
+    const struct grgw_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	vici_begin_list(b, name);
+	vici_add_list_item_str(b, addr_fmt(a, buf, sizeof(buf)));
+	vici_end_list(b);
+}
+
+struct vici_builder *
+conn_build_load_shared(const struct grgw_config *cfg, const uint8_t *key,
+    size_t keylen)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-shared")) == NULL)
+		return NULL;
+	/* A stable id lets a reload replace the key instead of adding one. */
+	vici_add_kv_str(b, "id", "grgw-psk");
+	vici_add_kv_str(b, "type", "IKE");
+	vici_add_kv(b, "data", key, keylen);
+	vici_begin_list(b, "owners");
+	vici_add_list_item_str(b, cfg->site.id);
+	vici_add_list_item_str(b, cfg->peer.id);
+	vici_end_list(b);
+	return b;
+}
+
+struct vici_builder *
+conn_build_load_cert(const uint8_t *pem, size_t len, int is_ca)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-cert")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "type", "X509");
+	vici_add_kv_str(b, "flag", is_ca ? "CA" : "NONE");
+	vici_add_kv(b, "data", pem, len);
+	return b;
+}
+
+struct vici_builder *
+conn_build_load_key(const uint8_t *pem, size_t len)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-key")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "type", "any");
+	vici_add_kv(b, "data", pem, len);
+	return b;
+}
+
+struct vici_builder *
+conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
+    const uint8_t *cert_pem, size_t cert_len, const uint8_t *ca_pem,
+    size_t ca_len)
+{
+	struct vici_builder *b;
+	int cert = cfg->auth == GRGW_AUTH_CERT;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
+		return NULL;
+	vici_begin_section(b, GRGW_CONN_NAME);
+	vici_add_kv_str(b, "version", "2");
+	add_addr_list(b, "local_addrs", &cfg->site.wan_address);
+	add_addr_list(b, "remote_addrs", &cfg->peer.wan_address);
+	add_str_list(b, "proposals", ike_proposals, nitems(ike_proposals));
+	/*
+	 * Identities never depend on addresses, so 1:1 NAT of either
+	 * gateway's WAN address changes nothing; NAT-T is negotiated.
+	 */
+	vici_add_kv_str(b, "encap", "no");
+	vici_add_kv_str(b, "mobike", "no");
+	vici_add_kv_str(b, "dpd_delay", "10s");
+	vici_add_kv_str(b, "rekey_time", "4h");
+	/*
+	 * "no" keeps a duplicate IKE_SA from simultaneous starts harmless,
+	 * while INITIAL_CONTACT from a restarted peer still replaces its
+	 * stale SAs.
+	 */
+	vici_add_kv_str(b, "unique", "no");
+	vici_add_kv_str(b, "keyingtries", "1");	/* the daemon retries */
+	if (cert)
+		vici_add_kv_str(b, "send_cert", "always");
+
+	vici_begin_section(b, "local");
+	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
+	vici_add_kv_str(b, "id", cfg->site.id);
+	if (cert && cert_pem != NULL) {
+		vici_begin_list(b, "certs");
+		vici_add_list_item(b, cert_pem, cert_len);
+		vici_end_list(b);
+	}
+	vici_end_section(b);
+
+	vici_begin_section(b, "remote");
+	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
+	vici_add_kv_str(b, "id", cfg->peer.id);
+	if (cert && ca_pem != NULL) {
+		/* Pin the peer to our CA, not to any CA charon knows. */
+		vici_begin_list(b, "cacerts");
+		vici_add_list_item(b, ca_pem, ca_len);
+		vici_end_list(b);
+	}
+	vici_end_section(b);
+
+	vici_begin_section(b, "children");
+	vici_begin_section(b, GRGW_CONN_NAME);
+	add_prefix_list(b, "local_ts", &cfg->site);
+	add_prefix_list(b, "remote_ts", &cfg->peer);
+	add_str_list(b, "esp_proposals", esp_proposals,
+	    nitems(esp_proposals));
+	vici_add_kv_str(b, "mode", "tunnel");
+	vici_add_kv_str(b, "rekey_time", "1h");
+	/* The daemon initiates and re-initiates itself (see daemon.c). */
+	vici_add_kv_str(b, "start_action", "none");
+	vici_add_kv_str(b, "dpd_action", "restart");
+	vici_add_kv_str(b, "close_action", "none");
+	/* The inner DSCP is copied to the outer ESP header. */
+	vici_add_kv_str(b, "copy_dscp", "out");
+	if (dp == GRGW_DP_KERNEL) {
+		/* Route based: SAs and policies bound to the xfrm interface. */
+		vici_add_kv_uint(b, "if_id_in", cfg->if_id);
+		vici_add_kv_uint(b, "if_id_out", cfg->if_id);
+	}
+	vici_end_section(b);
+	vici_end_section(b);
+
+	vici_end_section(b);
+	return b;
+}
+
+struct vici_builder *
+conn_build_initiate(void)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "initiate")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "child", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "timeout", "0");
+	/* Stream the negotiation's log so failures can be named. */
+	vici_add_kv_str(b, "loglevel", "1");
+	return b;
+}
+
+struct vici_builder *
+conn_build_terminate(void)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "timeout", "2000");
+	vici_add_kv_str(b, "loglevel", "-1");
+	return b;
+}
+
+struct vici_builder *
+conn_build_list_sas(void)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "list-sas")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "noblock", "yes");
+	return b;
+}
+
+struct vici_builder *
+conn_build_register(const char *event)
+{
+	return vici_builder_new(VICI_EVENT_REGISTER, event);
+}
+
+static const struct {
+	const char	*needle;
+	const char	*reason;
+} log_reasons[] = {
+	{ "AUTHENTICATION_FAILED", "authentication failed" },
+	{ "MAC mismatched", "authentication failed" },
+	{ "no shared key found", "authentication failed" },
+	{ "signature validation failed", "authentication failed" },
+	{ "constraint check failed", "authentication failed" },
+	{ "no trusted", "authentication failed" },
+	{ "NO_PROPOSAL_CHOSEN", "no matching proposal" },
+	{ "TS_UNACCEPTABLE",
+	  "traffic selectors refused (the sites' prefixes do not match)" },
+	{ "giving up after", "peer not responding" },
+	{ "retransmit", NULL },	/* noisy, never a reason by itself */
+};
+
+const char *
+conn_classify_log(const char *line)
+{
+	size_t i;
+
+	if (line == NULL)
+		return NULL;
+	for (i = 0; i < nitems(log_reasons); i++)
+		if (strstr(line, log_reasons[i].needle) != NULL)
+			return log_reasons[i].reason;
+	return NULL;
+}

@@ -1,0 +1,98 @@
+/*
+ * ipsec/: grgw's private charon and what it is told.
+ *
+ * charon.c supervises one charon process per site: it writes the
+ * strongswan.conf, starts charon in a private mount namespace (its pid file
+ * is fixed at /run/charon.pid, so charon gets a /run of its own and never
+ * meets a strongSwan the host already runs), restarts it with backoff if
+ * it dies, and stops it on request.
+ *
+ * conn.c turns the configuration into VICI messages (pure).
+ */
+#ifndef GRGW_IPSEC_H
+#define GRGW_IPSEC_H
+
+#include <sys/types.h>
+
+#include "grgw.h"
+
+struct event_base;
+struct vici_builder;
+
+#define GRGW_CONN_NAME		"grgw"	/* IKE and CHILD config name */
+
+/* ---- charon.c --------------------------------------------------------- */
+
+struct charon;
+
+/*
+ * Called on the loop when charon has been (re)started (running = 1) or has
+ * exited (running = 0; a restart is then scheduled unless stopping).
+ */
+typedef void (*charon_state_cb)(int running, void *arg);
+
+/*
+ * cfg and site_dir are borrowed and must outlive the supervisor.
+ * dp must be GRGW_DP_KERNEL or GRGW_DP_LIBIPSEC.
+ */
+struct charon *charon_new(struct event_base *base,
+	    const struct grgw_config *cfg, const char *site_dir,
+	    enum grgw_dataplane dp, charon_state_cb cb, void *arg);
+/* Write strongswan.conf and start charon; 0 or -1 (logged). */
+int	charon_start(struct charon *c);
+/* Stop charon (SIGTERM, then SIGKILL after a grace period); blocking but
+ * bounded (at most ~3 s); no restart follows. */
+void	charon_stop(struct charon *c);
+void	charon_free(struct charon *c);			/* accepts NULL */
+pid_t	charon_pid(const struct charon *c);		/* 0 if not running */
+unsigned charon_restarts(const struct charon *c);
+/* unix socket path of charon's VICI plugin (inside site_dir). */
+const char *charon_vici_path(const struct charon *c);
+
+/*
+ * Write the strongswan.conf text for a site into buf (pure).  Returns the
+ * length, or -1 if it does not fit.
+ */
+int	charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
+	    enum grgw_dataplane dp, char *buf, size_t size);
+
+/* Kill a charon left behind by a daemon that died (pid file in site_dir). */
+void	charon_kill_stale(const char *site_dir);
+
+/* ---- conn.c (pure) ---------------------------------------------------- */
+
+/*
+ * Each builder returns a new VICI request owned by the caller
+ * (vici_builder_free()), or NULL on allocation failure.
+ */
+/* load-shared: the pre-shared key for the two identities. */
+struct vici_builder *conn_build_load_shared(const struct grgw_config *cfg,
+	    const uint8_t *key, size_t keylen);
+/* load-cert (X509 end entity or CA) from PEM bytes. */
+struct vici_builder *conn_build_load_cert(const uint8_t *pem, size_t len,
+	    int is_ca);
+/* load-key from PEM bytes (any key type). */
+struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
+/*
+ * load-conn: IKEv2 between the WAN addresses, AES-GCM with X25519, DPD,
+ * rekeying, the site prefixes as traffic selectors; in kernel mode the
+ * CHILD_SA is bound to the xfrm interface's if_id.  cert_pem is the end
+ * entity certificate for certificate authentication (NULL for PSK).
+ */
+struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
+	    enum grgw_dataplane dp, const uint8_t *cert_pem, size_t cert_len,
+	    const uint8_t *ca_pem, size_t ca_len);
+struct vici_builder *conn_build_initiate(void);
+struct vici_builder *conn_build_terminate(void);
+struct vici_builder *conn_build_list_sas(void);
+/* event registration request for one event name */
+struct vici_builder *conn_build_register(const char *event);
+
+/*
+ * Classify a line of charon's log (control-log events) for failures an
+ * operator must see named.  Returns a static reason string such as
+ * "authentication failed" or NULL.
+ */
+const char *conn_classify_log(const char *line);
+
+#endif /* GRGW_IPSEC_H */

@@ -1,0 +1,97 @@
+/*
+ * netlink/: every change grgw makes to the kernel, through libnl.
+ *
+ * Each object installed is appended to a record file (one line per object,
+ * rewritten atomically) before the function returns, so that `grgw down`,
+ * even from a new process after a crash, removes exactly what grgw added.
+ * Installing an object that is already recorded and present is a no-op,
+ * so running `up` twice installs nothing twice.
+ *
+ * Objects are tagged either "block" (the fail-closed layer, kept by a plain
+ * `down` so that stopping the gateway never leaks) or "run" (everything
+ * else, removed by `down`).
+ *
+ * Routing layout (T = cfg->table, default 4210):
+ *   rule pref T-10  iif <wan> from <peer prefix> blackhole   [block]
+ *                   (clear text claiming to come from the other site is
+ *                    dropped; decrypted traffic arrives on the tunnel
+ *                    interface, not on the WAN)
+ *   rule pref 220   table 220: charon's own routes (libipsec data plane)
+ *   rule pref T     lookup T:   routes to the peer prefixes over the xfrm
+ *                               interface while the CHILD_SA is up  [run]
+ *                               (kernel data plane)
+ *   rule pref T+1   lookup T+1: "unreachable" routes for every peer
+ *                               prefix                                 [block]
+ *   rule 32766      main
+ * With the tunnel down the peer prefixes resolve to "unreachable": the
+ * kernel answers senders with ICMP destination unreachable at once and no
+ * packet to the other site leaves the WAN in clear.
+ */
+#ifndef GRGW_NETLINK_H
+#define GRGW_NETLINK_H
+
+#include <stdint.h>
+
+struct grgw_config;
+struct nl_msg;
+
+struct gwnl;
+
+/*
+ * Open a netlink route socket and load the record at record_path (a
+ * missing file is an empty record).  *out is owned by the caller and
+ * released with gwnl_close(), which does not undo anything.
+ */
+int	gwnl_open(const char *record_path, struct gwnl **out);
+void	gwnl_close(struct gwnl *nl);			/* accepts NULL */
+
+/* Fail-closed layer: block rules and unreachable routes.  Idempotent. */
+int	gwnl_block_install(struct gwnl *nl, const struct grgw_config *cfg);
+
+/*
+ * IP forwarding on (IPv4 and IPv6, all interfaces), and strict reverse
+ * path filtering on the WAN interface.  Previous values are recorded and
+ * restored by gwnl_cleanup().
+ */
+int	gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg);
+
+/* Kernel data plane: create the xfrm interface (if_id, over the WAN
+ * interface, MTU) and bring it up.  Idempotent. */
+int	gwnl_xfrmi_create(struct gwnl *nl, const struct grgw_config *cfg);
+/* Routes for the peer prefixes over the xfrm interface in table T. */
+int	gwnl_tunnel_routes_install(struct gwnl *nl,
+	    const struct grgw_config *cfg);
+int	gwnl_tunnel_routes_remove(struct gwnl *nl,
+	    const struct grgw_config *cfg);
+
+/*
+ * Remove every recorded object tagged "run" (and, with purge, "block"
+ * too), in reverse order of installation, restoring recorded sysctls.
+ * Objects already gone are not errors.  The record is rewritten to hold
+ * what remains.  Returns 0, or -1 if some object could not be removed
+ * (each failure is logged).
+ */
+int	gwnl_cleanup(struct gwnl *nl, int purge);
+
+/* Number of recorded objects (for status and tests). */
+int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
+
+/*
+ * Data plane detection: 1 if the kernel can do ESP and xfrm interfaces
+ * (an xfrm interface can be created in this network namespace and the
+ * esp4 module is loaded, built in or loadable), else 0.  Leaves nothing
+ * behind.
+ */
+int	gwnl_kernel_ipsec_available(void);
+
+/*
+ * Message builders, exposed for unit tests of the kernel data plane
+ * without a kernel.  Each returns a new nl_msg owned by the caller
+ * (nlmsg_free()), or NULL.
+ */
+struct nl_msg *gwnl_build_xfrmi_add(const char *name, uint32_t if_id,
+	    int link_ifindex, uint32_t mtu);
+struct nl_msg *gwnl_build_tunnel_route(const struct grgw_config *cfg,
+	    int prefix_index, int oif, int add);
+
+#endif /* GRGW_NETLINK_H */
