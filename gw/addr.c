@@ -1,0 +1,198 @@
+/*
+ * Address and prefix helpers.  Pure: no I/O, no allocation, no name
+ * resolution.  Text is parsed with inet_pton(), so only the canonical
+ * numeric forms are accepted (no "10.1", no leading zeros, no zone ids).
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "grgw.h"
+
+/* Longest "address/len" text we accept: an IPv6 address plus "/128". */
+#define PREFIX_TEXT_MAX	(INET6_ADDRSTRLEN + 4)
+
+int
+addr_len(int family)
+{
+	switch (family) {
+	case AF_INET:
+		return 4;
+	case AF_INET6:
+		return 16;
+	default:
+		return 0;
+	}
+}
+
+int
+addr_parse(const char *s, struct grgw_addr *out)
+{
+	struct grgw_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (s == NULL || out == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (inet_pton(AF_INET, s, a.addr) == 1)
+		a.family = AF_INET;
+	else if (inet_pton(AF_INET6, s, a.addr) == 1)
+		a.family = AF_INET6;
+	else {
+		errno = EINVAL;
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
+
+/* Do the first nbits bits of x and y agree? */
+static int
+bits_equal(const uint8_t *x, const uint8_t *y, unsigned int nbits)
+{
+	unsigned int	 whole = nbits / 8, rest = nbits % 8;
+	uint8_t		 mask;
+
+	if (memcmp(x, y, whole) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (x[whole] & mask) == (y[whole] & mask);
+}
+
+/* Clear every bit after the first nbits. */
+static void
+bits_clear_after(uint8_t *x, unsigned int nbits, unsigned int total)
+{
+	unsigned int	 i;
+
+	for (i = nbits; i < total; i++)
+		x[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+}
+
+/*
+ * Parse "network/len".  On failure errno is EINVAL when the text is not a
+ * prefix at all, and EDOM when it is well formed but has host bits set; in
+ * that case *out holds the network the text probably meant (so a caller
+ * can suggest it), yet the call still fails.
+ */
+int
+prefix_parse(const char *s, struct grgw_prefix *out)
+{
+	char			 buf[PREFIX_TEXT_MAX + 1];
+	const char		*slash, *d;
+	struct grgw_prefix	 p;
+	size_t			 alen;
+	unsigned int		 len = 0, bits;
+	uint8_t			 orig[16];
+
+	memset(&p, 0, sizeof(p));
+	if (s == NULL || out == NULL)
+		goto invalid;
+	if ((slash = strchr(s, '/')) == NULL)
+		goto invalid;
+	alen = (size_t)(slash - s);
+	if (alen == 0 || alen > PREFIX_TEXT_MAX)
+		goto invalid;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (addr_parse(buf, &p.a) == -1)
+		goto invalid;
+
+	/* Decimal length: 1 to 3 digits, no sign, no leading zero. */
+	d = slash + 1;
+	if (d[0] == '\0' || strlen(d) > 3 || (d[0] == '0' && d[1] != '\0'))
+		goto invalid;
+	for (; *d != '\0'; d++) {
+		if (*d < '0' || *d > '9')
+			goto invalid;
+		len = len * 10 + (unsigned int)(*d - '0');
+	}
+	bits = (unsigned int)addr_len(p.a.family) * 8;
+	if (len > bits)
+		goto invalid;
+	p.len = (uint8_t)len;
+
+	memcpy(orig, p.a.addr, sizeof(orig));
+	bits_clear_after(p.a.addr, len, bits);
+	*out = p;
+	if (memcmp(orig, p.a.addr, sizeof(orig)) != 0) {
+		errno = EDOM;
+		return -1;
+	}
+	return 0;
+
+invalid:
+	errno = EINVAL;
+	return -1;
+}
+
+const char *
+addr_fmt(const struct grgw_addr *a, char *buf, size_t size)
+{
+	if (buf == NULL || size == 0)
+		return buf;
+	if (a == NULL || addr_len(a->family) == 0 ||
+	    inet_ntop(a->family, a->addr, buf, (socklen_t)size) == NULL)
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+const char *
+prefix_fmt(const struct grgw_prefix *p, char *buf, size_t size)
+{
+	char	 a[INET6_ADDRSTRLEN];
+
+	if (buf == NULL || size == 0)
+		return buf;
+	if (p == NULL) {
+		snprintf(buf, size, "?");
+		return buf;
+	}
+	snprintf(buf, size, "%s/%u", addr_fmt(&p->a, a, sizeof(a)),
+	    (unsigned int)p->len);
+	return buf;
+}
+
+int
+prefix_contains(const struct grgw_prefix *p, const struct grgw_addr *a)
+{
+	if (p == NULL || a == NULL || p->a.family != a->family ||
+	    addr_len(a->family) == 0 ||
+	    p->len > (unsigned int)addr_len(a->family) * 8)
+		return 0;
+	return bits_equal(p->a.addr, a->addr, p->len);
+}
+
+/* Two prefixes overlap when the shorter one contains the other. */
+int
+prefix_overlaps(const struct grgw_prefix *p, const struct grgw_prefix *q)
+{
+	unsigned int	 shorter;
+
+	if (p == NULL || q == NULL || p->a.family != q->a.family ||
+	    addr_len(p->a.family) == 0)
+		return 0;
+	shorter = p->len < q->len ? p->len : q->len;
+	if (shorter > (unsigned int)addr_len(p->a.family) * 8)
+		return 0;
+	return bits_equal(p->a.addr, q->a.addr, shorter);
+}
+
+int
+addr_equal(const struct grgw_addr *a, const struct grgw_addr *b)
+{
+	int	 n;
+
+	if (a == NULL || b == NULL || a->family != b->family)
+		return 0;
+	if ((n = addr_len(a->family)) == 0)
+		return 0;
+	return memcmp(a->addr, b->addr, (size_t)n) == 0;
+}

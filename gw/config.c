@@ -1,0 +1,1677 @@
+/*
+ * Configuration parser.
+ *
+ * The format is INI-like: "[section]" headers, "key = value" lines, '#'
+ * comments (at the start of a line or after whitespace), blank lines.
+ * Every key is a row in key_defs[] naming its section, the field of
+ * struct grgw_config it fills and the function that checks its value;
+ * adding a key or a section means adding rows, not code paths.
+ *
+ * The parser is pure (no I/O): config_parse_line() takes one line as a
+ * pointer and a length, need not be NUL-terminated.  Errors do not stop
+ * the parse; each one is recorded as "file:line: what is wrong; expected
+ * what" so that a user sees every mistake in one run.  Checks that need
+ * the whole file (required keys, overlaps between the sites, families of
+ * the WAN addresses) run in config_parse_finish().  config_load() adds
+ * the checks that do touch the file system: the files the config names.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "grgw.h"
+
+#define CONFIG_LINE_MAX		4096		/* bytes, without newline */
+#define CONFIG_FILE_MAX		(1024 * 1024)
+#define CONFIG_ERRORS_MAX	100
+#define QUOTE_MAX		64		/* value bytes shown in messages */
+#define QUOTE_BUF		(QUOTE_MAX * 4 + 8)
+#define ENTRY_MAX		16		/* largest repeatable key */
+
+_Static_assert(GRGW_MAX_PREFIXES <= ENTRY_MAX, "ENTRY_MAX too small");
+_Static_assert(GRGW_MAX_LAN_IFS <= ENTRY_MAX, "ENTRY_MAX too small");
+_Static_assert(GRGW_MAX_LAN_ADDRS <= ENTRY_MAX, "ENTRY_MAX too small");
+_Static_assert(sizeof(enum grgw_dataplane) == sizeof(int), "enum size");
+
+/*
+ * Sections.  A future "[class NAME]" kind of section would get a flag
+ * here saying that it takes a name, and per-instance storage.
+ */
+enum section_id {
+	SEC_SITE,
+	SEC_PEER,
+	SEC_AUTH,
+	SEC_DATAPLANE,
+	SEC_DAEMON,
+	SEC_COUNT,
+	SEC_NONE = -1,		/* before the first header */
+	SEC_UNKNOWN = -2,	/* after a header we could not accept */
+};
+
+static const char *const section_names[SEC_COUNT] = {
+	[SEC_SITE] = "site",
+	[SEC_PEER] = "peer",
+	[SEC_AUTH] = "auth",
+	[SEC_DATAPLANE] = "dataplane",
+	[SEC_DAEMON] = "daemon",
+};
+
+enum key_id {
+	K_SITE_NAME,
+	K_SITE_ID,
+	K_SITE_WAN_IF,
+	K_SITE_WAN_ADDR,
+	K_SITE_LAN_IF,
+	K_SITE_LAN_ADDR,
+	K_SITE_PREFIX,
+	K_PEER_NAME,
+	K_PEER_ID,
+	K_PEER_ADDR,
+	K_PEER_LAN_ADDR,
+	K_PEER_PREFIX,
+	K_AUTH_PSK,
+	K_AUTH_CERT,
+	K_AUTH_KEY,
+	K_AUTH_CA,
+	K_DP_MODE,
+	K_DP_IF,
+	K_DP_IF_ID,
+	K_DP_TABLE,
+	K_DP_MTU,
+	K_DAEMON_RUN_DIR,
+	K_DAEMON_CHARON,
+	K_DAEMON_LOG_LEVEL,
+	K_COUNT
+};
+
+#define KEY_REQUIRED	0x01	/* finish reports it when absent */
+#define KEY_REPEAT	0x02	/* may appear more than once */
+
+struct config_parser;
+struct key_def;
+
+/* Checks a value and stores it; records its own error and returns -1. */
+typedef int key_parse_fn(struct config_parser *, const struct key_def *,
+    const char *);
+
+struct choice {
+	const char	*name;
+	int		 value;
+};
+
+struct key_def {
+	enum section_id		 section;
+	const char		*name;
+	key_parse_fn		*parse;
+	size_t			 off;		/* field, or first element */
+	size_t			 size;		/* of the field or element */
+	size_t			 count_off;	/* KEY_REPEAT: int counter */
+	unsigned int		 max;		/* KEY_REPEAT: capacity */
+	uint32_t		 min, umax;	/* integers: inclusive */
+	const struct choice	*choices;	/* NULL-terminated */
+	unsigned int		 flags;
+	const char		*expect;	/* what a good value is */
+};
+
+/* What the parser remembers about each key, for later messages. */
+struct key_state {
+	unsigned int	 line;			/* first occurrence; 0: none */
+	int		 valid;			/* scalar value accepted */
+	int		 invalid;		/* some value was refused */
+	unsigned int	 entry_line[ENTRY_MAX];	/* line of stored entry i */
+};
+
+struct config_parser {
+	char		 file[PATH_MAX];
+	unsigned int	 lineno;
+	int		 section;		/* enum section_id */
+	unsigned int	 section_line[SEC_COUNT];
+	struct key_state keys[K_COUNT];
+	struct grgw_config cfg;
+	char		**errors;
+	size_t		 n_errors, cap_errors;
+	size_t		 n_seen;		/* including dropped ones */
+	int		 oom;
+	int		 finished;
+	char		 buf[CONFIG_LINE_MAX + 1];
+};
+
+static key_parse_fn key_name, key_identity, key_ifname, key_address,
+    key_lan_address, key_prefix, key_path, key_u32, key_choice,
+    key_log_level;
+
+static const struct choice dataplane_choices[] = {
+	{ "auto",	GRGW_DP_AUTO },
+	{ "kernel",	GRGW_DP_KERNEL },
+	{ "libipsec",	GRGW_DP_LIBIPSEC },
+	{ NULL,		0 }
+};
+
+
+#define F_OFF(f)	offsetof(struct grgw_config, f)
+#define F_SIZE(f)	sizeof(((struct grgw_config *)0)->f)
+#define F_ELEM(f)	sizeof(((struct grgw_config *)0)->f[0])
+#define F_NITEMS(f)	nitems(((struct grgw_config *)0)->f)
+
+#define SCALAR(sec, key, fn, f, fl, exp)				\
+	{ .section = (sec), .name = (key), .parse = (fn),		\
+	  .off = F_OFF(f), .size = F_SIZE(f), .flags = (fl),		\
+	  .expect = (exp) }
+#define REPEAT(sec, key, fn, f, n, fl, exp)				\
+	{ .section = (sec), .name = (key), .parse = (fn),		\
+	  .off = F_OFF(f), .size = F_ELEM(f), .count_off = F_OFF(n),	\
+	  .max = F_NITEMS(f), .flags = (fl) | KEY_REPEAT,		\
+	  .expect = (exp) }
+#define INTEGER(sec, key, f, lo, hi, exp)				\
+	{ .section = (sec), .name = (key), .parse = key_u32,		\
+	  .off = F_OFF(f), .size = F_SIZE(f), .min = (lo), .umax = (hi),\
+	  .expect = (exp) }
+#define CHOICE(sec, key, f, list, exp)					\
+	{ .section = (sec), .name = (key), .parse = key_choice,	\
+	  .off = F_OFF(f), .size = F_SIZE(f), .choices = (list),	\
+	  .expect = (exp) }
+
+#define EXPECT_NAME	"a site name of 1 to 63 letters, digits, '.', '_' " \
+			"or '-', starting with a letter or digit"
+#define EXPECT_ID	"an IKE identity of 1 to 255 printable characters " \
+			"without spaces, such as gw.site-a.example"
+#define EXPECT_IFNAME	"an interface name of 1 to 15 characters without " \
+			"'/', ':' or whitespace"
+#define EXPECT_PREFIX	"a network in CIDR notation such as 198.18.1.0/24 " \
+			"or 2001:db8:a::/64"
+
+static const struct key_def key_defs[K_COUNT] = {
+	[K_SITE_NAME] = SCALAR(SEC_SITE, "name", key_name, site.name,
+	    KEY_REQUIRED, EXPECT_NAME),
+	[K_SITE_ID] = SCALAR(SEC_SITE, "id", key_identity, site.id, 0,
+	    EXPECT_ID),
+	[K_SITE_WAN_IF] = SCALAR(SEC_SITE, "wan_interface", key_ifname,
+	    site.wan_interface, KEY_REQUIRED, EXPECT_IFNAME ", such as eth0"),
+	[K_SITE_WAN_ADDR] = SCALAR(SEC_SITE, "wan_address", key_address,
+	    site.wan_address, KEY_REQUIRED,
+	    "this gateway's unicast IPv4 or IPv6 address on the WAN, "
+	    "such as 192.0.2.10"),
+	[K_SITE_LAN_IF] = REPEAT(SEC_SITE, "lan_interface", key_ifname,
+	    site.lan_interfaces, site.n_lan_interfaces, KEY_REQUIRED,
+	    EXPECT_IFNAME ", such as eth1"),
+	[K_SITE_LAN_ADDR] = REPEAT(SEC_SITE, "lan_address", key_lan_address,
+	    site.lan_addresses, site.n_lan_addresses, KEY_REQUIRED,
+	    "this gateway's unicast address inside a [site] prefix, such as "
+	    "198.18.1.1, at most one per address family"),
+	[K_SITE_PREFIX] = REPEAT(SEC_SITE, "prefix", key_prefix,
+	    site.prefixes, site.n_prefixes, KEY_REQUIRED, EXPECT_PREFIX),
+
+	[K_PEER_NAME] = SCALAR(SEC_PEER, "name", key_name, peer.name,
+	    KEY_REQUIRED, EXPECT_NAME),
+	[K_PEER_ID] = SCALAR(SEC_PEER, "id", key_identity, peer.id, 0,
+	    EXPECT_ID),
+	[K_PEER_ADDR] = SCALAR(SEC_PEER, "address", key_address,
+	    peer.wan_address, KEY_REQUIRED,
+	    "the other gateway's unicast WAN address as reached from here "
+	    "(its public address under 1:1 NAT), such as 198.51.100.10"),
+	[K_PEER_LAN_ADDR] = REPEAT(SEC_PEER, "lan_address", key_lan_address,
+	    peer.lan_addresses, peer.n_lan_addresses, KEY_REQUIRED,
+	    "the other gateway's unicast address inside a [peer] prefix, "
+	    "such as 198.18.2.1, at most one per address family"),
+	[K_PEER_PREFIX] = REPEAT(SEC_PEER, "prefix", key_prefix,
+	    peer.prefixes, peer.n_prefixes, KEY_REQUIRED,
+	    "a network of the other site in CIDR notation such as "
+	    "198.18.2.0/24"),
+
+	/* Which of these must be present is decided in check_auth(). */
+	[K_AUTH_PSK] = SCALAR(SEC_AUTH, "psk_file", key_path, psk_file, 0,
+	    "an absolute path such as /etc/grgw/psk"),
+	[K_AUTH_CERT] = SCALAR(SEC_AUTH, "certificate", key_path, cert_file,
+	    0, "an absolute path to this gateway's certificate such as "
+	    "/etc/grgw/site-a.crt"),
+	[K_AUTH_KEY] = SCALAR(SEC_AUTH, "private_key", key_path, key_file, 0,
+	    "an absolute path to this gateway's private key such as "
+	    "/etc/grgw/site-a.key"),
+	[K_AUTH_CA] = SCALAR(SEC_AUTH, "ca", key_path, ca_file, 0,
+	    "an absolute path to the CA certificate such as "
+	    "/etc/grgw/ca.crt"),
+
+	[K_DP_MODE] = CHOICE(SEC_DATAPLANE, "mode", dataplane, dataplane_choices,
+	    "auto, kernel or libipsec"),
+	[K_DP_IF] = SCALAR(SEC_DATAPLANE, "interface", key_ifname,
+	    xfrm_interface, 0, EXPECT_IFNAME ", such as grgw0"),
+	[K_DP_IF_ID] = INTEGER(SEC_DATAPLANE, "if_id", if_id, 1, 0xfffffffe,
+	    "an integer from 1 to 4294967294"),
+	/*
+	 * The rules use table-10 to table+1; starting at 256 keeps them
+	 * clear of the kernel's tables (253 default, 254 main, 255 local)
+	 * and of 220, where charon puts its own routes.
+	 */
+	[K_DP_TABLE] = INTEGER(SEC_DATAPLANE, "table", table, 256, 0x7ffffff0,
+	    "an integer from 256 to 2147483632 (tables 220 and 253 to 255 "
+	    "belong to the system)"),
+	[K_DP_MTU] = INTEGER(SEC_DATAPLANE, "mtu", mtu, 1280, 9000,
+	    "an integer from 1280 to 9000"),
+
+	[K_DAEMON_RUN_DIR] = SCALAR(SEC_DAEMON, "run_dir", key_path, run_dir,
+	    0, "an absolute path such as " GRGW_DEFAULT_RUN_DIR),
+	[K_DAEMON_CHARON] = SCALAR(SEC_DAEMON, "charon", key_path,
+	    charon_path, 0, "an absolute path to the charon daemon such as "
+	    GRGW_DEFAULT_CHARON),
+	/* The names are log.c's, so the daemon and its config agree. */
+	[K_DAEMON_LOG_LEVEL] = SCALAR(SEC_DAEMON, "log_level", key_log_level,
+	    log_level, 0, "error, warning, info or debug"),
+};
+
+/* The keys that describe one side, so both sides get the same checks. */
+struct side_keys {
+	enum section_id	 section;
+	enum key_id	 name, id, wan, lan_addr, prefix;
+	size_t		 off;			/* struct grgw_side in cfg */
+};
+
+static const struct side_keys sides[2] = {
+	{ SEC_SITE, K_SITE_NAME, K_SITE_ID, K_SITE_WAN_ADDR, K_SITE_LAN_ADDR,
+	  K_SITE_PREFIX, F_OFF(site) },
+	{ SEC_PEER, K_PEER_NAME, K_PEER_ID, K_PEER_ADDR, K_PEER_LAN_ADDR,
+	  K_PEER_PREFIX, F_OFF(peer) },
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+static void	config_error(struct config_parser *, unsigned int,
+		    const char *, ...) GRGW_PRINTF(3, 4);
+
+static int
+error_push(struct config_parser *p, char *msg)
+{
+	char	**n;
+	size_t	  cap;
+
+	if (msg == NULL) {
+		p->oom = 1;
+		return -1;
+	}
+	if (p->n_errors == p->cap_errors) {
+		cap = p->cap_errors == 0 ? 8 : p->cap_errors * 2;
+		if ((n = reallocarray(p->errors, cap, sizeof(*n))) == NULL) {
+			free(msg);
+			p->oom = 1;
+			return -1;
+		}
+		p->errors = n;
+		p->cap_errors = cap;
+	}
+	p->errors[p->n_errors++] = msg;
+	return 0;
+}
+
+/* Record "file:line: message", or "file: message" when line is 0. */
+static void
+config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg = NULL, *full = NULL;
+
+	p->n_seen++;
+	if (p->n_errors > CONFIG_ERRORS_MAX)
+		return;
+	if (p->n_errors == CONFIG_ERRORS_MAX) {
+		if (asprintf(&full, "%s: too many errors; stopped after %d, "
+		    "expected fewer mistakes (fix these and run again)",
+		    p->file, CONFIG_ERRORS_MAX) == -1)
+			full = NULL;
+		error_push(p, full);
+		return;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL) {
+		p->oom = 1;
+		return;
+	}
+	if (line != 0) {
+		if (asprintf(&full, "%s:%u: %s", p->file, line, msg) == -1)
+			full = NULL;
+	} else {
+		if (asprintf(&full, "%s: %s", p->file, msg) == -1)
+			full = NULL;
+	}
+	free(msg);
+	error_push(p, full);
+}
+
+/*
+ * Render a value for a message: quoted, with anything that is not plain
+ * printable ASCII escaped, and cut after QUOTE_MAX bytes.  buf must hold
+ * QUOTE_BUF bytes.
+ */
+static const char *
+quote(const char *s, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		 i, o = 0;
+	unsigned char	 c;
+
+	buf[o++] = '"';
+	for (i = 0; s[i] != '\0' && i < QUOTE_MAX; i++) {
+		c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c >= 0x20 && c < 0x7f) {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 0xf];
+		}
+	}
+	buf[o++] = '"';
+	if (s[i] != '\0') {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ---- field access ------------------------------------------------------ */
+
+static void *
+key_field(struct config_parser *p, const struct key_def *k)
+{
+	return (char *)&p->cfg + k->off;
+}
+
+static int *
+key_count(struct config_parser *p, const struct key_def *k)
+{
+	return (int *)(void *)((char *)&p->cfg + k->count_off);
+}
+
+static struct key_state *
+key_state_of(struct config_parser *p, const struct key_def *k)
+{
+	return &p->keys[k - key_defs];
+}
+
+static struct grgw_side *
+side_of(struct config_parser *p, const struct side_keys *s)
+{
+	return (struct grgw_side *)(void *)((char *)&p->cfg + s->off);
+}
+
+/*
+ * Reserve the next element of a repeatable key.  Returns it, or NULL
+ * after recording an error when the key is full.
+ */
+static void *
+entry_next(struct config_parser *p, const struct key_def *k)
+{
+	int	*n = key_count(p, k);
+
+	if (*n < 0 || (unsigned int)*n >= k->max) {
+		config_error(p, p->lineno, "[%s] has more than %u %s lines; "
+		    "expected at most %u", section_names[k->section], k->max,
+		    k->name, k->max);
+		return NULL;
+	}
+	return (char *)key_field(p, k) + (size_t)*n * k->size;
+}
+
+/* Commit the element entry_next() returned. */
+static void
+entry_commit(struct config_parser *p, const struct key_def *k)
+{
+	int	*n = key_count(p, k);
+
+	key_state_of(p, k)->entry_line[*n] = p->lineno;
+	(*n)++;
+}
+
+static void
+bad_value(struct config_parser *p, const struct key_def *k, const char *v,
+    const char *why)
+{
+	char	 q[QUOTE_BUF];
+
+	config_error(p, p->lineno, "%s %s %s; expected %s", k->name,
+	    quote(v, q), why, k->expect);
+}
+
+/* ---- value checks -------------------------------------------------------- */
+
+static int
+is_alnum(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9');
+}
+
+static int
+key_name(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	size_t	 i, len = strlen(v);
+
+	if (len > GRGW_NAME_MAX) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	if (!is_alnum((unsigned char)v[0])) {
+		bad_value(p, k, v, "does not start with a letter or digit");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-') {
+			bad_value(p, k, v, "contains a character other than "
+			    "letters, digits, '.', '_' and '-'");
+			return -1;
+		}
+	}
+	memcpy(key_field(p, k), v, len + 1);
+	return 0;
+}
+
+static int
+key_identity(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	size_t	 i, len = strlen(v);
+
+	if (len > GRGW_ID_MAX) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) {
+			bad_value(p, k, v, "contains a space or a character "
+			    "that is not printable ASCII");
+			return -1;
+		}
+	}
+	memcpy(key_field(p, k), v, len + 1);
+	return 0;
+}
+
+/*
+ * Interface names follow the kernel's rules (dev_valid_name): 1 to 15
+ * bytes, not "." or "..", no '/', ':' or whitespace.  We also insist on
+ * printable ASCII, since the name ends up in messages and commands.
+ */
+static const char *
+ifname_problem(const char *v)
+{
+	size_t	 i, len = strlen(v);
+
+	if (len >= IF_NAMESIZE)
+		return "is longer than 15 characters";
+	if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+		return "is not allowed as an interface name";
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '/' || c == ':' || c <= 0x20 || c >= 0x7f)
+			return "contains '/', ':', whitespace or a character "
+			    "that is not printable ASCII";
+	}
+	return NULL;
+}
+
+static int
+key_ifname(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	const char	*why;
+	char		*dst;
+	char		 q[QUOTE_BUF];
+	int		 i, *n;
+
+	if ((why = ifname_problem(v)) != NULL) {
+		bad_value(p, k, v, why);
+		return -1;
+	}
+	if (!(k->flags & KEY_REPEAT)) {
+		snprintf(key_field(p, k), k->size, "%s", v);
+		return 0;
+	}
+	n = key_count(p, k);
+	for (i = 0; i < *n; i++) {
+		dst = (char *)key_field(p, k) + (size_t)i * k->size;
+		if (strcmp(dst, v) == 0) {
+			config_error(p, p->lineno, "%s %s is listed twice "
+			    "(first on line %u); expected each interface once",
+			    k->name, quote(v, q),
+			    key_state_of(p, k)->entry_line[i]);
+			return -1;
+		}
+	}
+	if ((dst = entry_next(p, k)) == NULL)
+		return -1;
+	snprintf(dst, k->size, "%s", v);
+	entry_commit(p, k);
+	return 0;
+}
+
+static const char *
+family_name(int family)
+{
+	return family == AF_INET ? "IPv4" : family == AF_INET6 ? "IPv6" : "?";
+}
+
+/* Why an address cannot be a gateway's own unicast address, or NULL. */
+static const char *
+unicast_problem(const struct grgw_addr *a)
+{
+	static const uint8_t zero[16], mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t loop6[16] = { [15] = 1 };
+	int	 n = addr_len(a->family);
+
+	if (memcmp(a->addr, zero, (size_t)n) == 0)
+		return "is the unspecified address";
+	if (a->family == AF_INET) {
+		if (a->addr[0] == 127)
+			return "is a loopback address";
+		if ((a->addr[0] & 0xf0) == 0xe0)
+			return "is a multicast address";
+		if (memcmp(a->addr, "\xff\xff\xff\xff", 4) == 0)
+			return "is the broadcast address";
+		return NULL;
+	}
+	if (memcmp(a->addr, loop6, 16) == 0)
+		return "is the loopback address";
+	if (a->addr[0] == 0xff)
+		return "is a multicast address";
+	if (memcmp(a->addr, mapped, sizeof(mapped)) == 0)
+		return "is an IPv4-mapped IPv6 address (write it as IPv4)";
+	return NULL;
+}
+
+static int
+parse_unicast(struct config_parser *p, const struct key_def *k,
+    const char *v, struct grgw_addr *out)
+{
+	const char	*why;
+
+	if (addr_parse(v, out) == -1) {
+		bad_value(p, k, v, "is not an IP address (host names are not "
+		    "resolved)");
+		return -1;
+	}
+	if ((why = unicast_problem(out)) != NULL) {
+		bad_value(p, k, v, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+key_address(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	struct grgw_addr	 a;
+
+	if (parse_unicast(p, k, v, &a) == -1)
+		return -1;
+	memcpy(key_field(p, k), &a, sizeof(a));
+	return 0;
+}
+
+static int
+key_lan_address(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	struct grgw_addr	 a, *have, *dst;
+	char			 q[QUOTE_BUF];
+	int			 i, n;
+
+	if (parse_unicast(p, k, v, &a) == -1)
+		return -1;
+	have = key_field(p, k);
+	n = *key_count(p, k);
+	for (i = 0; i < n; i++) {
+		if (have[i].family != a.family)
+			continue;
+		config_error(p, p->lineno, "%s %s is a second %s address in "
+		    "[%s] (the first is on line %u); expected at most one "
+		    "IPv4 and one IPv6 %s", k->name, quote(v, q),
+		    family_name(a.family), section_names[k->section],
+		    key_state_of(p, k)->entry_line[i], k->name);
+		return -1;
+	}
+	if ((dst = entry_next(p, k)) == NULL)
+		return -1;
+	*dst = a;
+	entry_commit(p, k);
+	return 0;
+}
+
+static int
+key_prefix(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	struct grgw_prefix	 pfx, *dst;
+	struct grgw_addr	 a;
+	char			 q[QUOTE_BUF], net[INET6_ADDRSTRLEN + 4];
+	char			 head[INET6_ADDRSTRLEN + 1];
+	const char		*slash;
+
+	if (prefix_parse(v, &pfx) == -1) {
+		if (errno == EDOM) {
+			config_error(p, p->lineno, "%s %s has host bits set; "
+			    "expected a network address such as %s", k->name,
+			    quote(v, q), prefix_fmt(&pfx, net, sizeof(net)));
+			return -1;
+		}
+		if ((slash = strchr(v, '/')) == NULL) {
+			bad_value(p, k, v, "has no /length");
+			return -1;
+		}
+		if ((size_t)(slash - v) >= sizeof(head)) {
+			bad_value(p, k, v, "does not start with an IP address");
+			return -1;
+		}
+		memcpy(head, v, (size_t)(slash - v));
+		head[slash - v] = '\0';
+		if (addr_parse(head, &a) == -1)
+			bad_value(p, k, v, "does not start with an IP address");
+		else if (a.family == AF_INET)
+			bad_value(p, k, v, "has a length that is not a number "
+			    "from 0 to 32");
+		else
+			bad_value(p, k, v, "has a length that is not a number "
+			    "from 0 to 128");
+		return -1;
+	}
+	if ((dst = entry_next(p, k)) == NULL)
+		return -1;
+	*dst = pfx;
+	entry_commit(p, k);
+	return 0;
+}
+
+static int
+key_path(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	size_t	 i, len = strlen(v);
+
+	if (v[0] != '/') {
+		bad_value(p, k, v, "is not an absolute path");
+		return -1;
+	}
+	if (len >= k->size) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (v[i] == ' ' || v[i] == '\t') {
+			bad_value(p, k, v, "contains whitespace");
+			return -1;
+		}
+	}
+	memcpy(key_field(p, k), v, len + 1);
+	return 0;
+}
+
+/*
+ * Strict unsigned integers: decimal without sign or leading zeros, or
+ * hexadecimal with a 0x prefix.  Nothing may follow the digits.
+ */
+static int
+parse_u32(const char *v, uint32_t *out)
+{
+	uint64_t	 n = 0;
+	unsigned int	 d;
+	const char	*s = v;
+	int		 base = 10;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	} else if (s[0] == '0' && s[1] != '\0')
+		return -1;
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s >= '0' && *s <= '9')
+			d = (unsigned int)(*s - '0');
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			d = (unsigned int)(*s - 'a' + 10);
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			d = (unsigned int)(*s - 'A' + 10);
+		else
+			return -1;
+		n = n * (unsigned int)base + d;
+		if (n > UINT32_MAX) {
+			errno = ERANGE;
+			return -2;
+		}
+	}
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int
+key_u32(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	uint32_t	 n;
+	int		 rc;
+
+	if ((rc = parse_u32(v, &n)) == -1) {
+		bad_value(p, k, v, "is not a number");
+		return -1;
+	}
+	if (rc == -2 || n < k->min || n > k->umax) {
+		bad_value(p, k, v, "is out of range");
+		return -1;
+	}
+	memcpy(key_field(p, k), &n, sizeof(n));
+	return 0;
+}
+
+static int
+key_choice(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	const struct choice	*c;
+
+	for (c = k->choices; c->name != NULL; c++) {
+		if (strcmp(c->name, v) == 0) {
+			memcpy(key_field(p, k), &c->value, sizeof(c->value));
+			return 0;
+		}
+	}
+	bad_value(p, k, v, "is not one of the choices");
+	return -1;
+}
+
+static int
+key_log_level(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	enum log_level	 level;
+
+	if (log_level_parse(v, &level) == -1) {
+		bad_value(p, k, v, "is not a log level");
+		return -1;
+	}
+	p->cfg.log_level = level;
+	return 0;
+}
+
+/* ---- lines ---------------------------------------------------------------- */
+
+static int
+is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Trim in place; returns the new start, *len updated. */
+static char *
+trim(char *s, size_t *len)
+{
+	while (*len > 0 && is_blank(s[0])) {
+		s++;
+		(*len)--;
+	}
+	while (*len > 0 && is_blank(s[*len - 1]))
+		(*len)--;
+	s[*len] = '\0';
+	return s;
+}
+
+/*
+ * Offset of the first byte that makes s[0..len) invalid UTF-8 or a
+ * control character other than tab, or len if there is none.
+ */
+static size_t
+text_problem(const char *s, size_t len, const char **why)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i = 0, n, j;
+	uint32_t		 cp;
+
+	while (i < len) {
+		if (u[i] < 0x80) {
+			if ((u[i] < 0x20 && u[i] != '\t') || u[i] == 0x7f) {
+				*why = "a control character";
+				return i;
+			}
+			i++;
+			continue;
+		}
+		if (u[i] >= 0xc2 && u[i] <= 0xdf) {
+			n = 1;
+			cp = u[i] & 0x1f;
+		} else if (u[i] >= 0xe0 && u[i] <= 0xef) {
+			n = 2;
+			cp = u[i] & 0x0f;
+		} else if (u[i] >= 0xf0 && u[i] <= 0xf4) {
+			n = 3;
+			cp = u[i] & 0x07;
+		} else
+			goto bad;
+		if (len - i <= n)
+			goto bad;
+		for (j = 1; j <= n; j++) {
+			if ((u[i + j] & 0xc0) != 0x80)
+				goto bad;
+			cp = (cp << 6) | (u[i + j] & 0x3f);
+		}
+		/* Overlong forms, surrogates, beyond U+10FFFF. */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			goto bad;
+		i += n + 1;
+	}
+	return len;
+bad:
+	*why = "bytes that are not UTF-8";
+	return i;
+}
+
+static void
+unknown_key(struct config_parser *p, const char *key)
+{
+	char		 list[512], q[QUOTE_BUF], elsewhere[64] = "";
+	size_t		 o = 0;
+	int		 i;
+
+	list[0] = '\0';
+	for (i = 0; i < K_COUNT; i++) {
+		if ((int)key_defs[i].section != p->section) {
+			if (elsewhere[0] == '\0' &&
+			    strcmp(key_defs[i].name, key) == 0)
+				snprintf(elsewhere, sizeof(elsewhere),
+				    " (it belongs in [%s])",
+				    section_names[key_defs[i].section]);
+			continue;
+		}
+		if (o < sizeof(list))
+			o += (size_t)snprintf(list + o, sizeof(list) - o,
+			    "%s%s", o == 0 ? "" : ", ", key_defs[i].name);
+	}
+	config_error(p, p->lineno, "unknown key %s in [%s]%s; expected one "
+	    "of: %s", quote(key, q), section_names[p->section], elsewhere,
+	    list);
+}
+
+/* "[site], [peer], ... or [daemon]", from the table. */
+static const char *
+section_list(char *buf, size_t size)
+{
+	size_t	 o = 0;
+	int	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < SEC_COUNT && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s[%s]",
+		    i == 0 ? "" : i + 1 == SEC_COUNT ? " or " : ", ",
+		    section_names[i]);
+	return buf;
+}
+
+static int
+parse_section(struct config_parser *p, char *s, size_t len)
+{
+	char	 q[QUOTE_BUF], list[256];
+	char	*name;
+	size_t	 nlen;
+	int	 i;
+
+	if (s[len - 1] != ']') {
+		p->section = SEC_UNKNOWN;
+		config_error(p, p->lineno, "section header %s does not end "
+		    "with ']'; expected one of %s alone on the line",
+		    quote(s, q), section_list(list, sizeof(list)));
+		return -1;
+	}
+	quote(s, q);
+	nlen = len - 2;
+	name = trim(s + 1, &nlen);
+	for (i = 0; i < SEC_COUNT; i++)
+		if (strcmp(section_names[i], name) == 0)
+			break;
+	if (i == SEC_COUNT) {
+		p->section = SEC_UNKNOWN;
+		config_error(p, p->lineno, "unknown section %s; expected one "
+		    "of %s", q, section_list(list, sizeof(list)));
+		return -1;
+	}
+	p->section = i;
+	if (p->section_line[i] != 0) {
+		config_error(p, p->lineno, "section [%s] appears again (first "
+		    "on line %u); expected each section once", name,
+		    p->section_line[i]);
+		return -1;
+	}
+	p->section_line[i] = p->lineno;
+	return 0;
+}
+
+static int
+parse_setting(struct config_parser *p, char *s, size_t len)
+{
+	const struct key_def	*k = NULL;
+	struct key_state	*ks;
+	char			*eq, *key, *val;
+	char			 q[QUOTE_BUF];
+	size_t			 klen, vlen;
+	int			 i;
+
+	if ((eq = memchr(s, '=', len)) == NULL) {
+		config_error(p, p->lineno, "%s is not a setting; expected "
+		    "key = value, a [section] header or a # comment",
+		    quote(s, q));
+		return -1;
+	}
+	klen = (size_t)(eq - s);
+	vlen = len - klen - 1;
+	key = trim(s, &klen);
+	val = trim(eq + 1, &vlen);
+	if (klen == 0) {
+		config_error(p, p->lineno, "setting has no key before '='; "
+		    "expected key = value");
+		return -1;
+	}
+	if (p->section == SEC_UNKNOWN)
+		return -1;		/* the header was reported already */
+	if (p->section == SEC_NONE) {
+		config_error(p, p->lineno, "key %s is outside any section; "
+		    "expected a section header such as [site] before it",
+		    quote(key, q));
+		return -1;
+	}
+	for (i = 0; i < K_COUNT; i++) {
+		if ((int)key_defs[i].section == p->section &&
+		    strcmp(key_defs[i].name, key) == 0) {
+			k = &key_defs[i];
+			break;
+		}
+	}
+	if (k == NULL) {
+		unknown_key(p, key);
+		return -1;
+	}
+	ks = key_state_of(p, k);
+	if (ks->line != 0 && !(k->flags & KEY_REPEAT)) {
+		config_error(p, p->lineno, "duplicate key %s in [%s] (first "
+		    "set on line %u); expected it once", k->name,
+		    section_names[k->section], ks->line);
+		return -1;
+	}
+	if (ks->line == 0)
+		ks->line = p->lineno;
+	if (vlen == 0) {
+		ks->invalid = 1;
+		config_error(p, p->lineno, "%s has no value; expected %s",
+		    k->name, k->expect);
+		return -1;
+	}
+	if (k->parse(p, k, val) == -1) {
+		ks->invalid = 1;
+		return -1;
+	}
+	ks->valid = 1;
+	return 0;
+}
+
+int
+config_parse_line(struct config_parser *p, const char *line, size_t len)
+{
+	const char	*why = NULL;
+	char		*s;
+	size_t		 i, bad;
+	size_t		 seen;
+
+	if (p == NULL || (line == NULL && len != 0) || p->finished) {
+		errno = EINVAL;
+		return -1;
+	}
+	p->lineno++;
+	seen = p->n_seen;
+	if (len > CONFIG_LINE_MAX) {
+		config_error(p, p->lineno, "line is %zu bytes long; expected "
+		    "at most %d bytes", len, CONFIG_LINE_MAX);
+		return -1;
+	}
+	if (len > 0)
+		memcpy(p->buf, line, len);
+	s = trim(p->buf, &len);
+	if ((bad = text_problem(s, len, &why)) != len) {
+		config_error(p, p->lineno, "line has %s at column %zu; "
+		    "expected UTF-8 text without control characters", why,
+		    (size_t)(s - p->buf) + bad + 1);
+		return -1;
+	}
+
+	/* A comment starts at '#' that opens the line or follows a blank. */
+	for (i = 0; i < len; i++) {
+		if (s[i] == '#' && (i == 0 || s[i - 1] == ' ' ||
+		    s[i - 1] == '\t')) {
+			len = i;
+			s = trim(s, &len);
+			break;
+		}
+	}
+	if (len == 0)
+		return 0;
+	if (s[0] == '[')
+		parse_section(p, s, len);
+	else
+		parse_setting(p, s, len);
+	return p->n_seen == seen ? 0 : -1;
+}
+
+/* ---- whole-file checks ---------------------------------------------------- */
+
+/* Line of a section header, 0 when the section is absent. */
+static unsigned int
+section_line(const struct config_parser *p, enum section_id sec)
+{
+	return p->section_line[sec];
+}
+
+static void
+check_required(struct config_parser *p)
+{
+	const struct key_def	*k;
+	int			 i;
+
+	for (i = 0; i < K_COUNT; i++) {
+		k = &key_defs[i];
+		if (!(k->flags & KEY_REQUIRED) || p->keys[i].line != 0)
+			continue;
+		config_error(p, section_line(p, k->section), "[%s] %s is "
+		    "missing; expected %s \"%s = ...\" line with %s",
+		    section_names[k->section], k->name,
+		    (k->flags & KEY_REPEAT) ? "at least one" : "a",
+		    k->name, k->expect);
+	}
+}
+
+static void
+check_auth(struct config_parser *p)
+{
+	static const enum key_id cert_keys[] = {
+		K_AUTH_CERT, K_AUTH_KEY, K_AUTH_CA };
+	unsigned int	 psk = p->keys[K_AUTH_PSK].line, cert = 0, l;
+	size_t		 i;
+
+	for (i = 0; i < nitems(cert_keys); i++) {
+		l = p->keys[cert_keys[i]].line;
+		if (l != 0 && (cert == 0 || l < cert))
+			cert = l;
+	}
+	if (psk != 0 && cert != 0) {
+		config_error(p, psk > cert ? psk : cert, "[auth] has both "
+		    "psk_file (line %u) and certificate settings (line %u); "
+		    "expected either psk_file alone, or certificate, "
+		    "private_key and ca", psk, cert);
+		return;
+	}
+	if (psk != 0) {
+		p->cfg.auth = GRGW_AUTH_PSK;
+		return;
+	}
+	if (cert == 0) {
+		config_error(p, section_line(p, SEC_AUTH), "[auth] has no "
+		    "authentication method; expected psk_file = PATH, or "
+		    "certificate, private_key and ca");
+		return;
+	}
+	p->cfg.auth = GRGW_AUTH_CERT;
+	for (i = 0; i < nitems(cert_keys); i++) {
+		if (p->keys[cert_keys[i]].line != 0)
+			continue;
+		p->cfg.auth = GRGW_AUTH_NONE;
+		config_error(p, section_line(p, SEC_AUTH), "[auth] %s is "
+		    "missing; expected certificate, private_key and ca "
+		    "together (%s)", key_defs[cert_keys[i]].name,
+		    key_defs[cert_keys[i]].expect);
+	}
+}
+
+static void
+check_names(struct config_parser *p)
+{
+	struct grgw_side	*site = &p->cfg.site, *peer = &p->cfg.peer;
+	struct key_state	*ks = p->keys;
+	char			 q[QUOTE_BUF];
+	unsigned int		 line;
+
+	/* An identity defaults to the name. */
+	if (ks[K_SITE_ID].line == 0 && ks[K_SITE_NAME].valid)
+		snprintf(site->id, sizeof(site->id), "%s", site->name);
+	if (ks[K_PEER_ID].line == 0 && ks[K_PEER_NAME].valid)
+		snprintf(peer->id, sizeof(peer->id), "%s", peer->name);
+
+	if (ks[K_SITE_NAME].valid && ks[K_PEER_NAME].valid &&
+	    strcmp(site->name, peer->name) == 0)
+		config_error(p, ks[K_PEER_NAME].line, "[peer] name %s is the "
+		    "[site] name too (line %u); expected the other site's "
+		    "name", quote(peer->name, q), ks[K_SITE_NAME].line);
+	else if (site->id[0] != '\0' && peer->id[0] != '\0' &&
+	    strcmp(site->id, peer->id) == 0) {
+		line = ks[K_PEER_ID].line ? ks[K_PEER_ID].line :
+		    ks[K_PEER_NAME].line;
+		config_error(p, line, "[peer] id %s is the [site] id too "
+		    "(line %u); expected the identity the other site "
+		    "authenticates with", quote(peer->id, q),
+		    ks[K_SITE_ID].line ? ks[K_SITE_ID].line :
+		    ks[K_SITE_NAME].line);
+	}
+}
+
+static void
+check_interfaces(struct config_parser *p)
+{
+	struct grgw_side	*site = &p->cfg.site;
+	struct key_state	*ks = p->keys;
+	const char		*xfrm = p->cfg.xfrm_interface;
+	char			 q[QUOTE_BUF];
+	unsigned int		 line;
+	int			 i;
+
+	if (ks[K_SITE_WAN_IF].valid && strcmp(site->wan_interface, xfrm) == 0) {
+		line = ks[K_DP_IF].line ? ks[K_DP_IF].line :
+		    ks[K_SITE_WAN_IF].line;
+		config_error(p, line, "[dataplane] interface %s is also the "
+		    "[site] wan_interface (line %u); expected a name of its "
+		    "own for the tunnel interface", quote(xfrm, q),
+		    ks[K_SITE_WAN_IF].line);
+	}
+	for (i = 0; i < site->n_lan_interfaces; i++) {
+		if (strcmp(site->lan_interfaces[i], xfrm) != 0)
+			continue;
+		line = ks[K_DP_IF].line ? ks[K_DP_IF].line :
+		    ks[K_SITE_LAN_IF].entry_line[i];
+		config_error(p, line, "[dataplane] interface %s is also a "
+		    "[site] lan_interface (line %u); expected a name of its "
+		    "own for the tunnel interface", quote(xfrm, q),
+		    ks[K_SITE_LAN_IF].entry_line[i]);
+	}
+}
+
+/* Each side: its LAN addresses in its prefixes, its prefixes distinct. */
+static void
+check_side(struct config_parser *p, const struct side_keys *sk)
+{
+	struct grgw_side	*s = side_of(p, sk);
+	struct key_state	*la = &p->keys[sk->lan_addr];
+	struct key_state	*pf = &p->keys[sk->prefix];
+	const char		*sec = section_names[sk->section];
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN + 4];
+	char			 c[INET6_ADDRSTRLEN + 4], list[1024];
+	size_t			 o;
+	int			 i, j;
+
+	for (i = 0; i < s->n_prefixes; i++) {
+		for (j = 0; j < i; j++) {
+			if (!prefix_overlaps(&s->prefixes[i], &s->prefixes[j]))
+				continue;
+			config_error(p, pf->entry_line[i], "[%s] prefix %s "
+			    "overlaps [%s] prefix %s (line %u); expected each "
+			    "network once", sec, prefix_fmt(&s->prefixes[i],
+			    b, sizeof(b)), sec, prefix_fmt(&s->prefixes[j], c,
+			    sizeof(c)), pf->entry_line[j]);
+			break;
+		}
+	}
+	/* With a prefix missing or refused, the user has that to fix first. */
+	if (s->n_prefixes == 0 || pf->invalid)
+		return;
+
+	o = 0;
+	list[0] = '\0';
+	for (j = 0; j < s->n_prefixes && o < sizeof(list); j++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
+		    j == 0 ? "" : j + 1 == s->n_prefixes ? " or " : ", ",
+		    prefix_fmt(&s->prefixes[j], b, sizeof(b)));
+	for (i = 0; i < s->n_lan_addresses; i++) {
+		for (j = 0; j < s->n_prefixes; j++)
+			if (prefix_contains(&s->prefixes[j],
+			    &s->lan_addresses[i]))
+				break;
+		if (j < s->n_prefixes)
+			continue;
+		config_error(p, la->entry_line[i], "[%s] lan_address %s is "
+		    "not inside any [%s] prefix; expected an address in %s",
+		    sec, addr_fmt(&s->lan_addresses[i], a, sizeof(a)), sec,
+		    list);
+	}
+}
+
+/* The sites must not share address space; the tunnel would swallow it. */
+static void
+check_overlap(struct config_parser *p)
+{
+	struct grgw_side	*site = &p->cfg.site, *peer = &p->cfg.peer;
+	struct key_state	*sp = &p->keys[K_SITE_PREFIX];
+	struct key_state	*pp = &p->keys[K_PEER_PREFIX];
+	char			 b[INET6_ADDRSTRLEN + 4], c[INET6_ADDRSTRLEN + 4];
+	int			 i, j;
+
+	for (i = 0; i < peer->n_prefixes; i++) {
+		for (j = 0; j < site->n_prefixes; j++) {
+			if (!prefix_overlaps(&peer->prefixes[i],
+			    &site->prefixes[j]))
+				continue;
+			config_error(p, pp->entry_line[i], "[peer] prefix %s "
+			    "overlaps [site] prefix %s (line %u); expected "
+			    "the two sites to use separate networks",
+			    prefix_fmt(&peer->prefixes[i], b, sizeof(b)),
+			    prefix_fmt(&site->prefixes[j], c, sizeof(c)),
+			    sp->entry_line[j]);
+		}
+	}
+}
+
+/* The WAN addresses: same family, distinct, outside the tunnelled nets. */
+static void
+check_wan(struct config_parser *p)
+{
+	const struct key_def	*wk[2] = {
+		&key_defs[K_SITE_WAN_ADDR], &key_defs[K_PEER_ADDR] };
+	struct grgw_addr	*w[2] = {
+		&p->cfg.site.wan_address, &p->cfg.peer.wan_address };
+	struct key_state	*ks[2] = {
+		&p->keys[K_SITE_WAN_ADDR], &p->keys[K_PEER_ADDR] };
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	char			 c[INET6_ADDRSTRLEN + 4];
+	struct grgw_side	*s;
+	size_t			 i, j;
+	int			 n;
+
+	if (ks[0]->valid && ks[1]->valid) {
+		if (w[0]->family != w[1]->family)
+			config_error(p, ks[1]->line, "[peer] address %s is %s "
+			    "but [site] wan_address %s (line %u) is %s; "
+			    "expected both WAN addresses in the same family",
+			    addr_fmt(w[1], a, sizeof(a)),
+			    family_name(w[1]->family),
+			    addr_fmt(w[0], b, sizeof(b)), ks[0]->line,
+			    family_name(w[0]->family));
+		else if (addr_equal(w[0], w[1]))
+			config_error(p, ks[1]->line, "[peer] address %s is the "
+			    "[site] wan_address too (line %u); expected the "
+			    "other gateway's WAN address",
+			    addr_fmt(w[1], a, sizeof(a)), ks[0]->line);
+	}
+	for (i = 0; i < 2; i++) {
+		if (!ks[i]->valid)
+			continue;
+		for (j = 0; j < nitems(sides); j++) {
+			s = side_of(p, &sides[j]);
+			for (n = 0; n < s->n_prefixes; n++) {
+				if (!prefix_contains(&s->prefixes[n], w[i]))
+					continue;
+				config_error(p, ks[i]->line, "[%s] %s %s is "
+				    "inside [%s] prefix %s (line %u); expected "
+				    "a WAN address outside the networks the "
+				    "tunnel carries",
+				    section_names[wk[i]->section], wk[i]->name,
+				    addr_fmt(w[i], a, sizeof(a)),
+				    section_names[sides[j].section],
+				    prefix_fmt(&s->prefixes[n], c, sizeof(c)),
+				    p->keys[sides[j].prefix].entry_line[n]);
+			}
+		}
+	}
+}
+
+/* ---- files the config names ---------------------------------------------- */
+
+static void
+check_readable(struct config_parser *p, enum key_id id, const char *path)
+{
+	struct stat	 st;
+	unsigned int	 line = p->keys[id].line;
+	const char	*name = key_defs[id].name;
+	int		 fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			config_error(p, line, "%s %s does not exist; expected "
+			    "a readable file", name, path);
+		else
+			config_error(p, line, "%s %s cannot be opened: %s; "
+			    "expected a readable file", name, path,
+			    strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) == -1)
+		config_error(p, line, "%s %s cannot be examined: %s", name,
+		    path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		config_error(p, line, "%s %s is not a regular file; expected "
+		    "a readable file", name, path);
+	close(fd);
+}
+
+static void
+check_secret(struct config_parser *p, enum key_id id, const char *path)
+{
+	struct grgw_psk	 psk;
+	char		 err[PATH_MAX * 2 + 256];
+
+	if (secret_file_check(path, err, sizeof(err)) == -1) {
+		config_error(p, p->keys[id].line, "%s %s", key_defs[id].name,
+		    err);
+		return;
+	}
+	if (id != K_AUTH_PSK)
+		return;
+	if (psk_load(path, &psk, err, sizeof(err)) == -1) {
+		config_error(p, p->keys[id].line, "%s %s", key_defs[id].name,
+		    err);
+		return;
+	}
+	psk_free(&psk);
+}
+
+static void
+check_files(struct config_parser *p)
+{
+	struct key_state	*ks = p->keys;
+
+	if (ks[K_AUTH_PSK].valid)
+		check_secret(p, K_AUTH_PSK, p->cfg.psk_file);
+	if (ks[K_AUTH_CERT].valid)
+		check_readable(p, K_AUTH_CERT, p->cfg.cert_file);
+	if (ks[K_AUTH_KEY].valid)
+		check_secret(p, K_AUTH_KEY, p->cfg.key_file);
+	if (ks[K_AUTH_CA].valid)
+		check_readable(p, K_AUTH_CA, p->cfg.ca_file);
+}
+
+/* ---- API -------------------------------------------------------------- */
+
+struct config_parser *
+config_parse_new(const char *filename)
+{
+	struct config_parser	*p;
+	struct grgw_config	*c;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	snprintf(p->file, sizeof(p->file), "%s",
+	    filename != NULL ? filename : "(config)");
+	p->section = SEC_NONE;
+
+	c = &p->cfg;
+	snprintf(c->path, sizeof(c->path), "%s", p->file);
+	c->auth = GRGW_AUTH_NONE;
+	c->dataplane = GRGW_DP_AUTO;
+	snprintf(c->xfrm_interface, sizeof(c->xfrm_interface), "%s",
+	    GRGW_DEFAULT_XFRM_IF);
+	c->if_id = GRGW_DEFAULT_IF_ID;
+	c->table = GRGW_DEFAULT_TABLE;
+	c->mtu = GRGW_DEFAULT_MTU;
+	snprintf(c->run_dir, sizeof(c->run_dir), "%s", GRGW_DEFAULT_RUN_DIR);
+	snprintf(c->charon_path, sizeof(c->charon_path), "%s",
+	    GRGW_DEFAULT_CHARON);
+	c->log_level = LOG_LVL_INFO;
+	return p;
+}
+
+static int
+parse_finish(struct config_parser *p, struct grgw_config *out,
+    int with_files)
+{
+	size_t	 i;
+
+	if (p == NULL || p->finished) {
+		errno = EINVAL;
+		return -1;
+	}
+	p->finished = 1;
+	check_required(p);
+	check_auth(p);
+	check_names(p);
+	check_interfaces(p);
+	for (i = 0; i < nitems(sides); i++)
+		check_side(p, &sides[i]);
+	check_overlap(p);
+	check_wan(p);
+	if (with_files)
+		check_files(p);
+
+	if (p->n_seen != 0 || p->oom) {
+		if (out != NULL)
+			memset(out, 0, sizeof(*out));
+		errno = p->oom && p->n_seen == 0 ? ENOMEM : EINVAL;
+		return -1;
+	}
+	if (out != NULL)
+		*out = p->cfg;
+	return 0;
+}
+
+int
+config_parse_finish(struct config_parser *p, struct grgw_config *out)
+{
+	return parse_finish(p, out, 0);
+}
+
+size_t
+config_parse_error_count(const struct config_parser *p)
+{
+	if (p == NULL)
+		return 0;
+	return p->n_errors + (p->oom ? 1 : 0);
+}
+
+const char *
+config_parse_error(const struct config_parser *p, size_t i)
+{
+	if (p == NULL)
+		return NULL;
+	if (i < p->n_errors)
+		return p->errors[i];
+	if (i == p->n_errors && p->oom)
+		return "out of memory while recording configuration errors";
+	return NULL;
+}
+
+void
+config_parse_free(struct config_parser *p)
+{
+	size_t	 i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n_errors; i++)
+		free(p->errors[i]);
+	free(p->errors);
+	free(p);
+}
+
+/* Join every recorded error, one per line, into a string for the caller. */
+static char *
+errors_join(const struct config_parser *p)
+{
+	size_t	 i, n, len = 1, o = 0;
+	char	*s;
+
+	n = config_parse_error_count(p);
+	for (i = 0; i < n; i++)
+		len += strlen(config_parse_error(p, i)) + 1;
+	if ((s = malloc(len)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		const char *e = config_parse_error(p, i);
+		size_t elen = strlen(e);
+
+		memcpy(s + o, e, elen);
+		o += elen;
+		s[o++] = '\n';
+	}
+	s[o] = '\0';
+	return s;
+}
+
+/* Read a whole regular file of at most CONFIG_FILE_MAX bytes. */
+static int
+read_config_file(struct config_parser *p, const char *path, char **out,
+    size_t *outlen)
+{
+	struct stat	 st;
+	char		*buf = NULL, *nbuf;
+	size_t		 cap, have = 0;
+	ssize_t		 n;
+	int		 fd, rc = -1;
+
+	*out = NULL;
+	*outlen = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		config_error(p, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		config_error(p, 0, "cannot examine: %s", strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_error(p, 0, "is not a regular file; expected a "
+		    "configuration file");
+		goto cleanup;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		config_error(p, 0, "is %lld bytes long; expected at most %d "
+		    "bytes", (long long)st.st_size, CONFIG_FILE_MAX);
+		goto cleanup;
+	}
+	cap = (size_t)st.st_size + 1;
+	if ((buf = malloc(cap)) == NULL) {
+		config_error(p, 0, "cannot read: %s", strerror(errno));
+		goto cleanup;
+	}
+	for (;;) {
+		if (have == cap) {
+			/* It grew since fstat; allow up to one byte over. */
+			cap = cap * 2 > CONFIG_FILE_MAX + 1 ?
+			    CONFIG_FILE_MAX + 1 : cap * 2;
+			if (have == cap) {
+				config_error(p, 0, "is longer than %d bytes; "
+				    "expected a smaller file",
+				    CONFIG_FILE_MAX);
+				goto cleanup;
+			}
+			if ((nbuf = realloc(buf, cap)) == NULL) {
+				config_error(p, 0, "cannot read: %s",
+				    strerror(errno));
+				goto cleanup;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + have, cap - have);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			config_error(p, 0, "cannot read: %s", strerror(errno));
+			goto cleanup;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	if (have > CONFIG_FILE_MAX) {
+		config_error(p, 0, "is longer than %d bytes; expected a "
+		    "smaller file", CONFIG_FILE_MAX);
+		goto cleanup;
+	}
+	*out = buf;
+	*outlen = have;
+	buf = NULL;
+	rc = 0;
+
+cleanup:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int
+config_load(const char *path, struct grgw_config *out, char **errs)
+{
+	struct config_parser	*p;
+	char			*text = NULL, *nl;
+	size_t			 len = 0, start = 0;
+	int			 rc = -1;
+
+	if (errs != NULL)
+		*errs = NULL;
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (path == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((p = config_parse_new(path)) == NULL)
+		return -1;
+
+	if (read_config_file(p, path, &text, &len) == 0) {
+		while (start < len) {
+			nl = memchr(text + start, '\n', len - start);
+			if (nl == NULL) {
+				config_parse_line(p, text + start, len - start);
+				break;
+			}
+			config_parse_line(p, text + start,
+			    (size_t)(nl - (text + start)));
+			start = (size_t)(nl - text) + 1;
+		}
+		rc = parse_finish(p, out, 1);
+	}
+
+	if (rc == -1 && errs != NULL)
+		*errs = errors_join(p);
+	free(text);
+	config_parse_free(p);
+	if (rc == -1)
+		errno = EINVAL;
+	return rc;
+}
+
+void
+config_site_dir(const struct grgw_config *cfg, char *buf, size_t size)
+{
+	size_t	 len;
+
+	if (buf == NULL || size == 0)
+		return;
+	if (cfg == NULL) {
+		buf[0] = '\0';
+		return;
+	}
+	len = strlen(cfg->run_dir);
+	/* Avoid "//" when run_dir ends with a slash (or is "/"). */
+	snprintf(buf, size, "%s%s%s", cfg->run_dir,
+	    len > 0 && cfg->run_dir[len - 1] == '/' ? "" : "/",
+	    cfg->site.name);
+}
+
+const char *
+config_dataplane_name(enum grgw_dataplane dp)
+{
+	switch (dp) {
+	case GRGW_DP_AUTO:
+		return "auto";
+	case GRGW_DP_KERNEL:
+		return "kernel";
+	case GRGW_DP_LIBIPSEC:
+		return "libipsec";
+	}
+	return "unknown";
+}

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Everything `make check` runs, with one tally at the end:
+#   unit tests (cmocka), plain and under ASan+UBSan
+#   fuzz smoke runs (libFuzzer) of every parser
+#   kernel tests of netlink/ in a throwaway network namespace
+#   the two-site lab tests
+# usage: check.sh BUILD_DIR UNIT_TEST...
+set -u
+b=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+passed=0
+failed=0
+failures=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+note() { printf '\n##### %s\n' "$*"; }
+
+# Adds the counts of a runner's closing lines to the tally.
+tally() {
+	local name=$1 rc=$2 p f
+	p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+	f=$(grep -Eo '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+	if grep -Eq '^[0-9]+ passed, [0-9]+ failed' "$log"; then
+		p=$((p + $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | awk '{print $1}')))
+		f=$((f + $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | awk '{print $3}')))
+	fi
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		# A stage without a counting runner counts as one test.
+		if [ "$rc" -eq 0 ]; then p=1; else f=1; fi
+	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then failures+=("$name"); fi
+}
+
+stage() {
+	local name=$1 rc
+	shift
+	note "$name"
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	tally "$name" "$rc"
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "check.sh: the kernel and lab tests need root" >&2
+	exit 1
+fi
+
+for t in "$@"; do
+	stage "unit $t" "$b/unit/$t"
+	stage "unit $t (ASan+UBSan)" env ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$b/unit-asan/$t"
+done
+stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
+stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh
+stage "netlink kernel tests" "$here/netlink/run.sh"
+stage "two-site lab" "$here/lab/run-tests.sh"
+
+note "summary"
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

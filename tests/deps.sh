@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install every Debian package grgw needs to build, test and run.
+# Idempotent: packages already present are not fetched again.
+set -eu
+
+PKGS="make gcc clang libc6-dev pkg-config
+libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev
+strongswan-charon strongswan-swanctl libcharon-extra-plugins
+libstrongswan-standard-plugins
+iproute2 iputils-ping tcpdump nftables jq python3 netcat-openbsd procps
+util-linux kmod iperf3 shellcheck"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: run as root (it installs packages with apt-get)" >&2
+	exit 1
+fi
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	    grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+if [ -z "$missing" ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

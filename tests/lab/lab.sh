@@ -1,0 +1,262 @@
+#!/bin/bash
+#
+# Two sites and a WAN in network namespaces (all named grgwlab-*).
+#
+#   site A: 198.18.1.0/24, 2001:db8:a::/64          site B: 198.18.2.0/24, 2001:db8:b::/64
+#
+#   vellum-a                                                                  vellum-b
+#   eth0 .11 ::11 --+                                                    +-- eth0 .11 ::11
+#                   |   gw-a                 router                gw-b  |
+#                   |  +--------+        +------------+        +--------+|
+#                   +--| lan0   |  wan0  |wan-a  wan-b|  wan0  |   lan0 |+
+#                   |  | .1 ::1 |--------|.1        .1|--------| .1 ::1 ||
+#                   |  | grgw   |        | forwards,  |        |   grgw ||
+#   sprout-a        |  +--------+        | (1:1 NAT)  |        +--------+|  sprout-b
+#   eth0 .12 ::12 --+  192.0.2.10        +------------+     198.51.100.10+-- eth0 .12 ::12
+#
+#   lan0 is a bridge in the gateway's namespace; the nodes' eth0 are veths
+#   plugged into it, with default routes (IPv4 and IPv6) via the gateway.
+#   WAN is IPv4 only: 192.0.2.0/24 (A side) and 198.51.100.0/24 (B side),
+#   the gateways' default route is the router.  The router knows no site
+#   prefix: whatever reaches it from a LAN is either tunnelled or a leak.
+#
+#   --nat: the router presents gw-a as 203.0.113.10 and gw-b as 203.0.113.20
+#   (DNAT in prerouting, SNAT in postrouting) and drops anything sent to a
+#   gateway's own address from the other side, so the gateways must use the
+#   public ones.
+#
+# Usage:
+#   lab.sh up [--nat]        build the lab (removes leftovers first)
+#   lab.sh down              remove every grgwlab-* namespace and its processes
+#   lab.sh exec NODE CMD...  run CMD in NODE (gw-a, vellum-a, router, ...)
+#   lab.sh conf DIR [--nat]  render site-a.conf/site-b.conf (and a key) into DIR
+#   lab.sh demo              up, grgw on both sites, traffic, capture, down
+#
+# Environment: GRGW (path to the grgw binary, default ../../grgw).
+
+set -eu
+
+# shellcheck source=tests/lab/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+# ---- topology ---------------------------------------------------------------
+
+lab_up() {
+	local mode=${1:-plain} node site host n
+
+	lab_down
+	for node in "${LAB_NODES[@]}"; do
+		ip netns add "$NS_PREFIX$node"
+		on "$node" ip link set lo up
+		# Deterministic start, whatever the host has: forwarding only on
+		# the router (grgw turns it on in the gateways), no DAD anywhere.
+		on "$node" sysctl -qw net.ipv4.ip_forward=0
+		on "$node" sysctl -qw net.ipv6.conf.all.forwarding=0
+		on "$node" sysctl -qw net.ipv6.conf.all.accept_dad=0
+		on "$node" sysctl -qw net.ipv6.conf.default.accept_dad=0
+	done
+	router sysctl -qw net.ipv4.ip_forward=1
+
+	for site in a b; do
+		n=$([ "$site" = a ] && echo 1 || echo 2)
+		on "gw-$site" ip link add lan0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0
+		on "gw-$site" ip addr add "198.18.$n.1/24" dev lan0
+		on "gw-$site" ip addr add "2001:db8:$site::1/64" dev lan0 nodad
+		on "gw-$site" ip link set lan0 up
+		for host in vellum:11 sprout:12; do
+			node=${host%:*}-$site
+			ip -n "$NS_PREFIX$node" link add eth0 type veth peer name "${host%:*}" netns "${NS_PREFIX}gw-$site"
+			on "gw-$site" ip link set "${host%:*}" master lan0 up
+			on "$node" ip addr add "198.18.$n.${host#*:}/24" dev eth0
+			on "$node" ip addr add "2001:db8:$site::${host#*:}/64" dev eth0 nodad
+			on "$node" ip link set eth0 up
+			on "$node" ip route add default via "198.18.$n.1"
+			on "$node" ip -6 route add default via "2001:db8:$site::1"
+		done
+	done
+
+	ip -n "${NS_PREFIX}gw-a" link add wan0 type veth peer name wan-a netns "${NS_PREFIX}router"
+	ip -n "${NS_PREFIX}gw-b" link add wan0 type veth peer name wan-b netns "${NS_PREFIX}router"
+	router ip addr add "$ROUTER_A/24" dev wan-a
+	router ip addr add "$ROUTER_B/24" dev wan-b
+	router ip link set wan-a up
+	router ip link set wan-b up
+	gw_a ip addr add "$GW_A_WAN/24" dev wan0
+	gw_b ip addr add "$GW_B_WAN/24" dev wan0
+	gw_a ip link set wan0 up
+	gw_b ip link set wan0 up
+	gw_a ip route add default via "$ROUTER_A"
+	gw_b ip route add default via "$ROUTER_B"
+
+	if [ "$mode" = nat ]; then
+		router nft -f - <<-EOF
+		table ip grgwlab_nat {
+			chain prerouting {
+				type nat hook prerouting priority dstnat; policy accept;
+				iifname "wan-b" ip daddr $GW_A_PUBLIC dnat to $GW_A_WAN
+				iifname "wan-a" ip daddr $GW_B_PUBLIC dnat to $GW_B_WAN
+			}
+			chain postrouting {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "wan-b" ip saddr $GW_A_WAN snat to $GW_A_PUBLIC
+				oifname "wan-a" ip saddr $GW_B_WAN snat to $GW_B_PUBLIC
+			}
+			chain forward {
+				type filter hook forward priority filter; policy accept;
+				ct original ip daddr { $GW_A_WAN, $GW_B_WAN } drop
+			}
+		}
+		EOF
+	fi
+}
+
+# lab_down: end every process in a lab namespace (TERM, then KILL, each
+# bounded), delete the namespaces and the runtime directories of the
+# lab's sites.  Touches nothing outside grgwlab-*.
+lab_down() {
+	local pids site
+
+	pids=$(lab_processes | awk '{ print $1 }')
+	if [ -n "$pids" ]; then
+		# shellcheck disable=SC2086
+		kill -TERM $pids 2>/dev/null || true
+		if ! wait_until 10 lab_no_processes; then
+			pids=$(lab_processes | awk '{ print $1 }')
+			# shellcheck disable=SC2086
+			[ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+			wait_until 5 lab_no_processes || {
+				echo "lab.sh: processes still in the lab namespaces:" >&2
+				lab_processes >&2
+			}
+		fi
+	fi
+	for ns in $(lab_namespaces); do
+		ip netns del "$ns"
+	done
+	for site in site-a site-b; do
+		site=$(conf_value "$LAB_HERE/$site.conf" site name)
+		[ -n "$site" ] && rm -rf "/run/grgw/$site"
+	done
+	return 0
+}
+lab_no_processes() { [ -z "$(lab_processes)" ]; }
+
+# lab_conf DIR [plain|nat]: rendered configs and a key, ready for grgw
+lab_conf() {
+	local dir=$1 mode=${2:-plain}
+	mkdir -p "$dir"
+	[ -s "$dir/psk" ] || new_psk "$dir/psk"
+	render_conf "$LAB_HERE/site-a.conf" "$dir/site-a.conf" "$dir" "$mode"
+	render_conf "$LAB_HERE/site-b.conf" "$dir/site-b.conf" "$dir" "$mode"
+}
+
+# ---- demo -------------------------------------------------------------------
+
+demo_cleanup() {
+	set +e
+	capture_stop_all
+	if [ -n "${CONF_A:-}" ] && [ -x "$GRGW" ]; then
+		timeout 30 grgw_at a down --purge >/dev/null 2>&1
+		timeout 30 grgw_at b down --purge >/dev/null 2>&1
+	fi
+	lab_down
+	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+}
+
+say() { printf '\n=== %s\n' "$*"; }
+
+demo() {
+	local pid_a rc_a=0 rc_b=0 reply ifc
+
+	[ -x "$GRGW" ] || { echo "grgw not found at $GRGW (build it, or set GRGW)" >&2; exit 1; }
+	WORK=$(mktemp -d /tmp/grgwlab.XXXXXX)
+	trap demo_cleanup EXIT
+	CONF_A=$WORK/site-a.conf
+	CONF_B=$WORK/site-b.conf
+
+	say "building the lab"
+	lab_up plain
+	lab_conf "$WORK" plain
+	echo "key: $WORK/psk ($(stat -c %a "$WORK/psk")), configs: $CONF_A $CONF_B"
+
+	say "grgw up on both gateways"
+	grgw_at a up >"$WORK/up-a.log" 2>&1 &
+	pid_a=$!
+	grgw_at b up || rc_b=$?
+	wait "$pid_a" || rc_a=$?
+	sed 's/^/gw-a: /' "$WORK/up-a.log"
+	[ "$rc_a" -eq 0 ] && [ "$rc_b" -eq 0 ] || { echo "grgw up failed (gw-a: $rc_a, gw-b: $rc_b)" >&2; exit 1; }
+
+	say "grgw status on gw-a"
+	grgw_at a status
+	say "grgw status on gw-b"
+	grgw_at b status
+
+	capture_start demo
+	sink_start vellum-b
+
+	say "vellum-a -> vellum-b: ping"
+	vellum_a ping -n -c 3 -i 0.2 "$VELLUM_B4"
+	vellum_a ping -n -c 3 -i 0.2 "$VELLUM_B6"
+
+	say "vellum-a -> vellum-b: TCP (the sink answers with the source it saw)"
+	printf 'hello from vellum-a\n' >"$WORK/hello"
+	reply=$(tcp_send vellum-a "$VELLUM_B4" "$WORK/hello") || reply="no answer"
+	echo "IPv4: $reply"
+	reply=$(tcp_send vellum-a "$VELLUM_B6" "$WORK/hello") || reply="no answer"
+	echo "IPv6: $reply"
+
+	capture_stop demo
+	say "what crossed the WAN"
+	for ifc in "${WAN_IFS[@]}"; do
+		echo "$ifc: $(pcap_count "$WORK/demo-$ifc.pcap" '') packets," \
+			"$(pcap_count "$WORK/demo-$ifc.pcap" "$IKE_OR_ESP") IKE/ESP," \
+			"$(pcap_count "$WORK/demo-$ifc.pcap" "$SITE_TRAFFIC") clear-text site packets"
+		tcpdump -nn -r "$WORK/demo-$ifc.pcap" 2>/dev/null | head -n 4 | sed 's/^/    /'
+	done
+
+	say "grgw down --purge on both gateways"
+	grgw_at a down --purge
+	grgw_at b down --purge
+}
+
+# ---- main -------------------------------------------------------------------
+
+usage() {
+	sed -n '/^# Usage:/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+[ "$(id -u)" -eq 0 ] || { echo "lab.sh: needs root" >&2; exit 1; }
+WORK=${WORK:-/tmp}
+
+case ${1:-} in
+up)
+	case ${2:-} in
+	"") lab_up plain ;;
+	--nat) lab_up nat ;;
+	*) usage ;;
+	esac
+	echo "lab up: $(lab_namespaces | tr '\n' ' ')"
+	;;
+down)
+	lab_down
+	;;
+exec)
+	[ $# -ge 3 ] || usage
+	node=$2
+	shift 2
+	exec ip netns exec "$NS_PREFIX$node" "$@"
+	;;
+conf)
+	[ $# -ge 2 ] || usage
+	lab_conf "$2" "$([ "${3:-}" = --nat ] && echo nat || echo plain)"
+	echo "$2/site-a.conf $2/site-b.conf"
+	;;
+demo)
+	demo
+	;;
+*)
+	usage
+	;;
+esac

@@ -1,0 +1,366 @@
+# shellcheck shell=bash
+#
+# Helpers shared by lab.sh and run-tests.sh: per-namespace wrappers, config
+# rendering, grgw wrappers, assertions, bounded waits, WAN captures and their
+# analysis.  Sourced, never run.  Every wait here has a limit.
+
+LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GRGW=${GRGW:-$(cd "$LAB_HERE/../.." && pwd)/grgw}
+PYTHON=${PYTHON:-$(command -v python3 || echo /usr/bin/python3)}
+
+NS_PREFIX=grgwlab-
+LAB_NODES=(gw-a vellum-a sprout-a router gw-b vellum-b sprout-b)
+
+# Addresses the tests talk to (the configs hold the gateways' own settings).
+VELLUM_A4=198.18.1.11  VELLUM_A6=2001:db8:a::11
+SPROUT_A4=198.18.1.12  SPROUT_A6=2001:db8:a::12
+VELLUM_B4=198.18.2.11  VELLUM_B6=2001:db8:b::11
+SPROUT_B4=198.18.2.12  SPROUT_B6=2001:db8:b::12
+GW_A_LAN4=198.18.1.1   GW_A_LAN6=2001:db8:a::1
+GW_A_WAN=192.0.2.10    GW_B_WAN=198.51.100.10
+ROUTER_A=192.0.2.1     ROUTER_B=198.51.100.1
+GW_A_PUBLIC=203.0.113.10 GW_B_PUBLIC=203.0.113.20	# --nat only
+
+# Anything from or to a site prefix seen on the WAN is a leak.
+SITE_TRAFFIC='net 198.18.0.0/15 or net 2001:db8:a::/64 or net 2001:db8:b::/64'
+IKE_OR_ESP='(udp port 500 or udp port 4500 or ip proto 50)'
+# ESP proper: raw, or UDP-encapsulated (non-zero SPI, unlike IKE's marker).
+ESP_ONLY='(ip proto 50 or (udp port 4500 and udp[8:4] != 0))'
+
+# ---- namespaces -------------------------------------------------------------
+
+on() { local node=$1; shift; ip netns exec "$NS_PREFIX$node" "$@"; }
+gw_a()     { on gw-a "$@"; }
+vellum_a() { on vellum-a "$@"; }
+sprout_a() { on sprout-a "$@"; }
+router()   { on router "$@"; }
+gw_b()     { on gw-b "$@"; }
+vellum_b() { on vellum-b "$@"; }
+sprout_b() { on sprout-b "$@"; }
+
+lab_namespaces() { ip netns list | awk '{ print $1 }' | grep "^$NS_PREFIX" || true; }
+
+# Processes living in any lab namespace, as "pid comm" lines.
+lab_processes() {
+	local ns pid
+	for ns in $(lab_namespaces); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			[ -r "/proc/$pid/comm" ] && printf '%s %s\n' "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null)"
+		done
+	done
+	return 0
+}
+
+# pids of processes named COMM in NODE's namespace
+node_pids_named() {
+	local node=$1 comm=$2 pid
+	for pid in $(ip netns pids "$NS_PREFIX$node" 2>/dev/null); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] && echo "$pid"
+	done
+	return 0
+}
+
+# ---- configuration ----------------------------------------------------------
+
+# render_conf SRC DEST LABDIR [plain|nat]
+# Fills in @LABDIR@; for nat, swaps the peer address for the one marked
+# "# lab --nat:" (the gateway's address as the NAT router presents it).
+render_conf() {
+	local src=$1 dest=$2 labdir=$3 mode=${4:-plain}
+	if [ "$mode" = nat ]; then
+		sed -e "s|@LABDIR@|$labdir|g" \
+		    -e '/^address[[:space:]]*=/d' \
+		    -e 's/^# lab --nat: //' "$src" >"$dest"
+	else
+		sed -e "s|@LABDIR@|$labdir|g" "$src" >"$dest"
+	fi
+}
+
+# conf_value FILE SECTION KEY: first value of KEY in [SECTION]
+conf_value() {
+	awk -v sect="[$2]" -v key="$3" '
+		/^[[:space:]]*\[/ { gsub(/[[:space:]]/, ""); in_sect = ($0 == sect); next }
+		in_sect && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+			sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]]+$/, ""); print; exit
+		}' "$1"
+}
+
+# new_psk FILE: a fresh key from grgw, readable by its owner only
+new_psk() {
+	(umask 077 && "$GRGW" keygen >"$1") && chmod 0600 "$1"
+}
+
+# ---- grgw -------------------------------------------------------------------
+
+# site_conf a|b: that site's current config ($CONF_A / $CONF_B)
+site_conf() {
+	case $1 in
+	a) echo "$CONF_A" ;;
+	b) echo "$CONF_B" ;;
+	*) echo "site_conf: site a or b" >&2; return 2 ;;
+	esac
+}
+
+# grgw_at a|b SUBCOMMAND [ARGS...]: grgw in that site's gateway namespace
+grgw_at() {
+	local site=$1 sub=$2 conf
+	shift 2
+	conf=$(site_conf "$site") || return 2
+	on "gw-$site" "$GRGW" "$sub" -c "$conf" "$@"
+}
+
+# status_json a|b: the JSON status on stdout ("{}" if there is none).
+# Output goes through a file: a daemon must never hold our pipe open.
+status_json() {
+	local f=$WORK/status-$1.json conf
+	conf=$(site_conf "$1") || return 2
+	timeout 15 ip netns exec "${NS_PREFIX}gw-$1" "$GRGW" status -c "$conf" --json \
+		>"$f" 2>/dev/null </dev/null || true
+	if jq -e 'type == "object"' "$f" >/dev/null 2>&1; then cat "$f"; else echo '{}'; fi
+}
+
+# status_is a|b JQ-EXPRESSION: true when the expression holds on the status
+status_is() {
+	status_json "$1" | jq -e "$2" >/dev/null 2>&1
+}
+
+tunnel_up_expr='.daemon.running == true and ((.peers // [])[0].tunnel == "up")'
+
+# ---- assertions -------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+TEST=${TEST:-lab}
+
+pass() { PASSED=$((PASSED + 1)); printf 'ok   %s: %s\n' "$TEST" "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s: %s\n' "$TEST" "$*"; }
+note() { printf '     %s\n' "$*"; }
+
+# check NAME CMD...: passes when CMD succeeds; shows CMD's output if not.
+check() {
+	local name=$1 out=$WORK/check.out
+	shift
+	if "$@" >"$out" 2>&1 </dev/null; then
+		pass "$name"
+	else
+		fail "$name"
+		tail -n 15 "$out" | sed 's/^/     | /'
+	fi
+	return 0
+}
+
+# check_not NAME CMD...: passes when CMD fails.
+check_not() {
+	local name=$1 out=$WORK/check.out
+	shift
+	if "$@" >"$out" 2>&1 </dev/null; then
+		fail "$name"
+		tail -n 15 "$out" | sed 's/^/     | /'
+	else
+		pass "$name"
+	fi
+	return 0
+}
+
+# show_file FILE [LINES]: indent the tail of a file into the report
+show_file() {
+	[ -f "$1" ] && tail -n "${2:-15}" "$1" | sed 's/^/     | /'
+	return 0
+}
+
+# ---- time -------------------------------------------------------------------
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_until SECONDS CMD...: poll CMD (which must itself be bounded) every
+# 0.2 s until it succeeds; false once SECONDS have passed.
+wait_until() {
+	local deadline=$(( $(now_ms) + $1 * 1000 ))
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 </dev/null && return 0
+		[ "$(now_ms)" -ge "$deadline" ] && return 1
+		sleep 0.2
+	done
+}
+
+# ---- traffic ----------------------------------------------------------------
+
+SINK_PORT=7001
+
+# sink_start NODE...: the TCP sink (tcp-sink.py) listening in each NODE
+sink_start() {
+	local node
+	for node in "$@"; do
+		ip netns exec "$NS_PREFIX$node" "$PYTHON" "$LAB_HERE/tcp-sink.py" --port "$SINK_PORT" \
+			--log "$WORK/sink-$node.log" --lifetime 1800 \
+			>"$WORK/sink-$node.err" 2>&1 </dev/null &
+	done
+	for node in "$@"; do
+		wait_until 10 sink_listening "$node" || {
+			echo "tcp sink did not start in $node" >&2
+			show_file "$WORK/sink-$node.err" >&2
+			return 1
+		}
+	done
+}
+sink_listening() { on "$1" ss -Hltn "sport = :$SINK_PORT" | grep -q LISTEN; }
+
+# tcp_send NODE ADDR FILE: send FILE to the sink at ADDR from NODE; prints
+# the sink's answer ("peer A bytes N sha256 H"); false if none came back.
+tcp_send() {
+	local out
+	out=$(timeout 120 ip netns exec "$NS_PREFIX$1" nc -N -w 10 "$2" "$SINK_PORT" <"$3") || true
+	[ -n "$out" ] && printf '%s\n' "$out"
+}
+
+# tcp_peer_is NODE ADDR EXPECTED-SOURCE: a short exchange reaches the sink
+# at ADDR, which saw EXPECTED-SOURCE as the connection's source address.
+tcp_peer_is() {
+	local reply
+	printf 'hello from %s\n' "$1" >"$WORK/hello-$1"
+	reply=$(tcp_send "$1" "$2" "$WORK/hello-$1") || { echo "no answer from $2"; return 1; }
+	echo "sink answered: $reply"
+	[ "$(awk '{ print $2 }' <<<"$reply")" = "$3" ]
+}
+
+# connect_ms NODE ADDR: one TCP connect attempt; prints "<rc> <ms>".
+connect_ms() {
+	local t0 t1 rc=0
+	t0=$(now_ms)
+	timeout 3 ip netns exec "$NS_PREFIX$1" nc -z -w 2 "$2" "$SINK_PORT" >/dev/null 2>&1 || rc=$?
+	t1=$(now_ms)
+	echo "$rc $((t1 - t0))"
+}
+
+# connect_fails_fast NODE ADDR: the connect fails, in less than a second
+connect_fails_fast() {
+	local rc ms
+	read -r rc ms < <(connect_ms "$1" "$2")
+	echo "connect $1 -> $2: exit $rc after $ms ms"
+	[ "$rc" -ne 0 ] && [ "$ms" -lt 1000 ]
+}
+
+# ping_ok NODE ADDR: at least one echo reply
+ping_ok() { on "$1" ping -n -c 3 -i 0.2 -W 2 "$2"; }
+
+# ping_unreachable_from NODE ADDR GATEWAY: no reply; an ICMP destination
+# unreachable message came back from GATEWAY (iputils prints "From GATEWAY
+# icmp_seq=N Destination Host Unreachable" / "Destination unreachable: ...").
+ping_unreachable_from() {
+	local out
+	out=$(on "$1" ping -n -c 2 -i 0.3 -W 1 "$2" 2>&1) && { echo "$out"; echo "ping got replies"; return 1; }
+	echo "$out"
+	grep -Eiq "^From $3 .*(unreachable|prohibited|filtered)" <<<"$out"
+}
+
+# ---- WAN captures -----------------------------------------------------------
+
+declare -gA CAP_PID=()
+WAN_IFS=(wan-a wan-b)
+
+# capture_start TAG: tcpdump on the router's wan-a and wan-b into
+# $WORK/TAG-wan-a.pcap and $WORK/TAG-wan-b.pcap; returns once both listen.
+capture_start() {
+	local tag=$1 ifc
+	for ifc in "${WAN_IFS[@]}"; do
+		rm -f "$WORK/$tag-$ifc.pcap" "$WORK/$tag-$ifc.log"
+		# Not through on(): $! must be tcpdump itself (ip execs it), which
+		# catches SIGINT even though background jobs start with it ignored.
+		ip netns exec "${NS_PREFIX}router" tcpdump -i "$ifc" -n -s 256 -U \
+			--immediate-mode -Z root -w "$WORK/$tag-$ifc.pcap" \
+			>"$WORK/$tag-$ifc.log" 2>&1 </dev/null &
+		CAP_PID[$tag-$ifc]=$!
+	done
+	for ifc in "${WAN_IFS[@]}"; do
+		if ! wait_until 10 grep -q 'listening on' "$WORK/$tag-$ifc.log"; then
+			echo "tcpdump on $ifc did not start:" >&2
+			show_file "$WORK/$tag-$ifc.log" >&2
+			return 1
+		fi
+	done
+}
+
+capture_running() { [ -n "${CAP_PID[$1-wan-a]:-}" ]; }
+
+# capture_stop TAG: SIGINT to both tcpdumps, wait (bounded) until they exit.
+capture_stop() {
+	local tag=$1 ifc pid
+	capture_running "$tag" || return 0
+	sleep 0.3	# let packets in flight land in the files
+	for ifc in "${WAN_IFS[@]}"; do
+		kill -INT "${CAP_PID[$tag-$ifc]}" 2>/dev/null || true
+	done
+	for ifc in "${WAN_IFS[@]}"; do
+		pid=${CAP_PID[$tag-$ifc]}
+		wait_until 5 pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		unset "CAP_PID[$tag-$ifc]"
+	done
+}
+
+capture_stop_all() {
+	local key
+	for key in "${!CAP_PID[@]}"; do
+		[[ $key == *-wan-a ]] && capture_stop "${key%-wan-a}"
+	done
+	return 0
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# pcap_count FILE FILTER: packets matching FILTER; -1 (and false) when the
+# file cannot be read, so "== 0" checks cannot pass by accident.
+pcap_count() {
+	local out
+	if ! out=$(tcpdump -nn -r "$1" "$2" 2>"$WORK/pcap.err"); then
+		echo -1
+		return 1
+	fi
+	if [ -z "$out" ]; then echo 0; else wc -l <<<"$out"; fi
+}
+
+# pcap_bytes FILE FILTER: sum of the payload lengths tcpdump reports
+pcap_bytes() {
+	tcpdump -nn -q -r "$1" "$2" 2>/dev/null |
+		awk '{ for (i = NF - 1; i > 0; i--) if ($i == "length") { s += $(i + 1); break } }
+		     END { print s + 0 }'
+}
+
+# The two gateways as each WAN interface sees them ("local remote").
+wan_pair() {
+	case "$1/$2" in
+	plain/wan-a|plain/wan-b) echo "$GW_A_WAN $GW_B_WAN" ;;
+	nat/wan-a) echo "$GW_A_WAN $GW_B_PUBLIC" ;;
+	nat/wan-b) echo "$GW_A_PUBLIC $GW_B_WAN" ;;
+	esac
+}
+
+# no_cleartext TAG: assert no site-prefix packet crossed either WAN side
+check_no_cleartext() {
+	local tag=$1 ifc n
+	for ifc in "${WAN_IFS[@]}"; do
+		n=$(pcap_count "$WORK/$tag-$ifc.pcap" "$SITE_TRAFFIC") || true
+		if [ "$n" = 0 ]; then
+			pass "no clear-text site traffic on $ifc"
+		else
+			fail "no clear-text site traffic on $ifc ($n packets)"
+			tcpdump -nn -r "$WORK/$tag-$ifc.pcap" "$SITE_TRAFFIC" 2>&1 | head -n 5 | sed 's/^/     | /'
+		fi
+	done
+}
+
+# check_ike_esp TAG MODE: IKE/ESP between the gateways on both WAN sides
+check_ike_esp() {
+	local tag=$1 mode=$2 ifc pair n
+	for ifc in "${WAN_IFS[@]}"; do
+		read -r -a pair <<<"$(wan_pair "$mode" "$ifc")"
+		n=$(pcap_count "$WORK/$tag-$ifc.pcap" "host ${pair[0]} and host ${pair[1]} and $IKE_OR_ESP") || true
+		if [ "$n" -gt 0 ]; then
+			pass "IKE/ESP between ${pair[0]} and ${pair[1]} on $ifc ($n packets)"
+		else
+			fail "IKE/ESP between ${pair[0]} and ${pair[1]} on $ifc ($n packets)"
+			tcpdump -nn -r "$WORK/$tag-$ifc.pcap" 2>&1 | head -n 5 | sed 's/^/     | /'
+		fi
+	done
+}

@@ -1,0 +1,307 @@
+/*
+ * What charon is told: the VICI requests built from a configuration, read
+ * back through the VICI parser; the generated strongswan.conf; the log
+ * classifier; and the status JSON.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "grgw.h"
+#include "daemon.h"
+#include "ipsec/ipsec.h"
+#include "ipsec/vici.h"
+
+static void
+make_config(struct grgw_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->site.name, "site-a");
+	strcpy(cfg->site.id, "site-a");
+	strcpy(cfg->peer.name, "site-b");
+	strcpy(cfg->peer.id, "site-b");
+	assert_int_equal(addr_parse("192.0.2.10", &cfg->site.wan_address), 0);
+	assert_int_equal(addr_parse("198.51.100.10", &cfg->peer.wan_address),
+	    0);
+	assert_int_equal(prefix_parse("198.18.1.0/24",
+	    &cfg->site.prefixes[0]), 0);
+	assert_int_equal(prefix_parse("2001:db8:a::/64",
+	    &cfg->site.prefixes[1]), 0);
+	cfg->site.n_prefixes = 2;
+	assert_int_equal(prefix_parse("198.18.2.0/24",
+	    &cfg->peer.prefixes[0]), 0);
+	assert_int_equal(prefix_parse("2001:db8:b::/64",
+	    &cfg->peer.prefixes[1]), 0);
+	cfg->peer.n_prefixes = 2;
+	strcpy(cfg->site.wan_interface, "wan0");
+	cfg->auth = GRGW_AUTH_PSK;
+	strcpy(cfg->psk_file, "/etc/grgw/psk");
+	cfg->dataplane = GRGW_DP_AUTO;
+	strcpy(cfg->xfrm_interface, "grgw0");
+	cfg->if_id = 4210;
+	cfg->table = 4210;
+	cfg->mtu = 1400;
+	strcpy(cfg->run_dir, "/run/grgw");
+	strcpy(cfg->charon_path, "/usr/lib/ipsec/charon");
+}
+
+/* Finish a builder and parse the packet back; caller frees. */
+static struct vici_msg *
+roundtrip(struct vici_builder *b)
+{
+	const uint8_t *pkt;
+	struct vici_msg *m = NULL;
+	char err[128];
+	size_t len;
+
+	assert_non_null(b);
+	assert_int_equal(vici_builder_finish(b, &pkt, &len), 0);
+	assert_true(len > 4);
+	assert_int_equal((size_t)((uint32_t)pkt[0] << 24 | pkt[1] << 16 |
+	    pkt[2] << 8 | pkt[3]), len - 4);
+	assert_int_equal(vici_parse(pkt + 4, len - 4, &m, err, sizeof(err)),
+	    0);
+	vici_builder_free(b);
+	return m;
+}
+
+/* The i-th item of a list below section, or NULL. */
+static const char *
+list_item(const struct vici_node *section, const char *list, int i)
+{
+	const struct vici_node *l = vici_find(section, list), *it;
+
+	if (l == NULL || l->kind != VICI_NODE_LIST)
+		return NULL;
+	for (it = l->child; it != NULL && i > 0; it = it->next)
+		i--;
+	return it == NULL ? NULL : it->value;
+}
+
+static void
+test_load_conn_libipsec(void **state)
+{
+	const struct vici_node *conn, *local, *remote, *child;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
+	    NULL, 0));
+	assert_int_equal(m->type, VICI_CMD_REQUEST);
+	assert_string_equal(m->name, "load-conn");
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	assert_non_null(conn);
+	assert_string_equal(vici_get_str(conn, "version"), "2");
+	assert_string_equal(list_item(conn, "local_addrs", 0), "192.0.2.10");
+	assert_string_equal(list_item(conn, "remote_addrs", 0),
+	    "198.51.100.10");
+	assert_string_equal(list_item(conn, "proposals", 0),
+	    "aes256gcm16-prfsha384-x25519");
+	assert_non_null(vici_get_str(conn, "dpd_delay"));
+	local = vici_find(conn, "local");
+	remote = vici_find(conn, "remote");
+	assert_non_null(local);
+	assert_non_null(remote);
+	assert_string_equal(vici_get_str(local, "auth"), "psk");
+	assert_string_equal(vici_get_str(local, "id"), "site-a");
+	assert_string_equal(vici_get_str(remote, "id"), "site-b");
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_non_null(child);
+	assert_string_equal(list_item(child, "local_ts", 0), "198.18.1.0/24");
+	assert_string_equal(list_item(child, "local_ts", 1),
+	    "2001:db8:a::/64");
+	assert_string_equal(list_item(child, "remote_ts", 0),
+	    "198.18.2.0/24");
+	assert_string_equal(list_item(child, "remote_ts", 1),
+	    "2001:db8:b::/64");
+	assert_null(list_item(child, "remote_ts", 2));
+	assert_string_equal(vici_get_str(child, "mode"), "tunnel");
+	assert_string_equal(list_item(child, "esp_proposals", 0),
+	    "aes256gcm16-x25519");
+	/* libipsec: no xfrm interface binding */
+	assert_null(vici_get_str(child, "if_id_in"));
+	assert_null(vici_get_str(child, "if_id_out"));
+	vici_msg_free(m);
+}
+
+static void
+test_load_conn_kernel(void **state)
+{
+	const struct vici_node *child;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	cfg.if_id = 77;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
+	    NULL, 0));
+	child = vici_find(vici_find(vici_find(m->root, GRGW_CONN_NAME),
+	    "children"), GRGW_CONN_NAME);
+	assert_non_null(child);
+	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
+	assert_string_equal(vici_get_str(child, "if_id_out"), "77");
+	assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
+	vici_msg_free(m);
+}
+
+static void
+test_load_conn_cert(void **state)
+{
+	static const char cert[] = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+	static const char ca[] = "-----BEGIN CERTIFICATE-----\nBBBB\n";
+	const struct vici_node *conn;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	cfg.auth = GRGW_AUTH_CERT;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
+	    (const uint8_t *)cert, strlen(cert), (const uint8_t *)ca,
+	    strlen(ca)));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(vici_find(conn, "local"), "auth"),
+	    "pubkey");
+	assert_string_equal(list_item(vici_find(conn, "local"), "certs", 0),
+	    cert);
+	assert_string_equal(list_item(vici_find(conn, "remote"), "cacerts",
+	    0), ca);
+	vici_msg_free(m);
+}
+
+static void
+test_load_shared(void **state)
+{
+	const uint8_t key[32] = { 1, 2, 3, 0, 5 };	/* embedded NUL */
+	const struct vici_node *data;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	m = roundtrip(conn_build_load_shared(&cfg, key, sizeof(key)));
+	assert_string_equal(m->name, "load-shared");
+	assert_string_equal(vici_get_str(m->root, "type"), "IKE");
+	data = vici_find(m->root, "data");
+	assert_non_null(data);
+	assert_int_equal(data->len, sizeof(key));
+	assert_memory_equal(data->value, key, sizeof(key));
+	assert_string_equal(list_item(m->root, "owners", 0), "site-a");
+	assert_string_equal(list_item(m->root, "owners", 1), "site-b");
+	vici_msg_free(m);
+}
+
+static void
+test_initiate_terminate_register(void **state)
+{
+	struct vici_msg *m;
+
+	m = roundtrip(conn_build_initiate());
+	assert_string_equal(m->name, "initiate");
+	assert_string_equal(vici_get_str(m->root, "child"), GRGW_CONN_NAME);
+	assert_non_null(vici_get_str(m->root, "loglevel"));
+	vici_msg_free(m);
+	m = roundtrip(conn_build_terminate());
+	assert_string_equal(m->name, "terminate");
+	assert_string_equal(vici_get_str(m->root, "ike"), GRGW_CONN_NAME);
+	vici_msg_free(m);
+	m = roundtrip(conn_build_register("ike-updown"));
+	assert_int_equal(m->type, VICI_EVENT_REGISTER);
+	assert_string_equal(m->name, "ike-updown");
+	assert_null(m->root->child);
+	vici_msg_free(m);
+}
+
+static void
+test_classify_log(void **state)
+{
+	assert_string_equal(conn_classify_log(
+	    "received AUTHENTICATION_FAILED notify error"),
+	    "authentication failed");
+	assert_string_equal(conn_classify_log(
+	    "tried 1 shared key for 'site-b' - 'site-a', but MAC mismatched"),
+	    "authentication failed");
+	assert_string_equal(conn_classify_log(
+	    "giving up after 4 retransmits"), "peer not responding");
+	assert_non_null(strstr(conn_classify_log(
+	    "received TS_UNACCEPTABLE notify, no CHILD_SA built"),
+	    "traffic selectors"));
+	assert_null(conn_classify_log("retransmit 1 of request with "
+	    "message ID 0"));
+	assert_null(conn_classify_log("establishing CHILD_SA grgw{1}"));
+	assert_null(conn_classify_log(NULL));
+}
+
+static void
+test_charon_conf(void **state)
+{
+	struct grgw_config cfg;
+	char buf[4096];
+	int n;
+
+	make_config(&cfg);
+	n = charon_conf_render(&cfg, "/run/grgw/site-a", GRGW_DP_LIBIPSEC,
+	    buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, " kernel-libipsec "));
+	assert_non_null(strstr(buf, "install_routes = yes"));
+	assert_non_null(strstr(buf, " kdf "));	/* key derivation, 5.9.8 */
+	assert_non_null(strstr(buf,
+	    "socket = unix:///run/grgw/site-a/charon.vici"));
+	n = charon_conf_render(&cfg, "/run/grgw/site-a", GRGW_DP_KERNEL,
+	    buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_null(strstr(buf, " kernel-libipsec "));
+	assert_non_null(strstr(buf, "install_routes = no"));
+	assert_int_equal(charon_conf_render(&cfg, "/run/grgw/site-a",
+	    GRGW_DP_KERNEL, buf, 64), -1);
+}
+
+static void
+test_status_json(void **state)
+{
+	struct grgw_config cfg;
+	struct status_view v;
+	struct strbuf sb;
+
+	make_config(&cfg);
+	memset(&v, 0, sizeof(v));
+	v.cfg = &cfg;
+	v.daemon_running = 1;
+	v.daemon_pid = 42;
+	v.dataplane = GRGW_DP_LIBIPSEC;
+	v.tunnel = TUNNEL_UP;
+	v.last_error = "bad \"quote\"\n\x01";
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_false(sb.failed);
+	assert_non_null(strstr(sb.s, "\"tunnel\":\"up\""));
+	assert_non_null(strstr(sb.s, "\"dataplane\":\"libipsec\""));
+	assert_non_null(strstr(sb.s, "\"daemon\":{\"running\":true,\"pid\":42"));
+	assert_non_null(strstr(sb.s,
+	    "\"last_error\":\"bad \\\"quote\\\"\\n\\u0001\""));
+	assert_non_null(strstr(sb.s,
+	    "\"remote_prefixes\":[\"198.18.2.0/24\",\"2001:db8:b::/64\"]"));
+	strbuf_free(&sb);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_conn_libipsec),
+		cmocka_unit_test(test_load_conn_kernel),
+		cmocka_unit_test(test_load_conn_cert),
+		cmocka_unit_test(test_load_shared),
+		cmocka_unit_test(test_initiate_terminate_register),
+		cmocka_unit_test(test_classify_log),
+		cmocka_unit_test(test_charon_conf),
+		cmocka_unit_test(test_status_json),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
