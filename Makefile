@@ -24,7 +24,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wcast-qual \
 	   -Wno-unused-parameter -Wno-format-truncation
-XCFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -Igw $(WARN) $(PKG_CFLAGS) \
+XCFLAGS := -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw $(WARN) $(PKG_CFLAGS) \
 	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP
 LDLIBS  := $(PKG_LIBS)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -82,7 +82,7 @@ $(B)/unit-asan/%: $(B)/asan/tests/unit/%.o $(B)/libgrgw-asan.a
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	$(E) "  FUZZ    $@"
-	$(Q)$(CLANG) -std=gnu11 -D_GNU_SOURCE -I. -Igw $(PKG_CFLAGS) -g -O1 \
+	$(Q)$(CLANG) -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw $(PKG_CFLAGS) -g -O1 \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)

@@ -1093,7 +1093,8 @@ check_required(struct config_parser *p)
 		config_error(p, section_line(p, k->section), "[%s] %s is "
 		    "missing; expected %s \"%s = ...\" line with %s",
 		    section_names[k->section], k->name,
-		    (k->flags & KEY_REPEAT) ? "at least one" : "a",
+		    (k->flags & KEY_REPEAT) ? "at least one" :
+		    strchr("aeiou", k->name[0]) != NULL ? "an" : "a",
 		    k->name, k->expect);
 	}
 }
@@ -1365,8 +1366,13 @@ check_secret(struct config_parser *p, enum key_id id, const char *path)
 	char		 err[PATH_MAX * 2 + 256];
 
 	if (secret_file_check(path, err, sizeof(err)) == -1) {
-		config_error(p, p->keys[id].line, "%s %s", key_defs[id].name,
-		    err);
+		if (errno == ENOENT && id == K_AUTH_PSK)
+			config_error(p, p->keys[id].line, "psk_file %s does "
+			    "not exist; expected a key file (grgw keygen > %s; "
+			    "chmod 600 %s)", path, path, path);
+		else
+			config_error(p, p->keys[id].line, "%s %s",
+			    key_defs[id].name, err);
 		return;
 	}
 	if (id != K_AUTH_PSK)

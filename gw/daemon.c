@@ -928,6 +928,8 @@ daemon_finish(evutil_socket_t fd, short ev, void *arg)
 	    "fail-closed routes for the peer prefixes stay in place");
 	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/charon.vici", d->dir);
+	unlink(path);
 	if (d->down_conn != NULL) {
 		ctl_reply_close(d->down_conn, d->exit_code == 0 ? "ok\n" :
 		    "error some kernel objects could not be removed; see the "

@@ -32,6 +32,7 @@ struct vici_request {
 	TAILQ_ENTRY(vici_request) entry;
 	uint8_t		*data;		/* copy of the packet; wiped once sent */
 	size_t		 len;
+	uint8_t		 type;		/* packet type, to match the reply */
 	size_t		 off;		/* bytes written so far */
 	vici_reply_cb	 cb;
 	void		*arg;
@@ -169,6 +170,15 @@ client_kick(struct vici_client *c)
 	event_add(c->ev_write, NULL);
 }
 
+/* Whether reply is an answer to a request of type req. */
+static int
+client_reply_matches(uint8_t req, uint8_t reply)
+{
+	if (req == VICI_CMD_REQUEST)
+		return reply == VICI_CMD_RESPONSE || reply == VICI_CMD_UNKNOWN;
+	return reply == VICI_EVENT_CONFIRM || reply == VICI_EVENT_UNKNOWN;
+}
+
 static void
 client_dispatch(struct vici_client *c, const struct vici_msg *msg)
 {
@@ -189,6 +199,13 @@ client_dispatch(struct vici_client *c, const struct vici_msg *msg)
 		if (r == NULL || !c->sent) {
 			log_warnx("vici: reply (type %u) without a request",
 			    msg->type);
+			client_lost(c);
+			break;
+		}
+		/* Out of step with charon: no later reply can be trusted. */
+		if (!client_reply_matches(r->type, msg->type)) {
+			log_warnx("vici: reply type %u to request type %u",
+			    msg->type, r->type);
 			client_lost(c);
 			break;
 		}
@@ -434,6 +451,7 @@ vici_client_request(struct vici_client *c, const uint8_t *pkt, size_t len,
 	}
 	memcpy(r->data, pkt, len);
 	r->len = len;
+	r->type = pkt[4];
 	r->cb = cb;
 	r->arg = arg;
 	TAILQ_INSERT_TAIL(&c->queue, r, entry);

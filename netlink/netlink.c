@@ -534,7 +534,10 @@ gwnl_install(struct gwnl *nl, const struct rec_obj *o)
 	if (rc < 0)
 		return rc;
 
-	if (rc == 1 && !recorded)
+	if (rc == 1 && !recorded && o->kind == REC_ROUTE)
+		log_info("%s: its slot was already taken in the kernel; "
+		    "replaced by this route and adopted", desc);
+	else if (rc == 1 && !recorded)
 		log_info("%s: already in the kernel, adopted", desc);
 	else if (rc == 0 && recorded)
 		log_info("%s: was missing from the kernel, added again", desc);
@@ -1166,8 +1169,9 @@ gwnl_cleanup(struct gwnl *nl, int purge)
 {
 	struct rec_obj	*o, *prev;
 	char		 desc[REC_LINE_MAX];
-	int		 rc, ret = 0;
+	int		 rc, ret = 0, before, after, block;
 
+	before = rec_count(&nl->rec, NULL, NULL);
 	for (o = TAILQ_LAST(&nl->rec.objs, rec_objs); o != NULL; o = prev) {
 		prev = TAILQ_PREV(o, rec_objs, entry);
 		if (o->kind == REC_UNPARSED) {
@@ -1192,6 +1196,9 @@ gwnl_cleanup(struct gwnl *nl, int purge)
 	}
 	if (rec_save(&nl->rec, nl->path) < 0)
 		ret = -1;
+	after = rec_count(&nl->rec, &block, NULL);
+	log_info("kernel state: %d object(s) removed, %d left%s", before - after,
+	    after, block == after && after > 0 ? " (fail-closed layer)" : "");
 	return ret;
 }
 

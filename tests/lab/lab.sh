@@ -36,7 +36,7 @@
 
 set -eu
 
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 # ---- topology ---------------------------------------------------------------
@@ -122,8 +122,10 @@ lab_down() {
 		kill -TERM $pids 2>/dev/null || true
 		if ! wait_until 10 lab_no_processes; then
 			pids=$(lab_processes | awk '{ print $1 }')
-			# shellcheck disable=SC2086
-			[ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+			if [ -n "$pids" ]; then
+				# shellcheck disable=SC2086
+				kill -KILL $pids 2>/dev/null || true
+			fi
 			wait_until 5 lab_no_processes || {
 				echo "lab.sh: processes still in the lab namespaces:" >&2
 				lab_processes >&2
@@ -185,7 +187,10 @@ demo() {
 	grgw_at b up || rc_b=$?
 	wait "$pid_a" || rc_a=$?
 	sed 's/^/gw-a: /' "$WORK/up-a.log"
-	[ "$rc_a" -eq 0 ] && [ "$rc_b" -eq 0 ] || { echo "grgw up failed (gw-a: $rc_a, gw-b: $rc_b)" >&2; exit 1; }
+	if [ "$rc_a" -ne 0 ] || [ "$rc_b" -ne 0 ]; then
+		echo "grgw up failed (gw-a: $rc_a, gw-b: $rc_b)" >&2
+		exit 1
+	fi
 
 	say "grgw status on gw-a"
 	grgw_at a status

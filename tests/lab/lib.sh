@@ -3,6 +3,7 @@
 # Helpers shared by lab.sh and run-tests.sh: per-namespace wrappers, config
 # rendering, grgw wrappers, assertions, bounded waits, WAN captures and their
 # analysis.  Sourced, never run.  Every wait here has a limit.
+# shellcheck disable=SC2034  # constants are used by the scripts sourcing this
 
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GRGW=${GRGW:-$(cd "$LAB_HERE/../.." && pwd)/grgw}

@@ -943,6 +943,7 @@ enum server_mode {
 	SERVER_CORRUPT,		/* answer the first request with length 0 */
 	SERVER_REPLY_THEN_EVENT, /* reply + event in one write */
 	SERVER_EVENT_THEN_REPLY, /* event + reply in one write */
+	SERVER_WRONG_REPLY,	/* answer a command with EVENT_CONFIRM */
 };
 
 struct fake_server {
@@ -1108,6 +1109,9 @@ server_on_request(struct fake_server *srv, struct vici_msg *req)
 		break;
 	case SERVER_CORRUPT:
 		server_write(srv, BYTES(0, 0, 0, 0));
+		break;
+	case SERVER_WRONG_REPLY:
+		server_send(srv, vici_builder_new(VICI_EVENT_CONFIRM, NULL));
 		break;
 	case SERVER_REPLY_THEN_EVENT:
 	case SERVER_EVENT_THEN_REPLY:
@@ -1291,6 +1295,8 @@ client_on_reply(const struct vici_msg *reply, void *arg)
 			vici_client_free(l->client);
 			l->client = NULL;
 		}
+		if (l->break_on != NULL && strcmp(l->break_on, r->tag) == 0)
+			event_base_loopbreak(l->base);
 		return;
 	}
 	cmd = vici_get_str(reply->root, "cmd");
@@ -1474,11 +1480,10 @@ run_failing_server(enum server_mode mode, int free_on_first_null)
 	send_request(l.client, VICI_CMD_REQUEST, "version", &r[1]);
 	send_request(l.client, VICI_CMD_REQUEST, "stats", &r[2]);
 	if (free_on_first_null) {
-		/* no on_close to end the loop: stop once it is quiet */
-		struct timeval tv = { 0, 200000 };
-
-		event_base_loopexit(base, &tv);
-		assert_int_equal(event_base_dispatch(base), 0);
+		/* no on_close to end the loop: the last NULL reply does */
+		l.break_on = "c";
+		run_loop(base);
+		event_base_loop(base, EVLOOP_NONBLOCK);
 		assert_log(&l, want, 3);
 		assert_int_equal(l.closes, 0);
 		assert_null(l.client);
@@ -1515,6 +1520,12 @@ static void
 test_client_corrupt_stream(void **state)
 {
 	run_failing_server(SERVER_CORRUPT, 0);
+}
+
+static void
+test_client_mismatched_reply(void **state)
+{
+	run_failing_server(SERVER_WRONG_REPLY, 0);
 }
 
 static void
@@ -1696,6 +1707,7 @@ main(void)
 		cmocka_unit_test(test_client_large_request),
 		cmocka_unit_test(test_client_server_closes),
 		cmocka_unit_test(test_client_corrupt_stream),
+		cmocka_unit_test(test_client_mismatched_reply),
 		cmocka_unit_test(test_client_free_in_null_reply),
 		cmocka_unit_test(test_client_reconnect),
 		cmocka_unit_test(test_client_free_in_reply),

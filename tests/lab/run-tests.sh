@@ -1,0 +1,628 @@
+#!/bin/bash
+#
+# grgw lab test suite: two sites in network namespaces (topology in lab.sh),
+# grgw on both gateways, assertions on what a user sees and on what crossed
+# the WAN (tcpdump on the router's wan-a and wan-b).
+#
+#   vellum-a, sprout-a -- lan0 [gw-a] wan0 -- wan-a [router] wan-b -- wan0 [gw-b] lan0 -- vellum-b, sprout-b
+#     198.18.1.0/24             192.0.2.10          (NAT)        198.51.100.10             198.18.2.0/24
+#     2001:db8:a::/64                                                                      2001:db8:b::/64
+#
+# Usage: run-tests.sh [TEST...]     run the named tests (default: all), in
+#                                   the order below, whatever order given
+#        run-tests.sh --list
+#
+# Tests:
+#   lab          the topology itself, without grgw (also --nat)
+#   configs      grgw check-config on tests/configs fixtures and the lab configs
+#   up           grgw up on both gateways; status says tunnel up, libipsec
+#   reach        ping and TCP, IPv4 and IPv6, site A -> site B, sources kept
+#   bulk         20 MiB over TCP, sha256 checked at the far end
+#   wan          what crossed the WAN during reach/bulk: no clear text, IKE/ESP
+#   peer-down    grgw down at B: A fails closed and fast; B up again heals
+#   charon-kill  kill -9 of gw-a's charon: fail closed, then self-healing
+#   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
+#   wrong-psk    different keys: up fails on both with "authentication failed"
+#   nat          up, reach, wan again with the router doing 1:1 NAT
+#
+# Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
+# Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45).
+# Every check prints "ok" or "FAIL"; the last line is "N passed, N failed".
+
+set -eu
+
+HERE=$(dirname "$(readlink -f "$0")")
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"
+LAB=$HERE/lab.sh
+CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
+
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill local-down wrong-psk nat)
+UP_TIMEOUT=${UP_TIMEOUT:-45}
+BLOB_BYTES=$((20 * 1024 * 1024))
+
+# Fixture secret files (named as tests/configs/README.md says).
+FIXTURE_PSK=psk
+FIXTURE_PSK_OPEN=psk-0644
+
+# ---- setup ------------------------------------------------------------------
+
+cleanup() {
+	set +e
+	capture_stop_all
+	"$LAB" down >/dev/null 2>&1
+	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+}
+
+[ "$(id -u)" -eq 0 ] || { echo "run-tests.sh: needs root" >&2; exit 1; }
+case ${1:-} in
+--list) printf '%s\n' "${ALL_TESTS[@]}"; exit 0 ;;
+-h|--help) sed -n '2,/^# Every check/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+for t in "$@"; do
+	[[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "unknown test: $t (try --list)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/grgwlab-tests.XXXXXX)
+trap cleanup EXIT
+chmod 0755 "$WORK"	# the sinks write their logs here from the namespaces
+
+LABCONF=$WORK/conf		# key and rendered configs for the current lab
+CONF_A=$LABCONF/site-a.conf
+CONF_B=$LABCONF/site-b.conf
+LAB_MODE=none			# none, plain or nat: what lab.sh last built
+WANT_MODE=plain			# what the running test wants
+SINKS_UP=0
+BULK_IN_CAPTURE=0
+
+# ---- preconditions (each test brings what it needs) -------------------------
+
+need_lab() {
+	local mode=$1
+	[ "$LAB_MODE" = "$mode" ] && return 0
+	capture_stop_all
+	LAB_MODE=none
+	SINKS_UP=0
+	local args=(up)
+	[ "$mode" = nat ] && args+=(--nat)
+	if ! "$LAB" "${args[@]}" >"$WORK/lab-up.log" 2>&1; then
+		fail "lab.sh up ($mode)"
+		show_file "$WORK/lab-up.log"
+		return 1
+	fi
+	LAB_MODE=$mode
+	mkdir -p "$LABCONF"
+	render_conf "$HERE/site-a.conf" "$CONF_A" "$LABCONF" "$mode"
+	render_conf "$HERE/site-b.conf" "$CONF_B" "$LABCONF" "$mode"
+}
+
+need_grgw() {
+	if [ ! -x "$GRGW" ]; then
+		fail "grgw binary at $GRGW (build it, or set GRGW)"
+		return 1
+	fi
+	[ -s "$LABCONF/psk" ] && return 0
+	mkdir -p "$LABCONF"
+	new_psk "$LABCONF/psk" || { fail "grgw keygen"; return 1; }
+}
+
+need_sinks() {
+	[ "$SINKS_UP" = 1 ] && return 0
+	sink_start vellum-b sprout-b || { fail "TCP sinks in vellum-b and sprout-b"; return 1; }
+	SINKS_UP=1
+}
+
+# up_both TAG [UP-ARGS...]: grgw up on both gateways at once (A in the
+# background, B in the foreground); sets RC_A and RC_B, logs TAG-a.log and
+# TAG-b.log.  Each is bounded by its --timeout and by timeout(1).
+up_both() {
+	local tag=$1 pid
+	shift
+	RC_A=0
+	RC_B=0
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-a" "$GRGW" up -c "$CONF_A" \
+		--timeout "$UP_TIMEOUT" "$@" >"$WORK/$tag-a.log" 2>&1 </dev/null &
+	pid=$!
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-b" "$GRGW" up -c "$CONF_B" \
+		--timeout "$UP_TIMEOUT" "$@" >"$WORK/$tag-b.log" 2>&1 </dev/null || RC_B=$?
+	wait "$pid" || RC_A=$?
+}
+
+# up_one a|b TAG: grgw up on one gateway; sets RC
+up_one() {
+	RC=0
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-$1" "$GRGW" up -c "$(site_conf "$1")" \
+		--timeout "$UP_TIMEOUT" >"$WORK/$2-$1.log" 2>&1 </dev/null || RC=$?
+}
+
+# down_one a|b TAG [--purge]: grgw down; sets RC
+down_one() {
+	local site=$1 tag=$2
+	shift 2
+	RC=0
+	timeout 60 ip netns exec "${NS_PREFIX}gw-$site" "$GRGW" down -c "$(site_conf "$site")" "$@" \
+		>"$WORK/$tag-$site.log" 2>&1 </dev/null || RC=$?
+}
+
+# stop_grgw: both gateways down and purged (quietly; for a clean start)
+stop_grgw() {
+	down_one a stop --purge
+	down_one b stop --purge
+	return 0
+}
+
+tunnel_is_up() {
+	status_is a "$tunnel_up_expr" && status_is b "$tunnel_up_expr"
+}
+
+need_tunnel() {
+	need_lab "$WANT_MODE" || return 1
+	need_grgw || return 1
+	tunnel_is_up && return 0
+	stop_grgw
+	up_both need-tunnel
+	if [ "$RC_A" -ne 0 ] || [ "$RC_B" -ne 0 ] || ! wait_until 20 tunnel_is_up; then
+		fail "tunnel up as a precondition (grgw up: gw-a $RC_A, gw-b $RC_B)"
+		show_file "$WORK/need-tunnel-a.log" 5
+		show_file "$WORK/need-tunnel-b.log" 5
+		diag
+		return 1
+	fi
+}
+
+# diag: what the daemons say, for a failing precondition
+diag() {
+	local site dir
+	for site in a b; do
+		note "gw-$site status: $(status_json "$site" | jq -c . 2>/dev/null)"
+		dir=/run/grgw/$(conf_value "$(site_conf "$site")" site name)
+		[ -f "$dir/grgw.log" ] && { note "gw-$site $dir/grgw.log:"; show_file "$dir/grgw.log" 10; }
+	done
+	return 0
+}
+
+# ---- small assertions -------------------------------------------------------
+
+# expect_rc NAME GOT WANT [LOG]: exit code as wanted (log shown if not)
+expect_rc() {
+	if [ "$2" -eq "$3" ]; then
+		pass "$1"
+	else
+		fail "$1 (exit $2, want $3)"
+		[ -n "${4:-}" ] && show_file "$4"
+	fi
+	return 0
+}
+
+# status_has a|b JQ: the status JSON (printed) satisfies JQ
+status_has() {
+	local json
+	json=$(status_json "$1")
+	printf 'gw-%s status: %s\n' "$1" "$(jq -c . <<<"$json")"
+	jq -e "$2" >/dev/null <<<"$json"
+}
+
+# tcp_reply_field REPLY NAME: a field of the sink's answer line
+tcp_reply_field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$1"; }
+
+# proc_dead PID: gone, or a zombie nobody reaped yet
+proc_dead() {
+	[ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# connect_fails_within NODE ADDR MS: a TCP connect fails, in less than MS
+connect_fails_within() {
+	local rc ms
+	read -r rc ms < <(connect_ms "$1" "$2")
+	echo "connect $1 -> $2 port $SINK_PORT: exit $rc after $ms ms (limit $3 ms)"
+	[ "$rc" -ne 0 ] && [ "$ms" -lt "$3" ]
+}
+
+# Fail closed, as vellum-a sees it: ICMP unreachable from its own gateway
+# and a TCP connect that fails at once.  IPv4 must fail within 1 s.  IPv6
+# gets 1.5 s: in this zero-latency lab gw-a's ICMPv6 error comes back while
+# connect() still holds its socket, and the kernel then ends the connect at
+# the first SYN retransmission (1 s) rather than at once; a TCP RST from the
+# gateway ends it in milliseconds.  Either way a hang shows as 3 s.
+check_fails_closed() {
+	check "ping vellum-a -> vellum-b IPv4 answered by gw-a with ICMP unreachable" \
+		ping_unreachable_from vellum-a "$VELLUM_B4" "$GW_A_LAN4"
+	check "ping vellum-a -> vellum-b IPv6 answered by gw-a with ICMPv6 unreachable" \
+		ping_unreachable_from vellum-a "$VELLUM_B6" "$GW_A_LAN6"
+	check "TCP connect vellum-a -> vellum-b IPv4 fails within 1 s" \
+		connect_fails_within vellum-a "$VELLUM_B4" 1000
+	check "TCP connect vellum-a -> vellum-b IPv6 fails within 1.5 s" \
+		connect_fails_within vellum-a "$VELLUM_B6" 1500
+}
+
+check_traffic_flows() {
+	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
+	check "ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
+	check "TCP vellum-a -> vellum-b IPv4, source 198.18.1.11" \
+		tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
+}
+
+# ---- tests ------------------------------------------------------------------
+
+pings_both() { ping_ok "$1" "$2" && ping_ok "$1" "$3"; }
+forwarding_only_in_router() {
+	local node v
+	for node in "${LAB_NODES[@]}"; do
+		v=$(on "$node" sysctl -n net.ipv4.ip_forward)
+		echo "$node: ip_forward=$v"
+		if [ "$node" = router ]; then [ "$v" = 1 ] || return 1; else [ "$v" = 0 ] || return 1; fi
+	done
+}
+# pcap_has FILE FILTER / pcap_lacks FILE FILTER
+pcap_has() { [ "$(pcap_count "$1" "$2")" -gt 0 ]; }
+pcap_lacks() { [ "$(pcap_count "$1" "$2")" = 0 ]; }
+
+t_lab() {
+	local mode cap
+	for mode in plain nat; do
+		need_lab "$mode" || return 0
+		check "[$mode] vellum-a pings its gateway (IPv4, IPv6)" \
+			pings_both vellum-a "$GW_A_LAN4" "$GW_A_LAN6"
+		check "[$mode] sprout-b pings vellum-b on its LAN (IPv4, IPv6)" \
+			pings_both sprout-b "$VELLUM_B4" "$VELLUM_B6"
+		check "[$mode] gw-a reaches the router" ping_ok gw-a "$ROUTER_A"
+		check_not "[$mode] without grgw, vellum-a cannot reach vellum-b" ping_ok vellum-a "$VELLUM_B4"
+		check "[$mode] IPv4 forwarding is on in the router only" forwarding_only_in_router
+		capture_start "lab-$mode" || { fail "[$mode] capture"; return 0; }
+		cap=$WORK/lab-$mode
+		if [ "$mode" = plain ]; then
+			check "[plain] gw-a reaches gw-b over the WAN" ping_ok gw-a "$GW_B_WAN"
+			capture_stop "lab-$mode"
+			check "[plain] on wan-b: gw-a arrives with its own address" \
+				pcap_has "$cap-wan-b.pcap" "icmp and src $GW_A_WAN and dst $GW_B_WAN"
+		else
+			check "[nat] gw-a reaches gw-b at its public address" ping_ok gw-a "$GW_B_PUBLIC"
+			check_not "[nat] gw-a cannot reach gw-b's own address" ping_ok gw-a "$GW_B_WAN"
+			capture_stop "lab-$mode"
+			check "[nat] on wan-a: gw-a talks to gw-b's public address" \
+				pcap_has "$cap-wan-a.pcap" "icmp and src $GW_A_WAN and dst $GW_B_PUBLIC"
+			check "[nat] on wan-b: gw-a arrives as its public address" \
+				pcap_has "$cap-wan-b.pcap" "icmp and src $GW_A_PUBLIC and dst $GW_B_WAN"
+			check "[nat] on wan-b: gw-a's own address never shows" \
+				pcap_lacks "$cap-wan-b.pcap" "host $GW_A_WAN"
+		fi
+	done
+}
+
+# check-config on the fixtures: each *.conf with a *.expect must be refused
+# (exit 1) with every line of the .expect on stderr; one without is valid.
+t_configs() {
+	local dir=$WORK/configs conf name expect rc n=0 line missing
+	[ -x "$GRGW" ] || { fail "grgw binary at $GRGW"; return 0; }
+	mkdir -p "$dir"
+	head -c 32 /dev/urandom | base64 >"$dir/$FIXTURE_PSK"
+	chmod 0600 "$dir/$FIXTURE_PSK"
+	cp "$dir/$FIXTURE_PSK" "$dir/$FIXTURE_PSK_OPEN"
+	chmod 0644 "$dir/$FIXTURE_PSK_OPEN"
+
+	for conf in "$CONFIGS"/*.conf; do
+		[ -e "$conf" ] || continue
+		n=$((n + 1))
+		name=$(basename "$conf" .conf)
+		sed "s|@TESTDIR@|$dir|g" "$conf" >"$dir/$name.conf"
+		rc=0
+		(cd "$dir" && "$GRGW" check-config -c "$dir/$name.conf") \
+			>"$dir/$name.out" 2>"$dir/$name.err" </dev/null || rc=$?
+		expect=$CONFIGS/$name.expect
+		if [ -f "$expect" ]; then
+			expect_rc "$name: check-config refuses it" "$rc" 1 "$dir/$name.err"
+			missing=0
+			while IFS= read -r line; do
+				[ -z "$line" ] && continue
+				line=${line//@TESTDIR@/$dir}
+				if ! grep -qF -- "$line" "$dir/$name.err"; then
+					missing=1
+					fail "$name: stderr has: $line"
+				fi
+			done <"$expect"
+			if [ "$missing" = 0 ]; then
+				pass "$name: stderr has every expected line"
+			else
+				show_file "$dir/$name.err"
+			fi
+		else
+			expect_rc "$name: check-config accepts it" "$rc" 0 "$dir/$name.err"
+			check "$name: prints \"configuration OK\"" grep -qx "configuration OK" "$dir/$name.out"
+		fi
+	done
+	if [ "$n" -eq 0 ]; then
+		fail "fixtures in $CONFIGS"
+	fi
+
+	# The lab's own configs, rendered for both variants.
+	need_lab plain || return 0
+	need_grgw || return 0
+	check "lab site-a.conf: \"configuration OK\"" says_config_ok a
+	check "lab site-b.conf: \"configuration OK\"" says_config_ok b
+}
+
+says_config_ok() {
+	local out
+	out=$(grgw_at "$1" check-config) || return 1
+	echo "$out"
+	[ "$out" = "configuration OK" ]
+}
+
+t_up() {
+	local s
+	need_lab "$WANT_MODE" || return 0
+	need_grgw || return 0
+	stop_grgw
+	up_both up
+	expect_rc "grgw up on gw-a" "$RC_A" 0 "$WORK/up-a.log"
+	expect_rc "grgw up on gw-b" "$RC_B" 0 "$WORK/up-b.log"
+	for s in a b; do
+		check "gw-$s status: daemon and charon running" \
+			status_has "$s" '.daemon.running == true and .charon.running == true'
+		check "gw-$s status: tunnel up" status_has "$s" '.peers[0].tunnel == "up"'
+		check "gw-$s status: dataplane libipsec" status_has "$s" '.dataplane == "libipsec"'
+	done
+	check "gw-a status names both sites" status_has a '.site == "site-a" and .peers[0].name == "site-b"'
+	check "grgw status (text) on gw-a" grgw_at a status
+}
+
+t_reach() {
+	local dst a4 a6
+	need_tunnel || return 0
+	need_sinks || return 0
+	capture_running traffic || capture_start traffic || { fail "WAN capture"; return 0; }
+	for dst in "vellum-b $VELLUM_B4 $VELLUM_B6" "sprout-b $SPROUT_B4 $SPROUT_B6"; do
+		read -r dst a4 a6 <<<"$dst"
+		check "ping vellum-a -> $dst IPv4" ping_ok vellum-a "$a4"
+		check "ping vellum-a -> $dst IPv6" ping_ok vellum-a "$a6"
+		check "TCP vellum-a -> $dst IPv4 arrives from 198.18.1.11 (no NAT)" \
+			tcp_peer_is vellum-a "$a4" "$VELLUM_A4"
+		check "TCP vellum-a -> $dst IPv6 arrives from 2001:db8:a::11 (no NAT)" \
+			tcp_peer_is vellum-a "$a6" "$VELLUM_A6"
+	done
+	check "ping sprout-b -> sprout-a IPv4 (the other way)" ping_ok sprout-b "$SPROUT_A4"
+	check "ping sprout-b -> sprout-a IPv6 (the other way)" ping_ok sprout-b "$SPROUT_A6"
+}
+
+t_bulk() {
+	local blob=$WORK/blob want reply t0 ms
+	need_tunnel || return 0
+	need_sinks || return 0
+	capture_running traffic || capture_start traffic || { fail "WAN capture"; return 0; }
+	[ -f "$blob" ] || head -c "$BLOB_BYTES" /dev/urandom >"$blob"
+	want=$(sha256sum <"$blob" | awk '{ print $1 }')
+	t0=$(now_ms)
+	reply=$(tcp_send vellum-a "$VELLUM_B4" "$blob") || reply=
+	ms=$(( $(now_ms) - t0 ))
+	if [ -z "$reply" ]; then
+		fail "20 MiB vellum-a -> vellum-b: no answer from the sink within 120 s"
+		return 0
+	fi
+	BULK_IN_CAPTURE=1
+	check "20 MiB vellum-a -> vellum-b: every byte arrived" \
+		test "$(tcp_reply_field "$reply" bytes)" = "$BLOB_BYTES"
+	check "20 MiB vellum-a -> vellum-b: sha256 matches" \
+		test "$(tcp_reply_field "$reply" sha256)" = "$want"
+	check "20 MiB vellum-a -> vellum-b: source 198.18.1.11" \
+		test "$(tcp_reply_field "$reply" peer)" = "$VELLUM_A4"
+	note "sink: $reply"
+	note "$BLOB_BYTES bytes in $ms ms: $(( BLOB_BYTES * 8 / (ms > 0 ? ms : 1) / 1000 )) Mbit/s"
+}
+
+t_wan() {
+	local n
+	if ! capture_running traffic; then
+		# Run on its own: make some tunnel traffic to look at.
+		need_tunnel || return 0
+		need_sinks || return 0
+		capture_start traffic || { fail "WAN capture"; return 0; }
+		ping_ok vellum-a "$VELLUM_B4" >/dev/null 2>&1 || true
+		ping_ok vellum-a "$VELLUM_B6" >/dev/null 2>&1 || true
+		tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4" >/dev/null 2>&1 || true
+		tcp_peer_is vellum-a "$VELLUM_B6" "$VELLUM_A6" >/dev/null 2>&1 || true
+	fi
+	capture_stop traffic
+	check_no_cleartext traffic
+	check_ike_esp traffic "$LAB_MODE"
+	n=$(pcap_count "$WORK/traffic-wan-a.pcap" "$ESP_ONLY") || true
+	check "ESP packets carried the traffic ($n on wan-a)" test "$n" -gt 0
+	if [ "$BULK_IN_CAPTURE" = 1 ]; then
+		n=$(pcap_bytes "$WORK/traffic-wan-a.pcap" "src $GW_A_WAN and $ESP_ONLY")
+		check "ESP from gw-a carried at least the 20 MiB transfer ($n bytes)" \
+			test "$n" -ge "$BLOB_BYTES"
+	fi
+	if [ "$LAB_MODE" = nat ]; then
+		check "gw-a's own address never reached site B's side" \
+			pcap_lacks "$WORK/traffic-wan-b.pcap" "host $GW_A_WAN"
+		check "gw-b's own address never reached site A's side" \
+			pcap_lacks "$WORK/traffic-wan-a.pcap" "host $GW_B_WAN"
+	fi
+	BULK_IN_CAPTURE=0
+}
+
+t_peer_down() {
+	need_tunnel || return 0
+	need_sinks || return 0
+	capture_start peer-down || { fail "WAN capture"; return 0; }
+
+	down_one b peer-down
+	expect_rc "grgw down on gw-b" "$RC" 0 "$WORK/peer-down-b.log"
+	# A learns it from the IKE delete or from dead peer detection.
+	wait_until 30 ping_unreachable_from vellum-a "$VELLUM_B4" "$GW_A_LAN4" || true
+	check_fails_closed
+	check "gw-a status: tunnel not up" status_has a '.peers[0].tunnel != "up"'
+	capture_stop peer-down
+	check_no_cleartext peer-down
+
+	up_one b peer-up
+	expect_rc "grgw up on gw-b again" "$RC" 0 "$WORK/peer-up-b.log"
+	wait_until 60 ping_ok vellum-a "$VELLUM_B4" || true
+	check_traffic_flows
+	wait_until 20 status_is a "$tunnel_up_expr" || true
+	check "gw-a status: tunnel up again, nothing done at A" status_has a '.peers[0].tunnel == "up"'
+}
+
+t_charon_kill() {
+	local pids old before
+	need_tunnel || return 0
+	need_sinks || return 0
+	pids=$(node_pids_named gw-a charon)
+	check "exactly one charon in gw-a" test "$(wc -w <<<"$pids")" -eq 1
+	old=${pids%%[[:space:]]*}
+	[ -n "$old" ] || return 0
+	before=$(status_json a | jq -r '.charon.restarts // 0')
+	capture_start charon-kill || { fail "WAN capture"; return 0; }
+
+	kill -KILL "$old"
+	wait_until 5 proc_dead "$old" || true
+	check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails within 1 s" \
+		connect_fails_within vellum-a "$VELLUM_B4" 1000
+
+	wait_until 60 tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4" || true
+	check_traffic_flows
+	check "a new charon runs in gw-a" new_charon_in gw-a "$old"
+	check "gw-a status: charon restarted (restarts > $before), tunnel up" \
+		status_has a ".charon.running == true and .charon.restarts >= $((before + 1)) and .peers[0].tunnel == \"up\""
+	capture_stop charon-kill
+	check_no_cleartext charon-kill
+}
+
+# new_charon_in NODE OLD-PID: a charon runs in NODE, and it is not OLD-PID
+new_charon_in() {
+	local pids
+	pids=$(node_pids_named "$1" charon)
+	echo "charon now: ${pids:-none} (killed: $2)"
+	[ -n "$pids" ] && ! grep -qx "$2" <<<"$pids"
+}
+
+# after down --purge: nothing of grgw's left in a gateway namespace
+rules_are_defaults() {
+	local fam=$1 allowed=$2 prefs
+	on "gw-$3" ip "-$fam" rule show
+	prefs=$(on "gw-$3" ip "-$fam" rule show | awk -F: '{ print $1 }' | tr '\n' ' ')
+	for p in $prefs; do
+		[[ " $allowed " == *" $p "* ]] || return 1
+	done
+}
+routes_main_local_only() {
+	local out
+	out=$(on "gw-$1" ip -4 route show table all; on "gw-$1" ip -6 route show table all)
+	echo "$out"
+	! grep -E ' table ' <<<"$out" | grep -Evq ' table (local|main)( |$)'
+}
+no_routes_to() {
+	! on "gw-$1" ip route show table all | grep -E "$2|unreachable|prohibit|blackhole" &&
+	! on "gw-$1" ip -6 route show table all | grep -E "$3|unreachable|prohibit|blackhole"
+}
+no_daemons_in() {
+	local procs
+	procs=$(for p in $(ip netns pids "$NS_PREFIX$1"); do cat "/proc/$p/comm" 2>/dev/null; done)
+	echo "processes in gw-$1: ${procs:-none}"
+	! grep -Eqx 'grgw|charon' <<<"$procs"
+}
+no_tunnel_links() {
+	! on "gw-$1" ip -d link show | grep -E -B1 ' (tun|xfrm) '
+}
+nft_empty() {
+	[ -z "$(on "gw-$1" nft list ruleset)" ]
+}
+no_shaping() {
+	! on "gw-$1" tc qdisc show | grep -E 'htb|tbf|clsact|ingress|prio'
+}
+
+t_local_down() {
+	local s
+	need_tunnel || return 0
+	need_sinks || return 0
+	capture_start local-down || { fail "WAN capture"; return 0; }
+
+	down_one a local-down
+	expect_rc "grgw down on gw-a" "$RC" 0 "$WORK/local-down-a.log"
+	check_fails_closed
+	check "gw-a status: daemon not running, tunnel not up" \
+		status_has a '.daemon.running == false and ((.peers // []) | all(.tunnel != "up"))'
+	check "no grgw or charon left in gw-a" no_daemons_in a
+	capture_stop local-down
+	check_no_cleartext local-down
+
+	up_one a local-up
+	expect_rc "grgw up on gw-a again" "$RC" 0 "$WORK/local-up-a.log"
+	wait_until 60 ping_ok vellum-a "$VELLUM_B4" || true
+	check_traffic_flows
+
+	down_one a purge --purge
+	expect_rc "grgw down --purge on gw-a" "$RC" 0 "$WORK/purge-a.log"
+	down_one b purge --purge
+	expect_rc "grgw down --purge on gw-b" "$RC" 0 "$WORK/purge-b.log"
+	for s in a b; do
+		check "gw-$s: only the kernel's IPv4 rules left" rules_are_defaults 4 "0 32766 32767" "$s"
+		check "gw-$s: only the kernel's IPv6 rules left" rules_are_defaults 6 "0 32766" "$s"
+		check "gw-$s: routes only in tables main and local" routes_main_local_only "$s"
+		check "gw-$s: no grgw or charon process" no_daemons_in "$s"
+		check "gw-$s: no tunnel device" no_tunnel_links "$s"
+		check "gw-$s: no nftables rules" nft_empty "$s"
+		check "gw-$s: no traffic shaping" no_shaping "$s"
+	done
+	check "gw-a: no route at all to site B's prefixes" no_routes_to a '198\.18\.2\.' '2001:db8:b:'
+	check "gw-b: no route at all to site A's prefixes" no_routes_to b '198\.18\.1\.' '2001:db8:a:'
+}
+
+t_wrong_psk() {
+	local dir=$WORK/wrong-key conf_b=$CONF_B s log rc
+	need_lab "$WANT_MODE" || return 0
+	need_grgw || return 0
+	stop_grgw
+	mkdir -p "$dir"
+	new_psk "$dir/psk" || { fail "grgw keygen"; return 0; }
+	check "site B's key differs from site A's" check_not_same "$LABCONF/psk" "$dir/psk"
+	render_conf "$HERE/site-b.conf" "$dir/site-b.conf" "$dir" "$LAB_MODE"
+	CONF_B=$dir/site-b.conf
+
+	up_both wrong-psk
+	for s in a b; do
+		log=$WORK/wrong-psk-$s.log
+		rc=$([ "$s" = a ] && echo "$RC_A" || echo "$RC_B")
+		check "grgw up on gw-$s fails (exit $rc)" test "$rc" -ne 0
+		check "gw-$s says \"authentication failed\"" grep -qi 'authentication failed' "$log"
+		check_not "gw-$s does not blame a timeout" grep -Eqi 'timeout|timed out' "$log"
+		note "gw-$s: $(tr '\n' ' ' <"$log" | cut -c1-200)"
+	done
+	down_one a wrong-psk-down --purge
+	expect_rc "grgw down --purge on gw-a" "$RC" 0 "$WORK/wrong-psk-down-a.log"
+	down_one b wrong-psk-down --purge
+	expect_rc "grgw down --purge on gw-b" "$RC" 0 "$WORK/wrong-psk-down-b.log"
+	CONF_B=$conf_b
+}
+check_not_same() { ! cmp -s "$1" "$2"; }
+
+t_nat() {
+	local outer=$TEST
+	WANT_MODE=nat
+	need_lab nat || { WANT_MODE=plain; return 0; }
+	TEST="$outer/up"; t_up
+	TEST="$outer/reach"; t_reach
+	TEST="$outer/wan"; t_wan
+	TEST=$outer
+	stop_grgw
+	WANT_MODE=plain
+}
+
+# ---- main -------------------------------------------------------------------
+
+selected=("$@")
+[ ${#selected[@]} -gt 0 ] || selected=("${ALL_TESTS[@]}")
+
+start=$(now_ms)
+for TEST in "${ALL_TESTS[@]}"; do
+	[[ " ${selected[*]} " == *" $TEST "* ]] || continue
+	printf '# %s\n' "$TEST"
+	t0=$(now_ms)
+	# In a condition, so that one test going wrong cannot end the suite.
+	if ! "t_${TEST//-/_}"; then
+		fail "test ended early"
+	fi
+	printf '# %s: %d s\n' "$TEST" $(( ($(now_ms) - t0) / 1000 ))
+done
+printf '# total: %d s\n' $(( ($(now_ms) - start) / 1000 ))
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

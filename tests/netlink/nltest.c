@@ -1,0 +1,129 @@
+/*
+ * Driver for tests/netlink/run.sh: runs netlink/ calls against the
+ * kernel of the current network namespace, one process per step, the way
+ * `grgw up` and `grgw down` would (each run reloads the record).
+ *
+ *   nltest [-t table] RECORD COMMAND...
+ *
+ * Commands, run in order until one fails:
+ *   block          gwnl_block_install()
+ *   forward        gwnl_forwarding_enable()
+ *   xfrmi          gwnl_xfrmi_create()
+ *   tunnel-up IF   gwnl_tunnel_routes_install() with IF as tunnel device
+ *   tunnel-down IF gwnl_tunnel_routes_remove()
+ *   cleanup N      gwnl_cleanup(purge = N)
+ *   count          print "total block run" from the record
+ *   probe          print gwnl_kernel_ipsec_available()
+ *
+ * The configuration is the lab's site A (see DESIGN.md): WAN wan0, LAN
+ * lan0, peer prefixes 198.18.2.0/24 and 2001:db8:b::/64.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "grgw.h"
+#include "netlink/netlink.h"
+
+static void
+config_site_a(struct grgw_config *cfg, uint32_t table)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->site.name, sizeof(cfg->site.name), "site-a");
+	snprintf(cfg->site.wan_interface, sizeof(cfg->site.wan_interface),
+	    "wan0");
+	snprintf(cfg->site.lan_interfaces[0],
+	    sizeof(cfg->site.lan_interfaces[0]), "lan0");
+	cfg->site.n_lan_interfaces = 1;
+	if (prefix_parse("198.18.1.0/24", &cfg->site.prefixes[0]) == -1 ||
+	    prefix_parse("2001:db8:a::/64", &cfg->site.prefixes[1]) == -1 ||
+	    prefix_parse("198.18.2.0/24", &cfg->peer.prefixes[0]) == -1 ||
+	    prefix_parse("2001:db8:b::/64", &cfg->peer.prefixes[1]) == -1)
+		fatalx("nltest: prefix_parse");
+	cfg->site.n_prefixes = 2;
+	snprintf(cfg->peer.name, sizeof(cfg->peer.name), "site-b");
+	cfg->peer.n_prefixes = 2;
+	cfg->dataplane = GRGW_DP_KERNEL;
+	snprintf(cfg->xfrm_interface, sizeof(cfg->xfrm_interface), "%s",
+	    GRGW_DEFAULT_XFRM_IF);
+	cfg->if_id = GRGW_DEFAULT_IF_ID;
+	cfg->table = table;
+	cfg->mtu = GRGW_DEFAULT_MTU;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: nltest [-t table] record command...\n");
+	exit(2);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct grgw_config	 cfg;
+	struct gwnl		*nl = NULL;
+	const char		*cmd;
+	unsigned long		 table = GRGW_DEFAULT_TABLE;
+	char			*end;
+	int			 ch, i, rc = 0, block, run, total;
+
+	log_init("nltest", getenv("NLTEST_DEBUG") != NULL ?
+	    LOG_LVL_DEBUG : LOG_LVL_INFO);
+	while ((ch = getopt(argc, argv, "t:")) != -1) {
+		switch (ch) {
+		case 't':
+			errno = 0;
+			table = strtoul(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || table > UINT32_MAX)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 2)
+		usage();
+	config_site_a(&cfg, (uint32_t)table);
+
+	if ((rc = gwnl_open(argv[0], &nl)) < 0) {
+		fprintf(stderr, "nltest: open %s: %s\n", argv[0],
+		    strerror(-rc));
+		return 1;
+	}
+	for (i = 1; i < argc && rc == 0; i++) {
+		cmd = argv[i];
+		if (strcmp(cmd, "block") == 0)
+			rc = gwnl_block_install(nl, &cfg);
+		else if (strcmp(cmd, "forward") == 0)
+			rc = gwnl_forwarding_enable(nl, &cfg);
+		else if (strcmp(cmd, "xfrmi") == 0)
+			rc = gwnl_xfrmi_create(nl, &cfg);
+		else if ((strcmp(cmd, "tunnel-up") == 0 ||
+		    strcmp(cmd, "tunnel-down") == 0) && i + 1 < argc) {
+			snprintf(cfg.xfrm_interface,
+			    sizeof(cfg.xfrm_interface), "%s", argv[++i]);
+			if (strcmp(cmd, "tunnel-up") == 0)
+				rc = gwnl_tunnel_routes_install(nl, &cfg);
+			else
+				rc = gwnl_tunnel_routes_remove(nl, &cfg);
+		} else if (strcmp(cmd, "cleanup") == 0 && i + 1 < argc)
+			rc = gwnl_cleanup(nl, atoi(argv[++i]));
+		else if (strcmp(cmd, "count") == 0) {
+			total = gwnl_record_count(nl, &block, &run);
+			printf("%d %d %d\n", total, block, run);
+		} else if (strcmp(cmd, "probe") == 0)
+			printf("%d\n", gwnl_kernel_ipsec_available());
+		else
+			usage();
+		if (rc != 0)
+			fprintf(stderr, "nltest: %s: %s\n", cmd,
+			    rc == -1 ? "failed" : strerror(-rc));
+	}
+	gwnl_close(nl);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,1658 @@
+/*
+ * Configuration parser, address helpers and pre-shared keys.
+ *
+ * Most tests start from BASE, a complete valid configuration with known
+ * line numbers, replace one line, and check the exact "file:line:" prefix
+ * of the message a user would see and that it names the key.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "grgw.h"
+
+#define FN	"grgw.conf"
+
+/* Line numbers matter: the tests below refer to them. */
+static const char BASE[] =
+	"[site]\n"				/*  1 */
+	"name = site-a\n"			/*  2 */
+	"wan_interface = wan0\n"		/*  3 */
+	"wan_address = 192.0.2.10\n"		/*  4 */
+	"lan_interface = lan0\n"		/*  5 */
+	"lan_address = 198.18.1.1\n"		/*  6 */
+	"lan_address = 2001:db8:a::1\n"		/*  7 */
+	"prefix = 198.18.1.0/24\n"		/*  8 */
+	"prefix = 2001:db8:a::/64\n"		/*  9 */
+	"\n"					/* 10 */
+	"[peer]\n"				/* 11 */
+	"name = site-b\n"			/* 12 */
+	"address = 198.51.100.10\n"		/* 13 */
+	"lan_address = 198.18.2.1\n"		/* 14 */
+	"lan_address = 2001:db8:b::1\n"		/* 15 */
+	"prefix = 198.18.2.0/24\n"		/* 16 */
+	"prefix = 2001:db8:b::/64\n"		/* 17 */
+	"\n"					/* 18 */
+	"[auth]\n"				/* 19 */
+	"psk_file = /etc/grgw/psk\n"		/* 20 */
+	"\n"					/* 21 */
+	"[dataplane]\n"				/* 22 */
+	"mode = auto\n"				/* 23 */
+	"\n"					/* 24 */
+	"[daemon]\n"				/* 25 */
+	"log_level = info\n";			/* 26 */
+
+/* A valid key: 32 bytes of 0x00..0x1f. */
+#define KEY32	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void
+dump_errors(const struct config_parser *p)
+{
+	size_t	 i;
+
+	for (i = 0; i < config_parse_error_count(p); i++)
+		fprintf(stderr, "  | %s\n", config_parse_error(p, i));
+}
+
+/*
+ * Feed text to a new parser one line at a time.  Each line is copied into
+ * a heap buffer of exactly its length, without a terminating NUL, so that
+ * the sanitizer build catches any read past the length given.
+ */
+static struct config_parser *
+parse(const char *text, struct grgw_config *cfg, int *rc)
+{
+	struct config_parser	*p;
+	const char		*s = text, *nl;
+	char			*copy;
+	size_t			 len;
+
+	p = config_parse_new(FN);
+	assert_non_null(p);
+	while (*s != '\0') {
+		nl = strchr(s, '\n');
+		len = nl != NULL ? (size_t)(nl - s) : strlen(s);
+		copy = malloc(len > 0 ? len : 1);
+		assert_non_null(copy);
+		memcpy(copy, s, len);
+		config_parse_line(p, copy, len);
+		free(copy);
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+	*rc = config_parse_finish(p, cfg);
+	return p;
+}
+
+/* BASE with line `line` replaced by repl (which may hold several lines). */
+static char *
+base_with(unsigned int line, const char *repl)
+{
+	const char	*s = BASE, *start, *end;
+	unsigned int	 n;
+	char		*out;
+
+	for (n = 1; n < line; n++) {
+		s = strchr(s, '\n');
+		assert_non_null(s);
+		s++;
+	}
+	start = s;
+	end = strchr(start, '\n');
+	if (end == NULL)
+		end = start + strlen(start);
+	assert_true(asprintf(&out, "%.*s%s%s", (int)(start - BASE), BASE,
+	    repl, end) != -1);
+	return out;
+}
+
+/* Parse BASE with one line replaced; the parser must reject it. */
+static struct config_parser *
+parse_bad(unsigned int line, const char *repl)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text = base_with(line, repl);
+	int			 rc;
+
+	p = parse(text, &cfg, &rc);
+	free(text);
+	if (rc != -1) {
+		fprintf(stderr, "accepted line %u: %s\n", line, repl);
+		fail();
+	}
+	return p;
+}
+
+/* Is there an error starting with `prefix` and containing every `want`? */
+static int
+find_error(const struct config_parser *p, const char *prefix,
+    const char *want1, const char *want2)
+{
+	const char	*e;
+	size_t		 i;
+
+	for (i = 0; i < config_parse_error_count(p); i++) {
+		e = config_parse_error(p, i);
+		if (strncmp(e, prefix, strlen(prefix)) != 0)
+			continue;
+		if (want1 != NULL && strstr(e, want1) == NULL)
+			continue;
+		if (want2 != NULL && strstr(e, want2) == NULL)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+expect_error_at(const struct config_parser *p, const char *prefix,
+    const char *w1, const char *w2, const char *file, int line)
+{
+	if (find_error(p, prefix, w1, w2))
+		return;
+	fprintf(stderr, "no error \"%s\" ... %s ... %s; have:\n", prefix,
+	    w1 != NULL ? w1 : "", w2 != NULL ? w2 : "");
+	dump_errors(p);
+	_fail(file, line);
+}
+
+#define expect_error(p, prefix, w1, w2)					\
+	expect_error_at((p), (prefix), (w1), (w2), __FILE__, __LINE__)
+
+#define expect_count(p, n) do {						\
+	if (config_parse_error_count(p) != (n)) {			\
+		fprintf(stderr, "expected %d errors, have:\n", (int)(n));\
+		dump_errors(p);						\
+		fail();							\
+	}								\
+} while (0)
+
+/* One replaced line, exactly one error with that prefix and words. */
+static void
+check_one(unsigned int line, const char *repl, const char *prefix,
+    const char *w1, const char *w2)
+{
+	struct config_parser	*p = parse_bad(line, repl);
+
+	expect_error(p, prefix, w1, w2);
+	expect_count(p, 1);
+	config_parse_free(p);
+}
+
+static char	 tmpdir[PATH_MAX];
+
+static char *
+tmp_path(const char *name)
+{
+	char	*path;
+
+	assert_true(asprintf(&path, "%s/%s", tmpdir, name) != -1);
+	return path;
+}
+
+/* Write a file under tmpdir with the given mode; returns its path. */
+static char *
+write_file(const char *name, const char *text, size_t len, mode_t mode)
+{
+	char	*path = tmp_path(name);
+	int	 fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+/* ---- valid configurations ---------------------------------------------------- */
+
+static void
+test_valid_psk(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			 buf[64];
+	int			 rc;
+
+	p = parse(BASE, &cfg, &rc);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	expect_count(p, 0);
+	config_parse_free(p);
+
+	assert_string_equal(cfg.path, FN);
+	assert_string_equal(cfg.site.name, "site-a");
+	assert_string_equal(cfg.site.id, "site-a");
+	assert_string_equal(cfg.site.wan_interface, "wan0");
+	assert_string_equal(addr_fmt(&cfg.site.wan_address, buf, sizeof(buf)),
+	    "192.0.2.10");
+	assert_int_equal(cfg.site.n_lan_interfaces, 1);
+	assert_string_equal(cfg.site.lan_interfaces[0], "lan0");
+	assert_int_equal(cfg.site.n_lan_addresses, 2);
+	assert_string_equal(addr_fmt(&cfg.site.lan_addresses[0], buf,
+	    sizeof(buf)), "198.18.1.1");
+	assert_string_equal(addr_fmt(&cfg.site.lan_addresses[1], buf,
+	    sizeof(buf)), "2001:db8:a::1");
+	assert_int_equal(cfg.site.n_prefixes, 2);
+	assert_string_equal(prefix_fmt(&cfg.site.prefixes[0], buf,
+	    sizeof(buf)), "198.18.1.0/24");
+	assert_string_equal(prefix_fmt(&cfg.site.prefixes[1], buf,
+	    sizeof(buf)), "2001:db8:a::/64");
+
+	assert_string_equal(cfg.peer.name, "site-b");
+	assert_string_equal(cfg.peer.id, "site-b");
+	assert_string_equal(addr_fmt(&cfg.peer.wan_address, buf, sizeof(buf)),
+	    "198.51.100.10");
+	assert_int_equal(cfg.peer.n_lan_addresses, 2);
+	assert_int_equal(cfg.peer.n_prefixes, 2);
+	assert_string_equal(prefix_fmt(&cfg.peer.prefixes[1], buf,
+	    sizeof(buf)), "2001:db8:b::/64");
+	assert_int_equal(cfg.peer.n_lan_interfaces, 0);
+
+	assert_int_equal(cfg.auth, GRGW_AUTH_PSK);
+	assert_string_equal(cfg.psk_file, "/etc/grgw/psk");
+	assert_string_equal(cfg.cert_file, "");
+	assert_int_equal(cfg.dataplane, GRGW_DP_AUTO);
+	assert_int_equal(cfg.log_level, LOG_LVL_INFO);
+}
+
+static void
+test_valid_cert_ipv6(void **state)
+{
+	static const char text[] =
+	    "[site]\n"
+	    "name = gw1.east\n"
+	    "id = gw1@east.example\n"
+	    "wan_interface = eth0.100\n"
+	    "wan_address = 2001:db8:ffff::10\n"
+	    "lan_interface = eth1\n"
+	    "lan_interface = eth2\n"
+	    "lan_address = 2001:db8:a::1\n"
+	    "prefix = 2001:db8:a::/64\n"
+	    "prefix = 2001:db8:c::/48\n"
+	    "[peer]\n"
+	    "name = gw1.west\n"
+	    "id = CN=gw1.west\n"
+	    "address = 2001:db8:eeee::10\n"
+	    "lan_address = 2001:db8:b::1\n"
+	    "prefix = 2001:db8:b::/64\n"
+	    "[auth]\n"
+	    "certificate = /etc/grgw/east.crt\n"
+	    "private_key = /etc/grgw/east.key\n"
+	    "ca = /etc/grgw/ca.crt\n"
+	    "[dataplane]\n"
+	    "mode = kernel\n"
+	    "interface = ipsec-west\n"
+	    "if_id = 0x2a\n"
+	    "table = 1000\n"
+	    "mtu = 9000\n"
+	    "[daemon]\n"
+	    "run_dir = /var/run/grgw\n"
+	    "charon = /usr/libexec/ipsec/charon\n"
+	    "log_level = debug\n";
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			 buf[64];
+	int			 rc;
+
+	p = parse(text, &cfg, &rc);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+
+	assert_string_equal(cfg.site.id, "gw1@east.example");
+	assert_string_equal(cfg.peer.id, "CN=gw1.west");
+	assert_string_equal(cfg.site.wan_interface, "eth0.100");
+	assert_int_equal(cfg.site.n_lan_interfaces, 2);
+	assert_string_equal(cfg.site.lan_interfaces[1], "eth2");
+	assert_int_equal(cfg.site.wan_address.family, AF_INET6);
+	assert_string_equal(prefix_fmt(&cfg.site.prefixes[1], buf,
+	    sizeof(buf)), "2001:db8:c::/48");
+	assert_int_equal(cfg.auth, GRGW_AUTH_CERT);
+	assert_string_equal(cfg.cert_file, "/etc/grgw/east.crt");
+	assert_string_equal(cfg.key_file, "/etc/grgw/east.key");
+	assert_string_equal(cfg.ca_file, "/etc/grgw/ca.crt");
+	assert_string_equal(cfg.psk_file, "");
+	assert_int_equal(cfg.dataplane, GRGW_DP_KERNEL);
+	assert_string_equal(cfg.xfrm_interface, "ipsec-west");
+	assert_int_equal(cfg.if_id, 42);
+	assert_int_equal(cfg.table, 1000);
+	assert_int_equal(cfg.mtu, 9000);
+	assert_string_equal(cfg.run_dir, "/var/run/grgw");
+	assert_string_equal(cfg.charon_path, "/usr/libexec/ipsec/charon");
+	assert_int_equal(cfg.log_level, LOG_LVL_DEBUG);
+	config_site_dir(&cfg, buf, sizeof(buf));
+	assert_string_equal(buf, "/var/run/grgw/gw1.east");
+}
+
+static void
+test_defaults(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text;
+	char			 buf[PATH_MAX];
+	int			 rc;
+
+	/* BASE without the optional [dataplane] and [daemon] sections. */
+	text = base_with(21, "");
+	text[strlen(text) - strlen(strstr(text, "\n\n[dataplane]"))] = '\0';
+	p = parse(text, &cfg, &rc);
+	free(text);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+
+	assert_string_equal(cfg.site.id, "site-a");
+	assert_string_equal(cfg.peer.id, "site-b");
+	assert_int_equal(cfg.dataplane, GRGW_DP_AUTO);
+	assert_string_equal(cfg.xfrm_interface, GRGW_DEFAULT_XFRM_IF);
+	assert_int_equal(cfg.if_id, GRGW_DEFAULT_IF_ID);
+	assert_int_equal(cfg.table, GRGW_DEFAULT_TABLE);
+	assert_int_equal(cfg.mtu, GRGW_DEFAULT_MTU);
+	assert_string_equal(cfg.run_dir, GRGW_DEFAULT_RUN_DIR);
+	assert_string_equal(cfg.charon_path, GRGW_DEFAULT_CHARON);
+	assert_int_equal(cfg.log_level, LOG_LVL_INFO);
+	config_site_dir(&cfg, buf, sizeof(buf));
+	assert_string_equal(buf, GRGW_DEFAULT_RUN_DIR "/site-a");
+	assert_string_equal(config_dataplane_name(cfg.dataplane), "auto");
+	assert_string_equal(config_dataplane_name(GRGW_DP_KERNEL), "kernel");
+	assert_string_equal(config_dataplane_name(GRGW_DP_LIBIPSEC),
+	    "libipsec");
+}
+
+static void
+test_comments_and_whitespace(void **state)
+{
+	static const char text[] =
+	    "# grgw configuration\n"
+	    "   # indented comment\n"
+	    "\t\n"
+	    "  [ site ]   # this site\n"
+	    "name=site-a\n"
+	    "\twan_interface   =   wan0   \n"
+	    "wan_address = 192.0.2.10\t# public side\n"
+	    "lan_interface = lan0\n"
+	    "lan_address = 198.18.1.1\n"
+	    "prefix = 198.18.1.0/24 # the LAN\n"
+	    "[peer]\n"
+	    "name = site-b\n"
+	    "address = 198.51.100.10\n"
+	    "lan_address = 198.18.2.1\n"
+	    "prefix = 198.18.2.0/24\n"
+	    "[auth]\n"
+	    "psk_file = /etc/grgw/key#1   # '#' inside a value stays\n"
+	    "[daemon]\n"
+	    "# comment with UTF-8: \xc3\xa9t\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x94\x92\n"
+	    "run_dir = /run/grgw\n";
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	int			 rc;
+
+	p = parse(text, &cfg, &rc);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.site.name, "site-a");
+	assert_string_equal(cfg.site.wan_interface, "wan0");
+	assert_string_equal(cfg.psk_file, "/etc/grgw/key#1");
+	assert_int_equal(cfg.site.n_prefixes, 1);
+}
+
+static void
+test_crlf(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text, *o;
+	const char		*s;
+	int			 rc;
+
+	text = malloc(sizeof(BASE) * 2);
+	assert_non_null(text);
+	for (s = BASE, o = text; *s != '\0'; s++) {
+		if (*s == '\n')
+			*o++ = '\r';
+		*o++ = *s;
+	}
+	*o = '\0';
+	p = parse(text, &cfg, &rc);
+	free(text);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.peer.name, "site-b");
+}
+
+/*
+ * The parser only sees (pointer, length): lines cut out of a larger buffer
+ * that continues with junk must parse as if the junk were not there.
+ */
+static void
+test_lines_not_terminated(void **state)
+{
+	static const char *const lines[] = {
+		"[site]", "name = site-a", "wan_interface = wan0",
+		"wan_address = 192.0.2.10", "lan_interface = lan0",
+		"lan_address = 198.18.1.1", "prefix = 198.18.1.0/24",
+		"[peer]", "name = site-b", "address = 198.51.100.10",
+		"lan_address = 198.18.2.1", "prefix = 198.18.2.0/24",
+		"[auth]", "psk_file = /etc/grgw/psk",
+	};
+	struct config_parser	*p;
+	struct grgw_config	 cfg;
+	char			 buf[256];
+	size_t			 i, len;
+
+	p = config_parse_new(FN);
+	assert_non_null(p);
+	for (i = 0; i < nitems(lines); i++) {
+		/* The line, then garbage that would change its meaning. */
+		len = strlen(lines[i]);
+		memset(buf, 'X', sizeof(buf));
+		memcpy(buf + 10, lines[i], len);
+		memcpy(buf + 10 + len, "9/ ]#=\xff", 7);
+		assert_int_equal(config_parse_line(p, buf + 10, len), 0);
+	}
+	assert_int_equal(config_parse_finish(p, &cfg), 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.site.name, "site-a");
+	assert_string_equal(cfg.psk_file, "/etc/grgw/psk");
+	assert_int_equal(cfg.site.prefixes[0].len, 24);
+
+	/* A length of zero is an empty line, whatever the pointer holds. */
+	p = config_parse_new(FN);
+	assert_int_equal(config_parse_line(p, "garbage", 0), 0);
+	assert_int_equal(config_parse_line(p, NULL, 0), 0);
+	assert_int_equal(config_parse_line(p, "[site]", 6), 0);
+	/* A line cut in the middle of a word is what it is. */
+	assert_int_equal(config_parse_line(p, "name = site-abc", 13), 0);
+	assert_int_equal(config_parse_line(p, "wan_interface = wan0", 20), 0);
+	assert_int_equal(config_parse_line(p, "wan_interface = wan0", 20), -1);
+	expect_error(p, FN ":6: duplicate key wan_interface in [site]",
+	    "first set on line 5", NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+}
+
+/* ---- errors, one class at a time --------------------------------------------- */
+
+static void
+test_prefix_host_bits(void **state)
+{
+	struct config_parser	*p = parse_bad(8, "prefix = 198.18.1.1/24");
+
+	assert_string_equal(config_parse_error(p, 0), FN ":8: prefix "
+	    "\"198.18.1.1/24\" has host bits set; expected a network address "
+	    "such as 198.18.1.0/24");
+	expect_count(p, 1);
+	config_parse_free(p);
+
+	check_one(17, "prefix = 2001:db8:b::1/64", FN ":17: prefix "
+	    "\"2001:db8:b::1/64\" has host bits set",
+	    "such as 2001:db8:b::/64", NULL);
+}
+
+static void
+test_prefix_syntax(void **state)
+{
+	static const struct {
+		const char *line, *why;
+	} cases[] = {
+		{ "prefix = 198.18.1.0", "has no /length" },
+		{ "prefix = 198.18.1.0/33", "from 0 to 32" },
+		{ "prefix = 2001:db8:a::/129", "from 0 to 128" },
+		{ "prefix = 198.18.1.0/", "from 0 to 32" },
+		{ "prefix = 198.18.1.0/024", "from 0 to 32" },
+		{ "prefix = 198.18.1.0/+24", "from 0 to 32" },
+		{ "prefix = 198.18.1.0/24x", "from 0 to 32" },
+		{ "prefix = 198.18.1.0/24 x", "from 0 to 32" },
+		{ "prefix = 198.18.1/24", "does not start with an IP address" },
+		{ "prefix = lan.example/24", "does not start with an IP" },
+		{ "prefix = /24", "does not start with an IP address" },
+		{ "prefix = 198.18.1.0/24/24", "from 0 to 32" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(cases); i++)
+		check_one(8, cases[i].line, FN ":8: prefix \"", cases[i].why,
+		    "expected a network in CIDR notation");
+}
+
+static void
+test_unknown_key(void **state)
+{
+	check_one(3, "wan_interface = wan0\nwan_iface = wan0",
+	    FN ":4: unknown key \"wan_iface\" "
+	    "in [site]; expected one of: name, id, wan_interface, wan_address, "
+	    "lan_interface, lan_address, prefix", NULL, NULL);
+	/* Keys are case sensitive. */
+	check_one(23, "Mode = auto", FN ":23: unknown key \"Mode\" in "
+	    "[dataplane]", "mode", NULL);
+}
+
+static void
+test_key_in_wrong_section(void **state)
+{
+	struct config_parser	*p;
+
+	check_one(13, "address = 198.51.100.10\nwan_interface = eth0",
+	    FN ":14: unknown key \"wan_interface\" in [peer] (it belongs in "
+	    "[site]); expected one of: name, id, address, lan_address, "
+	    "prefix", NULL, NULL);
+
+	p = parse_bad(13, "address = 198.51.100.10\nlan_interface = eth1");
+	expect_error(p, FN ":14: unknown key \"lan_interface\" in [peer]",
+	    "belongs in [site]", NULL);
+	config_parse_free(p);
+}
+
+static void
+test_unknown_section(void **state)
+{
+	struct config_parser	*p;
+
+	/* Keys below an unknown header are not reported one by one. */
+	p = parse_bad(21, "[tunnel]\nfoo = bar\nbaz = 1");
+	expect_error(p, FN ":21: unknown section \"[tunnel]\"; expected one "
+	    "of [site], [peer], [auth], [dataplane] or [daemon]", NULL, NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+
+	check_one(22, "[dataplane", FN ":22: section header \"[dataplane\" "
+	    "does not end with ']'", NULL, NULL);
+	check_one(22, "[]", FN ":22: unknown section \"[]\"", NULL, NULL);
+}
+
+static void
+test_key_outside_section(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text;
+	int			 rc;
+
+	assert_true(asprintf(&text, "log_level = debug\n%s", BASE) != -1);
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":1: key \"log_level\" is outside any section; "
+	    "expected a section header such as [site] before it", NULL, NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+}
+
+static void
+test_duplicate_key(void **state)
+{
+	check_one(4, "wan_address = 192.0.2.10\nwan_address = 192.0.2.11",
+	    FN ":5: duplicate key wan_address in [site] (first set on line "
+	    "4); expected it once", NULL, NULL);
+	check_one(23, "mode = auto\nmode = auto", FN ":24: duplicate key mode "
+	    "in [dataplane] (first set on line 23)", NULL, NULL);
+	/* Repeatable keys are not duplicates. */
+	check_one(5, "lan_interface = lan0\nlan_interface = lan0",
+	    FN ":6: lan_interface \"lan0\" is listed twice (first on line 5)",
+	    NULL, NULL);
+}
+
+static void
+test_duplicate_section(void **state)
+{
+	struct config_parser	*p;
+
+	p = parse_bad(21, "[site]\nname = again");
+	expect_error(p, FN ":21: section [site] appears again (first on line "
+	    "1)", NULL, NULL);
+	expect_error(p, FN ":22: duplicate key name in [site] (first set on "
+	    "line 2)", NULL, NULL);
+	expect_count(p, 2);
+	config_parse_free(p);
+}
+
+static void
+test_missing_keys(void **state)
+{
+	struct config_parser	*p;
+	struct grgw_config	 cfg;
+	char			*text;
+	int			 rc;
+
+	/* A key missing from a section cites the section header. */
+	check_one(2, "", FN ":1: [site] name is missing; expected a "
+	    "\"name = ...\" line with a site name", NULL, NULL);
+	p = parse_bad(13, "");
+	expect_error(p, FN ":11: [peer] address is missing", NULL, NULL);
+	config_parse_free(p);
+
+	/* Both lan_address lines gone: "at least one". */
+	text = base_with(6, "");
+	assert_non_null(strstr(text, "lan_address = 2001:db8:a::1\n"));
+	memcpy(strstr(text, "lan_address = 2001:db8:a::1\n"), "#", 1);
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":1: [site] lan_address is missing; expected at "
+	    "least one \"lan_address = ...\" line", NULL, NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+
+	/* A section that is absent altogether: no line number at all. */
+	text = base_with(11, "[daemon]");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ": [peer] name is missing", NULL, NULL);
+	expect_error(p, FN ": [peer] address is missing", NULL, NULL);
+	expect_error(p, FN ": [peer] lan_address is missing", NULL, NULL);
+	expect_error(p, FN ": [peer] prefix is missing", NULL, NULL);
+	config_parse_free(p);
+}
+
+static void
+test_empty_config(void **state)
+{
+	struct config_parser	*p;
+	struct grgw_config	 cfg;
+	int			 rc;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	p = parse("", &cfg, &rc);
+	assert_int_equal(rc, -1);
+	/* 6 [site] keys, 4 [peer] keys, the [auth] method. */
+	expect_count(p, 11);
+	expect_error(p, FN ": [site] wan_interface is missing", NULL, NULL);
+	expect_error(p, FN ": [auth] has no authentication method; expected "
+	    "psk_file = PATH, or certificate, private_key and ca", NULL, NULL);
+	/* Nothing half-parsed leaks out on failure. */
+	assert_string_equal(cfg.site.name, "");
+	assert_int_equal(cfg.site.n_prefixes, 0);
+	config_parse_free(p);
+}
+
+static void
+test_bad_names(void **state)
+{
+	static const char *const bad[] = {
+		"-site", ".site", "_site", "site a", "site/a", "site\xc3\xa9",
+		"s!te",
+		"a123456789012345678901234567890123456789012345678901234567890123",
+	};
+	char	*line;
+	size_t	 i;
+
+	for (i = 0; i < nitems(bad); i++) {
+		assert_true(asprintf(&line, "name = %s", bad[i]) != -1);
+		check_one(2, line, FN ":2: name \"", "expected a site name",
+		    NULL);
+		free(line);
+	}
+	check_one(12, "name = site-a", FN ":12: [peer] name \"site-a\" is "
+	    "the [site] name too (line 2)", NULL, NULL);
+	check_one(12, "name = site-b\nid = site-a", FN ":13: [peer] id "
+	    "\"site-a\" is the [site] id too (line 2)", NULL, NULL);
+	check_one(2, "name = site-a\nid = two words", FN ":3: id \"two "
+	    "words\" contains a space", "expected an IKE identity", NULL);
+}
+
+static void
+test_bad_interfaces(void **state)
+{
+	static const char *const bad[] = {
+		"wan_interface = eth0123456789abc", "wan_interface = eth/0",
+		"wan_interface = eth:0", "wan_interface = .",
+		"wan_interface = e th0", "wan_interface = eth0\xc3\xa9",
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(bad); i++)
+		check_one(3, bad[i], FN ":3: wan_interface \"",
+		    "expected an interface name", NULL);
+	check_one(5, "lan_interface = 123456789012345678",
+	    FN ":5: lan_interface \"", "longer than 15", NULL);
+	check_one(23, "interface = wan0", FN ":23: [dataplane] interface "
+	    "\"wan0\" is also the [site] wan_interface (line 3)", NULL, NULL);
+	check_one(5, "lan_interface = grgw0", FN ":5: [dataplane] interface "
+	    "\"grgw0\" is also a [site] lan_interface (line 5)", NULL, NULL);
+}
+
+static void
+test_bad_addresses(void **state)
+{
+	static const struct {
+		const char *value, *why;
+	} cases[] = {
+		{ "192.0.2.300", "is not an IP address" },
+		{ "192.0.2", "is not an IP address" },
+		{ "192.0.2.010", "is not an IP address" },
+		{ "gw.example.net", "host names are not resolved" },
+		{ "192.0.2.10 192.0.2.11", "is not an IP address" },
+		{ "192.0.2.10/32", "is not an IP address" },
+		{ "fe80::1%eth0", "is not an IP address" },
+		{ "0.0.0.0", "unspecified" },
+		{ "::", "unspecified" },
+		{ "127.0.0.1", "loopback" },
+		{ "::1", "loopback" },
+		{ "224.0.0.5", "multicast" },
+		{ "ff02::1", "multicast" },
+		{ "255.255.255.255", "broadcast" },
+		{ "::ffff:192.0.2.10", "IPv4-mapped" },
+	};
+	char	*line;
+	size_t	 i;
+
+	for (i = 0; i < nitems(cases); i++) {
+		assert_true(asprintf(&line, "wan_address = %s",
+		    cases[i].value) != -1);
+		check_one(4, line, FN ":4: wan_address \"", cases[i].why,
+		    "expected this gateway's unicast");
+		free(line);
+	}
+}
+
+static void
+test_lan_address_rules(void **state)
+{
+	check_one(6, "lan_address = 198.18.3.1", FN ":6: [site] lan_address "
+	    "198.18.3.1 is not inside any [site] prefix; expected an address "
+	    "in 198.18.1.0/24 or 2001:db8:a::/64", NULL, NULL);
+	check_one(15, "lan_address = 2001:db8:a::2", FN ":15: [peer] "
+	    "lan_address 2001:db8:a::2 is not inside any [peer] prefix",
+	    "2001:db8:b::/64", NULL);
+	check_one(7, "lan_address = 198.18.1.2", FN ":7: lan_address "
+	    "\"198.18.1.2\" is a second IPv4 address in [site] (the first is "
+	    "on line 6); expected at most one IPv4 and one IPv6 lan_address",
+	    NULL, NULL);
+}
+
+static void
+test_overlap(void **state)
+{
+	check_one(16, "prefix = 198.18.2.0/24\nprefix = 198.18.1.128/25",
+	    FN ":17: [peer] prefix "
+	    "198.18.1.128/25 overlaps [site] prefix 198.18.1.0/24 (line 8); "
+	    "expected the two sites to use separate networks", NULL, NULL);
+	check_one(17, "prefix = 2001:db8::/32", FN ":17: [peer] prefix "
+	    "2001:db8::/32 overlaps [site] prefix 2001:db8:a::/64 (line 9)",
+	    NULL, NULL);
+	/* Within one side too. */
+	check_one(9, "prefix = 2001:db8:a::/64\nprefix = 198.18.1.0/25",
+	    FN ":10: [site] prefix 198.18.1.0/25 overlaps [site] prefix "
+	    "198.18.1.0/24 (line 8)",
+	    "expected each network once", NULL);
+}
+
+static void
+test_wan_rules(void **state)
+{
+	check_one(13, "address = 2001:db8:ffff::b", FN ":13: [peer] address "
+	    "2001:db8:ffff::b is IPv6 but [site] wan_address 192.0.2.10 (line "
+	    "4) is IPv4; expected both WAN addresses in the same family",
+	    NULL, NULL);
+	check_one(13, "address = 192.0.2.10", FN ":13: [peer] address "
+	    "192.0.2.10 is the [site] wan_address too (line 4)", NULL, NULL);
+	check_one(4, "wan_address = 198.18.2.99", FN ":4: [site] wan_address "
+	    "198.18.2.99 is inside [peer] prefix 198.18.2.0/24 (line 16); "
+	    "expected a WAN address outside the networks the tunnel carries",
+	    NULL, NULL);
+	check_one(13, "address = 198.18.1.99", FN ":13: [peer] address "
+	    "198.18.1.99 is inside [site] prefix 198.18.1.0/24 (line 8)",
+	    NULL, NULL);
+}
+
+static void
+test_auth_rules(void **state)
+{
+	struct config_parser	*p;
+
+	check_one(20, "psk_file = /etc/grgw/psk\ncertificate = /etc/a.crt",
+	    FN ":21: [auth] has both psk_file (line 20) and certificate "
+	    "settings (line 21); expected either psk_file alone, or "
+	    "certificate, private_key and ca", NULL, NULL);
+	check_one(20, "", FN ":19: [auth] has no authentication method",
+	    NULL, NULL);
+	check_one(20, "psk_file = etc/grgw/psk", FN ":20: psk_file "
+	    "\"etc/grgw/psk\" is not an absolute path; expected an absolute "
+	    "path such as /etc/grgw/psk", NULL, NULL);
+	check_one(20, "psk_file = /etc/grgw/my psk", FN ":20: psk_file "
+	    "\"/etc/grgw/my psk\" contains whitespace", NULL, NULL);
+	check_one(20, "psk_file =", FN ":20: psk_file has no value; "
+	    "expected an absolute path", NULL, NULL);
+
+	p = parse_bad(20, "certificate = /etc/grgw/a.crt");
+	expect_error(p, FN ":19: [auth] private_key is missing; expected "
+	    "certificate, private_key and ca together", NULL, NULL);
+	expect_error(p, FN ":19: [auth] ca is missing", NULL, NULL);
+	expect_count(p, 2);
+	config_parse_free(p);
+
+	check_one(20, "psk_file = /etc/grgw/psk\npsk = /x", FN ":21: unknown "
+	    "key \"psk\" in [auth]; expected one of: psk_file, certificate, "
+	    "private_key, ca", NULL, NULL);
+}
+
+static void
+test_dataplane_values(void **state)
+{
+	static const struct {
+		const char *line;
+		int ok;
+		uint32_t want;
+	} cases[] = {
+		{ "if_id = 1", 1, 1 },
+		{ "if_id = 4294967294", 1, 4294967294u },
+		{ "if_id = 0xfffffffe", 1, 0xfffffffe },
+		{ "if_id = 0XFF", 1, 255 },
+		{ "if_id = 0", 0, 0 },
+		{ "if_id = 4294967295", 0, 0 },
+		{ "if_id = 99999999999999999999", 0, 0 },
+		{ "if_id = 0x100000000", 0, 0 },
+		{ "if_id = -1", 0, 0 },
+		{ "if_id = +5", 0, 0 },
+		{ "if_id = 010", 0, 0 },
+		{ "if_id = 0x", 0, 0 },
+		{ "if_id = 1e3", 0, 0 },
+		{ "if_id = 12 34", 0, 0 },
+		{ "table = 256", 1, 256 },
+		{ "table = 2147483632", 1, 2147483632u },
+		{ "table = 2147483633", 0, 0 },
+		{ "table = 255", 0, 0 },
+		{ "table = 254", 0, 0 },
+		{ "table = 220", 0, 0 },
+		{ "mtu = 1280", 1, 1280 },
+		{ "mtu = 9000", 1, 9000 },
+		{ "mtu = 1279", 0, 0 },
+		{ "mtu = 9001", 0, 0 },
+		{ "mtu = 1400abc", 0, 0 },
+		{ "mtu = 1400.0", 0, 0 },
+	};
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text, key[16];
+	size_t			 i;
+	int			 rc;
+	uint32_t		 got;
+
+	for (i = 0; i < nitems(cases); i++) {
+		text = base_with(23, cases[i].line);
+		p = parse(text, &cfg, &rc);
+		free(text);
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(cases[i].line,
+		    " "), cases[i].line);
+		if (cases[i].ok) {
+			if (rc != 0) {
+				fprintf(stderr, "refused %s\n", cases[i].line);
+				dump_errors(p);
+				fail();
+			}
+			got = strcmp(key, "if_id") == 0 ? cfg.if_id :
+			    strcmp(key, "table") == 0 ? cfg.table : cfg.mtu;
+			assert_int_equal(got, cases[i].want);
+		} else {
+			if (rc != -1) {
+				fprintf(stderr, "accepted %s\n", cases[i].line);
+				fail();
+			}
+			expect_error(p, FN ":23: ", key, "expected an integer");
+			expect_count(p, 1);
+		}
+		config_parse_free(p);
+	}
+
+	check_one(23, "mode = fast", FN ":23: mode \"fast\" is not one of "
+	    "the choices; expected auto, kernel or libipsec", NULL, NULL);
+	check_one(23, "mode = Kernel", FN ":23: mode \"Kernel\"", NULL, NULL);
+	check_one(23, "mode = kernel x", FN ":23: mode \"kernel x\"", NULL,
+	    NULL);
+	check_one(23, "interface = grgw0 x", FN ":23: interface \"grgw0 x\"",
+	    "expected an interface name", NULL);
+
+	text = base_with(23, "mode = libipsec");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.dataplane, GRGW_DP_LIBIPSEC);
+	config_parse_free(p);
+}
+
+static void
+test_daemon_values(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text, buf[PATH_MAX];
+	int			 rc;
+
+	check_one(26, "log_level = verbose", FN ":26: log_level \"verbose\" "
+	    "is not a log level; expected error, warning, info or debug",
+	    NULL, NULL);
+	check_one(26, "run_dir = run/grgw", FN ":26: run_dir \"run/grgw\" is "
+	    "not an absolute path", NULL, NULL);
+	check_one(26, "charon = charon", FN ":26: charon \"charon\" is not an "
+	    "absolute path; expected an absolute path to the charon daemon",
+	    NULL, NULL);
+
+	text = base_with(26, "log_level = warning\nrun_dir = /");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_int_equal(cfg.log_level, LOG_LVL_WARN);
+	config_site_dir(&cfg, buf, sizeof(buf));
+	assert_string_equal(buf, "/site-a");
+	config_site_dir(&cfg, buf, 4);
+	assert_string_equal(buf, "/si");
+}
+
+static void
+test_too_many_entries(void **state)
+{
+	struct config_parser	*p;
+	char			 lines[2048];
+	size_t			 o = 0;
+	int			 i;
+
+	/* 16 more /24s inside 198.18.128.0/17 make 18 prefixes in all. */
+	for (i = 0; i < 16; i++)
+		o += (size_t)snprintf(lines + o, sizeof(lines) - o,
+		    "prefix = 198.18.%d.0/24\n", 128 + i);
+	snprintf(lines + o, sizeof(lines) - o, "prefix = 2001:db8:a::/64");
+	p = parse_bad(9, lines);
+	expect_error(p, FN ":24: [site] has more than 16 prefix lines; "
+	    "expected at most 16", NULL, NULL);
+	expect_error(p, FN ":25: [site] has more than 16 prefix lines", NULL,
+	    NULL);
+	expect_count(p, 2);
+	config_parse_free(p);
+}
+
+static void
+test_bad_lines(void **state)
+{
+	struct config_parser	*p;
+	char			*line;
+
+	check_one(23, "mode auto", FN ":23: \"mode auto\" is not a setting; "
+	    "expected key = value, a [section] header or a # comment", NULL,
+	    NULL);
+	check_one(23, "= auto", FN ":23: setting has no key before '='",
+	    NULL, NULL);
+	check_one(23, "mode = a\x01uto", FN ":23: line has a control "
+	    "character at column 9; expected UTF-8 text", NULL, NULL);
+	check_one(23, "mode = \xc0\xafuto", FN ":23: line has bytes that are "
+	    "not UTF-8 at column 8", NULL, NULL);
+	check_one(23, "# \xed\xa0\x80 surrogate", FN ":23: line has bytes "
+	    "that are not UTF-8", NULL, NULL);
+	check_one(23, "# truncated \xe2\x86", FN ":23: line has bytes that "
+	    "are not UTF-8", NULL, NULL);
+	check_one(23, "mode = auto # fine\x7f", FN ":23: line has a control "
+	    "character", NULL, NULL);
+
+	/* A NUL inside the given length is refused, not a terminator. */
+	p = config_parse_new(FN);
+	assert_int_equal(config_parse_line(p, "[site]\0junk", 11), -1);
+	expect_error(p, FN ":1: line has a control character at column 7",
+	    NULL, NULL);
+	config_parse_free(p);
+
+	/* 4096 bytes are fine; 4097 are not. */
+	line = malloc(4097);
+	assert_non_null(line);
+	memset(line, ' ', 4097);
+	line[0] = '#';
+	p = config_parse_new(FN);
+	assert_int_equal(config_parse_line(p, line, 4096), 0);
+	assert_int_equal(config_parse_line(p, line, 4097), -1);
+	expect_error(p, FN ":2: line is 4097 bytes long; expected at most "
+	    "4096 bytes", NULL, NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+	free(line);
+}
+
+/* Values shown in messages are escaped and cut short. */
+static void
+test_message_quoting(void **state)
+{
+	struct config_parser	*p;
+	char			 line[300];
+
+	p = parse_bad(2, "name = a\"b\\c\xc3\xa9");
+	expect_error(p, FN ":2: name \"a\\\"b\\\\c\\xc3\\xa9\" contains",
+	    NULL, NULL);
+	config_parse_free(p);
+
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "id = ", 5);
+	line[sizeof(line) - 1] = '\0';
+	p = parse_bad(3, line);
+	expect_error(p, FN ":3: id \"aaaa", "aaaa\"... is too long", NULL);
+	config_parse_free(p);
+}
+
+static void
+test_multiple_errors(void **state)
+{
+	static const char text[] =
+	    "[site]\n"				/*  1 */
+	    "name = -bad\n"			/*  2 */
+	    "wan_interface = wan0\n"		/*  3 */
+	    "wan_address = 192.0.2.10\n"	/*  4 */
+	    "lan_interface = lan0\n"		/*  5 */
+	    "lan_address = 198.18.1.1\n"	/*  6 */
+	    "prefix = 198.18.1.1/24\n"		/*  7 */
+	    "colour = blue\n"			/*  8 */
+	    "[peer]\n"				/*  9 */
+	    "name = site-b\n"			/* 10 */
+	    "address = 198.51.100.10\n"		/* 11 */
+	    "lan_address = 198.18.2.1\n"	/* 12 */
+	    "prefix = 198.18.2.0/24\n"		/* 13 */
+	    "prefix = 198.18.0.0/16\n"		/* 14 */
+	    "[auth]\n"				/* 15 */
+	    "[dataplane]\n"			/* 16 */
+	    "mtu = 100\n";			/* 17 */
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	int			 rc;
+
+	p = parse(text, &cfg, &rc);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":2: name \"-bad\"", NULL, NULL);
+	expect_error(p, FN ":7: prefix \"198.18.1.1/24\" has host bits set",
+	    NULL, NULL);
+	expect_error(p, FN ":8: unknown key \"colour\"", NULL, NULL);
+	expect_error(p, FN ":17: mtu \"100\" is out of range", NULL, NULL);
+	expect_error(p, FN ":15: [auth] has no authentication method", NULL,
+	    NULL);
+	expect_error(p, FN ":14: [peer] prefix 198.18.0.0/16 overlaps [peer] "
+	    "prefix 198.18.2.0/24 (line 13)", NULL, NULL);
+	expect_count(p, 6);
+	/* In the order a reader meets them: lines first, then the file. */
+	assert_non_null(strstr(config_parse_error(p, 0), ":2:"));
+	assert_non_null(strstr(config_parse_error(p, 3), ":17:"));
+	config_parse_free(p);
+}
+
+static void
+test_error_cap(void **state)
+{
+	struct config_parser	*p;
+	struct grgw_config	 cfg;
+	const char		*last;
+	int			 i;
+
+	p = config_parse_new(FN);
+	assert_int_equal(config_parse_line(p, "[site]", 6), 0);
+	for (i = 0; i < 250; i++)
+		assert_int_equal(config_parse_line(p, "bogus = 1", 9), -1);
+	assert_int_equal(config_parse_finish(p, &cfg), -1);
+	assert_int_equal(config_parse_error_count(p), 101);
+	expect_error(p, FN ":101: unknown key", NULL, NULL);
+	last = config_parse_error(p, 100);
+	assert_non_null(last);
+	assert_non_null(strstr(last, FN ": too many errors"));
+	assert_null(config_parse_error(p, 101));
+	config_parse_free(p);
+}
+
+static void
+test_parser_api_edges(void **state)
+{
+	struct config_parser	*p;
+	struct grgw_config	 cfg;
+
+	config_parse_free(NULL);
+	assert_int_equal(config_parse_error_count(NULL), 0);
+	assert_null(config_parse_error(NULL, 0));
+	assert_int_equal(config_parse_line(NULL, "x", 1), -1);
+	assert_int_equal(config_parse_finish(NULL, &cfg), -1);
+
+	p = config_parse_new(NULL);
+	assert_non_null(p);
+	assert_int_equal(config_parse_line(p, NULL, 3), -1);
+	assert_int_equal(config_parse_finish(p, NULL), -1);
+	expect_error(p, "(config): [site] name is missing", NULL, NULL);
+	/* After finish the parser takes no more lines and finishes once. */
+	assert_int_equal(config_parse_line(p, "[site]", 6), -1);
+	assert_int_equal(config_parse_finish(p, &cfg), -1);
+	config_parse_free(p);
+}
+
+/* ---- addresses ---------------------------------------------------------------- */
+
+static void
+test_addr(void **state)
+{
+	struct grgw_addr	 a, b;
+	struct grgw_prefix	 p, q;
+	char			 buf[INET6_ADDRSTRLEN + 4];
+
+	assert_int_equal(addr_parse("192.0.2.1", &a), 0);
+	assert_int_equal(a.family, AF_INET);
+	assert_int_equal(addr_len(a.family), 4);
+	assert_string_equal(addr_fmt(&a, buf, sizeof(buf)), "192.0.2.1");
+	assert_int_equal(addr_parse("2001:DB8::0:1", &b), 0);
+	assert_int_equal(b.family, AF_INET6);
+	assert_string_equal(addr_fmt(&b, buf, sizeof(buf)), "2001:db8::1");
+	assert_false(addr_equal(&a, &b));
+	assert_true(addr_equal(&a, &a));
+	assert_int_equal(addr_len(AF_UNIX), 0);
+
+	assert_int_equal(addr_parse("192.0.2.1 ", &a), -1);
+	assert_int_equal(addr_parse("", &a), -1);
+	assert_int_equal(addr_parse("localhost", &a), -1);
+	assert_int_equal(addr_parse(NULL, &a), -1);
+	assert_int_equal(addr_parse("1.2.3.4.5", &a), -1);
+
+	assert_int_equal(prefix_parse("198.18.1.0/24", &p), 0);
+	assert_int_equal(p.len, 24);
+	assert_string_equal(prefix_fmt(&p, buf, sizeof(buf)), "198.18.1.0/24");
+	assert_int_equal(prefix_parse("0.0.0.0/0", &q), 0);
+	assert_int_equal(prefix_parse("192.0.2.1/32", &q), 0);
+	assert_int_equal(prefix_parse("::/0", &q), 0);
+	assert_int_equal(prefix_parse("2001:db8::1/128", &q), 0);
+
+	errno = 0;
+	assert_int_equal(prefix_parse("198.18.1.77/24", &q), -1);
+	assert_int_equal(errno, EDOM);
+	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)), "198.18.1.0/24");
+	assert_int_equal(prefix_parse("198.18.1.0/23", &q), -1);
+	assert_int_equal(errno, EDOM);
+	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)), "198.18.0.0/23");
+	assert_int_equal(prefix_parse("2001:db8:a::1/63", &q), -1);
+	assert_int_equal(errno, EDOM);
+	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)), "2001:db8:a::/63");
+	assert_int_equal(prefix_parse("198.18.1.0/33", &q), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(prefix_parse("198.18.1.0", &q), -1);
+	assert_int_equal(prefix_parse("198.18.1.0/", &q), -1);
+	assert_int_equal(prefix_parse("198.18.1.0/08", &q), -1);
+	assert_int_equal(prefix_parse("/8", &q), -1);
+	assert_int_equal(prefix_parse("::/1289", &q), -1);
+	assert_int_equal(errno, EINVAL);
+
+	assert_int_equal(addr_parse("198.18.1.200", &a), 0);
+	assert_true(prefix_contains(&p, &a));
+	assert_int_equal(addr_parse("198.18.2.1", &a), 0);
+	assert_false(prefix_contains(&p, &a));
+	assert_int_equal(addr_parse("::ffff:198.18.1.1", &a), 0);
+	assert_false(prefix_contains(&p, &a));
+
+	assert_int_equal(prefix_parse("198.18.0.0/23", &q), 0);
+	assert_true(prefix_overlaps(&p, &q));
+	assert_true(prefix_overlaps(&q, &p));
+	assert_int_equal(prefix_parse("198.18.2.0/24", &q), 0);
+	assert_false(prefix_overlaps(&p, &q));
+	assert_int_equal(prefix_parse("198.18.1.0/25", &q), 0);
+	assert_true(prefix_overlaps(&p, &q));
+	assert_int_equal(prefix_parse("0.0.0.0/0", &q), 0);
+	assert_true(prefix_overlaps(&p, &q));
+	assert_int_equal(prefix_parse("::/0", &q), 0);
+	assert_false(prefix_overlaps(&p, &q));
+	assert_int_equal(prefix_parse("2001:db8:a:0:8000::/65", &p), 0);
+	assert_int_equal(prefix_parse("2001:db8:a::/64", &q), 0);
+	assert_true(prefix_overlaps(&p, &q));
+	assert_int_equal(prefix_parse("2001:db8:a:0::/65", &q), 0);
+	assert_false(prefix_overlaps(&p, &q));
+
+	memset(&a, 0, sizeof(a));
+	assert_string_equal(addr_fmt(&a, buf, sizeof(buf)), "?");
+	assert_int_equal(addr_parse("2001:db8::1", &a), 0);
+	assert_string_equal(addr_fmt(&a, buf, 4), "?");
+}
+
+/* ---- pre-shared keys ---------------------------------------------------------- */
+
+static void
+test_psk_decode(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{ "", "empty" },
+		{ "\n", "empty" },
+		/* 31 and 65 bytes */
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", "31 bytes" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKiss"
+		  "LS4vMDEyMzQ1Njc4OTo7PD0+P0A=", "65 bytes" },
+		/* no padding */
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "multiple" },
+		/* URL-safe alphabet */
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh_=", "not base64" },
+		{ "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=", "whitespace" },
+		{ " AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "whitespace" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n",
+		  "whitespace" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nAAAA",
+		  "whitespace" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= ",
+		  "whitespace" },
+		/* padding in the middle; trailing bits not zero */
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd=h8=", "not valid" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=", "not valid" },
+	};
+	static const char *const good[] = {
+		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n",
+	};
+	struct grgw_psk	 psk;
+	char		 err[512];
+	size_t		 i;
+	/* 64 bytes: the largest key accepted. */
+	static const char max[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"
+	    "ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+	for (i = 0; i < nitems(good); i++) {
+		assert_int_equal(psk_decode(good[i], strlen(good[i]), &psk,
+		    err, sizeof(err)), 0);
+		assert_int_equal(psk.len, 32);
+		assert_int_equal(psk.key[0], 0);
+		assert_int_equal(psk.key[31], 31);
+		psk_free(&psk);
+		assert_null(psk.key);
+		assert_int_equal(psk.len, 0);
+	}
+	assert_int_equal(psk_decode(max, strlen(max), &psk, err, sizeof(err)),
+	    0);
+	assert_int_equal(psk.len, 64);
+	assert_int_equal(psk.key[63], 63);
+	psk_free(&psk);
+	psk_free(NULL);
+
+	/* Only the given length is read. */
+	assert_int_equal(psk_decode(KEY32 "junk", strlen(KEY32), &psk, err,
+	    sizeof(err)), 0);
+	psk_free(&psk);
+
+	for (i = 0; i < nitems(bad); i++) {
+		err[0] = '\0';
+		if (psk_decode(bad[i].text, strlen(bad[i].text), &psk, err,
+		    sizeof(err)) != -1) {
+			fprintf(stderr, "accepted case %zu\n", i);
+			fail();
+		}
+		assert_null(psk.key);
+		if (strstr(err, bad[i].why) == NULL) {
+			fprintf(stderr, "case %zu: %s\n", i, err);
+			fail();
+		}
+		/* No fragment of the key text appears in the message. */
+		assert_null(strstr(err, "AAEC"));
+		assert_null(strstr(err, "Hh8"));
+	}
+	assert_int_equal(psk_decode(NULL, 0, &psk, err, sizeof(err)), -1);
+	assert_int_equal(psk_decode(KEY32, strlen(KEY32), &psk, NULL, 0), 0);
+	psk_free(&psk);
+}
+
+static void
+test_psk_generate(void **state)
+{
+	struct grgw_psk	 a, b;
+	char		 ta[100], tb[100];
+	char		 err[256];
+
+	assert_int_equal(psk_generate(ta, sizeof(ta)), 0);
+	assert_int_equal(psk_generate(tb, sizeof(tb)), 0);
+	assert_int_equal(strlen(ta), 44);
+	assert_string_not_equal(ta, tb);
+	assert_int_equal(psk_decode(ta, strlen(ta), &a, err, sizeof(err)), 0);
+	assert_int_equal(psk_decode(tb, strlen(tb), &b, err, sizeof(err)), 0);
+	assert_int_equal(a.len, 32);
+	assert_int_equal(b.len, 32);
+	assert_memory_not_equal(a.key, b.key, 32);
+	psk_free(&a);
+	psk_free(&b);
+
+	assert_int_equal(psk_generate(ta, 44), -1);
+	assert_int_equal(psk_generate(NULL, 100), -1);
+	assert_int_equal(psk_generate(ta, 45), 0);
+}
+
+static void
+test_psk_load(void **state)
+{
+	struct grgw_psk	 psk;
+	char		 err[PATH_MAX + 256], *path, *want, *link, *big;
+	size_t		 i;
+
+	path = write_file("psk-good", KEY32 "\n", strlen(KEY32) + 1, 0600);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), 0);
+	assert_int_equal(psk.len, 32);
+	assert_int_equal(psk.key[5], 5);
+	psk_free(&psk);
+	assert_int_equal(secret_file_check(path, err, sizeof(err)), 0);
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), 0);
+	psk_free(&psk);
+
+	/* Readable by others: refused, with the mode and the fix. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_null(psk.key);
+	assert_true(asprintf(&want, "%s is readable by group or others (mode "
+	    "0644); expected mode 0600 or 0400 (chmod 600 %s)", path,
+	    path) != -1);
+	assert_string_equal(err, want);
+	free(want);
+	assert_int_equal(secret_file_check(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "(mode 0644)"));
+	assert_int_equal(chmod(path, 0620), 0);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "writable by group or others (mode 0620)"));
+	assert_int_equal(chmod(path, 0601), 0);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "accessible by group or others"));
+	assert_int_equal(chmod(path, 0600), 0);
+
+	/* A link to a good key is refused: secrets are never followed. */
+	link = tmp_path("psk-link");
+	unlink(link);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(psk_load(link, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is a symbolic link"));
+	assert_int_equal(secret_file_check(link, err, sizeof(err)), -1);
+	unlink(link);
+	free(link);
+
+	/* Not a regular file, absent, too big, not a key. */
+	assert_int_equal(psk_load(tmpdir, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not a regular file"));
+	free(path);
+	path = tmp_path("no-such-psk");
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not exist"));
+	free(path);
+
+	big = malloc(2000);
+	assert_non_null(big);
+	for (i = 0; i < 2000; i++)
+		big[i] = 'A';
+	path = write_file("psk-big", big, 2000, 0600);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is 2000 bytes long"));
+	free(path);
+	free(big);
+
+	path = write_file("psk-short", "c2hvcnQ=\n", 9, 0600);
+	assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ": key decodes to 5 bytes"));
+	assert_null(strstr(err, "c2hvcnQ"));
+	free(path);
+
+	/* Someone else's file, even 0600, is refused (needs root to set up). */
+	if (geteuid() == 0) {
+		path = write_file("psk-other", KEY32, strlen(KEY32), 0600);
+		assert_int_equal(chown(path, 4242, 4242), 0);
+		assert_int_equal(psk_load(path, &psk, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "is owned by uid 4242"));
+		free(path);
+	}
+}
+
+/* ---- config_load --------------------------------------------------------------- */
+
+/* BASE pointing at a PSK file in tmpdir, as a file in tmpdir. */
+static char *
+write_config(const char *name, const char *psk_name, const char *extra)
+{
+	char	*psk, *line, *text, *path;
+
+	psk = tmp_path(psk_name);
+	assert_true(asprintf(&line, "psk_file = %s%s", psk, extra) != -1);
+	text = base_with(20, line);
+	path = write_file(name, text, strlen(text), 0644);
+	free(text);
+	free(line);
+	free(psk);
+	return path;
+}
+
+static void
+test_load(void **state)
+{
+	struct grgw_config	 cfg;
+	char			*conf, *errs, *psk, *want;
+
+	psk = write_file("psk", KEY32, strlen(KEY32), 0600);
+	conf = write_config("good.conf", "psk", "");
+	assert_int_equal(config_load(conf, &cfg, &errs), 0);
+	assert_null(errs);
+	assert_string_equal(cfg.path, conf);
+	assert_string_equal(cfg.psk_file, psk);
+	assert_int_equal(cfg.auth, GRGW_AUTH_PSK);
+	assert_int_equal(config_load(conf, &cfg, NULL), 0);
+
+	/* A key file others can read: the message cites the config line. */
+	assert_int_equal(chmod(psk, 0644), 0);
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(errs);
+	assert_true(asprintf(&want, "%s:20: psk_file %s is readable by group "
+	    "or others (mode 0644); expected mode 0600 or 0400 (chmod 600 "
+	    "%s)\n", conf, psk, psk) != -1);
+	assert_string_equal(errs, want);
+	assert_null(strstr(errs, "AAEC"));
+	assert_string_equal(cfg.site.name, "");
+	free(want);
+	free(errs);
+	assert_int_equal(chmod(psk, 0600), 0);
+	free(conf);
+
+	/* The key file is missing, then holds no key. */
+	conf = write_config("nokey.conf", "absent-psk", "");
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ":20: psk_file "));
+	assert_non_null(strstr(errs, "absent-psk does not exist"));
+	free(errs);
+	free(conf);
+	free(psk);
+	psk = write_file("psk-bad", "not a key\n", 10, 0600);
+	conf = write_config("badkey.conf", "psk-bad", "");
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ":20: psk_file "));
+	assert_non_null(strstr(errs, "key has whitespace"));
+	assert_null(strstr(errs, "not a key"));
+	free(errs);
+	free(conf);
+	free(psk);
+
+	/* Parse errors and file errors come back together. */
+	conf = write_config("both.conf", "absent-psk", "\n[dataplane]\nmtu = 1");
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ":22: mtu \"1\" is out of range"));
+	assert_non_null(strstr(errs, ":20: psk_file "));
+	assert_non_null(strstr(errs, ":24: section [dataplane] appears "
+	    "again (first on line 21)"));
+	free(errs);
+	free(conf);
+}
+
+static void
+test_load_cert_files(void **state)
+{
+	struct grgw_config	 cfg;
+	char			*text, *conf, *errs, *crt, *key, *ca, *lines;
+
+	crt = write_file("a.crt", "cert", 4, 0644);
+	key = write_file("a.key", "key", 3, 0600);
+	ca = tmp_path("missing-ca.crt");
+	assert_true(asprintf(&lines, "certificate = %s\nprivate_key = %s\n"
+	    "ca = %s", crt, key, ca) != -1);
+	text = base_with(20, lines);
+	conf = write_file("cert.conf", text, strlen(text), 0644);
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ":22: ca "));
+	assert_non_null(strstr(errs, "missing-ca.crt does not exist"));
+	assert_null(strstr(errs, ":20:"));
+	assert_null(strstr(errs, ":21:"));
+	free(errs);
+	free(conf);
+	free(text);
+	free(lines);
+
+	/* All present: accepted; then the private key loosened: refused. */
+	free(ca);
+	ca = write_file("ca.crt", "ca", 2, 0644);
+	assert_true(asprintf(&lines, "certificate = %s\nprivate_key = %s\n"
+	    "ca = %s", crt, key, ca) != -1);
+	text = base_with(20, lines);
+	conf = write_file("cert.conf", text, strlen(text), 0644);
+	assert_int_equal(config_load(conf, &cfg, &errs), 0);
+	assert_int_equal(cfg.auth, GRGW_AUTH_CERT);
+	assert_int_equal(chmod(key, 0640), 0);
+	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ":21: private_key "));
+	assert_non_null(strstr(errs, "readable by group or others (mode "
+	    "0640)"));
+	free(errs);
+	free(conf);
+	free(text);
+	free(lines);
+	free(crt);
+	free(key);
+	free(ca);
+}
+
+static void
+test_load_file_errors(void **state)
+{
+	struct grgw_config	 cfg;
+	char			*path, *errs, *want, *big;
+	size_t			 size = 1024 * 1024 + 1;
+
+	path = tmp_path("no-such.conf");
+	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_true(asprintf(&want, "%s: cannot open: %s\n", path,
+	    strerror(ENOENT)) != -1);
+	assert_string_equal(errs, want);
+	free(want);
+	free(errs);
+	free(path);
+
+	assert_int_equal(config_load(tmpdir, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ": is not a regular file"));
+	free(errs);
+
+	big = malloc(size);
+	assert_non_null(big);
+	memset(big, '#', size);
+	path = write_file("big.conf", big, size, 0644);
+	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ": is 1048577 bytes long; expected at "
+	    "most 1048576 bytes"));
+	free(errs);
+	free(path);
+	free(big);
+
+	/* No newline at the end, and a config of only comments. */
+	path = write_file("comments.conf", "# nothing\n# here", 16, 0644);
+	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_non_null(strstr(errs, ": [site] name is missing"));
+	free(errs);
+	free(path);
+
+	assert_int_equal(config_load(NULL, &cfg, &errs), -1);
+	assert_null(errs);
+}
+
+/* ---- setup ---------------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	const char	*base = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/grgw-test-config.XXXXXX",
+	    base != NULL && *base != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char	 cmd[PATH_MAX + 16];
+
+	/* Only our own mkdtemp directory. */
+	if (strstr(tmpdir, "/grgw-test-config.") == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_psk),
+		cmocka_unit_test(test_valid_cert_ipv6),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_comments_and_whitespace),
+		cmocka_unit_test(test_crlf),
+		cmocka_unit_test(test_lines_not_terminated),
+		cmocka_unit_test(test_prefix_host_bits),
+		cmocka_unit_test(test_prefix_syntax),
+		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_key_in_wrong_section),
+		cmocka_unit_test(test_unknown_section),
+		cmocka_unit_test(test_key_outside_section),
+		cmocka_unit_test(test_duplicate_key),
+		cmocka_unit_test(test_duplicate_section),
+		cmocka_unit_test(test_missing_keys),
+		cmocka_unit_test(test_empty_config),
+		cmocka_unit_test(test_bad_names),
+		cmocka_unit_test(test_bad_interfaces),
+		cmocka_unit_test(test_bad_addresses),
+		cmocka_unit_test(test_lan_address_rules),
+		cmocka_unit_test(test_overlap),
+		cmocka_unit_test(test_wan_rules),
+		cmocka_unit_test(test_auth_rules),
+		cmocka_unit_test(test_dataplane_values),
+		cmocka_unit_test(test_daemon_values),
+		cmocka_unit_test(test_too_many_entries),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_message_quoting),
+		cmocka_unit_test(test_multiple_errors),
+		cmocka_unit_test(test_error_cap),
+		cmocka_unit_test(test_parser_api_edges),
+		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_psk_decode),
+		cmocka_unit_test(test_psk_generate),
+		cmocka_unit_test(test_psk_load),
+		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_load_cert_files),
+		cmocka_unit_test(test_load_file_errors),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
