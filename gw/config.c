@@ -8,12 +8,13 @@
  * adding a key or a section means adding rows, not code paths.
  *
  * The parser is pure (no I/O): config_parse_line() takes one line as a
- * pointer and a length, need not be NUL-terminated.  Errors do not stop
- * the parse; each one is recorded as "file:line: what is wrong; expected
- * what" so that a user sees every mistake in one run.  Checks that need
- * the whole file (required keys, overlaps between the sites, families of
- * the WAN addresses) run in config_parse_finish().  config_load() adds
- * the checks that do touch the file system: the files the config names.
+ * pointer and a length; the line need not be NUL-terminated.  Errors do
+ * not stop the parse; each one is recorded as "file:line: what is wrong;
+ * expected what" so that a user sees every mistake in one run.  Checks
+ * that need the whole file (required keys, overlaps between the sites,
+ * families of the WAN addresses) run in config_parse_finish().
+ * config_load() adds the checks that do touch the file system: the files
+ * the config names.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,10 +32,10 @@
 
 #include "grgw.h"
 
-#define CONFIG_LINE_MAX		4096		/* bytes, without newline */
+#define CONFIG_LINE_MAX		4096	/* bytes, without newline */
 #define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_ERRORS_MAX	100
-#define QUOTE_MAX		64		/* value bytes shown in messages */
+#define QUOTE_MAX		64	/* value bytes shown in messages */
 #define QUOTE_BUF		(QUOTE_MAX * 4 + 8)
 #define ENTRY_MAX		16		/* largest repeatable key */
 
@@ -113,10 +114,10 @@ struct key_def {
 	enum section_id		 section;
 	const char		*name;
 	key_parse_fn		*parse;
-	size_t			 off;		/* field, or first element */
-	size_t			 size;		/* of the field or element */
-	size_t			 count_off;	/* KEY_REPEAT: int counter */
-	unsigned int		 max;		/* KEY_REPEAT: capacity */
+	size_t			 off;	/* field, or first element */
+	size_t			 size;	/* of the field or element */
+	size_t			 count_off; /* KEY_REPEAT: int counter */
+	unsigned int		 max;	/* KEY_REPEAT: capacity */
 	uint32_t		 min, umax;	/* integers: inclusive */
 	const struct choice	*choices;	/* NULL-terminated */
 	unsigned int		 flags;
@@ -125,10 +126,10 @@ struct key_def {
 
 /* What the parser remembers about each key, for later messages. */
 struct key_state {
-	unsigned int	 line;			/* first occurrence; 0: none */
-	int		 valid;			/* scalar value accepted */
-	int		 invalid;		/* some value was refused */
-	unsigned int	 entry_line[ENTRY_MAX];	/* line of stored entry i */
+	unsigned int	 line;		/* first occurrence; 0: none */
+	int		 valid;		/* scalar value accepted */
+	int		 invalid;	/* some value was refused */
+	unsigned int	 entry_line[ENTRY_MAX]; /* line of stored entry i */
 };
 
 struct config_parser {
@@ -140,7 +141,7 @@ struct config_parser {
 	struct grgw_config cfg;
 	char		**errors;
 	size_t		 n_errors, cap_errors;
-	size_t		 n_seen;		/* including dropped ones */
+	size_t		 n_seen;	/* including dropped ones */
 	int		 oom;
 	int		 finished;
 	char		 buf[CONFIG_LINE_MAX + 1];
@@ -185,10 +186,10 @@ static const struct choice dataplane_choices[] = {
 			"or '-', starting with a letter or digit"
 #define EXPECT_ID	"an IKE identity of 1 to 255 printable characters " \
 			"without spaces, such as gw.site-a.example"
-#define EXPECT_IFNAME	"an interface name of 1 to 15 characters without " \
-			"'/', ':' or whitespace"
-#define EXPECT_PREFIX	"a network in CIDR notation such as 198.18.1.0/24 " \
-			"or 2001:db8:a::/64"
+#define EXPECT_IFNAME	"an interface name of 1 to 15 characters " \
+			"without '/', ':' or whitespace"
+#define EXPECT_PREFIX	"a network in CIDR notation such as " \
+			"198.18.1.0/24 or 2001:db8:a::/64"
 
 static const struct key_def key_defs[K_COUNT] = {
 	[K_SITE_NAME] = SCALAR(SEC_SITE, "name", key_name, site.name,
@@ -241,20 +242,21 @@ static const struct key_def key_defs[K_COUNT] = {
 	    "an absolute path to the CA certificate such as "
 	    "/etc/grgw/ca.crt"),
 
-	[K_DP_MODE] = CHOICE(SEC_DATAPLANE, "mode", dataplane, dataplane_choices,
-	    "auto, kernel or libipsec"),
+	[K_DP_MODE] = CHOICE(SEC_DATAPLANE, "mode", dataplane,
+	    dataplane_choices, "auto, kernel or libipsec"),
 	[K_DP_IF] = SCALAR(SEC_DATAPLANE, "interface", key_ifname,
 	    xfrm_interface, 0, EXPECT_IFNAME ", such as grgw0"),
 	[K_DP_IF_ID] = INTEGER(SEC_DATAPLANE, "if_id", if_id, 1, 0xfffffffe,
 	    "an integer from 1 to 4294967294"),
 	/*
-	 * The rules use table-10 to table+1; starting at 256 keeps them
-	 * clear of the kernel's tables (253 default, 254 main, 255 local)
-	 * and of 220, where charon puts its own routes.
+	 * The table number is also the rule preference base: rules use
+	 * table-10 to table+1.  They must come after charon's rule 220 and
+	 * before main's 32766, or the fail-closed layer would be bypassed;
+	 * starting at 256 also keeps clear of the kernel's tables 253-255.
 	 */
-	[K_DP_TABLE] = INTEGER(SEC_DATAPLANE, "table", table, 256, 0x7ffffff0,
-	    "an integer from 256 to 2147483632 (tables 220 and 253 to 255 "
-	    "belong to the system)"),
+	[K_DP_TABLE] = INTEGER(SEC_DATAPLANE, "table", table, 256, 32764,
+	    "an integer from 256 to 32764 (rule preferences must fall "
+	    "between charon's 220 and main's 32766)"),
 	[K_DP_MTU] = INTEGER(SEC_DATAPLANE, "mtu", mtu, 1280, 9000,
 	    "an integer from 1280 to 9000"),
 
@@ -272,7 +274,7 @@ static const struct key_def key_defs[K_COUNT] = {
 struct side_keys {
 	enum section_id	 section;
 	enum key_id	 name, id, wan, lan_addr, prefix;
-	size_t		 off;			/* struct grgw_side in cfg */
+	size_t		 off;		/* struct grgw_side in cfg */
 };
 
 static const struct side_keys sides[2] = {
@@ -322,9 +324,9 @@ config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
 	if (p->n_errors > CONFIG_ERRORS_MAX)
 		return;
 	if (p->n_errors == CONFIG_ERRORS_MAX) {
-		if (asprintf(&full, "%s: too many errors; stopped after %d, "
-		    "expected fewer mistakes (fix these and run again)",
-		    p->file, CONFIG_ERRORS_MAX) == -1)
+		if (asprintf(&full, "%s: too many errors; stopped after %d "
+		    "(fix these and run again)", p->file,
+		    CONFIG_ERRORS_MAX) == -1)
 			full = NULL;
 		error_push(p, full);
 		return;
@@ -384,7 +386,7 @@ quote(const char *s, char *buf)
 	return buf;
 }
 
-/* ---- field access ------------------------------------------------------ */
+/* ---- field access ----------------------------------------------------- */
 
 static void *
 key_field(struct config_parser *p, const struct key_def *k)
@@ -448,7 +450,7 @@ bad_value(struct config_parser *p, const struct key_def *k, const char *v,
 	    quote(v, q), why, k->expect);
 }
 
-/* ---- value checks -------------------------------------------------------- */
+/* ---- value checks ----------------------------------------------------- */
 
 static int
 is_alnum(unsigned char c)
@@ -494,7 +496,9 @@ key_identity(struct config_parser *p, const struct key_def *k,
 		return -1;
 	}
 	for (i = 0; i < len; i++) {
-		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c <= 0x20 || c >= 0x7f) {
 			bad_value(p, k, v, "contains a space or a character "
 			    "that is not printable ASCII");
 			return -1;
@@ -806,7 +810,7 @@ key_log_level(struct config_parser *p, const struct key_def *k,
 	return 0;
 }
 
-/* ---- lines ---------------------------------------------------------------- */
+/* ---- lines ------------------------------------------------------------ */
 
 static int
 is_blank(char c)
@@ -1071,7 +1075,7 @@ config_parse_line(struct config_parser *p, const char *line, size_t len)
 	return p->n_seen == seen ? 0 : -1;
 }
 
-/* ---- whole-file checks ---------------------------------------------------- */
+/* ---- whole-file checks ------------------------------------------------ */
 
 /* Line of a section header, 0 when the section is absent. */
 static unsigned int
@@ -1210,8 +1214,10 @@ check_side(struct config_parser *p, const struct side_keys *sk)
 	struct key_state	*la = &p->keys[sk->lan_addr];
 	struct key_state	*pf = &p->keys[sk->prefix];
 	const char		*sec = section_names[sk->section];
-	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN + 4];
-	char			 c[INET6_ADDRSTRLEN + 4], list[1024];
+	char			 a[INET6_ADDRSTRLEN];
+	char			 b[INET6_ADDRSTRLEN + 4];
+	char			 c[INET6_ADDRSTRLEN + 4];
+	char			 list[1024];
 	size_t			 o;
 	int			 i, j;
 
@@ -1258,7 +1264,8 @@ check_overlap(struct config_parser *p)
 	struct grgw_side	*site = &p->cfg.site, *peer = &p->cfg.peer;
 	struct key_state	*sp = &p->keys[K_SITE_PREFIX];
 	struct key_state	*pp = &p->keys[K_PEER_PREFIX];
-	char			 b[INET6_ADDRSTRLEN + 4], c[INET6_ADDRSTRLEN + 4];
+	char			 b[INET6_ADDRSTRLEN + 4];
+	char			 c[INET6_ADDRSTRLEN + 4];
 	int			 i, j;
 
 	for (i = 0; i < peer->n_prefixes; i++) {
@@ -1329,7 +1336,7 @@ check_wan(struct config_parser *p)
 	}
 }
 
-/* ---- files the config names ---------------------------------------------- */
+/* ---- files the config names ------------------------------------------- */
 
 static void
 check_readable(struct config_parser *p, enum key_id id, const char *path)

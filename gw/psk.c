@@ -26,7 +26,7 @@
 
 #include "grgw.h"
 
-#define PSK_FILE_MAX		1024	/* bytes; a key line is far shorter */
+#define PSK_FILE_MAX		1024	/* bytes; a key line is shorter */
 #define PSK_GENERATE_LEN	32	/* bytes of fresh key material */
 
 #define PSK_EXPECT	"expected one line of standard base64 with '=' " \

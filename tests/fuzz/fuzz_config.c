@@ -57,7 +57,8 @@ check_accepted(const struct grgw_config *cfg)
 
 	check_side(&cfg->site);
 	check_side(&cfg->peer);
-	if (cfg->site.n_lan_interfaces < 1 || cfg->site.wan_interface[0] == '\0')
+	if (cfg->site.n_lan_interfaces < 1 ||
+	    cfg->site.wan_interface[0] == '\0')
 		abort();
 	if (strcmp(cfg->site.name, cfg->peer.name) == 0 ||
 	    cfg->site.wan_address.family != cfg->peer.wan_address.family ||

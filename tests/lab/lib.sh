@@ -234,23 +234,25 @@ connect_ms() {
 	echo "$rc $((t1 - t0))"
 }
 
-# connect_fails_fast NODE ADDR: the connect fails, in less than a second
-connect_fails_fast() {
+# connect_fails_within NODE ADDR MS: a TCP connect fails, in less than MS
+connect_fails_within() {
 	local rc ms
 	read -r rc ms < <(connect_ms "$1" "$2")
-	echo "connect $1 -> $2: exit $rc after $ms ms"
-	[ "$rc" -ne 0 ] && [ "$ms" -lt 1000 ]
+	echo "connect $1 -> $2 port $SINK_PORT: exit $rc after $ms ms (limit $3 ms)"
+	[ "$rc" -ne 0 ] && [ "$ms" -lt "$3" ]
 }
 
 # ping_ok NODE ADDR: at least one echo reply
 ping_ok() { on "$1" ping -n -c 3 -i 0.2 -W 2 "$2"; }
 
-# ping_unreachable_from NODE ADDR GATEWAY: no reply; an ICMP destination
-# unreachable message came back from GATEWAY (iputils prints "From GATEWAY
-# icmp_seq=N Destination Host Unreachable" / "Destination unreachable: ...").
+# ping_unreachable_from NODE ADDR GATEWAY: one echo request, no reply; an
+# ICMP destination unreachable came back from GATEWAY (iputils prints "From
+# GATEWAY icmp_seq=1 Destination Host Unreachable" / "Destination
+# unreachable: ...").  One probe only: gateways rate-limit these errors per
+# sender, and every probe spends some of that budget.
 ping_unreachable_from() {
 	local out
-	out=$(on "$1" ping -n -c 2 -i 0.3 -W 1 "$2" 2>&1) && { echo "$out"; echo "ping got replies"; return 1; }
+	out=$(on "$1" ping -n -c 1 -W 1 "$2" 2>&1) && { echo "$out"; echo "ping got a reply"; return 1; }
 	echo "$out"
 	grep -Eiq "^From $3 .*(unreachable|prohibited|filtered)" <<<"$out"
 }

@@ -62,7 +62,7 @@ static const char BASE[] =
 /* A valid key: 32 bytes of 0x00..0x1f. */
 #define KEY32	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-/* ---- helpers ------------------------------------------------------------- */
+/* ---- helpers ---------------------------------------------------------- */
 
 static void
 dump_errors(const struct config_parser *p)
@@ -227,7 +227,7 @@ write_file(const char *name, const char *text, size_t len, mode_t mode)
 	return path;
 }
 
-/* ---- valid configurations ---------------------------------------------------- */
+/* ---- valid configurations --------------------------------------------- */
 
 static void
 test_valid_psk(void **state)
@@ -409,7 +409,8 @@ test_comments_and_whitespace(void **state)
 	    "[auth]\n"
 	    "psk_file = /etc/grgw/key#1   # '#' inside a value stays\n"
 	    "[daemon]\n"
-	    "# comment with UTF-8: \xc3\xa9t\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x94\x92\n"
+	    "# UTF-8 comment: \xc3\xa9t\xc3\xa9 \xe2\x86\x92 "
+	    "\xf0\x9f\x94\x92\n"
 	    "run_dir = /run/grgw\n";
 	struct grgw_config	 cfg;
 	struct config_parser	*p;
@@ -503,7 +504,7 @@ test_lines_not_terminated(void **state)
 	config_parse_free(p);
 }
 
-/* ---- errors, one class at a time --------------------------------------------- */
+/* ---- errors, one class at a time -------------------------------------- */
 
 static void
 test_prefix_host_bits(void **state)
@@ -704,7 +705,8 @@ test_bad_names(void **state)
 	static const char *const bad[] = {
 		"-site", ".site", "_site", "site a", "site/a", "site\xc3\xa9",
 		"s!te",
-		"a123456789012345678901234567890123456789012345678901234567890123",
+		"a12345678901234567890123456789"
+		    "0123456789012345678901234567890123",
 	};
 	char	*line;
 	size_t	 i;
@@ -882,8 +884,9 @@ test_dataplane_values(void **state)
 		{ "if_id = 1e3", 0, 0 },
 		{ "if_id = 12 34", 0, 0 },
 		{ "table = 256", 1, 256 },
-		{ "table = 2147483632", 1, 2147483632u },
-		{ "table = 2147483633", 0, 0 },
+		{ "table = 32764", 1, 32764 },
+		{ "table = 32765", 0, 0 },
+		{ "table = 2147483632", 0, 0 },
 		{ "table = 255", 0, 0 },
 		{ "table = 254", 0, 0 },
 		{ "table = 220", 0, 0 },
@@ -1146,7 +1149,7 @@ test_parser_api_edges(void **state)
 	config_parse_free(p);
 }
 
-/* ---- addresses ---------------------------------------------------------------- */
+/* ---- addresses -------------------------------------------------------- */
 
 static void
 test_addr(void **state)
@@ -1189,7 +1192,8 @@ test_addr(void **state)
 	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)), "198.18.0.0/23");
 	assert_int_equal(prefix_parse("2001:db8:a::1/63", &q), -1);
 	assert_int_equal(errno, EDOM);
-	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)), "2001:db8:a::/63");
+	assert_string_equal(prefix_fmt(&q, buf, sizeof(buf)),
+	    "2001:db8:a::/63");
 	assert_int_equal(prefix_parse("198.18.1.0/33", &q), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(prefix_parse("198.18.1.0", &q), -1);
@@ -1229,7 +1233,7 @@ test_addr(void **state)
 	assert_string_equal(addr_fmt(&a, buf, 4), "?");
 }
 
-/* ---- pre-shared keys ---------------------------------------------------------- */
+/* ---- pre-shared keys -------------------------------------------------- */
 
 static void
 test_psk_decode(void **state)
@@ -1246,9 +1250,12 @@ test_psk_decode(void **state)
 		/* no padding */
 		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "multiple" },
 		/* URL-safe alphabet */
-		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh_=", "not base64" },
-		{ "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=", "whitespace" },
-		{ " AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "whitespace" },
+		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh_=",
+		  "not base64" },
+		{ "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=",
+		  "whitespace" },
+		{ " AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		  "whitespace" },
 		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n",
 		  "whitespace" },
 		{ "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nAAAA",
@@ -1419,7 +1426,7 @@ test_psk_load(void **state)
 	}
 }
 
-/* ---- config_load --------------------------------------------------------------- */
+/* ---- config_load ------------------------------------------------------ */
 
 /* BASE pointing at a PSK file in tmpdir, as a file in tmpdir. */
 static char *
@@ -1486,7 +1493,8 @@ test_load(void **state)
 	free(psk);
 
 	/* Parse errors and file errors come back together. */
-	conf = write_config("both.conf", "absent-psk", "\n[dataplane]\nmtu = 1");
+	conf = write_config("both.conf", "absent-psk",
+	    "\n[dataplane]\nmtu = 1");
 	assert_int_equal(config_load(conf, &cfg, &errs), -1);
 	assert_non_null(strstr(errs, ":22: mtu \"1\" is out of range"));
 	assert_non_null(strstr(errs, ":20: psk_file "));
@@ -1500,7 +1508,8 @@ static void
 test_load_cert_files(void **state)
 {
 	struct grgw_config	 cfg;
-	char			*text, *conf, *errs, *crt, *key, *ca, *lines;
+	char			*text, *conf, *errs, *lines;
+	char			*crt, *key, *ca;
 
 	crt = write_file("a.crt", "cert", 4, 0644);
 	key = write_file("a.key", "key", 3, 0600);
@@ -1584,7 +1593,7 @@ test_load_file_errors(void **state)
 	assert_null(errs);
 }
 
-/* ---- setup ---------------------------------------------------------------------- */
+/* ---- setup ------------------------------------------------------------ */
 
 static int
 setup(void **state)
