@@ -1264,6 +1264,11 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		snprintf(err, sizeof(err), "cannot enable IP forwarding");
 		goto fail;
 	}
+	if (gwnl_failfast_install(d.nl, cfg) != 0) {
+		snprintf(err, sizeof(err), "cannot install the fail-fast "
+		    "nftables table %s (see the log)", GWNL_FAILFAST_TABLE);
+		goto fail;
+	}
 	if (d.dp == GRGW_DP_KERNEL && gwnl_xfrmi_create(d.nl, cfg) != 0) {
 		snprintf(err, sizeof(err), "cannot create the xfrm interface "
 		    "%s", cfg->xfrm_interface);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "netlink/libnl.h"
+#include <nftables/libnftables.h>
 
 #include "grgw.h"
 #include "netlink/netlink.h"
@@ -871,15 +872,15 @@ sysctl_write(const char *path, const char *value)
  * optional: a missing sysctl is skipped instead of being an error.
  */
 static int
-sysctl_set(struct gwnl *nl, const char *path, const char *value,
-    int optional)
+sysctl_set(struct gwnl *nl, enum rec_tag tag, const char *path,
+    const char *value, int optional)
 {
 	struct rec_obj	 o, *have;
 	int		 rc;
 
 	memset(&o, 0, sizeof(o));
 	o.kind = REC_SYSCTL;
-	o.tag = REC_RUN;
+	o.tag = tag;
 	if (rec_strlcpy(o.u.sysctl.path, path, sizeof(o.u.sysctl.path)) >=
 	    sizeof(o.u.sysctl.path))
 		return -ENAMETOOLONG;
@@ -952,13 +953,21 @@ gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg)
 	v6 = config_has_family(&cfg->site, AF_INET6) ||
 	    config_has_family(&cfg->peer, AF_INET6);
 
-	if ((rc = sysctl_set(nl, "net/ipv4/ip_forward", "1", 0)) < 0)
+	/*
+	 * Part of the fail-closed layer: without forwarding the kernel drops
+	 * packets that hit the unreachable routes silently instead of
+	 * answering them, and senders would wait for a timeout.  Strict
+	 * reverse path filtering on the WAN keeps refusing clear text that
+	 * claims a peer address.  So a plain `down` keeps these too.
+	 */
+	if ((rc = sysctl_set(nl, REC_BLOCK, "net/ipv4/ip_forward", "1",
+	    0)) < 0)
 		return rc;
-	if ((rc = sysctl_set(nl, "net/ipv6/conf/all/forwarding", "1",
-	    !v6)) < 0)
+	if ((rc = sysctl_set(nl, REC_BLOCK, "net/ipv6/conf/all/forwarding",
+	    "1", !v6)) < 0)
 		return rc;
 	snprintf(path, sizeof(path), "net/ipv4/conf/%s/rp_filter", wan);
-	if ((rc = sysctl_set(nl, path, "1", 0)) < 0)
+	if ((rc = sysctl_set(nl, REC_BLOCK, path, "1", 0)) < 0)
 		return rc;
 	/* The kernel applies the larger of "all" and the interface value. */
 	if (sysctl_read("net/ipv4/conf/all/rp_filter", all) == 0 &&
@@ -1140,6 +1149,126 @@ gwnl_tunnel_routes_remove(struct gwnl *nl, const struct grgw_config *cfg)
 	return first;
 }
 
+/* ---- nftables ---------------------------------------------------------- */
+
+/*
+ * Run an nftables script as one transaction.  0, or -EINVAL with the
+ * parser's or kernel's complaint logged (what names the caller's object).
+ */
+static int
+nft_run(const char *script, const char *what)
+{
+	struct nft_ctx	*ctx;
+	const char	*msg;
+	int		 rc = 0;
+
+	if ((ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL)
+		return -ENOMEM;
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	if (nft_run_cmd_from_buffer(ctx, script) != 0) {
+		msg = nft_ctx_get_error_buffer(ctx);
+		log_warnx("%s: nftables refused the change: %.300s", what,
+		    msg != NULL && *msg != '\0' ? msg : "no reason given");
+		rc = -EINVAL;
+	}
+	nft_ctx_free(ctx);
+	return rc;
+}
+
+/* 0 removed, 1 already gone, -errno. */
+static int
+nft_table_remove(const struct rec_obj *o, const char *desc)
+{
+	char	 script[128];
+	int	 rc;
+
+	if (!rec_valid_nft(&o->u.nft))
+		return -EINVAL;
+	/* "add" first makes the delete succeed whether or not it exists. */
+	snprintf(script, sizeof(script), "add table %s %s\ndelete table %s %s\n",
+	    o->u.nft.family, o->u.nft.table, o->u.nft.family, o->u.nft.table);
+	rc = nft_run(script, desc);
+	return rc;
+}
+
+int
+gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
+    const char *body)
+{
+	struct rec_obj	 o;
+	char		*script = NULL;
+	int		 rc, n;
+
+	memset(&o, 0, sizeof(o));
+	o.kind = REC_NFT;
+	o.tag = block ? REC_BLOCK : REC_RUN;
+	rec_strlcpy(o.u.nft.family, "inet", sizeof(o.u.nft.family));
+	if (rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table)) >=
+	    sizeof(o.u.nft.table) || !rec_valid_nft(&o.u.nft))
+		return -EINVAL;
+	/* Recorded before it exists, so a crash in between still undoes it. */
+	if (rec_find(&nl->rec, &o) == NULL &&
+	    (rc = gwnl_record_add(nl, &o)) < 0)
+		return rc;
+	/* Replace the whole table in one transaction: never half a policy. */
+	n = asprintf(&script, "add table inet %s\ndelete table inet %s\n"
+	    "table inet %s {\n%s}\n", table, table, table, body);
+	if (n < 0)
+		return -ENOMEM;
+	rc = nft_run(script, table);
+	free(script);
+	return rc;
+}
+
+int
+gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
+{
+	char	 body[4096], ifs[GRGW_MAX_LAN_IFS * (IF_NAMESIZE + 4)];
+	char	 p[INET6_ADDRSTRLEN + 8];
+	size_t	 off = 0;
+	int	 i, n;
+
+	ifs[0] = '\0';
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++) {
+		n = snprintf(ifs + off, sizeof(ifs) - off, "%s\"%s\"",
+		    i ? ", " : "", cfg->site.lan_interfaces[i]);
+		if (n < 0 || (size_t)n >= sizeof(ifs) - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+	}
+	off = 0;
+	n = snprintf(body, sizeof(body), "\tchain prerouting {\n"
+	    "\t\ttype filter hook prerouting priority -150; policy accept;\n");
+	if (n < 0)
+		return -EINVAL;
+	off = (size_t)n;
+	/*
+	 * A TCP segment from the site's nodes to a peer prefix that has no
+	 * route (the tunnel is down: the unreachable routes answer) gets a
+	 * reset at once.  The kernel's ICMP errors are rate limited per
+	 * host, so a service retrying quickly would otherwise hang on its
+	 * later attempts; resets are not.  Other protocols get the ICMP
+	 * error from the unreachable route.
+	 */
+	for (i = 0; i < cfg->peer.n_prefixes; i++) {
+		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
+
+		n = snprintf(body + off, sizeof(body) - off,
+		    "\t\tiifname { %s } meta l4proto tcp %s daddr %s "
+		    "fib daddr oif missing counter reject with tcp reset\n",
+		    ifs, pf->a.family == AF_INET ? "ip" : "ip6",
+		    prefix_fmt(pf, p, sizeof(p)));
+		if (n < 0 || (size_t)n >= sizeof(body) - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+	}
+	n = snprintf(body + off, sizeof(body) - off, "\t}\n");
+	if (n < 0 || (size_t)n >= sizeof(body) - off)
+		return -ENAMETOOLONG;
+	return gwnl_nft_apply(nl, 1, GWNL_FAILFAST_TABLE, body);
+}
+
 /* ---- cleanup ---------------------------------------------------------- */
 
 /* 0 removed, 1 already gone, -errno (logged). */
@@ -1158,6 +1287,8 @@ gwnl_remove(struct gwnl *nl, const struct rec_obj *o)
 		return link_remove(nl, o, desc);
 	case REC_SYSCTL:
 		return sysctl_restore(o, desc);
+	case REC_NFT:
+		return nft_table_remove(o, desc);
 	case REC_UNPARSED:
 		break;
 	}

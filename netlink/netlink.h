@@ -73,6 +73,20 @@ int	gwnl_tunnel_routes_remove(struct gwnl *nl,
  */
 int	gwnl_cleanup(struct gwnl *nl, int purge);
 
+/*
+ * nftables: replace grgw's table `inet <table>` with body (the table's
+ * contents) in one transaction, recorded as a block or run object.
+ * table: [a-z0-9_-], at most 31 characters.  0 or -errno (logged).
+ */
+#define GWNL_FAILFAST_TABLE	"grgw-failfast"
+int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
+	    const char *body);
+/*
+ * Fail fast (block layer): TCP from the LAN interfaces to a peer prefix
+ * that has no route is answered with a reset at once.  Idempotent.
+ */
+int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
+
 /* Number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
 

@@ -377,6 +377,47 @@ parse_sysctl(struct rec_tokens *t, struct rec_sysctl *s, char *err,
 	return 0;
 }
 
+/* nftables family and table names we create: a closed, safe alphabet. */
+int
+rec_valid_nft(const struct rec_nft *n)
+{
+	const char	*p;
+	size_t		 len = strnlen(n->table, sizeof(n->table));
+
+	if (strcmp(n->family, "inet") != 0 && strcmp(n->family, "ip") != 0 &&
+	    strcmp(n->family, "ip6") != 0)
+		return 0;
+	if (len == 0 || len >= sizeof(n->table))
+		return 0;
+	for (p = n->table; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+static int
+parse_nft(struct rec_tokens *t, struct rec_nft *n, char *err, size_t errlen)
+{
+	const char	*fam, *table;
+
+	fam = tok_next(t);
+	table = tok_next(t);
+	memset(n, 0, sizeof(*n));
+	if (fam != NULL)
+		rec_strlcpy(n->family, fam, sizeof(n->family));
+	if (table != NULL)
+		rec_strlcpy(n->table, table, sizeof(n->table));
+	if (fam == NULL || table == NULL || strlen(fam) >= sizeof(n->family) ||
+	    strlen(table) >= sizeof(n->table) || !rec_valid_nft(n)) {
+		snprintf(err, errlen, "expected an nftables family (inet, ip, "
+		    "ip6) and a table name of [a-z0-9_-], got '%s %s'",
+		    SHOWN(fam), SHOWN(table));
+		return -1;
+	}
+	return 0;
+}
+
 int
 rec_parse_line(const char *line, struct rec_obj *out, char *err,
     size_t errlen)
@@ -441,9 +482,12 @@ rec_parse_line(const char *line, struct rec_obj *out, char *err,
 	} else if (w != NULL && strcmp(w, "sysctl") == 0) {
 		o.kind = REC_SYSCTL;
 		rc = parse_sysctl(&t, &o.u.sysctl, err, errlen);
+	} else if (w != NULL && strcmp(w, "nft") == 0) {
+		o.kind = REC_NFT;
+		rc = parse_nft(&t, &o.u.nft, err, errlen);
 	} else
 		snprintf(err, errlen, "expected 'rule4', 'rule6', 'route4', "
-		    "'route6', 'link' or 'sysctl', got '%s'", SHOWN(w));
+		    "'route6', 'link', 'sysctl' or 'nft', got '%s'", SHOWN(w));
 	if (rc == -1)
 		return -1;
 	if ((w = tok_next(&t)) != NULL) {
@@ -517,6 +561,12 @@ rec_format(const struct rec_obj *o, char *buf, size_t size)
 		n = snprintf(buf, size, "%s sysctl %s %s", tag,
 		    o->u.sysctl.path, o->u.sysctl.value);
 		break;
+	case REC_NFT:
+		if (!rec_valid_nft(&o->u.nft))
+			return -1;
+		n = snprintf(buf, size, "%s nft %s %s", tag, o->u.nft.family,
+		    o->u.nft.table);
+		break;
 	case REC_UNPARSED:
 		if (o->text == NULL || memchr(o->text, '\0', o->textlen))
 			return -1;
@@ -561,6 +611,9 @@ rec_same(const struct rec_obj *a, const struct rec_obj *b)
 		return strcmp(a->u.link.name, b->u.link.name) == 0;
 	case REC_SYSCTL:
 		return strcmp(a->u.sysctl.path, b->u.sysctl.path) == 0;
+	case REC_NFT:
+		return strcmp(a->u.nft.family, b->u.nft.family) == 0 &&
+		    strcmp(a->u.nft.table, b->u.nft.table) == 0;
 	case REC_UNPARSED:
 		return 0;
 	}

@@ -10,6 +10,7 @@
  *   run link grgw0 xfrm if_id 4210
  *   run rule6 pref 4210 lookup 4210
  *   run route6 table 4210 2001:db8:b::/64 dev grgw0
+ *   block nft inet grgw-failfast
  *
  * Lines starting with '#' are comments and empty lines are allowed; any
  * other line must parse exactly (fixed word order, canonical numbers and
@@ -45,6 +46,7 @@ enum rec_kind {
 	REC_ROUTE,
 	REC_LINK,
 	REC_SYSCTL,
+	REC_NFT,		/* an nftables table of grgw's own */
 	REC_UNPARSED		/* a line we could not read; kept as is */
 };
 
@@ -86,6 +88,13 @@ struct rec_sysctl {
 	char			 value[REC_VALUE_MAX];	/* value to restore */
 };
 
+#define REC_NFT_NAME_MAX	32
+
+struct rec_nft {
+	char			 family[8];	/* inet, ip, ip6 */
+	char			 table[REC_NFT_NAME_MAX];
+};
+
 struct rec_obj {
 	TAILQ_ENTRY(rec_obj)	 entry;
 	enum rec_kind		 kind;
@@ -95,6 +104,7 @@ struct rec_obj {
 		struct rec_route route;
 		struct rec_link	 link;
 		struct rec_sysctl sysctl;
+		struct rec_nft	 nft;
 	} u;
 	/* REC_UNPARSED: the line as read (no newline), malloc'ed, owned. */
 	char			*text;
@@ -168,6 +178,8 @@ int	rec_load(struct rec_list *l, const char *path);
 int	rec_save(const struct rec_list *l, const char *path);
 
 const char *rec_tag_name(enum rec_tag tag);
+/* A family/table pair we are willing to create and delete. */
+int	rec_valid_nft(const struct rec_nft *n);
 /* strlcpy(3), which this C library lacks: returns strlen(src). */
 size_t	rec_strlcpy(char *dst, const char *src, size_t size);
 

@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="make gcc clang libc6-dev pkg-config
-libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev
+libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev libnftables-dev
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
 libstrongswan-standard-plugins
 iproute2 iputils-ping tcpdump nftables jq python3 netcat-openbsd procps

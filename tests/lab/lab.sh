@@ -158,8 +158,8 @@ demo_cleanup() {
 	set +e
 	capture_stop_all
 	if [ -n "${CONF_A:-}" ] && [ -x "$GRGW" ]; then
-		timeout 30 grgw_at a down --purge >/dev/null 2>&1
-		timeout 30 grgw_at b down --purge >/dev/null 2>&1
+		timeout 30 ip netns exec "${NS_PREFIX}gw-a" "$GRGW" down -c "$CONF_A" --purge >/dev/null 2>&1
+		timeout 30 ip netns exec "${NS_PREFIX}gw-b" "$GRGW" down -c "$CONF_B" --purge >/dev/null 2>&1
 	fi
 	lab_down
 	[ -n "${WORK:-}" ] && rm -rf "$WORK"
@@ -173,6 +173,7 @@ demo() {
 	[ -x "$GRGW" ] || { echo "grgw not found at $GRGW (build it, or set GRGW)" >&2; exit 1; }
 	WORK=$(mktemp -d /tmp/grgwlab.XXXXXX)
 	trap demo_cleanup EXIT
+	trap 'exit 130' INT TERM
 	CONF_A=$WORK/site-a.conf
 	CONF_B=$WORK/site-b.conf
 

@@ -125,7 +125,7 @@ status_is() {
 	status_json "$1" | jq -e "$2" >/dev/null 2>&1
 }
 
-tunnel_up_expr='.daemon.running == true and ((.peers // [])[0].tunnel == "up")'
+TUNNEL_UP_JQ='.daemon.running == true and ((.peers // [])[0].tunnel == "up")'
 
 # ---- assertions -------------------------------------------------------------
 

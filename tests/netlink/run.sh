@@ -41,9 +41,9 @@ if [ "${1:-}" != "--inside" ]; then
 	if ! $CC -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw -O1 -g \
 	    -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	    -Wmissing-prototypes -Wcast-qual -Wno-unused-parameter \
-	    $(pkg-config --cflags libnl-3.0 libnl-route-3.0) \
+	    $(pkg-config --cflags libnl-3.0 libnl-route-3.0 libnftables) \
 	    -o "$nltest" tests/netlink/nltest.c netlink/*.c gw/addr.c gw/log.c \
-	    $(pkg-config --libs libnl-3.0 libnl-route-3.0); then
+	    $(pkg-config --libs libnl-3.0 libnl-route-3.0 libnftables); then
 		echo "tests/netlink/run.sh: cannot build the driver" >&2
 		exit 1
 	fi
@@ -157,8 +157,8 @@ check "ipv6 forwarding = 1" test "$(sysctl_get $fwd6)" = 1
 check "wan0 rp_filter = 1" test "$(sysctl_get $rpf)" = 1
 check "record directory is 0700" test "$(stat -c %a "$(dirname "$rec")")" = 700
 check "record file is 0600" test "$(stat -c %a "$rec")" = 600
-check "old values recorded" \
-	grep -qx "run sysctl $fwd4 $init_fwd4" "$rec"
+check "old values recorded (fail-closed layer)" \
+	grep -qx "block sysctl $fwd4 $init_fwd4" "$rec"
 
 # Without the block layer, traffic for site B would leave the WAN in clear.
 check "before block: 198.18.2.11 goes out wan0" \
@@ -185,7 +185,8 @@ check "table 4211: unreachable 198.18.2.0/24" \
 	matches "$(ip -4 route show table 4211)" '^unreachable 198\.18\.2\.0/24'
 check "table 4211: unreachable 2001:db8:b::/64" \
 	matches "$(ip -6 route show table 4211)" '^unreachable 2001:db8:b::/64'
-check "record holds 6 block objects" test "$(grep -c '^block ' "$rec")" = 6
+check "record holds 6 block rules and routes" \
+	test "$(grep -cE '^block (rule|route)' "$rec")" = 6
 check "blocked: 198.18.2.11 from lan0 is unreachable" \
 	blocked -4 route get 198.18.2.11 from 198.18.1.11 iif lan0
 check "blocked: 198.18.2.11 from the gateway itself is unreachable" \
@@ -249,9 +250,11 @@ check "tunnel routes install (for cleanup)" nl tunnel-up tun0
 
 # ---- cleanup without purge: the block layer stays -----------------------
 check "cleanup 0" nl cleanup 0
-check "sysctl ip_forward restored" test "$(sysctl_get $fwd4)" = "$init_fwd4"
-check "sysctl ipv6 forwarding restored" test "$(sysctl_get $fwd6)" = "$init_fwd6"
-check "sysctl wan0 rp_filter restored" test "$(sysctl_get $rpf)" = "$init_rpf"
+# Forwarding stays on: without it blocked packets would be dropped
+# silently instead of answered with ICMP unreachable.
+check "sysctl ip_forward kept on (fail fast)" test "$(sysctl_get $fwd4)" = 1
+check "sysctl ipv6 forwarding kept on" test "$(sysctl_get $fwd6)" = 1
+check "sysctl wan0 rp_filter kept strict" test "$(sysctl_get $rpf)" = 1
 check "run objects gone: no rule 4210" \
 	test -z "$(ip -4 rule show pref 4210; ip -6 rule show pref 4210)"
 check "run objects gone: table 4210 empty" \
@@ -275,7 +278,7 @@ check "foreign route in our slot replaced (logged)" grep -q "replaced by this ro
 check "adopted: ip rule / ip route exactly as when blocked" \
 	same_as "$blocked_snap"
 check "adopted: record as when blocked" \
-	test "$(grep '^block ' "$rec")" = "$(grep '^block ' "$tmp/rec.blocked")"
+	test "$(grep -E '^block (rule|route)' "$rec")" = "$(grep -E '^block (rule|route)' "$tmp/rec.blocked")"
 
 # ---- a record line we cannot read is kept and makes down fail -----------
 echo "block rule4 pref 4200 iif wan0 frm 198.18.2.0/24 blackhole" >>"$rec"
