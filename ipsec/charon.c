@@ -294,13 +294,11 @@ static void
 charon_sigchld_cb(evutil_socket_t sig, short ev, void *arg)
 {
 	struct charon *c = arg;
-	pid_t pid;
 	int status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (pid == c->pid)
-			charon_exited(c, status);
-	}
+	/* Only our own child: other modules reap theirs (hooks, ...). */
+	if (c->pid != 0 && waitpid(c->pid, &status, WNOHANG) == c->pid)
+		charon_exited(c, status);
 }
 
 struct charon *
