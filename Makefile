@@ -5,11 +5,19 @@
 #   make unit       unit tests only
 #   make lab        two-site namespace lab with grgw up on both sides
 #   make bench      benchmarks
-#   make install    binary + example configuration (DESTDIR, PREFIX)
+#   make check-kernel  the lab on Debian's kernel (XFRM) in a qemu VM
+#   make bench-kernel  kernel vs libipsec vs bare WAN, in that VM
+#   make install    binary, systemd unit, man pages, example configuration
+#                   (DESTDIR, PREFIX, SBINDIR, SYSCONFDIR, UNITDIR, MANDIR)
+#   make uninstall  removes what install put there (an edited config stays)
+#   make deb        Debian package grgw_VERSION_ARCH.deb (apt install ./grgw_*.deb)
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/grgw
 DESTDIR ?=
 CC      ?= cc
 CLANG   ?= clang
@@ -87,6 +95,12 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
+# ---- lab tools --------------------------------------------------------------
+# probe-inject: sends good, forged, tampered, replayed and garbage probes.
+$(B)/probe-inject: $(B)/obj/tests/lab/probe-inject.o $(B)/libgrgw.a
+	$(E) "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # ---- tests ----------------------------------------------------------------
 unit-bins: $(UNITS:%=$(B)/unit/%) $(UNITS:%=$(B)/unit-asan/%)
 
@@ -96,36 +110,127 @@ unit: unit-bins
 fuzz-smoke: fuzz
 	$(Q)tests/run-fuzz.sh $(B) 15
 
+# etcdtest: drives gw/etcd.c against a real etcd for tests/feeds/run.sh.
+$(B)/feeds/etcdtest: $(B)/obj/tests/feeds/etcdtest.o $(B)/libgrgw.a
+	@mkdir -p $(dir $@)
+	$(E) "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+feeds-check: $(B)/feeds/etcdtest
+	$(Q)tests/feeds/run.sh $(B)
+
 lab: grgw
 	$(Q)tests/lab/lab.sh demo
 
-lab-check: grgw
+lab-check: grgw $(B)/probe-inject
 	$(Q)tests/lab/run-tests.sh
 
-check: grgw unit-bins fuzz
+check: grgw unit-bins fuzz $(B)/probe-inject $(B)/feeds/etcdtest
 	$(Q)tests/check.sh $(B) $(UNITS)
 
 bench: grgw
 	$(Q)tests/bench/bench.sh
+	$(Q)tests/bench/qos-bench.sh
+
+# The two-site lab with the kernel data plane, in a VM running Debian's
+# kernel (qemu; apt-get installs qemu-system-x86, linux-image-amd64 and
+# busybox-static when missing).  Exit 77 and "skipped: ..." without them.
+check-kernel: grgw
+	$(Q)tests/kernel-lab/run.sh
+
+bench-kernel: grgw
+	$(Q)tests/kernel-lab/run.sh bench
 
 deps:
 	$(Q)tests/deps.sh
 
 # ---- install ----------------------------------------------------------------
+# The unit names the installed paths; the operator's grgw.conf is never
+# overwritten, and uninstall removes it only while it is the unedited example.
+CONF_DIR := $(DESTDIR)$(SYSCONFDIR)/grgw
+
 install: grgw
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/grgw
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples $(CONF_DIR)
 	install -m 0755 grgw $(DESTDIR)$(SBINDIR)/grgw
-	install -m 0644 grgw.conf.example $(DESTDIR)$(SYSCONFDIR)/grgw/grgw.conf.example
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		gw/grgw.service.in >$(DESTDIR)$(UNITDIR)/grgw.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/grgw.service
+	install -m 0644 gw/grgw.8 $(DESTDIR)$(MANDIR)/man8/grgw.8
+	install -m 0644 gw/grgw.conf.5 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5
+	install -m 0644 grgw.conf.example $(DESTDIR)$(DOCDIR)/examples/grgw.conf
+	@if [ -e $(CONF_DIR)/grgw.conf ]; then \
+		echo "kept $(CONF_DIR)/grgw.conf"; \
+	else \
+		echo "install -m 0644 grgw.conf.example $(CONF_DIR)/grgw.conf"; \
+		install -m 0644 grgw.conf.example $(CONF_DIR)/grgw.conf; \
+	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/grgw $(DESTDIR)$(SYSCONFDIR)/grgw/grgw.conf.example
-	-rmdir $(DESTDIR)$(SYSCONFDIR)/grgw 2>/dev/null
+	rm -f $(DESTDIR)$(SBINDIR)/grgw $(DESTDIR)$(UNITDIR)/grgw.service \
+		$(DESTDIR)$(MANDIR)/man8/grgw.8 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5 \
+		$(DESTDIR)$(DOCDIR)/examples/grgw.conf $(CONF_DIR)/grgw.conf.example
+	@if cmp -s grgw.conf.example $(CONF_DIR)/grgw.conf; then \
+		echo "rm -f $(CONF_DIR)/grgw.conf"; rm -f $(CONF_DIR)/grgw.conf; \
+	elif [ -e $(CONF_DIR)/grgw.conf ]; then \
+		echo "kept $(CONF_DIR)/grgw.conf (edited)"; \
+	fi
+	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(CONF_DIR); do \
+		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
+	done
+
+# ---- Debian package ---------------------------------------------------------
+# Built from a staging tree (make install into it) with dpkg-deb; no root
+# needed.  The maintainer scripts are gw/deb/; /etc/grgw/grgw.conf is a
+# conffile, so dpkg keeps the operator's edits on upgrades.  Depends: what
+# dpkg-shlibdeps finds for the binary, and the strongSwan parts grgw's charon
+# loads (vici: swanctl; gcm, openssl: standard; curve25519: extra;
+# kernel-libipsec: libcharon-extra).  tests/package/run.sh checks the list.
+VERSION  := $(shell sed -n 's/^\#define GRGW_VERSION[[:space:]]*"\(.*\)"/\1/p' gw/grgw.h)
+DEB_VERSION ?= $(VERSION)
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null)
+DEB      ?= grgw_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_MAINTAINER ?= grgw maintainers <grgw@example.org>
+DEB_DEPENDS := libc6 (>= 2.34), libevent-2.1-7 (>= 2.1.8-stable), \
+	libnftables1 (>= 1.0.2), libnl-3-200 (>= 3.2.7), \
+	libnl-route-3-200 (>= 3.5.0), libsodium23 (>= 1.0.14), \
+	strongswan-charon (>= 5.9), strongswan-swanctl, \
+	libstrongswan-standard-plugins, libstrongswan-extra-plugins, \
+	libcharon-extra-plugins
+DEB_ROOT := $(B)/deb/root
+
+deb: grgw
+	$(E) "  DEB     $(DEB)"
+	$(Q)rm -rf $(B)/deb
+	$(Q)$(MAKE) --no-print-directory -s install DESTDIR=$(abspath $(DEB_ROOT)) \
+		PREFIX=/usr UNITDIR=/lib/systemd/system SYSCONFDIR=/etc >/dev/null
+	$(Q)strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+		$(DEB_ROOT)/usr/sbin/grgw
+	$(Q)gzip -9n $(DEB_ROOT)/usr/share/man/man8/grgw.8 \
+		$(DEB_ROOT)/usr/share/man/man5/grgw.conf.5
+	$(Q)install -d -m 0755 $(DEB_ROOT)/DEBIAN
+	$(Q)install -m 0755 gw/deb/postinst gw/deb/prerm gw/deb/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)echo /etc/grgw/grgw.conf >$(DEB_ROOT)/DEBIAN/conffiles
+	$(Q)cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | \
+		LC_ALL=C sort | xargs md5sum >DEBIAN/md5sums
+	$(Q)sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+		-e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e 's|@DEPENDS@|$(DEB_DEPENDS)|' \
+		-e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+		gw/deb/control.in >$(DEB_ROOT)/DEBIAN/control
+	$(Q)chmod 0644 $(DEB_ROOT)/DEBIAN/control $(DEB_ROOT)/DEBIAN/conffiles \
+		$(DEB_ROOT)/DEBIAN/md5sums
+	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB) >/dev/null
+
+# The package's file name, for scripts (vagrant/provision.sh, tests).
+print-deb:
+	@echo $(DEB)
 
 clean:
-	rm -rf $(B) grgw
+	rm -rf $(B) grgw grgw_*.deb
 
-.PHONY: all fuzz unit unit-bins fuzz-smoke lab lab-check check bench deps \
-	install uninstall clean
+.PHONY: all fuzz unit unit-bins fuzz-smoke feeds-check lab lab-check check bench deps \
+	check-kernel bench-kernel \
+	install uninstall deb print-deb clean
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include "grgw.h"
+#include "feeds.h"
+#include "policy/policy.h"
 
 #define CONFIG_LINE_MAX		4096	/* bytes, without newline */
 #define CONFIG_FILE_MAX		(1024 * 1024)
@@ -43,6 +45,8 @@ _Static_assert(GRGW_MAX_PREFIXES <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(GRGW_MAX_LAN_IFS <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(GRGW_MAX_LAN_ADDRS <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(sizeof(enum grgw_dataplane) == sizeof(int), "enum size");
+_Static_assert(GRGW_MAX_CLASS_PORTS <= ENTRY_MAX, "ENTRY_MAX too small");
+_Static_assert(GRGW_MAX_CLASS_PREFIXES <= ENTRY_MAX, "ENTRY_MAX too small");
 
 /*
  * Sections.  A future "[class NAME]" kind of section would get a flag
@@ -54,6 +58,12 @@ enum section_id {
 	SEC_AUTH,
 	SEC_DATAPLANE,
 	SEC_DAEMON,
+	SEC_QOS,
+	SEC_CLASS,		/* "[class NAME]": one per traffic class */
+	SEC_PROBE,
+	SEC_HTTP,
+	SEC_HOOKS,
+	SEC_ETCD,
 	SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* after a header we could not accept */
@@ -65,6 +75,12 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_AUTH] = "auth",
 	[SEC_DATAPLANE] = "dataplane",
 	[SEC_DAEMON] = "daemon",
+	[SEC_QOS] = "qos",
+	[SEC_CLASS] = "class",
+	[SEC_PROBE] = "probe",
+	[SEC_HTTP] = "http",
+	[SEC_HOOKS] = "hooks",
+	[SEC_ETCD] = "etcd",
 };
 
 enum key_id {
@@ -92,6 +108,30 @@ enum key_id {
 	K_DAEMON_RUN_DIR,
 	K_DAEMON_CHARON,
 	K_DAEMON_LOG_LEVEL,
+	K_QOS_ENABLE,
+	K_QOS_WAN_RATE,
+	K_QOS_IF,
+	K_CLASS_ENABLE,
+	K_CLASS_PROTOCOL,
+	K_CLASS_PORT,
+	K_CLASS_PREFIX,
+	K_CLASS_DSCP,
+	K_CLASS_PRIORITY,
+	K_CLASS_RATE,
+	K_CLASS_CEIL,
+	K_PROBE_INTERVAL,
+	K_PROBE_MULTIPLIER,
+	K_PROBE_RECOVER,
+	K_PROBE_PORT,
+	K_PROBE_KEY,
+	K_PROBE_LOSS,
+	K_PROBE_RTT,
+	K_HTTP_LISTEN,
+	K_HOOKS_DIR,
+	K_HOOKS_TIMEOUT,
+	K_ETCD_ENDPOINT,
+	K_ETCD_KEY,
+	K_ETCD_TTL,
 	K_COUNT
 };
 
@@ -144,12 +184,31 @@ struct config_parser {
 	size_t		 n_seen;	/* including dropped ones */
 	int		 oom;
 	int		 finished;
+	/* [class NAME] sections: the class being read, and the state of
+	 * the class keys per class (each class has keys of its own). */
+	int		 cur_class;
+	struct key_state class_keys[GRGW_MAX_CLASSES][K_COUNT];
 	char		 buf[CONFIG_LINE_MAX + 1];
 };
 
 static key_parse_fn key_name, key_identity, key_ifname, key_address,
     key_lan_address, key_prefix, key_path, key_u32, key_choice,
-    key_log_level;
+    key_log_level, key_wan_rate, key_port, key_dscp, key_class_rate;
+static key_parse_fn key_percent;
+static key_parse_fn key_listen, key_etcd_endpoint, key_etcd_key;
+
+static const struct choice yes_no_choices[] = {
+	{ "yes",	1 },
+	{ "no",		0 },
+	{ NULL,		0 }
+};
+
+static const struct choice protocol_choices[] = {
+	{ "tcp",	GRGW_L4_TCP },
+	{ "udp",	GRGW_L4_UDP },
+	{ "any",	GRGW_L4_ANY },
+	{ NULL,		0 }
+};
 
 static const struct choice dataplane_choices[] = {
 	{ "auto",	GRGW_DP_AUTO },
@@ -188,6 +247,24 @@ static const struct choice dataplane_choices[] = {
 			"without spaces, such as gw.site-a.example"
 #define EXPECT_IFNAME	"an interface name of 1 to 15 characters " \
 			"without '/', ':' or whitespace"
+/* Keys of [class NAME]: fields of struct grgw_class. */
+#define C_OFF(f)	offsetof(struct grgw_class, f)
+#define C_SIZE(f)	sizeof(((struct grgw_class *)0)->f)
+#define C_ELEM(f)	sizeof(((struct grgw_class *)0)->f[0])
+#define C_NITEMS(f)	nitems(((struct grgw_class *)0)->f)
+#define CLASS_KEY(key, fn, f, exp)					\
+	{ .section = SEC_CLASS, .name = (key), .parse = (fn),		\
+	  .off = C_OFF(f), .size = C_SIZE(f), .expect = (exp) }
+#define CLASS_LIST(key, fn, f, n, exp)					\
+	{ .section = SEC_CLASS, .name = (key), .parse = (fn),		\
+	  .off = C_OFF(f), .size = C_ELEM(f), .count_off = C_OFF(n),	\
+	  .max = C_NITEMS(f), .flags = KEY_REPEAT, .expect = (exp) }
+
+#define EXPECT_RATE	"a rate in bits per second such as 10mbit, " \
+			"500kbit, 1gbit or 4000000 (8kbit to 400gbit)"
+#define EXPECT_SHARE	"a share of [qos] wan_rate such as 20%, or " \
+			EXPECT_RATE
+
 #define EXPECT_PREFIX	"a network in CIDR notation such as " \
 			"198.18.1.0/24 or 2001:db8:a::/64"
 
@@ -268,6 +345,81 @@ static const struct key_def key_defs[K_COUNT] = {
 	/* The names are log.c's, so the daemon and its config agree. */
 	[K_DAEMON_LOG_LEVEL] = SCALAR(SEC_DAEMON, "log_level", key_log_level,
 	    log_level, 0, "error, warning, info or debug"),
+
+	[K_QOS_ENABLE] = CHOICE(SEC_QOS, "enable", qos.enabled,
+	    yes_no_choices, "yes or no"),
+	[K_QOS_WAN_RATE] = SCALAR(SEC_QOS, "wan_rate", key_wan_rate,
+	    qos.wan_rate, 0, EXPECT_RATE),
+	[K_QOS_IF] = SCALAR(SEC_QOS, "interface", key_ifname, qos.interface,
+	    0, EXPECT_IFNAME " to shape instead of the tunnel interface"),
+
+	[K_CLASS_ENABLE] = { .section = SEC_CLASS, .name = "enable",
+	    .parse = key_choice, .off = C_OFF(enabled),
+	    .size = C_SIZE(enabled), .choices = yes_no_choices,
+	    .expect = "yes or no" },
+	[K_CLASS_PROTOCOL] = { .section = SEC_CLASS, .name = "protocol",
+	    .parse = key_choice, .off = C_OFF(protocol),
+	    .size = C_SIZE(protocol), .choices = protocol_choices,
+	    .expect = "tcp, udp or any" },
+	[K_CLASS_PORT] = CLASS_LIST("port", key_port, ports, n_ports,
+	    "a port 1 to 65535 or a range such as 7000-7001, matched as "
+	    "source or destination"),
+	[K_CLASS_PREFIX] = CLASS_LIST("prefix", key_prefix, prefixes,
+	    n_prefixes, "a network of either site such as 198.18.2.11/32, "
+	    "matched as source or destination"),
+	[K_CLASS_DSCP] = CLASS_KEY("dscp", key_dscp, dscp,
+	    "a DSCP name (EF, VA, DF, CS0 to CS7, AF11 to AF43) or a number "
+	    "0 to 63"),
+	[K_CLASS_PRIORITY] = { .section = SEC_CLASS, .name = "priority",
+	    .parse = key_u32, .off = C_OFF(priority),
+	    .size = C_SIZE(priority), .min = 0, .umax = 7,
+	    .expect = "an integer from 0 (served first) to 7" },
+	[K_CLASS_RATE] = CLASS_KEY("rate", key_class_rate, rate,
+	    EXPECT_SHARE),
+	[K_CLASS_CEIL] = CLASS_KEY("ceil", key_class_rate, ceil,
+	    EXPECT_SHARE),
+
+	/* Link probes: down after multiplier silent intervals. */
+	[K_PROBE_INTERVAL] = INTEGER(SEC_PROBE, "interval_ms",
+	    probe.interval_ms, 10, 10000, "an integer from 10 to 10000 "
+	    "(milliseconds between probes on each path)"),
+	[K_PROBE_MULTIPLIER] = INTEGER(SEC_PROBE, "multiplier",
+	    probe.multiplier, 2, 255, "an integer from 2 to 255 (intervals "
+	    "without a probe from the peer before a path is down)"),
+	[K_PROBE_RECOVER] = INTEGER(SEC_PROBE, "recover", probe.recover, 1,
+	    255, "an integer from 1 to 255 (answered probes in a row before "
+	    "a path is up again)"),
+	[K_PROBE_PORT] = INTEGER(SEC_PROBE, "port", probe.port, 1, 65535,
+	    "a UDP port from 1 to 65535, the same on both gateways"),
+	[K_PROBE_KEY] = SCALAR(SEC_PROBE, "key_file", key_path,
+	    probe.key_file, 0, "an absolute path to a probe key file such "
+	    "as /etc/grgw/probe.key"),
+	[K_PROBE_LOSS] = SCALAR(SEC_PROBE, "degraded_loss", key_percent,
+	    probe.degraded_loss, 0, "a percentage from 0 to 100 such as 5 "
+	    "or 2.5"),
+	[K_PROBE_RTT] = INTEGER(SEC_PROBE, "degraded_rtt_ms",
+	    probe.degraded_rtt_ms, 1, 60000, "an integer from 1 to 60000 "
+	    "(milliseconds of smoothed round-trip time)"),
+
+	/* Feeds of the link state (feeds.h); "off" turns one off. */
+	[K_HTTP_LISTEN] = SCALAR(SEC_HTTP, "listen", key_listen,
+	    feeds.http_listen, 0, "an IP address and port such as "
+	    "127.0.0.1:9421 or [::1]:9421, or off"),
+	[K_HOOKS_DIR] = SCALAR(SEC_HOOKS, "dir", key_path, feeds.hooks_dir, 0,
+	    "an absolute path such as /etc/grgw/hooks.d"),
+	[K_HOOKS_TIMEOUT] = INTEGER(SEC_HOOKS, "timeout",
+	    feeds.hooks_timeout, 1, 3600, "an integer from 1 to 3600 "
+	    "(seconds a hook may run before it is killed)"),
+	[K_ETCD_ENDPOINT] = SCALAR(SEC_ETCD, "endpoint", key_etcd_endpoint,
+	    feeds.etcd_endpoint, 0, "http://ADDRESS:PORT of the local "
+	    "site's etcd such as http://10.0.0.5:4000, or off"),
+	[K_ETCD_KEY] = SCALAR(SEC_ETCD, "key", key_etcd_key, feeds.etcd_key,
+	    0, "a key of grgw's own such as "
+	    "/clearwater/site-a/gr-gateway/site-b (printable ASCII without "
+	    "spaces, starting with '/', at most 255 bytes)"),
+	[K_ETCD_TTL] = INTEGER(SEC_ETCD, "lease_ttl", feeds.etcd_lease_ttl, 2,
+	    3600, "an integer from 2 to 3600 (seconds the key outlives "
+	    "grgw)"),
 };
 
 /* The keys that describe one side, so both sides get the same checks. */
@@ -388,21 +540,32 @@ quote(const char *s, char *buf)
 
 /* ---- field access ----------------------------------------------------- */
 
+/* Keys of [class NAME] live in the class being read. */
+static char *
+key_base(struct config_parser *p, const struct key_def *k)
+{
+	if (k->section == SEC_CLASS)
+		return (char *)&p->cfg.qos.classes[p->cur_class];
+	return (char *)&p->cfg;
+}
+
 static void *
 key_field(struct config_parser *p, const struct key_def *k)
 {
-	return (char *)&p->cfg + k->off;
+	return key_base(p, k) + k->off;
 }
 
 static int *
 key_count(struct config_parser *p, const struct key_def *k)
 {
-	return (int *)(void *)((char *)&p->cfg + k->count_off);
+	return (int *)(void *)(key_base(p, k) + k->count_off);
 }
 
 static struct key_state *
 key_state_of(struct config_parser *p, const struct key_def *k)
 {
+	if (k->section == SEC_CLASS)
+		return &p->class_keys[p->cur_class][k - key_defs];
 	return &p->keys[k - key_defs];
 }
 
@@ -810,6 +973,261 @@ key_log_level(struct config_parser *p, const struct key_def *k,
 	return 0;
 }
 
+/*
+ * A percentage 0 to 100 with up to 6 decimals ("5", "2.5", "0.25%"),
+ * stored as a ratio.  Counted in millionths of a percent, so no locale or
+ * strtod corner case decides what is accepted.
+ */
+static int
+key_percent(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	const char	*s = v;
+	uint64_t	 micro = 0;
+	unsigned int	 ndig = 0, nfrac = 0;
+	double		 ratio;
+
+	if (s[0] == '0' && s[1] >= '0' && s[1] <= '9') {
+		bad_value(p, k, v, "is not a percentage (leading zero)");
+		return -1;
+	}
+	for (; *s >= '0' && *s <= '9'; s++, ndig++)
+		if (ndig < 4)
+			micro = micro * 10 + (uint64_t)(*s - '0');
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++, nfrac++)
+			if (nfrac < 6)
+				micro = micro * 10 + (uint64_t)(*s - '0');
+		if (nfrac == 0 || nfrac > 6) {
+			bad_value(p, k, v, nfrac == 0 ? "is not a percentage" :
+			    "has more than 6 decimals");
+			return -1;
+		}
+	}
+	if (*s == '%')
+		s++;
+	if (ndig == 0 || *s != '\0') {
+		bad_value(p, k, v, "is not a percentage");
+		return -1;
+	}
+	for (; nfrac < 6; nfrac++)
+		micro *= 10;
+	if (ndig > 3 || micro > 100000000) {
+		bad_value(p, k, v, "is out of range");
+		return -1;
+	}
+	ratio = (double)micro / 1e8;
+	memcpy(key_field(p, k), &ratio, sizeof(ratio));
+	return 0;
+}
+
+static int
+key_wan_rate(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	uint64_t	 bps;
+	int		 rc;
+
+	if ((rc = policy_rate_parse(v, &bps)) < 0) {
+		bad_value(p, k, v, rc == -2 ? "is out of range" :
+		    "is not a rate");
+		return -1;
+	}
+	memcpy(key_field(p, k), &bps, sizeof(bps));
+	return 0;
+}
+
+/* rate / ceil of a class: "N%" of wan_rate, or a rate. */
+static int
+key_class_rate(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	struct grgw_rate	 r = { 0, 0 };
+	size_t			 len = strlen(v);
+	uint32_t		 pct;
+	char			 num[8];
+	int			 rc;
+
+	if (len > 1 && v[len - 1] == '%') {
+		if (len - 1 >= sizeof(num)) {
+			bad_value(p, k, v, "is out of range");
+			return -1;
+		}
+		memcpy(num, v, len - 1);
+		num[len - 1] = '\0';
+		if ((rc = parse_u32(num, &pct)) == -1 || num[0] == '0') {
+			bad_value(p, k, v, "is not a percentage");
+			return -1;
+		}
+		if (rc == -2 || pct < 1 || pct > 100) {
+			bad_value(p, k, v, "is not between 1% and 100%");
+			return -1;
+		}
+		r.percent = pct;
+	} else if ((rc = policy_rate_parse(v, &r.bps)) < 0) {
+		bad_value(p, k, v, rc == -2 ? "is out of range" :
+		    "is not a rate or a percentage");
+		return -1;
+	}
+	memcpy(key_field(p, k), &r, sizeof(r));
+	return 0;
+}
+
+/* "N" or "N-M", 1..65535. */
+static int
+key_port(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	struct grgw_port_range	*dst;
+	const char		*dash = strchr(v, '-');
+	char			 lo[8], hi[8];
+	uint32_t		 a, b;
+	size_t			 n;
+
+	n = dash != NULL ? (size_t)(dash - v) : strlen(v);
+	if (n == 0 || n >= sizeof(lo) ||
+	    (dash != NULL && strlen(dash + 1) >= sizeof(hi))) {
+		bad_value(p, k, v, "is not a port or a port range");
+		return -1;
+	}
+	memcpy(lo, v, n);
+	lo[n] = '\0';
+	snprintf(hi, sizeof(hi), "%s", dash != NULL ? dash + 1 : lo);
+	if (parse_u32(lo, &a) != 0 || parse_u32(hi, &b) != 0 ||
+	    strncmp(lo, "0x", 2) == 0 || strncmp(hi, "0x", 2) == 0) {
+		bad_value(p, k, v, "is not a port or a port range");
+		return -1;
+	}
+	if (a < 1 || a > 65535 || b < 1 || b > 65535) {
+		bad_value(p, k, v, "is out of range");
+		return -1;
+	}
+	if (a > b) {
+		bad_value(p, k, v, "is a range whose start is above its end");
+		return -1;
+	}
+	if ((dst = entry_next(p, k)) == NULL)
+		return -1;
+	dst->lo = (uint16_t)a;
+	dst->hi = (uint16_t)b;
+	entry_commit(p, k);
+	return 0;
+}
+
+static int
+key_dscp(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	uint32_t	 d;
+
+	if (policy_dscp_parse(v, &d) == -1) {
+		bad_value(p, k, v, "is not a DSCP name or a number from 0 "
+		    "to 63");
+		return -1;
+	}
+	memcpy(key_field(p, k), &d, sizeof(d));
+	return 0;
+}
+
+/* "off", or an IP literal and port for the status HTTP server. */
+static int
+key_listen(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	struct grgw_addr	 a;
+	const char		*why;
+	uint16_t		 port;
+
+	if (strcmp(v, "off") == 0) {
+		memset(key_field(p, k), 0, k->size);
+		return 0;
+	}
+	if (http_listen_parse(v, &a, &port, &why) == -1) {
+		bad_value(p, k, v, why);
+		return -1;
+	}
+	if (port == 0) {
+		bad_value(p, k, v, "has port 0");
+		return -1;
+	}
+	if (strlen(v) >= k->size) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	snprintf(key_field(p, k), k->size, "%s", v);
+	return 0;
+}
+
+static int
+key_etcd_endpoint(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	struct grgw_addr	 a;
+	const char		*why;
+	uint16_t		 port;
+
+	if (strcmp(v, "off") == 0) {
+		memset(key_field(p, k), 0, k->size);
+		return 0;
+	}
+	if (etcd_endpoint_parse(v, &a, &port, &why) == -1) {
+		bad_value(p, k, v, why);
+		return -1;
+	}
+	if (strlen(v) >= k->size) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	snprintf(key_field(p, k), k->size, "%s", v);
+	return 0;
+}
+
+/*
+ * A key of grgw's own.  Clearwater reconfigures its services when its
+ * shared configuration (/clearwater/SITE/configuration/...) or clustering
+ * (/clearwater/SITE/TYPE/clustering/...) keys change, so those are
+ * refused outright.
+ */
+static int
+key_etcd_key(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	const char	*c[4] = { NULL }, *s;
+	size_t		 i, len = strlen(v), n = 0;
+
+	if (v[0] != '/') {
+		bad_value(p, k, v, "does not start with '/'");
+		return -1;
+	}
+	if (len >= k->size) {
+		bad_value(p, k, v, "is too long");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) {
+			bad_value(p, k, v, "contains a space or a character "
+			    "that is not printable ASCII");
+			return -1;
+		}
+	}
+	for (s = v; *s == '/' && n < nitems(c); n++) {
+		c[n] = ++s;
+		s += strcspn(s, "/");
+	}
+	if (n >= 3 && strncmp(c[0], "clearwater/", 11) == 0 &&
+	    (strncmp(c[2], "configuration", 13) == 0 && (c[2][13] == '/' ||
+	    c[2][13] == '\0'))) {
+		bad_value(p, k, v, "is among Clearwater's shared configuration "
+		    "keys, which it must never be");
+		return -1;
+	}
+	if (n >= 4 && strncmp(c[0], "clearwater/", 11) == 0 &&
+	    strncmp(c[3], "clustering", 10) == 0 && (c[3][10] == '/' ||
+	    c[3][10] == '\0')) {
+		bad_value(p, k, v, "is among Clearwater's clustering keys, "
+		    "which it must never be");
+		return -1;
+	}
+	memcpy(key_field(p, k), v, len + 1);
+	return 0;
+}
+
 /* ---- lines ------------------------------------------------------------ */
 
 static int
@@ -917,17 +1335,84 @@ section_list(char *buf, size_t size)
 
 	buf[0] = '\0';
 	for (i = 0; i < SEC_COUNT && o < size; i++)
-		o += (size_t)snprintf(buf + o, size - o, "%s[%s]",
+		o += (size_t)snprintf(buf + o, size - o, "%s[%s%s]",
 		    i == 0 ? "" : i + 1 == SEC_COUNT ? " or " : ", ",
-		    section_names[i]);
+		    section_names[i], i == SEC_CLASS ? " NAME" : "");
 	return buf;
+}
+
+/*
+ * "[class NAME]": a class of its own, or the built-in class of that name
+ * to override (keys given replace the built-in values; the first port or
+ * prefix line replaces the built-in list).
+ */
+static int
+parse_class_section(struct config_parser *p, const char *name)
+{
+	struct grgw_qos		*q = &p->cfg.qos;
+	struct grgw_class	*c;
+	char			 qn[QUOTE_BUF];
+	int			 i;
+
+	p->section = SEC_UNKNOWN;
+	if (name == NULL || name[0] == '\0') {
+		config_error(p, p->lineno, "[class] has no name; expected "
+		    "[class NAME] such as [class rogers]");
+		return -1;
+	}
+	if (!policy_class_name_ok(name)) {
+		config_error(p, p->lineno, "class name %s is not valid; "
+		    "expected 1 to %d lower-case letters, digits or '_', "
+		    "starting with a letter", quote(name, qn),
+		    GRGW_CLASS_NAME_MAX);
+		return -1;
+	}
+	if (strcmp(name, POLICY_DEFAULT_NAME) == 0) {
+		config_error(p, p->lineno, "class name \"%s\" is reserved for "
+		    "unclassified traffic; expected another name",
+		    POLICY_DEFAULT_NAME);
+		return -1;
+	}
+	for (i = 0; i < q->n_classes; i++)
+		if (strcmp(q->classes[i].name, name) == 0)
+			break;
+	if (i < q->n_classes && q->classes[i].line != 0) {
+		config_error(p, p->lineno, "[class %s] appears again (first on "
+		    "line %u); expected each class once", name,
+		    q->classes[i].line);
+		return -1;
+	}
+	if (i == q->n_classes) {
+		if (q->n_classes >= GRGW_MAX_CLASSES) {
+			config_error(p, p->lineno, "[class %s] is one class "
+			    "too many; expected at most %d classes, built-in "
+			    "ones included", name, GRGW_MAX_CLASSES);
+			return -1;
+		}
+		/* A new class: it matches what its keys say (checked when
+		 * the file is finished), with a modest share by default. */
+		c = &q->classes[q->n_classes++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		c->enabled = 1;
+		c->protocol = GRGW_L4_ANY;
+		c->priority = 4;
+		c->rate.percent = 5;
+	}
+	q->classes[i].line = p->lineno;
+	p->cur_class = i;
+	memset(p->class_keys[i], 0, sizeof(p->class_keys[i]));
+	p->section = SEC_CLASS;
+	if (p->section_line[SEC_CLASS] == 0)
+		p->section_line[SEC_CLASS] = p->lineno;
+	return 0;
 }
 
 static int
 parse_section(struct config_parser *p, char *s, size_t len)
 {
 	char	 q[QUOTE_BUF], list[256];
-	char	*name;
+	char	*name, *arg;
 	size_t	 nlen;
 	int	 i;
 
@@ -941,9 +1426,24 @@ parse_section(struct config_parser *p, char *s, size_t len)
 	quote(s, q);
 	nlen = len - 2;
 	name = trim(s + 1, &nlen);
+	/* "[class NAME]": the word, then the instance's name. */
+	arg = name + strcspn(name, " \t");
+	if (*arg != '\0') {
+		*arg++ = '\0';
+		arg += strspn(arg, " \t");
+	} else
+		arg = NULL;
 	for (i = 0; i < SEC_COUNT; i++)
 		if (strcmp(section_names[i], name) == 0)
 			break;
+	if (i == SEC_CLASS)
+		return parse_class_section(p, arg);
+	if (i < SEC_COUNT && arg != NULL) {
+		p->section = SEC_UNKNOWN;
+		config_error(p, p->lineno, "section %s takes no name; expected "
+		    "[%s] alone", q, name);
+		return -1;
+	}
 	if (i == SEC_COUNT) {
 		p->section = SEC_UNKNOWN;
 		config_error(p, p->lineno, "unknown section %s; expected one "
@@ -1014,6 +1514,10 @@ parse_setting(struct config_parser *p, char *s, size_t len)
 	}
 	if (ks->line == 0)
 		ks->line = p->lineno;
+	/* A class's first port or prefix line replaces the built-in list. */
+	if (k->section == SEC_CLASS && (k->flags & KEY_REPEAT) &&
+	    ks->line == p->lineno)
+		*key_count(p, k) = 0;
 	if (vlen == 0) {
 		ks->invalid = 1;
 		config_error(p, p->lineno, "%s has no value; expected %s",
@@ -1336,6 +1840,194 @@ check_wan(struct config_parser *p)
 	}
 }
 
+/* ---- QoS -------------------------------------------------------------- */
+
+static int
+ports_overlap(const struct grgw_port_range *a, const struct grgw_port_range *b)
+{
+	return a->lo <= b->hi && b->lo <= a->hi;
+}
+
+static void
+port_fmt(const struct grgw_port_range *r, char *buf, size_t size)
+{
+	if (r->lo == r->hi)
+		snprintf(buf, size, "%u", r->lo);
+	else
+		snprintf(buf, size, "%u-%u", r->lo, r->hi);
+}
+
+/* Ports and prefixes of one class: distinct, and prefixes of a site. */
+static void
+check_class_match(struct config_parser *p, int ci)
+{
+	struct grgw_class	*c = &p->cfg.qos.classes[ci];
+	struct key_state	*ks = p->class_keys[ci];
+	const struct grgw_side	*sd[2] = { &p->cfg.site, &p->cfg.peer };
+	char			 a[16], b[16];
+	char			 x[INET6_ADDRSTRLEN + 4], y[INET6_ADDRSTRLEN + 4];
+	int			 i, j, n, inside;
+
+	for (i = 0; i < c->n_ports; i++) {
+		for (j = 0; j < i; j++) {
+			if (!ports_overlap(&c->ports[i], &c->ports[j]))
+				continue;
+			port_fmt(&c->ports[i], a, sizeof(a));
+			port_fmt(&c->ports[j], b, sizeof(b));
+			config_error(p, ks[K_CLASS_PORT].entry_line[i],
+			    "[class %s] port %s overlaps port %s (line %u); "
+			    "expected each port once", c->name, a, b,
+			    ks[K_CLASS_PORT].entry_line[j]);
+			break;
+		}
+	}
+	for (i = 0; i < c->n_prefixes; i++) {
+		for (j = 0; j < i; j++) {
+			if (!prefix_overlaps(&c->prefixes[i],
+			    &c->prefixes[j]))
+				continue;
+			config_error(p, ks[K_CLASS_PREFIX].entry_line[i],
+			    "[class %s] prefix %s overlaps prefix %s (line "
+			    "%u); expected each network once", c->name,
+			    prefix_fmt(&c->prefixes[i], x, sizeof(x)),
+			    prefix_fmt(&c->prefixes[j], y, sizeof(y)),
+			    ks[K_CLASS_PREFIX].entry_line[j]);
+			break;
+		}
+		/* Only traffic between the sites is classified. */
+		inside = 0;
+		for (n = 0; n < 2 && !inside; n++)
+			for (j = 0; j < sd[n]->n_prefixes && !inside; j++)
+				inside = prefix_overlaps(&c->prefixes[i],
+				    &sd[n]->prefixes[j]);
+		if (!inside && p->cfg.site.n_prefixes > 0 &&
+		    p->cfg.peer.n_prefixes > 0)
+			config_error(p, ks[K_CLASS_PREFIX].entry_line[i],
+			    "[class %s] prefix %s is outside both sites' "
+			    "prefixes, so it would never match; expected a "
+			    "network of this site or of the other",
+			    c->name, prefix_fmt(&c->prefixes[i], x,
+			    sizeof(x)));
+	}
+}
+
+/* rate and ceil of one class against [qos] wan_rate. */
+static void
+check_class_rates(struct config_parser *p, int ci)
+{
+	struct grgw_qos		*q = &p->cfg.qos;
+	struct grgw_class	*c = &q->classes[ci];
+	struct key_state	*ks = p->class_keys[ci];
+	static const enum key_id keys[2] = { K_CLASS_RATE, K_CLASS_CEIL };
+	const struct grgw_rate	*r[2] = { &c->rate, &c->ceil };
+	char			 a[32], b[32];
+	int			 i;
+
+	for (i = 0; i < 2; i++) {
+		if (!ks[keys[i]].valid)
+			continue;
+		if (q->wan_rate == 0) {
+			config_error(p, ks[keys[i]].line, "[class %s] %s needs "
+			    "a [qos] wan_rate to share; expected wan_rate = "
+			    "RATE in [qos] (without it packets are marked but "
+			    "not shaped)", c->name, key_defs[keys[i]].name);
+			continue;
+		}
+		if (policy_rate_bps(r[i], q->wan_rate) > q->wan_rate)
+			config_error(p, ks[keys[i]].line, "[class %s] %s %s is "
+			    "above [qos] wan_rate %s (line %u); expected at "
+			    "most wan_rate", c->name, key_defs[keys[i]].name,
+			    policy_rate_fmt(policy_rate_bps(r[i],
+			    q->wan_rate), a, sizeof(a)),
+			    policy_rate_fmt(q->wan_rate, b, sizeof(b)),
+			    p->keys[K_QOS_WAN_RATE].line);
+	}
+	if (q->wan_rate != 0 && ks[K_CLASS_CEIL].valid &&
+	    policy_rate_bps(&c->ceil, q->wan_rate) <
+	    policy_rate_bps(&c->rate, q->wan_rate))
+		config_error(p, ks[K_CLASS_CEIL].line, "[class %s] ceil %s is "
+		    "below its rate %s; expected a ceiling at least as high "
+		    "as the guaranteed rate", c->name,
+		    policy_rate_fmt(policy_rate_bps(&c->ceil, q->wan_rate), a,
+		    sizeof(a)), policy_rate_fmt(policy_rate_bps(&c->rate,
+		    q->wan_rate), b, sizeof(b)));
+}
+
+static void
+check_qos(struct config_parser *p)
+{
+	struct grgw_qos		*q = &p->cfg.qos;
+	struct grgw_class	*c;
+	struct key_state	*ks;
+	char			 a[32], b[32];
+	int			 i;
+
+	for (i = 0; i < q->n_classes && i < GRGW_MAX_CLASSES; i++) {
+		c = &q->classes[i];
+		/* grgw's own probes: the OAM class follows [probe] port. */
+		if (c->builtin && strcmp(c->name, "oam") == 0 &&
+		    p->class_keys[i][K_CLASS_PORT].line == 0 &&
+		    p->cfg.probe.port >= 1 && p->cfg.probe.port <= 65535) {
+			c->n_ports = 1;
+			c->ports[0].lo = c->ports[0].hi =
+			    (uint16_t)p->cfg.probe.port;
+		}
+		if (c->line == 0)
+			continue;	/* built in, not touched */
+		ks = p->class_keys[i];
+		if (!c->builtin && c->n_ports == 0 && c->n_prefixes == 0 &&
+		    !ks[K_CLASS_PORT].invalid && !ks[K_CLASS_PREFIX].invalid)
+			config_error(p, c->line, "[class %s] has no port and "
+			    "no prefix, so it would take all traffic; "
+			    "expected at least one port = or prefix = line",
+			    c->name);
+		if (!c->builtin && ks[K_CLASS_DSCP].line == 0)
+			config_error(p, c->line, "[class %s] dscp is missing; "
+			    "expected a \"dscp = ...\" line with %s", c->name,
+			    key_defs[K_CLASS_DSCP].expect);
+		check_class_match(p, i);
+		check_class_rates(p, i);
+	}
+	if (q->wan_rate != 0 && policy_rate_sum(q) > q->wan_rate)
+		config_error(p, p->keys[K_QOS_WAN_RATE].line, "[qos] wan_rate "
+		    "%s is less than the rates of the enabled classes add up "
+		    "to (%s); expected lower class rates or a higher wan_rate",
+		    policy_rate_fmt(q->wan_rate, a, sizeof(a)),
+		    policy_rate_fmt(policy_rate_sum(q), b, sizeof(b)));
+}
+
+/*
+ * The probe key comes from [probe] key_file, or is derived from the
+ * pre-shared key; with certificates there is no shared secret to derive
+ * it from.
+ */
+static void
+check_probe(struct config_parser *p)
+{
+	unsigned int	 line;
+
+	if (p->cfg.auth != GRGW_AUTH_CERT || p->keys[K_PROBE_KEY].line != 0)
+		return;
+	line = section_line(p, SEC_PROBE) != 0 ? section_line(p, SEC_PROBE) :
+	    section_line(p, SEC_AUTH);
+	config_error(p, line, "[probe] key_file is missing; expected "
+	    "key_file = PATH of a key file shared by both gateways (grgw "
+	    "keygen makes one) when [auth] uses certificates");
+}
+
+/* The etcd key defaults to /clearwater/<site>/gr-gateway/<peer>. */
+static void
+check_feeds(struct config_parser *p)
+{
+	struct grgw_feeds_conf	*f = &p->cfg.feeds;
+
+	if (p->keys[K_ETCD_KEY].line == 0 && p->keys[K_SITE_NAME].valid &&
+	    p->keys[K_PEER_NAME].valid)
+		snprintf(f->etcd_key, sizeof(f->etcd_key),
+		    "/clearwater/%s/gr-gateway/%s", p->cfg.site.name,
+		    p->cfg.peer.name);
+}
+
 /* ---- files the config names ------------------------------------------- */
 
 static void
@@ -1373,16 +2065,18 @@ check_secret(struct config_parser *p, enum key_id id, const char *path)
 	char		 err[PATH_MAX * 2 + 256];
 
 	if (secret_file_check(path, err, sizeof(err)) == -1) {
-		if (errno == ENOENT && id == K_AUTH_PSK)
-			config_error(p, p->keys[id].line, "psk_file %s does "
-			    "not exist; expected a key file (grgw keygen > %s; "
-			    "chmod 600 %s)", path, path, path);
+		if (errno == ENOENT && (id == K_AUTH_PSK ||
+		    id == K_PROBE_KEY))
+			config_error(p, p->keys[id].line, "%s %s does not "
+			    "exist; expected a key file (grgw keygen > %s; "
+			    "chmod 600 %s)", key_defs[id].name, path, path,
+			    path);
 		else
 			config_error(p, p->keys[id].line, "%s %s",
 			    key_defs[id].name, err);
 		return;
 	}
-	if (id != K_AUTH_PSK)
+	if (id != K_AUTH_PSK && id != K_PROBE_KEY)
 		return;
 	if (psk_load(path, &psk, err, sizeof(err)) == -1) {
 		config_error(p, p->keys[id].line, "%s %s", key_defs[id].name,
@@ -1405,6 +2099,8 @@ check_files(struct config_parser *p)
 		check_secret(p, K_AUTH_KEY, p->cfg.key_file);
 	if (ks[K_AUTH_CA].valid)
 		check_readable(p, K_AUTH_CA, p->cfg.ca_file);
+	if (ks[K_PROBE_KEY].valid)
+		check_secret(p, K_PROBE_KEY, p->cfg.probe.key_file);
 }
 
 /* ---- API -------------------------------------------------------------- */
@@ -1434,6 +2130,19 @@ config_parse_new(const char *filename)
 	snprintf(c->charon_path, sizeof(c->charon_path), "%s",
 	    GRGW_DEFAULT_CHARON);
 	c->log_level = LOG_LVL_INFO;
+	policy_qos_defaults(&c->qos);
+	c->probe.interval_ms = GRGW_PROBE_INTERVAL_MS;
+	c->probe.multiplier = GRGW_PROBE_MULTIPLIER;
+	c->probe.recover = GRGW_PROBE_RECOVER;
+	c->probe.port = GRGW_OAM_PORT;
+	c->probe.degraded_loss = GRGW_PROBE_LOSS_PCT / 100.0;
+	c->probe.degraded_rtt_ms = GRGW_PROBE_RTT_MS;
+	snprintf(c->feeds.http_listen, sizeof(c->feeds.http_listen), "%s",
+	    FEEDS_HTTP_LISTEN_DEFAULT);
+	snprintf(c->feeds.hooks_dir, sizeof(c->feeds.hooks_dir), "%s",
+	    FEEDS_HOOKS_DIR_DEFAULT);
+	c->feeds.hooks_timeout = FEEDS_HOOKS_TIMEOUT_DEFAULT;
+	c->feeds.etcd_lease_ttl = FEEDS_ETCD_TTL_DEFAULT;
 	return p;
 }
 
@@ -1456,6 +2165,9 @@ parse_finish(struct config_parser *p, struct grgw_config *out,
 		check_side(p, &sides[i]);
 	check_overlap(p);
 	check_wan(p);
+	check_qos(p);
+	check_probe(p);
+	check_feeds(p);
 	if (with_files)
 		check_files(p);
 

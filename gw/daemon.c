@@ -31,6 +31,10 @@
 
 #include "grgw.h"
 #include "daemon.h"
+#include "feeds.h"
+#include "linkstate.h"
+#include "probe.h"
+#include "qosd.h"
 #include "ipsec/ipsec.h"
 #include "ipsec/vici.h"
 #include "netlink/netlink.h"
@@ -74,6 +78,8 @@ struct gwd {
 
 	struct gwnl	*nl;
 	struct charon	*charon;
+	struct qos_run	*qos;		/* classes, marks, shaper */
+	struct qos_view	qos_view;	/* last status view */
 
 	struct vici_client *vici;
 	struct event	*vici_timer;
@@ -99,6 +105,17 @@ struct gwd {
 	char		last_error[512];
 	int		auth_failed;
 
+	/* link state */
+	struct wanwatch	*wan;
+	struct probe_engine *probes;
+	struct link_view link;
+	struct link_thresholds thresholds;
+	int		link_known;	/* a first verdict was published */
+	struct http_server *http;
+	struct hooks	*hooks;
+	struct etcd_pub	*etcd;
+	char		statefile[PATH_MAX + 32];
+
 	/* control */
 	int		ctl_fd;
 	struct event	*ctl_ev;
@@ -111,6 +128,7 @@ struct gwd {
 };
 
 static void	vici_connect_cb(evutil_socket_t, short, void *);
+static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_refresh(struct gwd *);
 static void	daemon_shutdown(struct gwd *, int purge);
 static void	ctl_conn_free(struct ctl_conn *);
@@ -175,6 +193,77 @@ daemon_set_error(struct gwd *d, const char *fmt, ...)
 	log_warnx("%s", d->last_error);
 }
 
+/* Gather every input of the link-state machine into d->link. */
+static void
+link_gather(struct gwd *d)
+{
+	struct link_view *v = &d->link;
+	int i;
+
+	v->site = d->cfg->site.name;
+	v->peer = d->cfg->peer.name;
+	v->carrier = wanwatch_up(d->wan);
+	v->charon_up = charon_pid(d->charon) != 0 && d->vici_ready;
+	v->ike_up = d->sa.ike_established > 0;
+	v->child_up = d->child_up;
+	v->charon_restarts = charon_restarts(d->charon);
+	v->tunnel_bytes_in = d->sa.bytes_in;
+	v->tunnel_bytes_out = d->sa.bytes_out;
+	v->tunnel_packets_in = d->sa.packets_in;
+	v->tunnel_packets_out = d->sa.packets_out;
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		if (d->probes != NULL)
+			probe_engine_stats(d->probes, (enum probe_path)i,
+			    &v->paths[i]);
+	}
+}
+
+/*
+ * Re-evaluate the link; on a change of state or reason, note the time and
+ * publish it.  Cheap: called whenever any input may have changed.
+ */
+static void
+link_refresh(struct gwd *d)
+{
+	struct link_view *v = &d->link;
+	enum link_state state, old = v->state;
+	enum link_reason reason, old_reason = v->reason;
+
+	if (d->stopping)
+		return;
+	link_gather(d);
+	linkstate_eval(v, d->auth_failed, &d->thresholds, &state, &reason);
+	if (d->link_known && state == old && reason == old_reason)
+		return;
+	v->state = state;
+	v->reason = reason;
+	clock_gettime(CLOCK_REALTIME, &v->since);
+	if (d->link_known)
+		v->changes++;
+	log_info("link to %s: %s (%s)%s%s", d->cfg->peer.name,
+	    link_state_name(state), link_reason_name(reason),
+	    d->link_known ? ", was " : "",
+	    d->link_known ? link_state_name(old) : "");
+	d->link_known = 1;
+	daemon_publish(d, old);
+}
+
+static void
+wan_changed(int up, void *arg)
+{
+	link_refresh(arg);
+}
+
+static void
+probe_changed(enum probe_path path, int up, void *arg)
+{
+	struct gwd *d = arg;
+
+	log_info("%s probes to %s: %s", path == PROBE_TUNNEL ? "tunnel" :
+	    "underlay", d->cfg->peer.name, up ? "answered" : "lost");
+	link_refresh(d);
+}
+
 static void
 tunnel_set(struct gwd *d, enum tunnel_state s)
 {
@@ -195,6 +284,7 @@ tunnel_update(struct gwd *d)
 		tunnel_set(d, TUNNEL_CONNECTING);
 	else
 		tunnel_set(d, TUNNEL_DOWN);
+	link_refresh(d);
 }
 
 /* Which of our LAN addresses talks to which of the peer's for the echo. */
@@ -484,6 +574,8 @@ static void
 refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	daemon_refresh(arg);
+	/* Loss and RTT drift between transitions: degraded is checked here. */
+	link_refresh(arg);
 }
 
 static void
@@ -582,6 +674,9 @@ conn_reply(const struct vici_msg *m, void *arg)
 		return;
 	d->vici_ready = 1;
 	log_info("connection to %s loaded into charon", d->cfg->peer.name);
+	/* charon (re)started: libipsec's ipsec0 is new, shape it. */
+	if (d->dp == GRGW_DP_LIBIPSEC)
+		qos_shaper_start(d->qos, d->nl);
 	/*
 	 * When both gateways start together, let one of them go first so
 	 * that a single IKE_SA results; the other follows if nothing came.
@@ -729,8 +824,12 @@ charon_changed(int running, void *arg)
 		return;
 	}
 	vici_drop(d);
+	qos_shaper_lost(d->qos);
 	memset(&none, 0, sizeof(none));
 	sa_commit(d, &none);
+	/* Its SAs and policies outlive it: none may meet the next charon's. */
+	if (d->dp == GRGW_DP_KERNEL)
+		(void)gwnl_xfrm_flush(d->cfg->if_id);
 	if (!d->stopping)
 		daemon_set_error(d, "charon exited; restarting it");
 }
@@ -760,6 +859,10 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->packets_in = d->sa.packets_in;
 	v->packets_out = d->sa.packets_out;
 	gwnl_record_count(d->nl, &v->kernel_block, &v->kernel_run);
+	link_gather(d);
+	v->link = &d->link;
+	qos_fill_view(d->qos, d->nl, &d->qos_view);
+	v->qos = d->qos != NULL ? &d->qos_view : NULL;
 }
 
 static void
@@ -908,6 +1011,77 @@ ctl_listen(struct gwd *d)
 	d->ctl_ev = event_new(d->base, d->ctl_fd, EV_READ | EV_PERSIST,
 	    ctl_accept_cb, d);
 	return d->ctl_ev == NULL ? -1 : event_add(d->ctl_ev, NULL);
+}
+
+/* ---- publishing the link state --------------------------------------------- */
+
+/*
+ * Every feed hears of each change; none of them can block the loop (the
+ * hooks run as children, etcd is asynchronous, the file is small).
+ */
+static void
+daemon_publish(struct gwd *d, enum link_state old)
+{
+	struct strbuf sb;
+
+	if (statefile_write(d->statefile, &d->link) == -1)
+		log_warn("cannot write the state file %s", d->statefile);
+	if (d->hooks != NULL)
+		hooks_run(d->hooks, &d->link, old);
+	if (d->etcd != NULL) {
+		strbuf_init(&sb);
+		linkstate_render_json(&d->link, &sb);
+		if (!sb.failed)
+			etcd_pub_set(d->etcd, sb.s);
+		strbuf_free(&sb);
+	}
+}
+
+static void
+http_status(struct strbuf *out, void *arg)
+{
+	struct status_view v;
+
+	daemon_fill_view(arg, &v);
+	status_render_json(&v, out);
+}
+
+static void
+http_metrics(struct strbuf *out, void *arg)
+{
+	struct gwd *d = arg;
+	struct status_view v;
+
+	daemon_fill_view(d, &v);
+	metrics_render(&v, &d->link, out);
+}
+
+/* The feeds that listen or connect: HTTP and etcd.  Hooks and the file
+ * need nothing up front. */
+static int
+daemon_start_feeds(struct gwd *d, char *err, size_t errlen)
+{
+	const struct grgw_feeds_conf *f = &d->cfg->feeds;
+
+	statefile_path(d->cfg, d->statefile, sizeof(d->statefile));
+	if (f->hooks_dir[0] != '\0')
+		d->hooks = hooks_new(d->base, f->hooks_dir, f->hooks_timeout);
+	if (f->etcd_endpoint[0] != '\0') {
+		d->etcd = etcd_pub_new(d->base, f->etcd_endpoint, f->etcd_key,
+		    f->etcd_lease_ttl);
+		if (d->etcd == NULL) {
+			snprintf(err, errlen, "cannot publish to etcd at %s",
+			    f->etcd_endpoint);
+			return -1;
+		}
+	}
+	if (f->http_listen[0] != '\0') {
+		d->http = http_server_start(d->base, f->http_listen,
+		    http_status, http_metrics, d, err, errlen);
+		if (d->http == NULL)
+			return -1;
+	}
+	return 0;
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
@@ -1084,6 +1258,56 @@ daemon_pick_dataplane(const struct grgw_config *cfg,
 	}
 }
 
+/* WAN watching and the probe engine; the probe key never outlives this. */
+static int
+daemon_start_link(struct gwd *d, char *err, size_t errlen)
+{
+	const struct grgw_config *cfg = d->cfg;
+	struct probe_settings ps;
+	struct grgw_psk secret = { NULL, 0 };
+	uint8_t *key;
+	const char *path;
+	char why[256];
+	int rc = -1;
+
+	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
+	d->thresholds.degraded_rtt_ms = cfg->probe.degraded_rtt_ms;
+	d->wan = wanwatch_new(d->base, cfg->site.wan_interface, wan_changed,
+	    d);
+	if (d->wan == NULL) {
+		snprintf(err, errlen, "cannot watch the WAN interface %s",
+		    cfg->site.wan_interface);
+		return -1;
+	}
+	path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
+	    cfg->psk_file;
+	if (psk_load(path, &secret, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "probe key: %s", why);
+		return -1;
+	}
+	if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL) {
+		snprintf(err, errlen, "out of secure memory");
+		goto cleanup;
+	}
+	probe_key_derive(secret.key, secret.len, key);
+	ps.interval_ms = cfg->probe.interval_ms;
+	ps.multiplier = cfg->probe.multiplier;
+	ps.recover = cfg->probe.recover;
+	ps.port = (uint16_t)cfg->probe.port;
+	d->probes = probe_engine_new(d->base, cfg, &ps, key, probe_changed, d);
+	sodium_free(key);
+	if (d->probes == NULL || probe_engine_start(d->probes) == -1) {
+		snprintf(err, errlen, "cannot start the link probes on UDP port "
+		    "%u", (unsigned)cfg->probe.port);
+		goto cleanup;
+	}
+	link_refresh(d);
+	rc = 0;
+cleanup:
+	psk_free(&secret);
+	return rc;
+}
+
 static int
 mkdir_p(const char *dir, mode_t mode)
 {
@@ -1163,8 +1387,14 @@ daemon_free(struct gwd *d)
 	while ((cc = TAILQ_FIRST(&d->conns)) != NULL)
 		ctl_conn_free(cc);
 	echo_stop(d->echo);
+	http_server_free(d->http);
+	hooks_free(d->hooks);
+	etcd_pub_free(d->etcd);
+	probe_engine_free(d->probes);
+	wanwatch_free(d->wan);
 	vici_client_free(d->vici);
 	charon_free(d->charon);
+	qos_run_free(d->qos);
 	gwnl_close(d->nl);
 	if (d->ctl_ev != NULL)
 		event_free(d->ctl_ev);
@@ -1274,6 +1504,15 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		    "%s", cfg->xfrm_interface);
 		goto fail;
 	}
+	/* SAs a crashed predecessor's charon left behind. */
+	if (d.dp == GRGW_DP_KERNEL)
+		(void)gwnl_xfrm_flush(cfg->if_id);
+	/* QoS degrades (and says so in the status); it never stops us. */
+	if ((d.qos = qos_run_new(cfg, d.dp)) != NULL) {
+		qos_rules_start(d.qos, d.nl);
+		if (d.dp == GRGW_DP_KERNEL)
+			qos_shaper_start(d.qos, d.nl);
+	}
 	if (ctl_listen(&d) == -1) {
 		snprintf(err, sizeof(err), "cannot listen on the control "
 		    "socket in %s", d.dir);
@@ -1285,6 +1524,9 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		    cfg->charon_path, d.dir);
 		goto fail;
 	}
+	if (daemon_start_feeds(&d, err, sizeof(err)) == -1 ||
+	    daemon_start_link(&d, err, sizeof(err)) == -1)
+		goto fail;
 	evtimer_add(d.refresh_timer, &refresh);
 	log_info("grgw %s started for site %s, peer %s, %s data plane",
 	    GRGW_VERSION, cfg->site.name, cfg->peer.name,

@@ -12,6 +12,8 @@
 #include "grgw.h"
 
 struct event_base;
+struct link_view;
+struct qos_view;
 
 /* ---- strbuf.c: growable text buffer ----------------------------------- */
 
@@ -50,6 +52,8 @@ struct status_view {
 	const char	*last_error;		/* NULL if none */
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
 	int		kernel_block, kernel_run;	/* recorded objects */
+	const struct link_view *link;		/* NULL: daemon not running */
+	const struct qos_view *qos;		/* NULL: daemon not running */
 };
 
 const char *tunnel_state_name(enum tunnel_state s);

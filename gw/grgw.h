@@ -101,6 +101,88 @@ struct grgw_side {
 	int		n_lan_interfaces;
 };
 
+/*
+ * QoS: traffic classes ([class NAME] sections over built-in defaults from
+ * policy/) and the shaper ([qos]).  policy/ compiles them into the
+ * kernel objects netlink/ installs.
+ */
+#define GRGW_MAX_CLASSES	16
+#define GRGW_CLASS_NAME_MAX	15
+#define GRGW_MAX_CLASS_PORTS	8
+#define GRGW_MAX_CLASS_PREFIXES	8
+#define GRGW_OAM_PORT		4211	/* UDP port of grgw's own probes */
+
+enum grgw_l4proto { GRGW_L4_ANY, GRGW_L4_TCP, GRGW_L4_UDP };
+
+struct grgw_port_range {
+	uint16_t	lo, hi;			/* inclusive; lo == hi: one */
+};
+
+/* A rate: bits per second, or a share of [qos] wan_rate. */
+struct grgw_rate {
+	uint64_t	bps;			/* 0 with percent, or unset */
+	uint32_t	percent;		/* 1..100, or 0 */
+};
+
+struct grgw_class {
+	char		name[GRGW_CLASS_NAME_MAX + 1];
+	int		enabled;
+	int		builtin;		/* a default from policy/ */
+	int		protocol;		/* enum grgw_l4proto */
+	struct grgw_port_range ports[GRGW_MAX_CLASS_PORTS];
+	int		n_ports;		/* source or destination */
+	struct grgw_prefix prefixes[GRGW_MAX_CLASS_PREFIXES];
+	int		n_prefixes;		/* source or destination */
+	uint32_t	dscp;			/* 0..63 */
+	uint32_t	priority;		/* 0..7, 0 served first */
+	struct grgw_rate rate;			/* guaranteed share */
+	struct grgw_rate ceil;			/* most it may use */
+	unsigned int	line;			/* [class] header; 0: none */
+};
+
+struct grgw_qos {
+	int		enabled;
+	uint64_t	wan_rate;		/* bits/s; 0: no shaping */
+	char		interface[IF_NAMESIZE];	/* "": the tunnel's */
+	struct grgw_class classes[GRGW_MAX_CLASSES];
+	int		n_classes;		/* in configuration order */
+};
+
+/*
+ * Link probes ([probe]); the engine is in probe.c.  The probe key comes
+ * from key_file when it is set, else from the pre-shared key.
+ */
+#define GRGW_PROBE_INTERVAL_MS	100
+#define GRGW_PROBE_MULTIPLIER	3
+#define GRGW_PROBE_RECOVER	3
+#define GRGW_PROBE_LOSS_PCT	5	/* degraded above this % lost */
+#define GRGW_PROBE_RTT_MS	250	/* degraded above this RTT */
+
+struct grgw_probe_conf {
+	uint32_t	interval_ms;		/* between requests, per path */
+	uint32_t	multiplier;		/* silent intervals before down */
+	uint32_t	recover;		/* good replies before up */
+	uint32_t	port;			/* UDP, 1..65535, both sides */
+	char		key_file[PATH_MAX];	/* "": derive from the PSK */
+	double		degraded_loss;		/* ratio 0..1 (key: percent) */
+	uint32_t	degraded_rtt_ms;	/* smoothed RTT threshold */
+};
+
+/*
+ * Feeds of the link state ([http], [hooks], [etcd]); the code is in
+ * http.c, notify.c and etcd.c (see feeds.h).  An empty string is "off".
+ */
+#define GRGW_ETCD_KEY_MAX	255
+
+struct grgw_feeds_conf {
+	char		http_listen[64];	/* "127.0.0.1:9421"; "" = off */
+	char		hooks_dir[PATH_MAX];	/* missing dir = no hooks */
+	uint32_t	hooks_timeout;		/* seconds, 1..3600 */
+	char		etcd_endpoint[128];	/* "http://ip:port"; "" = off */
+	char		etcd_key[GRGW_ETCD_KEY_MAX + 1]; /* filled by default */
+	uint32_t	etcd_lease_ttl;		/* seconds, 2..3600 */
+};
+
 struct grgw_config {
 	char		path[PATH_MAX];		/* file it was read from */
 	struct grgw_side site;			/* this site */
@@ -117,6 +199,10 @@ struct grgw_config {
 	uint32_t	if_id;
 	uint32_t	table;			/* routing table / rule base */
 	uint32_t	mtu;			/* tunnel interface MTU */
+
+	struct grgw_qos	qos;
+	struct grgw_probe_conf probe;
+	struct grgw_feeds_conf feeds;
 
 	char		run_dir[PATH_MAX];	/* base; site dir is below */
 	char		charon_path[PATH_MAX];

@@ -75,6 +75,8 @@ struct probe_replay {
 	uint64_t	session;
 	uint64_t	top;		/* highest seq accepted */
 	uint64_t	newest_tx_ns;
+	uint64_t	floor_tx_ns;	/* this session's packets must be
+					 * newer: the last session's newest */
 	uint64_t	bitmap[PROBE_REPLAY_WINDOW / 64];
 	int		valid;
 };
@@ -92,7 +94,13 @@ struct probe_settings {
 	uint16_t	port;
 };
 
-/* A path went up or down (BFD-style verdict).  Runs on the loop. */
+/*
+ * A path went up or down (BFD-style verdict).  Runs on the loop, from
+ * inside the engine: it may call probe_engine_stats() but must not free
+ * the engine.  A path starts down; it is down after multiplier intervals
+ * without a valid packet from the peer, and up after recover replies in a
+ * row with no request lost in between.
+ */
 typedef void (*probe_change_cb)(enum probe_path path, int up, void *arg);
 
 struct probe_engine;

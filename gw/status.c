@@ -10,6 +10,8 @@
 
 #include "grgw.h"
 #include "daemon.h"
+#include "linkstate.h"
+#include "qosd.h"
 
 const char *
 tunnel_state_name(enum tunnel_state s)
@@ -60,6 +62,11 @@ status_render_json(const struct status_view *v, struct strbuf *sb)
 	strbuf_json_str(sb, config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, ",\"kernel\":{\"block_objects\":%d,"
 	    "\"run_objects\":%d}", v->kernel_block, v->kernel_run);
+	strbuf_printf(sb, ",\"qos\":");
+	if (v->qos != NULL)
+		qos_render_json(v->qos, sb);
+	else
+		strbuf_printf(sb, "null");
 	strbuf_printf(sb, ",\"peers\":[{\"name\":");
 	strbuf_json_str(sb, cfg->peer.name);
 	strbuf_printf(sb, ",\"address\":");
@@ -85,6 +92,11 @@ status_render_json(const struct status_view *v, struct strbuf *sb)
 	json_prefixes(sb, &cfg->site);
 	strbuf_printf(sb, ",\"remote_prefixes\":");
 	json_prefixes(sb, &cfg->peer);
+	strbuf_printf(sb, ",\"link\":");
+	if (v->link != NULL)
+		linkstate_render_json(v->link, sb);
+	else
+		strbuf_printf(sb, "null");
 	strbuf_printf(sb, "}]}\n");
 }
 
@@ -98,6 +110,34 @@ fmt_since(time_t t, char *buf, size_t size)
 	localtime_r(&t, &tm);
 	strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
 	return buf;
+}
+
+static void
+status_render_path_text(const char *name, const struct path_stats *p,
+    struct strbuf *sb)
+{
+	strbuf_printf(sb, "    %-9s %s", name, p->up ? "up  " : "down");
+	if (p->received > 0)
+		strbuf_printf(sb, "  rtt %.2f ms (p99 %.2f), jitter %.2f ms, "
+		    "loss %.1f%%", p->rtt_smoothed_ms, p->rtt_p99_ms,
+		    p->jitter_ms, p->loss_ratio * 100.0);
+	strbuf_printf(sb, "  sent %llu, received %llu, rejected %llu\n",
+	    (unsigned long long)p->sent, (unsigned long long)p->received,
+	    (unsigned long long)(p->rejected_auth + p->rejected_replay +
+	    p->rejected_malformed));
+}
+
+static void
+status_render_link_text(const struct link_view *l, struct strbuf *sb)
+{
+	char when[32];
+
+	strbuf_printf(sb, "  link:       %s (%s) since %s, %llu changes\n",
+	    link_state_name(l->state), link_reason_name(l->reason),
+	    fmt_since(l->since.tv_sec, when, sizeof(when)),
+	    (unsigned long long)l->changes);
+	status_render_path_text("tunnel", &l->paths[PROBE_TUNNEL], sb);
+	status_render_path_text("underlay", &l->paths[PROBE_UNDERLAY], sb);
 }
 
 void
@@ -122,6 +162,8 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "
 	    "installed\n", v->kernel_block, v->kernel_run);
+	if (v->qos != NULL)
+		qos_render_text(v->qos, sb);
 	strbuf_printf(sb, "peer %s (%s)\n", cfg->peer.name,
 	    addr_fmt(&cfg->peer.wan_address, addr, sizeof(addr)));
 	strbuf_printf(sb, "  tunnel:     %s since %s%s\n",
@@ -145,4 +187,6 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    "blocked (fail closed)");
 	if (v->last_error != NULL)
 		strbuf_printf(sb, "  last error: %s\n", v->last_error);
+	if (v->link != NULL)
+		status_render_link_text(v->link, sb);
 }

@@ -33,6 +33,7 @@
 #include "grgw.h"
 #include "netlink/netlink.h"
 #include "netlink/record.h"
+#include "netlink/internal.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK	270
@@ -773,6 +774,9 @@ link_remove(struct gwnl *nl, const struct rec_obj *o, const char *desc)
 	int			 rc;
 
 	rc = xfrmi_lookup(nl, o->u.link.name, o->u.link.if_id, &link);
+	/* The SAs and policies bound to it, left by a charon that died. */
+	if (rc == 0 || rc == 1)
+		(void)gwnl_xfrm_flush(o->u.link.if_id);
 	if (rc == 0)
 		return 1;
 	if (rc == -EEXIST) {
@@ -1289,6 +1293,8 @@ gwnl_remove(struct gwnl *nl, const struct rec_obj *o)
 		return sysctl_restore(o, desc);
 	case REC_NFT:
 		return nft_table_remove(o, desc);
+	case REC_QDISC:
+		return gwnl_qdisc_remove(nl, o, desc);
 	case REC_UNPARSED:
 		break;
 	}
@@ -1378,6 +1384,40 @@ int
 gwnl_record_count(const struct gwnl *nl, int *block, int *run)
 {
 	return rec_count(&nl->rec, block, run);
+}
+
+/* ---- for the other files of netlink/ (internal.h) ---------------------- */
+
+struct nl_sock *
+gwnl_socket(struct gwnl *nl)
+{
+	return nl->sock;
+}
+
+struct rec_list *
+gwnl_record(struct gwnl *nl)
+{
+	return &nl->rec;
+}
+
+int
+gwnl_record_append(struct gwnl *nl, const struct rec_obj *o)
+{
+	return gwnl_record_add(nl, o);
+}
+
+int
+gwnl_request(struct gwnl *nl, struct nl_msg *msg, char *why, size_t whylen)
+{
+	int	 rc;
+
+	rc = gwnl_send(nl, msg);
+	if (why != NULL && whylen > 0) {
+		why[0] = '\0';
+		if (rc < 0)
+			gwnl_reason(nl, why, whylen);
+	}
+	return rc;
 }
 
 /* ---- data plane detection --------------------------------------------- */

@@ -30,6 +30,7 @@
 #ifndef GRGW_NETLINK_H
 #define GRGW_NETLINK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct grgw_config;
@@ -58,6 +59,12 @@ int	gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg);
 /* Kernel data plane: create the xfrm interface (if_id, over the WAN
  * interface, MTU) and bring it up.  Idempotent. */
 int	gwnl_xfrmi_create(struct gwnl *nl, const struct grgw_config *cfg);
+/*
+ * xfrm.c: delete every XFRM SA and policy bound to if_id (non-zero):
+ * charon's, left in the kernel when it died.  Run before a new charon
+ * starts and when the xfrm interface goes.  0, or -errno (logged).
+ */
+int	gwnl_xfrm_flush(uint32_t if_id);
 /* Routes for the peer prefixes over the xfrm interface in table T. */
 int	gwnl_tunnel_routes_install(struct gwnl *nl,
 	    const struct grgw_config *cfg);
@@ -86,6 +93,58 @@ int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
  * that has no route is answered with a reset at once.  Idempotent.
  */
 int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
+
+/*
+ * wanwatch.c: the WAN interface's state from rtnetlink link events on the
+ * event loop (read only).  cb runs on each change, with up = interface
+ * administratively up and running (carrier).
+ */
+struct event_base;
+struct wanwatch;
+typedef void (*wanwatch_cb)(int up, void *arg);
+struct wanwatch *wanwatch_new(struct event_base *base, const char *ifname,
+	    wanwatch_cb cb, void *arg);
+int	wanwatch_up(const struct wanwatch *w);
+void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
+
+/*
+ * qos.c: the QoS plan of policy/ in the kernel.
+ *
+ * gwnl_qos_rules_apply(): table inet grgw-qos (classification, DSCP
+ * marks, named counters) replaced in one transaction; a run object.
+ * gwnl_qos_shaper_apply(): the plan's HTB tree as the root qdisc of
+ * ifname, recorded ("run qdisc IF htb 4210:"), rebuilt if it is there
+ * already.  leaf gets the qdisc kind used inside the classes (fq_codel,
+ * sfq or pfifo: the best this kernel has).  0, or -errno with why set:
+ * -ENODEV the interface is missing, -EOPNOTSUPP no htb in this kernel,
+ * -EEXIST a root qdisc that is not grgw's is in place (left alone).
+ * A failed build leaves no qdisc behind.
+ */
+struct policy_plan;
+int	gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan);
+int	gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
+	    const char *ifname, char *leaf, size_t leaflen, char *why,
+	    size_t whylen);
+
+/* Per class of a plan (same index): what nftables classified, and what
+ * the class's HTB queue sent and dropped (shaped = 0 without one). */
+struct gwnl_qos_counters {
+	uint64_t	packets, bytes;
+	int		shaped;
+	uint64_t	sent_packets, sent_bytes, drops, backlog;
+};
+/* Fill out[plan->n_classes]; ifname NULL: no shaper to read.  0, or
+ * -errno when the nftables counters cannot be read. */
+int	gwnl_qos_counters(struct gwnl *nl, const struct policy_plan *plan,
+	    const char *ifname, struct gwnl_qos_counters *out);
+/*
+ * Pure: the named counters in an `nft list counters` listing.  Sets
+ * packets[i] and bytes[i] for each names[i] found; returns how many
+ * were.  Never reads past len.
+ */
+int	gwnl_nft_counters_parse(const char *text, size_t len,
+	    const char *const *names, size_t n, uint64_t *packets,
+	    uint64_t *bytes);
 
 /* Number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);

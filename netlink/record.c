@@ -418,6 +418,57 @@ parse_nft(struct rec_tokens *t, struct rec_nft *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* "4210:": a qdisc handle in tc's notation (hex major, minor zero). */
+static int
+parse_handle(const char *s, uint32_t *out)
+{
+	uint32_t	 v = 0;
+	size_t		 i, n = strlen(s);
+
+	if (n < 2 || n > 5 || s[n - 1] != ':' || (s[0] == '0' && n > 2))
+		return -1;
+	for (i = 0; i + 1 < n; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			v = v * 16 + (uint32_t)(s[i] - '0');
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			v = v * 16 + (uint32_t)(s[i] - 'a' + 10);
+		else
+			return -1;
+	}
+	if (v == 0)
+		return -1;
+	*out = v << 16;
+	return 0;
+}
+
+static int
+parse_qdisc(struct rec_tokens *t, struct rec_qdisc *q, char *err,
+    size_t errlen)
+{
+	const char	*w;
+
+	w = tok_next(t);
+	if (w == NULL || !valid_ifname(w)) {
+		snprintf(err, errlen, "expected an interface name, got '%s'",
+		    SHOWN(w));
+		return -1;
+	}
+	rec_strlcpy(q->dev, w, sizeof(q->dev));
+	w = tok_next(t);
+	if (w == NULL || strcmp(w, "htb") != 0) {
+		snprintf(err, errlen, "expected qdisc kind 'htb', got '%s'",
+		    SHOWN(w));
+		return -1;
+	}
+	w = tok_next(t);
+	if (w == NULL || parse_handle(w, &q->handle) == -1) {
+		snprintf(err, errlen, "expected a handle such as 4210:, got "
+		    "'%s'", SHOWN(w));
+		return -1;
+	}
+	return 0;
+}
+
 int
 rec_parse_line(const char *line, struct rec_obj *out, char *err,
     size_t errlen)
@@ -485,9 +536,13 @@ rec_parse_line(const char *line, struct rec_obj *out, char *err,
 	} else if (w != NULL && strcmp(w, "nft") == 0) {
 		o.kind = REC_NFT;
 		rc = parse_nft(&t, &o.u.nft, err, errlen);
+	} else if (w != NULL && strcmp(w, "qdisc") == 0) {
+		o.kind = REC_QDISC;
+		rc = parse_qdisc(&t, &o.u.qdisc, err, errlen);
 	} else
 		snprintf(err, errlen, "expected 'rule4', 'rule6', 'route4', "
-		    "'route6', 'link', 'sysctl' or 'nft', got '%s'", SHOWN(w));
+		    "'route6', 'link', 'sysctl', 'nft' or 'qdisc', got '%s'",
+		    SHOWN(w));
 	if (rc == -1)
 		return -1;
 	if ((w = tok_next(&t)) != NULL) {
@@ -567,6 +622,12 @@ rec_format(const struct rec_obj *o, char *buf, size_t size)
 		n = snprintf(buf, size, "%s nft %s %s", tag, o->u.nft.family,
 		    o->u.nft.table);
 		break;
+	case REC_QDISC:
+		if (o->u.qdisc.handle == 0 || (o->u.qdisc.handle & 0xffffu))
+			return -1;
+		n = snprintf(buf, size, "%s qdisc %s htb %x:", tag,
+		    o->u.qdisc.dev, o->u.qdisc.handle >> 16);
+		break;
 	case REC_UNPARSED:
 		if (o->text == NULL || memchr(o->text, '\0', o->textlen))
 			return -1;
@@ -614,6 +675,9 @@ rec_same(const struct rec_obj *a, const struct rec_obj *b)
 	case REC_NFT:
 		return strcmp(a->u.nft.family, b->u.nft.family) == 0 &&
 		    strcmp(a->u.nft.table, b->u.nft.table) == 0;
+	case REC_QDISC:
+		return strcmp(a->u.qdisc.dev, b->u.qdisc.dev) == 0 &&
+		    a->u.qdisc.handle == b->u.qdisc.handle;
 	case REC_UNPARSED:
 		return 0;
 	}

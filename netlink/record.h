@@ -11,6 +11,7 @@
  *   run rule6 pref 4210 lookup 4210
  *   run route6 table 4210 2001:db8:b::/64 dev grgw0
  *   block nft inet grgw-failfast
+ *   run qdisc ipsec0 htb 4210:
  *
  * Lines starting with '#' are comments and empty lines are allowed; any
  * other line must parse exactly (fixed word order, canonical numbers and
@@ -46,7 +47,8 @@ enum rec_kind {
 	REC_ROUTE,
 	REC_LINK,
 	REC_SYSCTL,
-	REC_NFT,		/* an nftables table of grgw's own */
+	REC_NFT,
+	REC_QDISC,		/* a root qdisc; its classes go with it */		/* an nftables table of grgw's own */
 	REC_UNPARSED		/* a line we could not read; kept as is */
 };
 
@@ -95,6 +97,11 @@ struct rec_nft {
 	char			 table[REC_NFT_NAME_MAX];
 };
 
+struct rec_qdisc {
+	char			 dev[IF_NAMESIZE];
+	uint32_t		 handle;	/* major:0; kind is always htb */
+};
+
 struct rec_obj {
 	TAILQ_ENTRY(rec_obj)	 entry;
 	enum rec_kind		 kind;
@@ -105,6 +112,7 @@ struct rec_obj {
 		struct rec_link	 link;
 		struct rec_sysctl sysctl;
 		struct rec_nft	 nft;
+		struct rec_qdisc qdisc;
 	} u;
 	/* REC_UNPARSED: the line as read (no newline), malloc'ed, owned. */
 	char			*text;

@@ -6,9 +6,11 @@ set -eu
 PKGS="make gcc clang libc6-dev pkg-config
 libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev libnftables-dev
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
-libstrongswan-standard-plugins
+libstrongswan-standard-plugins libstrongswan-extra-plugins
+vagrant man-db systemd
 iproute2 iputils-ping tcpdump nftables jq python3 netcat-openbsd procps
-util-linux kmod iperf3 shellcheck"
+util-linux kmod iperf3 shellcheck etcd-server etcd-client
+memcached libmemcached-tools python3-pymemcache"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: run as root (it installs packages with apt-get)" >&2

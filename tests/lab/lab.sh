@@ -5,17 +5,19 @@
 #   site A: 198.18.1.0/24, 2001:db8:a::/64          site B: 198.18.2.0/24, 2001:db8:b::/64
 #
 #   vellum-a                                                                  vellum-b
-#   eth0 .11 ::11 --+                                                    +-- eth0 .11 ::11
+#   lan0 .11 ::11 --+                                                    +-- lan0 .11 ::11
 #                   |   gw-a                 router                gw-b  |
 #                   |  +--------+        +------------+        +--------+|
 #                   +--| lan0   |  wan0  |wan-a  wan-b|  wan0  |   lan0 |+
 #                   |  | .1 ::1 |--------|.1        .1|--------| .1 ::1 ||
 #                   |  | grgw   |        | forwards,  |        |   grgw ||
 #   sprout-a        |  +--------+        | (1:1 NAT)  |        +--------+|  sprout-b
-#   eth0 .12 ::12 --+  192.0.2.10        +------------+     198.51.100.10+-- eth0 .12 ::12
+#   lan0 .12 ::12 --+  192.0.2.10        +------------+     198.51.100.10+-- lan0 .12 ::12
 #
-#   lan0 is a bridge in the gateway's namespace; the nodes' eth0 are veths
+#   lan0 is a bridge in the gateway's namespace; the nodes' lan0 are veths
 #   plugged into it, with default routes (IPv4 and IPv6) via the gateway.
+#   Names and addresses come from plan.env, which the VM lab (vagrant/)
+#   reads as well.
 #   WAN is IPv4 only: 192.0.2.0/24 (A side) and 198.51.100.0/24 (B side),
 #   the gateways' default route is the router.  The router knows no site
 #   prefix: whatever reaches it from a LAN is either tunnelled or a leak.
@@ -42,7 +44,7 @@ set -eu
 # ---- topology ---------------------------------------------------------------
 
 lab_up() {
-	local mode=${1:-plain} node site host n
+	local mode=${1:-plain} node site S host role gw
 
 	lab_down
 	for node in "${LAB_NODES[@]}"; do
@@ -58,55 +60,40 @@ lab_up() {
 	router sysctl -qw net.ipv4.ip_forward=1
 
 	for site in a b; do
-		n=$([ "$site" = a ] && echo 1 || echo 2)
-		on "gw-$site" ip link add lan0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0
-		on "gw-$site" ip addr add "198.18.$n.1/24" dev lan0
-		on "gw-$site" ip addr add "2001:db8:$site::1/64" dev lan0 nodad
-		on "gw-$site" ip link set lan0 up
-		for host in vellum:11 sprout:12; do
-			node=${host%:*}-$site
-			ip -n "$NS_PREFIX$node" link add eth0 type veth peer name "${host%:*}" netns "${NS_PREFIX}gw-$site"
-			on "gw-$site" ip link set "${host%:*}" master lan0 up
-			on "$node" ip addr add "198.18.$n.${host#*:}/24" dev eth0
-			on "$node" ip addr add "2001:db8:$site::${host#*:}/64" dev eth0 nodad
-			on "$node" ip link set eth0 up
-			on "$node" ip route add default via "198.18.$n.1"
-			on "$node" ip -6 route add default via "2001:db8:$site::1"
+		S=${site^^}
+		gw=gw-$site
+		on "$gw" ip link add "$GW_LAN_IF" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
+		on "$gw" ip addr add "$(plan "GW_${S}_LAN4")/$(prefix_len "$(plan "SITE_${S}_PREFIX4")")" dev "$GW_LAN_IF"
+		on "$gw" ip addr add "$(plan "GW_${S}_LAN6")/$(prefix_len "$(plan "SITE_${S}_PREFIX6")")" dev "$GW_LAN_IF" nodad
+		on "$gw" ip link set "$GW_LAN_IF" up
+		for role in vellum sprout; do
+			node=$role-$site
+			host=${role^^}_$S
+			ip -n "$NS_PREFIX$node" link add "$NODE_IF" type veth peer name "$role" netns "$NS_PREFIX$gw"
+			on "$gw" ip link set "$role" master "$GW_LAN_IF" up
+			on "$node" ip addr add "$(plan "${host}4")/$(prefix_len "$(plan "SITE_${S}_PREFIX4")")" dev "$NODE_IF"
+			on "$node" ip addr add "$(plan "${host}6")/$(prefix_len "$(plan "SITE_${S}_PREFIX6")")" dev "$NODE_IF" nodad
+			on "$node" ip link set "$NODE_IF" up
+			on "$node" ip route add default via "$(plan "GW_${S}_LAN4")"
+			on "$node" ip -6 route add default via "$(plan "GW_${S}_LAN6")"
 		done
 	done
 
-	ip -n "${NS_PREFIX}gw-a" link add wan0 type veth peer name wan-a netns "${NS_PREFIX}router"
-	ip -n "${NS_PREFIX}gw-b" link add wan0 type veth peer name wan-b netns "${NS_PREFIX}router"
-	router ip addr add "$ROUTER_A/24" dev wan-a
-	router ip addr add "$ROUTER_B/24" dev wan-b
-	router ip link set wan-a up
-	router ip link set wan-b up
-	gw_a ip addr add "$GW_A_WAN/24" dev wan0
-	gw_b ip addr add "$GW_B_WAN/24" dev wan0
-	gw_a ip link set wan0 up
-	gw_b ip link set wan0 up
+	ip -n "${NS_PREFIX}gw-a" link add "$GW_WAN_IF" type veth peer name "$ROUTER_IF_A" netns "${NS_PREFIX}router"
+	ip -n "${NS_PREFIX}gw-b" link add "$GW_WAN_IF" type veth peer name "$ROUTER_IF_B" netns "${NS_PREFIX}router"
+	router ip addr add "$ROUTER_A/$(prefix_len "$WAN_A_PREFIX")" dev "$ROUTER_IF_A"
+	router ip addr add "$ROUTER_B/$(prefix_len "$WAN_B_PREFIX")" dev "$ROUTER_IF_B"
+	router ip link set "$ROUTER_IF_A" up
+	router ip link set "$ROUTER_IF_B" up
+	gw_a ip addr add "$GW_A_WAN/$(prefix_len "$WAN_A_PREFIX")" dev "$GW_WAN_IF"
+	gw_b ip addr add "$GW_B_WAN/$(prefix_len "$WAN_B_PREFIX")" dev "$GW_WAN_IF"
+	gw_a ip link set "$GW_WAN_IF" up
+	gw_b ip link set "$GW_WAN_IF" up
 	gw_a ip route add default via "$ROUTER_A"
 	gw_b ip route add default via "$ROUTER_B"
 
 	if [ "$mode" = nat ]; then
-		router nft -f - <<-EOF
-		table ip grgwlab_nat {
-			chain prerouting {
-				type nat hook prerouting priority dstnat; policy accept;
-				iifname "wan-b" ip daddr $GW_A_PUBLIC dnat to $GW_A_WAN
-				iifname "wan-a" ip daddr $GW_B_PUBLIC dnat to $GW_B_WAN
-			}
-			chain postrouting {
-				type nat hook postrouting priority srcnat; policy accept;
-				oifname "wan-b" ip saddr $GW_A_WAN snat to $GW_A_PUBLIC
-				oifname "wan-a" ip saddr $GW_B_WAN snat to $GW_B_PUBLIC
-			}
-			chain forward {
-				type filter hook forward priority filter; policy accept;
-				ct original ip daddr { $GW_A_WAN, $GW_B_WAN } drop
-			}
-		}
-		EOF
+		nat_ruleset | router nft -f -
 	fi
 }
 
@@ -137,7 +124,7 @@ lab_down() {
 	done
 	for site in site-a site-b; do
 		site=$(conf_value "$LAB_HERE/$site.conf" site name)
-		[ -n "$site" ] && rm -rf "/run/grgw/$site"
+		[ -n "$site" ] && rm -rf "${LAB_RUN_DIR:?}/$site"
 	done
 	return 0
 }

@@ -9,21 +9,28 @@ LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GRGW=${GRGW:-$(cd "$LAB_HERE/../.." && pwd)/grgw}
 PYTHON=${PYTHON:-$(command -v python3 || echo /usr/bin/python3)}
 
-NS_PREFIX=grgwlab-
-LAB_NODES=(gw-a vellum-a sprout-a router gw-b vellum-b sprout-b)
+# Names, interfaces and addresses: the lab plan, shared with the VM lab.
+# (source-path: where plan.env is seen from the scripts that source this)
+# shellcheck source-path=SCRIPTDIR source-path=SCRIPTDIR/../lab source-path=SCRIPTDIR/../tests/lab
+# shellcheck source=plan.env
+. "$LAB_HERE/plan.env"
+# A second lab on the same host (while another one runs): LAB_ID=N gives its
+# namespaces and grgw's runtime directory names of their own.
+[ -n "${LAB_ID:-}" ] && NS_PREFIX=${NS_PREFIX%-}$LAB_ID-
+LAB_RUN_DIR=/run/grgw${LAB_ID:+-lab$LAB_ID}
+IFS=, read -r -a LAB_NODES <<<"$SITE_A_NODES,$ROUTER_NODE,$SITE_B_NODES"
 
-# Addresses the tests talk to (the configs hold the gateways' own settings).
-VELLUM_A4=198.18.1.11  VELLUM_A6=2001:db8:a::11
-SPROUT_A4=198.18.1.12  SPROUT_A6=2001:db8:a::12
-VELLUM_B4=198.18.2.11  VELLUM_B6=2001:db8:b::11
-SPROUT_B4=198.18.2.12  SPROUT_B6=2001:db8:b::12
-GW_A_LAN4=198.18.1.1   GW_A_LAN6=2001:db8:a::1
-GW_A_WAN=192.0.2.10    GW_B_WAN=198.51.100.10
-ROUTER_A=192.0.2.1     ROUTER_B=198.51.100.1
-GW_A_PUBLIC=203.0.113.10 GW_B_PUBLIC=203.0.113.20	# --nat only
+# plan NAME: the value of the plan's NAME (e.g. VELLUM_A4); fails if unset.
+plan() {
+	[ -n "${!1:-}" ] || { echo "plan.env: no $1" >&2; return 1; }
+	printf '%s\n' "${!1}"
+}
+
+# prefix_len CIDR: the length after the slash (24 for 198.18.1.0/24)
+prefix_len() { printf '%s\n' "${1#*/}"; }
 
 # Anything from or to a site prefix seen on the WAN is a leak.
-SITE_TRAFFIC='net 198.18.0.0/15 or net 2001:db8:a::/64 or net 2001:db8:b::/64'
+SITE_TRAFFIC="net $SITE_A_PREFIX4 or net $SITE_B_PREFIX4 or net $SITE_A_PREFIX6 or net $SITE_B_PREFIX6"
 IKE_OR_ESP='(udp port 500 or udp port 4500 or ip proto 50)'
 # ESP proper: raw, or UDP-encapsulated (non-zero SPI, unlike IKE's marker).
 ESP_ONLY='(ip proto 50 or (udp port 4500 and udp[8:4] != 0))'
@@ -63,18 +70,55 @@ node_pids_named() {
 
 # ---- configuration ----------------------------------------------------------
 
+# Data plane the lab's gateways use: auto (the configs' own value), kernel
+# or libipsec.  The kernel lab (tests/kernel-lab) sets kernel.
+LAB_DATAPLANE=${LAB_DATAPLANE:-auto}
+# The one `grgw status` reports: auto means libipsec on a kernel without ESP.
+LAB_EXPECT_DP=${LAB_EXPECT_DP:-$([ "$LAB_DATAPLANE" = auto ] && echo libipsec || echo "$LAB_DATAPLANE")}
+
 # render_conf SRC DEST LABDIR [plain|nat]
-# Fills in @LABDIR@; for nat, swaps the peer address for the one marked
-# "# lab --nat:" (the gateway's address as the NAT router presents it).
+# Fills in @LABDIR@ and the data plane; for nat, swaps the peer address for
+# the one marked "# lab --nat:" (the gateway's address as the NAT router
+# presents it).
 render_conf() {
 	local src=$1 dest=$2 labdir=$3 mode=${4:-plain}
+	local dp="s/^mode[[:space:]]*=.*/mode = $LAB_DATAPLANE/"
 	if [ "$mode" = nat ]; then
-		sed -e "s|@LABDIR@|$labdir|g" \
+		sed -e "s|@LABDIR@|$labdir|g" -e "$dp" \
 		    -e '/^address[[:space:]]*=/d' \
 		    -e 's/^# lab --nat: //' "$src" >"$dest"
 	else
-		sed -e "s|@LABDIR@|$labdir|g" "$src" >"$dest"
+		sed -e "s|@LABDIR@|$labdir|g" -e "$dp" "$src" >"$dest"
 	fi
+	if [ -n "${LAB_ID:-}" ]; then
+		printf '\n[daemon]\nrun_dir = %s\n' "$LAB_RUN_DIR" >>"$dest"
+	fi
+}
+
+# nat_ruleset: the router's 1:1 NAT as an nftables script (lab.sh up --nat,
+# and the VM lab's router with LAB_NAT=1).  Each gateway is presented to the
+# other side under its public address; anything sent to a gateway's own
+# address from the other side is dropped, so the gateways must use the
+# public ones.
+nat_ruleset() {
+	cat <<-EOF
+	table ip grgwlab_nat {
+		chain prerouting {
+			type nat hook prerouting priority dstnat; policy accept;
+			iifname "$ROUTER_IF_B" ip daddr $GW_A_PUBLIC dnat to $GW_A_WAN
+			iifname "$ROUTER_IF_A" ip daddr $GW_B_PUBLIC dnat to $GW_B_WAN
+		}
+		chain postrouting {
+			type nat hook postrouting priority srcnat; policy accept;
+			oifname "$ROUTER_IF_B" ip saddr $GW_A_WAN snat to $GW_A_PUBLIC
+			oifname "$ROUTER_IF_A" ip saddr $GW_B_WAN snat to $GW_B_PUBLIC
+		}
+		chain forward {
+			type filter hook forward priority filter; policy accept;
+			ct original ip daddr { $GW_A_WAN, $GW_B_WAN } drop
+		}
+	}
+	EOF
 }
 
 # conf_value FILE SECTION KEY: first value of KEY in [SECTION]

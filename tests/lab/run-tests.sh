@@ -15,7 +15,8 @@
 # Tests:
 #   lab          the topology itself, without grgw (also --nat)
 #   configs      grgw check-config on tests/configs fixtures and the lab configs
-#   up           grgw up on both gateways; status says tunnel up, libipsec
+#   up           grgw up on both gateways; status says tunnel up, and the
+#                data plane (libipsec here; kernel with LAB_DATAPLANE=kernel)
 #   reach        ping and TCP, IPv4 and IPv6, site A -> site B, sources kept
 #   bulk         20 MiB over TCP, sha256 checked at the far end
 #   wan          what crossed the WAN during reach/bulk: no clear text, IKE/ESP
@@ -24,9 +25,12 @@
 #   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
 #   wrong-psk    different keys: up fails on both with "authentication failed"
 #   nat          up, reach, wan again with the router doing 1:1 NAT
+#   link-*       link state: probes, feeds, WAN cuts, loss, forged probes,
+#                etcd (see link-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
-# Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45).
+# Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
+# LAB_DATAPLANE (auto, kernel or libipsec: the gateways' `mode`; default auto).
 # Every check prints "ok" or "FAIL"; the last line is "N passed, N failed".
 
 set -eu
@@ -37,7 +41,8 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill local-down wrong-psk nat)
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill local-down wrong-psk nat
+	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -175,7 +180,7 @@ diag() {
 	local site dir
 	for site in a b; do
 		note "gw-$site status: $(status_json "$site" | jq -c . 2>/dev/null)"
-		dir=/run/grgw/$(conf_value "$(site_conf "$site")" site name)
+		dir=$LAB_RUN_DIR/$(conf_value "$(site_conf "$site")" site name)
 		[ -f "$dir/grgw.log" ] && { note "gw-$site $dir/grgw.log:"; show_file "$dir/grgw.log" 10; }
 	done
 	return 0
@@ -363,7 +368,7 @@ t_up() {
 		check "gw-$s status: daemon and charon running" \
 			status_has "$s" '.daemon.running == true and .charon.running == true'
 		check "gw-$s status: tunnel up" status_has "$s" '.peers[0].tunnel == "up"'
-		check "gw-$s status: dataplane libipsec" status_has "$s" '.dataplane == "libipsec"'
+		check "gw-$s status: dataplane $LAB_EXPECT_DP" status_has "$s" ".dataplane == \"$LAB_EXPECT_DP\""
 	done
 	check "gw-a status names both sites" status_has a '.site == "site-a" and .peers[0].name == "site-b"'
 	check "grgw status (text) on gw-a" grgw_at a status
@@ -613,6 +618,9 @@ t_nat() {
 	stop_grgw
 	WANT_MODE=plain
 }
+
+# shellcheck source-path=SCRIPTDIR source=link-tests.sh
+. "$HERE/link-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

@@ -313,7 +313,9 @@ test_valid_cert_ipv6(void **state)
 	    "[daemon]\n"
 	    "run_dir = /var/run/grgw\n"
 	    "charon = /usr/libexec/ipsec/charon\n"
-	    "log_level = debug\n";
+	    "log_level = debug\n"
+	    "[probe]\n"
+	    "key_file = /etc/grgw/probe.key\n";
 	struct grgw_config	 cfg;
 	struct config_parser	*p;
 	char			 buf[64];
@@ -337,6 +339,7 @@ test_valid_cert_ipv6(void **state)
 	assert_string_equal(cfg.cert_file, "/etc/grgw/east.crt");
 	assert_string_equal(cfg.key_file, "/etc/grgw/east.key");
 	assert_string_equal(cfg.ca_file, "/etc/grgw/ca.crt");
+	assert_string_equal(cfg.probe.key_file, "/etc/grgw/probe.key");
 	assert_string_equal(cfg.psk_file, "");
 	assert_int_equal(cfg.dataplane, GRGW_DP_KERNEL);
 	assert_string_equal(cfg.xfrm_interface, "ipsec-west");
@@ -584,7 +587,8 @@ test_unknown_section(void **state)
 	/* Keys below an unknown header are not reported one by one. */
 	p = parse_bad(21, "[tunnel]\nfoo = bar\nbaz = 1");
 	expect_error(p, FN ":21: unknown section \"[tunnel]\"; expected one "
-	    "of [site], [peer], [auth], [dataplane] or [daemon]", NULL, NULL);
+	    "of [site], [peer], [auth], [dataplane], [daemon], [qos], "
+	    "[class NAME]", NULL, NULL);
 	expect_count(p, 1);
 	config_parse_free(p);
 
@@ -973,6 +977,117 @@ test_daemon_values(void **state)
 	assert_string_equal(buf, "/site-a");
 	config_site_dir(&cfg, buf, 4);
 	assert_string_equal(buf, "/si");
+}
+
+/* [http], [hooks] and [etcd]: the feeds of the link state. */
+static void
+test_feed_values(void **state)
+{
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text, key[300];
+	int			 rc;
+
+	check_one(26, "[http]\nlisten = localhost:9421", FN ":27: listen "
+	    "\"localhost:9421\" does not start with an IP address (host names "
+	    "are not resolved); expected an IP address and port such as "
+	    "127.0.0.1:9421 or [::1]:9421, or off", NULL, NULL);
+	check_one(26, "[http]\nlisten = 127.0.0.1", FN ":27: listen "
+	    "\"127.0.0.1\" has no :port", NULL, NULL);
+	check_one(26, "[http]\nlisten = 127.0.0.1:0", FN ":27: listen "
+	    "\"127.0.0.1:0\" has port 0", NULL, NULL);
+	check_one(26, "[http]\nlisten = 127.0.0.1:70000", FN ":27: listen "
+	    "\"127.0.0.1:70000\" has a port that is not a number from 0 to "
+	    "65535", NULL, NULL);
+	check_one(26, "[http]\nlisten = ::1:9421", FN ":27: listen "
+	    "\"::1:9421\" has an IPv6 address without [brackets]", NULL, NULL);
+	check_one(26, "[hooks]\ndir = hooks.d", FN ":27: dir \"hooks.d\" is "
+	    "not an absolute path; expected an absolute path such as "
+	    "/etc/grgw/hooks.d", NULL, NULL);
+	check_one(26, "[hooks]\ntimeout = 0", FN ":27: timeout \"0\" is out of "
+	    "range; expected an integer from 1 to 3600", NULL, NULL);
+	check_one(26, "[hooks]\ntimeout = 3601", FN ":27: timeout \"3601\" is "
+	    "out of range", NULL, NULL);
+	check_one(26, "[hooks]\ntimeout = 10s", FN ":27: timeout \"10s\" is "
+	    "not a number", NULL, NULL);
+	check_one(26, "[etcd]\nendpoint = https://10.0.0.5:4000", FN ":27: "
+	    "endpoint \"https://10.0.0.5:4000\" uses https, but TLS to etcd "
+	    "is not supported", NULL, NULL);
+	check_one(26, "[etcd]\nendpoint = http://etcd-1:4000", FN ":27: "
+	    "endpoint \"http://etcd-1:4000\" does not start with an IP "
+	    "address", "expected http://ADDRESS:PORT", NULL);
+	check_one(26, "[etcd]\nendpoint = 10.0.0.5:4000", FN ":27: endpoint "
+	    "\"10.0.0.5:4000\" is not an http:// URL", NULL, NULL);
+	check_one(26, "[etcd]\nendpoint = http://10.0.0.5:4000/v3", FN ":27: "
+	    "endpoint \"http://10.0.0.5:4000/v3\" has a path", NULL, NULL);
+	check_one(26, "[etcd]\nkey = clearwater/site-a/gr-gateway", FN ":27: "
+	    "key \"clearwater/site-a/gr-gateway\" does not start with '/'",
+	    NULL, NULL);
+	check_one(26, "[etcd]\nkey = /clearwater/site-a/configuration/"
+	    "shared_config", FN ":27: key \"/clearwater/site-a/configuration/"
+	    "shared_config\" is among Clearwater's shared configuration keys",
+	    NULL, NULL);
+	check_one(26, "[etcd]\nkey = /clearwater/site-a/configuration",
+	    FN ":27: key \"/clearwater/site-a/configuration\" is among",
+	    NULL, NULL);
+	check_one(26, "[etcd]\nkey = /clearwater/site-a/vellum/clustering/"
+	    "memcached", FN ":27: key \"/clearwater/site-a/vellum/clustering/"
+	    "memcached\" is among Clearwater's clustering keys", NULL, NULL);
+	check_one(26, "[etcd]\nkey = /gr gateway", FN ":27: key "
+	    "\"/gr gateway\" contains a space", NULL, NULL);
+	key[0] = '/';
+	memset(key + 1, 'k', 255);
+	key[256] = '\0';
+	text = NULL;
+	assert_true(asprintf(&text, "[etcd]\nkey = %s", key) != -1);
+	check_one(26, text, FN ":27: key \"/kkk", "is too long", NULL);
+	free(text);
+	check_one(26, "[etcd]\nlease_ttl = 1", FN ":27: lease_ttl \"1\" is out "
+	    "of range; expected an integer from 2 to 3600", NULL, NULL);
+	check_one(26, "[etcd]\nlease_ttl = 3601", FN ":27: lease_ttl \"3601\" "
+	    "is out of range", NULL, NULL);
+	check_one(26, "[etcd]\nttl = 10", FN ":27: unknown key \"ttl\" in "
+	    "[etcd]; expected one of: endpoint, key, lease_ttl", NULL, NULL);
+
+	/* Defaults: HTTP on loopback, hooks.d, etcd off with its key set. */
+	p = parse(BASE, &cfg, &rc);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.feeds.http_listen, "127.0.0.1:9421");
+	assert_string_equal(cfg.feeds.hooks_dir, "/etc/grgw/hooks.d");
+	assert_int_equal(cfg.feeds.hooks_timeout, 10);
+	assert_string_equal(cfg.feeds.etcd_endpoint, "");
+	assert_string_equal(cfg.feeds.etcd_key,
+	    "/clearwater/site-a/gr-gateway/site-b");
+	assert_int_equal(cfg.feeds.etcd_lease_ttl, 10);
+
+	text = base_with(26, "[http]\nlisten = off\n[hooks]\n"
+	    "dir = /usr/local/etc/grgw/hooks.d\ntimeout = 3600\n[etcd]\n"
+	    "endpoint = http://[2001:db8::5]:4000/\n"
+	    "key = /clearwater/site-a/gr-gateway/status\nlease_ttl = 2");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.feeds.http_listen, "");
+	assert_string_equal(cfg.feeds.hooks_dir, "/usr/local/etc/grgw/hooks.d");
+	assert_int_equal(cfg.feeds.hooks_timeout, 3600);
+	assert_string_equal(cfg.feeds.etcd_endpoint,
+	    "http://[2001:db8::5]:4000/");
+	assert_string_equal(cfg.feeds.etcd_key,
+	    "/clearwater/site-a/gr-gateway/status");
+	assert_int_equal(cfg.feeds.etcd_lease_ttl, 2);
+
+	text = base_with(26, "[http]\nlisten = [::1]:9500\n[etcd]\n"
+	    "endpoint = off");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	assert_string_equal(cfg.feeds.http_listen, "[::1]:9500");
+	assert_string_equal(cfg.feeds.etcd_endpoint, "");
 }
 
 static void
@@ -1509,13 +1624,15 @@ test_load_cert_files(void **state)
 {
 	struct grgw_config	 cfg;
 	char			*text, *conf, *errs, *lines;
-	char			*crt, *key, *ca;
+	char			*crt, *key, *ca, *pkey;
 
 	crt = write_file("a.crt", "cert", 4, 0644);
 	key = write_file("a.key", "key", 3, 0600);
+	/* With certificates the probes need a key file of their own. */
+	pkey = write_file("probe.key", KEY32, strlen(KEY32), 0600);
 	ca = tmp_path("missing-ca.crt");
 	assert_true(asprintf(&lines, "certificate = %s\nprivate_key = %s\n"
-	    "ca = %s", crt, key, ca) != -1);
+	    "ca = %s\n[probe]\nkey_file = %s", crt, key, ca, pkey) != -1);
 	text = base_with(20, lines);
 	conf = write_file("cert.conf", text, strlen(text), 0644);
 	assert_int_equal(config_load(conf, &cfg, &errs), -1);
@@ -1532,7 +1649,7 @@ test_load_cert_files(void **state)
 	free(ca);
 	ca = write_file("ca.crt", "ca", 2, 0644);
 	assert_true(asprintf(&lines, "certificate = %s\nprivate_key = %s\n"
-	    "ca = %s", crt, key, ca) != -1);
+	    "ca = %s\n[probe]\nkey_file = %s", crt, key, ca, pkey) != -1);
 	text = base_with(20, lines);
 	conf = write_file("cert.conf", text, strlen(text), 0644);
 	assert_int_equal(config_load(conf, &cfg, &errs), 0);
@@ -1549,6 +1666,7 @@ test_load_cert_files(void **state)
 	free(crt);
 	free(key);
 	free(ca);
+	free(pkey);
 }
 
 static void
@@ -1648,6 +1766,7 @@ main(void)
 		cmocka_unit_test(test_auth_rules),
 		cmocka_unit_test(test_dataplane_values),
 		cmocka_unit_test(test_daemon_values),
+		cmocka_unit_test(test_feed_values),
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_message_quoting),

@@ -127,6 +127,8 @@ test_load_conn_libipsec(void **state)
 	/* libipsec: no xfrm interface binding */
 	assert_null(vici_get_str(child, "if_id_in"));
 	assert_null(vici_get_str(child, "if_id_out"));
+	/* libipsec keeps its own window (kernel-netlink only takes this) */
+	assert_null(vici_get_str(child, "replay_window"));
 	vici_msg_free(m);
 }
 
@@ -147,6 +149,8 @@ test_load_conn_kernel(void **state)
 	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
 	assert_string_equal(vici_get_str(child, "if_id_out"), "77");
 	assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
+	/* QoS reorders classes: a replay window that absorbs it. */
+	assert_string_equal(vici_get_str(child, "replay_window"), "1024");
 	vici_msg_free(m);
 }
 

@@ -1,0 +1,626 @@
+/*
+ * The link state in the site's etcd cluster, through etcd's v3 JSON
+ * gateway (etcd 3.4: POST /v3/lease/grant, /v3/kv/put,
+ * /v3/lease/keepalive; keys and values in standard base64).
+ *
+ * The key is attached to a lease that we keep alive every TTL/3: if the
+ * gateway dies, or loses its way to etcd, the key disappears within the
+ * TTL and whoever watches it sees that the state is no longer vouched
+ * for.  Everything runs on the loop with evhttp's client: one request in
+ * flight at most, values set meanwhile coalesce to the latest, failures
+ * back off exponentially.  A lease that etcd no longer knows (it expired
+ * during an outage, or was revoked) is granted afresh and the value put
+ * again.
+ *
+ * Only http:// is supported: the endpoint is expected on the local site's
+ * management network, as Clearwater's own etcd clients use it.  Only IP
+ * literals are accepted, so that nothing resolves names on the loop.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sodium.h>
+
+#include "grgw.h"
+#include "daemon.h"
+#include "feeds.h"
+
+#define ETCD_RESPONSE_MAX	(64 * 1024)
+#define ETCD_HEADERS_MAX	(16 * 1024)
+#define ETCD_TIMEOUT_MAX_MS	5000
+#define ETCD_TIMEOUT_MIN_MS	500
+#define ETCD_BACKOFF_MIN_MS	500
+#define ETCD_BACKOFF_MAX_MS	30000
+
+enum etcd_op { OP_NONE, OP_GRANT, OP_PUT, OP_KEEPALIVE };
+
+static const char *const op_names[] = {
+	[OP_NONE] = "none",
+	[OP_GRANT] = "lease grant",
+	[OP_PUT] = "put",
+	[OP_KEEPALIVE] = "lease keepalive",
+};
+
+struct etcd_pub {
+	struct event_base		*base;
+	struct evhttp_connection	*conn;
+	char				 endpoint[128];	/* for messages */
+	char				 hosthdr[INET6_ADDRSTRLEN + 8];
+	char				 key[FEEDS_ETCD_KEY_MAX + 1];
+	char				*key_b64;
+	unsigned			 ttl_s;
+
+	char				*value;		/* latest, or NULL */
+	uint64_t			 value_gen;	/* bumped per set */
+	uint64_t			 stored_gen;	/* in etcd, this lease */
+
+	int64_t				 lease;		/* 0: none */
+	struct timespec			 lease_ok;	/* last sign of life */
+	int				 keepalive_due;
+
+	enum etcd_op			 inflight;
+	uint64_t			 inflight_gen;
+
+	struct event			*ev_kick;	/* run etcd_next() */
+	struct event			*ev_keepalive;	/* every ttl/3 */
+	struct event			*ev_retry;	/* backoff */
+	unsigned			 backoff_ms;
+	int				 failing;
+	char				 last_error[200];
+};
+
+/* ---- pure helpers ------------------------------------------------------- */
+
+int
+etcd_endpoint_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
+    const char **why)
+{
+	char		 buf[INET6_ADDRSTRLEN + 16];
+	const char	*rest, *close;
+	size_t		 len;
+	int		 has_port;
+
+	if (s == NULL || *s == '\0') {
+		*why = "is empty";
+		return -1;
+	}
+	if (strncmp(s, "https://", 8) == 0) {
+		*why = "uses https, but TLS to etcd is not supported; use "
+		    "http:// to the etcd of the local site's management "
+		    "network";
+		return -1;
+	}
+	if (strncmp(s, "http://", 7) != 0) {
+		*why = "is not an http:// URL";
+		return -1;
+	}
+	rest = s + 7;
+	len = strlen(rest);
+	if (len > 0 && rest[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= sizeof(buf) - 8) {
+		*why = "has no IP address after http://";
+		return -1;
+	}
+	if (memchr(rest, '/', len) != NULL || memchr(rest, '@', len) != NULL ||
+	    memchr(rest, '?', len) != NULL) {
+		*why = "has a path, a query or credentials; expected "
+		    "http://ADDRESS:PORT only";
+		return -1;
+	}
+	memcpy(buf, rest, len);
+	buf[len] = '\0';
+	if (buf[0] == '[') {
+		close = strchr(buf, ']');
+		has_port = close != NULL && close[1] == ':';
+	} else
+		has_port = strchr(buf, ':') != NULL;
+	if (!has_port)
+		snprintf(buf + len, sizeof(buf) - len, ":%d",
+		    FEEDS_ETCD_PORT_DEFAULT);
+	if (http_listen_parse(buf, addr, port, why) == -1)
+		return -1;
+	if (*port == 0) {
+		*why = "has port 0";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int
+etcd_json_find_int(const char *json, size_t len, const char *key,
+    int64_t *out)
+{
+	size_t		 klen, i, j;
+	uint64_t	 n, limit;
+	int		 quoted, neg, digits;
+
+	if (json == NULL || key == NULL || (klen = strlen(key)) == 0)
+		return -1;
+	for (i = 0; i + klen + 2 <= len; i++) {
+		if (json[i] != '"' || memcmp(json + i + 1, key, klen) != 0 ||
+		    json[i + 1 + klen] != '"')
+			continue;
+		/* A member name follows '{' or ','; an escaped quote or a
+		 * string value does not. */
+		for (j = i; j > 0 && is_space(json[j - 1]); j--)
+			;
+		if (j == 0 || (json[j - 1] != '{' && json[j - 1] != ','))
+			continue;
+		j = i + klen + 2;
+		while (j < len && is_space(json[j]))
+			j++;
+		if (j >= len || json[j] != ':')
+			continue;
+		j++;
+		while (j < len && is_space(json[j]))
+			j++;
+		quoted = j < len && json[j] == '"';
+		if (quoted)
+			j++;
+		neg = j < len && json[j] == '-';
+		if (neg)
+			j++;
+		if (j + 1 < len && json[j] == '0' && json[j + 1] >= '0' &&
+		    json[j + 1] <= '9')
+			return -1;			/* leading zero */
+		limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+		for (n = 0, digits = 0; j < len && json[j] >= '0' &&
+		    json[j] <= '9'; j++, digits++) {
+			if (n > (limit - (uint64_t)(json[j] - '0')) / 10)
+				return -1;		/* out of range */
+			n = n * 10 + (uint64_t)(json[j] - '0');
+		}
+		if (digits == 0)
+			return -1;
+		if (quoted && (j >= len || json[j] != '"'))
+			return -1;
+		if (!quoted && j < len && !is_space(json[j]) &&
+		    json[j] != ',' && json[j] != '}' && json[j] != ']')
+			return -1;			/* 1.5, 1e3 */
+		if (neg)
+			*out = n == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
+			    -(int64_t)n;
+		else
+			*out = (int64_t)n;
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- the publisher ---------------------------------------------------------- */
+
+static void	etcd_kick(struct etcd_pub *);
+
+static char *
+b64(const void *p, size_t len)
+{
+	size_t	 size = sodium_base64_ENCODED_LEN(len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	char	*s;
+
+	if ((s = malloc(size)) == NULL)
+		return NULL;
+	sodium_bin2base64(s, size, p, len, sodium_base64_VARIANT_ORIGINAL);
+	return s;
+}
+
+static void
+now_mono(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static int64_t
+ms_since(const struct timespec *t)
+{
+	struct timespec	 now;
+
+	now_mono(&now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 +
+	    (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Our side's bound on the lease: no sign of life for a TTL means gone. */
+static int
+lease_surely_expired(const struct etcd_pub *e)
+{
+	return e->lease != 0 && ms_since(&e->lease_ok) >= (int64_t)e->ttl_s *
+	    1000;
+}
+
+static void
+lease_drop(struct etcd_pub *e)
+{
+	e->lease = 0;
+	e->stored_gen = 0;
+	e->keepalive_due = 0;
+	if (e->ev_keepalive != NULL)
+		event_del(e->ev_keepalive);
+}
+
+/* A short, printable excerpt of a response body for messages. */
+static void
+excerpt(const char *body, size_t len, char *buf, size_t size)
+{
+	size_t	 i, o = 0;
+
+	for (i = 0; i < len && o + 1 < size && o < 80; i++)
+		buf[o++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
+	buf[o] = '\0';
+}
+
+static void
+etcd_failed(struct etcd_pub *e, const char *fmt, ...) GRGW_PRINTF(2, 3);
+
+static void
+etcd_failed(struct etcd_pub *e, const char *fmt, ...)
+{
+	struct timeval	 tv;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->last_error, sizeof(e->last_error), fmt, ap);
+	va_end(ap);
+	if (!e->failing)
+		log_warnx("etcd %s: %s; retrying with backoff", e->endpoint,
+		    e->last_error);
+	else
+		log_debug("etcd %s: %s", e->endpoint, e->last_error);
+	e->failing = 1;
+	if (e->backoff_ms == 0)
+		e->backoff_ms = ETCD_BACKOFF_MIN_MS;
+	tv.tv_sec = e->backoff_ms / 1000;
+	tv.tv_usec = (e->backoff_ms % 1000) * 1000;
+	evtimer_add(e->ev_retry, &tv);
+	e->backoff_ms = e->backoff_ms * 2 > ETCD_BACKOFF_MAX_MS ?
+	    ETCD_BACKOFF_MAX_MS : e->backoff_ms * 2;
+}
+
+static void
+etcd_succeeded(struct etcd_pub *e)
+{
+	if (e->failing)
+		log_info("etcd %s: publishing %s again", e->endpoint, e->key);
+	e->failing = 0;
+	e->backoff_ms = 0;
+	e->last_error[0] = '\0';
+}
+
+static void
+etcd_response_cb(struct evhttp_request *req, void *arg)
+{
+	struct etcd_pub	*e = arg;
+	enum etcd_op	 op = e->inflight;
+	struct evbuffer	*in;
+	const char	*body = NULL;
+	char		 ex[96];
+	size_t		 len = 0;
+	int64_t		 id, ttl;
+	int		 code;
+	unsigned	 ms;
+	struct timeval	 tv;
+
+	e->inflight = OP_NONE;
+	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+	if (code == 0) {
+		etcd_failed(e, "%s: no response (connection refused, reset "
+		    "or timed out)", op_names[op]);
+		return;
+	}
+	in = evhttp_request_get_input_buffer(req);
+	len = in != NULL ? evbuffer_get_length(in) : 0;
+	if (len > ETCD_RESPONSE_MAX) {
+		etcd_failed(e, "%s: response of %zu bytes is too long",
+		    op_names[op], len);
+		return;
+	}
+	if (len > 0)
+		body = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	if (body == NULL)
+		len = 0;
+	excerpt(body, len, ex, sizeof(ex));
+
+	switch (op) {
+	case OP_GRANT:
+		if (code != 200 || etcd_json_find_int(body, len, "ID",
+		    &id) == -1 || id == 0) {
+			etcd_failed(e, "lease grant: HTTP %d: %s", code, ex);
+			return;
+		}
+		e->lease = id;
+		e->stored_gen = 0;
+		now_mono(&e->lease_ok);
+		ms = e->ttl_s * 1000 / 3;
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		event_add(e->ev_keepalive, &tv);
+		log_debug("etcd %s: lease %lld granted for %us", e->endpoint,
+		    (long long)id, e->ttl_s);
+		break;
+	case OP_PUT:
+		if (code != 200) {
+			if (memmem(body != NULL ? body : "", len,
+			    "lease not found", 15) != NULL) {
+				log_info("etcd %s: lease %lld is gone; "
+				    "granting a new one", e->endpoint,
+				    (long long)e->lease);
+				lease_drop(e);
+			}
+			etcd_failed(e, "put: HTTP %d: %s", code, ex);
+			return;
+		}
+		e->stored_gen = e->inflight_gen;
+		etcd_succeeded(e);
+		break;
+	case OP_KEEPALIVE:
+		if (code != 200) {
+			etcd_failed(e, "lease keepalive: HTTP %d: %s", code,
+			    ex);
+			return;
+		}
+		/* etcd answers 200 without a TTL for a lease it lost. */
+		if (etcd_json_find_int(body, len, "TTL", &ttl) == -1 ||
+		    ttl <= 0) {
+			log_info("etcd %s: lease %lld expired; granting a new "
+			    "one and putting %s again", e->endpoint,
+			    (long long)e->lease, e->key);
+			lease_drop(e);
+		} else {
+			e->keepalive_due = 0;
+			now_mono(&e->lease_ok);
+		}
+		break;
+	case OP_NONE:
+		break;
+	}
+	etcd_kick(e);
+}
+
+static int
+etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
+    const struct strbuf *body)
+{
+	struct evhttp_request	*req;
+	struct evkeyvalq	*h;
+
+	if ((req = evhttp_request_new(etcd_response_cb, e)) == NULL)
+		return -1;
+	h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", e->hosthdr);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evbuffer_add(evhttp_request_get_output_buffer(req), body->s,
+	    body->len);
+	e->inflight = op;
+	/* On failure evhttp_make_request() frees req itself. */
+	if (evhttp_make_request(e->conn, req, EVHTTP_REQ_POST, uri) == -1) {
+		e->inflight = OP_NONE;
+		return -1;
+	}
+	return 0;
+}
+
+/* Decide the next request, if any, and send it. */
+static void
+etcd_next(struct etcd_pub *e)
+{
+	struct strbuf	 sb;
+	char		*val_b64 = NULL;
+	enum etcd_op	 op = OP_NONE;
+	const char	*uri = NULL;
+
+	if (e->inflight != OP_NONE || evtimer_pending(e->ev_retry, NULL))
+		return;
+	if (lease_surely_expired(e)) {
+		log_info("etcd %s: no keepalive for %us; lease %lld presumed "
+		    "expired", e->endpoint, e->ttl_s, (long long)e->lease);
+		lease_drop(e);
+	}
+	strbuf_init(&sb);
+	if (e->lease == 0) {
+		if (e->value == NULL)
+			return;		/* nothing to publish yet */
+		op = OP_GRANT;
+		uri = "/v3/lease/grant";
+		strbuf_printf(&sb, "{\"TTL\":%u}", e->ttl_s);
+	} else if (e->value != NULL && e->stored_gen != e->value_gen) {
+		if ((val_b64 = b64(e->value, strlen(e->value))) == NULL) {
+			etcd_failed(e, "put: out of memory");
+			return;
+		}
+		op = OP_PUT;
+		uri = "/v3/kv/put";
+		e->inflight_gen = e->value_gen;
+		strbuf_printf(&sb, "{\"key\":\"%s\",\"value\":\"%s\","
+		    "\"lease\":\"%lld\"}", e->key_b64, val_b64,
+		    (long long)e->lease);
+		free(val_b64);
+	} else if (e->keepalive_due) {
+		op = OP_KEEPALIVE;
+		uri = "/v3/lease/keepalive";
+		strbuf_printf(&sb, "{\"ID\":\"%lld\"}", (long long)e->lease);
+	} else
+		return;
+	if (sb.failed || etcd_send(e, op, uri, &sb) == -1)
+		etcd_failed(e, "%s: cannot make the request", op_names[op]);
+	strbuf_free(&sb);
+}
+
+static void
+etcd_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	etcd_next(arg);
+}
+
+/* Run etcd_next() from the loop, once, however often this is called. */
+static void
+etcd_kick(struct etcd_pub *e)
+{
+	event_active(e->ev_kick, EV_TIMEOUT, 0);
+}
+
+static void
+etcd_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct etcd_pub	*e = arg;
+
+	e->keepalive_due = 1;
+	etcd_next(e);
+}
+
+static void
+etcd_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	etcd_next(arg);
+}
+
+struct etcd_pub *
+etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
+    unsigned ttl_s)
+{
+	struct etcd_pub		*e;
+	struct grgw_addr	 a;
+	struct timeval		 tv;
+	char			 host[INET6_ADDRSTRLEN];
+	const char		*why;
+	uint16_t		 port;
+	unsigned		 ms;
+
+	if (etcd_endpoint_parse(endpoint, &a, &port, &why) == -1) {
+		log_warnx("etcd endpoint \"%s\" %s", endpoint != NULL ?
+		    endpoint : "", why);
+		return NULL;
+	}
+	if (key == NULL || *key == '\0' || strlen(key) > FEEDS_ETCD_KEY_MAX) {
+		log_warnx("etcd key is empty or longer than %d bytes",
+		    FEEDS_ETCD_KEY_MAX);
+		return NULL;
+	}
+	if (sodium_init() == -1) {
+		log_warnx("etcd: libsodium cannot be initialised");
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		log_warn("etcd");
+		return NULL;
+	}
+	e->base = base;
+	e->ttl_s = ttl_s >= 2 ? ttl_s : 2;
+	snprintf(e->endpoint, sizeof(e->endpoint), "%s", endpoint);
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	addr_fmt(&a, host, sizeof(host));
+	snprintf(e->hosthdr, sizeof(e->hosthdr), a.family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", host, (unsigned)port);
+	if ((e->key_b64 = b64(key, strlen(key))) == NULL)
+		goto fail;
+	e->conn = evhttp_connection_base_new(base, NULL, host, port);
+	e->ev_kick = event_new(base, -1, 0, etcd_kick_cb, e);
+	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
+	    e);
+	e->ev_retry = evtimer_new(base, etcd_retry_cb, e);
+	if (e->conn == NULL || e->ev_kick == NULL || e->ev_keepalive == NULL ||
+	    e->ev_retry == NULL)
+		goto fail;
+	/* Requests must end well before the lease could lapse. */
+	ms = e->ttl_s * 1000 / 3;
+	if (ms > ETCD_TIMEOUT_MAX_MS)
+		ms = ETCD_TIMEOUT_MAX_MS;
+	if (ms < ETCD_TIMEOUT_MIN_MS)
+		ms = ETCD_TIMEOUT_MIN_MS;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evhttp_connection_set_timeout_tv(e->conn, &tv);
+	evhttp_connection_set_retries(e->conn, 0);
+	evhttp_connection_set_max_body_size(e->conn, ETCD_RESPONSE_MAX);
+	evhttp_connection_set_max_headers_size(e->conn, ETCD_HEADERS_MAX);
+	log_info("etcd: publishing the link state to %s key %s (lease TTL "
+	    "%us)", e->endpoint, e->key, e->ttl_s);
+	return e;
+fail:
+	log_warnx("etcd: out of memory");
+	etcd_pub_free(e);
+	return NULL;
+}
+
+void
+etcd_pub_set(struct etcd_pub *e, const char *value_json)
+{
+	char	*v;
+	size_t	 len;
+
+	if (e == NULL || value_json == NULL)
+		return;
+	if ((len = strlen(value_json)) > FEEDS_ETCD_VALUE_MAX) {
+		log_warnx("etcd: value of %zu bytes is longer than %d; not "
+		    "published", len, FEEDS_ETCD_VALUE_MAX);
+		return;
+	}
+	if (e->value != NULL && strcmp(e->value, value_json) == 0)
+		return;
+	if ((v = strdup(value_json)) == NULL) {
+		log_warn("etcd");
+		return;
+	}
+	free(e->value);
+	e->value = v;
+	e->value_gen++;
+	etcd_kick(e);
+}
+
+int
+etcd_pub_healthy(const struct etcd_pub *e)
+{
+	return e != NULL && !e->failing && e->lease != 0 &&
+	    e->value != NULL && e->stored_gen == e->value_gen &&
+	    !lease_surely_expired(e);
+}
+
+const char *
+etcd_pub_last_error(const struct etcd_pub *e)
+{
+	return e != NULL && e->last_error[0] != '\0' ? e->last_error : NULL;
+}
+
+int64_t
+etcd_pub_lease(const struct etcd_pub *e)
+{
+	return e != NULL ? e->lease : 0;
+}
+
+void
+etcd_pub_free(struct etcd_pub *e)
+{
+	if (e == NULL)
+		return;
+	/* Frees a request in flight too, without calling us back. */
+	if (e->conn != NULL)
+		evhttp_connection_free(e->conn);
+	if (e->ev_kick != NULL)
+		event_free(e->ev_kick);
+	if (e->ev_keepalive != NULL)
+		event_free(e->ev_keepalive);
+	if (e->ev_retry != NULL)
+		event_free(e->ev_retry);
+	free(e->key_b64);
+	free(e->value);
+	free(e);
+}

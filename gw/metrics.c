@@ -1,0 +1,404 @@
+/*
+ * Prometheus text exposition (format 0.0.4) of the daemon's status and
+ * link views.  Pure: views in, text out.
+ *
+ * Every family gets "# HELP" and "# TYPE" lines and all its samples
+ * together.  Link families carry site and peer labels, daemon families
+ * site only.  The state is exported twice: grgw_link_up (1 while the link
+ * carries traffic, that is up or degraded) for simple alerts, and
+ * grgw_link_state, one-hot over the state names (exactly one sample is 1),
+ * so that a dashboard shows the state by name without a code table.
+ * Non-finite values print as NaN, +Inf or -Inf, which the format allows.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "grgw.h"
+#include "daemon.h"
+#include "linkstate.h"
+#include "feeds.h"
+#include "qosd.h"
+
+static const char *const path_label[PROBE_NPATHS] = {
+	[PROBE_TUNNEL] = "tunnel",
+	[PROBE_UNDERLAY] = "underlay",
+};
+
+static const enum link_state all_states[] = {
+	LINK_DOWN, LINK_DEGRADED, LINK_UP,
+};
+
+static const enum link_reason all_reasons[] = {
+	REASON_NONE, REASON_STARTING, REASON_WAN_LINK_DOWN,
+	REASON_UNDERLAY_UNREACHABLE, REASON_TUNNEL_DOWN,
+	REASON_IKE_AUTH_FAILED, REASON_CHARON_DOWN, REASON_LOSS, REASON_RTT,
+};
+
+/* Label values: backslash, double quote and newline are escaped. */
+static void
+label_value(struct strbuf *sb, const char *s)
+{
+	const char	*p;
+
+	strbuf_printf(sb, "\"");
+	for (p = s != NULL ? s : ""; *p != '\0'; p++) {
+		if (*p == '\\')
+			strbuf_printf(sb, "\\\\");
+		else if (*p == '"')
+			strbuf_printf(sb, "\\\"");
+		else if (*p == '\n')
+			strbuf_printf(sb, "\\n");
+		else
+			strbuf_printf(sb, "%c", *p);
+	}
+	strbuf_printf(sb, "\"");
+}
+
+/* HELP text: backslash and newline are escaped. */
+static void
+family(struct strbuf *sb, const char *name, const char *type,
+    const char *help)
+{
+	const char	*p;
+
+	strbuf_printf(sb, "# HELP %s ", name);
+	for (p = help; *p != '\0'; p++) {
+		if (*p == '\\')
+			strbuf_printf(sb, "\\\\");
+		else if (*p == '\n')
+			strbuf_printf(sb, "\\n");
+		else
+			strbuf_printf(sb, "%c", *p);
+	}
+	strbuf_printf(sb, "\n# TYPE %s %s\n", name, type);
+}
+
+/*
+ * A sample is written in three steps: sample_open() prints the name and
+ * the common labels (already rendered in `base`), label() adds one more,
+ * and value_u64()/value_f() close the braces and print the value.
+ */
+static void
+sample_open(struct strbuf *sb, const char *name, const struct strbuf *base)
+{
+	strbuf_printf(sb, "%s{%s", name, base->s != NULL ? base->s : "");
+}
+
+static void
+label(struct strbuf *sb, const char *key, const char *value)
+{
+	strbuf_printf(sb, ",%s=", key);
+	label_value(sb, value);
+}
+
+static void
+value_u64(struct strbuf *sb, uint64_t v)
+{
+	strbuf_printf(sb, "} %llu\n", (unsigned long long)v);
+}
+
+/*
+ * The shortest of %.15g and %.17g that reads back as v: "0.011", not
+ * "0.011000000000000001", and timestamps keep their fraction.
+ */
+static const char *
+shortest(double v, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, size, "%.17g", v);
+	return buf;
+}
+
+static void
+value_f(struct strbuf *sb, double v)
+{
+	char	 buf[40];
+
+	if (isnan(v))
+		strbuf_printf(sb, "} NaN\n");
+	else if (isinf(v))
+		strbuf_printf(sb, "} %s\n", v > 0 ? "+Inf" : "-Inf");
+	else
+		strbuf_printf(sb, "} %s\n", shortest(v, buf, sizeof(buf)));
+}
+
+/* One sample per path of a double taken from path_stats. */
+static void
+per_path_f(struct strbuf *sb, const struct strbuf *base,
+    const struct link_view *lv, const char *name, const char *help,
+    size_t off, double scale)
+{
+	int	 i;
+	double	 v;
+
+	family(sb, name, "gauge", help);
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		v = *(const double *)(const void *)
+		    ((const char *)&lv->paths[i] + off);
+		sample_open(sb, name, base);
+		label(sb, "path", path_label[i]);
+		value_f(sb, v * scale);
+	}
+}
+
+/* One sample per path of a counter taken from path_stats. */
+static void
+per_path_u64(struct strbuf *sb, const struct strbuf *base,
+    const struct link_view *lv, const char *name, const char *help,
+    size_t off)
+{
+	int	 i;
+
+	family(sb, name, "counter", help);
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		sample_open(sb, name, base);
+		label(sb, "path", path_label[i]);
+		value_u64(sb, *(const uint64_t *)(const void *)
+		    ((const char *)&lv->paths[i] + off));
+	}
+}
+
+#define PS_OFF(f)	offsetof(struct path_stats, f)
+
+static void
+render_link(struct strbuf *sb, const struct strbuf *base,
+    const struct link_view *lv)
+{
+	static const char *const dir[2] = { "in", "out" };
+	uint64_t	 bytes[2], packets[2];
+	size_t		 i;
+	int		 p;
+
+	family(sb, "grgw_link_up", "gauge", "1 while the link to the peer "
+	    "carries traffic (state up or degraded), else 0.");
+	sample_open(sb, "grgw_link_up", base);
+	value_u64(sb, lv->state == LINK_UP || lv->state == LINK_DEGRADED);
+
+	family(sb, "grgw_link_state", "gauge", "Link state, one-hot: the "
+	    "sample whose state label is the current state is 1.");
+	for (i = 0; i < nitems(all_states); i++) {
+		sample_open(sb, "grgw_link_state", base);
+		label(sb, "state", link_state_name(all_states[i]));
+		value_u64(sb, lv->state == all_states[i]);
+	}
+
+	family(sb, "grgw_link_reason", "gauge", "Reason for the link state, "
+	    "one-hot over the reason names (none while up).");
+	for (i = 0; i < nitems(all_reasons); i++) {
+		sample_open(sb, "grgw_link_reason", base);
+		label(sb, "reason", link_reason_name(all_reasons[i]));
+		value_u64(sb, lv->reason == all_reasons[i]);
+	}
+
+	family(sb, "grgw_link_state_since_timestamp_seconds", "gauge",
+	    "Unix time of the last change of the link state.");
+	sample_open(sb, "grgw_link_state_since_timestamp_seconds", base);
+	value_f(sb, (double)lv->since.tv_sec +
+	    (double)(lv->since.tv_nsec / 1000000) / 1000.0);
+
+	family(sb, "grgw_link_state_changes_total", "counter",
+	    "Changes of the link state since the daemon started.");
+	sample_open(sb, "grgw_link_state_changes_total", base);
+	value_u64(sb, lv->changes);
+
+	family(sb, "grgw_wan_carrier", "gauge",
+	    "1 while the WAN interface is up with carrier.");
+	sample_open(sb, "grgw_wan_carrier", base);
+	value_u64(sb, lv->carrier != 0);
+
+	family(sb, "grgw_ike_sa_up", "gauge",
+	    "1 while an IKE SA with the peer is established.");
+	sample_open(sb, "grgw_ike_sa_up", base);
+	value_u64(sb, lv->ike_up != 0);
+
+	family(sb, "grgw_child_sa_up", "gauge",
+	    "1 while the CHILD SA carrying the site prefixes is installed.");
+	sample_open(sb, "grgw_child_sa_up", base);
+	value_u64(sb, lv->child_up != 0);
+
+	family(sb, "grgw_path_up", "gauge", "1 while the probes on the path "
+	    "(tunnel: LAN to LAN inside the tunnel; underlay: WAN to WAN) "
+	    "get answers.");
+	for (p = 0; p < PROBE_NPATHS; p++) {
+		sample_open(sb, "grgw_path_up", base);
+		label(sb, "path", path_label[p]);
+		value_u64(sb, lv->paths[p].up != 0);
+	}
+	per_path_u64(sb, base, lv, "grgw_path_transitions_total",
+	    "Times the path went up or down.", PS_OFF(transitions));
+
+	family(sb, "grgw_probe_rtt_seconds", "gauge", "Probe round-trip "
+	    "time percentiles over the last 256 probes.");
+	for (p = 0; p < PROBE_NPATHS; p++) {
+		sample_open(sb, "grgw_probe_rtt_seconds", base);
+		label(sb, "path", path_label[p]);
+		label(sb, "quantile", "0.5");
+		value_f(sb, lv->paths[p].rtt_p50_ms / 1000.0);
+		sample_open(sb, "grgw_probe_rtt_seconds", base);
+		label(sb, "path", path_label[p]);
+		label(sb, "quantile", "0.99");
+		value_f(sb, lv->paths[p].rtt_p99_ms / 1000.0);
+	}
+	per_path_f(sb, base, lv, "grgw_probe_rtt_last_seconds",
+	    "Round-trip time of the last answered probe.",
+	    PS_OFF(rtt_last_ms), 0.001);
+	per_path_f(sb, base, lv, "grgw_probe_rtt_smoothed_seconds",
+	    "Smoothed probe round-trip time (EWMA, alpha 1/8).",
+	    PS_OFF(rtt_smoothed_ms), 0.001);
+	per_path_f(sb, base, lv, "grgw_probe_jitter_seconds",
+	    "Mean difference between consecutive probe round-trip times.",
+	    PS_OFF(jitter_ms), 0.001);
+	per_path_f(sb, base, lv, "grgw_probe_loss_ratio",
+	    "Share of the last 256 probes left unanswered, 0 to 1.",
+	    PS_OFF(loss_ratio), 1.0);
+
+	per_path_u64(sb, base, lv, "grgw_probe_sent_total",
+	    "Probe requests sent.", PS_OFF(sent));
+	per_path_u64(sb, base, lv, "grgw_probe_received_total",
+	    "Valid probe replies received.", PS_OFF(received));
+	per_path_u64(sb, base, lv, "grgw_probe_answered_total",
+	    "Valid probe requests from the peer answered.", PS_OFF(answered));
+	per_path_u64(sb, base, lv, "grgw_probe_reordered_total",
+	    "Probe replies that arrived out of order.", PS_OFF(reordered));
+
+	family(sb, "grgw_probe_rejected_total", "counter", "Probe packets "
+	    "refused: auth (bad MAC), replay (seen or too old), malformed.");
+	for (p = 0; p < PROBE_NPATHS; p++) {
+		const uint64_t n[3] = { lv->paths[p].rejected_auth,
+		    lv->paths[p].rejected_replay,
+		    lv->paths[p].rejected_malformed };
+		static const char *const why[3] = {
+		    "auth", "replay", "malformed" };
+
+		for (i = 0; i < 3; i++) {
+			sample_open(sb, "grgw_probe_rejected_total", base);
+			label(sb, "path", path_label[p]);
+			label(sb, "reason", why[i]);
+			value_u64(sb, n[i]);
+		}
+	}
+
+	bytes[0] = lv->tunnel_bytes_in;
+	bytes[1] = lv->tunnel_bytes_out;
+	packets[0] = lv->tunnel_packets_in;
+	packets[1] = lv->tunnel_packets_out;
+	family(sb, "grgw_tunnel_bytes_total", "counter",
+	    "Bytes through the tunnel (inner packets), by direction.");
+	for (i = 0; i < 2; i++) {
+		sample_open(sb, "grgw_tunnel_bytes_total", base);
+		label(sb, "direction", dir[i]);
+		value_u64(sb, bytes[i]);
+	}
+	family(sb, "grgw_tunnel_packets_total", "counter",
+	    "Packets through the tunnel, by direction.");
+	for (i = 0; i < 2; i++) {
+		sample_open(sb, "grgw_tunnel_packets_total", base);
+		label(sb, "direction", dir[i]);
+		value_u64(sb, packets[i]);
+	}
+}
+
+/* Tunnel counters from the status view, when there is no link view. */
+static void
+render_status_counters(struct strbuf *sb, const struct strbuf *base,
+    const struct status_view *sv)
+{
+	family(sb, "grgw_tunnel_bytes_total", "counter",
+	    "Bytes through the tunnel (inner packets), by direction.");
+	sample_open(sb, "grgw_tunnel_bytes_total", base);
+	label(sb, "direction", "in");
+	value_u64(sb, sv->bytes_in);
+	sample_open(sb, "grgw_tunnel_bytes_total", base);
+	label(sb, "direction", "out");
+	value_u64(sb, sv->bytes_out);
+	family(sb, "grgw_tunnel_packets_total", "counter",
+	    "Packets through the tunnel, by direction.");
+	sample_open(sb, "grgw_tunnel_packets_total", base);
+	label(sb, "direction", "in");
+	value_u64(sb, sv->packets_in);
+	sample_open(sb, "grgw_tunnel_packets_total", base);
+	label(sb, "direction", "out");
+	value_u64(sb, sv->packets_out);
+}
+
+void
+metrics_render(const struct status_view *sv, const struct link_view *lv,
+    struct strbuf *sb)
+{
+	struct strbuf	 site_l, link_l;
+	const char	*site = NULL, *peer = NULL;
+	int		 charon_up;
+	unsigned	 restarts;
+
+	if (lv == NULL && sv != NULL)
+		lv = sv->link;		/* the daemon's own link view */
+	if (lv != NULL) {
+		site = lv->site;
+		peer = lv->peer;
+	} else if (sv != NULL && sv->cfg != NULL) {
+		site = sv->cfg->site.name;
+		peer = sv->cfg->peer.name;
+	}
+	strbuf_init(&site_l);
+	strbuf_init(&link_l);
+	strbuf_printf(&site_l, "site=");
+	label_value(&site_l, site);
+	strbuf_printf(&link_l, "site=");
+	label_value(&link_l, site);
+	strbuf_printf(&link_l, ",peer=");
+	label_value(&link_l, peer);
+	if (site_l.failed || link_l.failed) {
+		sb->failed = 1;
+		goto cleanup;
+	}
+
+	family(sb, "grgw_build_info", "gauge",
+	    "Always 1; the version label is grgw's version.");
+	sample_open(sb, "grgw_build_info", &site_l);
+	label(sb, "version", GRGW_VERSION);
+	value_u64(sb, 1);
+
+	if (sv != NULL) {
+		family(sb, "grgw_daemon_start_time_seconds", "gauge",
+		    "Unix time the daemon started.");
+		sample_open(sb, "grgw_daemon_start_time_seconds", &site_l);
+		value_u64(sb, sv->daemon_since > 0 ?
+		    (uint64_t)sv->daemon_since : 0);
+	}
+
+	/* charon: the link view's facts when there is one, else status. */
+	if (lv != NULL || sv != NULL) {
+		charon_up = lv != NULL ? lv->charon_up : sv->charon_running;
+		restarts = lv != NULL ? lv->charon_restarts :
+		    sv->charon_restarts;
+		family(sb, "grgw_charon_up", "gauge",
+		    "1 while grgw's charon (IKE daemon) runs.");
+		sample_open(sb, "grgw_charon_up", &site_l);
+		value_u64(sb, charon_up != 0);
+		family(sb, "grgw_charon_restarts_total", "counter",
+		    "Times grgw restarted charon after it exited.");
+		sample_open(sb, "grgw_charon_restarts_total", &site_l);
+		value_u64(sb, restarts);
+
+		family(sb, "grgw_tunnel_up", "gauge", "1 while the tunnel to "
+		    "the peer is established (IKE and CHILD SA up).");
+		sample_open(sb, "grgw_tunnel_up", &link_l);
+		value_u64(sb, sv != NULL ? sv->tunnel == TUNNEL_UP :
+		    lv->ike_up && lv->child_up);
+	}
+
+	if (lv != NULL)
+		render_link(sb, &link_l, lv);
+	else if (sv != NULL)
+		render_status_counters(sb, &link_l, sv);
+	if (sv != NULL && sv->qos != NULL)
+		qos_render_metrics(sv->qos, site, sb);
+
+cleanup:
+	strbuf_free(&site_l);
+	strbuf_free(&link_l);
+}

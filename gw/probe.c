@@ -1,0 +1,1078 @@
+/*
+ * Link probes: the packet codec and the anti-replay window (both pure),
+ * and the engine that runs the two probe paths on the event loop.
+ *
+ * Wire format: PROBE_WIRE_LEN bytes, integers big-endian.
+ *
+ *    0   4  magic "GRPB"
+ *    4   1  version, 1
+ *    5   1  type: 1 request, 2 reply
+ *    6   1  path: 0 tunnel, 1 underlay
+ *    7   1  reserved, zero
+ *    8   8  session: the sender's random id for this run
+ *   16   8  seq: the sender's sequence number, from 1
+ *   24   8  tx_ns: the sender's CLOCK_REALTIME when it sent this
+ *   32   8  echo_seq: a reply's request seq; zero in a request
+ *   40   8  echo_tx_ns: a reply's request tx_ns; zero in a request
+ *   48  32  crypto_auth (HMAC-SHA-512-256) tag over bytes 0 to 47
+ *
+ * Only a packet of exactly this length is looked at.  Both gateways hold
+ * the same key, so a packet is also refused when it carries the
+ * receiver's own session (one of its own packets sent back to it).
+ *
+ * How refused packets are counted (struct path_stats):
+ *   rejected_malformed  wrong length, magic, version, type, path, a
+ *                       nonzero reserved byte, echo fields that do not
+ *                       fit the type, or the other path's packet
+ *   rejected_auth       the tag does not verify; on the tunnel path also
+ *                       a source other than the peer's LAN address (it did
+ *                       not come through the tunnel)
+ *   rejected_replay     seen before, outside the window, a timestamp more
+ *                       than PROBE_MAX_SKEW_NS away, an older session, or
+ *                       one of our own packets
+ *
+ * Round trips are measured on CLOCK_MONOTONIC from when the request left;
+ * the echoed wall-clock stamp only has to match the one sent, so a step
+ * of either clock cannot fake or spoil a sample.
+ *
+ * Each side numbers its requests and its replies separately, per path,
+ * and keeps one anti-replay window per path and type for what the peer
+ * sends.  Requests are numbered without gaps, so request seq N lives in
+ * slot N % PROBE_RTT_WINDOW of the path's request ring, which is what
+ * the loss, percentile and jitter figures are computed over.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "grgw.h"
+#include "linkstate.h"
+#include "probe.h"
+
+#define PROBE_MAGIC		"GRPB"
+#define PROBE_VERSION		1
+#define PROBE_BODY_LEN		48	/* what the tag covers */
+#define PROBE_TAG_LEN		32
+#define PROBE_WIRE_LEN		(PROBE_BODY_LEN + PROBE_TAG_LEN)
+
+#define PROBE_KEY_DOMAIN	"grgw link probe key v1"
+#define PROBE_SECRET_DOMAIN	"grgw link probe secret v1"
+
+#define NS_PER_MS		1000000ULL
+#define NS_PER_S		1000000000ULL
+#define PROBE_READ_BUDGET	64	/* datagrams per read callback */
+#define PROBE_RX_BUF		512	/* larger than any valid packet */
+#define PROBE_BIND_RETRY_MS	1000
+#define PROBE_LOSS_MIN_MS	1000	/* shortest wait before "lost" */
+#define PROBE_RTT_MAX_NS	(60ULL * NS_PER_S)	/* beyond: discarded */
+#define PROBE_TOS_CS2		0x40	/* DSCP CS2 (OAM) << 2 */
+#define PROBE_LOG_BURST		10	/* rejection lines per second */
+
+_Static_assert(crypto_auth_BYTES == PROBE_TAG_LEN, "tag length");
+_Static_assert(crypto_auth_KEYBYTES == PROBE_KEY_LEN, "key length");
+_Static_assert(crypto_generichash_BYTES_MIN <= PROBE_KEY_LEN &&
+    crypto_generichash_BYTES_MAX >= PROBE_KEY_LEN, "derived key length");
+_Static_assert(PROBE_REPLAY_WINDOW % 64 == 0, "replay bitmap words");
+_Static_assert(PROBE_PORT_DEFAULT == GRGW_OAM_PORT, "one probe port");
+_Static_assert(PROBE_RX_BUF > PROBE_WIRE_LEN, "receive buffer");
+
+/* ---- codec ---------------------------------------------------------------- */
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	int	 i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t	 v = 0;
+	int		 i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* What the codec accepts besides the tag: one rule for both directions. */
+static int
+probe_fields_valid(const struct probe_pkt *p)
+{
+	if (p->path >= PROBE_NPATHS)
+		return 0;
+	switch (p->type) {
+	case PROBE_REQUEST:
+		return p->echo_seq == 0 && p->echo_tx_ns == 0;
+	case PROBE_REPLY:
+		return p->echo_seq != 0;
+	default:
+		return 0;
+	}
+}
+
+size_t
+probe_wire_len(void)
+{
+	return PROBE_WIRE_LEN;
+}
+
+int
+probe_encode(const struct probe_pkt *p, const uint8_t key[PROBE_KEY_LEN],
+    uint8_t *buf, size_t size)
+{
+	if (p == NULL || key == NULL || buf == NULL || size < PROBE_WIRE_LEN ||
+	    !probe_fields_valid(p) || sodium_init() < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(buf, PROBE_MAGIC, 4);
+	buf[4] = PROBE_VERSION;
+	buf[5] = p->type;
+	buf[6] = p->path;
+	buf[7] = 0;
+	put_be64(buf + 8, p->session);
+	put_be64(buf + 16, p->seq);
+	put_be64(buf + 24, p->tx_ns);
+	put_be64(buf + 32, p->echo_seq);
+	put_be64(buf + 40, p->echo_tx_ns);
+	crypto_auth(buf + PROBE_BODY_LEN, buf, PROBE_BODY_LEN, key);
+	return PROBE_WIRE_LEN;
+}
+
+int
+probe_decode(const uint8_t *buf, size_t len, const uint8_t key[PROBE_KEY_LEN],
+    struct probe_pkt *out)
+{
+	struct probe_pkt	 p;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (buf == NULL || key == NULL || out == NULL || len != PROBE_WIRE_LEN)
+		return PROBE_E_MALFORMED;
+	/* The header is checked first: cheap, and nothing else is read. */
+	if (memcmp(buf, PROBE_MAGIC, 4) != 0 || buf[4] != PROBE_VERSION ||
+	    (buf[5] != PROBE_REQUEST && buf[5] != PROBE_REPLY) ||
+	    buf[6] >= PROBE_NPATHS || buf[7] != 0)
+		return PROBE_E_MALFORMED;
+	if (sodium_init() < 0 ||
+	    crypto_auth_verify(buf + PROBE_BODY_LEN, buf, PROBE_BODY_LEN,
+	    key) != 0)
+		return PROBE_E_AUTH;
+	p.type = buf[5];
+	p.path = buf[6];
+	p.session = get_be64(buf + 8);
+	p.seq = get_be64(buf + 16);
+	p.tx_ns = get_be64(buf + 24);
+	p.echo_seq = get_be64(buf + 32);
+	p.echo_tx_ns = get_be64(buf + 40);
+	/* Authentic but inconsistent: the sender is broken, not forged. */
+	if (!probe_fields_valid(&p))
+		return PROBE_E_MALFORMED;
+	*out = p;
+	return PROBE_OK;
+}
+
+/*
+ * BLAKE2b keyed with the secret over a fixed domain string.  A secret
+ * whose length BLAKE2b does not take as a key (outside 16 to 64 bytes,
+ * which psk_load() never returns) is first hashed to 64 bytes under a
+ * domain of its own.
+ */
+void
+probe_key_derive(const uint8_t *secret, size_t len, uint8_t out[PROBE_KEY_LEN])
+{
+	crypto_generichash_state st;
+	uint8_t			 k[crypto_generichash_KEYBYTES_MAX];
+
+	if (sodium_init() < 0)
+		abort();	/* cannot happen after the daemon's own init */
+	if (secret != NULL && len >= crypto_generichash_KEYBYTES_MIN &&
+	    len <= crypto_generichash_KEYBYTES_MAX) {
+		crypto_generichash(out, PROBE_KEY_LEN,
+		    (const uint8_t *)PROBE_KEY_DOMAIN,
+		    sizeof(PROBE_KEY_DOMAIN) - 1, secret, len);
+		return;
+	}
+	crypto_generichash_init(&st, NULL, 0, sizeof(k));
+	crypto_generichash_update(&st, (const uint8_t *)PROBE_SECRET_DOMAIN,
+	    sizeof(PROBE_SECRET_DOMAIN) - 1);
+	if (secret != NULL && len > 0)
+		crypto_generichash_update(&st, secret, len);
+	crypto_generichash_final(&st, k, sizeof(k));
+	crypto_generichash(out, PROBE_KEY_LEN, (const uint8_t *)PROBE_KEY_DOMAIN,
+	    sizeof(PROBE_KEY_DOMAIN) - 1, k, sizeof(k));
+	sodium_memzero(&st, sizeof(st));
+	sodium_memzero(k, sizeof(k));
+}
+
+/* ---- anti-replay -------------------------------------------------------- */
+
+static int
+replay_bit(const struct probe_replay *r, uint64_t seq)
+{
+	uint64_t	 i = seq % PROBE_REPLAY_WINDOW;
+
+	return (r->bitmap[i / 64] >> (i % 64)) & 1;
+}
+
+static void
+replay_set(struct probe_replay *r, uint64_t seq, int on)
+{
+	uint64_t	 i = seq % PROBE_REPLAY_WINDOW;
+
+	if (on)
+		r->bitmap[i / 64] |= 1ULL << (i % 64);
+	else
+		r->bitmap[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static void
+replay_reset(struct probe_replay *r, const struct probe_pkt *p)
+{
+	/* Even a session seen before cannot bring back its old packets. */
+	r->floor_tx_ns = r->valid ? r->newest_tx_ns : 0;
+	memset(r->bitmap, 0, sizeof(r->bitmap));
+	r->session = p->session;
+	r->top = p->seq;
+	r->newest_tx_ns = p->tx_ns;
+	r->valid = 1;
+	replay_set(r, p->seq, 1);
+}
+
+/*
+ * The bitmap is a ring indexed by seq % PROBE_REPLAY_WINDOW and holds
+ * the seqs in (top - PROBE_REPLAY_WINDOW, top].  A session that takes
+ * over must be newer than everything accepted so far, and its packets
+ * stay newer than that (floor_tx_ns): so no packet is accepted twice,
+ * even when sessions alternate.  Nothing is changed when a packet is
+ * refused.
+ */
+int
+probe_replay_check(struct probe_replay *r, const struct probe_pkt *p,
+    uint64_t now_ns)
+{
+	uint64_t	 n, i;
+
+	if (r == NULL || p == NULL || p->seq == 0)
+		return -1;
+	if (p->tx_ns > now_ns ? p->tx_ns - now_ns > PROBE_MAX_SKEW_NS :
+	    now_ns - p->tx_ns > PROBE_MAX_SKEW_NS)
+		return -1;
+	if (!r->valid) {
+		replay_reset(r, p);
+		return 0;
+	}
+	if (p->session != r->session) {
+		/* A restarted peer; its clock must have moved on. */
+		if (p->tx_ns <= r->newest_tx_ns)
+			return -1;
+		replay_reset(r, p);
+		return 0;
+	}
+	if (p->tx_ns <= r->floor_tx_ns)
+		return -1;
+	if (p->seq > r->top) {
+		n = p->seq - r->top;
+		if (n >= PROBE_REPLAY_WINDOW)
+			memset(r->bitmap, 0, sizeof(r->bitmap));
+		else	/* counted, so a seq near UINT64_MAX cannot wrap */
+			for (i = 1; i <= n; i++)
+				replay_set(r, r->top + i, 0);
+		r->top = p->seq;
+	} else if (r->top - p->seq >= PROBE_REPLAY_WINDOW ||
+	    replay_bit(r, p->seq))
+		return -1;
+	replay_set(r, p->seq, 1);
+	if (p->tx_ns > r->newest_tx_ns)
+		r->newest_tx_ns = p->tx_ns;
+	return 0;
+}
+
+/* ---- engine --------------------------------------------------------------- */
+
+enum slot_state { SLOT_FREE, SLOT_PENDING, SLOT_ANSWERED, SLOT_LOST };
+
+/* One request we sent. */
+struct probe_slot {
+	uint64_t	seq;
+	uint64_t	tx_ns;		/* the CLOCK_REALTIME stamp it carried */
+	uint64_t	tx_mono_ns;	/* when it left, CLOCK_MONOTONIC */
+	uint64_t	rtt_ns;		/* SLOT_ANSWERED */
+	uint8_t		state;		/* enum slot_state */
+	uint8_t		late;		/* answered after counted lost */
+};
+
+struct probe_path_state {
+	struct probe_engine *e;
+	enum probe_path	 id;
+	int		 usable;	/* both ends have an address */
+	int		 fd;		/* -1 until bound */
+	int		 bind_failed;	/* warned once already */
+	struct sockaddr_storage local, remote;
+	socklen_t	 local_len, remote_len;
+	struct event	*rd;
+	struct event	*tick;		/* send, expire, every interval */
+	struct event	*detect;	/* fires after a silence: down */
+	struct event	*retry;		/* bind again */
+
+	uint64_t	 req_seq;	/* last request sent */
+	uint64_t	 rep_seq;	/* last reply sent */
+	struct probe_replay replay[2];	/* peer's requests, peer's replies */
+	struct probe_slot slots[PROBE_RTT_WINDOW];
+	uint64_t	 expire_seq;	/* oldest request not yet decided */
+	uint64_t	 max_answered;	/* highest request seq answered */
+	uint64_t	 window_start;	/* first request of the live window */
+	uint64_t	 last_rx_mono;	/* last valid packet from the peer */
+	unsigned int	 good_streak;	/* replies in a row, none lost */
+	int		 have_srtt;
+	struct path_stats st;		/* counters, verdict, last/smoothed */
+};
+
+struct probe_engine {
+	struct event_base *base;
+	const struct grgw_config *cfg;	/* borrowed */
+	struct probe_settings s;
+	uint8_t		*key;		/* sodium_malloc'ed */
+	uint64_t	 session;
+	probe_change_cb	 cb;
+	void		*arg;
+	int		 started;
+	uint64_t	 detect_ns;	/* multiplier * interval */
+	uint64_t	 timeout_ns;	/* a request is lost after this */
+	struct timeval	 interval_tv;
+	uint64_t	 log_window_ns;
+	unsigned int	 log_count, log_dropped;
+	struct probe_path_state path[PROBE_NPATHS];
+};
+
+static const char *const path_names[PROBE_NPATHS] = {
+	[PROBE_TUNNEL] = "tunnel",
+	[PROBE_UNDERLAY] = "underlay",
+};
+
+static uint64_t
+clock_ns(clockid_t id)
+{
+	struct timespec	 ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static struct timeval
+ns_to_tv(uint64_t ns)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(ns / NS_PER_S);
+	tv.tv_usec = (suseconds_t)(ns % NS_PER_S / 1000);
+	return tv;
+}
+
+static void
+sockaddr_set(struct sockaddr_storage *ss, socklen_t *len,
+    const struct grgw_addr *a, uint16_t port)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, a->addr, 4);
+		*len = sizeof(*sin);
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		memcpy(&sin6->sin6_addr, a->addr, 16);
+		*len = sizeof(*sin6);
+	}
+}
+
+/* "192.0.2.1:4211" or "[2001:db8::1]:4211", for messages. */
+static const char *
+sockaddr_fmt(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+	char				 a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, size, "%s:%u", a, ntohs(sin->sin_port));
+	else if (ss->ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, size, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	else
+		snprintf(buf, size, "(address family %d)", ss->ss_family);
+	return buf;
+}
+
+/* Same address (the port is not compared). */
+static int
+sockaddr_same_host(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+/*
+ * Refused packets are logged at debug level only, at most
+ * PROBE_LOG_BURST lines a second per engine, so that a flood of garbage
+ * costs no more than counting it.  Never a byte of the packet or key.
+ */
+static void
+probe_note_rejected(struct probe_path_state *ps,
+    const struct sockaddr_storage *from, const char *why)
+{
+	struct probe_engine	*e = ps->e;
+	char			 a[INET6_ADDRSTRLEN + 16];
+	uint64_t		 now;
+
+	if (log_get_level() < LOG_LVL_DEBUG)
+		return;
+	now = clock_ns(CLOCK_MONOTONIC);
+	if (now - e->log_window_ns >= NS_PER_S) {
+		if (e->log_dropped != 0)
+			log_debug("probe: %u more refused packets not logged",
+			    e->log_dropped);
+		e->log_window_ns = now;
+		e->log_count = 0;
+		e->log_dropped = 0;
+	}
+	if (e->log_count >= PROBE_LOG_BURST) {
+		e->log_dropped++;
+		return;
+	}
+	e->log_count++;
+	log_debug("probe %s: refused a packet from %s: %s",
+	    path_names[ps->id], sockaddr_fmt(from, a, sizeof(a)), why);
+}
+
+static void
+probe_set_up(struct probe_path_state *ps, int up)
+{
+	struct probe_engine	*e = ps->e;
+	struct timeval		 tv;
+
+	if (ps->st.up == up)
+		return;
+	ps->st.up = up;
+	ps->st.transitions++;
+	if (up) {
+		/*
+		 * Figures describe the path as it is now: requests sent while
+		 * it was down (or before the tunnel existed) are not loss.
+		 */
+		ps->window_start = ps->max_answered >= e->s.recover ?
+		    ps->max_answered - e->s.recover + 1 : 1;
+		ps->st.ever_up = 1;
+		tv = ns_to_tv(e->detect_ns);
+		evtimer_add(ps->detect, &tv);
+	} else {
+		evtimer_del(ps->detect);
+		ps->good_streak = 0;
+	}
+	log_debug("probe %s path to %s: %s", path_names[ps->id],
+	    e->cfg->peer.name, up ? "up" : "down");
+	if (e->cb != NULL)
+		e->cb(ps->id, up, e->arg);
+}
+
+/* Requests past their deadline are lost; they end a run of good replies. */
+static void
+probe_expire(struct probe_path_state *ps, uint64_t now_mono)
+{
+	struct probe_slot	*sl;
+
+	while (ps->expire_seq != 0 && ps->expire_seq <= ps->req_seq) {
+		sl = &ps->slots[ps->expire_seq % PROBE_RTT_WINDOW];
+		if (sl->seq == ps->expire_seq && sl->state == SLOT_PENDING) {
+			if (now_mono - sl->tx_mono_ns < ps->e->timeout_ns)
+				break;
+			sl->state = SLOT_LOST;
+			ps->good_streak = 0;
+		}
+		ps->expire_seq++;
+	}
+}
+
+static void
+probe_send_request(struct probe_path_state *ps)
+{
+	struct probe_engine	*e = ps->e;
+	struct probe_slot	*sl;
+	struct probe_pkt	 pkt;
+	uint8_t			 buf[PROBE_WIRE_LEN];
+	char			 a[INET6_ADDRSTRLEN + 16];
+	uint64_t		 now_mono = clock_ns(CLOCK_MONOTONIC);
+
+	probe_expire(ps, now_mono);
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = PROBE_REQUEST;
+	pkt.path = (uint8_t)ps->id;
+	pkt.session = e->session;
+	pkt.seq = ++ps->req_seq;
+	pkt.tx_ns = clock_ns(CLOCK_REALTIME);
+	if (ps->expire_seq == 0)
+		ps->expire_seq = pkt.seq;
+
+	sl = &ps->slots[pkt.seq % PROBE_RTT_WINDOW];
+	if (sl->state == SLOT_PENDING)	/* the loop ran very late */
+		ps->good_streak = 0;
+	memset(sl, 0, sizeof(*sl));
+	sl->seq = pkt.seq;
+	sl->tx_ns = pkt.tx_ns;
+	sl->tx_mono_ns = now_mono;
+	sl->state = SLOT_LOST;		/* until it has left */
+
+	if (probe_encode(&pkt, e->key, buf, sizeof(buf)) != PROBE_WIRE_LEN)
+		return;
+	if (sendto(ps->fd, buf, sizeof(buf), 0,
+	    (struct sockaddr *)&ps->remote, ps->remote_len) == -1) {
+		if (log_get_level() >= LOG_LVL_DEBUG)
+			log_debug("probe %s: cannot send to %s: %s",
+			    path_names[ps->id], sockaddr_fmt(&ps->remote, a,
+			    sizeof(a)), strerror(errno));
+		ps->good_streak = 0;
+		return;
+	}
+	sl->state = SLOT_PENDING;
+	ps->st.sent++;
+}
+
+static void
+probe_on_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	probe_send_request(arg);
+}
+
+static void
+probe_on_detect(evutil_socket_t fd, short ev, void *arg)
+{
+	struct probe_path_state	*ps = arg;
+	uint64_t		 now = clock_ns(CLOCK_MONOTONIC);
+	struct timeval		 tv;
+
+	if (!ps->st.up)
+		return;
+	if (now - ps->last_rx_mono < ps->e->detect_ns) {
+		tv = ns_to_tv(ps->last_rx_mono + ps->e->detect_ns - now);
+		evtimer_add(ps->detect, &tv);
+		return;
+	}
+	probe_set_up(ps, 0);
+}
+
+static void
+probe_answer(struct probe_path_state *ps, const struct probe_pkt *req,
+    const struct sockaddr_storage *from, socklen_t fromlen)
+{
+	struct probe_engine	*e = ps->e;
+	struct probe_pkt	 rep;
+	uint8_t			 buf[PROBE_WIRE_LEN];
+	char			 a[INET6_ADDRSTRLEN + 16];
+
+	memset(&rep, 0, sizeof(rep));
+	rep.type = PROBE_REPLY;
+	rep.path = (uint8_t)ps->id;
+	rep.session = e->session;
+	rep.seq = ++ps->rep_seq;
+	rep.tx_ns = clock_ns(CLOCK_REALTIME);
+	rep.echo_seq = req->seq;
+	rep.echo_tx_ns = req->tx_ns;
+	if (probe_encode(&rep, e->key, buf, sizeof(buf)) != PROBE_WIRE_LEN)
+		return;
+	/* To where the request came from: under NAT, not the configured
+	 * address. */
+	if (sendto(ps->fd, buf, sizeof(buf), 0, (const struct sockaddr *)from,
+	    fromlen) == -1) {
+		if (log_get_level() >= LOG_LVL_DEBUG)
+			log_debug("probe %s: cannot answer %s: %s",
+			    path_names[ps->id], sockaddr_fmt(from, a,
+			    sizeof(a)), strerror(errno));
+		return;
+	}
+	ps->st.answered++;
+}
+
+static void
+probe_on_reply(struct probe_path_state *ps, const struct probe_pkt *rep,
+    uint64_t now_mono)
+{
+	struct probe_slot	*sl;
+	uint64_t		 seq = rep->echo_seq, rtt;
+	double			 ms;
+
+	if (seq > ps->req_seq || ps->req_seq - seq >= PROBE_RTT_WINDOW)
+		return;		/* not one of ours, or too old to place */
+	sl = &ps->slots[seq % PROBE_RTT_WINDOW];
+	if (sl->seq != seq || sl->tx_ns != rep->echo_tx_ns ||
+	    sl->state == SLOT_ANSWERED || sl->state == SLOT_FREE)
+		return;
+	/*
+	 * Measured on the monotonic clock: the echoed wall-clock stamp only
+	 * identifies the request, so a clock step cannot fake a round trip.
+	 */
+	rtt = now_mono - sl->tx_mono_ns;
+	if (now_mono < sl->tx_mono_ns || rtt > PROBE_RTT_MAX_NS)
+		return;
+	sl->late = sl->state == SLOT_LOST;
+	sl->state = SLOT_ANSWERED;
+	sl->rtt_ns = rtt;
+	/*
+	 * Only an answer to one of our own requests proves the path works
+	 * both ways: the peer's requests reaching us say nothing about
+	 * ours reaching it (a one-way blackhole).
+	 */
+	ps->last_rx_mono = now_mono;
+	if (ps->st.up) {
+		struct timeval tv = ns_to_tv(ps->e->detect_ns);
+
+		evtimer_add(ps->detect, &tv);
+	}
+	if (seq < ps->max_answered)
+		ps->st.reordered++;
+	else
+		ps->max_answered = seq;
+
+	ms = (double)rtt / 1e6;
+	ps->st.rtt_last_ms = ms;
+	if (!ps->have_srtt) {
+		ps->st.rtt_smoothed_ms = ms;
+		ps->have_srtt = 1;
+	} else
+		ps->st.rtt_smoothed_ms += (ms - ps->st.rtt_smoothed_ms) / 8;
+	if (sl->late)
+		return;
+	if (ps->good_streak < UINT32_MAX)
+		ps->good_streak++;
+	if (!ps->st.up && ps->good_streak >= ps->e->s.recover)
+		probe_set_up(ps, 1);
+}
+
+static void
+probe_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
+    const struct sockaddr_storage *from, socklen_t fromlen)
+{
+	struct probe_engine	*e = ps->e;
+	struct probe_pkt	 pkt;
+	uint64_t		 now_mono;
+
+	switch (probe_decode(buf, len, e->key, &pkt)) {
+	case PROBE_OK:
+		break;
+	case PROBE_E_AUTH:
+		ps->st.rejected_auth++;
+		probe_note_rejected(ps, from, "authentication failed");
+		return;
+	default:
+		ps->st.rejected_malformed++;
+		probe_note_rejected(ps, from, "not a probe packet");
+		return;
+	}
+	if (pkt.path != ps->id) {
+		ps->st.rejected_malformed++;
+		probe_note_rejected(ps, from, "sent for the other path");
+		return;
+	}
+	/*
+	 * Inside the tunnel nothing rewrites addresses, so a probe from
+	 * anywhere but the peer's LAN address did not come through it.
+	 * The underlay path takes any source: 1:1 NAT rewrites it.
+	 */
+	if (ps->id == PROBE_TUNNEL && !sockaddr_same_host(from, &ps->remote)) {
+		ps->st.rejected_auth++;
+		probe_note_rejected(ps, from, "not from the peer's LAN "
+		    "address");
+		return;
+	}
+	if (pkt.session == e->session) {
+		ps->st.rejected_replay++;
+		probe_note_rejected(ps, from, "one of our own packets");
+		return;
+	}
+	if (probe_replay_check(&ps->replay[pkt.type == PROBE_REQUEST ? 0 : 1],
+	    &pkt, clock_ns(CLOCK_REALTIME)) == -1) {
+		ps->st.rejected_replay++;
+		probe_note_rejected(ps, from, "replayed or stale");
+		return;
+	}
+
+	now_mono = clock_ns(CLOCK_MONOTONIC);
+	if (pkt.type == PROBE_REQUEST)
+		probe_answer(ps, &pkt, from, fromlen);
+	else {
+		ps->st.received++;
+		probe_on_reply(ps, &pkt, now_mono);
+	}
+}
+
+/* Level-triggered: what is left after the budget waits for the next turn. */
+static void
+probe_on_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct probe_path_state	*ps = arg;
+	struct sockaddr_storage	 from;
+	socklen_t		 fromlen;
+	uint8_t			 buf[PROBE_RX_BUF];
+	ssize_t			 n;
+	int			 i;
+
+	for (i = 0; i < PROBE_READ_BUDGET; i++) {
+		fromlen = sizeof(from);
+		memset(&from, 0, sizeof(from));
+		/* MSG_TRUNC: the real length, even of a datagram too big. */
+		n = recvfrom(ps->fd, buf, sizeof(buf), MSG_TRUNC,
+		    (struct sockaddr *)&from, &fromlen);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    log_get_level() >= LOG_LVL_DEBUG)
+				log_debug("probe %s: recvfrom: %s",
+				    path_names[ps->id], strerror(errno));
+			return;
+		}
+		if (fromlen > sizeof(from))
+			continue;
+		if ((size_t)n > sizeof(buf)) {
+			ps->st.rejected_malformed++;
+			probe_note_rejected(ps, &from, "oversized datagram");
+			continue;
+		}
+		probe_handle(ps, buf, (size_t)n, &from, fromlen);
+	}
+}
+
+static int
+probe_open(struct probe_path_state *ps)
+{
+	struct probe_engine	*e = ps->e;
+	char			 a[INET6_ADDRSTRLEN + 16];
+	int			 fd, on = 1, tos = PROBE_TOS_CS2;
+
+	fd = socket(ps->local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, IPPROTO_UDP);
+	if (fd == -1) {
+		log_warn("probe %s: socket", path_names[ps->id]);
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		log_warn("probe %s: SO_REUSEADDR", path_names[ps->id]);
+	if (ps->local.ss_family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on)) == -1)
+			log_warn("probe %s: IPV6_V6ONLY", path_names[ps->id]);
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos,
+		    sizeof(tos)) == -1)
+			log_warn("probe %s: IPV6_TCLASS", path_names[ps->id]);
+	} else if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos,
+	    sizeof(tos)) == -1)
+		log_warn("probe %s: IP_TOS", path_names[ps->id]);
+
+	if (bind(fd, (struct sockaddr *)&ps->local, ps->local_len) == -1) {
+		/* The address may not be there yet: say so once, retry. */
+		if (!ps->bind_failed)
+			log_warn("probe %s: cannot bind %s yet; retrying every "
+			    "second", path_names[ps->id],
+			    sockaddr_fmt(&ps->local, a, sizeof(a)));
+		ps->bind_failed = 1;
+		close(fd);
+		return -1;
+	}
+	ps->rd = event_new(e->base, fd, EV_READ | EV_PERSIST, probe_on_read,
+	    ps);
+	if (ps->rd == NULL || event_add(ps->rd, NULL) == -1) {
+		log_warnx("probe %s: cannot watch the socket",
+		    path_names[ps->id]);
+		if (ps->rd != NULL)
+			event_free(ps->rd);
+		ps->rd = NULL;
+		close(fd);
+		return -1;
+	}
+	ps->fd = fd;
+	if (ps->bind_failed)
+		log_info("probe %s: bound %s", path_names[ps->id],
+		    sockaddr_fmt(&ps->local, a, sizeof(a)));
+	ps->bind_failed = 0;
+	return 0;
+}
+
+/* Bind, then send at once and every interval; or try again later. */
+static void
+probe_path_begin(struct probe_path_state *ps)
+{
+	struct timeval	 tv = ns_to_tv(PROBE_BIND_RETRY_MS * NS_PER_MS);
+
+	if (probe_open(ps) == -1) {
+		evtimer_add(ps->retry, &tv);
+		return;
+	}
+	probe_send_request(ps);
+	event_add(ps->tick, &ps->e->interval_tv);
+}
+
+static void
+probe_on_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	probe_path_begin(arg);
+}
+
+/* Which addresses a path uses; 0, or -1 when there is no such pair. */
+static int
+probe_path_addresses(struct probe_path_state *ps,
+    const struct grgw_config *cfg, uint16_t port)
+{
+	const struct grgw_side	*site = &cfg->site, *peer = &cfg->peer;
+	int			 i, j;
+
+	if (ps->id == PROBE_UNDERLAY) {
+		if (site->wan_address.family != peer->wan_address.family ||
+		    addr_len(site->wan_address.family) == 0)
+			return -1;
+		sockaddr_set(&ps->local, &ps->local_len, &site->wan_address,
+		    port);
+		sockaddr_set(&ps->remote, &ps->remote_len, &peer->wan_address,
+		    port);
+		return 0;
+	}
+	for (i = 0; i < site->n_lan_addresses && i < GRGW_MAX_LAN_ADDRS; i++) {
+		for (j = 0; j < peer->n_lan_addresses &&
+		    j < GRGW_MAX_LAN_ADDRS; j++) {
+			if (site->lan_addresses[i].family !=
+			    peer->lan_addresses[j].family ||
+			    addr_len(site->lan_addresses[i].family) == 0)
+				continue;
+			sockaddr_set(&ps->local, &ps->local_len,
+			    &site->lan_addresses[i], port);
+			sockaddr_set(&ps->remote, &ps->remote_len,
+			    &peer->lan_addresses[j], port);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct probe_engine *
+probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
+    const struct probe_settings *s, const uint8_t key[PROBE_KEY_LEN],
+    probe_change_cb cb, void *arg)
+{
+	struct probe_engine	*e;
+	struct probe_path_state	*ps;
+	uint64_t		 timeout;
+	int			 i;
+
+	if (base == NULL || cfg == NULL || s == NULL || key == NULL ||
+	    s->interval_ms == 0 || s->multiplier == 0 || s->recover == 0 ||
+	    s->port == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (sodium_init() < 0) {
+		errno = EIO;
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	e->base = base;
+	e->cfg = cfg;
+	e->s = *s;
+	e->cb = cb;
+	e->arg = arg;
+	e->detect_ns = (uint64_t)s->multiplier * s->interval_ms * NS_PER_MS;
+	timeout = (uint64_t)PROBE_LOSS_MIN_MS * NS_PER_MS;
+	e->timeout_ns = e->detect_ns > timeout ? e->detect_ns : timeout;
+	e->interval_tv = ns_to_tv((uint64_t)s->interval_ms * NS_PER_MS);
+	do {
+		randombytes_buf(&e->session, sizeof(e->session));
+	} while (e->session == 0);
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps = &e->path[i];
+		ps->e = e;
+		ps->id = (enum probe_path)i;
+		ps->fd = -1;
+	}
+	if ((e->key = sodium_malloc(PROBE_KEY_LEN)) == NULL)
+		goto fail;
+	memcpy(e->key, key, PROBE_KEY_LEN);
+	sodium_mprotect_readonly(e->key);
+
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps = &e->path[i];
+		ps->tick = event_new(base, -1, EV_PERSIST, probe_on_tick, ps);
+		ps->detect = evtimer_new(base, probe_on_detect, ps);
+		ps->retry = evtimer_new(base, probe_on_retry, ps);
+		if (ps->tick == NULL || ps->detect == NULL || ps->retry == NULL)
+			goto fail;
+		if (probe_path_addresses(ps, cfg, s->port) == 0)
+			ps->usable = 1;
+		else
+			log_warnx("probe %s: no address of the same family on "
+			    "both sides; this path stays down",
+			    path_names[i]);
+	}
+	return e;
+
+fail:
+	probe_engine_free(e);
+	errno = ENOMEM;
+	return NULL;
+}
+
+int
+probe_engine_start(struct probe_engine *e)
+{
+	int	 i;
+
+	if (e == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (e->started)
+		return 0;
+	e->started = 1;
+	for (i = 0; i < PROBE_NPATHS; i++)
+		if (e->path[i].usable)
+			probe_path_begin(&e->path[i]);
+	return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t	 x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest rank of a sorted, non-empty array. */
+static double
+percentile_ms(const uint64_t *sorted, size_t n, unsigned int pct)
+{
+	size_t	 rank = (n * pct + 99) / 100;
+
+	if (rank == 0)
+		rank = 1;
+	return (double)sorted[rank - 1] / 1e6;
+}
+
+void
+probe_engine_stats(const struct probe_engine *e, enum probe_path path,
+    struct path_stats *out)
+{
+	const struct probe_path_state	*ps;
+	const struct probe_slot		*sl;
+	uint64_t			 rtts[PROBE_RTT_WINDOW], seq, first;
+	uint64_t			 prev = 0, jsum = 0, now;
+	size_t				 n = 0, lost = 0, decided = 0, njit = 0;
+	int				 have_prev = 0;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (e == NULL || (unsigned int)path >= PROBE_NPATHS)
+		return;
+	ps = &e->path[path];
+	now = clock_ns(CLOCK_MONOTONIC);
+	*out = ps->st;
+	out->rtt_p50_ms = out->rtt_p99_ms = out->jitter_ms = 0;
+	out->loss_ratio = 0;
+
+	first = ps->req_seq >= PROBE_RTT_WINDOW ?
+	    ps->req_seq - PROBE_RTT_WINDOW + 1 : 1;
+	if (ps->st.up && first < ps->window_start)
+		first = ps->window_start;
+	for (seq = first; seq != 0 && seq <= ps->req_seq; seq++) {
+		sl = &ps->slots[seq % PROBE_RTT_WINDOW];
+		if (sl->seq != seq)
+			continue;
+		/*
+		 * Loss counts only requests whose deadline has passed:
+		 * counting early answers but not yet the unanswered would
+		 * understate it.
+		 */
+		if (now - sl->tx_mono_ns >= e->timeout_ns) {
+			decided++;
+			if (sl->state != SLOT_ANSWERED || sl->late)
+				lost++;
+		}
+		if (sl->state != SLOT_ANSWERED)
+			continue;
+		rtts[n++] = sl->rtt_ns;
+		if (have_prev) {
+			jsum += sl->rtt_ns > prev ? sl->rtt_ns - prev :
+			    prev - sl->rtt_ns;
+			njit++;
+		}
+		prev = sl->rtt_ns;
+		have_prev = 1;
+	}
+	if (decided > 0)
+		out->loss_ratio = (double)lost / (double)decided;
+	if (njit > 0)
+		out->jitter_ms = (double)jsum / (double)njit / 1e6;
+	if (n > 0) {
+		qsort(rtts, n, sizeof(rtts[0]), cmp_u64);
+		out->rtt_p50_ms = percentile_ms(rtts, n, 50);
+		out->rtt_p99_ms = percentile_ms(rtts, n, 99);
+	}
+}
+
+void
+probe_engine_free(struct probe_engine *e)
+{
+	struct probe_path_state	*ps;
+	int			 i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps = &e->path[i];
+		if (ps->rd != NULL)
+			event_free(ps->rd);
+		if (ps->tick != NULL)
+			event_free(ps->tick);
+		if (ps->detect != NULL)
+			event_free(ps->detect);
+		if (ps->retry != NULL)
+			event_free(ps->retry);
+		if (ps->fd != -1)
+			close(ps->fd);
+	}
+	if (e->key != NULL) {
+		sodium_mprotect_readwrite(e->key);
+		sodium_memzero(e->key, PROBE_KEY_LEN);
+		sodium_free(e->key);
+	}
+	free(e);
+}

@@ -1,0 +1,363 @@
+/*
+ * QoS in the daemon: applies the compiled policy through netlink/, keeps
+ * one status line that says what works and what does not (and why), and
+ * renders the per-class counters.  See qosd.h.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grgw.h"
+#include "daemon.h"
+#include "qosd.h"
+#include "netlink/netlink.h"
+#include "policy/policy.h"
+
+/* The interface charon's kernel-libipsec creates for its TUN device. */
+#define LIBIPSEC_IFNAME		"ipsec0"
+
+struct qos_run {
+	const struct grgw_config *cfg;		/* borrowed */
+	struct policy_plan	 plan;
+	int			 compiled;
+	char			 ifname[IF_NAMESIZE];
+	enum qos_part		 classification;
+	enum qos_part		 shaping;
+	char			 rules_why[200];
+	char			 shaper_why[300];
+	char			 leaf[16];
+};
+
+const char *
+qos_part_name(enum qos_part p)
+{
+	switch (p) {
+	case QOS_OFF:
+		return "off";
+	case QOS_ON:
+		return "on";
+	case QOS_WAITING:
+		return "waiting";
+	case QOS_UNAVAILABLE:
+		return "unavailable";
+	case QOS_FAILED:
+	default:
+		return "failed";
+	}
+}
+
+struct qos_run *
+qos_run_new(const struct grgw_config *cfg, enum grgw_dataplane dp)
+{
+	struct qos_run	*q;
+	char		 err[200];
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->cfg = cfg;
+	if (cfg->qos.interface[0] != '\0')
+		snprintf(q->ifname, sizeof(q->ifname), "%s",
+		    cfg->qos.interface);
+	else
+		snprintf(q->ifname, sizeof(q->ifname), "%s",
+		    dp == GRGW_DP_KERNEL ? cfg->xfrm_interface :
+		    LIBIPSEC_IFNAME);
+	if (!cfg->qos.enabled)
+		return q;
+	if (policy_compile(cfg, &q->plan, err, sizeof(err)) == -1) {
+		q->classification = QOS_FAILED;
+		snprintf(q->rules_why, sizeof(q->rules_why), "%s", err);
+		log_warnx("%s", err);
+		return q;
+	}
+	q->compiled = 1;
+	return q;
+}
+
+void
+qos_run_free(struct qos_run *q)
+{
+	if (q == NULL)
+		return;
+	policy_plan_free(&q->plan);
+	free(q);
+}
+
+void
+qos_rules_start(struct qos_run *q, struct gwnl *nl)
+{
+	int	 rc;
+
+	if (q == NULL || !q->compiled)
+		return;
+	if ((rc = gwnl_qos_rules_apply(nl, &q->plan)) < 0) {
+		q->classification = QOS_FAILED;
+		snprintf(q->rules_why, sizeof(q->rules_why), "nftables "
+		    "refused table inet %s (%s; see the log)",
+		    POLICY_NFT_TABLE, strerror(-rc));
+		log_warnx("qos: classification failed: %s; traffic crosses "
+		    "unmarked", q->rules_why);
+		return;
+	}
+	q->classification = QOS_ON;
+	log_info("qos: %d classes marked with DSCP before encryption "
+	    "(nftables table inet %s)", q->plan.n_classes - 1,
+	    POLICY_NFT_TABLE);
+}
+
+void
+qos_shaper_start(struct qos_run *q, struct gwnl *nl)
+{
+	enum qos_part	 was;
+	char		 rate[32];
+	int		 rc;
+
+	if (q == NULL || !q->compiled || !q->plan.shaping)
+		return;
+	was = q->shaping;
+	rc = gwnl_qos_shaper_apply(nl, &q->plan, q->ifname, q->leaf,
+	    sizeof(q->leaf), q->shaper_why, sizeof(q->shaper_why));
+	policy_rate_fmt(q->plan.wan_rate, rate, sizeof(rate));
+	if (rc == 0) {
+		q->shaping = QOS_ON;
+		log_info("qos: shaping %s on %s (htb, %s inside the classes)",
+		    rate, q->ifname, q->leaf);
+		return;
+	}
+	q->shaping = rc == -ENODEV ? QOS_WAITING :
+	    rc == -EOPNOTSUPP ? QOS_UNAVAILABLE : QOS_FAILED;
+	if (q->shaping != was || q->shaping == QOS_FAILED)
+		log_warnx("qos: shaping %s on %s: %s; classification and "
+		    "DSCP marking go on", rate, q->ifname, q->shaper_why);
+}
+
+void
+qos_shaper_lost(struct qos_run *q)
+{
+	if (q == NULL || q->shaping != QOS_ON)
+		return;
+	/* Kernel mode keeps its xfrm interface; libipsec's goes. */
+	if (strcmp(q->ifname, LIBIPSEC_IFNAME) != 0)
+		return;
+	q->shaping = QOS_WAITING;
+	snprintf(q->shaper_why, sizeof(q->shaper_why), "%s went away with "
+	    "charon; it is shaped again once charon is back", q->ifname);
+}
+
+/* The one line that says what is in place, and what is not and why. */
+static void
+status_line(const struct qos_run *q, char *buf, size_t size)
+{
+	char	 rate[32];
+	size_t	 o = 0;
+
+#define ADD(...) do {							\
+	if (o < size)							\
+		o += (size_t)snprintf(buf + o, size - o, __VA_ARGS__);	\
+} while (0)
+
+	buf[0] = '\0';
+	if (!q->cfg->qos.enabled) {
+		ADD("off ([qos] enable = no)");
+		return;
+	}
+	if (q->classification == QOS_ON)
+		ADD("classification and DSCP marking on (%d classes)",
+		    q->plan.n_classes - 1);
+	else if (q->classification == QOS_FAILED)
+		ADD("classification failed: %s; packets cross unmarked",
+		    q->rules_why);
+	else
+		ADD("classification not installed yet");
+	policy_rate_fmt(q->cfg->qos.wan_rate, rate, sizeof(rate));
+	switch (q->shaping) {
+	case QOS_OFF:
+		if (q->cfg->qos.wan_rate == 0)
+			ADD("; no shaping (no [qos] wan_rate): classes are "
+			    "marked, not queued apart");
+		else
+			ADD("; shaping %s on %s: not installed", rate,
+			    q->ifname);
+		break;
+	case QOS_ON:
+		ADD("; shaping %s on %s with htb; fair queuing inside "
+		    "classes: ", rate, q->ifname);
+		if (strcmp(q->leaf, "pfifo") == 0)
+			ADD("not available (no fq_codel or sfq in this "
+			    "kernel), using pfifo");
+		else
+			ADD("%s", q->leaf);
+		break;
+	case QOS_WAITING:
+		ADD("; shaping %s on %s: waiting (%s)", rate, q->ifname,
+		    q->shaper_why);
+		break;
+	case QOS_UNAVAILABLE:
+		ADD("; shaping unavailable (%s): classification and DSCP "
+		    "marking only", q->shaper_why);
+		break;
+	case QOS_FAILED:
+		ADD("; shaping %s on %s failed: %s", rate, q->ifname,
+		    q->shaper_why);
+		break;
+	}
+#undef ADD
+}
+
+void
+qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v)
+{
+	struct gwnl_qos_counters	 c[GRGW_MAX_CLASSES + 1];
+	const struct policy_tc_class	*tc;
+	struct qos_class_view		*cv;
+	int				 i;
+
+	memset(v, 0, sizeof(*v));
+	if (q == NULL)
+		return;
+	v->enabled = q->cfg->qos.enabled;
+	v->classification = q->classification;
+	v->shaping = q->shaping;
+	snprintf(v->interface, sizeof(v->interface), "%s", q->ifname);
+	v->wan_rate = q->cfg->qos.wan_rate;
+	if (q->shaping == QOS_ON)
+		snprintf(v->leaf, sizeof(v->leaf), "%s", q->leaf);
+	status_line(q, v->status, sizeof(v->status));
+	if (!q->compiled)
+		return;
+	memset(c, 0, sizeof(c));
+	if (q->classification == QOS_ON || q->shaping == QOS_ON)
+		(void)gwnl_qos_counters(nl, &q->plan, q->shaping == QOS_ON ?
+		    q->ifname : NULL, c);
+	for (i = 0; i < q->plan.n_classes && i < GRGW_MAX_CLASSES + 1; i++) {
+		tc = &q->plan.classes[i];
+		cv = &v->classes[v->n_classes++];
+		snprintf(cv->name, sizeof(cv->name), "%s", tc->name);
+		cv->marks = tc->marks;
+		cv->dscp = tc->dscp;
+		cv->priority = tc->priority;
+		cv->rate = tc->rate;
+		cv->ceil = tc->ceil;
+		cv->packets = c[i].packets;
+		cv->bytes = c[i].bytes;
+		cv->shaped = c[i].shaped;
+		cv->sent_packets = c[i].sent_packets;
+		cv->sent_bytes = c[i].sent_bytes;
+		cv->drops = c[i].drops;
+		cv->backlog = c[i].backlog;
+	}
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+void
+qos_render_json(const struct qos_view *v, struct strbuf *sb)
+{
+	const struct qos_class_view	*c;
+	char				 d[16];
+	int				 i;
+
+	strbuf_printf(sb, "{\"enabled\":%s,\"status\":",
+	    v->enabled ? "true" : "false");
+	strbuf_json_str(sb, v->status);
+	strbuf_printf(sb, ",\"classification\":");
+	strbuf_json_str(sb, qos_part_name(v->classification));
+	strbuf_printf(sb, ",\"shaping\":");
+	strbuf_json_str(sb, qos_part_name(v->shaping));
+	strbuf_printf(sb, ",\"interface\":");
+	strbuf_json_str(sb, v->interface);
+	strbuf_printf(sb, ",\"wan_rate\":%llu,\"leaf_qdisc\":",
+	    (unsigned long long)v->wan_rate);
+	strbuf_json_str(sb, v->leaf[0] != '\0' ? v->leaf : NULL);
+	strbuf_printf(sb, ",\"classes\":[");
+	for (i = 0; i < v->n_classes; i++) {
+		c = &v->classes[i];
+		strbuf_printf(sb, "%s{\"name\":", i ? "," : "");
+		strbuf_json_str(sb, c->name);
+		strbuf_printf(sb, ",\"dscp\":");
+		strbuf_json_str(sb, c->marks ? policy_dscp_name(c->dscp, d,
+		    sizeof(d)) : NULL);
+		if (c->marks)
+			strbuf_printf(sb, ",\"dscp_value\":%u", c->dscp);
+		else
+			strbuf_printf(sb, ",\"dscp_value\":null");
+		strbuf_printf(sb, ",\"priority\":%u,\"rate\":%llu,\"ceil\":%llu,"
+		    "\"packets\":%llu,\"bytes\":%llu,\"drops\":%llu,"
+		    "\"shaped\":%s,\"sent_packets\":%llu,\"sent_bytes\":%llu,"
+		    "\"backlog\":%llu}", c->priority,
+		    (unsigned long long)c->rate, (unsigned long long)c->ceil,
+		    (unsigned long long)c->packets,
+		    (unsigned long long)c->bytes,
+		    (unsigned long long)c->drops, c->shaped ? "true" : "false",
+		    (unsigned long long)c->sent_packets,
+		    (unsigned long long)c->sent_bytes,
+		    (unsigned long long)c->backlog);
+	}
+	strbuf_printf(sb, "]}");
+}
+
+void
+qos_render_text(const struct qos_view *v, struct strbuf *sb)
+{
+	const struct qos_class_view	*c;
+	char				 d[16];
+	int				 i;
+
+	strbuf_printf(sb, "  qos:        %s\n", v->status);
+	if (v->n_classes == 0)
+		return;
+	strbuf_printf(sb, "    %-10s %-5s %4s %12s %14s %8s\n", "class",
+	    "dscp", "prio", "packets", "bytes", "drops");
+	for (i = 0; i < v->n_classes; i++) {
+		c = &v->classes[i];
+		strbuf_printf(sb, "    %-10s %-5s %4u %12llu %14llu %8llu\n",
+		    c->name, c->marks ? policy_dscp_name(c->dscp, d,
+		    sizeof(d)) : "-", c->priority,
+		    (unsigned long long)c->packets,
+		    (unsigned long long)c->bytes,
+		    (unsigned long long)c->drops);
+	}
+}
+
+void
+qos_render_metrics(const struct qos_view *v, const char *site,
+    struct strbuf *sb)
+{
+	static const struct {
+		const char	*name, *help;
+		size_t		 off;
+	} m[] = {
+		{ "grgw_qos_class_packets_total", "Packets classified into "
+		  "the class (nftables)",
+		  offsetof(struct qos_class_view, packets) },
+		{ "grgw_qos_class_bytes_total", "Bytes classified into the "
+		  "class (nftables)", offsetof(struct qos_class_view, bytes) },
+		{ "grgw_qos_class_drops_total", "Packets the class's queue "
+		  "dropped (shaper)", offsetof(struct qos_class_view, drops) },
+		{ "grgw_qos_class_sent_bytes_total", "Bytes the class's queue "
+		  "sent (shaper)",
+		  offsetof(struct qos_class_view, sent_bytes) },
+	};
+	size_t	 k;
+	int	 i;
+
+	strbuf_printf(sb, "# HELP grgw_qos_shaping 1 when the shaper is in "
+	    "place\n# TYPE grgw_qos_shaping gauge\ngrgw_qos_shaping{site=");
+	strbuf_json_str(sb, site);
+	strbuf_printf(sb, "} %d\n", v->shaping == QOS_ON);
+	for (k = 0; k < nitems(m); k++) {
+		strbuf_printf(sb, "# HELP %s %s\n# TYPE %s counter\n",
+		    m[k].name, m[k].help, m[k].name);
+		for (i = 0; i < v->n_classes; i++) {
+			strbuf_printf(sb, "%s{site=", m[k].name);
+			strbuf_json_str(sb, site);
+			strbuf_printf(sb, ",class=");
+			strbuf_json_str(sb, v->classes[i].name);
+			strbuf_printf(sb, "} %llu\n", (unsigned long long)
+			    *(const uint64_t *)(const void *)((const char *)
+			    &v->classes[i] + m[k].off));
+		}
+	}
+}

@@ -1,0 +1,80 @@
+/*
+ * QoS in the daemon (qosd.c): the compiled plan, what of it is in the
+ * kernel, and how `grgw status` and /metrics show it.
+ *
+ * The classification table is installed at start-up; the shaper when the
+ * tunnel interface exists (kernel data plane: after the xfrm interface is
+ * created; libipsec: once charon, which creates ipsec0, answers over
+ * VICI, and again after every charon restart).  Nothing here can stop
+ * the tunnel: a part that cannot be installed is reported in one status
+ * line, and the rest keeps working.
+ */
+#ifndef GRGW_QOSD_H
+#define GRGW_QOSD_H
+
+#include <net/if.h>
+#include <stdint.h>
+
+#include "grgw.h"
+
+struct gwnl;
+struct strbuf;
+
+enum qos_part {
+	QOS_OFF,		/* not configured */
+	QOS_ON,
+	QOS_WAITING,		/* shaper: the interface does not exist yet */
+	QOS_UNAVAILABLE,	/* shaper: this kernel lacks htb */
+	QOS_FAILED
+};
+
+struct qos_class_view {
+	char		 name[GRGW_CLASS_NAME_MAX + 1];
+	int		 marks;		/* 0: "default", DSCP left alone */
+	uint32_t	 dscp;
+	uint32_t	 priority;
+	uint64_t	 rate, ceil;	/* bits/s; 0 without shaping */
+	uint64_t	 packets, bytes;	/* classified by nftables */
+	int		 shaped;	/* the HTB class was read */
+	uint64_t	 sent_packets, sent_bytes, drops, backlog;
+};
+
+struct qos_view {
+	int		 enabled;
+	enum qos_part	 classification;
+	enum qos_part	 shaping;
+	char		 status[600];	/* one line, for people */
+	char		 interface[IF_NAMESIZE];
+	uint64_t	 wan_rate;	/* bits/s, 0: none */
+	char		 leaf[16];	/* qdisc inside the classes, or "" */
+	int		 n_classes;	/* classes in use, "default" last */
+	struct qos_class_view classes[GRGW_MAX_CLASSES + 1];
+};
+
+struct qos_run;
+
+/* Compile cfg's policy (borrowed; must outlive the result).  NULL only
+ * when out of memory; a policy that does not compile is reported in the
+ * status instead. */
+struct qos_run *qos_run_new(const struct grgw_config *cfg,
+	    enum grgw_dataplane dp);
+void	qos_run_free(struct qos_run *q);		/* accepts NULL */
+/* Install the classification table.  Never fatal. */
+void	qos_rules_start(struct qos_run *q, struct gwnl *nl);
+/* Install the shaper on the tunnel interface (again).  Never fatal. */
+void	qos_shaper_start(struct qos_run *q, struct gwnl *nl);
+/* The tunnel interface went away with charon: the shaper with it. */
+void	qos_shaper_lost(struct qos_run *q);
+/* State and counters (read from the kernel now) into *v. */
+void	qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v);
+
+const char *qos_part_name(enum qos_part p);
+/* The "qos" object of the status JSON (see the README). */
+void	qos_render_json(const struct qos_view *v, struct strbuf *sb);
+/* Lines of `grgw status`. */
+void	qos_render_text(const struct qos_view *v, struct strbuf *sb);
+/* Prometheus samples: grgw_qos_class_{packets,bytes,drops}_total etc. */
+void	qos_render_metrics(const struct qos_view *v, const char *site,
+	    struct strbuf *sb);
+
+#endif /* GRGW_QOSD_H */

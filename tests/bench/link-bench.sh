@@ -1,0 +1,97 @@
+#!/bin/bash
+# Link-state benchmark in the namespace lab.  Prints figures, never fails
+# on a time.
+#
+#   detection  time from a WAN cut (100 % loss on the router) to the
+#              daemon's state change, taken from the daemon's own change
+#              time (link.since_epoch_ms); p50/p99 over CUTS cuts, at the
+#              default probe setting and at an aggressive one
+#   cost       daemon CPU (user+system, % of one core) and RSS over IDLE
+#              seconds of probing with the tunnel up
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lab/lib.sh
+. "$HERE/../lab/lib.sh"
+LAB=$HERE/../lab/lab.sh
+CUTS=${CUTS:-50}
+IDLE=${IDLE:-20}
+WORK=$(mktemp -d)
+CONF_A=$WORK/site-a.conf
+CONF_B=$WORK/site-b.conf
+
+cleanup() {
+	set +e
+	router nft delete table inet grgwlab-cut >/dev/null 2>&1
+	timeout 30 grgw_at a down --purge >/dev/null 2>&1
+	timeout 30 grgw_at b down --purge >/dev/null 2>&1
+	"$LAB" down >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+link_of() { status_json "$1" | jq -c '.peers[0].link // {}'; }
+link_up() { [ "$(link_of a | jq -r .state)" = up ] && [ "$(link_of b | jq -r .state)" = up ]; }
+link_down_a() { [ "$(link_of a | jq -r .state)" = down ]; }
+
+# start INTERVAL MULTIPLIER: both gateways with that probe setting
+start() {
+	local site
+	timeout 30 grgw_at a down --purge >/dev/null 2>&1 || true
+	timeout 30 grgw_at b down --purge >/dev/null 2>&1 || true
+	new_psk "$WORK/psk"
+	for site in a b; do
+		render_conf "$LAB_HERE/site-$site.conf" "$(site_conf $site)" "$WORK" plain
+		printf '\n[probe]\ninterval_ms = %s\nmultiplier = %s\n' "$1" "$2" >>"$(site_conf $site)"
+	done
+	grgw_at a up --timeout 60 >/dev/null &
+	grgw_at b up --timeout 60 >/dev/null
+	wait
+	wait_until 30 link_up
+}
+
+# cuts LABEL: CUTS cuts, detection time of each from the daemon's clock
+cuts() {
+	local i t0 since ms file=$WORK/det-$1
+	: >"$file"
+	for i in $(seq 1 "$CUTS"); do
+		wait_until 60 link_up || { echo "run $i: link not up again, stopping"; break; }
+		sleep 0.$((RANDOM % 5))
+		router nft -f - <<<"table inet grgwlab-cut { chain cut { type filter hook forward priority 0; drop; }; }"
+		t0=$(now_ms)
+		if wait_until 10 link_down_a; then
+			since=$(link_of a | jq .since_epoch_ms)
+			ms=$((since - t0))
+			echo "$ms" >>"$file"
+		fi
+		router nft delete table inet grgwlab-cut
+	done
+	sort -n "$file" | awk -v label="$1" '
+		{ a[NR] = $1 }
+		END {
+			if (NR == 0) { print label ": no detection measured"; exit }
+			p50 = a[int((NR * 50 + 99) / 100)]; p99 = a[int((NR * 99 + 99) / 100)]
+			printf "%s: %d cuts, detection p50 %d ms, p99 %d ms, max %d ms\n", label, NR, p50, p99, a[NR]
+		}'
+}
+
+cost() {
+	local pid t0 t1 hz=100 rss
+	pid=$(status_json a | jq .daemon.pid)
+	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	sleep "$IDLE"
+	t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
+	awk -v d=$((t1 - t0)) -v hz=$hz -v s="$IDLE" -v rss="$rss" -v label="$1" \
+		'BEGIN { printf "%s: daemon CPU %.2f %% of one core, RSS %d kB\n", label, 100 * d / hz / s, rss }'
+}
+
+"$LAB" up >/dev/null
+echo "== default probes (100 ms x 3)"
+start 100 3
+cost "default, tunnel up, idle"
+cuts "default 100 ms x 3"
+echo "== aggressive probes (50 ms x 3)"
+start 50 3
+cost "aggressive, tunnel up, idle"
+cuts "aggressive 50 ms x 3"

@@ -1,0 +1,92 @@
+#!/bin/bash
+#
+# Runs inside the kernel-lab VM (started by init.sh), as root, on a
+# copy-on-write view of the host's file system.  The job comes from the
+# results share (run.sh wrote it): mode (check, bench, exec or probe), args.
+# Everything printed goes to the serial console; the closing
+# "N passed, N failed" line is also written to SHARE/summary.
+#
+# usage: guest.sh SHARE
+
+set -u
+SHARE=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+MODE=$(cat "$SHARE/mode")
+ARGS=()
+if [ -s "$SHARE/args" ]; then
+	mapfile -t ARGS <"$SHARE/args"
+fi
+
+[ "$MODE" = probe ] && exit 0
+cd "$TOP" || exit 1
+
+export GRGW=$TOP/grgw
+# Emulated CPUs are slow: give negotiations more time than on the host.
+export UP_TIMEOUT=${UP_TIMEOUT:-90}
+export LAB_DATAPLANE=kernel
+
+echo "== guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
+echo "== guest: modules: $(lsmod | awk 'NR > 1 && $1 ~ /^(esp4|esp6|xfrm_user|xfrm_interface|gcm|aesni_intel)$/ { printf "%s ", $1 }')"
+
+case $MODE in
+exec)
+	"${ARGS[@]}"
+	exit $?
+	;;
+bench)
+	"$HERE/bench.sh" "${ARGS[@]+"${ARGS[@]}"}"
+	rc=$?
+	echo "bench exit $rc" >"$SHARE/summary"
+	exit "$rc"
+	;;
+check)
+	;;
+*)
+	echo "guest.sh: unknown mode $MODE"
+	exit 2
+	;;
+esac
+
+# check: the namespace lab in kernel mode, then the kernel-only checks.
+# Test names given to run.sh pick lab tests; "kernel" picks the kernel-only
+# checks.
+lab_tests=()
+want_kernel=1
+if [ ${#ARGS[@]} -gt 0 ]; then
+	want_kernel=0
+	for t in "${ARGS[@]}"; do
+		if [ "$t" = kernel ]; then want_kernel=1; else lab_tests+=("$t"); fi
+	done
+fi
+
+passed=0
+failed=0
+# tally LOG RC: add the suite's closing line (or one failure if it has none)
+tally() {
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	if [ -n "$line" ]; then
+		passed=$((passed + $(awk '{ print $1 }' <<<"$line")))
+		failed=$((failed + $(awk '{ print $3 }' <<<"$line")))
+	fi
+	if [ -z "$line" ] || { [ "$2" -ne 0 ] && [ "$(awk '{ print $3 }' <<<"$line")" = 0 ]; }; then
+		failed=$((failed + 1))
+	fi
+}
+
+log=$(mktemp)
+if [ ${#ARGS[@]} -eq 0 ] || [ ${#lab_tests[@]} -gt 0 ]; then
+	echo "== namespace lab, dataplane = kernel"
+	"$TOP/tests/lab/run-tests.sh" "${lab_tests[@]+"${lab_tests[@]}"}" 2>&1 | tee "$log"
+	tally "$log" "${PIPESTATUS[0]}"
+fi
+if [ "$want_kernel" = 1 ]; then
+	echo "== kernel-only checks"
+	"$HERE/kernel-tests.sh" 2>&1 | tee "$log"
+	tally "$log" "${PIPESTATUS[0]}"
+fi
+rm -f "$log"
+echo "== kernel lab: $passed passed, $failed failed"
+echo "$passed passed, $failed failed" >"$SHARE/summary"
+[ "$failed" -eq 0 ]
