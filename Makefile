@@ -3,6 +3,7 @@
 #   make deps       install the Debian packages needed to build, test, run
 #   make check      unit tests (plain, ASan+UBSan), fuzz smoke, lab tests
 #   make unit       unit tests only
+#   make feeds-check  the Clearwater alarm hook and the etcd feed (real etcd)
 #   make lab        two-site namespace lab with grgw up on both sides
 #   make bench      benchmarks
 #   make check-kernel  the lab on Debian's kernel (XFRM) in a qemu VM

@@ -10,7 +10,8 @@ line:
     requests N ok N failed N p50_ms X p99_ms Y max_ms Z
 
 A request that gets no answer within TIMEOUT seconds counts as failed (and
-the connection is opened again).  Bounded: COUNT * (GAP + TIMEOUT) seconds
+the connection is opened again).  --raw FILE appends every round trip (ms,
+one per line) to FILE, so several runs can be pooled.  Bounded: COUNT * (GAP + TIMEOUT) seconds
 at most.
 """
 
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--gap", type=float, default=0.02)
     ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--raw", help="append each round trip (ms) to this file")
     args = ap.parse_args()
 
     host, port = args.server.rsplit(":", 1)
@@ -59,6 +61,9 @@ def main():
             client.close()
         time.sleep(args.gap)
     client.close()
+    if args.raw:
+        with open(args.raw, "a", encoding="ascii") as raw:
+            raw.writelines("%.3f\n" % r for r in rtts)
     rtts.sort()
     print("requests %d ok %d failed %d p50_ms %.3f p99_ms %.3f max_ms %.3f"
           % (args.count, len(rtts), failed, percentile(rtts, 50),

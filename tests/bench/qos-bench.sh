@@ -1,23 +1,29 @@
 #!/bin/bash
 # QoS benchmark in the two-site namespace lab: round-trip times of small
-# Rogers requests (a real memcached at vellum-b on 11311, driven from
-# sprout-a by tests/bench/memc-rtt.py through the tunnel), measured in one
-# run:
+# Rogers requests through the tunnel, with the WAN idle, with the WAN
+# filled by bulk traffic and QoS on, and filled with QoS off, in one run.
 #
-#   idle         the WAN idle
-#   qos on       a bulk TCP flow (iperf3 sprout-a -> vellum-b) fills the
-#                shaped WAN; classification on (Rogers in its class)
-#   qos off      the same bulk flow, the same shaper; no traffic class
-#                enabled, so Rogers waits in the default class with the bulk
+#   Rogers      a real memcached at vellum-b on 11311, driven from sprout-a
+#               by tests/bench/memc-rtt.py (python3-pymemcache): one
+#               connection, a small set or get every GAP seconds
+#   twin        a second memcached at vellum-b on 11312, a port no class
+#               matches, driven the same way at the same time
+#   bulk        iperf3 TCP sprout-a -> vellum-b, filling the shaper
+#   shaper      [qos] wan_rate = WAN_RATE on the tunnel interface
 #
-# Fair comparison: both loaded runs shape the tunnel interface at the same
-# WAN_RATE with the same htb tree root, the same leaf queues (pfifo sized
-# for 100 ms at the ceiling; this kernel has no fq_codel) and the same bulk
-# flow; the only difference is whether packets are classified.  Prints
-# p50 / p99 per case and the ratios loaded/idle.  Never fails on a time.
+# QoS on is the Rogers flow (classified: its own HTB class, served first);
+# QoS off is the twin flow (unclassified: it waits in the default class
+# with the bulk, as every flow does once classification is off).  Both run
+# at the same moments, through the same shaper, leaf queues (pfifo holding
+# 100 ms at the ceiling: this kernel has no fq_codel) and bulk flow, so the
+# only difference between them is classification, and the noise of a busy
+# machine hits both alike.  ROUNDS rounds alternate idle and loaded periods;
+# the percentiles pool every round.  A last period re-measures Rogers with
+# the daemons restarted with every class disabled, as a cross-check.
+# Prints figures and ratios loaded/idle; never fails on a time.
 #
-# Environment: WAN_RATE (default 4mbit), COUNT requests per case (500),
-# GAP between requests in seconds (0.02).
+# Environment: WAN_RATE (4mbit), ROUNDS (3), COUNT requests per client and
+# period (400), GAP seconds between requests (0.02).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,9 +31,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
 WAN_RATE=${WAN_RATE:-4mbit}
-COUNT=${COUNT:-500}
+ROUNDS=${ROUNDS:-3}
+COUNT=${COUNT:-400}
 GAP=${GAP:-0.02}
-MEMC_PORT=11311
+ROGERS_PORT=11311
+TWIN_PORT=11312
 PY=/usr/bin/python3		# Debian's, with python3-pymemcache
 WORK=$(mktemp -d)
 chmod 0755 "$WORK"
@@ -50,7 +58,7 @@ done
 "$PY" -c 'import pymemcache' 2>/dev/null ||
 	{ echo "qos-bench: python3-pymemcache missing (run tests/deps.sh)" >&2; exit 1; }
 
-# confs QOS-SECTION: both sites' configurations with that [qos] tail
+# confs QOS-TAIL: both sites' configurations with that tail appended
 confs() {
 	local s
 	for s in a b; do
@@ -72,67 +80,100 @@ down() {
 	grgw_at b down --purge >/dev/null 2>&1 || true
 }
 
-rtt() { # -> "requests N ok N failed N p50_ms X p99_ms Y max_ms Z"
-	sprout_a "$PY" "$HERE/memc-rtt.py" --server "$VELLUM_B4:$MEMC_PORT" \
-		--count "$COUNT" --gap "$GAP"
-}
-field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$1"; }
+listening() { vellum_b ss -Hltn "sport = :$1" | grep -q LISTEN; }
 
-# loaded: memc-rtt while iperf3 fills the WAN; prints the rtt line, and the
-# bulk rate on fd 3
+# clients TAG PORT...: one client per port at once; samples in TAG-PORT.raw
+clients() {
+	local tag=$1 port pids=()
+	shift
+	for port in "$@"; do
+		sprout_a "$PY" "$HERE/memc-rtt.py" --server "$VELLUM_B4:$port" \
+			--count "$COUNT" --gap "$GAP" --raw "$WORK/$tag-$port.raw" \
+			>>"$WORK/$tag-$port.sum" 2>&1 </dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+}
+
+# loaded TAG PORT...: clients while iperf3 fills the shaper
 loaded() {
-	local secs client line bits
-	secs=$(awk -v c="$COUNT" -v g="$GAP" 'BEGIN { printf "%d", c * (g + 0.002) + 8 }')
+	local tag=$1 secs client
+	secs=$(awk -v c="$COUNT" -v g="$GAP" 'BEGIN { printf "%d", c * (g + 0.003) + 6 }')
 	vellum_b iperf3 -s -1 -B "$VELLUM_B4" >/dev/null 2>&1 </dev/null &
-	for _ in $(seq 1 50); do vellum_b ss -Hltn 'sport = :5201' | grep -q LISTEN && break; sleep 0.1; done
+	for _ in $(seq 1 50); do listening 5201 && break; sleep 0.1; done
 	sprout_a iperf3 -c "$VELLUM_B4" -t "$secs" -J >"$WORK/iperf.json" 2>/dev/null </dev/null &
 	client=$!
-	sleep 3		# let the bulk flow fill the queue
-	line=$(rtt)
+	sleep 3		# the bulk flow fills the queue first
+	clients "$@"
 	wait "$client" || true
-	wait 2>/dev/null || true
-	bits=$(jq -r '.end.sum_received.bits_per_second // 0 | floor' "$WORK/iperf.json" 2>/dev/null)
-	echo "$line"
-	echo "${bits:-0}" >&3
+	jq -r '.end.sum_received.bits_per_second // 0 | floor' "$WORK/iperf.json" \
+		>>"$WORK/$tag.bits" 2>/dev/null || true
 }
+
+# stats FILE -> "p50 p99 max n" of the samples in FILE
+stats() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan nan nan 0"; exit }
+		i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+		printf "%.3f %.3f %.3f %d\n", v[i50], v[i99], v[NR], NR }'
+}
+failed() { awk '{ for (i = 1; i < NF; i++) if ($i == "failed") s += $(i + 1) } END { print s + 0 }' "$1" 2>/dev/null || echo "?"; }
+mean_kbit() { awk '{ s += $1; n++ } END { if (n) printf "%d", s / n / 1000; else print "-" }' "$1" 2>/dev/null || echo -; }
 
 "$LAB" up >/dev/null
 new_psk "$WORK/psk"
-vellum_b memcached -u root -p "$MEMC_PORT" -U 0 -t 2 -l "$VELLUM_B4" >/dev/null 2>&1 </dev/null &
-for _ in $(seq 1 50); do vellum_b ss -Hltn "sport = :$MEMC_PORT" | grep -q LISTEN && break; sleep 0.1; done
+for port in "$ROGERS_PORT" "$TWIN_PORT"; do
+	vellum_b memcached -u root -p "$port" -U 0 -t 2 -l "$VELLUM_B4" >/dev/null 2>&1 </dev/null &
+	for _ in $(seq 1 50); do listening "$port" && break; sleep 0.1; done
+done
 
-echo "== QoS: Rogers (memcached) request round trips through the tunnel"
-echo "   $COUNT requests per case, one every ${GAP}s, shaper at $WAN_RATE on the tunnel interface"
-
+echo "== QoS: small Rogers (memcached) requests through the tunnel"
+echo "   shaper $WAN_RATE on the tunnel interface; $ROUNDS rounds of $COUNT requests per client and period, one every ${GAP}s"
 confs "$(printf '[qos]\nwan_rate = %s' "$WAN_RATE")"
 up
 status_json a | jq -r '"   gw-a: " + .qos.status'
-idle=$(rtt)
-on_line=$(loaded 3>"$WORK/bits-on")
+for round in $(seq 1 "$ROUNDS"); do
+	echo "   round $round/$ROUNDS: idle, then loaded"
+	clients idle "$ROGERS_PORT" "$TWIN_PORT"
+	loaded bulk "$ROGERS_PORT" "$TWIN_PORT"
+done
+status_json a | jq -r '.qos.classes[] | "   gw-a class \(.name): \(.packets) packets classified, \(.sent_bytes) bytes sent, \(.drops) dropped"'
 down
 
-# Same shaper, no class: everything shares the default class.
+echo "   cross-check: daemons restarted with every class disabled"
 confs "$(printf '[qos]\nwan_rate = %s\n[class rogers]\nenable = no\n[class oam]\nenable = no\n[class chronos]\nenable = no\n[class cassandra]\nenable = no' "$WAN_RATE")"
 up
-status_json a | jq -r '"   gw-a (QoS off): " + .qos.status'
-idle_off=$(rtt)
-off_line=$(loaded 3>"$WORK/bits-off")
+status_json a | jq -r '"   gw-a: " + .qos.status'
+clients idle-nocls "$ROGERS_PORT"
+loaded bulk-nocls "$ROGERS_PORT"
 down
 
-printf '\n%-26s %10s %10s %10s %8s %14s\n' case p50_ms p99_ms max_ms failed bulk_kbit/s
+printf '\n%-44s %9s %9s %9s %7s %7s %12s\n' case p50_ms p99_ms max_ms samples failed bulk_kbit/s
 row() {
-	printf '%-26s %10s %10s %10s %8s %14s\n' "$1" "$(field "$2" p50_ms)" \
-		"$(field "$2" p99_ms)" "$(field "$2" max_ms)" "$(field "$2" failed)" "$3"
+	local s
+	read -r -a s <<<"$(stats "$WORK/$2.raw")"
+	printf '%-44s %9s %9s %9s %7s %7s %12s\n' "$1" "${s[0]}" "${s[1]}" "${s[2]}" \
+		"${s[3]}" "$(failed "$WORK/$2.sum")" "$3"
+	echo "${s[0]} ${s[1]}" >"$WORK/$2.pct"
 }
-row "idle" "$idle" -
-row "idle (classes off)" "$idle_off" -
-row "bulk, QoS on" "$on_line" "$(( $(cat "$WORK/bits-on") / 1000 ))"
-row "bulk, QoS off" "$off_line" "$(( $(cat "$WORK/bits-off") / 1000 ))"
+row "idle, Rogers (11311, classified)" "idle-$ROGERS_PORT" -
+row "idle, twin (11312, unclassified)" "idle-$TWIN_PORT" -
+row "bulk, QoS on: Rogers in its class" "bulk-$ROGERS_PORT" "$(mean_kbit "$WORK/bulk.bits")"
+row "bulk, QoS off: twin with the bulk" "bulk-$TWIN_PORT" "$(mean_kbit "$WORK/bulk.bits")"
+row "cross-check, idle: no class enabled" "idle-nocls-$ROGERS_PORT" -
+row "cross-check, bulk: no class enabled" "bulk-nocls-$ROGERS_PORT" "$(mean_kbit "$WORK/bulk-nocls.bits")"
 echo
-awk -v i50="$(field "$idle" p50_ms)" -v i99="$(field "$idle" p99_ms)" \
-    -v n50="$(field "$on_line" p50_ms)" -v n99="$(field "$on_line" p99_ms)" \
-    -v f50="$(field "$off_line" p50_ms)" -v f99="$(field "$off_line" p99_ms)" 'BEGIN {
-	printf "ratio loaded/idle, QoS on:  p50 %.2f  p99 %.2f\n", n50 / i50, n99 / i99
-	printf "ratio loaded/idle, QoS off: p50 %.2f  p99 %.2f\n", f50 / i50, f99 / i99
-	printf "aim (QoS on, p99 within 1.5 x idle): %s\n", n99 / i99 <= 1.5 ? "met" : "not met"
+read -r i50 i99 <"$WORK/idle-$ROGERS_PORT.pct"
+read -r t50 t99 <"$WORK/idle-$TWIN_PORT.pct"
+read -r n50 n99 <"$WORK/bulk-$ROGERS_PORT.pct"
+read -r f50 f99 <"$WORK/bulk-$TWIN_PORT.pct"
+read -r c50 c99 <"$WORK/idle-nocls-$ROGERS_PORT.pct"
+read -r x50 x99 <"$WORK/bulk-nocls-$ROGERS_PORT.pct"
+awk -v i50="$i50" -v i99="$i99" -v t50="$t50" -v t99="$t99" \
+    -v n50="$n50" -v n99="$n99" -v f50="$f50" -v f99="$f99" \
+    -v c50="$c50" -v c99="$c99" -v x50="$x50" -v x99="$x99" 'BEGIN {
+	printf "ratio loaded/idle, QoS on  (Rogers): p50 %.2f  p99 %.2f\n", n50 / i50, n99 / i99
+	printf "ratio loaded/idle, QoS off (twin):   p50 %.2f  p99 %.2f\n", f50 / t50, f99 / t99
+	printf "ratio loaded/idle, no class enabled: p50 %.2f  p99 %.2f\n", x50 / c50, x99 / c99
+	printf "aim (QoS on: p99 within 1.5 x idle): %s\n", n99 / i99 <= 1.5 ? "met" : "not met"
 }'
