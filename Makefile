@@ -19,6 +19,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/grgw
+DATADIR ?= $(PREFIX)/share/grgw
 DESTDIR ?=
 CC      ?= cc
 CLANG   ?= clang
@@ -160,6 +161,9 @@ install: grgw
 	install -m 0644 gw/grgw.8 $(DESTDIR)$(MANDIR)/man8/grgw.8
 	install -m 0644 gw/grgw.conf.5 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5
 	install -m 0644 grgw.conf.example $(DESTDIR)$(DOCDIR)/examples/grgw.conf
+	install -d $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms
+	install -m 0755 gw/hooks/clearwater-alarm $(DESTDIR)$(DATADIR)/hooks/clearwater-alarm
+	install -m 0644 gw/hooks/grgw_alarms.json $(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json
 	@if [ -e $(CONF_DIR)/grgw.conf ]; then \
 		echo "kept $(CONF_DIR)/grgw.conf"; \
 	else \
@@ -170,13 +174,17 @@ install: grgw
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/grgw $(DESTDIR)$(UNITDIR)/grgw.service \
 		$(DESTDIR)$(MANDIR)/man8/grgw.8 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5 \
-		$(DESTDIR)$(DOCDIR)/examples/grgw.conf $(CONF_DIR)/grgw.conf.example
+		$(DESTDIR)$(DOCDIR)/examples/grgw.conf $(CONF_DIR)/grgw.conf.example \
+		$(DESTDIR)$(DATADIR)/hooks/clearwater-alarm \
+		$(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json
 	@if cmp -s grgw.conf.example $(CONF_DIR)/grgw.conf; then \
 		echo "rm -f $(CONF_DIR)/grgw.conf"; rm -f $(CONF_DIR)/grgw.conf; \
 	elif [ -e $(CONF_DIR)/grgw.conf ]; then \
 		echo "kept $(CONF_DIR)/grgw.conf (edited)"; \
 	fi
-	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(CONF_DIR); do \
+	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms $(DESTDIR)$(DATADIR) \
+	    $(CONF_DIR); do \
 		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
 

@@ -345,6 +345,7 @@ child_became_up(struct gwd *d)
 			daemon_set_error(d, "cannot route the peer prefixes "
 			    "into %s", d->cfg->xfrm_interface);
 	}
+	qos_shaper_retry(d->qos, d->nl);
 	if (echo_pick(d->cfg, &src, &dst) == 0) {
 		echo_stop(d->echo);
 		d->echo = echo_start(d->base, src, dst, echo_answered, d);

@@ -134,6 +134,13 @@ qos_shaper_start(struct qos_run *q, struct gwnl *nl)
 }
 
 void
+qos_shaper_retry(struct qos_run *q, struct gwnl *nl)
+{
+	if (q != NULL && q->shaping == QOS_WAITING)
+		qos_shaper_start(q, nl);
+}
+
+void
 qos_shaper_lost(struct qos_run *q)
 {
 	if (q == NULL || q->shaping != QOS_ON)

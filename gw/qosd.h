@@ -63,6 +63,8 @@ void	qos_run_free(struct qos_run *q);		/* accepts NULL */
 void	qos_rules_start(struct qos_run *q, struct gwnl *nl);
 /* Install the shaper on the tunnel interface (again).  Never fatal. */
 void	qos_shaper_start(struct qos_run *q, struct gwnl *nl);
+/* Install it if it is still waiting for its interface. */
+void	qos_shaper_retry(struct qos_run *q, struct gwnl *nl);
 /* The tunnel interface went away with charon: the shaper with it. */
 void	qos_shaper_lost(struct qos_run *q);
 /* State and counters (read from the kernel now) into *v. */

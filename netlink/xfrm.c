@@ -100,6 +100,11 @@ dump_cb(struct nl_msg *msg, void *arg)
 		return NL_SKIP;
 	if (attr_u32(tb[XFRMA_IF_ID]) != d->if_id)
 		return NL_SKIP;
+	/* Per-socket policies (charon's IKE bypass) have no if_id anyway. */
+	if (h->nlmsg_type == XFRM_MSG_NEWPOLICY &&
+	    ((const struct xfrm_userpolicy_info *)nlmsg_data(h))->dir >=
+	    XFRM_POLICY_MAX)
+		return NL_SKIP;
 	if ((v = dump_slot(d)) == NULL)
 		return NL_SKIP;
 	if (h->nlmsg_type == XFRM_MSG_NEWSA) {
@@ -113,10 +118,6 @@ dump_cb(struct nl_msg *msg, void *arg)
 	} else {
 		const struct xfrm_userpolicy_info *p = nlmsg_data(h);
 
-		if (p->dir >= XFRM_POLICY_MAX) {	/* per-socket: not ours */
-			d->n--;
-			return NL_SKIP;
-		}
 		v->policy = 1;
 		v->u.pol.sel = p->sel;
 		v->u.pol.index = p->index;

@@ -24,6 +24,8 @@
 #             holds the new SAs and policies only, none of the dead charon's
 #   down      grgw down: no SA, policy, xfrm interface or tunnel route left,
 #             the fail-closed layer stays; down --purge: nothing at all
+#   nat       the router does 1:1 NAT: the kernel SAs use UDP encapsulation
+#             (port 4500), traffic crosses, no raw ESP on the WAN
 #
 # Environment: GRGW, UP_TIMEOUT (s, 90).  Last line: "N passed, N failed".
 
@@ -36,7 +38,7 @@ export LAB_DATAPLANE=kernel
 . "$LABDIR/lib.sh"
 LAB=$LABDIR/lab.sh
 TEST=kernel
-ALL_TESTS=(objects esp dscp counters dpd charon down)
+ALL_TESTS=(objects esp dscp counters dpd charon down nat)
 UP_TIMEOUT=${UP_TIMEOUT:-90}
 
 cleanup() {
@@ -72,11 +74,14 @@ MTU=1400
 
 # ---- helpers ------------------------------------------------------------------
 
+# lab_build plain|nat
 lab_build() {
-	"$LAB" up >"$WORK/lab-up.log" 2>&1 || { show_file "$WORK/lab-up.log"; return 1; }
+	local args=(up)
+	[ "$1" = nat ] && args+=(--nat)
+	"$LAB" "${args[@]}" >"$WORK/lab-up.log" 2>&1 || { show_file "$WORK/lab-up.log"; return 1; }
 	[ -s "$WORK/psk" ] || new_psk "$WORK/psk"
-	render_conf "$LABDIR/site-a.conf" "$CONF_A" "$WORK" plain
-	render_conf "$LABDIR/site-b.conf" "$CONF_B" "$WORK" plain
+	render_conf "$LABDIR/site-a.conf" "$CONF_A" "$WORK" "$1"
+	render_conf "$LABDIR/site-b.conf" "$CONF_B" "$WORK" "$1"
 	grep -q '^mode = kernel' "$CONF_A"
 }
 
@@ -101,12 +106,15 @@ down_one() {
 
 tunnel_up_both() { status_is a "$TUNNEL_UP_JQ" && status_is b "$TUNNEL_UP_JQ"; }
 
-# need_tunnel: the lab (plain) with grgw up on both gateways
-LAB_BUILT=0
+# need_tunnel [plain|nat]: the lab with grgw up on both gateways
+LAB_BUILT=none
 need_tunnel() {
-	if [ "$LAB_BUILT" = 0 ]; then
-		lab_build || { fail "lab.sh up"; return 1; }
-		LAB_BUILT=1
+	local mode=${1:-plain}
+	if [ "$LAB_BUILT" != "$mode" ]; then
+		down_one a --purge >/dev/null 2>&1 || true
+		down_one b --purge >/dev/null 2>&1 || true
+		lab_build "$mode" || { fail "lab.sh up ($mode)"; return 1; }
+		LAB_BUILT=$mode
 	fi
 	tunnel_up_both && return 0
 	down_one a --purge >/dev/null 2>&1 || true
@@ -379,15 +387,18 @@ xfrm_clean() {
 	[ -z "$out" ]
 }
 
-# A WAN link that prioritises EF the way a QoS egress does: HTB at a rate the
-# emulated CPU can fill, EF in a class of its own served first; packets are
-# put into the classes by their outer DSCP (nftables, skb priority).
+# A WAN link that prioritises EF the way a DSCP-aware egress does: HTB at a
+# rate even an emulated CPU fills (so the bulk queue, 1000 packets as the
+# interface's txqueuelen, stays full), EF in a class of its own served
+# first; packets go into the classes by their outer DSCP (nftables sets the
+# skb priority).  EF packets then overtake up to a queue's worth of older
+# ESP packets of the same SA.
 wan_prioritise() {
 	local node=$1
 	on "$node" tc qdisc add dev wan0 root handle 1: htb default 20
-	on "$node" tc class add dev wan0 parent 1: classid 1:1 htb rate 20mbit
-	on "$node" tc class add dev wan0 parent 1:1 classid 1:10 htb rate 5mbit ceil 20mbit prio 0
-	on "$node" tc class add dev wan0 parent 1:1 classid 1:20 htb rate 15mbit ceil 20mbit prio 1
+	on "$node" tc class add dev wan0 parent 1: classid 1:1 htb rate 8mbit
+	on "$node" tc class add dev wan0 parent 1:1 classid 1:10 htb rate 2mbit ceil 8mbit prio 0
+	on "$node" tc class add dev wan0 parent 1:1 classid 1:20 htb rate 6mbit ceil 8mbit prio 1
 	on "$node" nft -f - <<-'EOF'
 	table inet grgwlab_prio {
 		chain out {
@@ -422,7 +433,7 @@ t_counters() {
 	wait "$ef" || true
 	wait "$srv" 2>/dev/null || true
 	note "bulk: $(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$WORK/iperf-bulk.json" 2>/dev/null) Mbit/s; EF: $(grep -E 'packets transmitted|rtt' "$WORK/ping-ef.log" | tr '\n' ' ')"
-	note "gw-a wan0 classes: $(on gw-a tc -s class show dev wan0 | awk '/^class/ { c = $3 } /Sent/ { printf "%s %s pkts; ", c, $4 }')"
+	note "gw-a wan0 classes: $(on gw-a tc -s class show dev wan0 | awk '/^class/ { c = $3 } /Sent/ { printf "%s %s pkts", c, $4 } /backlog/ { printf " (backlog %s); ", $3 }')"
 	note "gw-b's replay windows: $(on gw-b ip xfrm state | grep -Eo 'replay[-_]window [0-9]+' | sort | uniq -c | tr -s ' \n' ' ')"
 	check "EF pings kept getting through while bulk filled the link" ef_answered "$WORK/ping-ef.log"
 	check "gw-a: XFRM error counters still zero (no replay-window or sequence errors)" xfrm_clean gw-a
@@ -552,6 +563,36 @@ t_down() {
 		check "after purge, gw-$s: no rule, route or interface of grgw's" nothing_of_grgw "gw-$s"
 		check "after purge, gw-$s: no nftables table" test -z "$(on "gw-$s" nft list tables)"
 	done
+}
+
+# ---- nat --------------------------------------------------------------------------
+
+# sas_udp_encap NODE: every SA is UDP-encapsulated (espinudp, port 4500)
+sas_udp_encap() {
+	local out n
+	out=$(on "$1" ip xfrm state)
+	echo "$out"
+	n=$(grep -c '^src ' <<<"$out" || true)
+	[ "$n" -ge 2 ] && [ "$(grep -c 'encap type espinudp sport 4500 dport 4500' <<<"$out")" -eq "$n" ]
+}
+
+t_nat() {
+	need_tunnel nat || return 0
+	check "[nat] gw-a: the SAs are UDP-encapsulated (NAT detected)" sas_udp_encap gw-a
+	check "[nat] gw-b: the SAs are UDP-encapsulated (NAT detected)" sas_udp_encap gw-b
+	capture_start nat || { fail "WAN capture"; return 0; }
+	check "[nat] ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
+	check "[nat] ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
+	capture_stop nat
+	check "[nat] wan-a: ESP in UDP to gw-b's public address" \
+		pcap_has_n "$WORK/nat-wan-a.pcap" "src $GW_A_WAN and dst $GW_B_PUBLIC and $ESP_ONLY"
+	check "[nat] wan-b: ESP in UDP from gw-a's public address" \
+		pcap_has_n "$WORK/nat-wan-b.pcap" "src $GW_A_PUBLIC and dst $GW_B_WAN and $ESP_ONLY"
+	check "[nat] wan-a: no raw ESP" pcap_none "$WORK/nat-wan-a.pcap" "ip proto 50"
+	check_no_cleartext nat
+	check "[nat] grgw down --purge on gw-a" down_one a --purge
+	check "[nat] grgw down --purge on gw-b" down_one b --purge
+	check "[nat] gw-a: no XFRM state or policy left" xfrm_empty gw-a
 }
 
 # ---- main -------------------------------------------------------------------------

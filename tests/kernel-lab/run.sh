@@ -202,7 +202,11 @@ build_initramfs() {
 		mkdir -p "$root/lib/modules/$(dirname "$m")"
 		cp "/lib/modules/$ver/$m" "$root/lib/modules/$m"
 	done <"$root/modules.list"
-	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
+	if command -v cpio >/dev/null; then
+		(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.gz"
+	else
+		(cd "$root" && find . | "$busybox" cpio -o -H newc | gzip -1) >"$OUT/initramfs.gz"
+	fi
 }
 
 # ---- qemu --------------------------------------------------------------------------
@@ -235,7 +239,7 @@ boot() {
 kvm_works() {
 	[ -w /dev/kvm ] || return 1
 	echo probe >"$OUT/share/mode"
-	boot 40 kvm >"$OUT/kvm-probe.log" 2>&1
+	boot 20 kvm >"$OUT/kvm-probe.log" 2>&1
 	[ "$(cat "$OUT/share/rc" 2>/dev/null)" = 0 ]
 }
 

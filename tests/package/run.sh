@@ -242,7 +242,8 @@ t_install() {
 	printf '%s\n' etc/grgw/grgw.conf usr/local/lib/systemd/system/grgw.service \
 		usr/local/sbin/grgw usr/local/share/doc/grgw/examples/grgw.conf \
 		usr/local/share/man/man5/grgw.conf.5 usr/local/share/man/man8/grgw.8 \
-		>"$WORK/install.expected"
+		usr/local/share/grgw/hooks/clearwater-alarm usr/local/share/grgw/alarms/grgw_alarms.json |
+		LC_ALL=C sort >"$WORK/install.expected"
 
 	check "make install DESTDIR=..." make -s -C "$TOP" install DESTDIR="$root"
 	files_under "$root" >"$WORK/install.actual"
@@ -250,7 +251,9 @@ t_install() {
 	check "make install: modes (0755 binary, 0644 the rest)" same_lines \
 		<(printf '%s\n' "644 etc/grgw/grgw.conf" "644 usr/local/lib/systemd/system/grgw.service" \
 			"755 usr/local/sbin/grgw" "644 usr/local/share/doc/grgw/examples/grgw.conf" \
-			"644 usr/local/share/man/man5/grgw.conf.5" "644 usr/local/share/man/man8/grgw.8") \
+			"644 usr/local/share/man/man5/grgw.conf.5" "644 usr/local/share/man/man8/grgw.8" \
+			"755 usr/local/share/grgw/hooks/clearwater-alarm" \
+			"644 usr/local/share/grgw/alarms/grgw_alarms.json" | LC_ALL=C sort -k2) \
 		<(cd "$root" && xargs stat -c '%a %n' <"$WORK/install.actual")
 	check "make install: the unit runs /usr/local/sbin/grgw on /etc/grgw/grgw.conf" \
 		grep -qx 'ExecStart=/usr/local/sbin/grgw up -f -c /etc/grgw/grgw.conf' \
@@ -352,7 +355,8 @@ t_deb() {
 	check "contents" same_lines \
 		<(printf '%s\n' etc/grgw/grgw.conf lib/systemd/system/grgw.service usr/sbin/grgw \
 			usr/share/doc/grgw/examples/grgw.conf usr/share/man/man5/grgw.conf.5.gz \
-			usr/share/man/man8/grgw.8.gz) \
+			usr/share/man/man8/grgw.8.gz usr/share/grgw/hooks/clearwater-alarm \
+			usr/share/grgw/alarms/grgw_alarms.json | LC_ALL=C sort) \
 		<(dpkg-deb --fsys-tarfile "$DEB_FILE" | tar -tvf - | awk '$1 !~ /^d/ { sub(/^\.\//, "", $6); print $6 }' | LC_ALL=C sort)
 	check "the unit runs /usr/sbin/grgw" \
 		grep -qx 'ExecStart=/usr/sbin/grgw up -f -c /etc/grgw/grgw.conf' \
