@@ -411,3 +411,27 @@ check_ike_esp() {
 		fi
 	done
 }
+
+# ---- running a suite --------------------------------------------------------
+
+# lab_main [TEST...]: run t_<name> for every test of ALL_TESTS that is
+# named (all when none is), in ALL_TESTS' order; one test going wrong never
+# ends the suite.  Prints each test's time and the closing tally; false if
+# any check failed.
+lab_main() {
+	local selected=("$@") start t0
+	[ ${#selected[@]} -gt 0 ] || selected=("${ALL_TESTS[@]}")
+	start=$(now_ms)
+	for TEST in "${ALL_TESTS[@]}"; do
+		[[ " ${selected[*]} " == *" $TEST "* ]] || continue
+		printf '# %s\n' "$TEST"
+		t0=$(now_ms)
+		if ! "t_${TEST//-/_}"; then
+			fail "test ended early"
+		fi
+		printf '# %s: %d s\n' "$TEST" $(( ($(now_ms) - t0) / 1000 ))
+	done
+	printf '# total: %d s\n' $(( ($(now_ms) - start) / 1000 ))
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}

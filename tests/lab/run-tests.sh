@@ -624,20 +624,4 @@ t_nat() {
 
 # ---- main -------------------------------------------------------------------
 
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${ALL_TESTS[@]}")
-
-start=$(now_ms)
-for TEST in "${ALL_TESTS[@]}"; do
-	[[ " ${selected[*]} " == *" $TEST "* ]] || continue
-	printf '# %s\n' "$TEST"
-	t0=$(now_ms)
-	# In a condition, so that one test going wrong cannot end the suite.
-	if ! "t_${TEST//-/_}"; then
-		fail "test ended early"
-	fi
-	printf '# %s: %d s\n' "$TEST" $(( ($(now_ms) - t0) / 1000 ))
-done
-printf '# total: %d s\n' $(( ($(now_ms) - start) / 1000 ))
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+lab_main "$@"
