@@ -405,7 +405,7 @@ new_ipsec0() {
 # record_count SITE TEXT N: the site's kernel record holds TEXT N times
 record_count() {
 	local rec n
-	rec=/run/grgw/$(conf_value "$(site_conf "$1")" site name)/kernel.record
+	rec=$LAB_RUN_DIR/$(conf_value "$(site_conf "$1")" site name)/kernel.record
 	n=$(grep -c -- "$2" "$rec" || true)
 	echo "$rec: $n line(s) with '$2'"
 	[ "$n" -eq "$3" ]
@@ -450,7 +450,7 @@ no_qos_left() {
 	local s=$1
 	if on "gw-$s" nft list tables | grep -q "$QOS_TABLE"; then echo "table left"; return 1; fi
 	if on "gw-$s" tc qdisc show | grep -q 'htb 4210:'; then echo "qdisc left"; return 1; fi
-	! grep -Eq "qdisc|$QOS_TABLE" "/run/grgw/site-$s/kernel.record" 2>/dev/null
+	! grep -Eq "qdisc|$QOS_TABLE" "$LAB_RUN_DIR/site-$s/kernel.record" 2>/dev/null
 }
 
 t_down() {

@@ -125,7 +125,7 @@ dpkg_installed() {
 
 # The namespace lab is free: no grgwlab-* namespace, no lab site state.
 lab_free() {
-	[ -z "$(lab_namespaces)" ] && [ ! -e /run/grgw/site-a ] && [ ! -e /run/grgw/site-b ]
+	[ -z "$(lab_namespaces)" ] && [ ! -e "$LAB_RUN_DIR/site-a" ] && [ ! -e "$LAB_RUN_DIR/site-b" ]
 }
 
 wait_for_lab() {
@@ -509,15 +509,15 @@ make_sandbox() {
 	fi
 	cat >"$WORK/sandboxed-grgw" <<-EOF
 	#!/bin/sh
-	mkdir -p /run/grgw
+	mkdir -p $LAB_RUN_DIR
 	exec unshare -m --propagation slave sh -c '
 	set -e
 	for mp in \$(awk "{ print \\\$5 }" /proc/self/mountinfo | sort -u); do
 		case \$mp in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
 		mount -o remount,bind,ro "\$mp" 2>/dev/null || true
 	done
-	mount --bind /run/grgw /run/grgw
-	mount -o remount,bind,rw /run/grgw
+	mount --bind $LAB_RUN_DIR $LAB_RUN_DIR
+	mount -o remount,bind,rw $LAB_RUN_DIR
 	mount -t tmpfs -o ro,mode=0755 tmpfs /root
 	mount -t tmpfs -o ro,mode=0755 tmpfs /home
 	exec setpriv --bounding-set -all,$caps --inh-caps -all --no-new-privs "$GRGW" "\$@"
