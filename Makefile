@@ -132,6 +132,7 @@ check: grgw unit-bins fuzz $(B)/probe-inject $(B)/feeds/etcdtest
 
 bench: grgw
 	$(Q)tests/bench/bench.sh
+	$(Q)tests/bench/link-bench.sh
 	$(Q)tests/bench/qos-bench.sh
 
 # The two-site lab with the kernel data plane, in a VM running Debian's

@@ -42,7 +42,7 @@
 #define VICI_RETRY_MS		100
 #define VICI_GIVEUP_TRIES	100	/* then log loudly, keep trying slowly */
 #define REFRESH_SECS		2
-#define INITIATE_MIN_MS		1000
+#define INITIATE_MIN_MS		250
 #define INITIATE_MAX_MS		10000
 #define TIEBREAK_DELAY_MS	1500
 #define STOP_TERMINATE_MS	3000

@@ -237,7 +237,11 @@ conn_build_list_sas(void)
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "list-sas")) == NULL)
 		return NULL;
 	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
-	vici_add_kv_str(b, "noblock", "yes");
+	/*
+	 * No "noblock": with it, charon skips an IKE_SA that is checked out,
+	 * which is exactly the case while it reports that SA's up-events,
+	 * and the listing would miss the SA that just came up.
+	 */
 	return b;
 }
 

@@ -17,7 +17,7 @@ set -eu
 
 HERE=$(dirname "$(readlink -f "$0")")
 LABDIR=$(cd "$HERE/../lab" && pwd)
-# shellcheck source=../lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$LABDIR/lib.sh"
 LAB=$LABDIR/lab.sh
 RUNS=${RUNS:-3}

@@ -16,7 +16,9 @@
 # checks only the kernel data plane has (xfrm interface, XFRM state and
 # policies, outer DSCP, XFRM error counters, nothing left after down).
 #
-# Usage:  run.sh [check [TEST...]]   lab tests (default: all) + kernel-only checks
+# Usage:  run.sh [check [TEST...]]   the lab tests that depend on the data plane
+#                                    + the kernel-only checks; TEST: "all" (every
+#                                    lab test), lab test names, "kernel"
 #         run.sh bench               tests/kernel-lab/bench.sh in the VM
 #         run.sh exec CMD [ARG...]   one command in the guest (for debugging)
 #

@@ -278,6 +278,21 @@ connect_ms() {
 	echo "$rc $((t1 - t0))"
 }
 
+# How fast "fails fast" must be.  A refused connect takes milliseconds; on an
+# emulated CPU (tests/kernel-lab) starting ip and nc alone takes hundreds, so
+# the VM raises it.  Keep it below nc's 2 s connect timeout (connect_ms), so
+# that a silently dropped SYN can never pass.
+FAIL_FAST_MS=${FAIL_FAST_MS:-1000}
+
+# connect_no_hang NODE ADDR MS: a TCP connect either succeeds or fails in
+# less than MS; what it must not do is hang
+connect_no_hang() {
+	local rc ms
+	read -r rc ms < <(connect_ms "$1" "$2")
+	echo "connect $1 -> $2 port $SINK_PORT: exit $rc after $ms ms (limit $3 ms unless it connects)"
+	[ "$rc" -eq 0 ] || [ "$ms" -lt "$3" ]
+}
+
 # connect_fails_within NODE ADDR MS: a TCP connect fails, in less than MS
 connect_fails_within() {
 	local rc ms

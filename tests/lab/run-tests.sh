@@ -220,10 +220,10 @@ proc_dead() {
 # from its own gateway for other traffic.  Connects go first and each ping
 # probe is single: the gateway's ICMP errors are rate-limited per sender.
 check_fails_closed() {
-	check "TCP connect vellum-a -> vellum-b IPv4 fails within 1 s" \
-		connect_fails_within vellum-a "$VELLUM_B4" 1000
-	check "TCP connect vellum-a -> vellum-b IPv6 fails within 1 s" \
-		connect_fails_within vellum-a "$VELLUM_B6" 1000
+	check "TCP connect vellum-a -> vellum-b IPv4 fails within $FAIL_FAST_MS ms" \
+		connect_fails_within vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
+	check "TCP connect vellum-a -> vellum-b IPv6 fails within $FAIL_FAST_MS ms" \
+		connect_fails_within vellum-a "$VELLUM_B6" "$FAIL_FAST_MS"
 	check "ping vellum-a -> vellum-b IPv4 answered by gw-a with ICMP unreachable" \
 		ping_unreachable_from vellum-a "$VELLUM_B4" "$GW_A_LAN4"
 	check "ping vellum-a -> vellum-b IPv6 answered by gw-a with ICMPv6 unreachable" \
@@ -240,7 +240,7 @@ connects_keep_failing_fast() {
 		[ "$ms" -gt "$worst" ] && worst=$ms
 		[ "$rc" -ne 0 ] || return 1
 	done
-	[ "$worst" -lt 1000 ]
+	[ "$worst" -lt "$FAIL_FAST_MS" ]
 }
 
 check_traffic_flows() {
@@ -461,7 +461,7 @@ t_peer_down() {
 	check "gw-a status: tunnel not up" status_has a '.peers[0].tunnel != "up"'
 	sleep 1
 	check_fails_closed
-	check "5 TCP connects in a row vellum-a -> vellum-b IPv4 each fail within 1 s" \
+	check "5 TCP connects in a row vellum-a -> vellum-b IPv4 each fail within $FAIL_FAST_MS ms" \
 		connects_keep_failing_fast vellum-a "$VELLUM_B4" 5
 	capture_stop peer-down
 	check_no_cleartext peer-down
@@ -487,8 +487,16 @@ t_charon_kill() {
 
 	kill -KILL "$old"
 	wait_until 5 proc_dead "$old" || true
-	check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails within 1 s" \
-		connect_fails_within vellum-a "$VELLUM_B4" 1000
+	if [ "$LAB_EXPECT_DP" = kernel ]; then
+		# Kernel SAs outlive charon until grgw removes them, and a new
+		# charon may have the tunnel back within one connect: whichever
+		# way the connect ends, it must not hang.
+		check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails fast or crosses" \
+			connect_no_hang vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
+	else
+		check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails within $FAIL_FAST_MS ms" \
+			connect_fails_within vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
+	fi
 
 	wait_until 60 tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4" || true
 	check_traffic_flows
