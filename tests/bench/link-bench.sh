@@ -23,8 +23,8 @@ CONF_B=$WORK/site-b.conf
 cleanup() {
 	set +e
 	router nft delete table inet grgwlab-cut >/dev/null 2>&1
-	timeout 30 grgw_at a down --purge >/dev/null 2>&1
-	timeout 30 grgw_at b down --purge >/dev/null 2>&1
+	grgw_at a down --purge >/dev/null 2>&1
+	grgw_at b down --purge >/dev/null 2>&1
 	"$LAB" down >/dev/null 2>&1
 	rm -rf "$WORK"
 }
@@ -37,8 +37,8 @@ link_down_a() { [ "$(link_of a | jq -r .state)" = down ]; }
 # start INTERVAL MULTIPLIER: both gateways with that probe setting
 start() {
 	local site
-	timeout 30 grgw_at a down --purge >/dev/null 2>&1 || true
-	timeout 30 grgw_at b down --purge >/dev/null 2>&1 || true
+	grgw_at a down --purge >/dev/null 2>&1 || true
+	grgw_at b down --purge >/dev/null 2>&1 || true
 	new_psk "$WORK/psk"
 	for site in a b; do
 		render_conf "$LAB_HERE/site-$site.conf" "$(site_conf $site)" "$WORK" plain
