@@ -150,7 +150,7 @@ test_load_conn_kernel(void **state)
 	assert_string_equal(vici_get_str(child, "if_id_out"), "77");
 	assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
 	/* QoS reorders classes: a replay window that absorbs it. */
-	assert_string_equal(vici_get_str(child, "replay_window"), "1024");
+	assert_string_equal(vici_get_str(child, "replay_window"), "4096");
 	vici_msg_free(m);
 }
 
