@@ -507,6 +507,9 @@ make_sandbox() {
 		echo "the unit's sandbox changed: update make_sandbox in $0"
 		return 1
 	fi
+	# An installed grgw lives in /usr; the checkout may be under /root or
+	# /home, which the sandbox hides, so it runs a copy from $WORK.
+	install -m 0755 "$GRGW" "$WORK/grgw.bin" || return 1
 	cat >"$WORK/sandboxed-grgw" <<-EOF
 	#!/bin/sh
 	mkdir -p $LAB_RUN_DIR
@@ -520,7 +523,7 @@ make_sandbox() {
 	mount -o remount,bind,rw $LAB_RUN_DIR
 	mount -t tmpfs -o ro,mode=0755 tmpfs /root
 	mount -t tmpfs -o ro,mode=0755 tmpfs /home
-	exec setpriv --bounding-set -all,$caps --inh-caps -all --no-new-privs "$GRGW" "\$@"
+	exec setpriv --bounding-set -all,$caps --inh-caps -all --no-new-privs "$WORK/grgw.bin" "\$@"
 	' grgw "\$@"
 	EOF
 	chmod 0755 "$WORK/sandboxed-grgw"
