@@ -152,8 +152,8 @@ struct grgw_qos {
  * Link probes ([probe]); the engine is in probe.c.  The probe key comes
  * from key_file when it is set, else from the pre-shared key.
  */
-#define GRGW_PROBE_INTERVAL_MS	100
-#define GRGW_PROBE_MULTIPLIER	3
+#define GRGW_PROBE_INTERVAL_MS	50	/* 5 x 50 ms + 25 ms slack: a dead */
+#define GRGW_PROBE_MULTIPLIER	5	/* path is known within 275 ms */
 #define GRGW_PROBE_RECOVER	3
 #define GRGW_PROBE_LOSS_PCT	5	/* degraded above this % lost */
 #define GRGW_PROBE_RTT_MS	250	/* degraded above this RTT */

@@ -909,7 +909,14 @@ probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
 	e->s = *s;
 	e->cb = cb;
 	e->arg = arg;
-	e->detect_ns = (uint64_t)s->multiplier * s->interval_ms * NS_PER_MS;
+	/*
+	 * Half an interval of slack: after multiplier-1 lost answers the next
+	 * one is due exactly at multiplier * interval (plus its round trip),
+	 * and a deadline on that very instant would declare the path dead
+	 * after one loss fewer than configured.
+	 */
+	e->detect_ns = ((uint64_t)s->multiplier * s->interval_ms +
+	    s->interval_ms / 2) * NS_PER_MS;
 	timeout = (uint64_t)PROBE_LOSS_MIN_MS * NS_PER_MS;
 	e->timeout_ns = e->detect_ns > timeout ? e->detect_ns : timeout;
 	e->interval_tv = ns_to_tv((uint64_t)s->interval_ms * NS_PER_MS);

@@ -87,11 +87,11 @@ cost() {
 }
 
 "$LAB" up >/dev/null
-echo "== default probes (100 ms x 3)"
-start 100 3
+echo "== default probes (50 ms x 5)"
+start 50 5
 cost "default, tunnel up, idle"
-cuts "default 100 ms x 3"
-echo "== aggressive probes (50 ms x 3)"
-start 50 3
+cuts "default 50 ms x 5"
+echo "== aggressive probes (20 ms x 5)"
+start 20 5
 cost "aggressive, tunnel up, idle"
-cuts "aggressive 50 ms x 3"
+cuts "aggressive 20 ms x 5"

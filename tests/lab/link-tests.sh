@@ -229,7 +229,7 @@ t_link_forged() {
 	check "forged probes sent" router "$INJECT" forged --to "$GW_A_WAN" --count 20
 	check "tampered probes sent" router "$INJECT" tampered --key "$LABCONF/psk" --to "$GW_A_WAN" --count 20
 	check "captured probes replayed" router "$INJECT" replay --pcap "$WORK/probes.pcap" --to "$GW_A_WAN"
-	check "random datagrams sent" router "$INJECT" garbage --to "$GW_A_WAN" --count 500
+	check "random datagrams sent" router "$INJECT" garbage --to "$GW_A_WAN" --count 500 --interval 1
 	sleep 1
 	check "forged and tampered: rejected as unauthentic" \
 		test "$(counter underlay rejected.auth)" -ge $((auth + 40))

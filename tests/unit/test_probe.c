@@ -558,8 +558,8 @@ test_config_defaults(void **state)
 		dump_errors(p);
 	assert_int_equal(rc, 0);
 	config_parse_free(p);
-	assert_int_equal(cfg.probe.interval_ms, 100);
-	assert_int_equal(cfg.probe.multiplier, 3);
+	assert_int_equal(cfg.probe.interval_ms, GRGW_PROBE_INTERVAL_MS);
+	assert_int_equal(cfg.probe.multiplier, GRGW_PROBE_MULTIPLIER);
 	assert_int_equal(cfg.probe.recover, 3);
 	assert_int_equal(cfg.probe.port, PROBE_PORT_DEFAULT);
 	assert_string_equal(cfg.probe.key_file, "");
