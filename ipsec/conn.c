@@ -269,7 +269,6 @@ static const struct {
 	{ "TS_UNACCEPTABLE",
 	  "traffic selectors refused (the sites' prefixes do not match)" },
 	{ "giving up after", "peer not responding" },
-	{ "retransmit", NULL },	/* noisy, never a reason by itself */
 };
 
 const char *

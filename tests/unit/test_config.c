@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "grgw.h"
+#include "config_text.h"
 
 #define FN	"grgw.conf"
 
@@ -64,44 +65,11 @@ static const char BASE[] =
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void
-dump_errors(const struct config_parser *p)
-{
-	size_t	 i;
-
-	for (i = 0; i < config_parse_error_count(p); i++)
-		fprintf(stderr, "  | %s\n", config_parse_error(p, i));
-}
-
-/*
- * Feed text to a new parser one line at a time.  Each line is copied into
- * a heap buffer of exactly its length, without a terminating NUL, so that
- * the sanitizer build catches any read past the length given.
- */
+/* Feed text to a new parser (see config_text.h). */
 static struct config_parser *
 parse(const char *text, struct grgw_config *cfg, int *rc)
 {
-	struct config_parser	*p;
-	const char		*s = text, *nl;
-	char			*copy;
-	size_t			 len;
-
-	p = config_parse_new(FN);
-	assert_non_null(p);
-	while (*s != '\0') {
-		nl = strchr(s, '\n');
-		len = nl != NULL ? (size_t)(nl - s) : strlen(s);
-		copy = malloc(len > 0 ? len : 1);
-		assert_non_null(copy);
-		memcpy(copy, s, len);
-		config_parse_line(p, copy, len);
-		free(copy);
-		if (nl == NULL)
-			break;
-		s = nl + 1;
-	}
-	*rc = config_parse_finish(p, cfg);
-	return p;
+	return config_text_parse(FN, text, cfg, rc);
 }
 
 /* BASE with line `line` replaced by repl (which may hold several lines). */

@@ -26,6 +26,7 @@
 #include "netlink/netlink.h"
 #include "netlink/record.h"
 #include "policy/policy.h"
+#include "config_text.h"
 
 #define FN	"grgw.conf"
 
@@ -52,15 +53,6 @@ static const char BASE[] =
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void
-dump_errors(const struct config_parser *p)
-{
-	size_t	 i;
-
-	for (i = 0; i < config_parse_error_count(p); i++)
-		fprintf(stderr, "  | %s\n", config_parse_error(p, i));
-}
-
 /*
  * BASE followed by extra, fed a line at a time, each line in a heap
  * buffer of exactly its length (no NUL) so ASan sees any overread.
@@ -69,26 +61,11 @@ static struct config_parser *
 parse_extra(const char *extra, struct grgw_config *cfg, int *rc)
 {
 	struct config_parser	*p;
-	const char		*s, *nl;
-	char			*text, *copy;
-	size_t			 len;
+	char			*text;
 
 	assert_true(asprintf(&text, "%s%s", BASE, extra) != -1);
-	p = config_parse_new(FN);
-	assert_non_null(p);
-	for (s = text; *s != '\0'; s = nl + 1) {
-		nl = strchr(s, '\n');
-		len = nl != NULL ? (size_t)(nl - s) : strlen(s);
-		copy = malloc(len > 0 ? len : 1);
-		assert_non_null(copy);
-		memcpy(copy, s, len);
-		config_parse_line(p, copy, len);
-		free(copy);
-		if (nl == NULL)
-			break;
-	}
+	p = config_text_parse(FN, text, cfg, rc);
 	free(text);
-	*rc = config_parse_finish(p, cfg);
 	return p;
 }
 

@@ -35,6 +35,7 @@
 #include "grgw.h"
 #include "linkstate.h"
 #include "probe.h"
+#include "config_text.h"
 
 #define FN		"grgw.conf"
 #define WIRE		80
@@ -498,28 +499,12 @@ parse_probe(const char *auth, const char *probe, struct grgw_config *cfg,
     int *rc)
 {
 	struct config_parser	*p;
-	char			*text, *s, *nl;
+	char			*text;
 
 	assert_true(asprintf(&text, BASE, auth, probe) != -1);
-	p = config_parse_new(FN);
-	assert_non_null(p);
-	for (s = text; *s != '\0'; s = nl + 1) {
-		nl = strchr(s, '\n');
-		assert_non_null(nl);
-		config_parse_line(p, s, (size_t)(nl - s));
-	}
-	*rc = config_parse_finish(p, cfg);
+	p = config_text_parse(FN, text, cfg, rc);
 	free(text);
 	return p;
-}
-
-static void
-dump_errors(const struct config_parser *p)
-{
-	size_t	 i;
-
-	for (i = 0; i < config_parse_error_count(p); i++)
-		fprintf(stderr, "  | %s\n", config_parse_error(p, i));
 }
 
 /* [probe] holding `line` is refused with exactly this one message start. */
