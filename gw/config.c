@@ -111,6 +111,7 @@ enum key_id {
 	K_QOS_ENABLE,
 	K_QOS_WAN_RATE,
 	K_QOS_IF,
+	K_QOS_LAN_GRO,
 	K_CLASS_ENABLE,
 	K_CLASS_PROTOCOL,
 	K_CLASS_PORT,
@@ -207,6 +208,12 @@ static const struct choice protocol_choices[] = {
 	{ "tcp",	GRGW_L4_TCP },
 	{ "udp",	GRGW_L4_UDP },
 	{ "any",	GRGW_L4_ANY },
+	{ NULL,		0 }
+};
+
+static const struct choice lan_gro_choices[] = {
+	{ "off",	0 },
+	{ "keep",	1 },
 	{ NULL,		0 }
 };
 
@@ -352,6 +359,10 @@ static const struct key_def key_defs[K_COUNT] = {
 	    qos.wan_rate, 0, EXPECT_RATE),
 	[K_QOS_IF] = SCALAR(SEC_QOS, "interface", key_ifname, qos.interface,
 	    0, EXPECT_IFNAME " to shape instead of the tunnel interface"),
+	/* GRO merges segments into packets the shaper sends as one. */
+	[K_QOS_LAN_GRO] = CHOICE(SEC_QOS, "lan_gro", qos.keep_lan_gro,
+	    lan_gro_choices, "off (turned off on the LAN interfaces while "
+	    "shaping) or keep"),
 
 	[K_CLASS_ENABLE] = { .section = SEC_CLASS, .name = "enable",
 	    .parse = key_choice, .off = C_OFF(enabled),

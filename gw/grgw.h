@@ -144,6 +144,7 @@ struct grgw_qos {
 	int		enabled;
 	uint64_t	wan_rate;		/* bits/s; 0: no shaping */
 	char		interface[IF_NAMESIZE];	/* "": the tunnel's */
+	int		keep_lan_gro;		/* lan_gro = keep */
 	struct grgw_class classes[GRGW_MAX_CLASSES];
 	int		n_classes;		/* in configuration order */
 };

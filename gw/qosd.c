@@ -28,6 +28,10 @@ struct qos_run {
 	char			 rules_why[200];
 	char			 shaper_why[300];
 	char			 leaf[16];
+	/* GRO on the LAN interfaces while shaping: "off" (turned off or
+	 * found off), "kept" (lan_gro = keep) or "on" (could not). */
+	char			 lan_gro[8];
+	char			 gro_why[200];
 };
 
 const char *
@@ -107,6 +111,32 @@ qos_rules_start(struct qos_run *q, struct gwnl *nl)
 	    POLICY_NFT_TABLE);
 }
 
+/* While shaping, no merged packets from the LAN: see netlink/offload.c. */
+static void
+lan_gro_off(struct qos_run *q, struct gwnl *nl)
+{
+	const struct grgw_side	*site = &q->cfg->site;
+	char			 why[160];
+	int			 i;
+
+	q->gro_why[0] = '\0';
+	if (q->cfg->qos.keep_lan_gro) {
+		snprintf(q->lan_gro, sizeof(q->lan_gro), "kept");
+		return;
+	}
+	snprintf(q->lan_gro, sizeof(q->lan_gro), "off");
+	for (i = 0; i < site->n_lan_interfaces && i < GRGW_MAX_LAN_IFS; i++) {
+		if (gwnl_gro_off(nl, site->lan_interfaces[i], why,
+		    sizeof(why)) == 0 || q->gro_why[0] != '\0')
+			continue;
+		snprintf(q->lan_gro, sizeof(q->lan_gro), "on");
+		snprintf(q->gro_why, sizeof(q->gro_why), "%s: %s",
+		    site->lan_interfaces[i], why);
+		log_warnx("qos: GRO stays on on %s: packets it merges pass "
+		    "the shaper as one", q->gro_why);
+	}
+}
+
 void
 qos_shaper_start(struct qos_run *q, struct gwnl *nl)
 {
@@ -124,6 +154,7 @@ qos_shaper_start(struct qos_run *q, struct gwnl *nl)
 		q->shaping = QOS_ON;
 		log_info("qos: shaping %s on %s (htb, %s inside the classes)",
 		    rate, q->ifname, q->leaf);
+		lan_gro_off(q, nl);
 		return;
 	}
 	q->shaping = rc == -ENODEV ? QOS_WAITING :
@@ -151,6 +182,41 @@ qos_shaper_lost(struct qos_run *q)
 	q->shaping = QOS_WAITING;
 	snprintf(q->shaper_why, sizeof(q->shaper_why), "%s went away with "
 	    "charon; it is shaped again once charon is back", q->ifname);
+}
+
+/* The LAN interfaces, as "lan0, lan1". */
+static void
+lan_list(const struct grgw_side *site, char *buf, size_t size)
+{
+	size_t	 o = 0;
+	int	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < site->n_lan_interfaces && i < GRGW_MAX_LAN_IFS &&
+	    o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
+		    site->lan_interfaces[i]);
+}
+
+static void
+lan_gro_line(const struct qos_run *q, char *buf, size_t size, size_t *o)
+{
+	char	 ifs[GRGW_MAX_LAN_IFS * (IF_NAMESIZE + 2)];
+
+	if (*o >= size)
+		return;
+	lan_list(&q->cfg->site, ifs, sizeof(ifs));
+	if (strcmp(q->lan_gro, "off") == 0)
+		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO off on %s",
+		    ifs);
+	else if (strcmp(q->lan_gro, "kept") == 0)
+		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO on %s left "
+		    "as it is (lan_gro = keep): packets it merges pass the "
+		    "shaper as one", ifs);
+	else if (strcmp(q->lan_gro, "on") == 0)
+		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO still on "
+		    "(%s): packets it merges pass the shaper as one",
+		    q->gro_why);
 }
 
 /* The one line that says what is in place, and what is not and why. */
@@ -196,6 +262,7 @@ status_line(const struct qos_run *q, char *buf, size_t size)
 			    "kernel), using pfifo");
 		else
 			ADD("%s", q->leaf);
+		lan_gro_line(q, buf, size, &o);
 		break;
 	case QOS_WAITING:
 		ADD("; shaping %s on %s: waiting (%s)", rate, q->ifname,
@@ -229,8 +296,10 @@ qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v)
 	v->shaping = q->shaping;
 	snprintf(v->interface, sizeof(v->interface), "%s", q->ifname);
 	v->wan_rate = q->cfg->qos.wan_rate;
-	if (q->shaping == QOS_ON)
+	if (q->shaping == QOS_ON) {
 		snprintf(v->leaf, sizeof(v->leaf), "%s", q->leaf);
+		snprintf(v->lan_gro, sizeof(v->lan_gro), "%s", q->lan_gro);
+	}
 	status_line(q, v->status, sizeof(v->status));
 	if (!q->compiled)
 		return;
@@ -278,6 +347,8 @@ qos_render_json(const struct qos_view *v, struct strbuf *sb)
 	strbuf_printf(sb, ",\"wan_rate\":%llu,\"leaf_qdisc\":",
 	    (unsigned long long)v->wan_rate);
 	strbuf_json_str(sb, v->leaf[0] != '\0' ? v->leaf : NULL);
+	strbuf_printf(sb, ",\"lan_gro\":");
+	strbuf_json_str(sb, v->lan_gro[0] != '\0' ? v->lan_gro : NULL);
 	strbuf_printf(sb, ",\"classes\":[");
 	for (i = 0; i < v->n_classes; i++) {
 		c = &v->classes[i];

@@ -47,6 +47,7 @@ struct qos_view {
 	char		 interface[IF_NAMESIZE];
 	uint64_t	 wan_rate;	/* bits/s, 0: none */
 	char		 leaf[16];	/* qdisc inside the classes, or "" */
+	char		 lan_gro[8];	/* while shaping: off, kept or on */
 	int		 n_classes;	/* classes in use, "default" last */
 	struct qos_class_view classes[GRGW_MAX_CLASSES + 1];
 };

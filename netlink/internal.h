@@ -32,4 +32,7 @@ int	gwnl_request(struct gwnl *nl, struct nl_msg *msg, char *why,
 int	gwnl_qdisc_remove(struct gwnl *nl, const struct rec_obj *o,
 	    const char *desc);
 
+/* offload.c: put a recorded offload setting back.  0, 1 gone, -errno. */
+int	gwnl_offload_restore(const struct rec_obj *o, const char *desc);
+
 #endif /* GRGW_NETLINK_INTERNAL_H */

@@ -1295,6 +1295,8 @@ gwnl_remove(struct gwnl *nl, const struct rec_obj *o)
 		return nft_table_remove(o, desc);
 	case REC_QDISC:
 		return gwnl_qdisc_remove(nl, o, desc);
+	case REC_OFFLOAD:
+		return gwnl_offload_restore(o, desc);
 	case REC_UNPARSED:
 		break;
 	}

@@ -146,6 +146,17 @@ int	gwnl_nft_counters_parse(const char *text, size_t len,
 	    const char *const *names, size_t n, uint64_t *packets,
 	    uint64_t *bytes);
 
+/*
+ * offload.c: GRO on a LAN interface.  gwnl_gro_off() turns it off, having
+ * recorded that it was on ("run offload IF gro on"); cleanup turns it on
+ * again.  An interface with GRO off already is left as it is.  0, or
+ * -errno with why set (-EOPNOTSUPP: the driver keeps GRO fixed).
+ * gwnl_gro_get(): *on = the interface's GRO setting; 0 or -errno.
+ */
+int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why,
+	    size_t whylen);
+int	gwnl_gro_get(const char *ifname, int *on);
+
 /* Number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
 

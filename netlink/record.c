@@ -469,6 +469,38 @@ parse_qdisc(struct rec_tokens *t, struct rec_qdisc *q, char *err,
 	return 0;
 }
 
+static int
+parse_offload(struct rec_tokens *t, struct rec_offload *f, char *err,
+    size_t errlen)
+{
+	const char	*w;
+
+	w = tok_next(t);
+	if (w == NULL || !valid_ifname(w)) {
+		snprintf(err, errlen, "expected an interface name, got '%s'",
+		    SHOWN(w));
+		return -1;
+	}
+	rec_strlcpy(f->dev, w, sizeof(f->dev));
+	w = tok_next(t);
+	if (w == NULL || strcmp(w, "gro") != 0) {
+		snprintf(err, errlen, "expected offload 'gro', got '%s'",
+		    SHOWN(w));
+		return -1;
+	}
+	w = tok_next(t);
+	if (w != NULL && strcmp(w, "on") == 0)
+		f->on = 1;
+	else if (w != NULL && strcmp(w, "off") == 0)
+		f->on = 0;
+	else {
+		snprintf(err, errlen, "expected 'on' or 'off', got '%s'",
+		    SHOWN(w));
+		return -1;
+	}
+	return 0;
+}
+
 int
 rec_parse_line(const char *line, struct rec_obj *out, char *err,
     size_t errlen)
@@ -539,10 +571,13 @@ rec_parse_line(const char *line, struct rec_obj *out, char *err,
 	} else if (w != NULL && strcmp(w, "qdisc") == 0) {
 		o.kind = REC_QDISC;
 		rc = parse_qdisc(&t, &o.u.qdisc, err, errlen);
+	} else if (w != NULL && strcmp(w, "offload") == 0) {
+		o.kind = REC_OFFLOAD;
+		rc = parse_offload(&t, &o.u.offload, err, errlen);
 	} else
 		snprintf(err, errlen, "expected 'rule4', 'rule6', 'route4', "
-		    "'route6', 'link', 'sysctl', 'nft' or 'qdisc', got '%s'",
-		    SHOWN(w));
+		    "'route6', 'link', 'sysctl', 'nft', 'qdisc' or 'offload', "
+		    "got '%s'", SHOWN(w));
 	if (rc == -1)
 		return -1;
 	if ((w = tok_next(&t)) != NULL) {
@@ -628,6 +663,12 @@ rec_format(const struct rec_obj *o, char *buf, size_t size)
 		n = snprintf(buf, size, "%s qdisc %s htb %x:", tag,
 		    o->u.qdisc.dev, o->u.qdisc.handle >> 16);
 		break;
+	case REC_OFFLOAD:
+		if (!valid_ifname(o->u.offload.dev))
+			return -1;
+		n = snprintf(buf, size, "%s offload %s gro %s", tag,
+		    o->u.offload.dev, o->u.offload.on ? "on" : "off");
+		break;
 	case REC_UNPARSED:
 		if (o->text == NULL || memchr(o->text, '\0', o->textlen))
 			return -1;
@@ -678,6 +719,8 @@ rec_same(const struct rec_obj *a, const struct rec_obj *b)
 	case REC_QDISC:
 		return strcmp(a->u.qdisc.dev, b->u.qdisc.dev) == 0 &&
 		    a->u.qdisc.handle == b->u.qdisc.handle;
+	case REC_OFFLOAD:
+		return strcmp(a->u.offload.dev, b->u.offload.dev) == 0;
 	case REC_UNPARSED:
 		return 0;
 	}

@@ -12,6 +12,7 @@
  *   run route6 table 4210 2001:db8:b::/64 dev grgw0
  *   block nft inet grgw-failfast
  *   run qdisc ipsec0 htb 4210:
+ *   run offload lan0 gro on
  *
  * Lines starting with '#' are comments and empty lines are allowed; any
  * other line must parse exactly (fixed word order, canonical numbers and
@@ -48,7 +49,8 @@ enum rec_kind {
 	REC_LINK,
 	REC_SYSCTL,
 	REC_NFT,
-	REC_QDISC,		/* a root qdisc; its classes go with it */		/* an nftables table of grgw's own */
+	REC_QDISC,		/* a root qdisc; its classes go with it */
+	REC_OFFLOAD,		/* an offload grgw switched; value to restore */
 	REC_UNPARSED		/* a line we could not read; kept as is */
 };
 
@@ -102,6 +104,12 @@ struct rec_qdisc {
 	uint32_t		 handle;	/* major:0; kind is always htb */
 };
 
+/* Only GRO is ever switched: the line is "offload IF gro on|off". */
+struct rec_offload {
+	char			 dev[IF_NAMESIZE];
+	int			 on;		/* value to restore */
+};
+
 struct rec_obj {
 	TAILQ_ENTRY(rec_obj)	 entry;
 	enum rec_kind		 kind;
@@ -113,6 +121,7 @@ struct rec_obj {
 		struct rec_sysctl sysctl;
 		struct rec_nft	 nft;
 		struct rec_qdisc qdisc;
+		struct rec_offload offload;
 	} u;
 	/* REC_UNPARSED: the line as read (no newline), malloc'ed, owned. */
 	char			*text;
@@ -146,7 +155,7 @@ int	rec_parse_line(const char *line, struct rec_obj *out, char *err,
  * only through rec_write()).
  */
 int	rec_format(const struct rec_obj *o, char *buf, size_t size);
-/* Is a the same object as b (every field but the sysctl value)? */
+/* Is a the same object as b (every field but a value to restore)? */
 int	rec_same(const struct rec_obj *a, const struct rec_obj *b);
 /* Do a and b describe the same kernel route slot (family, table, dst)? */
 int	rec_same_route_slot(const struct rec_obj *a, const struct rec_obj *b);

@@ -9,7 +9,7 @@ strongswan-charon strongswan-swanctl libcharon-extra-plugins
 libstrongswan-standard-plugins libstrongswan-extra-plugins
 vagrant man-db systemd
 iproute2 iputils-ping tcpdump nftables jq python3 netcat-openbsd procps
-util-linux kmod iperf3 shellcheck etcd-server etcd-client
+util-linux kmod iperf3 ethtool shellcheck etcd-server etcd-client
 memcached libmemcached-tools python3-pymemcache"
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -34,7 +34,9 @@
 #   lab.sh conf DIR [--nat]  render site-a.conf/site-b.conf (and a key) into DIR
 #   lab.sh demo              up, grgw on both sites, traffic, capture, down
 #
-# Environment: GRGW (path to the grgw binary, default ../../grgw).
+# Environment: GRGW (path to the grgw binary, default ../../grgw);
+# LAB_NODE_OFFLOADS=on leaves TSO and GSO on in the nodes, so that their
+# TCP reaches the gateways in super-packets (off by default, as on a wire).
 
 set -eu
 
@@ -74,6 +76,11 @@ lab_up() {
 			on "$node" ip addr add "$(plan "${host}4")/$(prefix_len "$(plan "SITE_${S}_PREFIX4")")" dev "$NODE_IF"
 			on "$node" ip addr add "$(plan "${host}6")/$(prefix_len "$(plan "SITE_${S}_PREFIX6")")" dev "$NODE_IF" nodad
 			on "$node" ip link set "$NODE_IF" up
+			# A wire carries frames of at most the MTU: a node on
+			# its own machine segments in its NIC.  A veth would
+			# hand the gateway TCP super-packets of up to 64 KB.
+			[ "$LAB_NODE_OFFLOADS" = on ] ||
+				on "$node" ethtool -K "$NODE_IF" tso off gso off
 			on "$node" ip route add default via "$(plan "GW_${S}_LAN4")"
 			on "$node" ip -6 route add default via "$(plan "GW_${S}_LAN6")"
 		done

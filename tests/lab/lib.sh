@@ -70,6 +70,8 @@ node_pids_named() {
 
 # ---- configuration ----------------------------------------------------------
 
+# TSO and GSO in the nodes (lab.sh): off, as on a wire, or on.
+LAB_NODE_OFFLOADS=${LAB_NODE_OFFLOADS:-off}
 # Data plane the lab's gateways use: auto (the configs' own value), kernel
 # or libipsec.  The kernel lab (tests/kernel-lab) sets kernel.
 LAB_DATAPLANE=${LAB_DATAPLANE:-auto}

@@ -18,18 +18,19 @@
 #             ways, IPv4 and IPv6; other traffic keeps the DSCP it was sent
 #             with; per-class counters in `grgw status`
 #   shape     wan_rate = 4mbit: htb on ipsec0 (pfifo inside the classes on
-#             this kernel, said in the status); bulk iperf3 fills it while
+#             this kernel, said in the status), GRO off on lan0 (ethtool,
+#             the status, the record); bulk iperf3 fills it while
 #             memcached requests keep working; counters show bulk in the
 #             default class and Rogers in its own
 #   restart   charon killed: ipsec0 comes back and is shaped again
 #   repeat    `up` again installs nothing twice; a bad class definition is
 #             refused with FILE:LINE and leaves the running policy untouched
-#   down      `down` removes the table and the qdisc
+#   down      `down` removes the table and the qdisc, and turns GRO on again
 #   degrade   shaping an interface that has a root qdisc of someone else's:
 #             the tunnel comes up, the status says why there is no shaping,
 #             the other qdisc is left alone
 #
-# Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, iperf3,
+# Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, iperf3, ethtool,
 # memcached, libmemcached-tools.  The last line is "N passed, N failed".
 # Environment: GRGW (the binary), UP_TIMEOUT (s, 45), KEEP=1 keeps the
 # work directory (captures, logs) for a look afterwards.
@@ -78,7 +79,7 @@ esac
 for t in "$@"; do
 	[[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "unknown test: $t (try --list)" >&2; exit 2; }
 done
-for tool in memcached memccp memccat iperf3 tcpdump jq nft tc nc; do
+for tool in memcached memccp memccat iperf3 tcpdump jq nft tc nc ethtool; do
 	command -v "$tool" >/dev/null || { echo "run-qos-tests.sh: $tool missing (run tests/deps.sh)" >&2; exit 1; }
 done
 
@@ -110,6 +111,10 @@ need_lab() {
 		return 1
 	fi
 	new_psk "$WORK/psk" || { fail "grgw keygen"; return 1; }
+	# GRO on, as NICs come: grgw turns it off while shaping, and back on.
+	GRO_BEFORE=on
+	gw_a ethtool -K "$GW_LAN_IF" gro on
+	gw_b ethtool -K "$GW_LAN_IF" gro on
 	LAB_UP=1
 	# The Rogers stand-in: a real memcached at vellum-b, TCP only.
 	vellum_b memcached -u root -p "$MEMC_PORT" -U 0 -t 2 \
@@ -336,6 +341,10 @@ t_shape() {
 	check "gw-a: htb 4210: is the root qdisc of ipsec0" tc_has gw-a 'qdisc htb 4210: root'
 	check "gw-b: htb 4210: is the root qdisc of ipsec0" tc_has gw-b 'qdisc htb 4210: root'
 	check "gw-a: one htb class per traffic class (+ root and default)" htb_classes_are gw-a 6
+	check "gw-a status: GRO off on lan0 while shaping" status_has a \
+		'.qos.lan_gro == "off" and (.qos.status | test("; GRO off on lan0"))'
+	check "gw-a: ethtool says GRO is off on lan0" gro_is gw-a "$GW_LAN_IF" off
+	check "gw-a: recorded, to be turned on again" record_count a "run offload $GW_LAN_IF gro on" 1
 
 	vellum_b iperf3 -s -1 -B "$VELLUM_B4" >"$WORK/iperf-s.log" 2>&1 </dev/null &
 	BG_PIDS+=($!)
@@ -368,6 +377,8 @@ t_shape() {
 	check "gw-a status: bulk not counted as rogers (rogers < 1% of default)" \
 		test "$(( ${rog_b:-0} * 100 ))" -lt "${def_b:-0}"
 }
+# gro_is NODE IF on|off: what ethtool says of IF's generic receive offload
+gro_is() { on "$1" ethtool -k "$2" | tee "$WORK/ethtool.out" | grep -q "^generic-receive-offload: $3"; }
 tc_has() { on "$1" tc qdisc show dev ipsec0 | tee "$WORK/tc.out" | grep -q "$2"; }
 htb_classes_are() {
 	local n
@@ -450,7 +461,7 @@ no_qos_left() {
 	local s=$1
 	if on "gw-$s" nft list tables | grep -q "$QOS_TABLE"; then echo "table left"; return 1; fi
 	if on "gw-$s" tc qdisc show | grep -q 'htb 4210:'; then echo "qdisc left"; return 1; fi
-	! grep -Eq "qdisc|$QOS_TABLE" "$LAB_RUN_DIR/site-$s/kernel.record" 2>/dev/null
+	! grep -Eq "qdisc|offload|$QOS_TABLE" "$LAB_RUN_DIR/site-$s/kernel.record" 2>/dev/null
 }
 
 t_down() {
@@ -460,6 +471,7 @@ t_down() {
 		down_one "$s" down
 		check "grgw down on gw-$s" test "$RC" -eq 0
 		check "gw-$s: no $QOS_TABLE table, no htb, nothing of it in the record" no_qos_left "$s"
+		check "gw-$s: GRO on lan0 as before grgw ($GRO_BEFORE)" gro_is "gw-$s" "$GW_LAN_IF" "$GRO_BEFORE"
 	done
 	QOS_MODE=none
 }

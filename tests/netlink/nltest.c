@@ -116,6 +116,12 @@ main(int argc, char *argv[])
 		else if (strcmp(cmd, "count") == 0) {
 			total = gwnl_record_count(nl, &block, &run);
 			printf("%d %d %d\n", total, block, run);
+		} else if (strcmp(cmd, "gro-off") == 0 && i + 1 < argc) {
+			char why[200];
+
+			if ((rc = gwnl_gro_off(nl, argv[++i], why,
+			    sizeof(why))) < 0)
+				fprintf(stderr, "nltest: gro-off: %s\n", why);
 		} else if (strcmp(cmd, "probe") == 0)
 			printf("%d\n", gwnl_kernel_ipsec_available());
 		else

@@ -292,6 +292,32 @@ check "... 1 0 0" test "$(cat "$tmp/out")" = "1 0 0"
 sed -i '/ frm /d' "$rec"
 check "cleanup 1 after fixing the record by hand" nl cleanup 1
 
+# ---- GRO on a LAN interface (switched off while shaping) -----------------
+gro_is() { ethtool -k "$1" | grep -q "^generic-receive-offload: $2"; }
+ethtool -K lan0 gro on
+ethtool -K lanp gro off
+check "gro-off lan0" nl gro-off lan0
+check "... ethtool says GRO is off on lan0" gro_is lan0 off
+check "... recorded as on, to restore" grep -qx "run offload lan0 gro on" "$rec"
+check "gro-off lan0 again" nl gro-off lan0
+check "... still one record line, still 'on' to restore" \
+	test "$(grep -c "offload lan0" "$rec")" = 1 -a "$(grep -c "offload lan0 gro on" "$rec")" = 1
+check "gro-off lanp (off already): nothing recorded" nl gro-off lanp
+check "... no line for lanp" test "$(grep -c "offload lanp" "$rec")" = 0
+check "gro-off on a missing interface fails" nl_fails gro-off nosuch0
+check "... saying why" grep -q "gro-off: cannot read its GRO setting: No such device" "$log"
+check "cleanup 0 turns GRO on again" nl cleanup 0
+check "... ethtool says GRO is on on lan0" gro_is lan0 on
+check "... lanp still off" gro_is lanp off
+check "... the line is gone" test ! -e "$rec" -o "$(grep -c offload "$rec" 2>/dev/null)" = 0
+ip link add gro0 type veth peer name grop	# left down: no routes
+ethtool -K gro0 gro on
+nl gro-off gro0 >/dev/null 2>&1
+check "... recorded for gro0" grep -qx "run offload gro0 gro on" "$rec"
+ip link del gro0
+check "cleanup 0 with the interface gone: fine" nl cleanup 0
+check "... the line is gone" test ! -e "$rec" -o "$(grep -c offload "$rec" 2>/dev/null)" = 0
+
 # ---- nothing left ----------------------------------------------------------
 check "purged: no grgw rules" \
 	test -z "$(ip -4 rule show | grep -E '^42(00|10|11):'; ip -6 rule show | grep -E '^42(00|10|11):')"

@@ -245,6 +245,8 @@ static const char *const good_lines[] = {
 	"run sysctl net/ipv4/conf/eth0.100/rp_filter 2",
 	"run sysctl net/ipv4/neigh/default/gc_thresh1 -1",
 	"run link grgw0 xfrm if_id 4210",
+	"run offload lan0 gro on",
+	"run offload eth0.100 gro off",
 };
 
 static void
@@ -297,6 +299,12 @@ test_record_parse_fields(void **state)
 	assert_int_equal(o.kind, REC_SYSCTL);
 	assert_string_equal(o.u.sysctl.path, "net/ipv4/ip_forward");
 	assert_string_equal(o.u.sysctl.value, "0");
+
+	assert_int_equal(rec_parse_line("run offload lan0 gro on", &o, err,
+	    sizeof(err)), 0);
+	assert_int_equal(o.kind, REC_OFFLOAD);
+	assert_string_equal(o.u.offload.dev, "lan0");
+	assert_int_equal(o.u.offload.on, 1);
 }
 
 static void
@@ -366,6 +374,13 @@ static const char *const bad_lines[] = {
 	"run sysctl net/ipv4/ip_forward 1 2",
 	"run sysctl net/ipv4/ip_forward 1\r",		/* control char */
 	"run qdisc wan0 htb",				/* unknown kind */
+	"run offload lan0",
+	"run offload lan0 gro",
+	"run offload lan0 tso on",			/* only gro */
+	"run offload lan0 gro yes",
+	"run offload lan0 gro on off",
+	"run offload a/b gro on",
+	"run offload seventeen-chars-x gro on",
 };
 
 static void

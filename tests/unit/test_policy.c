@@ -196,9 +196,14 @@ test_qos_section(void **state)
 		parse_ok(text, &cfg);
 		assert_int_equal(cfg.qos.wan_rate, rates[i].bps);
 	}
+	assert_false(cfg.qos.keep_lan_gro);	/* GRO off while shaping */
 	parse_ok("[qos]\nenable = no\ninterface = wan0\n", &cfg);
 	assert_false(cfg.qos.enabled);
 	assert_string_equal(cfg.qos.interface, "wan0");
+	parse_ok("[qos]\nlan_gro = keep\n", &cfg);
+	assert_true(cfg.qos.keep_lan_gro);
+	parse_ok("[qos]\nlan_gro = off\n", &cfg);
+	assert_false(cfg.qos.keep_lan_gro);
 }
 
 static void
@@ -288,7 +293,11 @@ test_errors_qos(void **state)
 	expect_error("[qos]\ninterface = a/b\n", 2, "interface \"a/b\"",
 	    NULL);
 	expect_error("[qos]\nspeed = 10mbit\n", 2, "unknown key \"speed\" in "
-	    "[qos]; expected one of: enable, wan_rate, interface", NULL);
+	    "[qos]; expected one of: enable, wan_rate, interface, lan_gro",
+	    NULL);
+	expect_error("[qos]\nlan_gro = on\n", 2, "lan_gro \"on\" is not one "
+	    "of the choices; expected off (turned off on the LAN interfaces "
+	    "while shaping) or keep", NULL);
 	expect_error("[qos]\nwan_rate = 1mbit\nwan_rate = 2mbit\n", 3,
 	    "duplicate key wan_rate in [qos] (first set on line 19)", NULL);
 	expect_error("[qos]\n[qos]\n", 2, "section [qos] appears again", NULL);
@@ -882,6 +891,7 @@ test_render(void **state)
 	snprintf(v.interface, sizeof(v.interface), "ipsec0");
 	v.wan_rate = 4000000;
 	snprintf(v.leaf, sizeof(v.leaf), "pfifo");
+	snprintf(v.lan_gro, sizeof(v.lan_gro), "off");
 	v.n_classes = 2;
 	snprintf(v.classes[0].name, sizeof(v.classes[0].name), "rogers");
 	v.classes[0].marks = 1;
@@ -900,7 +910,7 @@ test_render(void **state)
 	assert_has(sb.s, "{\"enabled\":true,\"status\":\"classification on "
 	    "\\\"x\\\"\",\"classification\":\"on\",\"shaping\":\"on\","
 	    "\"interface\":\"ipsec0\",\"wan_rate\":4000000,"
-	    "\"leaf_qdisc\":\"pfifo\",\"classes\":[");
+	    "\"leaf_qdisc\":\"pfifo\",\"lan_gro\":\"off\",\"classes\":[");
 	assert_has(sb.s, "{\"name\":\"rogers\",\"dscp\":\"AF21\","
 	    "\"dscp_value\":18,\"priority\":1,\"rate\":0,\"ceil\":0,"
 	    "\"packets\":5,\"bytes\":600,\"drops\":2,\"shaped\":true,");
