@@ -10,6 +10,8 @@
 #   start-up    time from `grgw up` on both gateways to the first packet
 #               across (vellum-a -> vellum-b), and to `grgw up` returning;
 #               best and median of RUNS runs, for each data plane
+#   QoS         tests/bench/qos-bench.sh in kernel mode: Rogers request
+#               round trips idle and with a full shaper, QoS on and off
 #
 # Prints figures and ratios; fails only when something could not be
 # measured at all, never on a time.
@@ -133,5 +135,13 @@ while read -r dp fb fm rb rm; do
 		"$dp" "$fb" "$fm" "$rb" "$rm"
 done <"$WORK/startup"
 down_both
+"$LAB" down >/dev/null 2>&1
 
-[ "${tput[kernel]%.*}" -gt 0 ] && [ "$bare" != 0 ]
+# Rogers round trips idle and under bulk load, QoS on and off, with the
+# kernel data plane (fq_codel inside the classes where this kernel has it).
+echo
+echo "== QoS on the kernel data plane (tests/bench/qos-bench.sh)"
+qos_rc=0
+LAB_DATAPLANE=kernel "$HERE/../bench/qos-bench.sh" || qos_rc=$?
+
+[ "${tput[kernel]%.*}" -gt 0 ] && [ "$bare" != 0 ] && [ "$qos_rc" -eq 0 ]

@@ -54,21 +54,24 @@ esac
 # check: the namespace lab in kernel mode, then the kernel-only checks.
 # By default the lab tests whose outcome depends on the data plane (the
 # topology, config and link-probe tests are the same in both and slow under
-# emulation); "all" runs every lab test; other names pick lab tests, and
-# "kernel" the kernel-only checks.
+# emulation) and the QoS lab; "all" runs every lab test; other names pick
+# lab tests, "qos" the QoS lab and "kernel" the kernel-only checks.
 CORE_LAB_TESTS=(up reach bulk wan peer-down charon-kill local-down wrong-psk nat)
 lab_tests=()
 run_lab=1
 want_kernel=1
+want_qos=1
 if [ ${#ARGS[@]} -eq 0 ]; then
 	lab_tests=("${CORE_LAB_TESTS[@]}")
 else
 	run_lab=0
 	want_kernel=0
+	want_qos=0
 	for t in "${ARGS[@]}"; do
 		case $t in
 		kernel) want_kernel=1 ;;
-		all) run_lab=1; want_kernel=1; lab_tests=() ;;
+		qos) want_qos=1 ;;
+		all) run_lab=1; want_kernel=1; want_qos=1; lab_tests=() ;;
 		*) run_lab=1; lab_tests+=("$t") ;;
 		esac
 	done
@@ -93,6 +96,11 @@ log=$(mktemp)
 if [ "$run_lab" = 1 ]; then
 	echo "== namespace lab, dataplane = kernel"
 	"$TOP/tests/lab/run-tests.sh" "${lab_tests[@]+"${lab_tests[@]}"}" 2>&1 | tee "$log"
+	tally "$log" "${PIPESTATUS[0]}"
+fi
+if [ "$want_qos" = 1 ]; then
+	echo "== QoS lab, dataplane = kernel"
+	"$TOP/tests/lab/run-qos-tests.sh" 2>&1 | tee "$log"
 	tally "$log" "${PIPESTATUS[0]}"
 fi
 if [ "$want_kernel" = 1 ]; then

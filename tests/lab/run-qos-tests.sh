@@ -7,7 +7,7 @@
 #
 #   sprout-a -- lan0 [gw-a] wan0 -- [router] -- wan0 [gw-b] lan0 -- vellum-b
 #   memcached client      nftables marks,              memcached on 11311
-#   (libmemcached-tools)  htb on ipsec0                (Rogers stand-in)
+#   (libmemcached-tools)  htb on ipsec0/grgw0          (Rogers stand-in)
 #
 # Usage: run-qos-tests.sh [TEST...]   (default: all, in the order below)
 #        run-qos-tests.sh --list
@@ -17,12 +17,15 @@
 #             (7000, 7001) and Chronos (7253) TCP arrive with their DSCP, both
 #             ways, IPv4 and IPv6; other traffic keeps the DSCP it was sent
 #             with; per-class counters in `grgw status`
-#   shape     wan_rate = 4mbit: htb on ipsec0 (pfifo inside the classes on
-#             this kernel, said in the status), GRO off on lan0 (ethtool,
+#   shape     wan_rate = 4mbit: htb on the tunnel interface (ipsec0, or
+#             grgw0 in kernel mode) with the best queue the kernel has
+#             inside the classes (fq_codel, sfq or pfifo, found by the test
+#             itself), said in the status; GRO off on lan0 (ethtool,
 #             the status, the record); bulk iperf3 fills it while
 #             memcached requests keep working; counters show bulk in the
 #             default class and Rogers in its own
-#   restart   charon killed: ipsec0 comes back and is shaped again
+#   restart   charon killed: ipsec0 comes back and is shaped again (kernel
+#             mode: grgw0 stays, and so does its shaper)
 #   repeat    `up` again installs nothing twice; a bad class definition is
 #             refused with FILE:LINE and leaves the running policy untouched
 #   down      `down` removes the table and the qdisc, and turns GRO on again
@@ -47,6 +50,9 @@ UP_TIMEOUT=${UP_TIMEOUT:-45}
 MEMC_PORT=11311
 WAN_RATE=4mbit
 QOS_TABLE=grgw-qos
+# The interface grgw shapes: libipsec's TUN device, or grgw's xfrm
+# interface (the default name; the lab's configs keep it).
+if [ "$LAB_EXPECT_DP" = kernel ]; then TUN_IF=grgw0; else TUN_IF=ipsec0; fi
 
 # DSCP values as RFC 4594 names them, and as the built-in classes use them.
 DSCP_AF21=18	# rogers
@@ -81,6 +87,16 @@ for t in "$@"; do
 done
 for tool in memcached memccp memccat iperf3 tcpdump jq nft tc nc ethtool; do
 	command -v "$tool" >/dev/null || { echo "run-qos-tests.sh: $tool missing (run tests/deps.sh)" >&2; exit 1; }
+done
+
+# The queue grgw should put inside the classes: the best this kernel has,
+# found here independently of grgw, in a namespace of our own.
+LEAF=pfifo
+for k in fq_codel sfq; do
+	if unshare -n sh -c "ip link set lo up && tc qdisc add dev lo root $k" 2>/dev/null; then
+		LEAF=$k
+		break
+	fi
 done
 
 WORK=$(mktemp -d /tmp/grgwlab-qos.XXXXXX)
@@ -334,12 +350,18 @@ grep_status_text() { grgw_at "$1" status | tee "$WORK/status.txt" | grep -Eq "$2
 t_shape() {
 	local i ok=0 fails=0 bits def_b rog_b client
 	need_qos shape || return 0
-	check "gw-a status: shaping $WAN_RATE on ipsec0 with htb" status_has a \
-		'.qos.shaping == "on" and .qos.interface == "ipsec0" and .qos.wan_rate == 4000000'
-	check "gw-a status: says no fair queuing here, pfifo used" status_has a \
-		'.qos.leaf_qdisc == "pfifo" and (.qos.status | test("fair queuing inside classes: not available \\(no fq_codel or sfq in this kernel\\), using pfifo"))'
-	check "gw-a: htb 4210: is the root qdisc of ipsec0" tc_has gw-a 'qdisc htb 4210: root'
-	check "gw-b: htb 4210: is the root qdisc of ipsec0" tc_has gw-b 'qdisc htb 4210: root'
+	check "gw-a status: shaping $WAN_RATE on $TUN_IF with htb" status_has a \
+		".qos.shaping == \"on\" and .qos.interface == \"$TUN_IF\" and .qos.wan_rate == 4000000"
+	if [ "$LEAF" = pfifo ]; then
+		check "gw-a status: says no fair queuing here, pfifo used" status_has a \
+			'.qos.leaf_qdisc == "pfifo" and (.qos.status | test("fair queuing inside classes: not available \\(no fq_codel or sfq in this kernel\\), using pfifo"))'
+	else
+		check "gw-a status: $LEAF inside the classes, as this kernel has it" status_has a \
+			".qos.leaf_qdisc == \"$LEAF\" and (.qos.status | test(\"fair queuing inside classes: $LEAF\"))"
+	fi
+	check "gw-a: $LEAF queues in the classes" leaves_are gw-a "$LEAF" 5
+	check "gw-a: htb 4210: is the root qdisc of $TUN_IF" tc_has gw-a 'qdisc htb 4210: root'
+	check "gw-b: htb 4210: is the root qdisc of $TUN_IF" tc_has gw-b 'qdisc htb 4210: root'
 	check "gw-a: one htb class per traffic class (+ root and default)" htb_classes_are gw-a 6
 	check "gw-a status: GRO off on lan0 while shaping" status_has a \
 		'.qos.lan_gro == "off" and (.qos.status | test("; GRO off on lan0"))'
@@ -379,10 +401,17 @@ t_shape() {
 }
 # gro_is NODE IF on|off: what ethtool says of IF's generic receive offload
 gro_is() { on "$1" ethtool -k "$2" | tee "$WORK/ethtool.out" | grep -q "^generic-receive-offload: $3"; }
-tc_has() { on "$1" tc qdisc show dev ipsec0 | tee "$WORK/tc.out" | grep -q "$2"; }
+tc_has() { on "$1" tc qdisc show dev "$TUN_IF" | tee "$WORK/tc.out" | grep -q "$2"; }
+# leaves_are NODE KIND N: N leaf qdiscs of KIND below htb 4210:
+leaves_are() {
+	local n
+	n=$(on "$1" tc qdisc show dev "$TUN_IF" | grep -c "^qdisc $2 [0-9a-f]*: parent 4210:")
+	echo "$2 leaves: $n (want $3)"
+	[ "$n" -eq "$3" ]
+}
 htb_classes_are() {
 	local n
-	n=$(on "$1" tc class show dev ipsec0 | grep -c '^class htb 4210:')
+	n=$(on "$1" tc class show dev "$TUN_IF" | grep -c '^class htb 4210:')
 	echo "htb classes: $n (want $2)"
 	[ "$n" -eq "$2" ]
 }
@@ -393,24 +422,35 @@ t_restart() {
 	old=$(node_pids_named gw-a charon | head -n 1)
 	[ -n "$old" ] || { fail "a charon runs in gw-a"; return 0; }
 	before=$(status_json a | jq -r '.charon.restarts // 0')
-	ifindex=$(gw_a cat /sys/class/net/ipsec0/ifindex 2>/dev/null || echo none)
+	ifindex=$(gw_a cat "/sys/class/net/$TUN_IF/ifindex" 2>/dev/null || echo none)
 	kill -KILL "$old"
 	wait_until 5 proc_gone "$old" || true
 	wait_until 60 status_is a ".charon.running == true and .charon.restarts > $before and .peers[0].tunnel == \"up\"" || true
 	wait_until 20 status_is a '.qos.shaping == "on"' || true
-	check "gw-a: charon restarted (restarts > $before), a new ipsec0" new_ipsec0 "$ifindex"
+	if [ "$TUN_IF" = ipsec0 ]; then
+		check "gw-a: charon restarted (restarts > $before), a new ipsec0" new_tun_if "$ifindex"
+	else
+		check "gw-a: charon restarted (restarts > $before), $TUN_IF is grgw's and stays" same_tun_if "$ifindex"
+	fi
 	check "gw-a after charon restart: shaping on again" status_has a ".qos.shaping == \"on\" and .charon.restarts > $before"
-	check "gw-a: the new ipsec0 has htb 4210: again" tc_has gw-a 'qdisc htb 4210: root'
+	check "gw-a: $TUN_IF has htb 4210: (again)" tc_has gw-a 'qdisc htb 4210: root'
 	check "gw-a: memcached works after the restart" memc_roundtrip after-restart
-	check "gw-a: one qdisc line in the record" record_count a 'qdisc ipsec0 htb 4210:' 1
+	check "gw-a: one qdisc line in the record" record_count a "qdisc $TUN_IF htb 4210:" 1
 }
 
 proc_gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-new_ipsec0() {
+tun_ifindex() { gw_a cat "/sys/class/net/$TUN_IF/ifindex" 2>/dev/null || echo none; }
+new_tun_if() {
 	local now
-	now=$(gw_a cat /sys/class/net/ipsec0/ifindex 2>/dev/null || echo none)
-	echo "ipsec0 ifindex before $1, now $now"
+	now=$(tun_ifindex)
+	echo "$TUN_IF ifindex before $1, now $now"
 	[ "$now" != none ] && [ "$now" != "$1" ]
+}
+same_tun_if() {
+	local now
+	now=$(tun_ifindex)
+	echo "$TUN_IF ifindex before $1, now $now"
+	[ "$now" != none ] && [ "$now" = "$1" ]
 }
 
 # record_count SITE TEXT N: the site's kernel record holds TEXT N times
@@ -423,11 +463,11 @@ record_count() {
 }
 
 # policy_snapshot SITE: the classification table without its counters, and
-# the tree of qdiscs and classes on ipsec0
+# the tree of qdiscs and classes on the tunnel interface
 policy_snapshot() {
 	on "gw-$1" nft list table inet "$QOS_TABLE" | grep -v -E 'packets [0-9]+ bytes'
-	on "gw-$1" tc qdisc show dev ipsec0
-	on "gw-$1" tc class show dev ipsec0
+	on "gw-$1" tc qdisc show dev "$TUN_IF"
+	on "gw-$1" tc class show dev "$TUN_IF"
 }
 
 t_repeat() {
@@ -440,7 +480,7 @@ t_repeat() {
 		>"$WORK/up-again.log" 2>&1 </dev/null || RC=$?
 	check "grgw up again on gw-a: ok" test "$RC" -eq 0
 	check "gw-a: one table inet $QOS_TABLE" test "$(gw_a nft list tables | grep -c "inet $QOS_TABLE\$")" -eq 1
-	check "gw-a: one htb root on ipsec0" test "$(gw_a tc qdisc show dev ipsec0 | grep -c 'htb 4210: root')" -eq 1
+	check "gw-a: one htb root on $TUN_IF" test "$(gw_a tc qdisc show dev "$TUN_IF" | grep -c 'htb 4210: root')" -eq 1
 	check "gw-a: one nft line for $QOS_TABLE in the record" record_count a "nft inet $QOS_TABLE" 1
 
 	# A class nftables would never see: refused before anything changes.
