@@ -31,6 +31,7 @@ struct qos_run {
 	/* GRO on the LAN interfaces while shaping: "off" (turned off or
 	 * found off), "kept" (lan_gro = keep) or "on" (could not). */
 	char			 lan_gro[8];
+	char			 gro_devs[200];	/* where it is off */
 	char			 gro_why[200];
 };
 
@@ -111,29 +112,49 @@ qos_rules_start(struct qos_run *q, struct gwnl *nl)
 	    POLICY_NFT_TABLE);
 }
 
-/* While shaping, no merged packets from the LAN: see netlink/offload.c. */
+/* While shaping, no merged packets from the LAN: see netlink/offload.c.
+ * The LAN interfaces and every device below them. */
 static void
 lan_gro_off(struct qos_run *q, struct gwnl *nl)
 {
 	const struct grgw_side	*site = &q->cfg->site;
+	char			 devs[GWNL_GRO_DEVS_MAX][IF_NAMESIZE];
 	char			 why[160];
-	int			 i;
+	size_t			 o = 0;
+	int			 i, j, n;
 
 	q->gro_why[0] = '\0';
+	q->gro_devs[0] = '\0';
 	if (q->cfg->qos.keep_lan_gro) {
 		snprintf(q->lan_gro, sizeof(q->lan_gro), "kept");
 		return;
 	}
 	snprintf(q->lan_gro, sizeof(q->lan_gro), "off");
 	for (i = 0; i < site->n_lan_interfaces && i < GRGW_MAX_LAN_IFS; i++) {
-		if (gwnl_gro_off(nl, site->lan_interfaces[i], why,
-		    sizeof(why)) == 0 || q->gro_why[0] != '\0')
-			continue;
-		snprintf(q->lan_gro, sizeof(q->lan_gro), "on");
-		snprintf(q->gro_why, sizeof(q->gro_why), "%s: %s",
-		    site->lan_interfaces[i], why);
-		log_warnx("qos: GRO stays on on %s: packets it merges pass "
-		    "the shaper as one", q->gro_why);
+		n = gwnl_gro_devices(nl, site->lan_interfaces[i], devs,
+		    GWNL_GRO_DEVS_MAX);
+		if (n < 0) {
+			/* Still try the interface itself. */
+			snprintf(devs[0], sizeof(devs[0]), "%s",
+			    site->lan_interfaces[i]);
+			n = 1;
+		}
+		for (j = 0; j < n; j++) {
+			if (gwnl_gro_off(nl, devs[j], why, sizeof(why)) == 0) {
+				if (o < sizeof(q->gro_devs))
+					o += (size_t)snprintf(q->gro_devs + o,
+					    sizeof(q->gro_devs) - o, "%s%s",
+					    o ? ", " : "", devs[j]);
+				continue;
+			}
+			if (q->gro_why[0] != '\0')
+				continue;	/* the first reason is shown */
+			snprintf(q->lan_gro, sizeof(q->lan_gro), "on");
+			snprintf(q->gro_why, sizeof(q->gro_why), "%s: %s",
+			    devs[j], why);
+			log_warnx("qos: GRO stays on on %s: packets it merges "
+			    "pass the shaper as one", q->gro_why);
+		}
 	}
 }
 
@@ -208,7 +229,7 @@ lan_gro_line(const struct qos_run *q, char *buf, size_t size, size_t *o)
 	lan_list(&q->cfg->site, ifs, sizeof(ifs));
 	if (strcmp(q->lan_gro, "off") == 0)
 		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO off on %s",
-		    ifs);
+		    q->gro_devs);
 	else if (strcmp(q->lan_gro, "kept") == 0)
 		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO on %s left "
 		    "as it is (lan_gro = keep): packets it merges pass the "

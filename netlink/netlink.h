@@ -156,6 +156,15 @@ int	gwnl_nft_counters_parse(const char *text, size_t len,
 int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why,
 	    size_t whylen);
 int	gwnl_gro_get(const char *ifname, int *on);
+/*
+ * The devices whose GRO decides what ifname receives merged: ifname
+ * itself first, then what it is stacked on (the ports of a bridge, bond
+ * or team; the lower device of a VLAN, macvlan or ipvlan), recursively.
+ * Up to max names; returns how many, or -errno (-ENODEV: no ifname).
+ */
+#define GWNL_GRO_DEVS_MAX	32
+int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
+	    char names[][IF_NAMESIZE], int max);
 
 /* Number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);

@@ -9,6 +9,11 @@
  * the LAN interfaces, records the value it found and puts it back on
  * cleanup (like a sysctl).
  *
+ * GRO runs where packets are received: on a physical NIC, not on a bridge,
+ * VLAN or bond stacked on it.  So the devices below a LAN interface are
+ * switched too: the ports of a bridge, bond or team, and the device a
+ * VLAN, macvlan or ipvlan interface sits on, as deep as they go.
+ *
  * The switch is ethtool's ETHTOOL_[GS]GRO request, on any socket of the
  * network namespace; it needs CAP_NET_ADMIN.
  */
@@ -23,6 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "netlink/libnl.h"
 
 #include "grgw.h"
 #include "netlink/netlink.h"
@@ -123,6 +130,89 @@ gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why, size_t whylen)
 	log_info("qos: GRO off on %s while shaping (was on; restored by "
 	    "down)", ifname);
 	return 0;
+}
+
+/* Kinds stacked on one lower device, named by IFLA_LINK in this netns. */
+static int
+stacked_kind(const char *kind)
+{
+	static const char *const kinds[] = { "vlan", "macvlan", "macvtap",
+	    "ipvlan", "ipvtap" };
+	size_t	 i;
+
+	for (i = 0; kind != NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+struct gro_walk {
+	struct nl_cache	*cache;
+	int		 ifindex[GWNL_GRO_DEVS_MAX];
+	int		 n;
+	int		 master;	/* looking for ports of this one */
+};
+
+static void
+walk_add(struct gro_walk *w, int ifindex)
+{
+	int	 i;
+
+	if (ifindex <= 0 || w->n == GWNL_GRO_DEVS_MAX)
+		return;
+	for (i = 0; i < w->n; i++)
+		if (w->ifindex[i] == ifindex)
+			return;
+	w->ifindex[w->n++] = ifindex;
+}
+
+static void
+walk_port(struct nl_object *obj, void *arg)
+{
+	struct gro_walk	*w = arg;
+	struct rtnl_link *l = (struct rtnl_link *)obj;
+
+	if (rtnl_link_get_master(l) == w->master)
+		walk_add(w, rtnl_link_get_ifindex(l));
+}
+
+int
+gwnl_gro_devices(struct gwnl *nl, const char *ifname,
+    char names[][IF_NAMESIZE], int max)
+{
+	struct gro_walk		 w;
+	struct rtnl_link	*l;
+	int32_t			 nsid;
+	int			 i, n = 0;
+
+	memset(&w, 0, sizeof(w));
+	if (rtnl_link_alloc_cache(gwnl_socket(nl), AF_UNSPEC, &w.cache) < 0)
+		return -EIO;
+	if ((l = rtnl_link_get_by_name(w.cache, ifname)) == NULL) {
+		nl_cache_free(w.cache);
+		return -ENODEV;
+	}
+	walk_add(&w, rtnl_link_get_ifindex(l));
+	rtnl_link_put(l);
+	/* Breadth first; w.n grows while we go. */
+	for (i = 0; i < w.n; i++) {
+		if ((l = rtnl_link_get(w.cache, w.ifindex[i])) == NULL)
+			continue;
+		if (stacked_kind(rtnl_link_get_type(l)) &&
+		    rtnl_link_get_link_netnsid(l, &nsid) != 0)
+			walk_add(&w, rtnl_link_get_link(l));
+		w.master = w.ifindex[i];
+		nl_cache_foreach(w.cache, walk_port, &w);
+		rtnl_link_put(l);
+	}
+	for (i = 0; i < w.n && n < max; i++) {
+		if ((l = rtnl_link_get(w.cache, w.ifindex[i])) == NULL)
+			continue;
+		rec_strlcpy(names[n++], rtnl_link_get_name(l), IF_NAMESIZE);
+		rtnl_link_put(l);
+	}
+	nl_cache_free(w.cache);
+	return n;
 }
 
 int

@@ -73,6 +73,8 @@ lab_up() {
 			host=${role^^}_$S
 			ip -n "$NS_PREFIX$node" link add "$NODE_IF" type veth peer name "$role" netns "$NS_PREFIX$gw"
 			on "$gw" ip link set "$role" master "$GW_LAN_IF" up
+			# GRO on where the gateway receives, as NICs come.
+			on "$gw" ethtool -K "$role" gro on
 			on "$node" ip addr add "$(plan "${host}4")/$(prefix_len "$(plan "SITE_${S}_PREFIX4")")" dev "$NODE_IF"
 			on "$node" ip addr add "$(plan "${host}6")/$(prefix_len "$(plan "SITE_${S}_PREFIX6")")" dev "$NODE_IF" nodad
 			on "$node" ip link set "$NODE_IF" up

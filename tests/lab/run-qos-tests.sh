@@ -20,7 +20,8 @@
 #   shape     wan_rate = 4mbit: htb on the tunnel interface (ipsec0, or
 #             grgw0 in kernel mode) with the best queue the kernel has
 #             inside the classes (fq_codel, sfq or pfifo, found by the test
-#             itself), said in the status; GRO off on lan0 (ethtool,
+#             itself), said in the status; GRO off on lan0 and on the
+#             bridge ports below it, where packets are received (ethtool,
 #             the status, the record); bulk iperf3 fills it while
 #             memcached requests keep working; counters show bulk in the
 #             default class and Rogers in its own
@@ -120,6 +121,7 @@ status_has() {
 }
 
 need_lab() {
+	local dev
 	[ "$LAB_UP" = 1 ] && return 0
 	if ! "$LAB" up >"$WORK/lab-up.log" 2>&1; then
 		fail "lab.sh up"
@@ -127,10 +129,13 @@ need_lab() {
 		return 1
 	fi
 	new_psk "$WORK/psk" || { fail "grgw keygen"; return 1; }
-	# GRO on, as NICs come: grgw turns it off while shaping, and back on.
+	# GRO on, as NICs come, on lan0 (a bridge) and its ports, where
+	# packets are received: grgw turns it off while shaping, and back on.
 	GRO_BEFORE=on
-	gw_a ethtool -K "$GW_LAN_IF" gro on
-	gw_b ethtool -K "$GW_LAN_IF" gro on
+	for dev in "$GW_LAN_IF" vellum sprout; do
+		gw_a ethtool -K "$dev" gro on
+		gw_b ethtool -K "$dev" gro on
+	done
 	LAB_UP=1
 	# The Rogers stand-in: a real memcached at vellum-b, TCP only.
 	vellum_b memcached -u root -p "$MEMC_PORT" -U 0 -t 2 \
@@ -348,7 +353,7 @@ t_mark() {
 grep_status_text() { grgw_at "$1" status | tee "$WORK/status.txt" | grep -Eq "$2"; }
 
 t_shape() {
-	local i ok=0 fails=0 bits def_b rog_b client
+	local i ok=0 fails=0 bits def_b rog_b client dev
 	need_qos shape || return 0
 	check "gw-a status: shaping $WAN_RATE on $TUN_IF with htb" status_has a \
 		".qos.shaping == \"on\" and .qos.interface == \"$TUN_IF\" and .qos.wan_rate == 4000000"
@@ -363,10 +368,12 @@ t_shape() {
 	check "gw-a: htb 4210: is the root qdisc of $TUN_IF" tc_has gw-a 'qdisc htb 4210: root'
 	check "gw-b: htb 4210: is the root qdisc of $TUN_IF" tc_has gw-b 'qdisc htb 4210: root'
 	check "gw-a: one htb class per traffic class (+ root and default)" htb_classes_are gw-a 6
-	check "gw-a status: GRO off on lan0 while shaping" status_has a \
-		'.qos.lan_gro == "off" and (.qos.status | test("; GRO off on lan0"))'
-	check "gw-a: ethtool says GRO is off on lan0" gro_is gw-a "$GW_LAN_IF" off
-	check "gw-a: recorded, to be turned on again" record_count a "run offload $GW_LAN_IF gro on" 1
+	check "gw-a status: GRO off on lan0 and its ports while shaping" status_has a \
+		'.qos.lan_gro == "off" and (.qos.status | test("; GRO off on lan0, (vellum, sprout|sprout, vellum)$"))'
+	for dev in "$GW_LAN_IF" vellum sprout; do
+		check "gw-a: ethtool says GRO is off on $dev" gro_is gw-a "$dev" off
+		check "gw-a: recorded, to be turned on again" record_count a "run offload $dev gro on" 1
+	done
 
 	vellum_b iperf3 -s -1 -B "$VELLUM_B4" >"$WORK/iperf-s.log" 2>&1 </dev/null &
 	BG_PIDS+=($!)
@@ -505,13 +512,15 @@ no_qos_left() {
 }
 
 t_down() {
-	local s
+	local s dev
 	need_qos shape || return 0
 	for s in a b; do
 		down_one "$s" down
 		check "grgw down on gw-$s" test "$RC" -eq 0
 		check "gw-$s: no $QOS_TABLE table, no htb, nothing of it in the record" no_qos_left "$s"
-		check "gw-$s: GRO on lan0 as before grgw ($GRO_BEFORE)" gro_is "gw-$s" "$GW_LAN_IF" "$GRO_BEFORE"
+		for dev in "$GW_LAN_IF" vellum sprout; do
+			check "gw-$s: GRO on $dev as before grgw ($GRO_BEFORE)" gro_is "gw-$s" "$dev" "$GRO_BEFORE"
+		done
 	done
 	QOS_MODE=none
 }

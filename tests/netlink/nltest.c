@@ -122,6 +122,15 @@ main(int argc, char *argv[])
 			if ((rc = gwnl_gro_off(nl, argv[++i], why,
 			    sizeof(why))) < 0)
 				fprintf(stderr, "nltest: gro-off: %s\n", why);
+		} else if (strcmp(cmd, "gro-devs") == 0 && i + 1 < argc) {
+			char devs[GWNL_GRO_DEVS_MAX][IF_NAMESIZE];
+			int j, n;
+
+			if ((n = gwnl_gro_devices(nl, argv[++i], devs,
+			    GWNL_GRO_DEVS_MAX)) < 0)
+				rc = n;
+			for (j = 0; j < n; j++)
+				printf("%s%s", devs[j], j + 1 < n ? " " : "\n");
 		} else if (strcmp(cmd, "probe") == 0)
 			printf("%d\n", gwnl_kernel_ipsec_available());
 		else

@@ -318,6 +318,37 @@ ip link del gro0
 check "cleanup 0 with the interface gone: fine" nl cleanup 0
 check "... the line is gone" test ! -e "$rec" -o "$(grep -c offload "$rec" 2>/dev/null)" = 0
 
+# The devices below a LAN interface, where GRO really runs.  All left
+# down: no routes appear.
+ip link add brg type bridge
+ip link add p1 type veth peer name p1peer
+ip link add p2 type veth peer name p2peer
+ip link set p1 master brg
+ip link set p2 master brg
+# VLANs and bonds where the kernel has them; macvlan stacks the same way.
+ip link add mv1 link p2peer type macvlan
+ip link add v100 link p2peer type vlan id 100 2>/dev/null
+ip link add bond9 type bond 2>/dev/null && ip link set p1peer master bond9
+check "gro-devs of a plain veth: itself only (not its peer)" nl gro-devs lanp
+check "... lanp" test "$(cat "$tmp/out")" = "lanp"
+check "gro-devs of a bridge" nl gro-devs brg
+check "... the bridge, then its ports" test "$(cat "$tmp/out")" = "brg p1 p2"
+check "gro-devs of a macvlan" nl gro-devs mv1
+check "... the macvlan, then the device below it" test "$(cat "$tmp/out")" = "mv1 p2peer"
+if ip link show v100 >/dev/null 2>&1; then
+	check "gro-devs of a VLAN" nl gro-devs v100
+	check "... the VLAN, then the device below it" test "$(cat "$tmp/out")" = "v100 p2peer"
+fi
+if ip link show bond9 >/dev/null 2>&1; then
+	check "gro-devs of a bond" nl gro-devs bond9
+	check "... the bond, then its port" test "$(cat "$tmp/out")" = "bond9 p1peer"
+fi
+check "gro-devs of a missing interface fails" nl_fails gro-devs nosuch0
+ip link del brg
+ip link del p1
+ip link del p2
+ip link del bond9 2>/dev/null
+
 # ---- nothing left ----------------------------------------------------------
 check "purged: no grgw rules" \
 	test -z "$(ip -4 rule show | grep -E '^42(00|10|11):'; ip -6 rule show | grep -E '^42(00|10|11):')"
