@@ -186,5 +186,13 @@ struct nl_msg *gwnl_build_xfrmi_add(const char *name, uint32_t if_id,
 	    int link_ifindex, uint32_t mtu);
 struct nl_msg *gwnl_build_tunnel_route(const struct grgw_config *cfg,
 	    int prefix_index, int oif, int add);
+/*
+ * xfrm.c: the request that deletes the SA or policy one dump message
+ * (XFRM_MSG_NEWSA or XFRM_MSG_NEWPOLICY, len bytes, 4-byte aligned)
+ * describes, if it is bound to if_id; NULL when it is not, or when the
+ * message is short or inconsistent in any way.
+ */
+struct nl_msg *gwnl_build_xfrm_delete(void *dump_msg, size_t len,
+	    uint32_t if_id);
 
 #endif /* GRGW_NETLINK_H */

@@ -80,33 +80,38 @@ attr_u32(struct nlattr *a)
 	return nla_get_u32(a);
 }
 
+/*
+ * Is the dump message h (len bytes readable) an SA or policy bound to
+ * if_id?  1 with *v filled (what a delete request needs), 0 if not, or if
+ * anything in it is short or inconsistent.
+ */
 static int
-dump_cb(struct nl_msg *msg, void *arg)
+victim_from_msg(struct nlmsghdr *h, size_t len, uint32_t if_id,
+    struct xfrm_victim *v)
 {
-	struct xfrm_dump	*d = arg;
-	struct nlmsghdr		*h = nlmsg_hdr(msg);
-	struct nlattr		*tb[XFRMA_MAX + 1];
-	struct xfrm_victim	*v;
-	int			 hdrlen;
+	struct nlattr	*tb[XFRMA_MAX + 1];
+	int		 hdrlen;
 
+	memset(v, 0, sizeof(*v));
+	if (len < NLMSG_HDRLEN || h->nlmsg_len < NLMSG_HDRLEN ||
+	    h->nlmsg_len > len)
+		return 0;
 	if (h->nlmsg_type == XFRM_MSG_NEWSA)
 		hdrlen = sizeof(struct xfrm_usersa_info);
 	else if (h->nlmsg_type == XFRM_MSG_NEWPOLICY)
 		hdrlen = sizeof(struct xfrm_userpolicy_info);
 	else
-		return NL_SKIP;
+		return 0;
 	if (nlmsg_datalen(h) < hdrlen ||
 	    nlmsg_parse(h, hdrlen, tb, XFRMA_MAX, NULL) < 0)
-		return NL_SKIP;
-	if (attr_u32(tb[XFRMA_IF_ID]) != d->if_id)
-		return NL_SKIP;
+		return 0;
+	if (attr_u32(tb[XFRMA_IF_ID]) != if_id)
+		return 0;
 	/* Per-socket policies (charon's IKE bypass) have no if_id anyway. */
 	if (h->nlmsg_type == XFRM_MSG_NEWPOLICY &&
 	    ((const struct xfrm_userpolicy_info *)nlmsg_data(h))->dir >=
 	    XFRM_POLICY_MAX)
-		return NL_SKIP;
-	if ((v = dump_slot(d)) == NULL)
-		return NL_SKIP;
+		return 0;
 	if (h->nlmsg_type == XFRM_MSG_NEWSA) {
 		const struct xfrm_usersa_info *sa = nlmsg_data(h);
 
@@ -134,6 +139,22 @@ dump_cb(struct nl_msg *msg, void *arg)
 		memcpy(&v->mark, nla_data(tb[XFRMA_MARK]), sizeof(v->mark));
 		v->has_mark = 1;
 	}
+	return 1;
+}
+
+static int
+dump_cb(struct nl_msg *msg, void *arg)
+{
+	struct xfrm_dump	*d = arg;
+	struct nlmsghdr		*h = nlmsg_hdr(msg);
+	struct xfrm_victim	 v, *slot;
+
+	/* libnl hands over one message of the datagram, length checked. */
+	if (!victim_from_msg(h, h->nlmsg_len, d->if_id, &v))
+		return NL_SKIP;
+	if ((slot = dump_slot(d)) == NULL)
+		return NL_SKIP;
+	*slot = v;
 	return NL_OK;
 }
 
@@ -155,9 +176,9 @@ xfrm_dump(struct nl_sock *sk, int type, struct xfrm_dump *d)
 	return 0;
 }
 
-/* Delete one collected object.  0 deleted, 1 already gone, -errno. */
-static int
-xfrm_delete(struct nl_sock *sk, struct xfrm_victim *v, uint32_t if_id)
+/* The request that deletes v (policies: with their if_id), or NULL. */
+static struct nl_msg *
+delete_msg(struct xfrm_victim *v, uint32_t if_id)
 {
 	struct nl_msg	*msg;
 	int		 err;
@@ -165,7 +186,7 @@ xfrm_delete(struct nl_sock *sk, struct xfrm_victim *v, uint32_t if_id)
 	msg = nlmsg_alloc_simple(v->policy ? XFRM_MSG_DELPOLICY :
 	    XFRM_MSG_DELSA, NLM_F_ACK);
 	if (msg == NULL)
-		return -ENOMEM;
+		return NULL;
 	if (v->policy)
 		err = nlmsg_append(msg, &v->u.pol, sizeof(v->u.pol), 0);
 	else
@@ -180,8 +201,31 @@ xfrm_delete(struct nl_sock *sk, struct xfrm_victim *v, uint32_t if_id)
 		    &v->type);
 	if (err < 0) {
 		nlmsg_free(msg);
-		return -ENOMEM;
+		return NULL;
 	}
+	return msg;
+}
+
+struct nl_msg *
+gwnl_build_xfrm_delete(void *dump_msg, size_t len, uint32_t if_id)
+{
+	struct xfrm_victim	 v;
+
+	if (dump_msg == NULL || if_id == 0 ||
+	    !victim_from_msg(dump_msg, len, if_id, &v))
+		return NULL;
+	return delete_msg(&v, if_id);
+}
+
+/* Delete one collected object.  0 deleted, 1 already gone, -errno. */
+static int
+xfrm_delete(struct nl_sock *sk, struct xfrm_victim *v, uint32_t if_id)
+{
+	struct nl_msg	*msg;
+	int		 err;
+
+	if ((msg = delete_msg(v, if_id)) == NULL)
+		return -ENOMEM;
 	err = nl_send_auto(sk, msg);
 	nlmsg_free(msg);
 	if (err >= 0)

@@ -6,6 +6,8 @@
 
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <linux/xfrm.h>
+#include <netinet/in.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -570,6 +572,208 @@ test_record_save_load(void **state)
 	assert_int_equal(rmdir(base), 0);
 }
 
+
+/* ---- XFRM: what a dump message makes grgw delete ------------------------ */
+
+#define TEST_IF_ID	4210
+
+/* A dump message for an SA: ESP to 198.51.100.10, SPI c0ffee01. */
+static struct nl_msg *
+dump_sa(int with_if_id, uint32_t if_id, int with_mark)
+{
+	struct xfrm_usersa_info	 sa;
+	struct xfrm_mark	 mark = { .v = 0x42, .m = 0xff };
+	struct nl_msg		*m;
+
+	memset(&sa, 0, sizeof(sa));
+	assert_int_equal(inet_pton(AF_INET, "198.51.100.10", &sa.id.daddr.a4),
+	    1);
+	sa.id.spi = htonl(0xc0ffee01);
+	sa.id.proto = IPPROTO_ESP;
+	sa.family = AF_INET;
+	sa.reqid = 1;
+	assert_non_null(m = nlmsg_alloc_simple(XFRM_MSG_NEWSA, NLM_F_MULTI));
+	assert_int_equal(nlmsg_append(m, &sa, sizeof(sa), NLMSG_ALIGNTO), 0);
+	if (with_if_id)
+		assert_int_equal(nla_put_u32(m, XFRMA_IF_ID, if_id), 0);
+	if (with_mark)
+		assert_int_equal(nla_put(m, XFRMA_MARK, sizeof(mark), &mark), 0);
+	return m;
+}
+
+/* A dump message for an outbound policy 198.18.1.0/24 -> 198.18.2.0/24. */
+static struct nl_msg *
+dump_policy(uint8_t dir, uint32_t if_id)
+{
+	struct xfrm_userpolicy_info	 p;
+	struct xfrm_userpolicy_type	 t = { .type = XFRM_POLICY_TYPE_MAIN };
+	struct nl_msg			*m;
+
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(inet_pton(AF_INET, "198.18.1.0", &p.sel.saddr.a4), 1);
+	assert_int_equal(inet_pton(AF_INET, "198.18.2.0", &p.sel.daddr.a4), 1);
+	p.sel.prefixlen_s = 24;
+	p.sel.prefixlen_d = 24;
+	p.sel.family = AF_INET;
+	p.index = 0x1239;
+	p.dir = dir;
+	assert_non_null(m = nlmsg_alloc_simple(XFRM_MSG_NEWPOLICY,
+	    NLM_F_MULTI));
+	assert_int_equal(nlmsg_append(m, &p, sizeof(p), NLMSG_ALIGNTO), 0);
+	assert_int_equal(nla_put_u32(m, XFRMA_IF_ID, if_id), 0);
+	assert_int_equal(nla_put(m, XFRMA_POLICY_TYPE, sizeof(t), &t), 0);
+	return m;
+}
+
+/* The delete request for message m (its exact length), or NULL. */
+static struct nl_msg *
+delete_for(struct nl_msg *m, uint32_t if_id)
+{
+	struct nlmsghdr	*h = nlmsg_hdr(m);
+
+	return gwnl_build_xfrm_delete(h, h->nlmsg_len, if_id);
+}
+
+static void
+test_xfrm_delete_sa(void **state)
+{
+	struct nl_msg		*in, *out;
+	struct nlmsghdr		*h;
+	struct xfrm_usersa_id	*id;
+	struct nlattr		*a;
+	struct xfrm_mark	*mark;
+
+	(void)state;
+	in = dump_sa(1, TEST_IF_ID, 1);
+	assert_non_null(out = delete_for(in, TEST_IF_ID));
+	h = nlmsg_hdr(out);
+	assert_int_equal(h->nlmsg_type, XFRM_MSG_DELSA);
+	assert_true(h->nlmsg_flags & NLM_F_ACK);	/* the answer is waited for */
+	assert_true(nlmsg_datalen(h) >= (int)sizeof(*id));
+	id = nlmsg_data(h);
+	assert_int_equal(ntohl(id->spi), 0xc0ffee01);
+	assert_int_equal(id->proto, IPPROTO_ESP);
+	assert_int_equal(id->family, AF_INET);
+	assert_int_equal(ntohl(id->daddr.a4), 0xc633640a);	/* .10 */
+	a = nlmsg_find_attr(h, sizeof(*id), XFRMA_MARK);
+	assert_non_null(a);
+	assert_int_equal(nla_len(a), sizeof(*mark));
+	mark = nla_data(a);
+	assert_int_equal(mark->v, 0x42);
+	assert_int_equal(mark->m, 0xff);
+	/* An SA is found by (daddr, spi, proto): no if_id needed. */
+	assert_null(nlmsg_find_attr(h, sizeof(*id), XFRMA_IF_ID));
+	nlmsg_free(out);
+	nlmsg_free(in);
+
+	in = dump_sa(1, TEST_IF_ID, 0);
+	assert_non_null(out = delete_for(in, TEST_IF_ID));
+	assert_null(nlmsg_find_attr(nlmsg_hdr(out),
+	    sizeof(struct xfrm_usersa_id), XFRMA_MARK));
+	nlmsg_free(out);
+	nlmsg_free(in);
+}
+
+static void
+test_xfrm_delete_policy(void **state)
+{
+	struct nl_msg			*in, *out;
+	struct nlmsghdr			*h;
+	struct xfrm_userpolicy_id	*id;
+	struct xfrm_userpolicy_type	*t;
+	struct nlattr			*a;
+
+	(void)state;
+	in = dump_policy(XFRM_POLICY_OUT, TEST_IF_ID);
+	assert_non_null(out = delete_for(in, TEST_IF_ID));
+	h = nlmsg_hdr(out);
+	assert_int_equal(h->nlmsg_type, XFRM_MSG_DELPOLICY);
+	id = nlmsg_data(h);
+	assert_int_equal(id->index, 0x1239);
+	assert_int_equal(id->dir, XFRM_POLICY_OUT);
+	assert_int_equal(id->sel.prefixlen_d, 24);
+	assert_int_equal(ntohl(id->sel.daddr.a4), 0xc6120200);
+	/* Policies of an xfrm interface are found only with their if_id. */
+	a = nlmsg_find_attr(h, sizeof(*id), XFRMA_IF_ID);
+	assert_non_null(a);
+	assert_int_equal(nla_get_u32(a), TEST_IF_ID);
+	a = nlmsg_find_attr(h, sizeof(*id), XFRMA_POLICY_TYPE);
+	assert_non_null(a);
+	t = nla_data(a);
+	assert_int_equal(t->type, XFRM_POLICY_TYPE_MAIN);
+	nlmsg_free(out);
+	nlmsg_free(in);
+
+	/* Per-socket policies (charon's IKE bypass) are never touched. */
+	in = dump_policy(XFRM_POLICY_MAX, TEST_IF_ID);
+	assert_null(delete_for(in, TEST_IF_ID));
+	nlmsg_free(in);
+}
+
+static void
+test_xfrm_delete_others_left(void **state)
+{
+	struct nl_msg	*in;
+
+	(void)state;
+	in = dump_sa(1, 4211, 0);			/* someone else's */
+	assert_null(delete_for(in, TEST_IF_ID));
+	nlmsg_free(in);
+	in = dump_sa(0, 0, 0);				/* no interface */
+	assert_null(delete_for(in, TEST_IF_ID));
+	assert_null(delete_for(in, 0));		/* 0 is never flushed */
+	nlmsg_free(in);
+	in = dump_policy(XFRM_POLICY_IN, 4211);
+	assert_null(delete_for(in, TEST_IF_ID));
+	nlmsg_free(in);
+	in = dump_sa(1, TEST_IF_ID, 0);
+	nlmsg_hdr(in)->nlmsg_type = XFRM_MSG_NEWAE;	/* not an SA dump */
+	assert_null(delete_for(in, TEST_IF_ID));
+	nlmsg_free(in);
+}
+
+/* Whatever the kernel (or a forged message) says about lengths. */
+static void
+test_xfrm_delete_lengths(void **state)
+{
+	struct nl_msg	*in, *out;
+	struct nlmsghdr	*h;
+	struct nlattr	*a;
+	uint32_t	 full;
+	size_t		 len;
+	void		*copy;
+
+	(void)state;
+	in = dump_sa(1, TEST_IF_ID, 1);
+	h = nlmsg_hdr(in);
+	full = h->nlmsg_len;
+	/* Every truncation: nothing read past the end, nothing deleted. */
+	for (len = 0; len < full; len++) {
+		assert_non_null(copy = malloc(full));
+		memcpy(copy, h, full);
+		out = gwnl_build_xfrm_delete(copy, len, TEST_IF_ID);
+		assert_null(out);
+		free(copy);
+	}
+	/* A header claiming more than there is, or less than itself. */
+	h->nlmsg_len = full + 4;
+	assert_null(gwnl_build_xfrm_delete(h, full, TEST_IF_ID));
+	h->nlmsg_len = NLMSG_HDRLEN - 1;
+	assert_null(gwnl_build_xfrm_delete(h, full, TEST_IF_ID));
+	/* A payload shorter than an SA. */
+	h->nlmsg_len = NLMSG_HDRLEN + sizeof(struct xfrm_usersa_info) - 4;
+	assert_null(gwnl_build_xfrm_delete(h, full, TEST_IF_ID));
+	h->nlmsg_len = full;
+	assert_non_null(out = gwnl_build_xfrm_delete(h, full, TEST_IF_ID));
+	nlmsg_free(out);
+	/* An if_id attribute too short to hold one: not ours. */
+	a = nlmsg_find_attr(h, sizeof(struct xfrm_usersa_info), XFRMA_IF_ID);
+	assert_non_null(a);
+	a->nla_len = NLA_HDRLEN + 2;
+	assert_null(gwnl_build_xfrm_delete(h, full, TEST_IF_ID));
+	nlmsg_free(in);
+}
+
 int
 main(void)
 {
@@ -577,6 +781,10 @@ main(void)
 		cmocka_unit_test(test_xfrmi_add_message),
 		cmocka_unit_test(test_xfrmi_add_message_without_link),
 		cmocka_unit_test(test_xfrmi_add_rejects),
+		cmocka_unit_test(test_xfrm_delete_sa),
+		cmocka_unit_test(test_xfrm_delete_policy),
+		cmocka_unit_test(test_xfrm_delete_others_left),
+		cmocka_unit_test(test_xfrm_delete_lengths),
 		cmocka_unit_test(test_tunnel_route_ipv4),
 		cmocka_unit_test(test_tunnel_route_ipv6),
 		cmocka_unit_test(test_tunnel_route_small_table),
