@@ -32,7 +32,8 @@
 #   down      `down` removes the table and the qdisc, and turns GRO on again
 #   degrade   shaping an interface that has a root qdisc of someone else's:
 #             the tunnel comes up, the status says why there is no shaping,
-#             the other qdisc is left alone
+#             the other qdisc is left alone; gw-b (shaping its wan0) with
+#             lan_gro = keep leaves GRO on
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, iperf3, ethtool,
 # memcached, libmemcached-tools.  The last line is "N passed, N failed".
@@ -531,7 +532,7 @@ t_degrade() {
 	down_one b pre --purge
 	# Someone else's shaper on gw-a's WAN interface.
 	gw_a tc qdisc replace dev wan0 root handle 1: htb default 1
-	write_confs degrade "$(printf '[qos]\nwan_rate = 10mbit\ninterface = wan0')"
+	write_confs degrade "$(printf '[qos]\nwan_rate = 10mbit\ninterface = wan0\nlan_gro = keep')"
 	up_both degrade
 	QOS_MODE=degrade
 	check "grgw up on both, although gw-a cannot shape (gw-a $RC_A, gw-b $RC_B)" \
@@ -539,6 +540,9 @@ t_degrade() {
 	check "gw-a status: shaping failed, with the reason; classification on" status_has a \
 		'.qos.shaping == "failed" and .qos.classification == "on" and (.qos.status | test("wan0 already has a root qdisc htb 1: that grgw did not install; not replacing it"))'
 	check "gw-a: memcached works" memc_roundtrip degraded
+	check "gw-b status: shaping wan0, GRO left alone (lan_gro = keep)" status_has b \
+		'.qos.shaping == "on" and .qos.lan_gro == "kept" and (.qos.status | test("GRO on lan0 left as it is \\(lan_gro = keep\\)"))'
+	check "gw-b: GRO still on on its LAN port" gro_is gw-b sprout on
 	down_one a degrade-down
 	check "gw-a: the other root qdisc is left alone by down" sh -c \
 		"ip netns exec ${NS_PREFIX}gw-a tc qdisc show dev wan0 | grep -q 'htb 1: root'"
