@@ -73,8 +73,6 @@ lab_up() {
 			host=${role^^}_$S
 			ip -n "$NS_PREFIX$node" link add "$NODE_IF" type veth peer name "$role" netns "$NS_PREFIX$gw"
 			on "$gw" ip link set "$role" master "$GW_LAN_IF" up
-			# GRO on where the gateway receives, as NICs come.
-			on "$gw" ethtool -K "$role" gro on
 			on "$node" ip addr add "$(plan "${host}4")/$(prefix_len "$(plan "SITE_${S}_PREFIX4")")" dev "$NODE_IF"
 			on "$node" ip addr add "$(plan "${host}6")/$(prefix_len "$(plan "SITE_${S}_PREFIX6")")" dev "$NODE_IF" nodad
 			on "$node" ip link set "$NODE_IF" up
@@ -135,6 +133,7 @@ lab_down() {
 		site=$(conf_value "$LAB_HERE/$site.conf" site name)
 		[ -n "$site" ] && rm -rf "${LAB_RUN_DIR:?}/$site"
 	done
+	rmdir "$LAB_RUN_DIR" 2>/dev/null || true	# if nothing else is in it
 	return 0
 }
 lab_no_processes() { [ -z "$(lab_processes)" ]; }
