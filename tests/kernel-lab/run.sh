@@ -236,6 +236,19 @@ boot() {
 	return "${PIPESTATUS[0]}"
 }
 
+# watch_stall: stop the VM once its kernel reports a CPU stuck for 100 s
+# or more (a guest in that state never finishes; waiting for the time
+# limit would only hide why).
+watch_stall() {
+	while sleep 5; do
+		if grep -Eq 'soft lockup - CPU#[0-9]+ stuck for [0-9]{3,}s' "$OUT/console.log" 2>/dev/null; then
+			touch "$OUT/stalled"
+			pkill -f -- "-initrd $OUT/initramfs.gz" || true
+			return 0
+		fi
+	done
+}
+
 # A short boot that only says hello: does KVM really work here?  (Nested
 # hypervisors may offer /dev/kvm and then hang or refuse the CPU model.)
 kvm_works() {
@@ -281,13 +294,20 @@ if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi >"$OUT/share/args"
 echo "kernel-lab: booting $KERNEL ($KVER) with qemu ($ACCEL, $SMP CPUs, $MEM MiB), mode $MODE, limit ${VM_TIMEOUT}s"
 
 t0=$(date +%s)
+watch_stall &
+watcher=$!
 boot "$VM_TIMEOUT" "$ACCEL"
 qrc=$?
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
 secs=$(( $(date +%s) - t0 ))
 echo
 echo "kernel-lab: VM ran ${secs}s (qemu exit $qrc)"
 if [ "$qrc" -eq 124 ]; then
 	echo "kernel-lab: the VM did not finish within ${VM_TIMEOUT}s"
+fi
+if [ -e "$OUT/stalled" ]; then
+	echo "kernel-lab: the guest kernel stalled (a CPU stuck for 100 s or more, see the console above); the VM was stopped"
 fi
 rc=$(cat "$OUT/share/rc" 2>/dev/null || true)
 if [ -z "$rc" ]; then
