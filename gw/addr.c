@@ -196,3 +196,21 @@ addr_equal(const struct grgw_addr *a, const struct grgw_addr *b)
 		return 0;
 	return memcmp(a->addr, b->addr, (size_t)n) == 0;
 }
+
+const char *
+sockaddr_fmt(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+	char				 a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, size, "%s:%u", a, ntohs(sin->sin_port));
+	else if (ss->ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, size, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	else
+		snprintf(buf, size, "(address family %d)", ss->ss_family);
+	return buf;
+}

@@ -75,6 +75,11 @@ int	prefix_parse(const char *s, struct grgw_prefix *out);
 /* Format into buf (INET6_ADDRSTRLEN / +4 for prefixes); returns buf. */
 const char *addr_fmt(const struct grgw_addr *a, char *buf, size_t size);
 const char *prefix_fmt(const struct grgw_prefix *p, char *buf, size_t size);
+/* "192.0.2.1:4211" or "[2001:db8::1]:4211" (a struct sockaddr_storage),
+ * for messages; returns buf. */
+struct sockaddr_storage;
+const char *sockaddr_fmt(const struct sockaddr_storage *ss, char *buf,
+	    size_t size);
 int	addr_len(int family);		/* 4, 16 or 0 */
 int	prefix_contains(const struct grgw_prefix *p, const struct grgw_addr *a);
 int	prefix_overlaps(const struct grgw_prefix *p, const struct grgw_prefix *q);

@@ -408,25 +408,6 @@ sockaddr_set(struct sockaddr_storage *ss, socklen_t *len,
 	}
 }
 
-/* "192.0.2.1:4211" or "[2001:db8::1]:4211", for messages. */
-static const char *
-sockaddr_fmt(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-	char				 a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET &&
-	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
-		snprintf(buf, size, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
-		snprintf(buf, size, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(buf, size, "(address family %d)", ss->ss_family);
-	return buf;
-}
-
 /* Same address (the port is not compared). */
 static int
 sockaddr_same_host(const struct sockaddr_storage *a,

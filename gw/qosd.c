@@ -28,12 +28,26 @@ struct qos_run {
 	char			 rules_why[200];
 	char			 shaper_why[300];
 	char			 leaf[16];
-	/* GRO on the LAN interfaces while shaping: "off" (turned off or
-	 * found off), "kept" (lan_gro = keep) or "on" (could not). */
-	char			 lan_gro[8];
+	enum qos_gro		 lan_gro;	/* as of the last shaper start */
 	char			 gro_devs[200];	/* where it is off */
-	char			 gro_why[200];
+	char			 gro_why[200];	/* QOS_GRO_ON: the first failure */
 };
+
+const char *
+qos_gro_name(enum qos_gro g)
+{
+	switch (g) {
+	case QOS_GRO_OFF:
+		return "off";
+	case QOS_GRO_KEPT:
+		return "kept";
+	case QOS_GRO_ON:
+		return "on";
+	case QOS_GRO_NONE:
+	default:
+		return NULL;
+	}
+}
 
 const char *
 qos_part_name(enum qos_part p)
@@ -126,10 +140,10 @@ lan_gro_off(struct qos_run *q, struct gwnl *nl)
 	q->gro_why[0] = '\0';
 	q->gro_devs[0] = '\0';
 	if (q->cfg->qos.keep_lan_gro) {
-		snprintf(q->lan_gro, sizeof(q->lan_gro), "kept");
+		q->lan_gro = QOS_GRO_KEPT;
 		return;
 	}
-	snprintf(q->lan_gro, sizeof(q->lan_gro), "off");
+	q->lan_gro = QOS_GRO_OFF;
 	for (i = 0; i < site->n_lan_interfaces && i < GRGW_MAX_LAN_IFS; i++) {
 		n = gwnl_gro_devices(nl, site->lan_interfaces[i], devs,
 		    GWNL_GRO_DEVS_MAX);
@@ -147,9 +161,9 @@ lan_gro_off(struct qos_run *q, struct gwnl *nl)
 					    o ? ", " : "", devs[j]);
 				continue;
 			}
-			if (q->gro_why[0] != '\0')
+			if (q->lan_gro == QOS_GRO_ON)
 				continue;	/* the first reason is shown */
-			snprintf(q->lan_gro, sizeof(q->lan_gro), "on");
+			q->lan_gro = QOS_GRO_ON;
 			snprintf(q->gro_why, sizeof(q->gro_why), "%s: %s",
 			    devs[j], why);
 			log_warnx("qos: GRO stays on on %s: packets it merges "
@@ -205,39 +219,38 @@ qos_shaper_lost(struct qos_run *q)
 	    "charon; it is shaped again once charon is back", q->ifname);
 }
 
-/* The LAN interfaces, as "lan0, lan1". */
-static void
-lan_list(const struct grgw_side *site, char *buf, size_t size)
-{
-	size_t	 o = 0;
-	int	 i;
-
-	buf[0] = '\0';
-	for (i = 0; i < site->n_lan_interfaces && i < GRGW_MAX_LAN_IFS &&
-	    o < size; i++)
-		o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
-		    site->lan_interfaces[i]);
-}
-
 static void
 lan_gro_line(const struct qos_run *q, char *buf, size_t size, size_t *o)
 {
-	char	 ifs[GRGW_MAX_LAN_IFS * (IF_NAMESIZE + 2)];
+	const struct grgw_side	*site = &q->cfg->site;
+	int			 i;
 
 	if (*o >= size)
 		return;
-	lan_list(&q->cfg->site, ifs, sizeof(ifs));
-	if (strcmp(q->lan_gro, "off") == 0)
+	switch (q->lan_gro) {
+	case QOS_GRO_NONE:
+		break;
+	case QOS_GRO_OFF:
 		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO off on %s",
 		    q->gro_devs);
-	else if (strcmp(q->lan_gro, "kept") == 0)
-		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO on %s left "
-		    "as it is (lan_gro = keep): packets it merges pass the "
-		    "shaper as one", ifs);
-	else if (strcmp(q->lan_gro, "on") == 0)
+		break;
+	case QOS_GRO_KEPT:
+		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO on");
+		for (i = 0; i < site->n_lan_interfaces &&
+		    i < GRGW_MAX_LAN_IFS && *o < size; i++)
+			*o += (size_t)snprintf(buf + *o, size - *o, "%s%s",
+			    i ? ", " : " ", site->lan_interfaces[i]);
+		if (*o < size)
+			*o += (size_t)snprintf(buf + *o, size - *o, " left as "
+			    "it is (lan_gro = keep): packets it merges pass "
+			    "the shaper as one");
+		break;
+	case QOS_GRO_ON:
 		*o += (size_t)snprintf(buf + *o, size - *o, "; GRO still on "
 		    "(%s): packets it merges pass the shaper as one",
 		    q->gro_why);
+		break;
+	}
 }
 
 /* The one line that says what is in place, and what is not and why. */
@@ -319,7 +332,7 @@ qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v)
 	v->wan_rate = q->cfg->qos.wan_rate;
 	if (q->shaping == QOS_ON) {
 		snprintf(v->leaf, sizeof(v->leaf), "%s", q->leaf);
-		snprintf(v->lan_gro, sizeof(v->lan_gro), "%s", q->lan_gro);
+		v->lan_gro = q->lan_gro;
 	}
 	status_line(q, v->status, sizeof(v->status));
 	if (!q->compiled)
@@ -369,7 +382,7 @@ qos_render_json(const struct qos_view *v, struct strbuf *sb)
 	    (unsigned long long)v->wan_rate);
 	strbuf_json_str(sb, v->leaf[0] != '\0' ? v->leaf : NULL);
 	strbuf_printf(sb, ",\"lan_gro\":");
-	strbuf_json_str(sb, v->lan_gro[0] != '\0' ? v->lan_gro : NULL);
+	strbuf_json_str(sb, qos_gro_name(v->lan_gro));
 	strbuf_printf(sb, ",\"classes\":[");
 	for (i = 0; i < v->n_classes; i++) {
 		c = &v->classes[i];

@@ -28,6 +28,14 @@ enum qos_part {
 	QOS_FAILED
 };
 
+/* GRO on the LAN interfaces while shaping (netlink/offload.c). */
+enum qos_gro {
+	QOS_GRO_NONE,		/* not shaping: not applicable */
+	QOS_GRO_OFF,		/* off everywhere below the LAN interfaces */
+	QOS_GRO_KEPT,		/* left alone: lan_gro = keep */
+	QOS_GRO_ON		/* could not be turned off somewhere */
+};
+
 struct qos_class_view {
 	char		 name[GRGW_CLASS_NAME_MAX + 1];
 	int		 marks;		/* 0: "default", DSCP left alone */
@@ -47,7 +55,7 @@ struct qos_view {
 	char		 interface[IF_NAMESIZE];
 	uint64_t	 wan_rate;	/* bits/s, 0: none */
 	char		 leaf[16];	/* qdisc inside the classes, or "" */
-	char		 lan_gro[8];	/* while shaping: off, kept or on */
+	enum qos_gro	 lan_gro;
 	int		 n_classes;	/* classes in use, "default" last */
 	struct qos_class_view classes[GRGW_MAX_CLASSES + 1];
 };
@@ -72,6 +80,8 @@ void	qos_shaper_lost(struct qos_run *q);
 void	qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v);
 
 const char *qos_part_name(enum qos_part p);
+/* "off", "kept", "on", or NULL for QOS_GRO_NONE. */
+const char *qos_gro_name(enum qos_gro g);
 /* The "qos" object of the status JSON (see the README). */
 void	qos_render_json(const struct qos_view *v, struct strbuf *sb);
 /* Lines of `grgw status`. */

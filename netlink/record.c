@@ -210,6 +210,27 @@ tok_next(struct rec_tokens *t)
 
 #define SHOWN(s)	((s) != NULL ? (s) : "end of line")
 
+/*
+ * The next word as an interface name into dst (IF_NAMESIZE bytes).  after:
+ * the keyword it follows, for the message, or NULL.  0 or -1 with err set.
+ */
+static int
+tok_ifname(struct rec_tokens *t, char *dst, const char *after, char *err,
+    size_t errlen)
+{
+	const char	*w = tok_next(t);
+
+	if (w == NULL || !valid_ifname(w)) {
+		snprintf(err, errlen, "expected an interface name%s%s%s, got "
+		    "'%s'", after != NULL ? " after '" : "",
+		    after != NULL ? after : "", after != NULL ? "'" : "",
+		    SHOWN(w));
+		return -1;
+	}
+	rec_strlcpy(dst, w, IF_NAMESIZE);
+	return 0;
+}
+
 static int
 parse_rule(struct rec_tokens *t, struct rec_rule *r, char *err,
     size_t errlen)
@@ -230,13 +251,8 @@ parse_rule(struct rec_tokens *t, struct rec_rule *r, char *err,
 	w = tok_peek(t);
 	if (w != NULL && strcmp(w, "iif") == 0) {
 		t->i++;
-		w = tok_next(t);
-		if (w == NULL || !valid_ifname(w)) {
-			snprintf(err, errlen, "expected an interface name "
-			    "after 'iif', got '%s'", SHOWN(w));
+		if (tok_ifname(t, r->iif, "iif", err, errlen) == -1)
 			return -1;
-		}
-		rec_strlcpy(r->iif, w, sizeof(r->iif));
 	}
 	w = tok_peek(t);
 	if (w != NULL && strcmp(w, "from") == 0) {
@@ -311,14 +327,7 @@ parse_route(struct rec_tokens *t, struct rec_route *r, char *err,
 		snprintf(err, errlen, "expected 'dev', got '%s'", SHOWN(w));
 		return -1;
 	}
-	w = tok_next(t);
-	if (w == NULL || !valid_ifname(w)) {
-		snprintf(err, errlen, "expected an interface name after "
-		    "'dev', got '%s'", SHOWN(w));
-		return -1;
-	}
-	rec_strlcpy(r->dev, w, sizeof(r->dev));
-	return 0;
+	return tok_ifname(t, r->dev, "dev", err, errlen);
 }
 
 static int
@@ -327,13 +336,8 @@ parse_link(struct rec_tokens *t, struct rec_link *k, char *err,
 {
 	const char	*w;
 
-	w = tok_next(t);
-	if (w == NULL || !valid_ifname(w)) {
-		snprintf(err, errlen, "expected an interface name, got '%s'",
-		    SHOWN(w));
+	if (tok_ifname(t, k->name, NULL, err, errlen) == -1)
 		return -1;
-	}
-	rec_strlcpy(k->name, w, sizeof(k->name));
 	w = tok_next(t);
 	if (w == NULL || strcmp(w, "xfrm") != 0) {
 		snprintf(err, errlen, "expected link kind 'xfrm', got '%s'",
@@ -447,13 +451,8 @@ parse_qdisc(struct rec_tokens *t, struct rec_qdisc *q, char *err,
 {
 	const char	*w;
 
-	w = tok_next(t);
-	if (w == NULL || !valid_ifname(w)) {
-		snprintf(err, errlen, "expected an interface name, got '%s'",
-		    SHOWN(w));
+	if (tok_ifname(t, q->dev, NULL, err, errlen) == -1)
 		return -1;
-	}
-	rec_strlcpy(q->dev, w, sizeof(q->dev));
 	w = tok_next(t);
 	if (w == NULL || strcmp(w, "htb") != 0) {
 		snprintf(err, errlen, "expected qdisc kind 'htb', got '%s'",
@@ -475,13 +474,8 @@ parse_offload(struct rec_tokens *t, struct rec_offload *f, char *err,
 {
 	const char	*w;
 
-	w = tok_next(t);
-	if (w == NULL || !valid_ifname(w)) {
-		snprintf(err, errlen, "expected an interface name, got '%s'",
-		    SHOWN(w));
+	if (tok_ifname(t, f->dev, NULL, err, errlen) == -1)
 		return -1;
-	}
-	rec_strlcpy(f->dev, w, sizeof(f->dev));
 	w = tok_next(t);
 	if (w == NULL || strcmp(w, "gro") != 0) {
 		snprintf(err, errlen, "expected offload 'gro', got '%s'",

@@ -85,20 +85,8 @@ lab_build() {
 	grep -q '^mode = kernel' "$CONF_A"
 }
 
-# up_both: grgw up on both gateways at once; true when both say up
-up_both() {
-	local pid rc_a=0 rc_b=0
-	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-a" "$GRGW" up -c "$CONF_A" \
-		--timeout "$UP_TIMEOUT" >"$WORK/up-a.log" 2>&1 </dev/null &
-	pid=$!
-	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-b" "$GRGW" up -c "$CONF_B" \
-		--timeout "$UP_TIMEOUT" >"$WORK/up-b.log" 2>&1 </dev/null || rc_b=$?
-	wait "$pid" || rc_a=$?
-	cat "$WORK/up-a.log" "$WORK/up-b.log"
-	[ "$rc_a" -eq 0 ] && [ "$rc_b" -eq 0 ]
-}
-
-down_one() {
+# down_at a|b [ARGS...]: grgw down on one gateway; its exit status
+down_at() {
 	local site=$1
 	shift
 	timeout 60 ip netns exec "${NS_PREFIX}gw-$site" "$GRGW" down -c "$(site_conf "$site")" "$@" </dev/null
@@ -111,18 +99,20 @@ LAB_BUILT=none
 need_tunnel() {
 	local mode=${1:-plain}
 	if [ "$LAB_BUILT" != "$mode" ]; then
-		down_one a --purge >/dev/null 2>&1 || true
-		down_one b --purge >/dev/null 2>&1 || true
+		down_at a --purge >/dev/null 2>&1 || true
+		down_at b --purge >/dev/null 2>&1 || true
 		lab_build "$mode" || { fail "lab.sh up ($mode)"; return 1; }
 		LAB_BUILT=$mode
 	fi
 	tunnel_up_both && return 0
-	down_one a --purge >/dev/null 2>&1 || true
-	down_one b --purge >/dev/null 2>&1 || true
-	if ! up_both >"$WORK/need-tunnel.log" 2>&1 || ! wait_until 20 tunnel_up_both; then
+	down_at a --purge >/dev/null 2>&1 || true
+	down_at b --purge >/dev/null 2>&1 || true
+	up_both need-tunnel
+	cat "$WORK/need-tunnel-a.log" "$WORK/need-tunnel-b.log" >"$WORK/need-tunnel.log"
+	if [ "$RC_A" -ne 0 ] || [ "$RC_B" -ne 0 ] || ! wait_until 20 tunnel_up_both; then
 		fail "tunnel up as a precondition"
 		show_file "$WORK/need-tunnel.log"
-		show_file "/run/grgw/site-a/grgw.log"
+		show_file "$LAB_RUN_DIR/site-a/grgw.log"
 		return 1
 	fi
 }
@@ -567,8 +557,8 @@ nothing_of_grgw() {
 t_down() {
 	local s
 	need_tunnel || return 0
-	check "grgw down on gw-a" down_one a
-	check "grgw down on gw-b" down_one b
+	check "grgw down on gw-a" down_at a
+	check "grgw down on gw-b" down_at b
 	for s in a b; do
 		check "after down, gw-$s: no XFRM state or policy" xfrm_empty "gw-$s"
 		check "after down, gw-$s: no xfrm interface" no_xfrmi "gw-$s"
@@ -577,8 +567,8 @@ t_down() {
 	done
 	check "after down: vellum-a -> vellum-b refused within $FAIL_FAST_MS ms" \
 		connect_fails_within vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
-	check "grgw down --purge on gw-a" down_one a --purge
-	check "grgw down --purge on gw-b" down_one b --purge
+	check "grgw down --purge on gw-a" down_at a --purge
+	check "grgw down --purge on gw-b" down_at b --purge
 	for s in a b; do
 		check "after purge, gw-$s: no XFRM state or policy" xfrm_empty "gw-$s"
 		check "after purge, gw-$s: no rule, route or interface of grgw's" nothing_of_grgw "gw-$s"
@@ -611,25 +601,11 @@ t_nat() {
 		pcap_has_n "$WORK/nat-wan-b.pcap" "src $GW_A_PUBLIC and dst $GW_B_WAN and $ESP_ONLY"
 	check "[nat] wan-a: no raw ESP" pcap_none "$WORK/nat-wan-a.pcap" "ip proto 50"
 	check_no_cleartext nat
-	check "[nat] grgw down --purge on gw-a" down_one a --purge
-	check "[nat] grgw down --purge on gw-b" down_one b --purge
+	check "[nat] grgw down --purge on gw-a" down_at a --purge
+	check "[nat] grgw down --purge on gw-b" down_at b --purge
 	check "[nat] gw-a: no XFRM state or policy left" xfrm_empty gw-a
 }
 
 # ---- main -------------------------------------------------------------------------
 
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${ALL_TESTS[@]}")
-start=$(now_ms)
-for TEST in "${ALL_TESTS[@]}"; do
-	[[ " ${selected[*]} " == *" $TEST "* ]] || continue
-	printf '# %s\n' "$TEST"
-	t0=$(now_ms)
-	if ! "t_$TEST"; then
-		fail "test ended early"
-	fi
-	printf '# %s: %d s\n' "$TEST" $(( ($(now_ms) - t0) / 1000 ))
-done
-printf '# total: %d s\n' $(( ($(now_ms) - start) / 1000 ))
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+lab_main "$@"

@@ -429,6 +429,41 @@ check_ike_esp() {
 	done
 }
 
+# ---- grgw on the gateways, for the test suites --------------------------------
+# (They need WORK, CONF_A, CONF_B and UP_TIMEOUT set by the suite.)
+
+# up_both TAG [UP-ARGS...]: grgw up on both gateways at once (A in the
+# background, B in the foreground); sets RC_A and RC_B, logs TAG-a.log and
+# TAG-b.log.  Each is bounded by its --timeout and by timeout(1).
+up_both() {
+	local tag=$1 pid
+	shift
+	RC_A=0
+	RC_B=0
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-a" "$GRGW" up -c "$CONF_A" \
+		--timeout "$UP_TIMEOUT" "$@" >"$WORK/$tag-a.log" 2>&1 </dev/null &
+	pid=$!
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-b" "$GRGW" up -c "$CONF_B" \
+		--timeout "$UP_TIMEOUT" "$@" >"$WORK/$tag-b.log" 2>&1 </dev/null || RC_B=$?
+	wait "$pid" || RC_A=$?
+}
+
+# up_one a|b TAG: grgw up on one gateway; sets RC
+up_one() {
+	RC=0
+	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-$1" "$GRGW" up -c "$(site_conf "$1")" \
+		--timeout "$UP_TIMEOUT" >"$WORK/$2-$1.log" 2>&1 </dev/null || RC=$?
+}
+
+# down_one a|b TAG [--purge]: grgw down; sets RC
+down_one() {
+	local site=$1 tag=$2
+	shift 2
+	RC=0
+	timeout 60 ip netns exec "${NS_PREFIX}gw-$site" "$GRGW" down -c "$(site_conf "$site")" "$@" \
+		>"$WORK/$tag-$site.log" 2>&1 </dev/null || RC=$?
+}
+
 # ---- running a suite --------------------------------------------------------
 
 # lab_main [TEST...]: run t_<name> for every test of ALL_TESTS that is

@@ -256,24 +256,6 @@ parse_endpoint(const char *s, uint16_t default_port,
 		die("\"%s\" is not a numeric IPv4 or IPv6 address", host);
 }
 
-static const char *
-endpoint_fmt(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-	char				 a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET &&
-	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
-		snprintf(buf, size, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
-		snprintf(buf, size, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(buf, size, "?");
-	return buf;
-}
-
 /* The probe key, derived from the secret as the daemon derives it. */
 static void
 load_key(struct opts *o)
@@ -626,7 +608,7 @@ print_answer(const struct opts *o, int fd)
 	    (struct sockaddr *)&from, &flen);
 	if (n < 0)
 		die("recvfrom: %s", strerror(errno));
-	endpoint_fmt(&from, a, sizeof(a));
+	sockaddr_fmt(&from, a, sizeof(a));
 	rc = o->have_key && (size_t)n <= sizeof(buf) ?
 	    probe_decode(buf, (size_t)n, o->key, &p) : PROBE_E_AUTH;
 	if (o->quiet)
@@ -792,7 +774,7 @@ main(int argc, char **argv)
 	randombytes_buf(forged, sizeof(forged));
 
 	parse_endpoint(o.dest, PROBE_PORT_DEFAULT, &dst, &dlen);
-	endpoint_fmt(&dst, to, sizeof(to));
+	sockaddr_fmt(&dst, to, sizeof(to));
 	fd = open_socket(&o, &dst);
 	pause.tv_sec = (time_t)(o.interval_ms / 1000);
 	pause.tv_nsec = (long)(o.interval_ms % 1000) * 1000000;

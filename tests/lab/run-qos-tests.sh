@@ -155,26 +155,6 @@ write_confs() {
 	done
 }
 
-up_both() {
-	local tag=$1 pid
-	RC_A=0
-	RC_B=0
-	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-a" "$GRGW" up -c "$CONF_A" \
-		--timeout "$UP_TIMEOUT" >"$WORK/$tag-a.log" 2>&1 </dev/null &
-	pid=$!
-	timeout $((UP_TIMEOUT + 30)) ip netns exec "${NS_PREFIX}gw-b" "$GRGW" up -c "$CONF_B" \
-		--timeout "$UP_TIMEOUT" >"$WORK/$tag-b.log" 2>&1 </dev/null || RC_B=$?
-	wait "$pid" || RC_A=$?
-}
-
-down_one() {
-	local site=$1 tag=$2
-	shift 2
-	RC=0
-	timeout 60 ip netns exec "${NS_PREFIX}gw-$site" "$GRGW" down -c "$(site_conf "$site")" "$@" \
-		>"$WORK/$tag-$site.log" 2>&1 </dev/null || RC=$?
-}
-
 # need_qos MODE: grgw up on both sites with MODE (mark: no wan_rate;
 # shape: wan_rate = $WAN_RATE), restarting them if they run another mode.
 need_qos() {

@@ -891,7 +891,7 @@ test_render(void **state)
 	snprintf(v.interface, sizeof(v.interface), "ipsec0");
 	v.wan_rate = 4000000;
 	snprintf(v.leaf, sizeof(v.leaf), "pfifo");
-	snprintf(v.lan_gro, sizeof(v.lan_gro), "off");
+	v.lan_gro = QOS_GRO_OFF;
 	v.n_classes = 2;
 	snprintf(v.classes[0].name, sizeof(v.classes[0].name), "rogers");
 	v.classes[0].marks = 1;
