@@ -214,3 +214,112 @@ sockaddr_fmt(const struct sockaddr_storage *ss, char *buf, size_t size)
 		snprintf(buf, size, "(address family %d)", ss->ss_family);
 	return buf;
 }
+
+/* ---- "address:port" and http:// endpoints ----------------------------- */
+
+#define PORT_PROBLEM	"has a port that is not a number from 0 to 65535"
+
+/* The decimal port at p: 0..65535, no sign, no leading zero. */
+static int
+port_parse(const char *p, uint16_t *port)
+{
+	unsigned long	 n = 0;
+
+	if (*p == '\0' || strlen(p) > 5 || (p[0] == '0' && p[1] != '\0'))
+		return -1;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		n = n * 10 + (unsigned long)(*p - '0');
+	}
+	if (n > 65535)
+		return -1;
+	*port = (uint16_t)n;
+	return 0;
+}
+
+int
+addr_port_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
+    char *err, size_t errlen)
+{
+	char		 host[INET6_ADDRSTRLEN + 1];
+	const char	*colon, *end;
+	size_t		 hlen;
+	int		 bracketed = 0;
+
+	if (s == NULL || *s == '\0')
+		return err_set(err, errlen, "is empty");
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL)
+			return err_set(err, errlen, "has '[' without ']'");
+		if (end[1] != ':')
+			return err_set(err, errlen, "has no :port after the ]");
+		s++;
+		bracketed = 1;
+		hlen = (size_t)(end - s);
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return err_set(err, errlen, "has no :port");
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return err_set(err, errlen, "has an IPv6 address "
+			    "without [brackets]");
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return err_set(err, errlen, "does not start with an IP "
+		    "address");
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (addr_parse(host, addr) == -1 ||
+	    (addr->family == AF_INET6) != bracketed)
+		return err_set(err, errlen, "does not start with an IP "
+		    "address (host names are not resolved)");
+	if (port_parse(colon + 1, port) == -1)
+		return err_set(err, errlen, PORT_PROBLEM);
+	return 0;
+}
+
+int
+addr_url_parse(const char *s, uint16_t default_port, struct grgw_addr *addr,
+    uint16_t *port, char *err, size_t errlen)
+{
+	char		 buf[INET6_ADDRSTRLEN + 16];
+	const char	*rest, *close;
+	size_t		 len;
+	int		 has_port;
+
+	if (s == NULL || *s == '\0')
+		return err_set(err, errlen, "is empty");
+	if (strncmp(s, "https://", 8) == 0)
+		return err_set(err, errlen, "uses https, but TLS to etcd is "
+		    "not supported; use http:// to the etcd of the local "
+		    "site's management network");
+	if (strncmp(s, "http://", 7) != 0)
+		return err_set(err, errlen, "is not an http:// URL");
+	rest = s + 7;
+	len = strlen(rest);
+	if (len > 0 && rest[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= sizeof(buf) - 8)
+		return err_set(err, errlen, "has no IP address after http://");
+	if (memchr(rest, '/', len) != NULL || memchr(rest, '@', len) != NULL ||
+	    memchr(rest, '?', len) != NULL)
+		return err_set(err, errlen, "has a path, a query or "
+		    "credentials; expected http://ADDRESS:PORT only");
+	memcpy(buf, rest, len);
+	buf[len] = '\0';
+	if (buf[0] == '[') {
+		close = strchr(buf, ']');
+		has_port = close != NULL && close[1] == ':';
+	} else
+		has_port = strchr(buf, ':') != NULL;
+	if (!has_port)
+		snprintf(buf + len, sizeof(buf) - len, ":%u",
+		    (unsigned)default_port);
+	if (addr_port_parse(buf, addr, port, err, errlen) == -1)
+		return -1;
+	if (*port == 0)
+		return err_set(err, errlen, "has port 0");
+	return 0;
+}

@@ -35,7 +35,6 @@
 #include "policy/policy.h"
 
 #define CONFIG_LINE_MAX		4096	/* bytes, without newline */
-#define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_ERRORS_MAX	100
 #define QUOTE_MAX		64	/* value bytes shown in messages */
 #define QUOTE_BUF		(QUOTE_MAX * 4 + 8)
@@ -449,6 +448,8 @@ static const struct side_keys sides[2] = {
 
 /* ---- errors ----------------------------------------------------------- */
 
+static void	config_verror(struct config_parser *, unsigned int,
+		    const char *, va_list) GRGW_PRINTF(3, 0);
 static void	config_error(struct config_parser *, unsigned int,
 		    const char *, ...) GRGW_PRINTF(3, 4);
 
@@ -478,9 +479,9 @@ error_push(struct config_parser *p, char *msg)
 
 /* Record "file:line: message", or "file: message" when line is 0. */
 static void
-config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
+config_verror(struct config_parser *p, unsigned int line, const char *fmt,
+    va_list ap)
 {
-	va_list	 ap;
 	char	*msg = NULL, *full = NULL;
 
 	p->n_seen++;
@@ -494,10 +495,8 @@ config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
 		error_push(p, full);
 		return;
 	}
-	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) == -1)
 		msg = NULL;
-	va_end(ap);
 	if (msg == NULL) {
 		p->oom = 1;
 		return;
@@ -511,6 +510,16 @@ config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
 	}
 	free(msg);
 	error_push(p, full);
+}
+
+static void
+config_error(struct config_parser *p, unsigned int line, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	config_verror(p, line, fmt, ap);
+	va_end(ap);
 }
 
 /*
@@ -1142,14 +1151,14 @@ static int
 key_listen(struct config_parser *p, const struct key_def *k, const char *v)
 {
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	uint16_t		 port;
 
 	if (strcmp(v, "off") == 0) {
 		memset(key_field(p, k), 0, k->size);
 		return 0;
 	}
-	if (http_listen_parse(v, &a, &port, &why) == -1) {
+	if (addr_port_parse(v, &a, &port, why, sizeof(why)) == -1) {
 		bad_value(p, k, v, why);
 		return -1;
 	}
@@ -1170,14 +1179,15 @@ key_etcd_endpoint(struct config_parser *p, const struct key_def *k,
     const char *v)
 {
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	uint16_t		 port;
 
 	if (strcmp(v, "off") == 0) {
 		memset(key_field(p, k), 0, k->size);
 		return 0;
 	}
-	if (etcd_endpoint_parse(v, &a, &port, &why) == -1) {
+	if (addr_url_parse(v, FEEDS_ETCD_PORT_DEFAULT, &a, &port, why,
+	    sizeof(why)) == -1) {
 		bad_value(p, k, v, why);
 		return -1;
 	}
@@ -1266,7 +1276,7 @@ trim(char *s, size_t *len)
  * control character other than tab, or len if there is none.
  */
 static size_t
-text_problem(const char *s, size_t len, const char **why)
+text_problem(const char *s, size_t len, char *err, size_t errlen)
 {
 	const unsigned char	*u = (const unsigned char *)s;
 	size_t			 i = 0, n, j;
@@ -1275,7 +1285,7 @@ text_problem(const char *s, size_t len, const char **why)
 	while (i < len) {
 		if (u[i] < 0x80) {
 			if ((u[i] < 0x20 && u[i] != '\t') || u[i] == 0x7f) {
-				*why = "a control character";
+				err_set(err, errlen, "a control character");
 				return i;
 			}
 			i++;
@@ -1307,7 +1317,7 @@ text_problem(const char *s, size_t len, const char **why)
 	}
 	return len;
 bad:
-	*why = "bytes that are not UTF-8";
+	err_set(err, errlen, "bytes that are not UTF-8");
 	return i;
 }
 
@@ -1546,7 +1556,7 @@ parse_setting(struct config_parser *p, char *s, size_t len)
 int
 config_parse_line(struct config_parser *p, const char *line, size_t len)
 {
-	const char	*why = NULL;
+	char		 why[64];
 	char		*s;
 	size_t		 i, bad;
 	size_t		 seen;
@@ -1565,7 +1575,7 @@ config_parse_line(struct config_parser *p, const char *line, size_t len)
 	if (len > 0)
 		memcpy(p->buf, line, len);
 	s = trim(p->buf, &len);
-	if ((bad = text_problem(s, len, &why)) != len) {
+	if ((bad = text_problem(s, len, why, sizeof(why))) != len) {
 		config_error(p, p->lineno, "line has %s at column %zu; "
 		    "expected UTF-8 text without control characters", why,
 		    (size_t)(s - p->buf) + bad + 1);
@@ -2042,76 +2052,52 @@ check_feeds(struct config_parser *p)
 /* ---- files the config names ------------------------------------------- */
 
 static void
-check_readable(struct config_parser *p, enum key_id id, const char *path)
+file_ref(struct config_file_ref *r, const struct config_parser *p,
+    enum key_id id, const char *path, enum config_file_kind kind)
 {
-	struct stat	 st;
-	unsigned int	 line = p->keys[id].line;
-	const char	*name = key_defs[id].name;
-	int		 fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			config_error(p, line, "%s %s does not exist; expected "
-			    "a readable file", name, path);
-		else
-			config_error(p, line, "%s %s cannot be opened: %s; "
-			    "expected a readable file", name, path,
-			    strerror(errno));
-		return;
-	}
-	if (fstat(fd, &st) == -1)
-		config_error(p, line, "%s %s cannot be examined: %s", name,
-		    path, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
-		config_error(p, line, "%s %s is not a regular file; expected "
-		    "a readable file", name, path);
-	close(fd);
+	r->key = key_defs[id].name;
+	r->line = p->keys[id].line;
+	r->path = path;
+	r->kind = kind;
 }
 
-static void
-check_secret(struct config_parser *p, enum key_id id, const char *path)
+size_t
+config_parse_files(const struct config_parser *p, struct config_file_ref *out,
+    size_t max)
 {
-	struct grgw_psk	 psk;
-	char		 err[PATH_MAX * 2 + 256];
-
-	if (secret_file_check(path, err, sizeof(err)) == -1) {
-		if (errno == ENOENT && (id == K_AUTH_PSK ||
-		    id == K_PROBE_KEY))
-			config_error(p, p->keys[id].line, "%s %s does not "
-			    "exist; expected a key file (grgw keygen > %s; "
-			    "chmod 600 %s)", key_defs[id].name, path, path,
-			    path);
-		else
-			config_error(p, p->keys[id].line, "%s %s",
-			    key_defs[id].name, err);
-		return;
-	}
-	if (id != K_AUTH_PSK && id != K_PROBE_KEY)
-		return;
-	if (psk_load(path, &psk, err, sizeof(err)) == -1) {
-		config_error(p, p->keys[id].line, "%s %s", key_defs[id].name,
-		    err);
-		return;
-	}
-	psk_free(&psk);
-}
-
-static void
-check_files(struct config_parser *p)
-{
-	struct key_state	*ks = p->keys;
+	const struct key_state	*ks = p->keys;
+	struct config_file_ref	 refs[5];
+	size_t			 n = 0, i;
 
 	if (ks[K_AUTH_PSK].valid)
-		check_secret(p, K_AUTH_PSK, p->cfg.psk_file);
+		file_ref(&refs[n++], p, K_AUTH_PSK, p->cfg.psk_file,
+		    CONFIG_FILE_KEY);
 	if (ks[K_AUTH_CERT].valid)
-		check_readable(p, K_AUTH_CERT, p->cfg.cert_file);
+		file_ref(&refs[n++], p, K_AUTH_CERT, p->cfg.cert_file,
+		    CONFIG_FILE_READABLE);
 	if (ks[K_AUTH_KEY].valid)
-		check_secret(p, K_AUTH_KEY, p->cfg.key_file);
+		file_ref(&refs[n++], p, K_AUTH_KEY, p->cfg.key_file,
+		    CONFIG_FILE_SECRET);
 	if (ks[K_AUTH_CA].valid)
-		check_readable(p, K_AUTH_CA, p->cfg.ca_file);
+		file_ref(&refs[n++], p, K_AUTH_CA, p->cfg.ca_file,
+		    CONFIG_FILE_READABLE);
 	if (ks[K_PROBE_KEY].valid)
-		check_secret(p, K_PROBE_KEY, p->cfg.probe.key_file);
+		file_ref(&refs[n++], p, K_PROBE_KEY, p->cfg.probe.key_file,
+		    CONFIG_FILE_KEY);
+	for (i = 0; i < n && i < max; i++)
+		out[i] = refs[i];
+	return n < max ? n : max;
+}
+
+void
+config_parse_error_at(struct config_parser *p, unsigned int line,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	config_verror(p, line, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- API -------------------------------------------------------------- */
@@ -2157,9 +2143,8 @@ config_parse_new(const char *filename)
 	return p;
 }
 
-static int
-parse_finish(struct config_parser *p, struct grgw_config *out,
-    int with_files)
+int
+config_parse_finish(struct config_parser *p, struct grgw_config *out)
 {
 	size_t	 i;
 
@@ -2179,8 +2164,6 @@ parse_finish(struct config_parser *p, struct grgw_config *out,
 	check_qos(p);
 	check_probe(p);
 	check_feeds(p);
-	if (with_files)
-		check_files(p);
 
 	if (p->n_seen != 0 || p->oom) {
 		if (out != NULL)
@@ -2191,12 +2174,6 @@ parse_finish(struct config_parser *p, struct grgw_config *out,
 	if (out != NULL)
 		*out = p->cfg;
 	return 0;
-}
-
-int
-config_parse_finish(struct config_parser *p, struct grgw_config *out)
-{
-	return parse_finish(p, out, 0);
 }
 
 size_t
@@ -2230,154 +2207,6 @@ config_parse_free(struct config_parser *p)
 		free(p->errors[i]);
 	free(p->errors);
 	free(p);
-}
-
-/* Join every recorded error, one per line, into a string for the caller. */
-static char *
-errors_join(const struct config_parser *p)
-{
-	size_t	 i, n, len = 1, o = 0;
-	char	*s;
-
-	n = config_parse_error_count(p);
-	for (i = 0; i < n; i++)
-		len += strlen(config_parse_error(p, i)) + 1;
-	if ((s = malloc(len)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		const char *e = config_parse_error(p, i);
-		size_t elen = strlen(e);
-
-		memcpy(s + o, e, elen);
-		o += elen;
-		s[o++] = '\n';
-	}
-	s[o] = '\0';
-	return s;
-}
-
-/* Read a whole regular file of at most CONFIG_FILE_MAX bytes. */
-static int
-read_config_file(struct config_parser *p, const char *path, char **out,
-    size_t *outlen)
-{
-	struct stat	 st;
-	char		*buf = NULL, *nbuf;
-	size_t		 cap, have = 0;
-	ssize_t		 n;
-	int		 fd, rc = -1;
-
-	*out = NULL;
-	*outlen = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1) {
-		config_error(p, 0, "cannot open: %s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		config_error(p, 0, "cannot examine: %s", strerror(errno));
-		goto cleanup;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		config_error(p, 0, "is not a regular file; expected a "
-		    "configuration file");
-		goto cleanup;
-	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		config_error(p, 0, "is %lld bytes long; expected at most %d "
-		    "bytes", (long long)st.st_size, CONFIG_FILE_MAX);
-		goto cleanup;
-	}
-	cap = (size_t)st.st_size + 1;
-	if ((buf = malloc(cap)) == NULL) {
-		config_error(p, 0, "cannot read: %s", strerror(errno));
-		goto cleanup;
-	}
-	for (;;) {
-		if (have == cap) {
-			/* It grew since fstat; allow up to one byte over. */
-			cap = cap * 2 > CONFIG_FILE_MAX + 1 ?
-			    CONFIG_FILE_MAX + 1 : cap * 2;
-			if (have == cap) {
-				config_error(p, 0, "is longer than %d bytes; "
-				    "expected a smaller file",
-				    CONFIG_FILE_MAX);
-				goto cleanup;
-			}
-			if ((nbuf = realloc(buf, cap)) == NULL) {
-				config_error(p, 0, "cannot read: %s",
-				    strerror(errno));
-				goto cleanup;
-			}
-			buf = nbuf;
-		}
-		n = read(fd, buf + have, cap - have);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			config_error(p, 0, "cannot read: %s", strerror(errno));
-			goto cleanup;
-		}
-		if (n == 0)
-			break;
-		have += (size_t)n;
-	}
-	if (have > CONFIG_FILE_MAX) {
-		config_error(p, 0, "is longer than %d bytes; expected a "
-		    "smaller file", CONFIG_FILE_MAX);
-		goto cleanup;
-	}
-	*out = buf;
-	*outlen = have;
-	buf = NULL;
-	rc = 0;
-
-cleanup:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-int
-config_load(const char *path, struct grgw_config *out, char **errs)
-{
-	struct config_parser	*p;
-	char			*text = NULL, *nl;
-	size_t			 len = 0, start = 0;
-	int			 rc = -1;
-
-	if (errs != NULL)
-		*errs = NULL;
-	if (out != NULL)
-		memset(out, 0, sizeof(*out));
-	if (path == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((p = config_parse_new(path)) == NULL)
-		return -1;
-
-	if (read_config_file(p, path, &text, &len) == 0) {
-		while (start < len) {
-			nl = memchr(text + start, '\n', len - start);
-			if (nl == NULL) {
-				config_parse_line(p, text + start, len - start);
-				break;
-			}
-			config_parse_line(p, text + start,
-			    (size_t)(nl - (text + start)));
-			start = (size_t)(nl - text) + 1;
-		}
-		rc = parse_finish(p, out, 1);
-	}
-
-	if (rc == -1 && errs != NULL)
-		*errs = errors_join(p);
-	free(text);
-	config_parse_free(p);
-	if (rc == -1)
-		errno = EINVAL;
-	return rc;
 }
 
 void

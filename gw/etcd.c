@@ -84,62 +84,6 @@ struct etcd_pub {
 
 /* ---- pure helpers ------------------------------------------------------- */
 
-int
-etcd_endpoint_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
-    const char **why)
-{
-	char		 buf[INET6_ADDRSTRLEN + 16];
-	const char	*rest, *close;
-	size_t		 len;
-	int		 has_port;
-
-	if (s == NULL || *s == '\0') {
-		*why = "is empty";
-		return -1;
-	}
-	if (strncmp(s, "https://", 8) == 0) {
-		*why = "uses https, but TLS to etcd is not supported; use "
-		    "http:// to the etcd of the local site's management "
-		    "network";
-		return -1;
-	}
-	if (strncmp(s, "http://", 7) != 0) {
-		*why = "is not an http:// URL";
-		return -1;
-	}
-	rest = s + 7;
-	len = strlen(rest);
-	if (len > 0 && rest[len - 1] == '/')
-		len--;
-	if (len == 0 || len >= sizeof(buf) - 8) {
-		*why = "has no IP address after http://";
-		return -1;
-	}
-	if (memchr(rest, '/', len) != NULL || memchr(rest, '@', len) != NULL ||
-	    memchr(rest, '?', len) != NULL) {
-		*why = "has a path, a query or credentials; expected "
-		    "http://ADDRESS:PORT only";
-		return -1;
-	}
-	memcpy(buf, rest, len);
-	buf[len] = '\0';
-	if (buf[0] == '[') {
-		close = strchr(buf, ']');
-		has_port = close != NULL && close[1] == ':';
-	} else
-		has_port = strchr(buf, ':') != NULL;
-	if (!has_port)
-		snprintf(buf + len, sizeof(buf) - len, ":%d",
-		    FEEDS_ETCD_PORT_DEFAULT);
-	if (http_listen_parse(buf, addr, port, why) == -1)
-		return -1;
-	if (*port == 0) {
-		*why = "has port 0";
-		return -1;
-	}
-	return 0;
-}
-
 static int
 is_space(char c)
 {
@@ -500,12 +444,12 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	struct etcd_pub		*e;
 	struct grgw_addr	 a;
 	struct timeval		 tv;
-	char			 host[INET6_ADDRSTRLEN];
-	const char		*why;
+	char			 host[INET6_ADDRSTRLEN], why[160];
 	uint16_t		 port;
 	unsigned		 ms;
 
-	if (etcd_endpoint_parse(endpoint, &a, &port, &why) == -1) {
+	if (addr_url_parse(endpoint, FEEDS_ETCD_PORT_DEFAULT, &a, &port, why,
+	    sizeof(why)) == -1) {
 		log_warnx("etcd endpoint \"%s\" %s", endpoint != NULL ?
 		    endpoint : "", why);
 		return NULL;

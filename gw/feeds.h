@@ -52,19 +52,11 @@ void	metrics_render(const struct status_view *sv, const struct link_view *lv,
 
 /* ---- http.c ---------------------------------------------------------------- */
 
-/*
- * Parse a listen address: "127.0.0.1:9421", "[::1]:9421" (IP literals
- * only, no host names; port 0 to 65535).  Pure.  0, or -1 with *why set
- * to a static phrase saying what is wrong.
- */
-int	http_listen_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
-	    const char **why);
-
 /* Appends one response body to out; arg is the one given to start. */
 typedef void (*http_render_fn)(struct strbuf *out, void *arg);
 
 /*
- * Listen on `listen` (see http_listen_parse; port 0 picks a free port)
+ * Listen on `listen` (addr_port_parse(); port 0 picks a free port)
  * and serve, on base:
  *   GET|HEAD /status   status_fn's output, application/json
  *   GET|HEAD /metrics  metrics_fn's output, text/plain; version=0.0.4
@@ -148,16 +140,6 @@ void	hooks_get_stats(const struct hooks *h, struct hooks_stats *out);
 void	hooks_free(struct hooks *h);
 
 /* ---- etcd.c ------------------------------------------------------------------- */
-
-/*
- * Parse an etcd endpoint: "http://192.0.2.5:4000", "http://[2001:db8::5]"
- * (IP literals only, so that nothing resolves names on the loop; the
- * port defaults to 4000, Clearwater's etcd client port; a trailing '/'
- * is allowed).  https:// is refused: TLS to etcd is not supported.  Pure.
- * 0, or -1 with *why set to a static phrase.
- */
-int	etcd_endpoint_parse(const char *s, struct grgw_addr *addr,
-	    uint16_t *port, const char **why);
 
 /*
  * Find the integer value of "key" in a JSON text of len bytes (not

@@ -3,8 +3,11 @@
  *
  * Project-wide declarations, grouped by the file that implements them.
  * Conventions: functions return 0 on success and -1 (with errno set) or a
- * negative errno on failure; only the CLI layer prints to the user.  Every
- * function that takes or returns a pointer says who owns it.
+ * negative errno on failure; only the CLI layer prints to the user.  A
+ * function that can say why it failed takes a buffer of the caller's,
+ * `char *err, size_t errlen`, as its last two parameters, and fills it
+ * with err_set() (a NULL err is allowed).  Every function that takes or
+ * returns a pointer says who owns it.
  */
 #ifndef GRGW_H
 #define GRGW_H
@@ -39,6 +42,18 @@
 #endif
 
 #define GRGW_PRINTF(f, a)	__attribute__((format(printf, f, a)))
+
+/* ---- err.c (pure) ----------------------------------------------------- */
+
+/*
+ * Write a message into the caller's err buffer (if err is not NULL and
+ * errlen > 0; a message too long is cut) and return -1, so that a
+ * failure reads `return err_set(err, errlen, "what is wrong");`.
+ */
+int	err_set(char *err, size_t errlen, const char *fmt, ...)
+	    GRGW_PRINTF(3, 4);
+int	err_setv(char *err, size_t errlen, const char *fmt, va_list ap)
+	    GRGW_PRINTF(3, 0);
 
 /* ---- log.c ------------------------------------------------------------ */
 
@@ -80,6 +95,20 @@ const char *prefix_fmt(const struct grgw_prefix *p, char *buf, size_t size);
 struct sockaddr_storage;
 const char *sockaddr_fmt(const struct sockaddr_storage *ss, char *buf,
 	    size_t size);
+/*
+ * "192.0.2.1:9421" or "[2001:db8::1]:9421": IP literals only (nothing
+ * resolves names), port 0 to 65535.  0, or -1 with err saying what is
+ * wrong with the text ("has no :port").
+ */
+int	addr_port_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
+	    char *err, size_t errlen);
+/*
+ * "http://192.0.2.5:4000", "http://[2001:db8::5]" (a trailing '/' is
+ * allowed; no path, query or credentials; https:// is refused): the
+ * address and the port, default_port when none is given, never 0.
+ */
+int	addr_url_parse(const char *s, uint16_t default_port,
+	    struct grgw_addr *addr, uint16_t *port, char *err, size_t errlen);
 int	addr_len(int family);		/* 4, 16 or 0 */
 int	prefix_contains(const struct grgw_prefix *p, const struct grgw_addr *a);
 int	prefix_overlaps(const struct grgw_prefix *p, const struct grgw_prefix *q);
@@ -234,12 +263,42 @@ size_t	config_parse_error_count(const struct config_parser *p);
 const char *config_parse_error(const struct config_parser *p, size_t i);
 void	config_parse_free(struct config_parser *p);	/* accepts NULL */
 
+/* Record one more error, "file:line: ..." (line 0: "file: ..."). */
+void	config_parse_error_at(struct config_parser *p, unsigned int line,
+	    const char *fmt, ...) GRGW_PRINTF(3, 4);
+
+/*
+ * The files a configuration names, for config_file.c to check: which key
+ * on which line, the path (owned by the parser), and what it must be.
+ */
+enum config_file_kind {
+	CONFIG_FILE_READABLE,		/* a certificate, a CA bundle */
+	CONFIG_FILE_SECRET,		/* a private key: 0600 or 0400 */
+	CONFIG_FILE_KEY			/* secret, and holds a grgw key */
+};
+#define CONFIG_FILE_REFS_MAX	5
+
+struct config_file_ref {
+	const char	*key;		/* "psk_file" */
+	unsigned int	 line;
+	const char	*path;
+	enum config_file_kind kind;
+};
+/* Fill out[] (at most max) with the valid file keys seen; how many. */
+size_t	config_parse_files(const struct config_parser *p,
+	    struct config_file_ref *out, size_t max);
+
+/* ---- config_file.c ----------------------------------------------------- */
+
 /*
  * Read and parse a file, then check the files it names (existence,
- * permissions of secret files).  Errors are appended to *errs (a
- * newline-separated list the caller frees with free()).  0 when valid.
+ * permissions of secret files).  0 when valid; else -1 and every error,
+ * one "file:line: ..." per line, in err (GRGW_CONFIG_ERR_MAX bytes hold
+ * them all).
  */
-int	config_load(const char *path, struct grgw_config *out, char **errs);
+#define GRGW_CONFIG_ERR_MAX	(32 * 1024)
+int	config_load(const char *path, struct grgw_config *out, char *err,
+	    size_t errlen);
 /* Site's runtime directory: <run_dir>/<site name>. */
 void	config_site_dir(const struct grgw_config *cfg, char *buf, size_t size);
 const char *config_dataplane_name(enum grgw_dataplane dp);

@@ -48,78 +48,6 @@ struct http_server {
 	uint16_t			 port;
 };
 
-/* ---- listen address (pure) --------------------------------------------- */
-
-int
-http_listen_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
-    const char **why)
-{
-	char		 host[INET6_ADDRSTRLEN + 1];
-	const char	*colon, *end, *p;
-	size_t		 hlen;
-	unsigned long	 n = 0;
-	int		 bracketed = 0;
-
-	if (s == NULL || *s == '\0') {
-		*why = "is empty";
-		return -1;
-	}
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL) {
-			*why = "has '[' without ']'";
-			return -1;
-		}
-		if (end[1] != ':') {
-			*why = "has no :port after the ]";
-			return -1;
-		}
-		s++;
-		bracketed = 1;
-		hlen = (size_t)(end - s);
-		colon = end + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL) {
-			*why = "has no :port";
-			return -1;
-		}
-		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
-			*why = "has an IPv6 address without [brackets]";
-			return -1;
-		}
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= sizeof(host)) {
-		*why = "does not start with an IP address";
-		return -1;
-	}
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (addr_parse(host, addr) == -1 ||
-	    (addr->family == AF_INET6) != bracketed) {
-		*why = "does not start with an IP address (host names are "
-		    "not resolved)";
-		return -1;
-	}
-	p = colon + 1;
-	if (*p == '\0' || strlen(p) > 5 || (p[0] == '0' && p[1] != '\0')) {
-		*why = "has a port that is not a number from 0 to 65535";
-		return -1;
-	}
-	for (; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9') {
-			*why = "has a port that is not a number from 0 to 65535";
-			return -1;
-		}
-		n = n * 10 + (unsigned long)(*p - '0');
-	}
-	if (n > 65535) {
-		*why = "has a port that is not a number from 0 to 65535";
-		return -1;
-	}
-	*port = (uint16_t)n;
-	return 0;
-}
-
 /* ---- requests ------------------------------------------------------------- */
 
 static void
@@ -261,13 +189,13 @@ http_server_start(struct event_base *base, const char *listen,
 {
 	struct http_server	*srv = NULL;
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	uint16_t		 port;
 	int			 fd = -1;
 
 	if (errlen > 0)
 		err[0] = '\0';
-	if (http_listen_parse(listen, &a, &port, &why) == -1) {
+	if (addr_port_parse(listen, &a, &port, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "listen address \"%s\" %s",
 		    listen != NULL ? listen : "", why);
 		return NULL;

@@ -63,21 +63,15 @@ usage_all(FILE *f)
 static int
 load_config(const char *path, struct grgw_config *cfg)
 {
-	char *errs = NULL;
-	int rc;
+	static char errs[GRGW_CONFIG_ERR_MAX];
 
-	rc = config_load(path, cfg, &errs);
-	if (rc != 0) {
-		if (errs != NULL && *errs != '\0') {
-			fputs(errs, stderr);
-			if (errs[strlen(errs) - 1] != '\n')
-				fputc('\n', stderr);
-		} else {
-			fprintf(stderr, "%s: invalid configuration\n", path);
-		}
-	}
-	free(errs);
-	return rc == 0 ? 0 : -1;
+	if (config_load(path, cfg, errs, sizeof(errs)) == 0)
+		return 0;
+	if (errs[0] != '\0')
+		fputs(errs, stderr);
+	else
+		fprintf(stderr, "%s: invalid configuration\n", path);
+	return -1;
 }
 
 struct opts {

@@ -32,22 +32,6 @@
 #define PSK_EXPECT	"expected one line of standard base64 with '=' " \
 			"padding holding 32 to 64 bytes (grgw keygen makes one)"
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    GRGW_PRINTF(3, 4);
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static int
 is_base64_char(unsigned char c)
 {
@@ -69,12 +53,12 @@ psk_decode(const char *text, size_t len, struct grgw_psk *out,
 		out->len = 0;
 	}
 	if (text == NULL || out == NULL) {
-		seterr(err, errlen, "no key given; %s", PSK_EXPECT);
+		err_set(err, errlen, "no key given; %s", PSK_EXPECT);
 		errno = EINVAL;
 		return -1;
 	}
 	if (sodium_init() < 0) {
-		seterr(err, errlen, "cannot initialise libsodium");
+		err_set(err, errlen, "cannot initialise libsodium");
 		errno = EIO;
 		return -1;
 	}
@@ -85,25 +69,25 @@ psk_decode(const char *text, size_t len, struct grgw_psk *out,
 	if (len > 0 && text[len - 1] == '\r')
 		len--;
 	if (len == 0) {
-		seterr(err, errlen, "key is empty; %s", PSK_EXPECT);
+		err_set(err, errlen, "key is empty; %s", PSK_EXPECT);
 		goto invalid;
 	}
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
 
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-			seterr(err, errlen, "key has whitespace or a second "
+			err_set(err, errlen, "key has whitespace or a second "
 			    "line at offset %zu; %s", i, PSK_EXPECT);
 			goto invalid;
 		}
 		if (!is_base64_char(c)) {
-			seterr(err, errlen, "key has a character that is not "
+			err_set(err, errlen, "key has a character that is not "
 			    "base64 at offset %zu; %s", i, PSK_EXPECT);
 			goto invalid;
 		}
 	}
 	if (len % 4 != 0) {
-		seterr(err, errlen, "key is %zu characters long, not a "
+		err_set(err, errlen, "key is %zu characters long, not a "
 		    "multiple of 4 (padding missing?); %s", len, PSK_EXPECT);
 		goto invalid;
 	}
@@ -113,21 +97,21 @@ psk_decode(const char *text, size_t len, struct grgw_psk *out,
 		pad++;
 	n = len / 4 * 3 - pad;
 	if (n < GRGW_PSK_MIN || n > GRGW_PSK_MAX) {
-		seterr(err, errlen, "key decodes to %zu bytes; %s", n,
+		err_set(err, errlen, "key decodes to %zu bytes; %s", n,
 		    PSK_EXPECT);
 		goto invalid;
 	}
 
 	/* Decode straight into guarded memory: no other copy exists. */
 	if ((key = sodium_malloc(n)) == NULL) {
-		seterr(err, errlen, "cannot allocate secure memory: %s",
+		err_set(err, errlen, "cannot allocate secure memory: %s",
 		    strerror(errno));
 		goto cleanup;
 	}
 	if (sodium_base642bin(key, n, text, len, NULL, &binlen, &end,
 	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != text + len ||
 	    binlen != n) {
-		seterr(err, errlen, "key is not valid base64; %s", PSK_EXPECT);
+		err_set(err, errlen, "key is not valid base64; %s", PSK_EXPECT);
 		goto invalid;
 	}
 	out->key = key;
@@ -196,30 +180,30 @@ secret_open(const char *path, struct stat *st, char *err, size_t errlen)
 	int		 fd = -1, saved;
 
 	if (path == NULL || *path == '\0') {
-		seterr(err, errlen, "no file name given; expected a path");
+		err_set(err, errlen, "no file name given; expected a path");
 		errno = EINVAL;
 		return -1;
 	}
 	if (lstat(path, &lst) == -1) {
 		saved = errno;
 		if (saved == ENOENT)
-			seterr(err, errlen, "%s does not exist; expected a "
+			err_set(err, errlen, "%s does not exist; expected a "
 			    "file readable only by its owner", path);
 		else
-			seterr(err, errlen, "%s cannot be examined: %s", path,
+			err_set(err, errlen, "%s cannot be examined: %s", path,
 			    strerror(saved));
 		errno = saved;
 		return -1;
 	}
 	if (S_ISLNK(lst.st_mode)) {
-		seterr(err, errlen, "%s is a symbolic link; expected the "
+		err_set(err, errlen, "%s is a symbolic link; expected the "
 		    "secret file itself (links are not followed for secrets)",
 		    path);
 		errno = ELOOP;
 		return -1;
 	}
 	if (!S_ISREG(lst.st_mode)) {
-		seterr(err, errlen, "%s is not a regular file; expected a "
+		err_set(err, errlen, "%s is not a regular file; expected a "
 		    "file holding the secret", path);
 		errno = EINVAL;
 		return -1;
@@ -231,14 +215,14 @@ secret_open(const char *path, struct stat *st, char *err, size_t errlen)
 			what = "writable";
 		else
 			what = "accessible";
-		seterr(err, errlen, "%s is %s by group or others (mode %04o); "
+		err_set(err, errlen, "%s is %s by group or others (mode %04o); "
 		    "expected mode 0600 or 0400 (chmod 600 %s)", path, what,
 		    (unsigned int)(lst.st_mode & 07777), path);
 		errno = EPERM;
 		return -1;
 	}
 	if (lst.st_uid != 0 && lst.st_uid != euid) {
-		seterr(err, errlen, "%s is owned by uid %u; expected it to be "
+		err_set(err, errlen, "%s is owned by uid %u; expected it to be "
 		    "owned by root or by uid %u, which runs grgw", path,
 		    (unsigned int)lst.st_uid, (unsigned int)euid);
 		errno = EPERM;
@@ -250,21 +234,21 @@ secret_open(const char *path, struct stat *st, char *err, size_t errlen)
 	    O_NONBLOCK);
 	if (fd == -1) {
 		saved = errno;
-		seterr(err, errlen, "%s cannot be opened: %s", path,
+		err_set(err, errlen, "%s cannot be opened: %s", path,
 		    strerror(saved));
 		errno = saved;
 		return -1;
 	}
 	if (fstat(fd, st) == -1) {
 		saved = errno;
-		seterr(err, errlen, "%s cannot be examined: %s", path,
+		err_set(err, errlen, "%s cannot be examined: %s", path,
 		    strerror(saved));
 		goto fail;
 	}
 	if (st->st_dev != lst.st_dev || st->st_ino != lst.st_ino ||
 	    !S_ISREG(st->st_mode) || (st->st_mode & 077) != 0 ||
 	    (st->st_uid != 0 && st->st_uid != euid)) {
-		seterr(err, errlen, "%s changed while it was being checked; "
+		err_set(err, errlen, "%s changed while it was being checked; "
 		    "expected a file that stays put", path);
 		saved = EAGAIN;
 		goto fail;
@@ -304,19 +288,19 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 		out->len = 0;
 	}
 	if (out == NULL) {
-		seterr(err, errlen, "no key to fill in");
+		err_set(err, errlen, "no key to fill in");
 		errno = EINVAL;
 		return -1;
 	}
 	if (sodium_init() < 0) {
-		seterr(err, errlen, "cannot initialise libsodium");
+		err_set(err, errlen, "cannot initialise libsodium");
 		errno = EIO;
 		return -1;
 	}
 	if ((fd = secret_open(path, &st, err, errlen)) == -1)
 		return -1;
 	if (st.st_size > PSK_FILE_MAX) {
-		seterr(err, errlen, "%s is %lld bytes long; expected one line "
+		err_set(err, errlen, "%s is %lld bytes long; expected one line "
 		    "of at most %d bytes", path, (long long)st.st_size,
 		    PSK_FILE_MAX);
 		saved = EFBIG;
@@ -324,7 +308,7 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 	}
 	if ((buf = sodium_malloc(PSK_FILE_MAX + 1)) == NULL) {
 		saved = errno;
-		seterr(err, errlen, "cannot allocate secure memory: %s",
+		err_set(err, errlen, "cannot allocate secure memory: %s",
 		    strerror(saved));
 		goto cleanup;
 	}
@@ -335,7 +319,7 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 			continue;
 		if (n == -1) {
 			saved = errno;
-			seterr(err, errlen, "%s cannot be read: %s", path,
+			err_set(err, errlen, "%s cannot be read: %s", path,
 			    strerror(saved));
 			goto cleanup;
 		}
@@ -344,14 +328,14 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 		have += (size_t)n;
 	}
 	if (have > PSK_FILE_MAX) {
-		seterr(err, errlen, "%s is longer than %d bytes; expected one "
+		err_set(err, errlen, "%s is longer than %d bytes; expected one "
 		    "line", path, PSK_FILE_MAX);
 		saved = EFBIG;
 		goto cleanup;
 	}
 	if (psk_decode(buf, have, out, derr, sizeof(derr)) == -1) {
 		saved = errno;
-		seterr(err, errlen, "%s: %s", path, derr);
+		err_set(err, errlen, "%s: %s", path, derr);
 		goto cleanup;
 	}
 	rc = 0;

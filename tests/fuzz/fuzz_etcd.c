@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const keys[] = { "ID", "TTL", "revision" };
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	char			*buf, *str, num[32], out[64];
 	uint16_t		 port;
 	int64_t			 v;
@@ -48,16 +48,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(str, data, size);
 	str[size] = '\0';
-	if (http_listen_parse(str, &a, &port, &why) == 0) {
+	why[0] = '\0';
+	if (addr_port_parse(str, &a, &port, why, sizeof(why)) == 0) {
 		if (addr_fmt(&a, out, sizeof(out)) == NULL ||
 		    (a.family != AF_INET && a.family != AF_INET6))
 			abort();
-	} else if (why == NULL)
+	} else if (why[0] == '\0')
 		abort();
-	if (etcd_endpoint_parse(str, &a, &port, &why) == 0) {
+	why[0] = '\0';
+	if (addr_url_parse(str, FEEDS_ETCD_PORT_DEFAULT, &a, &port, why,
+	    sizeof(why)) == 0) {
 		if (port == 0)
 			abort();
-	} else if (why == NULL)
+	} else if (why[0] == '\0')
 		abort();
 	free(str);
 	return 0;

@@ -1531,21 +1531,22 @@ static void
 test_load(void **state)
 {
 	struct grgw_config	 cfg;
-	char			*conf, *errs, *psk, *want;
+	char			*conf, *psk, *want;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
 
 	psk = write_file("psk", KEY32, strlen(KEY32), 0600);
 	conf = write_config("good.conf", "psk", "");
-	assert_int_equal(config_load(conf, &cfg, &errs), 0);
-	assert_null(errs);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), 0);
+	assert_string_equal(errs, "");
 	assert_string_equal(cfg.path, conf);
 	assert_string_equal(cfg.psk_file, psk);
 	assert_int_equal(cfg.auth, GRGW_AUTH_PSK);
-	assert_int_equal(config_load(conf, &cfg, NULL), 0);
+	assert_int_equal(config_load(conf, &cfg, NULL, 0), 0);
 
 	/* A key file others can read: the message cites the config line. */
 	assert_int_equal(chmod(psk, 0644), 0);
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
-	assert_non_null(errs);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
+	assert_true(errs[0] != '\0');
 	assert_true(asprintf(&want, "%s:20: psk_file %s is readable by group "
 	    "or others (mode 0644); expected mode 0600 or 0400 (chmod 600 "
 	    "%s)\n", conf, psk, psk) != -1);
@@ -1553,37 +1554,33 @@ test_load(void **state)
 	assert_null(strstr(errs, "AAEC"));
 	assert_string_equal(cfg.site.name, "");
 	free(want);
-	free(errs);
 	assert_int_equal(chmod(psk, 0600), 0);
 	free(conf);
 
 	/* The key file is missing, then holds no key. */
 	conf = write_config("nokey.conf", "absent-psk", "");
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":20: psk_file "));
 	assert_non_null(strstr(errs, "absent-psk does not exist"));
-	free(errs);
 	free(conf);
 	free(psk);
 	psk = write_file("psk-bad", "not a key\n", 10, 0600);
 	conf = write_config("badkey.conf", "psk-bad", "");
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":20: psk_file "));
 	assert_non_null(strstr(errs, "key has whitespace"));
 	assert_null(strstr(errs, "not a key"));
-	free(errs);
 	free(conf);
 	free(psk);
 
 	/* Parse errors and file errors come back together. */
 	conf = write_config("both.conf", "absent-psk",
 	    "\n[dataplane]\nmtu = 1");
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":22: mtu \"1\" is out of range"));
 	assert_non_null(strstr(errs, ":20: psk_file "));
 	assert_non_null(strstr(errs, ":24: section [dataplane] appears "
 	    "again (first on line 21)"));
-	free(errs);
 	free(conf);
 }
 
@@ -1591,7 +1588,8 @@ static void
 test_load_cert_files(void **state)
 {
 	struct grgw_config	 cfg;
-	char			*text, *conf, *errs, *lines;
+	char			*text, *conf, *lines;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
 	char			*crt, *key, *ca, *pkey;
 
 	crt = write_file("a.crt", "cert", 4, 0644);
@@ -1603,12 +1601,11 @@ test_load_cert_files(void **state)
 	    "ca = %s\n[probe]\nkey_file = %s", crt, key, ca, pkey) != -1);
 	text = base_with(20, lines);
 	conf = write_file("cert.conf", text, strlen(text), 0644);
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":22: ca "));
 	assert_non_null(strstr(errs, "missing-ca.crt does not exist"));
 	assert_null(strstr(errs, ":20:"));
 	assert_null(strstr(errs, ":21:"));
-	free(errs);
 	free(conf);
 	free(text);
 	free(lines);
@@ -1620,14 +1617,13 @@ test_load_cert_files(void **state)
 	    "ca = %s\n[probe]\nkey_file = %s", crt, key, ca, pkey) != -1);
 	text = base_with(20, lines);
 	conf = write_file("cert.conf", text, strlen(text), 0644);
-	assert_int_equal(config_load(conf, &cfg, &errs), 0);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), 0);
 	assert_int_equal(cfg.auth, GRGW_AUTH_CERT);
 	assert_int_equal(chmod(key, 0640), 0);
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":21: private_key "));
 	assert_non_null(strstr(errs, "readable by group or others (mode "
 	    "0640)"));
-	free(errs);
 	free(conf);
 	free(text);
 	free(lines);
@@ -1641,42 +1637,39 @@ static void
 test_load_file_errors(void **state)
 {
 	struct grgw_config	 cfg;
-	char			*path, *errs, *want, *big;
+	char			*path, *want, *big;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
 	size_t			 size = 1024 * 1024 + 1;
 
 	path = tmp_path("no-such.conf");
-	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_int_equal(config_load(path, &cfg, errs, sizeof(errs)), -1);
 	assert_true(asprintf(&want, "%s: cannot open: %s\n", path,
 	    strerror(ENOENT)) != -1);
 	assert_string_equal(errs, want);
 	free(want);
-	free(errs);
 	free(path);
 
-	assert_int_equal(config_load(tmpdir, &cfg, &errs), -1);
+	assert_int_equal(config_load(tmpdir, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ": is not a regular file"));
-	free(errs);
 
 	big = malloc(size);
 	assert_non_null(big);
 	memset(big, '#', size);
 	path = write_file("big.conf", big, size, 0644);
-	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_int_equal(config_load(path, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ": is 1048577 bytes long; expected at "
 	    "most 1048576 bytes"));
-	free(errs);
 	free(path);
 	free(big);
 
 	/* No newline at the end, and a config of only comments. */
 	path = write_file("comments.conf", "# nothing\n# here", 16, 0644);
-	assert_int_equal(config_load(path, &cfg, &errs), -1);
+	assert_int_equal(config_load(path, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ": [site] name is missing"));
-	free(errs);
 	free(path);
 
-	assert_int_equal(config_load(NULL, &cfg, &errs), -1);
-	assert_null(errs);
+	assert_int_equal(config_load(NULL, &cfg, errs, sizeof(errs)), -1);
+	assert_string_equal(errs, "");
 }
 
 /* ---- setup ------------------------------------------------------------ */

@@ -621,13 +621,13 @@ test_http_listen_parse(void **state)
 		{ "", 0, 0, 0 },
 	};
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	uint16_t		 port;
 	size_t			 i;
 
 	for (i = 0; i < nitems(t); i++) {
-		why = NULL;
-		if (http_listen_parse(t[i].in, &a, &port, &why) == 0) {
+		why[0] = '\0';
+		if (addr_port_parse(t[i].in, &a, &port, why, sizeof(why)) == 0) {
 			if (!t[i].ok)
 				fprintf(stderr, "accepted %s\n", t[i].in);
 			assert_true(t[i].ok);
@@ -1253,13 +1253,14 @@ test_etcd_endpoint_parse(void **state)
 		{ "", 0, 0, "empty" },
 	};
 	struct grgw_addr	 a;
-	const char		*why;
+	char			 why[160];
 	uint16_t		 port;
 	size_t			 i;
 
 	for (i = 0; i < nitems(t); i++) {
-		why = NULL;
-		if (etcd_endpoint_parse(t[i].in, &a, &port, &why) == 0) {
+		why[0] = '\0';
+		if (addr_url_parse(t[i].in, FEEDS_ETCD_PORT_DEFAULT, &a, &port,
+		    why, sizeof(why)) == 0) {
 			if (!t[i].ok)
 				fprintf(stderr, "accepted %s\n", t[i].in);
 			assert_true(t[i].ok);

@@ -766,7 +766,8 @@ static void
 test_config_load_key_file(void **state)
 {
 	struct grgw_config	 cfg;
-	char			*psk, *pkey, *conf, *auth, *line, *text, *errs;
+	char			*psk, *pkey, *conf, *auth, *line, *text;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
 
 	psk = write_file("psk", KEY32, 0600);
 	pkey = write_file("probe.key", KEY32, 0600);
@@ -775,31 +776,28 @@ test_config_load_key_file(void **state)
 	assert_true(asprintf(&text, BASE, auth, line) != -1);
 	conf = write_file("probe.conf", text, 0644);
 
-	assert_int_equal(config_load(conf, &cfg, &errs), 0);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), 0);
 	assert_string_equal(cfg.probe.key_file, pkey);
 
 	assert_int_equal(chmod(pkey, 0640), 0);
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
-	assert_non_null(errs);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
+	assert_true(errs[0] != '\0');
 	assert_non_null(strstr(errs, ":28: key_file "));
 	assert_non_null(strstr(errs, "readable by group or others (mode "
 	    "0640)"));
-	free(errs);
 
 	assert_int_equal(chmod(pkey, 0600), 0);
 	assert_int_equal(unlink(pkey), 0);
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":28: key_file "));
 	assert_non_null(strstr(errs, "probe.key does not exist; expected a "
 	    "key file (grgw keygen >"));
-	free(errs);
 
 	free(write_file("probe.key", "c2hvcnQ=\n", 0600));	/* 5 bytes */
-	assert_int_equal(config_load(conf, &cfg, &errs), -1);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
 	assert_non_null(strstr(errs, ":28: key_file "));
 	assert_non_null(strstr(errs, "decodes to 5 bytes"));
 	assert_null(strstr(errs, "c2hvcnQ"));
-	free(errs);
 
 	free(psk);
 	free(pkey);
