@@ -89,13 +89,39 @@ $(B)/unit-asan/%: $(B)/asan/tests/unit/%.o $(B)/libgrgw-asan.a
 	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 # ---- fuzzers (clang, libFuzzer) ------------------------------------------
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
-	@mkdir -p $(dir $@)
-	$(E) "  FUZZ    $@"
-	$(Q)$(CLANG) -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw $(PKG_CFLAGS) -g -O1 \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+# Each harness links only the sources it tests and what those strictly
+# need, and only the libraries named: that it links at all proves the
+# code under test does no I/O of its own (no event loop, no kernel).
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
 
-fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+fuzz_config_SRCS   := gw/config.c gw/addr.c gw/err.c gw/log.c gw/psk.c \
+		      policy/policy.c
+fuzz_config_LIBS   := libsodium
+fuzz_etcd_SRCS     := gw/etcd.c gw/addr.c gw/err.c gw/log.c gw/strbuf.c
+fuzz_etcd_LIBS     := libevent libsodium
+fuzz_probe_SRCS    := gw/probe_codec.c
+fuzz_probe_LIBS    := libsodium
+fuzz_vici_SRCS     := ipsec/vici_msg.c gw/err.c
+fuzz_vici_LIBS     := libsodium
+fuzz_xfrm_SRCS     := netlink/xfrm.c gw/log.c
+fuzz_xfrm_LIBS     := libnl-3.0
+
+define fuzz_rule
+$(B)/fuzz/$(1): tests/fuzz/$(1).c $$($(1)_SRCS)
+	@mkdir -p $$(dir $$@)
+	$$(E) "  FUZZ    $$@"
+	$$(Q)$$(CLANG) -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw \
+		$$(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-o $$@ $$< $$($(1)_SRCS) \
+		$$(if $$($(1)_LIBS),$$(shell pkg-config --libs $$($(1)_LIBS)))
+endef
+$(foreach f,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(f))))
+
+fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/%)
+
+# For tests/build/run.sh: the sources one harness declares.
+print-fuzz-srcs:
+	@echo $($(FUZZ)_SRCS)
 
 # ---- lab tools --------------------------------------------------------------
 # probe-inject: sends good, forged, tampered, replayed and garbage probes.
@@ -238,7 +264,7 @@ print-deb:
 clean:
 	rm -rf $(B) grgw grgw_*.deb
 
-.PHONY: all fuzz unit unit-bins fuzz-smoke feeds-check lab lab-check check bench deps \
+.PHONY: all fuzz print-fuzz-srcs unit unit-bins fuzz-smoke feeds-check lab lab-check check bench deps \
 	check-kernel bench-kernel \
 	install uninstall deb print-deb clean
 .SECONDARY:

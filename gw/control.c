@@ -1,18 +1,252 @@
 /*
- * Client side of the daemon's control socket, used by the CLI.
+ * The daemon's unix control socket, both ends: the server on the daemon's
+ * loop, and the client the CLI uses.  One request line per connection;
+ * the reply ends when the daemon closes it.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "grgw.h"
-#include "daemon.h"
+#include "control.h"
+#include "strbuf.h"
+
+#define CTL_LINE_MAX		256
+#define CTL_BACKLOG		16
+#define CTL_SEND_TIMEOUT_S	2
+
+struct control_conn {
+	TAILQ_ENTRY(control_conn) entry;
+	struct control	*ctl;
+	int		 fd;
+	struct event	*ev;
+	char		 line[CTL_LINE_MAX];
+	size_t		 len;
+	enum control_wait held;		/* 0: not held */
+};
+
+struct control {
+	struct event_base *base;
+	char		 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int		 fd;
+	struct event	*ev;
+	control_cb	 cb;
+	void		*arg;
+	TAILQ_HEAD(, control_conn) conns;
+};
+
+/* ---- server ------------------------------------------------------------- */
+
+static void
+conn_free(struct control_conn *cc)
+{
+	TAILQ_REMOVE(&cc->ctl->conns, cc, entry);
+	event_free(cc->ev);
+	close(cc->fd);
+	free(cc);
+}
+
+/* Replies are small; a bounded blocking write keeps this simple. */
+static void
+conn_send(struct control_conn *cc, const char *text, size_t len)
+{
+	struct timeval	 tv = { CTL_SEND_TIMEOUT_S, 0 };
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 flags;
+
+	flags = fcntl(cc->fd, F_GETFL);
+	fcntl(cc->fd, F_SETFL, flags & ~O_NONBLOCK);
+	setsockopt(cc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (off < len) {
+		n = send(cc->fd, text + off, len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+void
+control_reply(struct control_conn *cc, const char *text)
+{
+	conn_send(cc, text, strlen(text));
+	conn_free(cc);
+}
+
+void
+control_hold(struct control_conn *cc, enum control_wait w)
+{
+	cc->held = w;
+}
+
+int
+control_answer(struct control *c, enum control_wait w, const char *msg)
+{
+	struct control_conn	*cc, *tmp;
+	int			 n = 0;
+
+	if (c == NULL)
+		return 0;
+	for (cc = TAILQ_FIRST(&c->conns); cc != NULL; cc = tmp) {
+		tmp = TAILQ_NEXT(cc, entry);
+		if (cc->held == w) {
+			control_reply(cc, msg);
+			n++;
+		}
+	}
+	return n;
+}
+
+int
+control_held(const struct control *c, enum control_wait w)
+{
+	const struct control_conn *cc;
+	int			 n = 0;
+
+	if (c == NULL)
+		return 0;
+	TAILQ_FOREACH(cc, &c->conns, entry)
+		if (cc->held == w)
+			n++;
+	return n;
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct control_conn	*cc = arg;
+	char			*nl;
+	ssize_t			 n;
+
+	n = read(fd, cc->line + cc->len, sizeof(cc->line) - 1 - cc->len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The client went away (e.g. `up` gave up waiting). */
+		conn_free(cc);
+		return;
+	}
+	if (cc->held)
+		return;		/* one request per connection */
+	cc->len += (size_t)n;
+	cc->line[cc->len] = '\0';
+	if ((nl = strchr(cc->line, '\n')) == NULL) {
+		if (cc->len == sizeof(cc->line) - 1)
+			control_reply(cc, "error request too long\n");
+		return;
+	}
+	*nl = '\0';
+	cc->ctl->cb(cc, cc->line, cc->ctl->arg);
+}
+
+static void
+accept_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct control		*c = arg;
+	struct control_conn	*cc;
+	int			 cfd;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd == -1)
+		return;
+	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
+		close(cfd);
+		return;
+	}
+	cc->ctl = c;
+	cc->fd = cfd;
+	cc->ev = event_new(c->base, cfd, EV_READ | EV_PERSIST, conn_read_cb,
+	    cc);
+	if (cc->ev == NULL) {
+		close(cfd);
+		free(cc);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&c->conns, cc, entry);
+	event_add(cc->ev, NULL);
+}
+
+struct control *
+control_listen(struct event_base *base, const char *path, control_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct control		*c;
+	mode_t			 old;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
+	    (int)sizeof(sun.sun_path)) {
+		err_set(err, errlen, "control socket path %s is too long",
+		    path);
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		err_set(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->base = base;
+	c->cb = cb;
+	c->arg = arg;
+	c->fd = -1;
+	TAILQ_INIT(&c->conns);
+	unlink(sun.sun_path);	/* stale: the caller holds the site lock */
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == -1)
+		goto fail;
+	old = umask(0077);
+	if (bind(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		goto fail;
+	}
+	umask(old);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	if (listen(c->fd, CTL_BACKLOG) == -1)
+		goto fail;
+	c->ev = event_new(base, c->fd, EV_READ | EV_PERSIST, accept_cb, c);
+	if (c->ev == NULL || event_add(c->ev, NULL) == -1)
+		goto fail;
+	return c;
+fail:
+	err_set(err, errlen, "control socket %s: %s", path, strerror(errno));
+	control_free(c);
+	return NULL;
+}
+
+void
+control_free(struct control *c)
+{
+	struct control_conn	*cc;
+
+	if (c == NULL)
+		return;
+	while ((cc = TAILQ_FIRST(&c->conns)) != NULL)
+		conn_free(cc);
+	if (c->ev != NULL)
+		event_free(c->ev);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->path[0] != '\0')
+		unlink(c->path);
+	free(c);
+}
+
+/* ---- client ------------------------------------------------------------- */
 
 void
 control_path(const struct grgw_config *cfg, char *buf, size_t size)

@@ -1,18 +1,21 @@
 /*
- * The gateway daemon: one libevent loop that supervises charon, speaks VICI
- * to it, keeps the kernel's routing fail-closed, proves that the tunnel
- * carries traffic, and answers the CLI on a unix control socket.
+ * The gateway daemon: start-up, shutdown and the tunnel state, on one
+ * libevent loop.  It owns no conversation of its own; it wires the rooms
+ * together with callbacks:
  *
- * The tunnel state is never guessed from single events: every ike-updown
- * or child-updown event (and a periodic tick) triggers a list-sas, and
- * the state is derived from what charon really holds.  That stays right
- * with duplicate IKE_SAs, restarts and missed events alike.
+ *   charon (ipsec/charon.c)  supervises charon: started, exited
+ *   ike (ipsec/ike.c)        the VICI conversation: SAs, failures
+ *   netlink/                 the fail-closed layer, routes, QoS
+ *   echo.c                   proves that the tunnel carries traffic
+ *   probes, wanwatch         inputs of the link state
+ *   feeds                    where the link state is published
+ *   control.c                the CLI's requests
+ *
+ * The tunnel is up when a CHILD_SA is installed and an echo crossed it.
  */
 #include <sys/file.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,42 +33,20 @@
 #include <sodium.h>
 
 #include "grgw.h"
+#include "control.h"
 #include "daemon.h"
+#include "echo.h"
 #include "feeds.h"
 #include "linkstate.h"
 #include "probe.h"
 #include "qosd.h"
+#include "status.h"
+#include "strbuf.h"
 #include "ipsec/ipsec.h"
-#include "ipsec/vici.h"
 #include "netlink/netlink.h"
 
-#define VICI_RETRY_MS		100
-#define VICI_GIVEUP_TRIES	100	/* then log loudly, keep trying slowly */
 #define REFRESH_SECS		2
-#define INITIATE_MIN_MS		250
-#define INITIATE_MAX_MS		10000
-#define TIEBREAK_DELAY_MS	1500
 #define STOP_TERMINATE_MS	3000
-#define CTL_LINE_MAX		256
-
-struct ctl_conn {
-	TAILQ_ENTRY(ctl_conn) entry;
-	struct gwd	*d;
-	int		fd;
-	struct event	*ev;
-	char		line[CTL_LINE_MAX];
-	size_t		len;
-	int		waiting_up;	/* an `up` waiting for the tunnel */
-};
-
-struct sa_scan {
-	int		ike_established;
-	int		ike_any;
-	int		child_installed;
-	char		ike_state[32];
-	char		child_state[32];
-	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
-};
 
 struct gwd {
 	struct event_base *base;
@@ -78,30 +59,18 @@ struct gwd {
 
 	struct gwnl	*nl;
 	struct charon	*charon;
+	struct ike	*ike;
 	struct qos_run	*qos;		/* classes, marks, shaper */
 	struct qos_view	qos_view;	/* last status view */
-
-	struct vici_client *vici;
-	struct event	*vici_timer;
-	unsigned	vici_tries;
-	int		vici_ready;	/* registered, creds and conn loaded */
 
 	/* tunnel */
 	enum tunnel_state tunnel;
 	time_t		tunnel_since;
-	struct sa_scan	sa;		/* last committed list-sas view */
-	struct sa_scan	scan;		/* list-sas in progress */
-	int		listing;
-	int		relist;
 	int		child_up;	/* CHILD_SA installed (as acted on) */
 	int		verified;	/* echo answered through the tunnel */
 	int		routes_installed;
 	struct echo_probe *echo;
-	int		initiating;
-	unsigned	initiate_backoff_ms;
-	struct event	*initiate_timer;
 	struct event	*refresh_timer;
-	char		init_reason[256];	/* from control-log */
 	char		last_error[512];
 	int		auth_failed;
 
@@ -116,66 +85,16 @@ struct gwd {
 	struct etcd_pub	*etcd;
 	char		statefile[PATH_MAX + 32];
 
-	/* control */
-	int		ctl_fd;
-	struct event	*ctl_ev;
-	TAILQ_HEAD(, ctl_conn) conns;
+	/* control and shutdown */
+	struct control	*ctl;
 	int		stopping;
 	int		purge;
-	struct ctl_conn	*down_conn;
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
 };
 
-static void	vici_connect_cb(evutil_socket_t, short, void *);
 static void	daemon_publish(struct gwd *, enum link_state old);
-static void	daemon_refresh(struct gwd *);
 static void	daemon_shutdown(struct gwd *, int purge);
-static void	ctl_conn_free(struct ctl_conn *);
-
-/* ---- control replies ---------------------------------------------------- */
-
-static void
-ctl_reply(struct ctl_conn *cc, const char *text, size_t len)
-{
-	struct timeval tv = { 2, 0 };
-	size_t off = 0;
-	ssize_t n;
-	int flags;
-
-	/* Replies are small; a bounded blocking write keeps this simple. */
-	flags = fcntl(cc->fd, F_GETFL);
-	fcntl(cc->fd, F_SETFL, flags & ~O_NONBLOCK);
-	setsockopt(cc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while (off < len) {
-		n = send(cc->fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-}
-
-static void
-ctl_reply_close(struct ctl_conn *cc, const char *text)
-{
-	ctl_reply(cc, text, strlen(text));
-	ctl_conn_free(cc);
-}
-
-/* Answer every `up` that is waiting; msg starts with "ok" or "error". */
-static void
-ctl_answer_waiters(struct gwd *d, const char *msg)
-{
-	struct ctl_conn *cc, *tmp;
-
-	for (cc = TAILQ_FIRST(&d->conns); cc != NULL; cc = tmp) {
-		tmp = TAILQ_NEXT(cc, entry);
-		if (cc->waiting_up)
-			ctl_reply_close(cc, msg);
-	}
-}
 
 /* ---- tunnel state ------------------------------------------------------- */
 
@@ -193,24 +112,35 @@ daemon_set_error(struct gwd *d, const char *fmt, ...)
 	log_warnx("%s", d->last_error);
 }
 
+/* Answer every waiting `up` with the last error. */
+static void
+daemon_answer_error(struct gwd *d)
+{
+	char	 msg[600];
+
+	snprintf(msg, sizeof(msg), "error %s\n", d->last_error);
+	control_answer(d->ctl, CONTROL_WAIT_UP, msg);
+}
+
 /* Gather every input of the link-state machine into d->link. */
 static void
 link_gather(struct gwd *d)
 {
+	const struct ike_sas *sas = ike_sas(d->ike);
 	struct link_view *v = &d->link;
 	int i;
 
 	v->site = d->cfg->site.name;
 	v->peer = d->cfg->peer.name;
 	v->carrier = wanwatch_up(d->wan);
-	v->charon_up = charon_pid(d->charon) != 0 && d->vici_ready;
-	v->ike_up = d->sa.ike_established > 0;
+	v->charon_up = charon_pid(d->charon) != 0 && ike_ready(d->ike);
+	v->ike_up = sas->ike_established > 0;
 	v->child_up = d->child_up;
 	v->charon_restarts = charon_restarts(d->charon);
-	v->tunnel_bytes_in = d->sa.bytes_in;
-	v->tunnel_bytes_out = d->sa.bytes_out;
-	v->tunnel_packets_in = d->sa.packets_in;
-	v->tunnel_packets_out = d->sa.packets_out;
+	v->tunnel_bytes_in = sas->bytes_in;
+	v->tunnel_bytes_out = sas->bytes_out;
+	v->tunnel_packets_in = sas->packets_in;
+	v->tunnel_packets_out = sas->packets_out;
 	for (i = 0; i < PROBE_NPATHS; i++) {
 		if (d->probes != NULL)
 			probe_engine_stats(d->probes, (enum probe_path)i,
@@ -280,7 +210,8 @@ tunnel_update(struct gwd *d)
 {
 	if (d->child_up && d->verified)
 		tunnel_set(d, TUNNEL_UP);
-	else if (d->child_up || d->sa.ike_any || d->initiating)
+	else if (d->child_up || ike_sas(d->ike)->ike_any ||
+	    ike_initiating(d->ike))
 		tunnel_set(d, TUNNEL_CONNECTING);
 	else
 		tunnel_set(d, TUNNEL_DOWN);
@@ -321,14 +252,14 @@ echo_answered(void *arg)
 	d->verified = 1;
 	d->auth_failed = 0;
 	d->last_error[0] = '\0';
-	d->initiate_backoff_ms = 0;
+	ike_tunnel_verified(d->ike);
 	tunnel_update(d);
 	log_info("tunnel to %s carries traffic (%s data plane)",
 	    d->cfg->peer.name, config_dataplane_name(d->dp));
 	snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up (%s data "
 	    "plane)\n", d->cfg->site.name, d->cfg->peer.name,
 	    config_dataplane_name(d->dp));
-	ctl_answer_waiters(d, msg);
+	control_answer(d->ctl, CONTROL_WAIT_UP, msg);
 }
 
 static void
@@ -370,464 +301,52 @@ child_became_down(struct gwd *d)
 	}
 }
 
-static void
-initiate_schedule(struct gwd *d, unsigned ms)
-{
-	struct timeval tv;
-
-	if (d->stopping || evtimer_pending(d->initiate_timer, NULL))
-		return;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(d->initiate_timer, &tv);
-}
-
-static unsigned
-initiate_next_backoff(struct gwd *d)
-{
-	if (d->initiate_backoff_ms == 0)
-		d->initiate_backoff_ms = INITIATE_MIN_MS;
-	else if (d->initiate_backoff_ms * 2 <= INITIATE_MAX_MS)
-		d->initiate_backoff_ms *= 2;
-	else
-		d->initiate_backoff_ms = INITIATE_MAX_MS;
-	return d->initiate_backoff_ms;
-}
-
-/* Act on a fresh view of charon's SAs. */
-static void
-sa_commit(struct gwd *d, const struct sa_scan *s)
-{
-	d->sa = *s;
-	if (s->child_installed && !d->child_up)
-		child_became_up(d);
-	else if (!s->child_installed && d->child_up) {
-		log_info("CHILD_SA to %s is gone", d->cfg->peer.name);
-		child_became_down(d);
-	}
-	/* Nothing established and nothing in flight: try again. */
-	if (!s->ike_any && !d->initiating && d->vici_ready && !d->stopping)
-		initiate_schedule(d, initiate_next_backoff(d));
-	tunnel_update(d);
-}
-
-/* ---- VICI --------------------------------------------------------------- */
-
-static int
-reply_ok(const struct vici_msg *m, char *err, size_t errlen)
-{
-	const char *e;
-
-	if (m == NULL) {
-		snprintf(err, errlen, "connection to charon lost");
-		return 0;
-	}
-	if (m->type != VICI_CMD_RESPONSE) {
-		snprintf(err, errlen, "charon does not know the command");
-		return 0;
-	}
-	if (vici_get_bool(m->root, "success"))
-		return 1;
-	e = vici_get_str(m->root, "errmsg");
-	snprintf(err, errlen, "%s", e != NULL ? e : "no reason given");
-	return 0;
-}
-
-static int
-daemon_send(struct gwd *d, struct vici_builder *b, vici_reply_cb cb)
-{
-	const uint8_t *pkt;
-	size_t len;
-	int rc = -1;
-
-	if (b == NULL || d->vici == NULL)
-		goto cleanup;
-	if (vici_builder_finish(b, &pkt, &len) == -1) {
-		log_warnx("internal error: malformed VICI request");
-		goto cleanup;
-	}
-	rc = vici_client_request(d->vici, pkt, len, cb, d);
-cleanup:
-	vici_builder_free(b);	/* wipes the buffer (it may hold a key) */
-	return rc;
-}
+/* ---- what the IKE conversation and charon's supervisor report ---------- */
 
 static void
-initiate_reply(const struct vici_msg *m, void *arg)
+ike_news(const struct ike_news *n, void *arg)
 {
 	struct gwd *d = arg;
-	char err[256];
-	unsigned ms;
 
-	d->initiating = 0;
-	if (m == NULL || d->stopping)
+	switch (n->what) {
+	case IKE_READY:
+		/* charon (re)started: libipsec's ipsec0 is new, shape it. */
+		if (d->dp == GRGW_DP_LIBIPSEC)
+			qos_shaper_start(d->qos, d->nl);
 		return;
-	if (reply_ok(m, err, sizeof(err))) {
-		log_info("IKE and CHILD_SA to %s established",
-		    d->cfg->peer.name);
-		daemon_refresh(d);
-		return;
-	}
-	ms = initiate_next_backoff(d);
-	if (d->init_reason[0] != '\0') {
-		daemon_set_error(d, "%s", d->init_reason);
-		if (strncmp(d->init_reason, "authentication failed", 21) == 0) {
-			char msg[600];
-
+	case IKE_FAILED:
+		daemon_set_error(d, "%s", n->error);
+		if (n->auth_failed) {
 			d->auth_failed = 1;
-			ms = INITIATE_MAX_MS;
-			snprintf(msg, sizeof(msg), "error %s\n", d->last_error);
-			ctl_answer_waiters(d, msg);
-		}
-	} else {
-		daemon_set_error(d, "connecting to %s failed: %s",
-		    d->cfg->peer.name, err);
-	}
-	tunnel_update(d);
-	initiate_schedule(d, ms);
-}
-
-static void
-initiate_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct gwd *d = arg;
-
-	if (d->stopping || !d->vici_ready || d->initiating)
-		return;
-	if (d->sa.ike_established && d->child_up)
-		return;
-	log_info("initiating tunnel to %s", d->cfg->peer.name);
-	d->init_reason[0] = '\0';
-	if (daemon_send(d, conn_build_initiate(), initiate_reply) == 0)
-		d->initiating = 1;
-	tunnel_update(d);
-}
-
-static void
-scan_ike_sa(struct sa_scan *s, const struct vici_node *ike)
-{
-	const struct vici_node *children, *child;
-	const char *state, *v;
-
-	if (ike->kind != VICI_NODE_SECTION)
-		return;
-	state = vici_get_str(ike, "state");
-	s->ike_any = 1;
-	if (state != NULL && strcmp(state, "ESTABLISHED") == 0)
-		s->ike_established++;
-	if (state != NULL && (s->ike_state[0] == '\0' ||
-	    strcmp(state, "ESTABLISHED") == 0))
-		snprintf(s->ike_state, sizeof(s->ike_state), "%s", state);
-	if ((children = vici_find(ike, "child-sas")) == NULL ||
-	    children->kind != VICI_NODE_SECTION)
-		return;
-	for (child = children->child; child != NULL; child = child->next) {
-		if (child->kind != VICI_NODE_SECTION)
-			continue;
-		state = vici_get_str(child, "state");
-		if (state != NULL && strcmp(state, "INSTALLED") == 0)
-			s->child_installed++;
-		if (state != NULL && (s->child_state[0] == '\0' ||
-		    strcmp(state, "INSTALLED") == 0))
-			snprintf(s->child_state, sizeof(s->child_state), "%s",
-			    state);
-		if ((v = vici_get_str(child, "bytes-in")) != NULL)
-			s->bytes_in += strtoull(v, NULL, 10);
-		if ((v = vici_get_str(child, "bytes-out")) != NULL)
-			s->bytes_out += strtoull(v, NULL, 10);
-		if ((v = vici_get_str(child, "packets-in")) != NULL)
-			s->packets_in += strtoull(v, NULL, 10);
-		if ((v = vici_get_str(child, "packets-out")) != NULL)
-			s->packets_out += strtoull(v, NULL, 10);
-	}
-}
-
-static void
-list_sas_reply(const struct vici_msg *m, void *arg)
-{
-	struct gwd *d = arg;
-
-	d->listing = 0;
-	if (m == NULL || d->stopping)
-		return;
-	sa_commit(d, &d->scan);
-	if (d->relist) {
-		d->relist = 0;
-		daemon_refresh(d);
-	}
-}
-
-static void
-daemon_refresh(struct gwd *d)
-{
-	if (!d->vici_ready || d->stopping)
-		return;
-	if (d->listing) {
-		d->relist = 1;
-		return;
-	}
-	memset(&d->scan, 0, sizeof(d->scan));
-	if (daemon_send(d, conn_build_list_sas(), list_sas_reply) == 0)
-		d->listing = 1;
-}
-
-static void
-refresh_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	daemon_refresh(arg);
-	/* Loss and RTT drift between transitions: degraded is checked here. */
-	link_refresh(arg);
-}
-
-static void
-vici_event(const struct vici_msg *m, void *arg)
-{
-	struct gwd *d = arg;
-	const struct vici_node *n;
-	const char *line, *reason;
-
-	if (strcmp(m->name, "list-sa") == 0) {
-		for (n = m->root->child; n != NULL; n = n->next)
-			scan_ike_sa(&d->scan, n);
-	} else if (strcmp(m->name, "control-log") == 0) {
-		line = vici_get_str(m->root, "msg");
-		if (line == NULL)
+			daemon_answer_error(d);
+		} else if (!ike_ready(d->ike))
+			daemon_answer_error(d);	/* setup refused */
+		break;
+	case IKE_SAS:
+		if (d->stopping)
 			return;
-		log_debug("charon: %s", line);
-		reason = conn_classify_log(line);
-		if (reason != NULL && d->init_reason[0] == '\0')
-			snprintf(d->init_reason, sizeof(d->init_reason),
-			    "%s (charon: %s)", reason, line);
-	} else if (strcmp(m->name, "ike-updown") == 0 ||
-	    strcmp(m->name, "child-updown") == 0) {
-		log_info("%s: %s", m->name,
-		    vici_get_bool(m->root, "up") ? "up" : "down");
-		daemon_refresh(d);
-	}
-}
-
-static void
-vici_drop(struct gwd *d)
-{
-	vici_client_free(d->vici);
-	d->vici = NULL;
-	d->vici_ready = 0;
-	d->initiating = 0;
-	d->listing = 0;
-	d->relist = 0;
-}
-
-static void
-vici_closed(void *arg)
-{
-	struct gwd *d = arg;
-	struct sa_scan none;
-
-	log_warnx("connection to charon's VICI socket lost");
-	vici_drop(d);
-	memset(&none, 0, sizeof(none));
-	sa_commit(d, &none);
-	if (!d->stopping && charon_pid(d->charon) != 0) {
-		struct timeval tv = { 1, 0 };
-
-		evtimer_add(d->vici_timer, &tv);
-	}
-}
-
-static void
-setup_reply(const struct vici_msg *m, void *arg, const char *what)
-{
-	struct gwd *d = arg;
-	char err[256], msg[600];
-
-	if (m == NULL)
-		return;		/* vici_closed() deals with it */
-	if (m->type == VICI_EVENT_CONFIRM || reply_ok(m, err, sizeof(err)))
-		return;
-	if (m->type == VICI_EVENT_UNKNOWN)
-		snprintf(err, sizeof(err), "unknown event");
-	daemon_set_error(d, "charon refused %s: %s", what, err);
-	snprintf(msg, sizeof(msg), "error %s\n", d->last_error);
-	ctl_answer_waiters(d, msg);
-}
-
-static void
-register_reply(const struct vici_msg *m, void *arg)
-{
-	setup_reply(m, arg, "an event registration");
-}
-
-static void
-creds_reply(const struct vici_msg *m, void *arg)
-{
-	setup_reply(m, arg, "the credentials");
-}
-
-static void
-conn_reply(const struct vici_msg *m, void *arg)
-{
-	struct gwd *d = arg;
-	char err[256];
-	unsigned delay;
-
-	setup_reply(m, arg, "the connection");
-	if (m == NULL || !reply_ok(m, err, sizeof(err)))
-		return;
-	d->vici_ready = 1;
-	log_info("connection to %s loaded into charon", d->cfg->peer.name);
-	/* charon (re)started: libipsec's ipsec0 is new, shape it. */
-	if (d->dp == GRGW_DP_LIBIPSEC)
-		qos_shaper_start(d->qos, d->nl);
-	/*
-	 * When both gateways start together, let one of them go first so
-	 * that a single IKE_SA results; the other follows if nothing came.
-	 */
-	delay = strcmp(d->cfg->site.name, d->cfg->peer.name) < 0 ? 0 :
-	    TIEBREAK_DELAY_MS;
-	initiate_schedule(d, delay);
-	daemon_refresh(d);
-}
-
-/* Read a whole (small) file; *buf is malloc'ed and must be wiped. */
-static int
-read_small_file(const char *path, uint8_t **buf, size_t *len)
-{
-	struct stat st;
-	ssize_t n;
-	int fd, rc = -1;
-
-	*buf = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size <= 0 || st.st_size > 1 << 20) {
-		errno = EINVAL;
-		goto cleanup;
-	}
-	if ((*buf = malloc((size_t)st.st_size)) == NULL)
-		goto cleanup;
-	n = read(fd, *buf, (size_t)st.st_size);
-	if (n != st.st_size) {
-		errno = EIO;
-		free(*buf);
-		*buf = NULL;
-		goto cleanup;
-	}
-	*len = (size_t)n;
-	rc = 0;
-cleanup:
-	close(fd);
-	return rc;
-}
-
-static void
-wipe_free(uint8_t *p, size_t len)
-{
-	if (p != NULL)
-		sodium_memzero(p, len);
-	free(p);
-}
-
-/* Load credentials and the connection; replies arrive in order. */
-static int
-vici_load(struct gwd *d)
-{
-	const struct grgw_config *cfg = d->cfg;
-	uint8_t *cert = NULL, *ca = NULL, *key = NULL;
-	size_t cert_len = 0, ca_len = 0, key_len = 0;
-	struct grgw_psk psk = { NULL, 0 };
-	char err[256];
-	int rc = -1;
-
-	if (cfg->auth == GRGW_AUTH_PSK) {
-		if (psk_load(cfg->psk_file, &psk, err, sizeof(err)) == -1) {
-			daemon_set_error(d, "%s", err);
-			goto cleanup;
+		if (n->sas->child_installed && !d->child_up)
+			child_became_up(d);
+		else if (!n->sas->child_installed && d->child_up) {
+			log_info("CHILD_SA to %s is gone", d->cfg->peer.name);
+			child_became_down(d);
 		}
-		daemon_send(d, conn_build_load_shared(cfg, psk.key, psk.len),
-		    creds_reply);
-	} else {
-		if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
-		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1 ||
-		    read_small_file(cfg->key_file, &key, &key_len) == -1) {
-			daemon_set_error(d, "cannot read the certificate, key "
-			    "or CA file: %s", strerror(errno));
-			goto cleanup;
-		}
-		daemon_send(d, conn_build_load_cert(ca, ca_len, 1),
-		    creds_reply);
-		daemon_send(d, conn_build_load_cert(cert, cert_len, 0),
-		    creds_reply);
-		daemon_send(d, conn_build_load_key(key, key_len), creds_reply);
+		break;
 	}
-	rc = daemon_send(d, conn_build_load_conn(cfg, d->dp, cert, cert_len,
-	    ca, ca_len), conn_reply);
-cleanup:
-	psk_free(&psk);
-	wipe_free(key, key_len);
-	free(cert);
-	free(ca);
-	return rc;
-}
-
-static void
-vici_connect_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	static const char *const events[] = {
-		"ike-updown", "child-updown", "control-log", "list-sa",
-	};
-	struct gwd *d = arg;
-	struct timeval tv;
-	size_t i;
-
-	if (d->stopping || d->vici != NULL || charon_pid(d->charon) == 0)
-		return;
-	d->vici = vici_client_new(d->base, vici_event, vici_closed, d);
-	if (d->vici == NULL ||
-	    vici_client_connect(d->vici, charon_vici_path(d->charon)) == -1) {
-		vici_drop(d);
-		if (++d->vici_tries == VICI_GIVEUP_TRIES)
-			log_warnx("charon's VICI socket %s does not answer; "
-			    "see %s/charon.log", charon_vici_path(d->charon),
-			    d->dir);
-		tv.tv_sec = 0;
-		tv.tv_usec = (d->vici_tries < VICI_GIVEUP_TRIES ?
-		    VICI_RETRY_MS : 1000) * 1000;
-		if (tv.tv_usec >= 1000000) {
-			tv.tv_sec = 1;
-			tv.tv_usec = 0;
-		}
-		evtimer_add(d->vici_timer, &tv);
-		return;
-	}
-	d->vici_tries = 0;
-	log_info("connected to charon over VICI");
-	for (i = 0; i < nitems(events); i++)
-		daemon_send(d, conn_build_register(events[i]), register_reply);
-	if (vici_load(d) == -1) {
-		char msg[600];
-
-		snprintf(msg, sizeof(msg), "error %s\n", d->last_error);
-		ctl_answer_waiters(d, msg);
-	}
+	tunnel_update(d);
 }
 
 static void
 charon_changed(int running, void *arg)
 {
 	struct gwd *d = arg;
-	struct timeval tv = { 0, VICI_RETRY_MS * 1000 };
-	struct sa_scan none;
 
 	if (running) {
-		d->vici_tries = 0;
-		evtimer_add(d->vici_timer, &tv);
+		ike_charon_started(d->ike);
 		return;
 	}
-	vici_drop(d);
 	qos_shaper_lost(d->qos);
-	memset(&none, 0, sizeof(none));
-	sa_commit(d, &none);
+	ike_charon_exited(d->ike);
 	/* Its SAs and policies outlive it: none may meet the next charon's. */
 	if (d->dp == GRGW_DP_KERNEL)
 		(void)gwnl_xfrm_flush(d->cfg->if_id);
@@ -835,11 +354,23 @@ charon_changed(int running, void *arg)
 		daemon_set_error(d, "charon exited; restarting it");
 }
 
+static void
+refresh_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	ike_refresh(d->ike);
+	/* Loss and RTT drift between transitions: degraded is checked here. */
+	link_refresh(d);
+}
+
 /* ---- control socket ------------------------------------------------------ */
 
 static void
 daemon_fill_view(struct gwd *d, struct status_view *v)
 {
+	const struct ike_sas *sas = ike_sas(d->ike);
+
 	memset(v, 0, sizeof(*v));
 	v->cfg = d->cfg;
 	v->daemon_running = 1;
@@ -851,14 +382,14 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->dataplane = d->dp;
 	v->tunnel = d->tunnel;
 	v->tunnel_since = d->tunnel_since;
-	v->ike_state = d->sa.ike_state[0] ? d->sa.ike_state : NULL;
-	v->child_state = d->sa.child_state[0] ? d->sa.child_state : NULL;
+	v->ike_state = sas->ike_state[0] ? sas->ike_state : NULL;
+	v->child_state = sas->child_state[0] ? sas->child_state : NULL;
 	v->traffic_verified = d->verified;
 	v->last_error = d->last_error[0] ? d->last_error : NULL;
-	v->bytes_in = d->sa.bytes_in;
-	v->bytes_out = d->sa.bytes_out;
-	v->packets_in = d->sa.packets_in;
-	v->packets_out = d->sa.packets_out;
+	v->bytes_in = sas->bytes_in;
+	v->bytes_out = sas->bytes_out;
+	v->packets_in = sas->packets_in;
+	v->packets_out = sas->packets_out;
 	gwnl_record_count(d->nl, &v->kernel_block, &v->kernel_run);
 	link_gather(d);
 	v->link = &d->link;
@@ -867,11 +398,12 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 }
 
 static void
-ctl_command(struct ctl_conn *cc, const char *cmd)
+control_request_cb(struct control_conn *cc, const char *cmd, void *arg)
 {
-	struct gwd *d = cc->d;
+	struct gwd *d = arg;
 	struct status_view v;
 	struct strbuf sb;
+	char msg[256];
 
 	if (strcmp(cmd, "status json") == 0 || strcmp(cmd, "status text") == 0) {
 		daemon_fill_view(d, &v);
@@ -880,138 +412,33 @@ ctl_command(struct ctl_conn *cc, const char *cmd)
 			status_render_json(&v, &sb);
 		else
 			status_render_text(&v, &sb);
-		if (!sb.failed)
-			ctl_reply(cc, sb.s, sb.len);
+		control_reply(cc, sb.failed ? "" : sb.s);
 		strbuf_free(&sb);
-		ctl_conn_free(cc);
 	} else if (strcmp(cmd, "up") == 0) {
 		if (d->stopping) {
-			ctl_reply_close(cc, "error the daemon is stopping\n");
+			control_reply(cc, "error the daemon is stopping\n");
 			return;
 		}
 		if (d->tunnel == TUNNEL_UP) {
-			char msg[256];
-
 			snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up "
 			    "(%s data plane)\n", d->cfg->site.name,
 			    d->cfg->peer.name, config_dataplane_name(d->dp));
-			ctl_reply_close(cc, msg);
+			control_reply(cc, msg);
 			return;
 		}
-		cc->waiting_up = 1;
+		control_hold(cc, CONTROL_WAIT_UP);
 		/* An operator asking: try now rather than after backoff. */
-		if (!d->initiating && d->vici_ready) {
-			evtimer_del(d->initiate_timer);
-			d->initiate_backoff_ms = 0;
-			initiate_schedule(d, 0);
-		}
+		ike_initiate_now(d->ike);
 	} else if (strcmp(cmd, "down") == 0 || strcmp(cmd, "down purge") == 0) {
-		if (d->down_conn != NULL) {
-			ctl_reply_close(cc, "error already stopping\n");
+		if (control_held(d->ctl, CONTROL_WAIT_DOWN) > 0) {
+			control_reply(cc, "error already stopping\n");
 			return;
 		}
-		d->down_conn = cc;
+		control_hold(cc, CONTROL_WAIT_DOWN);
 		daemon_shutdown(d, strcmp(cmd, "down purge") == 0);
 	} else {
-		ctl_reply_close(cc, "error unknown request\n");
+		control_reply(cc, "error unknown request\n");
 	}
-}
-
-static void
-ctl_read_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct ctl_conn *cc = arg;
-	char *nl;
-	ssize_t n;
-
-	n = read(fd, cc->line + cc->len, sizeof(cc->line) - 1 - cc->len);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* Client went away (e.g. `up` gave up waiting). */
-		if (cc->d->down_conn == cc)
-			cc->d->down_conn = NULL;
-		ctl_conn_free(cc);
-		return;
-	}
-	if (cc->waiting_up || cc->d->down_conn == cc)
-		return;		/* one request per connection */
-	cc->len += (size_t)n;
-	cc->line[cc->len] = '\0';
-	if ((nl = strchr(cc->line, '\n')) == NULL) {
-		if (cc->len == sizeof(cc->line) - 1)
-			ctl_reply_close(cc, "error request too long\n");
-		return;
-	}
-	*nl = '\0';
-	ctl_command(cc, cc->line);
-}
-
-static void
-ctl_accept_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct gwd *d = arg;
-	struct ctl_conn *cc;
-	int cfd;
-
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd == -1)
-		return;
-	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
-		close(cfd);
-		return;
-	}
-	cc->d = d;
-	cc->fd = cfd;
-	cc->ev = event_new(d->base, cfd, EV_READ | EV_PERSIST, ctl_read_cb, cc);
-	if (cc->ev == NULL) {
-		close(cfd);
-		free(cc);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&d->conns, cc, entry);
-	event_add(cc->ev, NULL);
-}
-
-static void
-ctl_conn_free(struct ctl_conn *cc)
-{
-	TAILQ_REMOVE(&cc->d->conns, cc, entry);
-	event_free(cc->ev);
-	close(cc->fd);
-	free(cc);
-}
-
-static int
-ctl_listen(struct gwd *d)
-{
-	struct sockaddr_un sun;
-	mode_t old;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock",
-	    d->dir) >= (int)sizeof(sun.sun_path)) {
-		log_warnx("control socket path too long: %s/control.sock",
-		    d->dir);
-		return -1;
-	}
-	unlink(sun.sun_path);	/* stale: we hold the site lock */
-	d->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (d->ctl_fd == -1)
-		return -1;
-	old = umask(0077);
-	if (bind(d->ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(d->ctl_fd, 16) == -1) {
-		umask(old);
-		log_warn("control socket %s", sun.sun_path);
-		return -1;
-	}
-	umask(old);
-	d->ctl_ev = event_new(d->base, d->ctl_fd, EV_READ | EV_PERSIST,
-	    ctl_accept_cb, d);
-	return d->ctl_ev == NULL ? -1 : event_add(d->ctl_ev, NULL);
 }
 
 /* ---- publishing the link state --------------------------------------------- */
@@ -1094,33 +521,30 @@ daemon_finish(evutil_socket_t fd, short ev, void *arg)
 	char path[PATH_MAX + 32];
 
 	evtimer_del(d->stop_timer);
-	vici_drop(d);
+	ike_charon_exited(d->ike);
 	charon_stop(d->charon);
 	child_became_down(d);
 	if (gwnl_cleanup(d->nl, d->purge) == -1)
 		d->exit_code = 1;
 	log_info("stopped; %s", d->purge ? "all kernel state removed" :
 	    "fail-closed routes for the peer prefixes stay in place");
-	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
-	unlink(path);
 	snprintf(path, sizeof(path), "%s/charon.vici", d->dir);
 	unlink(path);
-	if (d->down_conn != NULL) {
-		ctl_reply_close(d->down_conn, d->exit_code == 0 ? "ok\n" :
-		    "error some kernel objects could not be removed; see the "
-		    "daemon log\n");
-		d->down_conn = NULL;
-	}
+	control_answer(d->ctl, CONTROL_WAIT_DOWN, d->exit_code == 0 ?
+	    "ok\n" : "error some kernel objects could not be removed; see "
+	    "the daemon log\n");
+	control_free(d->ctl);
+	d->ctl = NULL;
 	event_base_loopbreak(d->base);
 }
 
 static void
-terminate_reply(const struct vici_msg *m, void *arg)
+terminated(void *arg)
 {
 	struct gwd *d = arg;
 	struct timeval now = { 0, 0 };
 
-	/* Not inline: this runs inside the VICI client's callback. */
+	/* Not inline: this runs inside the IKE conversation's callback. */
 	evtimer_add(d->stop_timer, &now);
 }
 
@@ -1135,17 +559,14 @@ daemon_shutdown(struct gwd *d, int purge)
 	d->stopping = 1;
 	d->purge = purge;
 	log_info("stopping%s", purge ? " (purge)" : "");
-	evtimer_del(d->initiate_timer);
 	evtimer_del(d->refresh_timer);
-	ctl_answer_waiters(d, "error the daemon is stopping\n");
+	control_answer(d->ctl, CONTROL_WAIT_UP,
+	    "error the daemon is stopping\n");
 	/* Tell the peer first (IKE DELETE), so it fails closed at once. */
-	if (d->vici != NULL && d->sa.ike_any &&
-	    daemon_send(d, conn_build_terminate(), terminate_reply) == 0) {
-		evtimer_add(d->stop_timer, &tv);
-		return;
+	if (ike_terminate(d->ike, terminated, d) == -1) {
+		tv.tv_sec = 0;
+		tv.tv_usec = 0;
 	}
-	tv.tv_sec = 0;
-	tv.tv_usec = 0;
 	evtimer_add(d->stop_timer, &tv);
 }
 
@@ -1382,34 +803,24 @@ daemon_lock(struct gwd *d, char *err, size_t errlen)
 static void
 daemon_free(struct gwd *d)
 {
-	struct ctl_conn *cc;
 	char path[PATH_MAX + 16];
 
-	while ((cc = TAILQ_FIRST(&d->conns)) != NULL)
-		ctl_conn_free(cc);
+	control_free(d->ctl);
 	echo_stop(d->echo);
 	http_server_free(d->http);
 	hooks_free(d->hooks);
 	etcd_pub_free(d->etcd);
 	probe_engine_free(d->probes);
 	wanwatch_free(d->wan);
-	vici_client_free(d->vici);
+	ike_free(d->ike);
 	charon_free(d->charon);
 	qos_run_free(d->qos);
 	gwnl_close(d->nl);
-	if (d->ctl_ev != NULL)
-		event_free(d->ctl_ev);
-	if (d->ctl_fd >= 0)
-		close(d->ctl_fd);
 	if (d->lock_fd >= 0) {
 		snprintf(path, sizeof(path), "%s/grgw.pid", d->dir);
 		unlink(path);
 		close(d->lock_fd);
 	}
-	if (d->vici_timer != NULL)
-		event_free(d->vici_timer);
-	if (d->initiate_timer != NULL)
-		event_free(d->initiate_timer);
 	if (d->refresh_timer != NULL)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
@@ -1434,11 +845,9 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
-	d.ctl_fd = -1;
 	d.lock_fd = -1;
 	d.since = time(NULL);
 	d.tunnel_since = d.since;
-	TAILQ_INIT(&d.conns);
 	config_site_dir(cfg, d.dir, sizeof(d.dir));
 	signal(SIGPIPE, SIG_IGN);
 
@@ -1462,15 +871,12 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		snprintf(err, sizeof(err), "cannot create the event loop");
 		goto fail;
 	}
-	d.vici_timer = evtimer_new(d.base, vici_connect_cb, &d);
-	d.initiate_timer = evtimer_new(d.base, initiate_cb, &d);
 	d.refresh_timer = event_new(d.base, -1, EV_PERSIST, refresh_cb, &d);
 	d.stop_timer = evtimer_new(d.base, daemon_finish, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, signal_cb, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, signal_cb, &d);
-	if (d.vici_timer == NULL || d.initiate_timer == NULL ||
-	    d.refresh_timer == NULL || d.stop_timer == NULL ||
+	if (d.refresh_timer == NULL || d.stop_timer == NULL ||
 	    d.sig_term == NULL || d.sig_int == NULL || d.sig_hup == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
@@ -1514,13 +920,16 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		if (d.dp == GRGW_DP_KERNEL)
 			qos_shaper_start(d.qos, d.nl);
 	}
-	if (ctl_listen(&d) == -1) {
-		snprintf(err, sizeof(err), "cannot listen on the control "
-		    "socket in %s", d.dir);
+	snprintf(record, sizeof(record), "%s/control.sock", d.dir);
+	d.ctl = control_listen(d.base, record, control_request_cb, &d, err,
+	    sizeof(err));
+	if (d.ctl == NULL)
 		goto fail;
-	}
 	d.charon = charon_new(d.base, cfg, d.dir, d.dp, charon_changed, &d);
-	if (d.charon == NULL || charon_start(d.charon) == -1) {
+	if (d.charon != NULL)
+		d.ike = ike_new(d.base, cfg, d.dp, charon_vici_path(d.charon),
+		    ike_news, &d);
+	if (d.ike == NULL || charon_start(d.charon) == -1) {
 		snprintf(err, sizeof(err), "cannot start charon (%s); see %s",
 		    cfg->charon_path, d.dir);
 		goto fail;
@@ -1546,10 +955,6 @@ fail:
 	/* Nothing half-configured: undo all but the fail-closed layer. */
 	if (kernel_touched)
 		gwnl_cleanup(d.nl, 0);
-	if (d.ctl_fd >= 0) {
-		snprintf(record, sizeof(record), "%s/control.sock", d.dir);
-		unlink(record);
-	}
 	daemon_free(&d);
 	return 2;
 }

@@ -19,7 +19,7 @@
 #include <event2/event.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "echo.h"
 
 #define ECHO_INTERVAL_MS	200
 

@@ -35,7 +35,7 @@
 #include <sodium.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "feeds.h"
 
 #define ETCD_RESPONSE_MAX	(64 * 1024)

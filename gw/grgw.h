@@ -303,13 +303,14 @@ int	config_load(const char *path, struct grgw_config *out, char *err,
 void	config_site_dir(const struct grgw_config *cfg, char *buf, size_t size);
 const char *config_dataplane_name(enum grgw_dataplane dp);
 
-/* ---- psk.c ------------------------------------------------------------ */
+/* ---- psk.c (pure) and secret.c (files) --------------------------------- */
 
 /*
  * Pre-shared keys: one line of standard base64 holding GRGW_PSK_MIN to
- * GRGW_PSK_MAX bytes.  psk_load() refuses files that group or others can
- * read or write, or that are not regular files.  The key is returned in
- * sodium_malloc'ed memory that the caller releases with psk_free().
+ * GRGW_PSK_MAX bytes.  psk_load() (secret.c) refuses files that group or
+ * others can read or write, or that are not regular files.  The key is
+ * returned in sodium_malloc'ed memory that the caller releases with
+ * psk_free().
  */
 struct grgw_psk {
 	uint8_t		*key;		/* sodium_malloc'ed */

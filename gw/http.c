@@ -27,7 +27,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "feeds.h"
 
 #define HTTP_MAX_HEADERS	8192	/* bytes of request line + headers */

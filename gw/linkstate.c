@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "linkstate.h"
 
 const char *

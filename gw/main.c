@@ -25,7 +25,10 @@
 #include <sodium.h>
 
 #include "grgw.h"
+#include "control.h"
 #include "daemon.h"
+#include "status.h"
+#include "strbuf.h"
 #include "ipsec/ipsec.h"
 #include "netlink/netlink.h"
 

@@ -17,7 +17,8 @@
 #include <stdlib.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "status.h"
+#include "strbuf.h"
 #include "linkstate.h"
 #include "feeds.h"
 #include "qosd.h"

@@ -36,7 +36,7 @@
 #include <event2/event.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "linkstate.h"
 #include "feeds.h"
 

@@ -23,7 +23,7 @@ struct event_base;
 
 #define PROBE_KEY_LEN		32
 
-/* ---- codec (pure) ------------------------------------------------------------ */
+/* ---- probe_codec.c (pure) ------------------------------------------------------------ */
 
 enum probe_type { PROBE_REQUEST = 1, PROBE_REPLY = 2 };
 
@@ -45,6 +45,7 @@ enum probe_decode_result {
 };
 
 /* Fixed wire size of every probe packet. */
+#define PROBE_WIRE_LEN		80
 size_t	probe_wire_len(void);
 /* Encode and authenticate into buf (>= probe_wire_len()); returns the
  * length or -1. */
@@ -85,7 +86,7 @@ struct probe_replay {
 int	probe_replay_check(struct probe_replay *r, const struct probe_pkt *p,
 	    uint64_t now_ns);
 
-/* ---- engine (on the event loop) ------------------------------------------- */
+/* ---- probe.c: the engine (on the event loop) ------------------------------------------- */
 
 struct probe_settings {
 	unsigned	interval_ms;	/* between requests, per path */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "qosd.h"
 #include "netlink/netlink.h"
 #include "policy/policy.h"

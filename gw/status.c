@@ -9,7 +9,8 @@
 #include <time.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "status.h"
+#include "strbuf.h"
 #include "linkstate.h"
 #include "qosd.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 
 void
 strbuf_init(struct strbuf *sb)

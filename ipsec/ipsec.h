@@ -7,12 +7,17 @@
  * meets a strongSwan the host already runs), restarts it with backoff if
  * it dies, and stops it on request.
  *
+ * ike.c holds the conversation with that charon over VICI and reports
+ * what it learns through one callback.
+ *
  * conn.c turns the configuration into VICI messages (pure).
  */
 #ifndef GRGW_IPSEC_H
 #define GRGW_IPSEC_H
 
 #include <sys/types.h>
+
+#include <stdint.h>
 
 #include "grgw.h"
 
@@ -58,6 +63,67 @@ int	charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
 
 /* Kill a charon left behind by a daemon that died (pid file in site_dir). */
 void	charon_kill_stale(const char *site_dir);
+
+/* ---- ike.c ------------------------------------------------------------- */
+
+struct ike;
+
+/* What charon holds, from the last complete list-sas. */
+struct ike_sas {
+	int		ike_established;	/* IKE_SAs ESTABLISHED */
+	int		ike_any;		/* any IKE_SA at all */
+	int		child_installed;	/* CHILD_SAs INSTALLED */
+	char		ike_state[32];		/* charon's names, "" if none */
+	char		child_state[32];
+	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
+};
+
+enum ike_what {
+	IKE_READY,	/* credentials and connection loaded into charon */
+	IKE_SAS,	/* a fresh view of the SAs (or of initiating) */
+	IKE_FAILED,	/* error says what; auth_failed for credentials */
+};
+
+/* Borrowed, valid during the callback only. */
+struct ike_news {
+	enum ike_what	 what;
+	const struct ike_sas *sas;
+	const char	*error;		/* IKE_FAILED */
+	int		 auth_failed;	/* IKE_FAILED: refused credentials */
+};
+
+/*
+ * Runs on the loop, from inside the module: it may call the ike_*()
+ * functions below, but not ike_free().
+ */
+typedef void (*ike_cb)(const struct ike_news *news, void *arg);
+typedef void (*ike_done_cb)(void *arg);
+
+/* cfg and vici_path are borrowed and must outlive it.  NULL on ENOMEM. */
+struct ike *ike_new(struct event_base *base, const struct grgw_config *cfg,
+	    enum grgw_dataplane dp, const char *vici_path, ike_cb cb,
+	    void *arg);
+/* charon (re)started: connect (retrying until its socket answers), load
+ * everything and initiate. */
+void	ike_charon_started(struct ike *k);
+/* charon is gone: drop the connection, forget its SAs (reported). */
+void	ike_charon_exited(struct ike *k);
+/* An operator asks: initiate now rather than after the backoff. */
+void	ike_initiate_now(struct ike *k);
+/* List the SAs again (the answer comes as IKE_SAS). */
+void	ike_refresh(struct ike *k);
+/* The tunnel carries traffic: the next failure starts a fresh backoff. */
+void	ike_tunnel_verified(struct ike *k);
+/*
+ * Stop initiating for good and delete the IKE_SA (the peer learns at
+ * once); done runs when charon answered.  -1 when there is nothing to
+ * delete or no connection (done is not called).
+ */
+int	ike_terminate(struct ike *k, ike_done_cb done, void *arg);
+int	ike_ready(const struct ike *k);
+int	ike_initiating(const struct ike *k);
+const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */
+void	ike_free(struct ike *k);			/* accepts NULL */
 
 /* ---- conn.c (pure) ---------------------------------------------------- */
 

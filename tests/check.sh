@@ -69,8 +69,9 @@ for t in "$@"; do
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$b/unit-asan/$t"
 done
 stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
+stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
 stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
-    "$here"/feeds/*.sh "$here"/../gw/hooks/clearwater-alarm
+    "$here"/feeds/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "netlink kernel tests" "$here/netlink/run.sh"
 stage "two-site lab" "$here/lab/run-tests.sh"

@@ -5,6 +5,7 @@ set -eu
 
 PKGS="make gcc clang libc6-dev pkg-config
 libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev libnftables-dev
+libjansson-dev libseccomp-dev
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
 libstrongswan-standard-plugins libstrongswan-extra-plugins
 vagrant man-db systemd

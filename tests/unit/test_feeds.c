@@ -38,7 +38,8 @@
 #include <sodium.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "status.h"
+#include "strbuf.h"
 #include "linkstate.h"
 #include "feeds.h"
 

@@ -13,7 +13,8 @@
 #include <cmocka.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "status.h"
+#include "strbuf.h"
 #include "ipsec/ipsec.h"
 #include "ipsec/vici.h"
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "linkstate.h"
 
 struct row {

@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "grgw.h"
-#include "daemon.h"
+#include "strbuf.h"
 #include "qosd.h"
 #include "netlink/netlink.h"
 #include "netlink/record.h"

@@ -1,0 +1,49 @@
+/*
+ * status.c: what `grgw status` shows, as text and as the stable JSON
+ * object documented in the README.  Pure renderers over a view that the
+ * daemon fills (or the CLI, when no daemon runs).
+ */
+#ifndef GRGW_STATUS_H
+#define GRGW_STATUS_H
+
+#include <sys/types.h>
+
+#include <stdint.h>
+#include <time.h>
+
+#include "grgw.h"
+
+struct link_view;
+struct qos_view;
+struct strbuf;
+
+enum tunnel_state { TUNNEL_DOWN, TUNNEL_CONNECTING, TUNNEL_UP };
+
+/* Everything borrowed: the view lives as long as one rendering. */
+struct status_view {
+	const struct grgw_config *cfg;
+	int		daemon_running;
+	pid_t		daemon_pid;
+	time_t		daemon_since;
+	int		charon_running;
+	pid_t		charon_pid;
+	unsigned	charon_restarts;
+	enum grgw_dataplane dataplane;		/* in use (or configured) */
+	enum tunnel_state tunnel;
+	time_t		tunnel_since;		/* last change, 0 = never */
+	const char	*ike_state;		/* charon's names, or "none" */
+	const char	*child_state;
+	int		traffic_verified;
+	const char	*last_error;		/* NULL if none */
+	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
+	int		kernel_block, kernel_run;	/* recorded objects */
+	const struct link_view *link;		/* NULL: daemon not running */
+	const struct qos_view *qos;		/* NULL: daemon not running */
+};
+
+const char *tunnel_state_name(enum tunnel_state s);
+/* Stable JSON object documented in the README. */
+void	status_render_json(const struct status_view *v, struct strbuf *sb);
+void	status_render_text(const struct status_view *v, struct strbuf *sb);
+
+#endif /* GRGW_STATUS_H */

@@ -1,0 +1,643 @@
+/*
+ * The conversation with charon over VICI: connect to its socket, register
+ * for events, load the credentials and the connection, initiate it (with
+ * backoff, again whenever nothing is established), list the SAs on every
+ * event and every refresh, and terminate on request.
+ *
+ * What it learns reaches the owner through one callback (struct
+ * ike_news): ready, a fresh view of the SAs, a failure in words, the
+ * connection lost.  The SA view is never guessed from single events:
+ * every ike-updown or child-updown event triggers a list-sas, and the
+ * view is what charon really holds.  That stays right with duplicate
+ * IKE_SAs, restarts and missed events alike.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "grgw.h"
+#include "ipsec/ipsec.h"
+#include "ipsec/vici.h"
+
+#define VICI_RETRY_MS		100
+#define VICI_LOST_RETRY_MS	1000
+#define VICI_GIVEUP_TRIES	100	/* then log loudly, keep trying slowly */
+#define INITIATE_MIN_MS		250
+#define INITIATE_MAX_MS		10000
+#define TIEBREAK_DELAY_MS	1500
+
+struct ike {
+	struct event_base	*base;
+	const struct grgw_config *cfg;
+	enum grgw_dataplane	 dp;
+	const char		*vici_path;
+	ike_cb			 cb;
+	void			*arg;
+
+	struct vici_client	*vici;
+	struct event		*connect_timer;
+	unsigned		 connect_tries;
+	int			 wanted;	/* charon runs: stay connected */
+	int			 ready;		/* creds and conn loaded */
+
+	struct event		*initiate_timer;
+	int			 initiating;
+	unsigned		 backoff_ms;
+	char			 init_reason[256];	/* from control-log */
+
+	struct ike_sas		 sas;		/* last complete list-sas */
+	struct ike_sas		 scan;		/* list-sas in progress */
+	int			 listing;
+	int			 relist;
+
+	int			 stopping;	/* no more initiating */
+	ike_done_cb		 done;		/* terminate in progress */
+	void			*done_arg;
+};
+
+static void	ike_refresh_now(struct ike *);
+
+static void
+ike_tell(struct ike *k, enum ike_what what, const char *error,
+    int auth_failed)
+{
+	struct ike_news n;
+
+	n.what = what;
+	n.sas = &k->sas;
+	n.error = error;
+	n.auth_failed = auth_failed;
+	k->cb(&n, k->arg);
+}
+
+static void
+ike_fail(struct ike *k, int auth_failed, const char *fmt, ...)
+    GRGW_PRINTF(3, 4);
+
+static void
+ike_fail(struct ike *k, int auth_failed, const char *fmt, ...)
+{
+	char	 msg[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ike_tell(k, IKE_FAILED, msg, auth_failed);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* 1 if m is a successful reply; else 0 with the reason in err. */
+static int
+reply_ok(const struct vici_msg *m, char *err, size_t errlen)
+{
+	const char	*e;
+
+	if (m == NULL) {
+		err_set(err, errlen, "connection to charon lost");
+		return 0;
+	}
+	if (m->type != VICI_CMD_RESPONSE) {
+		err_set(err, errlen, "charon does not know the command");
+		return 0;
+	}
+	if (vici_get_bool(m->root, "success"))
+		return 1;
+	e = vici_get_str(m->root, "errmsg");
+	err_set(err, errlen, "%s", e != NULL ? e : "no reason given");
+	return 0;
+}
+
+/* Send a request built by b (freed and wiped here: it may hold a key). */
+static int
+ike_send(struct ike *k, struct vici_builder *b, vici_reply_cb cb)
+{
+	const uint8_t	*pkt;
+	size_t		 len;
+	int		 rc = -1;
+
+	if (b == NULL || k->vici == NULL)
+		goto cleanup;
+	if (vici_builder_finish(b, &pkt, &len) == -1) {
+		log_warnx("internal error: malformed VICI request");
+		goto cleanup;
+	}
+	rc = vici_client_request(k->vici, pkt, len, cb, k);
+cleanup:
+	vici_builder_free(b);
+	return rc;
+}
+
+/* ---- initiating -------------------------------------------------------- */
+
+static void
+initiate_schedule(struct ike *k, unsigned ms)
+{
+	struct timeval	 tv;
+
+	if (k->stopping || evtimer_pending(k->initiate_timer, NULL))
+		return;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(k->initiate_timer, &tv);
+}
+
+static unsigned
+initiate_next_backoff(struct ike *k)
+{
+	if (k->backoff_ms == 0)
+		k->backoff_ms = INITIATE_MIN_MS;
+	else if (k->backoff_ms * 2 <= INITIATE_MAX_MS)
+		k->backoff_ms *= 2;
+	else
+		k->backoff_ms = INITIATE_MAX_MS;
+	return k->backoff_ms;
+}
+
+static void
+initiate_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+	unsigned	 ms;
+	int		 auth;
+
+	k->initiating = 0;
+	if (m == NULL || k->stopping)
+		return;
+	if (reply_ok(m, err, sizeof(err))) {
+		log_info("IKE and CHILD_SA to %s established",
+		    k->cfg->peer.name);
+		ike_refresh_now(k);
+		return;
+	}
+	ms = initiate_next_backoff(k);
+	if (k->init_reason[0] != '\0') {
+		auth = strncmp(k->init_reason, "authentication failed",
+		    21) == 0;
+		if (auth)
+			ms = INITIATE_MAX_MS;
+		ike_fail(k, auth, "%s", k->init_reason);
+	} else
+		ike_fail(k, 0, "connecting to %s failed: %s",
+		    k->cfg->peer.name, err);
+	initiate_schedule(k, ms);
+}
+
+static void
+initiate_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ike	*k = arg;
+
+	if (k->stopping || !k->ready || k->initiating)
+		return;
+	if (k->sas.ike_established && k->sas.child_installed)
+		return;
+	log_info("initiating tunnel to %s", k->cfg->peer.name);
+	k->init_reason[0] = '\0';
+	if (ike_send(k, conn_build_initiate(), initiate_reply) == 0)
+		k->initiating = 1;
+	ike_tell(k, IKE_SAS, NULL, 0);
+}
+
+/* ---- list-sas -------------------------------------------------------------- */
+
+static void
+scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
+{
+	const struct vici_node	*children, *child;
+	const char		*state, *v;
+
+	if (ike->kind != VICI_NODE_SECTION)
+		return;
+	state = vici_get_str(ike, "state");
+	s->ike_any = 1;
+	if (state != NULL && strcmp(state, "ESTABLISHED") == 0)
+		s->ike_established++;
+	if (state != NULL && (s->ike_state[0] == '\0' ||
+	    strcmp(state, "ESTABLISHED") == 0))
+		snprintf(s->ike_state, sizeof(s->ike_state), "%s", state);
+	if ((children = vici_find(ike, "child-sas")) == NULL ||
+	    children->kind != VICI_NODE_SECTION)
+		return;
+	for (child = children->child; child != NULL; child = child->next) {
+		if (child->kind != VICI_NODE_SECTION)
+			continue;
+		state = vici_get_str(child, "state");
+		if (state != NULL && strcmp(state, "INSTALLED") == 0)
+			s->child_installed++;
+		if (state != NULL && (s->child_state[0] == '\0' ||
+		    strcmp(state, "INSTALLED") == 0))
+			snprintf(s->child_state, sizeof(s->child_state), "%s",
+			    state);
+		if ((v = vici_get_str(child, "bytes-in")) != NULL)
+			s->bytes_in += strtoull(v, NULL, 10);
+		if ((v = vici_get_str(child, "bytes-out")) != NULL)
+			s->bytes_out += strtoull(v, NULL, 10);
+		if ((v = vici_get_str(child, "packets-in")) != NULL)
+			s->packets_in += strtoull(v, NULL, 10);
+		if ((v = vici_get_str(child, "packets-out")) != NULL)
+			s->packets_out += strtoull(v, NULL, 10);
+	}
+}
+
+/* A complete view: tell the owner, and initiate if nothing is there. */
+static void
+sas_commit(struct ike *k, const struct ike_sas *s)
+{
+	k->sas = *s;
+	if (!s->ike_any && !k->initiating && k->ready && !k->stopping)
+		initiate_schedule(k, initiate_next_backoff(k));
+	ike_tell(k, IKE_SAS, NULL, 0);
+}
+
+static void
+list_sas_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+
+	k->listing = 0;
+	if (m == NULL || k->stopping)
+		return;
+	sas_commit(k, &k->scan);
+	if (k->relist) {
+		k->relist = 0;
+		ike_refresh_now(k);
+	}
+}
+
+static void
+ike_refresh_now(struct ike *k)
+{
+	if (!k->ready || k->stopping)
+		return;
+	if (k->listing) {
+		k->relist = 1;
+		return;
+	}
+	memset(&k->scan, 0, sizeof(k->scan));
+	if (ike_send(k, conn_build_list_sas(), list_sas_reply) == 0)
+		k->listing = 1;
+}
+
+/* ---- events and the connection ------------------------------------------------ */
+
+static void
+vici_event(const struct vici_msg *m, void *arg)
+{
+	struct ike		*k = arg;
+	const struct vici_node	*n;
+	const char		*line, *reason;
+
+	if (strcmp(m->name, "list-sa") == 0) {
+		for (n = m->root->child; n != NULL; n = n->next)
+			scan_ike_sa(&k->scan, n);
+	} else if (strcmp(m->name, "control-log") == 0) {
+		if ((line = vici_get_str(m->root, "msg")) == NULL)
+			return;
+		log_debug("charon: %s", line);
+		reason = conn_classify_log(line);
+		if (reason != NULL && k->init_reason[0] == '\0')
+			snprintf(k->init_reason, sizeof(k->init_reason),
+			    "%s (charon: %s)", reason, line);
+	} else if (strcmp(m->name, "ike-updown") == 0 ||
+	    strcmp(m->name, "child-updown") == 0) {
+		log_info("%s: %s", m->name,
+		    vici_get_bool(m->root, "up") ? "up" : "down");
+		ike_refresh_now(k);
+	}
+}
+
+static void
+vici_drop(struct ike *k)
+{
+	vici_client_free(k->vici);
+	k->vici = NULL;
+	k->ready = 0;
+	k->initiating = 0;
+	k->listing = 0;
+	k->relist = 0;
+}
+
+/* Forget the SAs: charon, or our line to it, is gone. */
+static void
+sas_forget(struct ike *k)
+{
+	struct ike_sas	 none;
+
+	memset(&none, 0, sizeof(none));
+	k->sas = none;
+	ike_tell(k, IKE_SAS, NULL, 0);
+}
+
+static void
+vici_closed(void *arg)
+{
+	struct ike	*k = arg;
+	struct timeval	 tv = { VICI_LOST_RETRY_MS / 1000,
+	    (VICI_LOST_RETRY_MS % 1000) * 1000 };
+
+	log_warnx("connection to charon's VICI socket lost");
+	vici_drop(k);
+	sas_forget(k);
+	if (k->wanted && !k->stopping)
+		evtimer_add(k->connect_timer, &tv);
+}
+
+static void
+setup_reply(const struct vici_msg *m, struct ike *k, const char *what)
+{
+	char	 err[256];
+
+	if (m == NULL)
+		return;		/* vici_closed() deals with it */
+	if (m->type == VICI_EVENT_CONFIRM || reply_ok(m, err, sizeof(err)))
+		return;
+	if (m->type == VICI_EVENT_UNKNOWN)
+		err_set(err, sizeof(err), "unknown event");
+	ike_fail(k, 0, "charon refused %s: %s", what, err);
+}
+
+static void
+register_reply(const struct vici_msg *m, void *arg)
+{
+	setup_reply(m, arg, "an event registration");
+}
+
+static void
+creds_reply(const struct vici_msg *m, void *arg)
+{
+	setup_reply(m, arg, "the credentials");
+}
+
+static void
+conn_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+	unsigned	 delay;
+
+	setup_reply(m, k, "the connection");
+	if (m == NULL || !reply_ok(m, err, sizeof(err)))
+		return;
+	k->ready = 1;
+	log_info("connection to %s loaded into charon", k->cfg->peer.name);
+	ike_tell(k, IKE_READY, NULL, 0);
+	/*
+	 * When both gateways start together, let one of them go first so
+	 * that a single IKE_SA results; the other follows if nothing came.
+	 */
+	delay = strcmp(k->cfg->site.name, k->cfg->peer.name) < 0 ? 0 :
+	    TIEBREAK_DELAY_MS;
+	initiate_schedule(k, delay);
+	ike_refresh_now(k);
+}
+
+/* Read a whole (small) file; *buf is malloc'ed and must be wiped. */
+static int
+read_small_file(const char *path, uint8_t **buf, size_t *len)
+{
+	struct stat	 st;
+	ssize_t		 n;
+	int		 fd, rc = -1;
+
+	*buf = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || st.st_size > 1 << 20) {
+		errno = EINVAL;
+		goto cleanup;
+	}
+	if ((*buf = malloc((size_t)st.st_size)) == NULL)
+		goto cleanup;
+	n = read(fd, *buf, (size_t)st.st_size);
+	if (n != st.st_size) {
+		errno = EIO;
+		free(*buf);
+		*buf = NULL;
+		goto cleanup;
+	}
+	*len = (size_t)n;
+	rc = 0;
+cleanup:
+	close(fd);
+	return rc;
+}
+
+static void
+wipe_free(uint8_t *p, size_t len)
+{
+	if (p != NULL)
+		sodium_memzero(p, len);
+	free(p);
+}
+
+/* Load credentials and the connection; replies arrive in order. */
+static int
+ike_load(struct ike *k)
+{
+	const struct grgw_config *cfg = k->cfg;
+	uint8_t		*cert = NULL, *ca = NULL, *key = NULL;
+	size_t		 cert_len = 0, ca_len = 0, key_len = 0;
+	struct grgw_psk	 psk = { NULL, 0 };
+	char		 err[256];
+	int		 rc = -1;
+
+	if (cfg->auth == GRGW_AUTH_PSK) {
+		if (psk_load(cfg->psk_file, &psk, err, sizeof(err)) == -1) {
+			ike_fail(k, 0, "%s", err);
+			goto cleanup;
+		}
+		ike_send(k, conn_build_load_shared(cfg, psk.key, psk.len),
+		    creds_reply);
+	} else {
+		if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
+		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1 ||
+		    read_small_file(cfg->key_file, &key, &key_len) == -1) {
+			ike_fail(k, 0, "cannot read the certificate, key or "
+			    "CA file: %s", strerror(errno));
+			goto cleanup;
+		}
+		ike_send(k, conn_build_load_cert(ca, ca_len, 1), creds_reply);
+		ike_send(k, conn_build_load_cert(cert, cert_len, 0),
+		    creds_reply);
+		ike_send(k, conn_build_load_key(key, key_len), creds_reply);
+	}
+	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, cert, cert_len, ca,
+	    ca_len), conn_reply);
+cleanup:
+	psk_free(&psk);
+	wipe_free(key, key_len);
+	free(cert);
+	free(ca);
+	return rc;
+}
+
+static void
+connect_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	static const char *const events[] = {
+		"ike-updown", "child-updown", "control-log", "list-sa",
+	};
+	struct ike	*k = arg;
+	struct timeval	 tv;
+	size_t		 i;
+
+	if (!k->wanted || k->stopping || k->vici != NULL)
+		return;
+	k->vici = vici_client_new(k->base, vici_event, vici_closed, k);
+	if (k->vici == NULL ||
+	    vici_client_connect(k->vici, k->vici_path) == -1) {
+		vici_drop(k);
+		if (++k->connect_tries == VICI_GIVEUP_TRIES)
+			log_warnx("charon's VICI socket %s does not answer",
+			    k->vici_path);
+		tv.tv_sec = k->connect_tries < VICI_GIVEUP_TRIES ? 0 : 1;
+		tv.tv_usec = k->connect_tries < VICI_GIVEUP_TRIES ?
+		    VICI_RETRY_MS * 1000 : 0;
+		evtimer_add(k->connect_timer, &tv);
+		return;
+	}
+	k->connect_tries = 0;
+	log_info("connected to charon over VICI");
+	for (i = 0; i < nitems(events); i++)
+		ike_send(k, conn_build_register(events[i]), register_reply);
+	ike_load(k);
+}
+
+/* ---- API ---------------------------------------------------------------------- */
+
+struct ike *
+ike_new(struct event_base *base, const struct grgw_config *cfg,
+    enum grgw_dataplane dp, const char *vici_path, ike_cb cb, void *arg)
+{
+	struct ike	*k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	k->base = base;
+	k->cfg = cfg;
+	k->dp = dp;
+	k->vici_path = vici_path;
+	k->cb = cb;
+	k->arg = arg;
+	k->connect_timer = evtimer_new(base, connect_cb, k);
+	k->initiate_timer = evtimer_new(base, initiate_cb, k);
+	if (k->connect_timer == NULL || k->initiate_timer == NULL) {
+		ike_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+ike_charon_started(struct ike *k)
+{
+	struct timeval	 tv = { 0, VICI_RETRY_MS * 1000 };
+
+	k->wanted = 1;
+	k->connect_tries = 0;
+	evtimer_add(k->connect_timer, &tv);
+}
+
+void
+ike_charon_exited(struct ike *k)
+{
+	k->wanted = 0;
+	evtimer_del(k->connect_timer);
+	vici_drop(k);
+	sas_forget(k);
+}
+
+void
+ike_initiate_now(struct ike *k)
+{
+	if (k->initiating || !k->ready || k->stopping)
+		return;
+	evtimer_del(k->initiate_timer);
+	k->backoff_ms = 0;
+	initiate_schedule(k, 0);
+}
+
+void
+ike_refresh(struct ike *k)
+{
+	ike_refresh_now(k);
+}
+
+void
+ike_tunnel_verified(struct ike *k)
+{
+	k->backoff_ms = 0;
+}
+
+static void
+terminate_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	ike_done_cb	 done = k->done;
+
+	k->done = NULL;
+	if (done != NULL)
+		done(k->done_arg);
+}
+
+int
+ike_terminate(struct ike *k, ike_done_cb done, void *arg)
+{
+	k->stopping = 1;
+	evtimer_del(k->initiate_timer);
+	if (k->vici == NULL || !k->sas.ike_any)
+		return -1;
+	k->done = done;
+	k->done_arg = arg;
+	if (ike_send(k, conn_build_terminate(), terminate_reply) == -1) {
+		k->done = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+ike_ready(const struct ike *k)
+{
+	return k != NULL && k->ready;
+}
+
+int
+ike_initiating(const struct ike *k)
+{
+	return k != NULL && k->initiating;
+}
+
+const struct ike_sas *
+ike_sas(const struct ike *k)
+{
+	return &k->sas;
+}
+
+void
+ike_free(struct ike *k)
+{
+	if (k == NULL)
+		return;
+	k->stopping = 1;
+	k->done = NULL;
+	k->wanted = 0;
+	vici_drop(k);
+	if (k->connect_timer != NULL)
+		event_free(k->connect_timer);
+	if (k->initiate_timer != NULL)
+		event_free(k->initiate_timer);
+	free(k);
+}
