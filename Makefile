@@ -26,7 +26,7 @@ CLANG   ?= clang
 V       ?= 0
 B       ?= build
 
-PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables
+PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

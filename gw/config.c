@@ -107,6 +107,7 @@ enum key_id {
 	K_DAEMON_RUN_DIR,
 	K_DAEMON_CHARON,
 	K_DAEMON_LOG_LEVEL,
+	K_DAEMON_USER,
 	K_QOS_ENABLE,
 	K_QOS_WAN_RATE,
 	K_QOS_IF,
@@ -196,6 +197,7 @@ static key_parse_fn key_name, key_identity, key_ifname, key_address,
     key_log_level, key_wan_rate, key_port, key_dscp, key_class_rate;
 static key_parse_fn key_percent;
 static key_parse_fn key_listen, key_etcd_endpoint, key_etcd_key;
+static key_parse_fn key_user;
 
 static const struct choice yes_no_choices[] = {
 	{ "yes",	1 },
@@ -351,6 +353,10 @@ static const struct key_def key_defs[K_COUNT] = {
 	/* The names are log.c's, so the daemon and its config agree. */
 	[K_DAEMON_LOG_LEVEL] = SCALAR(SEC_DAEMON, "log_level", key_log_level,
 	    log_level, 0, "error, warning, info or debug"),
+	[K_DAEMON_USER] = SCALAR(SEC_DAEMON, "user", key_user, user, 0,
+	    "the name of an unprivileged system user (letters, digits, '_', "
+	    "'-' and '.', not starting with a digit or '-'), such as "
+	    GRGW_DEFAULT_USER),
 
 	[K_QOS_ENABLE] = CHOICE(SEC_QOS, "enable", qos.enabled,
 	    yes_no_choices, "yes or no"),
@@ -663,6 +669,38 @@ key_name(struct config_parser *p, const struct key_def *k, const char *v)
 			    "letters, digits, '.', '_' and '-'");
 			return -1;
 		}
+	}
+	memcpy(key_field(p, k), v, len + 1);
+	return 0;
+}
+
+/* A user name as adduser accepts it; never root. */
+static int
+key_user(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	size_t	 i, len = strlen(v);
+
+	if (len == 0 || len >= GRGW_USER_MAX) {
+		bad_value(p, k, v, len == 0 ? "is empty" : "is too long");
+		return -1;
+	}
+	if ((v[0] >= '0' && v[0] <= '9') || v[0] == '-' || v[0] == '.') {
+		bad_value(p, k, v, "does not start with a letter or '_'");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-') {
+			bad_value(p, k, v, "contains a character other than "
+			    "letters, digits, '.', '_' and '-'");
+			return -1;
+		}
+	}
+	if (strcmp(v, "root") == 0) {
+		bad_value(p, k, v, "is root; the network process must not "
+		    "run as root");
+		return -1;
 	}
 	memcpy(key_field(p, k), v, len + 1);
 	return 0;
@@ -2126,6 +2164,7 @@ config_parse_new(const char *filename)
 	snprintf(c->run_dir, sizeof(c->run_dir), "%s", GRGW_DEFAULT_RUN_DIR);
 	snprintf(c->charon_path, sizeof(c->charon_path), "%s",
 	    GRGW_DEFAULT_CHARON);
+	snprintf(c->user, sizeof(c->user), "%s", GRGW_DEFAULT_USER);
 	c->log_level = LOG_LVL_INFO;
 	policy_qos_defaults(&c->qos);
 	c->probe.interval_ms = GRGW_PROBE_INTERVAL_MS;

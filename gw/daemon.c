@@ -7,8 +7,10 @@
  *   ike (ipsec/ike.c)        the VICI conversation: SAs, failures
  *   netlink/                 the fail-closed layer, routes, QoS
  *   echo.c                   proves that the tunnel carries traffic
- *   probes, wanwatch         inputs of the link state
- *   feeds                    where the link state is published
+ *   netproc (proc.c)         the unprivileged network process: probes,
+ *                            HTTP and etcd
+ *   wanwatch                 the WAN carrier
+ *   notify.c                 the state file and the hooks
  *   control.c                the CLI's requests
  *
  * The tunnel is up when a CHILD_SA is installed and an echo crossed it.
@@ -38,6 +40,7 @@
 #include "echo.h"
 #include "feeds.h"
 #include "linkstate.h"
+#include "netproc.h"
 #include "probe.h"
 #include "qosd.h"
 #include "status.h"
@@ -76,14 +79,14 @@ struct gwd {
 
 	/* link state */
 	struct wanwatch	*wan;
-	struct probe_engine *probes;
+	struct netproc	*np;		/* probes, HTTP, etcd */
+	struct path_stats paths[PROBE_NPATHS];	/* as it last said */
 	struct link_view link;
 	struct link_thresholds thresholds;
 	int		link_known;	/* a first verdict was published */
-	struct http_server *http;
 	struct hooks	*hooks;
-	struct etcd_pub	*etcd;
 	char		statefile[PATH_MAX + 32];
+	int		ready_fd;	/* the CLI waiting for start-up */
 
 	/* control and shutdown */
 	struct control	*ctl;
@@ -95,6 +98,35 @@ struct gwd {
 
 static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_shutdown(struct gwd *, int purge);
+static void	daemon_unlock(struct gwd *);
+
+/* ---- start-up report ------------------------------------------------------ */
+
+static void
+ready_report(int *fd, const char *fmt, ...) GRGW_PRINTF(2, 3);
+
+static void
+ready_report(int *fd, const char *fmt, ...)
+{
+	char line[768];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (*fd >= 0) {
+		if (write(*fd, line, (size_t)n) < 0)
+			log_warn("cannot report start-up to the CLI");
+		close(*fd);
+		*fd = -1;
+	}
+}
 
 /* ---- tunnel state ------------------------------------------------------- */
 
@@ -141,11 +173,8 @@ link_gather(struct gwd *d)
 	v->tunnel_bytes_out = sas->bytes_out;
 	v->tunnel_packets_in = sas->packets_in;
 	v->tunnel_packets_out = sas->packets_out;
-	for (i = 0; i < PROBE_NPATHS; i++) {
-		if (d->probes != NULL)
-			probe_engine_stats(d->probes, (enum probe_path)i,
-			    &v->paths[i]);
-	}
+	for (i = 0; i < PROBE_NPATHS; i++)
+		v->paths[i] = d->paths[i];
 }
 
 /*
@@ -184,15 +213,6 @@ wan_changed(int up, void *arg)
 	link_refresh(arg);
 }
 
-static void
-probe_changed(enum probe_path path, int up, void *arg)
-{
-	struct gwd *d = arg;
-
-	log_info("%s probes to %s: %s", path == PROBE_TUNNEL ? "tunnel" :
-	    "underlay", d->cfg->peer.name, up ? "answered" : "lost");
-	link_refresh(d);
-}
 
 static void
 tunnel_set(struct gwd *d, enum tunnel_state s)
@@ -354,6 +374,56 @@ charon_changed(int running, void *arg)
 		daemon_set_error(d, "charon exited; restarting it");
 }
 
+/* ---- what the network process reports --------------------------------- */
+
+static void
+daemon_render(struct gwd *d, enum pmsg_doc doc, struct strbuf *sb);
+
+static void
+netproc_news(const struct netproc_news *n, void *arg)
+{
+	struct gwd *d = arg;
+	struct strbuf sb;
+
+	switch (n->what) {
+	case NETPROC_READY:
+		if (n->first) {
+			log_info("grgw %s started for site %s, peer %s, %s data "
+			    "plane", GRGW_VERSION, d->cfg->site.name,
+			    d->cfg->peer.name, config_dataplane_name(d->dp));
+			ready_report(&d->ready_fd, "ok");
+		}
+		break;
+	case NETPROC_FAILED:
+		log_warnx("network process: %s", n->why);
+		if (n->first) {
+			/* Start-up fails: nothing half-configured stays. */
+			ready_report(&d->ready_fd, "error %s", n->why);
+			d->exit_code = 2;
+			daemon_shutdown(d, 0);
+		}
+		break;
+	case NETPROC_EXITED:
+		break;
+	case NETPROC_PATH:
+		d->paths[n->path] = *n->stats;
+		if (n->changed) {
+			log_info("%s probes to %s: %s", n->path == PROBE_TUNNEL ?
+			    "tunnel" : "underlay", d->cfg->peer.name,
+			    n->stats->up ? "answered" : "lost");
+			link_refresh(d);
+		}
+		break;
+	case NETPROC_WANT:
+		strbuf_init(&sb);
+		daemon_render(d, n->doc, &sb);
+		netproc_answer(d->np, n->ticket, sb.failed ? NULL : sb.s,
+		    sb.failed ? 0 : sb.len);
+		strbuf_free(&sb);
+		break;
+	}
+}
+
 static void
 refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -395,6 +465,19 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->link = &d->link;
 	qos_fill_view(d->qos, d->nl, &d->qos_view);
 	v->qos = d->qos != NULL ? &d->qos_view : NULL;
+}
+
+/* A document for the HTTP server: /status or /metrics. */
+static void
+daemon_render(struct gwd *d, enum pmsg_doc doc, struct strbuf *sb)
+{
+	struct status_view v;
+
+	daemon_fill_view(d, &v);
+	if (doc == PMSG_DOC_STATUS)
+		status_render_json(&v, sb);
+	else
+		metrics_render(&v, &d->link, sb);
 }
 
 static void
@@ -456,60 +539,24 @@ daemon_publish(struct gwd *d, enum link_state old)
 		log_warn("cannot write the state file %s", d->statefile);
 	if (d->hooks != NULL)
 		hooks_run(d->hooks, &d->link, old);
-	if (d->etcd != NULL) {
+	if (d->cfg->feeds.etcd_endpoint[0] != '\0') {
 		strbuf_init(&sb);
 		linkstate_render_json(&d->link, &sb);
 		if (!sb.failed)
-			etcd_pub_set(d->etcd, sb.s);
+			netproc_publish(d->np, sb.s);
 		strbuf_free(&sb);
 	}
 }
 
+/* The hooks and the state file need nothing up front. */
 static void
-http_status(struct strbuf *out, void *arg)
-{
-	struct status_view v;
-
-	daemon_fill_view(arg, &v);
-	status_render_json(&v, out);
-}
-
-static void
-http_metrics(struct strbuf *out, void *arg)
-{
-	struct gwd *d = arg;
-	struct status_view v;
-
-	daemon_fill_view(d, &v);
-	metrics_render(&v, &d->link, out);
-}
-
-/* The feeds that listen or connect: HTTP and etcd.  Hooks and the file
- * need nothing up front. */
-static int
-daemon_start_feeds(struct gwd *d, char *err, size_t errlen)
+daemon_start_feeds(struct gwd *d)
 {
 	const struct grgw_feeds_conf *f = &d->cfg->feeds;
 
 	statefile_path(d->cfg, d->statefile, sizeof(d->statefile));
 	if (f->hooks_dir[0] != '\0')
 		d->hooks = hooks_new(d->base, f->hooks_dir, f->hooks_timeout);
-	if (f->etcd_endpoint[0] != '\0') {
-		d->etcd = etcd_pub_new(d->base, f->etcd_endpoint, f->etcd_key,
-		    f->etcd_lease_ttl);
-		if (d->etcd == NULL) {
-			snprintf(err, errlen, "cannot publish to etcd at %s",
-			    f->etcd_endpoint);
-			return -1;
-		}
-	}
-	if (f->http_listen[0] != '\0') {
-		d->http = http_server_start(d->base, f->http_listen,
-		    http_status, http_metrics, d, err, errlen);
-		if (d->http == NULL)
-			return -1;
-	}
-	return 0;
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
@@ -530,6 +577,10 @@ daemon_finish(evutil_socket_t fd, short ev, void *arg)
 	    "fail-closed routes for the peer prefixes stay in place");
 	snprintf(path, sizeof(path), "%s/charon.vici", d->dir);
 	unlink(path);
+	netproc_free(d->np);
+	d->np = NULL;
+	/* The site is free for a new daemon before `down` hears "ok". */
+	daemon_unlock(d);
 	control_answer(d->ctl, CONTROL_WAIT_DOWN, d->exit_code == 0 ?
 	    "ok\n" : "error some kernel objects could not be removed; see "
 	    "the daemon log\n");
@@ -680,14 +731,14 @@ daemon_pick_dataplane(const struct grgw_config *cfg,
 	}
 }
 
-/* WAN watching and the probe engine; the probe key never outlives this. */
+/* WAN watching and the network process; the probe key never outlives
+ * this (the network process keeps its own copy). */
 static int
 daemon_start_link(struct gwd *d, char *err, size_t errlen)
 {
 	const struct grgw_config *cfg = d->cfg;
-	struct probe_settings ps;
 	struct grgw_psk secret = { NULL, 0 };
-	uint8_t *key;
+	uint8_t *key = NULL;
 	const char *path;
 	char why[256];
 	int rc = -1;
@@ -696,36 +747,26 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	d->thresholds.degraded_rtt_ms = cfg->probe.degraded_rtt_ms;
 	d->wan = wanwatch_new(d->base, cfg->site.wan_interface, wan_changed,
 	    d);
-	if (d->wan == NULL) {
-		snprintf(err, errlen, "cannot watch the WAN interface %s",
+	if (d->wan == NULL)
+		return err_set(err, errlen, "cannot watch the WAN interface %s",
 		    cfg->site.wan_interface);
-		return -1;
-	}
 	path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
 	    cfg->psk_file;
-	if (psk_load(path, &secret, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "probe key: %s", why);
-		return -1;
-	}
+	if (psk_load(path, &secret, why, sizeof(why)) == -1)
+		return err_set(err, errlen, "probe key: %s", why);
 	if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL) {
-		snprintf(err, errlen, "out of secure memory");
+		err_set(err, errlen, "out of secure memory");
 		goto cleanup;
 	}
 	probe_key_derive(secret.key, secret.len, key);
-	ps.interval_ms = cfg->probe.interval_ms;
-	ps.multiplier = cfg->probe.multiplier;
-	ps.recover = cfg->probe.recover;
-	ps.port = (uint16_t)cfg->probe.port;
-	d->probes = probe_engine_new(d->base, cfg, &ps, key, probe_changed, d);
-	sodium_free(key);
-	if (d->probes == NULL || probe_engine_start(d->probes) == -1) {
-		snprintf(err, errlen, "cannot start the link probes on UDP port "
-		    "%u", (unsigned)cfg->probe.port);
+	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
+	if (d->np == NULL || netproc_start(d->np, key, err, errlen) == -1)
 		goto cleanup;
-	}
 	link_refresh(d);
 	rc = 0;
 cleanup:
+	if (key != NULL)
+		sodium_free(key);
 	psk_free(&secret);
 	return rc;
 }
@@ -745,32 +786,6 @@ mkdir_p(const char *dir, mode_t mode)
 	if (mkdir(path, mode) == -1 && errno != EEXIST)
 		return -1;
 	return chmod(path, mode);
-}
-
-static void
-ready_report(int *fd, const char *fmt, ...) GRGW_PRINTF(2, 3);
-
-static void
-ready_report(int *fd, const char *fmt, ...)
-{
-	char line[768];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	if (*fd >= 0) {
-		if (write(*fd, line, (size_t)n) < 0)
-			log_warn("cannot report start-up to the CLI");
-		close(*fd);
-		*fd = -1;
-	}
 }
 
 static int
@@ -801,26 +816,31 @@ daemon_lock(struct gwd *d, char *err, size_t errlen)
 }
 
 static void
-daemon_free(struct gwd *d)
+daemon_unlock(struct gwd *d)
 {
 	char path[PATH_MAX + 16];
 
+	if (d->lock_fd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/grgw.pid", d->dir);
+	unlink(path);
+	close(d->lock_fd);
+	d->lock_fd = -1;
+}
+
+static void
+daemon_free(struct gwd *d)
+{
 	control_free(d->ctl);
 	echo_stop(d->echo);
-	http_server_free(d->http);
+	netproc_free(d->np);
 	hooks_free(d->hooks);
-	etcd_pub_free(d->etcd);
-	probe_engine_free(d->probes);
 	wanwatch_free(d->wan);
 	ike_free(d->ike);
 	charon_free(d->charon);
 	qos_run_free(d->qos);
 	gwnl_close(d->nl);
-	if (d->lock_fd >= 0) {
-		snprintf(path, sizeof(path), "%s/grgw.pid", d->dir);
-		unlink(path);
-		close(d->lock_fd);
-	}
+	daemon_unlock(d);
 	if (d->refresh_timer != NULL)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
@@ -846,6 +866,7 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
 	d.lock_fd = -1;
+	d.ready_fd = ready_fd;
 	d.since = time(NULL);
 	d.tunnel_since = d.since;
 	config_site_dir(cfg, d.dir, sizeof(d.dir));
@@ -934,22 +955,19 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		    cfg->charon_path, d.dir);
 		goto fail;
 	}
-	if (daemon_start_feeds(&d, err, sizeof(err)) == -1 ||
-	    daemon_start_link(&d, err, sizeof(err)) == -1)
+	daemon_start_feeds(&d);
+	if (daemon_start_link(&d, err, sizeof(err)) == -1)
 		goto fail;
 	evtimer_add(d.refresh_timer, &refresh);
-	log_info("grgw %s started for site %s, peer %s, %s data plane",
-	    GRGW_VERSION, cfg->site.name, cfg->peer.name,
-	    config_dataplane_name(d.dp));
-	ready_report(&ready_fd, "ok");
-
+	/* Start-up is reported once the network process says it serves. */
 	event_base_dispatch(d.base);
+	ready_report(&d.ready_fd, "error the daemon stopped while starting");
 	daemon_free(&d);
 	return d.exit_code;
 
 fail:
 	log_warnx("start-up failed: %s", err);
-	ready_report(&ready_fd, "error %s", err);
+	ready_report(&d.ready_fd, "error %s", err);
 	if (d.charon != NULL)
 		charon_stop(d.charon);
 	/* Nothing half-configured: undo all but the fail-closed layer. */

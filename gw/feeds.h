@@ -52,25 +52,37 @@ void	metrics_render(const struct status_view *sv, const struct link_view *lv,
 
 /* ---- http.c ---------------------------------------------------------------- */
 
-/* Appends one response body to out; arg is the one given to start. */
-typedef void (*http_render_fn)(struct strbuf *out, void *arg);
+enum http_doc { HTTP_DOC_STATUS, HTTP_DOC_METRICS };
 
 /*
- * Listen on `listen` (addr_port_parse(); port 0 picks a free port)
- * and serve, on base:
- *   GET|HEAD /status   status_fn's output, application/json
- *   GET|HEAD /metrics  metrics_fn's output, text/plain; version=0.0.4
+ * A client asks for doc: hand it in with http_answer(srv, ticket, ...),
+ * now (from inside the callback) or later.  arg is the one given to
+ * start.
+ */
+typedef void (*http_want_fn)(uint32_t ticket, enum http_doc doc, void *arg);
+
+/*
+ * Listen on `listen` (addr_port_parse(); port 0 picks a free port) and
+ * serve, on base:
+ *   GET|HEAD /status   the status document, application/json
+ *   GET|HEAD /metrics  the metrics, text/plain; version=0.0.4
  * 404 for other paths, 405 (with Allow) for other methods, 413 for a
- * request body, small header limits and a 5 s timeout per connection.
- * The render functions are called on the loop, once per request, and
- * must not block.  listen is copied; arg is borrowed and must outlive the
- * server.  On failure returns NULL with a message in err ("bind
- * 127.0.0.1:9421: Address already in use").
+ * request body, small header limits and a 5 s timeout per connection; a
+ * document not handed in within 3 s is answered 503.  listen is copied;
+ * arg is borrowed and must outlive the server.  On failure returns NULL
+ * with a message in err ("bind 127.0.0.1:9421: Address already in use").
  */
 struct http_server;
 struct http_server *http_server_start(struct event_base *base,
-	    const char *listen, http_render_fn status_fn,
-	    http_render_fn metrics_fn, void *arg, char *err, size_t errlen);
+	    const char *listen, http_want_fn want_fn, void *arg, char *err,
+	    size_t errlen);
+/*
+ * The document for a ticket (body copied; NULL: it could not be made,
+ * answered 500).  A ticket that timed out or whose client left is
+ * ignored.
+ */
+void	http_answer(struct http_server *srv, uint32_t ticket,
+	    const char *body, size_t len);
 /* The port actually bound (useful after port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 /* Close the listener and every open connection.  Accepts NULL. */

@@ -32,6 +32,8 @@
 #define GRGW_DEFAULT_CONF	"/etc/grgw/grgw.conf"
 #define GRGW_DEFAULT_RUN_DIR	"/run/grgw"
 #define GRGW_DEFAULT_CHARON	"/usr/lib/ipsec/charon"
+#define GRGW_DEFAULT_USER	"_grgw"	/* the network process's user */
+#define GRGW_USER_MAX		33	/* user names, with their NUL */
 #define GRGW_DEFAULT_TABLE	4210
 #define GRGW_DEFAULT_IF_ID	4210
 #define GRGW_DEFAULT_XFRM_IF	"grgw0"
@@ -242,6 +244,7 @@ struct grgw_config {
 	char		run_dir[PATH_MAX];	/* base; site dir is below */
 	char		charon_path[PATH_MAX];
 	enum log_level	log_level;
+	char		user[GRGW_USER_MAX];	/* of the network process */
 };
 
 /*

@@ -4,11 +4,14 @@
  *
  * It listens on loopback by default.  The socket is made here rather than
  * by evhttp_bind_socket() so that nothing resolves names (an IP literal
- * is all we accept) and a bind error can be reported in words.  Requests
- * are small and answered at once from the render functions; there is no
- * state per connection beyond what evhttp keeps, and evhttp's limits
- * (header size, body size, timeout) bound what a client can make us hold.
+ * is all we accept) and a bind error can be reported in words.  The
+ * documents are made elsewhere (in the privileged parent): a request is
+ * held, with a deadline, until its document is handed in with
+ * http_answer(); a client that leaves meanwhile is forgotten.  evhttp's
+ * limits (header size, body size, timeout) bound what a client can make
+ * us hold.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -33,19 +36,34 @@
 #define HTTP_MAX_HEADERS	8192	/* bytes of request line + headers */
 #define HTTP_MAX_BODY		1024	/* we take no bodies at all */
 #define HTTP_TIMEOUT_S		5
+#define HTTP_ANSWER_TIMEOUT_S	3	/* for the parent's document */
 #define HTTP_BACKLOG		16
 
 #define CT_JSON		"application/json"
 #define CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
 #define CT_TEXT		"text/plain; charset=utf-8"
 
+/* A request waiting for its document. */
+struct http_pending {
+	TAILQ_ENTRY(http_pending) entry;
+	struct http_server		*srv;
+	uint32_t			 ticket;
+	struct evhttp_request		*req;
+	struct evhttp_connection	*evcon;
+	enum http_doc			 doc;
+	int				 head;
+	struct event			*timeout;
+};
+
 struct http_server {
+	struct event_base		*base;
 	struct evhttp			*http;
 	struct evhttp_bound_socket	*bound;
-	http_render_fn			 status_fn;
-	http_render_fn			 metrics_fn;
+	http_want_fn			 want_fn;
 	void				*arg;
 	uint16_t			 port;
+	uint32_t			 next_ticket;
+	TAILQ_HEAD(, http_pending)	 pending;
 };
 
 /* ---- requests ------------------------------------------------------------- */
@@ -70,28 +88,105 @@ reply_text(struct evhttp_request *req, int code, const char *reason,
 }
 
 static void
+pending_free(struct http_pending *p)
+{
+	TAILQ_REMOVE(&p->srv->pending, p, entry);
+	if (p->timeout != NULL)
+		event_free(p->timeout);
+	free(p);
+}
+
+/* The connection went away: its requests can no longer be answered. */
+static void
+connection_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_server	*srv = arg;
+	struct http_pending	*p, *tmp;
+
+	for (p = TAILQ_FIRST(&srv->pending); p != NULL; p = tmp) {
+		tmp = TAILQ_NEXT(p, entry);
+		if (p->evcon == evcon)
+			pending_free(p);
+	}
+}
+
+static void
+pending_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct http_pending	*p = arg;
+
+	reply_text(p->req, HTTP_SERVUNAVAIL, "Service Unavailable",
+	    "the gateway did not answer in time\n");
+	pending_free(p);
+}
+
+static void
+send_document(struct evhttp_request *req, enum http_doc doc, int head,
+    const char *body, size_t len)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	struct evbuffer		*buf;
+	char			 clen[32];
+
+	if ((buf = evbuffer_new()) == NULL) {
+		reply_text(req, HTTP_INTERNAL, "Internal Server Error",
+		    "out of memory\n");
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", doc == HTTP_DOC_STATUS ?
+	    CT_JSON : CT_METRICS);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (head) {
+		/* evhttp sends no body for HEAD; say how long it would be. */
+		snprintf(clen, sizeof(clen), "%zu", len);
+		evhttp_add_header(h, "Content-Length", clen);
+	} else if (len > 0)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(req, HTTP_OK, "OK", buf);
+	evbuffer_free(buf);
+}
+
+void
+http_answer(struct http_server *srv, uint32_t ticket, const char *body,
+    size_t len)
+{
+	struct http_pending	*p;
+
+	if (srv == NULL)
+		return;
+	TAILQ_FOREACH(p, &srv->pending, entry)
+		if (p->ticket == ticket)
+			break;
+	if (p == NULL)
+		return;		/* timed out, or the client left */
+	if (body == NULL)
+		reply_text(p->req, HTTP_INTERNAL, "Internal Server Error",
+		    "the document could not be made\n");
+	else
+		send_document(p->req, p->doc, p->head, body, len);
+	pending_free(p);
+}
+
+static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct http_server	*srv = arg;
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	const char		*path = NULL, *ctype;
-	http_render_fn		 fn;
-	struct evbuffer		*buf = NULL;
-	struct strbuf		 sb;
-	char			 len[32];
+	struct timeval		 tv = { HTTP_ANSWER_TIMEOUT_S, 0 };
+	const char		*path = NULL;
+	struct http_pending	*p;
+	enum http_doc		 doc;
 
-	strbuf_init(&sb);
 	if (uri != NULL)
 		path = evhttp_uri_get_path(uri);
-	if (path != NULL && strcmp(path, "/status") == 0) {
-		fn = srv->status_fn;
-		ctype = CT_JSON;
-	} else if (path != NULL && strcmp(path, "/metrics") == 0) {
-		fn = srv->metrics_fn;
-		ctype = CT_METRICS;
-	} else {
+	if (path != NULL && strcmp(path, "/status") == 0)
+		doc = HTTP_DOC_STATUS;
+	else if (path != NULL && strcmp(path, "/metrics") == 0)
+		doc = HTTP_DOC_METRICS;
+	else {
 		reply_text(req, HTTP_NOTFOUND, "Not Found",
 		    "not found; try /status or /metrics\n");
 		return;
@@ -102,26 +197,31 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		    "method not allowed; use GET\n");
 		return;
 	}
-	if (fn != NULL)
-		fn(&sb, srv->arg);
-	if (sb.failed || (buf = evbuffer_new()) == NULL) {
-		strbuf_free(&sb);
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		reply_text(req, HTTP_INTERNAL, "Internal Server Error",
 		    "out of memory\n");
 		return;
 	}
-	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	if (cmd == EVHTTP_REQ_HEAD) {
-		/* evhttp sends no body for HEAD; say how long it would be. */
-		snprintf(len, sizeof(len), "%zu", sb.len);
-		evhttp_add_header(h, "Content-Length", len);
-	} else if (sb.len > 0)
-		evbuffer_add(buf, sb.s, sb.len);
-	evhttp_send_reply(req, HTTP_OK, "OK", buf);
-	evbuffer_free(buf);
-	strbuf_free(&sb);
+	p->srv = srv;
+	p->ticket = ++srv->next_ticket;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->doc = doc;
+	p->head = cmd == EVHTTP_REQ_HEAD;
+	TAILQ_INSERT_TAIL(&srv->pending, p, entry);
+	if ((p->timeout = evtimer_new(srv->base, pending_timeout, p)) ==
+	    NULL) {
+		reply_text(req, HTTP_INTERNAL, "Internal Server Error",
+		    "out of memory\n");
+		pending_free(p);
+		return;
+	}
+	evtimer_add(p->timeout, &tv);
+	if (p->evcon != NULL)
+		evhttp_connection_set_closecb(p->evcon, connection_closed,
+		    srv);
+	/* The answer may come at once, from inside the callback. */
+	srv->want_fn(p->ticket, doc, srv->arg);
 }
 
 /* ---- server ------------------------------------------------------------- */
@@ -184,8 +284,7 @@ fail:
 
 struct http_server *
 http_server_start(struct event_base *base, const char *listen,
-    http_render_fn status_fn, http_render_fn metrics_fn, void *arg,
-    char *err, size_t errlen)
+    http_want_fn want_fn, void *arg, char *err, size_t errlen)
 {
 	struct http_server	*srv = NULL;
 	struct grgw_addr	 a;
@@ -204,9 +303,10 @@ http_server_start(struct event_base *base, const char *listen,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	srv->status_fn = status_fn;
-	srv->metrics_fn = metrics_fn;
+	srv->base = base;
+	srv->want_fn = want_fn;
 	srv->arg = arg;
+	TAILQ_INIT(&srv->pending);
 	if ((fd = listen_socket(&a, port, &srv->port, err, errlen,
 	    listen)) == -1)
 		goto fail;
@@ -250,6 +350,8 @@ http_server_free(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	while (!TAILQ_EMPTY(&srv->pending))
+		pending_free(TAILQ_FIRST(&srv->pending));
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
 	free(srv);

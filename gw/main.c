@@ -27,6 +27,7 @@
 #include "grgw.h"
 #include "control.h"
 #include "daemon.h"
+#include "netproc.h"
 #include "status.h"
 #include "strbuf.h"
 #include "ipsec/ipsec.h"
@@ -505,6 +506,8 @@ main(int argc, char **argv)
 		usage_all(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], NETPROC_ARG) == 0)
+		return netproc_main(argc - 1, argv + 1);
 	for (i = 0; i < nitems(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

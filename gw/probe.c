@@ -679,10 +679,24 @@ fail:
 	return NULL;
 }
 
+void
+probe_engine_assume_up(struct probe_engine *e, enum probe_path path)
+{
+	struct probe_path_state	*ps;
+
+	if (e == NULL || e->started || path >= PROBE_NPATHS)
+		return;
+	ps = &e->path[path];
+	ps->st.up = 1;
+	ps->st.ever_up = 1;
+}
+
 int
 probe_engine_start(struct probe_engine *e)
 {
-	int	 i;
+	struct probe_path_state	*ps;
+	struct timeval		 tv;
+	int			 i;
 
 	if (e == NULL) {
 		errno = EINVAL;
@@ -691,9 +705,18 @@ probe_engine_start(struct probe_engine *e)
 	if (e->started)
 		return 0;
 	e->started = 1;
-	for (i = 0; i < PROBE_NPATHS; i++)
-		if (e->path[i].usable)
-			probe_path_begin(&e->path[i]);
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps = &e->path[i];
+		if (ps->st.up && ps->usable) {
+			/* Taken over from a predecessor: the usual deadline. */
+			ps->last_rx_mono = clock_ns(CLOCK_MONOTONIC);
+			tv = ns_to_tv(e->detect_ns);
+			evtimer_add(ps->detect, &tv);
+		} else
+			ps->st.up = 0;
+		if (ps->usable)
+			probe_path_begin(ps);
+	}
 	return 0;
 }
 

@@ -120,6 +120,12 @@ struct probe_engine *probe_engine_new(struct event_base *base,
  * is retried every second, and the path counts as down meanwhile.
  */
 int	probe_engine_start(struct probe_engine *e);
+/*
+ * Before start: the path was up in a predecessor engine (a restarted
+ * network process), so it starts up, with the usual deadline for a first
+ * answer, instead of down and waiting for `recover` answers.
+ */
+void	probe_engine_assume_up(struct probe_engine *e, enum probe_path path);
 void	probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 	    struct path_stats *out);
 void	probe_engine_free(struct probe_engine *e);	/* accepts NULL */

@@ -92,8 +92,9 @@ render_conf() {
 	else
 		sed -e "s|@LABDIR@|$labdir|g" -e "$dp" "$src" >"$dest"
 	fi
+	# The configs end with their [daemon] section.
 	if [ -n "${LAB_ID:-}" ]; then
-		printf '\n[daemon]\nrun_dir = %s\n' "$LAB_RUN_DIR" >>"$dest"
+		printf 'run_dir = %s\n' "$LAB_RUN_DIR" >>"$dest"
 	fi
 }
 

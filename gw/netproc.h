@@ -1,0 +1,79 @@
+/*
+ * The network process: the link probes, the HTTP server and the etcd
+ * client, in a process of their own without privileges.
+ *
+ *   netproc.c  the process itself (run as `grgw __netproc ...`)
+ *   proc.c     the parent's side: starts it, restarts it when it dies,
+ *              and speaks to it (pmsg.h)
+ */
+#ifndef GRGW_NETPROC_H
+#define GRGW_NETPROC_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grgw.h"
+#include "linkstate.h"
+#include "pmsg.h"
+#include "probe.h"
+
+struct event_base;
+
+#define NETPROC_ARG	"__netproc"	/* argv[1] of the network process */
+
+/* ---- netproc.c ------------------------------------------------------------ */
+
+/* The network process's main; argv[0] is NETPROC_ARG.  Exit code. */
+int	netproc_main(int argc, char **argv);
+
+/* ---- proc.c --------------------------------------------------------------- */
+
+struct netproc;
+
+enum netproc_what {
+	NETPROC_READY,		/* (re)started and serving */
+	NETPROC_FAILED,		/* could not start: why */
+	NETPROC_EXITED,		/* died (why); it is being restarted */
+	NETPROC_PATH,		/* a path's figures; changed: new verdict */
+	NETPROC_WANT,		/* an HTTP client wants doc: netproc_answer() */
+};
+
+/* Borrowed, valid during the callback only. */
+struct netproc_news {
+	enum netproc_what	 what;
+	const char		*why;		/* FAILED, EXITED */
+	int			 first;		/* READY, FAILED: first start */
+	enum probe_path		 path;		/* PATH */
+	int			 changed;
+	const struct path_stats	*stats;
+	uint32_t		 ticket;	/* WANT */
+	enum pmsg_doc		 doc;
+};
+
+typedef void (*netproc_cb)(const struct netproc_news *news, void *arg);
+
+/*
+ * cfg is borrowed and must outlive the handle; the user named by
+ * cfg->user must exist.  site_dir is where the process's empty root is
+ * made.  NULL with err set on failure.
+ */
+struct netproc *netproc_new(struct event_base *base,
+	    const struct grgw_config *cfg, const char *site_dir,
+	    netproc_cb cb, void *arg, char *err, size_t errlen);
+/* Start it with the probe key (copied, kept for restarts).  0 or -1. */
+int	netproc_start(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+	    char *err, size_t errlen);
+/* The latest link-state document for etcd (copied; sent again after a
+ * restart). */
+void	netproc_publish(struct netproc *np, const char *json);
+/* The document for a NETPROC_WANT ticket (text copied). */
+void	netproc_answer(struct netproc *np, uint32_t ticket, const char *text,
+	    size_t len);
+pid_t	netproc_pid(const struct netproc *np);		/* 0: none */
+unsigned netproc_restarts(const struct netproc *np);
+/* Stop it (the channel closes; it is killed if it lingers).  NULL ok. */
+void	netproc_free(struct netproc *np);
+
+#endif /* GRGW_NETPROC_H */

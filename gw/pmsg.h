@@ -1,0 +1,113 @@
+/*
+ * pmsg.c: the messages between the privileged parent and the network
+ * process (netproc.c), a pure codec.
+ *
+ * Frame: 8 bytes of header, then the body; integers big-endian.
+ *
+ *    0   2  magic 0x6777 ("gw")
+ *    2   1  type (enum pmsg_type)
+ *    3   1  reserved, zero
+ *    4   4  body length, at most PMSG_BODY_MAX
+ *
+ * Each type has a body of its own, built and checked by the functions
+ * below; a body of the wrong length or with a field out of range is
+ * refused whole.  Either side treats a bad frame as a broken peer and
+ * closes the channel.
+ */
+#ifndef GRGW_PMSG_H
+#define GRGW_PMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grgw.h"
+#include "linkstate.h"
+
+#define PMSG_HDR_LEN		8
+#define PMSG_BODY_MAX		(1024 * 1024)
+#define PMSG_TEXT_MAX		512	/* error texts */
+
+enum pmsg_type {
+	/* parent -> network process */
+	PMSG_CONF = 1,		/* what the process needs of the config */
+	PMSG_KEY = 2,		/* the probe key */
+	PMSG_START = 3,		/* start, paths assumed up or down */
+	PMSG_PUBLISH = 4,	/* the link-state document for etcd */
+	PMSG_DOC = 5,		/* a document asked for by PMSG_WANT */
+	/* network process -> parent */
+	PMSG_READY = 16,	/* started, or why not */
+	PMSG_PATH = 17,		/* a probe path's verdict and figures */
+	PMSG_WANT = 18,		/* an HTTP client asks for a document */
+};
+
+enum pmsg_doc { PMSG_DOC_STATUS = 1, PMSG_DOC_METRICS = 2 };
+
+/* A frame as found in a buffer; body points into that buffer. */
+struct pmsg {
+	uint8_t		 type;
+	const uint8_t	*body;
+	size_t		 len;
+};
+
+/*
+ * Find the first frame in buf: the bytes it takes (> 0) and *out, 0 when
+ * more bytes are needed (once the header is there, out->type and
+ * out->len say how many), -1 when the bytes cannot be a frame (bad
+ * magic, unknown type, nonzero reserved byte, body longer than
+ * PMSG_BODY_MAX).
+ */
+int	pmsg_frame(const uint8_t *buf, size_t len, struct pmsg *out);
+/* Write the header of a frame of type t with a body of len bytes. */
+int	pmsg_header(uint8_t hdr[PMSG_HDR_LEN], enum pmsg_type t, size_t len);
+
+/* ---- bodies ---------------------------------------------------------------- */
+
+/*
+ * PMSG_CONF: the names, the WAN and LAN addresses of both sides, the
+ * [probe] settings, the HTTP listen address, the etcd endpoint, key and
+ * TTL and the log level; nothing else of the configuration (no file
+ * path, no key).  Encoding appends to buf (at most PMSG_CONF_MAX bytes);
+ * decoding fills those fields of a zeroed *out.
+ */
+#define PMSG_CONF_MAX		2048
+int	pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf,
+	    size_t size);
+int	pmsg_conf_decode(const uint8_t *body, size_t len,
+	    struct grgw_config *out);
+
+/* PMSG_START: whether each path starts as up (it was, before a restart). */
+#define PMSG_START_LEN		PROBE_NPATHS
+int	pmsg_start_decode(const uint8_t *body, size_t len,
+	    int up[PROBE_NPATHS]);
+
+/* PMSG_PATH: one path's stats; changed: the verdict just flipped. */
+#define PMSG_PATH_LEN		(4 + 6 * 8 + 8 * 8)
+void	pmsg_path_encode(enum probe_path path, int changed,
+	    const struct path_stats *st, uint8_t out[PMSG_PATH_LEN]);
+int	pmsg_path_decode(const uint8_t *body, size_t len,
+	    enum probe_path *path, int *changed, struct path_stats *st);
+
+/* PMSG_WANT: a request id and a document; PMSG_DOC: the id, the text. */
+#define PMSG_WANT_LEN		5
+void	pmsg_want_encode(uint32_t id, enum pmsg_doc doc,
+	    uint8_t out[PMSG_WANT_LEN]);
+int	pmsg_want_decode(const uint8_t *body, size_t len, uint32_t *id,
+	    enum pmsg_doc *doc);
+#define PMSG_DOC_HDR_LEN	4
+void	pmsg_doc_header(uint32_t id, uint8_t out[PMSG_DOC_HDR_LEN]);
+/* *text points into body (not NUL-terminated), *textlen its length. */
+int	pmsg_doc_decode(const uint8_t *body, size_t len, uint32_t *id,
+	    const uint8_t **text, size_t *textlen);
+
+/* PMSG_READY: 1 started, or 0 and why (copied into err). */
+int	pmsg_ready_encode(int ok, const char *why, uint8_t *buf,
+	    size_t size);
+int	pmsg_ready_decode(const uint8_t *body, size_t len, int *ok,
+	    char *why, size_t whylen);
+
+/* Text bodies (PMSG_PUBLISH): copied out as a NUL-terminated string; -1
+ * if it holds a NUL or does not fit. */
+int	pmsg_text_decode(const uint8_t *body, size_t len, char *out,
+	    size_t size);
+
+#endif /* GRGW_PMSG_H */
