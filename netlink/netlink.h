@@ -125,7 +125,8 @@ void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
  * gwnl_qos_shaper_apply(): the plan's HTB tree as the root qdisc of
  * ifname, recorded ("run qdisc IF htb 4210:"), rebuilt if it is there
  * already.  leaf gets the qdisc kind used inside the classes (fq_codel,
- * sfq or pfifo: the best this kernel has).  0, or -errno with why set:
+ * sfq or pfifo: the best this kernel has).  0, or -errno with the
+ * reason in err (leaf and err: the caller's buffers, always set):
  * -ENODEV the interface is missing, -EOPNOTSUPP no htb in this kernel,
  * -EEXIST a root qdisc that is not grgw's is in place (left alone).
  * A failed build leaves no qdisc behind.
@@ -133,8 +134,8 @@ void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
 struct policy_plan;
 int	gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan);
 int	gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
-	    const char *ifname, char *leaf, size_t leaflen, char *why,
-	    size_t whylen);
+	    const char *ifname, char *leaf, size_t leaflen, char *err,
+	    size_t errlen);
 
 /* Per class of a plan (same index): what nftables classified, and what
  * the class's HTB queue sent and dropped (shaped = 0 without one). */
@@ -153,11 +154,12 @@ int	gwnl_qos_counters(struct gwnl *nl, const struct policy_plan *plan,
  * offload.c: GRO on a LAN interface.  gwnl_gro_off() turns it off, having
  * recorded that it was on ("run offload IF gro on"); cleanup turns it on
  * again.  An interface with GRO off already is left as it is.  0, or
- * -errno with why set (-EOPNOTSUPP: the driver keeps GRO fixed).
+ * -errno with the reason in err, the caller's buffer (-EOPNOTSUPP: the
+ * driver keeps GRO fixed).
  * gwnl_gro_get(): *on = the interface's GRO setting; 0 or -errno.
  */
-int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why,
-	    size_t whylen);
+int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *err,
+	    size_t errlen);
 int	gwnl_gro_get(const char *ifname, int *on);
 /*
  * The devices whose GRO decides what ifname receives merged: ifname

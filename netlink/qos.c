@@ -130,8 +130,8 @@ root_qdisc(struct gwnl *nl, int ifindex, uint32_t *handle, char *kind,
 }
 
 static int
-root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *why,
-    size_t whylen)
+root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *err,
+    size_t errlen)
 {
 	struct rtnl_qdisc	*q;
 	struct nl_msg		*msg = NULL;
@@ -146,24 +146,24 @@ root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *why,
 	rtnl_qdisc_put(q);
 	if (rc < 0 || msg == NULL)
 		return -ENOMEM;
-	return gwnl_request(nl, msg, why, whylen);
+	return gwnl_request(nl, msg, err, errlen);
 }
 
 static int
-qdisc_add(struct gwnl *nl, struct rtnl_qdisc *q, int flags, char *why,
-    size_t whylen)
+qdisc_add(struct gwnl *nl, struct rtnl_qdisc *q, int flags, char *err,
+    size_t errlen)
 {
 	struct nl_msg	*msg = NULL;
 
 	if (rtnl_qdisc_build_add_request(q, flags, &msg) < 0 || msg == NULL)
 		return -ENOMEM;
-	return gwnl_request(nl, msg, why, whylen);
+	return gwnl_request(nl, msg, err, errlen);
 }
 
 static int
 class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
     uint64_t rate, uint64_t ceil, uint32_t prio, uint32_t quantum,
-    char *why, size_t whylen)
+    char *err, size_t errlen)
 {
 	struct rtnl_class	*cl;
 	struct nl_msg		*msg = NULL;
@@ -185,7 +185,7 @@ class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
 	if (rtnl_class_build_add_request(cl, NLM_F_CREATE | NLM_F_EXCL,
 	    &msg) < 0 || msg == NULL)
 		goto cleanup;
-	rc = gwnl_request(nl, msg, why, whylen);
+	rc = gwnl_request(nl, msg, err, errlen);
 
 cleanup:
 	rtnl_class_put(cl);
@@ -197,7 +197,7 @@ static const char *const leaf_kinds[] = { "fq_codel", "sfq", "pfifo" };
 
 static int
 leaf_add(struct gwnl *nl, int ifindex, const struct policy_tc_class *tc,
-    const char *kind, char *why, size_t whylen)
+    const char *kind, char *err, size_t errlen)
 {
 	struct rtnl_qdisc	*q;
 	int			 rc = -ENOMEM;
@@ -212,17 +212,17 @@ leaf_add(struct gwnl *nl, int ifindex, const struct policy_tc_class *tc,
 	if (strcmp(kind, "pfifo") == 0 &&
 	    rtnl_qdisc_fifo_set_limit(q, (int)tc->queue_limit) < 0)
 		goto cleanup;
-	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_EXCL, why, whylen);
+	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_EXCL, err, errlen);
 
 cleanup:
 	rtnl_qdisc_put(q);
 	return rc;
 }
 
-/* The whole tree below a fresh root.  0 or -errno, why set. */
+/* The whole tree below a fresh root.  0 or -errno, err set. */
 static int
 htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
-    char *leaf, size_t leaflen, char *why, size_t whylen)
+    char *leaf, size_t leaflen, char *err, size_t errlen)
 {
 	const struct policy_tc_class	*tc;
 	struct rtnl_qdisc		*q;
@@ -245,17 +245,17 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_REPLACE, r, sizeof(r));
 	rtnl_qdisc_put(q);
 	if (rc == -ENOENT || rc == -EOPNOTSUPP) {
-		snprintf(why, whylen, "this kernel has no htb qdisc%s", r);
+		snprintf(err, errlen, "this kernel has no htb qdisc%s", r);
 		return -EOPNOTSUPP;
 	}
 	if (rc < 0) {
-		snprintf(why, whylen, "htb qdisc: %s%s", strerror(-rc), r);
+		snprintf(err, errlen, "htb qdisc: %s%s", strerror(-rc), r);
 		return rc;
 	}
 	rc = class_add(nl, ifindex, plan->root_handle, plan->root_classid,
 	    plan->wan_rate, plan->wan_rate, 0, 0, r, sizeof(r));
 	if (rc < 0) {
-		snprintf(why, whylen, "htb class %s: %s%s",
+		snprintf(err, errlen, "htb class %s: %s%s",
 		    handle_fmt(plan->root_classid, h, sizeof(h)),
 		    strerror(-rc), r);
 		return rc;
@@ -266,7 +266,7 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 		    tc->rate, tc->ceil, tc->priority, tc->quantum, r,
 		    sizeof(r));
 		if (rc < 0) {
-			snprintf(why, whylen, "htb class %s (%s): %s%s",
+			snprintf(err, errlen, "htb class %s (%s): %s%s",
 			    handle_fmt(tc->classid, h, sizeof(h)),
 			    tc->name, strerror(-rc), r);
 			return rc;
@@ -283,7 +283,7 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 			k++;
 		}
 		if (rc < 0) {
-			snprintf(why, whylen, "%s qdisc in class %s (%s): "
+			snprintf(err, errlen, "%s qdisc in class %s (%s): "
 			    "%s%s", leaf_kinds[k], handle_fmt(
 			    tc->classid, h, sizeof(h)), tc->name,
 			    strerror(-rc), r);
@@ -306,27 +306,27 @@ qdisc_obj(const char *ifname, uint32_t handle, struct rec_obj *o)
 
 int
 gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
-    const char *ifname, char *leaf, size_t leaflen, char *why,
-    size_t whylen)
+    const char *ifname, char *leaf, size_t leaflen, char *err,
+    size_t errlen)
 {
 	struct rec_obj	 o;
 	uint32_t	 have = 0;
 	char		 kind[32], h[16], r[200];
 	int		 ifindex, rc;
 
-	why[0] = '\0';
+	err[0] = '\0';
 	leaf[0] = '\0';
 	if (plan == NULL || !plan->shaping || ifname == NULL ||
 	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
 	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
 		return -EINVAL;
 	if ((ifindex = (int)if_nametoindex(ifname)) == 0) {
-		snprintf(why, whylen, "interface %s does not exist (yet)",
+		snprintf(err, errlen, "interface %s does not exist (yet)",
 		    ifname);
 		return -ENODEV;
 	}
 	if ((rc = root_qdisc(nl, ifindex, &have, kind, sizeof(kind))) < 0) {
-		snprintf(why, whylen, "cannot list the qdiscs of %s", ifname);
+		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
 		return rc;
 	}
 	qdisc_obj(ifname, plan->root_handle, &o);
@@ -334,12 +334,12 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 		/* Ours from before (a restart, a repeated apply): rebuild
 		 * it rather than trust a tree we did not just make. */
 		if ((rc = root_delete(nl, ifindex, have, r, sizeof(r))) < 0) {
-			snprintf(why, whylen, "cannot replace the htb qdisc on "
+			snprintf(err, errlen, "cannot replace the htb qdisc on "
 			    "%s: %s%s", ifname, strerror(-rc), r);
 			return rc;
 		}
 	} else if (rc == 1 && TC_H_MAJ(have) != 0) {
-		snprintf(why, whylen, "%s already has a root qdisc %s %s that "
+		snprintf(err, errlen, "%s already has a root qdisc %s %s that "
 		    "grgw did not install; not replacing it", ifname, kind,
 		    handle_fmt(have, h, sizeof(h)));
 		return -EEXIST;
@@ -347,12 +347,12 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 	/* Recorded before it exists, so a crash in between still undoes it. */
 	if (rec_find(gwnl_record(nl), &o) == NULL &&
 	    (rc = gwnl_record_append(nl, &o)) < 0) {
-		snprintf(why, whylen, "cannot record the qdisc: %s",
+		snprintf(err, errlen, "cannot record the qdisc: %s",
 		    strerror(-rc));
 		return rc;
 	}
-	if ((rc = htb_build(nl, plan, ifindex, leaf, leaflen, why,
-	    whylen)) < 0) {
+	if ((rc = htb_build(nl, plan, ifindex, leaf, leaflen, err,
+	    errlen)) < 0) {
 		/* Never half a tree: whatever was made goes again. */
 		(void)root_delete(nl, ifindex, plan->root_handle, r, sizeof(r));
 		leaf[0] = '\0';
