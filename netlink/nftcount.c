@@ -58,10 +58,14 @@ gwnl_nft_counters_parse(const char *text, size_t len,
 	const char	*p = text, *end = text + len, *w, *name = NULL;
 	size_t		 wl, nl = 0, i;
 	uint64_t	 pk, by;
+	unsigned char	 seen[GWNL_NFT_NAMES_MAX];
 	int		 found = 0;
 
 	if (text == NULL)
 		return 0;
+	if (n > GWNL_NFT_NAMES_MAX)
+		return -1;
+	memset(seen, 0, sizeof(seen));
 	/*
 	 * The listing is a stream of words: "counter NAME {", then
 	 * "packets N bytes M", then "}".  Names may be quoted.  Anything
@@ -94,7 +98,10 @@ gwnl_nft_counters_parse(const char *text, size_t len,
 				continue;
 			packets[i] = pk;
 			bytes[i] = by;
-			found++;
+			/* Listed twice (a listing of every table): once. */
+			if (!seen[i])
+				found++;
+			seen[i] = 1;
 			break;
 		}
 		name = NULL;

@@ -44,6 +44,9 @@ gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan)
 	return gwnl_nft_apply(nl, 0, POLICY_NFT_TABLE, plan->ruleset);
 }
 
+_Static_assert(GRGW_MAX_CLASSES + 1 <= GWNL_NFT_NAMES_MAX,
+    "every class's counter is looked for in one parse");
+
 /* "list counters table inet grgw-qos" into the plan's classes. */
 static int
 nft_read_counters(const struct policy_plan *plan,
