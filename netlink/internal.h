@@ -2,16 +2,20 @@
  * What the files of netlink/ share beyond netlink.h.  Internal to
  * netlink/.
  *
- * A file calls only the files below it:
+ * A file calls only files below it, never one beside it or above:
  *
- *   cleanup.c                      walks the record, removes kind by kind
- *   route.c xfrmi.c sysctl.c       one kind of kernel object each
- *   nft.c qos.c offload.c          (qos.c uses nft.c; xfrmi.c xfrm.c)
- *   netlink.c                      the core: socket, requests, record
- *   record.c                       the record's format and file
+ *   cleanup.c   walks the record, removes each object with its kind's
+ *               remover (below)
+ *   route.c sysctl.c offload.c xfrmi.c qos.c
+ *               one kind of kernel object each; xfrmi.c also flushes
+ *               the SAs of its interface (xfrm.c), qos.c applies its
+ *               table through nft.c and reads it with nftcount.c
+ *   nft.c       nftables tables
+ *   netlink.c   the core: socket, requests and their errors, record
+ *   record.c    the record's format and file
  *
- * nftcount.c (a pure parser), xfrm.c and wanwatch.c stand apart: they
- * call none of the files above.
+ * nftcount.c (a pure parser), xfrm.c and wanwatch.c call none of the
+ * files above; nothing in netlink/ calls wanwatch.c.
  */
 #ifndef GRGW_NETLINK_INTERNAL_H
 #define GRGW_NETLINK_INTERNAL_H
