@@ -123,6 +123,25 @@ fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/%)
 print-fuzz-srcs:
 	@echo $($(FUZZ)_SRCS)
 
+# Per harness: the sources it tests and what they strictly need, and the
+# libraries those need (pkg-config), so that a harness links nothing else
+# (which shows that what it tests is pure).
+fuzz_record_SRCS   := netlink/record.c gw/addr.c gw/log.c
+fuzz_record_LIBS   :=
+fuzz_nftcount_SRCS := netlink/nftcount.c
+fuzz_nftcount_LIBS :=
+
+# Until the fuzz rule above links every harness from lists like these,
+# this one builds the harnesses that have one.
+FUZZ_OWN := fuzz_record fuzz_nftcount
+$(B)/fuzz/fuzz_record: $(fuzz_record_SRCS)
+$(B)/fuzz/fuzz_nftcount: $(fuzz_nftcount_SRCS)
+$(FUZZ_OWN:%=$(B)/fuzz/%): $(B)/fuzz/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(E) "  FUZZ    $@"
+	$(Q)$(CLANG) -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw -g -O1 \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $($*_SRCS) $($*_LIBS)
+
 # ---- lab tools --------------------------------------------------------------
 # probe-inject: sends good, forged, tampered, replayed and garbage probes.
 $(B)/probe-inject: $(B)/obj/tests/lab/probe-inject.o $(B)/libgrgw.a

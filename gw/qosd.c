@@ -133,7 +133,7 @@ lan_gro_off(struct qos_run *q, struct gwnl *nl)
 {
 	const struct grgw_side	*site = &q->cfg->site;
 	char			 devs[GWNL_GRO_DEVS_MAX][IF_NAMESIZE];
-	char			 why[160];
+	char			 err[160];
 	size_t			 o = 0;
 	int			 i, j, n;
 
@@ -154,7 +154,7 @@ lan_gro_off(struct qos_run *q, struct gwnl *nl)
 			n = 1;
 		}
 		for (j = 0; j < n; j++) {
-			if (gwnl_gro_off(nl, devs[j], why, sizeof(why)) == 0) {
+			if (gwnl_gro_off(nl, devs[j], err, sizeof(err)) == 0) {
 				if (o < sizeof(q->gro_devs))
 					o += (size_t)snprintf(q->gro_devs + o,
 					    sizeof(q->gro_devs) - o, "%s%s",
@@ -165,7 +165,7 @@ lan_gro_off(struct qos_run *q, struct gwnl *nl)
 				continue;	/* the first reason is shown */
 			q->lan_gro = QOS_GRO_ON;
 			snprintf(q->gro_why, sizeof(q->gro_why), "%s: %s",
-			    devs[j], why);
+			    devs[j], err);
 			log_warnx("qos: GRO stays on on %s: packets it merges "
 			    "pass the shaper as one", q->gro_why);
 		}

@@ -1,8 +1,21 @@
 /*
- * What the files of netlink/ share beyond netlink.h: the socket, the
- * record and the request helper of a struct gwnl (netlink.c), and the
- * removers of object kinds that live in other files.  Internal to
+ * What the files of netlink/ share beyond netlink.h.  Internal to
  * netlink/.
+ *
+ * A file calls only files below it, never one beside it or above:
+ *
+ *   cleanup.c   walks the record, removes each object with its kind's
+ *               remover (below)
+ *   route.c sysctl.c offload.c xfrmi.c qos.c
+ *               one kind of kernel object each; xfrmi.c also flushes
+ *               the SAs of its interface (xfrm.c), qos.c applies its
+ *               table through nft.c and reads it with nftcount.c
+ *   nft.c       nftables tables
+ *   netlink.c   the core: socket, requests and their errors, record
+ *   record.c    the record's format and file
+ *
+ * nftcount.c (a pure parser), xfrm.c and wanwatch.c call none of the
+ * files above; nothing in netlink/ calls wanwatch.c.
  */
 #ifndef GRGW_NETLINK_INTERNAL_H
 #define GRGW_NETLINK_INTERNAL_H
@@ -15,24 +28,76 @@ struct gwnl;
 struct nl_msg;
 struct nl_sock;
 
+/* ---- netlink.c: the core --------------------------------------------- */
+
+/*
+ * A struct gwnl with a route socket and an empty record that belongs to
+ * no file, for probes that leave nothing behind: gwnl_record_append()
+ * and gwnl_record_save() refuse it (-EINVAL).  *out is owned by the
+ * caller and released with gwnl_close().  0 or -errno.
+ */
+int	gwnl_open_unrecorded(struct gwnl **out);
+
 /* The route socket (owned by nl). */
 struct nl_sock *gwnl_socket(struct gwnl *nl);
-/* The record (owned by nl). */
+/* The record (owned by nl; objects removed from it are freed). */
 struct rec_list *gwnl_record(struct gwnl *nl);
-/* Append o to the record and rewrite the file.  0 or -errno. */
+/* The record file's path, for messages (owned by nl; "" if none). */
+const char *gwnl_record_path(const struct gwnl *nl);
+/* Append a copy of o (borrowed) to the record and rewrite the file;
+ * the copy goes again if the file cannot be written.  0 or -errno. */
 int	gwnl_record_append(struct gwnl *nl, const struct rec_obj *o);
-/*
- * Send msg (freed here) and wait for the kernel's ack: 0 or -errno; why
- * gets " (kernel: ...)" when the kernel gave a reason, else "".
- */
-int	gwnl_request(struct gwnl *nl, struct nl_msg *msg, char *why,
-	    size_t whylen);
+/* Rewrite the file with what the record now holds.  0 or -errno. */
+int	gwnl_record_save(struct gwnl *nl);
+/* o (borrowed) as its record line into buf, for messages. */
+void	gwnl_describe(const struct rec_obj *o, char *buf, size_t size);
 
-/* qos.c: remove a recorded root qdisc.  0 removed, 1 gone, -errno. */
+/*
+ * Send msg (owned by this call, freed here) and wait for the kernel's
+ * ack: 0 or -errno; err (may be NULL) gets " (kernel: ...)" when the
+ * kernel gave a reason, else "".
+ */
+int	gwnl_request(struct gwnl *nl, struct nl_msg *msg, char *err,
+	    size_t errlen);
+/*
+ * For libnl calls that talk to the kernel on gwnl_socket() by themselves
+ * (rtnl_link_get_kernel(), rtnl_link_change(), ...): reset before the
+ * call; after it failed with nlerr (a libnl error), gwnl_ack_error()
+ * returns -errno, the kernel's when it answered, and sets err (may be
+ * NULL) as gwnl_request() does.
+ */
+void	gwnl_ack_reset(struct gwnl *nl);
+int	gwnl_ack_error(struct gwnl *nl, int nlerr, char *err, size_t errlen);
+/* errno (positive) for a libnl error code. */
+int	gwnl_nlerr_to_errno(int nlerr);
+/* ifindex of name (borrowed) in this network namespace, or -errno
+ * (-ENODEV: no such interface). */
+int	gwnl_ifindex(struct gwnl *nl, const char *name);
+
+/*
+ * ---- removers, one per object kind, for cleanup.c --------------------
+ *
+ * Each takes a recorded object o and desc, its record line for messages
+ * (both borrowed, not kept), and returns 0 removed (or restored), 1
+ * already gone, or -errno (logged).  None touches the record.
+ */
+
+/* route.c: a policy rule; a route. */
+int	gwnl_rule_remove(struct gwnl *nl, const struct rec_obj *o,
+	    const char *desc);
+int	gwnl_route_remove(struct gwnl *nl, const struct rec_obj *o,
+	    const char *desc);
+/* xfrmi.c: the xfrm interface, after the SAs and policies bound to it. */
+int	gwnl_xfrmi_remove(struct gwnl *nl, const struct rec_obj *o,
+	    const char *desc);
+/* sysctl.c: put the recorded value back. */
+int	gwnl_sysctl_restore(const struct rec_obj *o, const char *desc);
+/* nft.c: an nftables table. */
+int	gwnl_nft_remove(const struct rec_obj *o, const char *desc);
+/* qos.c: a root qdisc, if it is still the one grgw installed. */
 int	gwnl_qdisc_remove(struct gwnl *nl, const struct rec_obj *o,
 	    const char *desc);
-
-/* offload.c: put a recorded offload setting back.  0, 1 gone, -errno. */
+/* offload.c: put a recorded offload setting back. */
 int	gwnl_offload_restore(const struct rec_obj *o, const char *desc);
 
 #endif /* GRGW_NETLINK_INTERNAL_H */

@@ -11,6 +11,10 @@
  * `down` so that stopping the gateway never leaks) or "run" (everything
  * else, removed by `down`).
  *
+ * One file per job, each prototype below under the name of its file;
+ * internal.h draws which file may call which.  Pointers passed in are
+ * borrowed for the call and not kept, unless a comment says otherwise.
+ *
  * Routing layout (T = cfg->table, default 4210):
  *   rule pref T-10  iif <wan> from <peer prefix> blackhole   [block]
  *                   (clear text claiming to come from the other site is
@@ -30,8 +34,11 @@
 #ifndef GRGW_NETLINK_H
 #define GRGW_NETLINK_H
 
+#include <net/if.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "netlink/nftcount.h"	/* gwnl_nft_counters_parse() */
 
 struct grgw_config;
 struct nl_msg;
@@ -39,25 +46,26 @@ struct nl_msg;
 struct gwnl;
 
 /*
- * Open a netlink route socket and load the record at record_path (a
- * missing file is an empty record).  *out is owned by the caller and
- * released with gwnl_close(), which does not undo anything.
+ * netlink.c: open a netlink route socket and load the record at
+ * record_path (a missing file is an empty record).  *out is owned by the
+ * caller and released with gwnl_close(), which does not undo anything.
  */
 int	gwnl_open(const char *record_path, struct gwnl **out);
 void	gwnl_close(struct gwnl *nl);			/* accepts NULL */
 
-/* Fail-closed layer: block rules and unreachable routes.  Idempotent. */
+/* route.c: the fail-closed layer: block rules and unreachable routes.
+ * Idempotent. */
 int	gwnl_block_install(struct gwnl *nl, const struct grgw_config *cfg);
 
 /*
- * IP forwarding on (IPv4 and IPv6, all interfaces), and strict reverse
- * path filtering on the WAN interface.  Previous values are recorded and
- * restored by gwnl_cleanup().
+ * sysctl.c: IP forwarding on (IPv4 and IPv6, all interfaces), and strict
+ * reverse path filtering on the WAN interface.  Previous values are
+ * recorded and restored by gwnl_cleanup().
  */
 int	gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg);
 
-/* Kernel data plane: create the xfrm interface (if_id, over the WAN
- * interface, MTU) and bring it up.  Idempotent. */
+/* xfrmi.c: the kernel data plane's xfrm interface (if_id, over the WAN
+ * interface, MTU), created and brought up.  Idempotent. */
 int	gwnl_xfrmi_create(struct gwnl *nl, const struct grgw_config *cfg);
 /*
  * xfrm.c: delete every XFRM SA and policy bound to if_id (non-zero):
@@ -65,25 +73,27 @@ int	gwnl_xfrmi_create(struct gwnl *nl, const struct grgw_config *cfg);
  * starts and when the xfrm interface goes.  0, or -errno (logged).
  */
 int	gwnl_xfrm_flush(uint32_t if_id);
-/* Routes for the peer prefixes over the xfrm interface in table T. */
+/* route.c: routes for the peer prefixes over the xfrm interface in
+ * table T. */
 int	gwnl_tunnel_routes_install(struct gwnl *nl,
 	    const struct grgw_config *cfg);
 int	gwnl_tunnel_routes_remove(struct gwnl *nl,
 	    const struct grgw_config *cfg);
 
 /*
- * Remove every recorded object tagged "run" (and, with purge, "block"
- * too), in reverse order of installation, restoring recorded sysctls.
- * Objects already gone are not errors.  The record is rewritten to hold
- * what remains.  Returns 0, or -1 if some object could not be removed
- * (each failure is logged).
+ * cleanup.c: remove every recorded object tagged "run" (and, with purge,
+ * "block" too), in reverse order of installation, restoring recorded
+ * sysctls.  Objects already gone are not errors.  The record is
+ * rewritten to hold what remains.  Returns 0, or -1 if some object could
+ * not be removed (each failure is logged).
  */
 int	gwnl_cleanup(struct gwnl *nl, int purge);
 
 /*
- * nftables: replace grgw's table `inet <table>` with body (the table's
- * contents) in one transaction, recorded as a block or run object.
- * table: [a-z0-9_-], at most 31 characters.  0 or -errno (logged).
+ * nft.c: replace grgw's nftables table `inet <table>` with body (the
+ * table's contents) in one transaction, recorded as a block or run
+ * object.  table: [a-z0-9_-], at most 31 characters.  0 or -errno
+ * (logged).
  */
 #define GWNL_FAILFAST_TABLE	"grgw-failfast"
 int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
@@ -115,7 +125,8 @@ void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
  * gwnl_qos_shaper_apply(): the plan's HTB tree as the root qdisc of
  * ifname, recorded ("run qdisc IF htb 4210:"), rebuilt if it is there
  * already.  leaf gets the qdisc kind used inside the classes (fq_codel,
- * sfq or pfifo: the best this kernel has).  0, or -errno with why set:
+ * sfq or pfifo: the best this kernel has).  0, or -errno with the
+ * reason in err (leaf and err: the caller's buffers, always set):
  * -ENODEV the interface is missing, -EOPNOTSUPP no htb in this kernel,
  * -EEXIST a root qdisc that is not grgw's is in place (left alone).
  * A failed build leaves no qdisc behind.
@@ -123,8 +134,8 @@ void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
 struct policy_plan;
 int	gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan);
 int	gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
-	    const char *ifname, char *leaf, size_t leaflen, char *why,
-	    size_t whylen);
+	    const char *ifname, char *leaf, size_t leaflen, char *err,
+	    size_t errlen);
 
 /* Per class of a plan (same index): what nftables classified, and what
  * the class's HTB queue sent and dropped (shaped = 0 without one). */
@@ -133,28 +144,22 @@ struct gwnl_qos_counters {
 	int		shaped;
 	uint64_t	sent_packets, sent_bytes, drops, backlog;
 };
-/* Fill out[plan->n_classes]; ifname NULL: no shaper to read.  0, or
- * -errno when the nftables counters cannot be read. */
+/* Fill out[plan->n_classes] (the caller's); ifname NULL: no shaper to
+ * read.  0, or -errno when the nftables counters cannot be read.  Their
+ * listing goes through gwnl_nft_counters_parse() (nftcount.h). */
 int	gwnl_qos_counters(struct gwnl *nl, const struct policy_plan *plan,
 	    const char *ifname, struct gwnl_qos_counters *out);
-/*
- * Pure: the named counters in an `nft list counters` listing.  Sets
- * packets[i] and bytes[i] for each names[i] found; returns how many
- * were.  Never reads past len.
- */
-int	gwnl_nft_counters_parse(const char *text, size_t len,
-	    const char *const *names, size_t n, uint64_t *packets,
-	    uint64_t *bytes);
 
 /*
  * offload.c: GRO on a LAN interface.  gwnl_gro_off() turns it off, having
  * recorded that it was on ("run offload IF gro on"); cleanup turns it on
  * again.  An interface with GRO off already is left as it is.  0, or
- * -errno with why set (-EOPNOTSUPP: the driver keeps GRO fixed).
+ * -errno with the reason in err, the caller's buffer (-EOPNOTSUPP: the
+ * driver keeps GRO fixed).
  * gwnl_gro_get(): *on = the interface's GRO setting; 0 or -errno.
  */
-int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why,
-	    size_t whylen);
+int	gwnl_gro_off(struct gwnl *nl, const char *ifname, char *err,
+	    size_t errlen);
 int	gwnl_gro_get(const char *ifname, int *on);
 /*
  * The devices whose GRO decides what ifname receives merged: ifname
@@ -166,21 +171,21 @@ int	gwnl_gro_get(const char *ifname, int *on);
 int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
 	    char names[][IF_NAMESIZE], int max);
 
-/* Number of recorded objects (for status and tests). */
+/* netlink.c: number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
 
 /*
- * Data plane detection: 1 if the kernel can do ESP and xfrm interfaces
- * (an xfrm interface can be created in this network namespace and the
- * esp4 module is loaded, built in or loadable), else 0.  Leaves nothing
- * behind.
+ * xfrmi.c: data plane detection: 1 if the kernel can do ESP and xfrm
+ * interfaces (an xfrm interface can be created in this network namespace
+ * and the esp4 module is loaded, built in or loadable), else 0.  Leaves
+ * nothing behind.
  */
 int	gwnl_kernel_ipsec_available(void);
 
 /*
- * Message builders, exposed for unit tests of the kernel data plane
- * without a kernel.  Each returns a new nl_msg owned by the caller
- * (nlmsg_free()), or NULL.
+ * Message builders (xfrmi.c, route.c), exposed for unit tests of the
+ * kernel data plane without a kernel.  Each returns a new nl_msg owned
+ * by the caller (nlmsg_free()), or NULL; name and cfg are borrowed.
  */
 struct nl_msg *gwnl_build_xfrmi_add(const char *name, uint32_t if_id,
 	    int link_ifindex, uint32_t mtu);

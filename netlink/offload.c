@@ -90,22 +90,22 @@ gro_set(const char *ifname, int on)
 }
 
 int
-gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why, size_t whylen)
+gwnl_gro_off(struct gwnl *nl, const char *ifname, char *err, size_t errlen)
 {
 	struct rec_obj	 o, *have;
 	int		 rc, on;
 
-	why[0] = '\0';
+	err[0] = '\0';
 	memset(&o, 0, sizeof(o));
 	o.kind = REC_OFFLOAD;
 	o.tag = REC_RUN;
 	if (rec_strlcpy(o.u.offload.dev, ifname, sizeof(o.u.offload.dev)) >=
 	    sizeof(o.u.offload.dev) || ifname[0] == '\0') {
-		snprintf(why, whylen, "bad interface name");
+		snprintf(err, errlen, "bad interface name");
 		return -EINVAL;
 	}
 	if ((rc = gwnl_gro_get(ifname, &on)) < 0) {
-		snprintf(why, whylen, "cannot read its GRO setting: %s",
+		snprintf(err, errlen, "cannot read its GRO setting: %s",
 		    strerror(-rc));
 		return rc;
 	}
@@ -115,13 +115,13 @@ gwnl_gro_off(struct gwnl *nl, const char *ifname, char *why, size_t whylen)
 	if (have == NULL) {
 		o.u.offload.on = 1;
 		if ((rc = gwnl_record_append(nl, &o)) < 0) {
-			snprintf(why, whylen, "cannot record it (%s), so not "
+			snprintf(err, errlen, "cannot record it (%s), so not "
 			    "changing it", strerror(-rc));
 			return rc;
 		}
 	}
 	if ((rc = gro_set(ifname, 0)) < 0) {
-		snprintf(why, whylen, "%s", rc == -EOPNOTSUPP ?
+		snprintf(err, errlen, "%s", rc == -EOPNOTSUPP ?
 		    "the driver does not let GRO be turned off" :
 		    strerror(-rc));
 		/* The record may stay: restoring "on" changes nothing. */

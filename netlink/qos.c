@@ -3,7 +3,7 @@
  * classifies and marks packets (through gwnl_nft_apply(), one
  * transaction), and the HTB tree on the tunnel interface (libnl route
  * tc).  Both are recorded; gwnl_cleanup() removes them.  Per-class
- * counters are read back from both.
+ * counters are read back from both (nftcount.c parses nft's listing).
  *
  * The kernels this runs on differ in what tc offers: the tree is built
  * from what exists (fq_codel, else sfq, else pfifo inside the classes)
@@ -44,98 +44,8 @@ gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan)
 	return gwnl_nft_apply(nl, 0, POLICY_NFT_TABLE, plan->ruleset);
 }
 
-/* Digits only, no overflow.  0 or -1. */
-static int
-parse_u64(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t	 v = 0;
-	size_t		 i;
-
-	if (len == 0 || len > 20)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* The next whitespace-separated word of [*p, end); its length. */
-static size_t
-next_word(const char **p, const char *end, const char **word)
-{
-	const char	*s = *p;
-
-	while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' ||
-	    *s == '\r'))
-		s++;
-	*word = s;
-	while (s < end && *s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-		s++;
-	*p = s;
-	return (size_t)(s - *word);
-}
-
-static int
-word_is(const char *w, size_t n, const char *lit)
-{
-	return n == strlen(lit) && memcmp(w, lit, n) == 0;
-}
-
-int
-gwnl_nft_counters_parse(const char *text, size_t len,
-    const char *const *names, size_t n, uint64_t *packets, uint64_t *bytes)
-{
-	const char	*p = text, *end = text + len, *w, *name = NULL;
-	size_t		 wl, nl = 0, i;
-	uint64_t	 pk, by;
-	int		 found = 0;
-
-	if (text == NULL)
-		return 0;
-	/*
-	 * The listing is a stream of words: "counter NAME {", then
-	 * "packets N bytes M", then "}".  Names may be quoted.  Anything
-	 * else (comments, other objects) is skipped.
-	 */
-	while ((wl = next_word(&p, end, &w)) != 0) {
-		if (word_is(w, wl, "counter")) {
-			if ((nl = next_word(&p, end, &name)) == 0)
-				break;
-			if (nl >= 2 && name[0] == '"' && name[nl - 1] == '"') {
-				name++;
-				nl -= 2;
-			}
-			continue;
-		}
-		if (name == NULL || !word_is(w, wl, "packets"))
-			continue;
-		if ((wl = next_word(&p, end, &w)) == 0 ||
-		    parse_u64(w, wl, &pk) == -1)
-			continue;
-		if ((wl = next_word(&p, end, &w)) == 0 ||
-		    !word_is(w, wl, "bytes"))
-			continue;
-		if ((wl = next_word(&p, end, &w)) == 0 ||
-		    parse_u64(w, wl, &by) == -1)
-			continue;
-		for (i = 0; i < n; i++) {
-			if (strlen(names[i]) != nl ||
-			    memcmp(names[i], name, nl) != 0)
-				continue;
-			packets[i] = pk;
-			bytes[i] = by;
-			found++;
-			break;
-		}
-		name = NULL;
-	}
-	return found;
-}
+_Static_assert(GRGW_MAX_CLASSES + 1 <= GWNL_NFT_NAMES_MAX,
+    "every class's counter is looked for in one parse");
 
 /* "list counters table inet grgw-qos" into the plan's classes. */
 static int
@@ -223,8 +133,8 @@ root_qdisc(struct gwnl *nl, int ifindex, uint32_t *handle, char *kind,
 }
 
 static int
-root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *why,
-    size_t whylen)
+root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *err,
+    size_t errlen)
 {
 	struct rtnl_qdisc	*q;
 	struct nl_msg		*msg = NULL;
@@ -239,24 +149,24 @@ root_delete(struct gwnl *nl, int ifindex, uint32_t handle, char *why,
 	rtnl_qdisc_put(q);
 	if (rc < 0 || msg == NULL)
 		return -ENOMEM;
-	return gwnl_request(nl, msg, why, whylen);
+	return gwnl_request(nl, msg, err, errlen);
 }
 
 static int
-qdisc_add(struct gwnl *nl, struct rtnl_qdisc *q, int flags, char *why,
-    size_t whylen)
+qdisc_add(struct gwnl *nl, struct rtnl_qdisc *q, int flags, char *err,
+    size_t errlen)
 {
 	struct nl_msg	*msg = NULL;
 
 	if (rtnl_qdisc_build_add_request(q, flags, &msg) < 0 || msg == NULL)
 		return -ENOMEM;
-	return gwnl_request(nl, msg, why, whylen);
+	return gwnl_request(nl, msg, err, errlen);
 }
 
 static int
 class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
     uint64_t rate, uint64_t ceil, uint32_t prio, uint32_t quantum,
-    char *why, size_t whylen)
+    char *err, size_t errlen)
 {
 	struct rtnl_class	*cl;
 	struct nl_msg		*msg = NULL;
@@ -278,7 +188,7 @@ class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
 	if (rtnl_class_build_add_request(cl, NLM_F_CREATE | NLM_F_EXCL,
 	    &msg) < 0 || msg == NULL)
 		goto cleanup;
-	rc = gwnl_request(nl, msg, why, whylen);
+	rc = gwnl_request(nl, msg, err, errlen);
 
 cleanup:
 	rtnl_class_put(cl);
@@ -290,7 +200,7 @@ static const char *const leaf_kinds[] = { "fq_codel", "sfq", "pfifo" };
 
 static int
 leaf_add(struct gwnl *nl, int ifindex, const struct policy_tc_class *tc,
-    const char *kind, char *why, size_t whylen)
+    const char *kind, char *err, size_t errlen)
 {
 	struct rtnl_qdisc	*q;
 	int			 rc = -ENOMEM;
@@ -305,17 +215,17 @@ leaf_add(struct gwnl *nl, int ifindex, const struct policy_tc_class *tc,
 	if (strcmp(kind, "pfifo") == 0 &&
 	    rtnl_qdisc_fifo_set_limit(q, (int)tc->queue_limit) < 0)
 		goto cleanup;
-	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_EXCL, why, whylen);
+	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_EXCL, err, errlen);
 
 cleanup:
 	rtnl_qdisc_put(q);
 	return rc;
 }
 
-/* The whole tree below a fresh root.  0 or -errno, why set. */
+/* The whole tree below a fresh root.  0 or -errno, err set. */
 static int
 htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
-    char *leaf, size_t leaflen, char *why, size_t whylen)
+    char *leaf, size_t leaflen, char *err, size_t errlen)
 {
 	const struct policy_tc_class	*tc;
 	struct rtnl_qdisc		*q;
@@ -338,17 +248,17 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 	rc = qdisc_add(nl, q, NLM_F_CREATE | NLM_F_REPLACE, r, sizeof(r));
 	rtnl_qdisc_put(q);
 	if (rc == -ENOENT || rc == -EOPNOTSUPP) {
-		snprintf(why, whylen, "this kernel has no htb qdisc%s", r);
+		snprintf(err, errlen, "this kernel has no htb qdisc%s", r);
 		return -EOPNOTSUPP;
 	}
 	if (rc < 0) {
-		snprintf(why, whylen, "htb qdisc: %s%s", strerror(-rc), r);
+		snprintf(err, errlen, "htb qdisc: %s%s", strerror(-rc), r);
 		return rc;
 	}
 	rc = class_add(nl, ifindex, plan->root_handle, plan->root_classid,
 	    plan->wan_rate, plan->wan_rate, 0, 0, r, sizeof(r));
 	if (rc < 0) {
-		snprintf(why, whylen, "htb class %s: %s%s",
+		snprintf(err, errlen, "htb class %s: %s%s",
 		    handle_fmt(plan->root_classid, h, sizeof(h)),
 		    strerror(-rc), r);
 		return rc;
@@ -359,7 +269,7 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 		    tc->rate, tc->ceil, tc->priority, tc->quantum, r,
 		    sizeof(r));
 		if (rc < 0) {
-			snprintf(why, whylen, "htb class %s (%s): %s%s",
+			snprintf(err, errlen, "htb class %s (%s): %s%s",
 			    handle_fmt(tc->classid, h, sizeof(h)),
 			    tc->name, strerror(-rc), r);
 			return rc;
@@ -376,7 +286,7 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 			k++;
 		}
 		if (rc < 0) {
-			snprintf(why, whylen, "%s qdisc in class %s (%s): "
+			snprintf(err, errlen, "%s qdisc in class %s (%s): "
 			    "%s%s", leaf_kinds[k], handle_fmt(
 			    tc->classid, h, sizeof(h)), tc->name,
 			    strerror(-rc), r);
@@ -399,27 +309,27 @@ qdisc_obj(const char *ifname, uint32_t handle, struct rec_obj *o)
 
 int
 gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
-    const char *ifname, char *leaf, size_t leaflen, char *why,
-    size_t whylen)
+    const char *ifname, char *leaf, size_t leaflen, char *err,
+    size_t errlen)
 {
 	struct rec_obj	 o;
 	uint32_t	 have = 0;
 	char		 kind[32], h[16], r[200];
 	int		 ifindex, rc;
 
-	why[0] = '\0';
+	err[0] = '\0';
 	leaf[0] = '\0';
 	if (plan == NULL || !plan->shaping || ifname == NULL ||
 	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
 	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
 		return -EINVAL;
 	if ((ifindex = (int)if_nametoindex(ifname)) == 0) {
-		snprintf(why, whylen, "interface %s does not exist (yet)",
+		snprintf(err, errlen, "interface %s does not exist (yet)",
 		    ifname);
 		return -ENODEV;
 	}
 	if ((rc = root_qdisc(nl, ifindex, &have, kind, sizeof(kind))) < 0) {
-		snprintf(why, whylen, "cannot list the qdiscs of %s", ifname);
+		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
 		return rc;
 	}
 	qdisc_obj(ifname, plan->root_handle, &o);
@@ -427,12 +337,12 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 		/* Ours from before (a restart, a repeated apply): rebuild
 		 * it rather than trust a tree we did not just make. */
 		if ((rc = root_delete(nl, ifindex, have, r, sizeof(r))) < 0) {
-			snprintf(why, whylen, "cannot replace the htb qdisc on "
+			snprintf(err, errlen, "cannot replace the htb qdisc on "
 			    "%s: %s%s", ifname, strerror(-rc), r);
 			return rc;
 		}
 	} else if (rc == 1 && TC_H_MAJ(have) != 0) {
-		snprintf(why, whylen, "%s already has a root qdisc %s %s that "
+		snprintf(err, errlen, "%s already has a root qdisc %s %s that "
 		    "grgw did not install; not replacing it", ifname, kind,
 		    handle_fmt(have, h, sizeof(h)));
 		return -EEXIST;
@@ -440,12 +350,12 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 	/* Recorded before it exists, so a crash in between still undoes it. */
 	if (rec_find(gwnl_record(nl), &o) == NULL &&
 	    (rc = gwnl_record_append(nl, &o)) < 0) {
-		snprintf(why, whylen, "cannot record the qdisc: %s",
+		snprintf(err, errlen, "cannot record the qdisc: %s",
 		    strerror(-rc));
 		return rc;
 	}
-	if ((rc = htb_build(nl, plan, ifindex, leaf, leaflen, why,
-	    whylen)) < 0) {
+	if ((rc = htb_build(nl, plan, ifindex, leaf, leaflen, err,
+	    errlen)) < 0) {
 		/* Never half a tree: whatever was made goes again. */
 		(void)root_delete(nl, ifindex, plan->root_handle, r, sizeof(r));
 		leaf[0] = '\0';

@@ -117,11 +117,11 @@ main(int argc, char *argv[])
 			total = gwnl_record_count(nl, &block, &run);
 			printf("%d %d %d\n", total, block, run);
 		} else if (strcmp(cmd, "gro-off") == 0 && i + 1 < argc) {
-			char why[200];
+			char err[200];
 
-			if ((rc = gwnl_gro_off(nl, argv[++i], why,
-			    sizeof(why))) < 0)
-				fprintf(stderr, "nltest: gro-off: %s\n", why);
+			if ((rc = gwnl_gro_off(nl, argv[++i], err,
+			    sizeof(err))) < 0)
+				fprintf(stderr, "nltest: gro-off: %s\n", err);
 		} else if (strcmp(cmd, "gro-devs") == 0 && i + 1 < argc) {
 			char devs[GWNL_GRO_DEVS_MAX][IF_NAMESIZE];
 			int j, n;

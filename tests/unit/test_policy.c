@@ -874,6 +874,38 @@ test_counters_parse(void **state)
 	    0);
 }
 
+/* `nft list counters` of every table: a name in two tables is one name
+ * found (the last listing's numbers), never more names than asked for. */
+static void
+test_counters_parse_repeated(void **state)
+{
+	static const char listing[] =
+		"table inet grgw-qos {\n"
+		"\tcounter cls_voice {\n\t\tpackets 12 bytes 3456\n\t}\n"
+		"}\n"
+		"table ip other {\n"
+		"\tcounter cls_voice {\n\t\tpackets 7 bytes 700\n\t}\n"
+		"}\n";
+	const char *const names[] = { "cls_voice" };
+	const char	*many[GWNL_NFT_NAMES_MAX + 1];
+	uint64_t	 pk[GWNL_NFT_NAMES_MAX + 1], by[GWNL_NFT_NAMES_MAX + 1];
+	size_t		 i;
+
+	(void)state;
+	pk[0] = by[0] = 0;
+	assert_int_equal(gwnl_nft_counters_parse(listing, strlen(listing),
+	    names, 1, pk, by), 1);
+	assert_int_equal(pk[0], 7);
+	assert_int_equal(by[0], 700);
+
+	for (i = 0; i < nitems(many); i++)
+		many[i] = "cls_voice";
+	assert_int_equal(gwnl_nft_counters_parse(listing, strlen(listing),
+	    many, GWNL_NFT_NAMES_MAX, pk, by), 1);
+	assert_int_equal(gwnl_nft_counters_parse(listing, strlen(listing),
+	    many, GWNL_NFT_NAMES_MAX + 1, pk, by), -1);
+}
+
 /* ---- status ----------------------------------------------------------- */
 
 static void
@@ -958,6 +990,7 @@ main(void)
 		cmocka_unit_test(test_plan_off_and_errors),
 		cmocka_unit_test(test_record_qdisc),
 		cmocka_unit_test(test_counters_parse),
+		cmocka_unit_test(test_counters_parse_repeated),
 		cmocka_unit_test(test_render),
 	};
 
