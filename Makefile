@@ -25,6 +25,7 @@ CC      ?= cc
 CLANG   ?= clang
 V       ?= 0
 B       ?= build
+GRGW_USER ?= _grgw
 
 PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -105,6 +106,12 @@ fuzz_vici_SRCS     := ipsec/vici_msg.c gw/err.c
 fuzz_vici_LIBS     := libsodium
 fuzz_xfrm_SRCS     := netlink/xfrm.c gw/log.c
 fuzz_xfrm_LIBS     := libnl-3.0
+fuzz_record_SRCS   := netlink/record.c gw/addr.c gw/err.c gw/log.c
+fuzz_record_LIBS   :=
+fuzz_nftcount_SRCS := netlink/nftcount.c
+fuzz_nftcount_LIBS :=
+fuzz_pmsg_SRCS     := gw/pmsg.c
+fuzz_pmsg_LIBS     :=
 
 define fuzz_rule
 $(B)/fuzz/$(1): tests/fuzz/$(1).c $$($(1)_SRCS)
@@ -122,25 +129,6 @@ fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/%)
 # For tests/build/run.sh: the sources one harness declares.
 print-fuzz-srcs:
 	@echo $($(FUZZ)_SRCS)
-
-# Per harness: the sources it tests and what they strictly need, and the
-# libraries those need (pkg-config), so that a harness links nothing else
-# (which shows that what it tests is pure).
-fuzz_record_SRCS   := netlink/record.c gw/addr.c gw/log.c
-fuzz_record_LIBS   :=
-fuzz_nftcount_SRCS := netlink/nftcount.c
-fuzz_nftcount_LIBS :=
-
-# Until the fuzz rule above links every harness from lists like these,
-# this one builds the harnesses that have one.
-FUZZ_OWN := fuzz_record fuzz_nftcount
-$(B)/fuzz/fuzz_record: $(fuzz_record_SRCS)
-$(B)/fuzz/fuzz_nftcount: $(fuzz_nftcount_SRCS)
-$(FUZZ_OWN:%=$(B)/fuzz/%): $(B)/fuzz/%: tests/fuzz/%.c
-	@mkdir -p $(dir $@)
-	$(E) "  FUZZ    $@"
-	$(Q)$(CLANG) -std=gnu11 -D_GNU_SOURCE -iquote . -iquote gw -g -O1 \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $($*_SRCS) $($*_LIBS)
 
 # ---- lab tools --------------------------------------------------------------
 # probe-inject: sends good, forged, tampered, replayed and garbage probes.
@@ -210,6 +198,13 @@ install: grgw
 	install -d $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms
 	install -m 0755 gw/hooks/clearwater-alarm $(DESTDIR)$(DATADIR)/hooks/clearwater-alarm
 	install -m 0644 gw/hooks/grgw_alarms.json $(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json
+	@# The network process's user (not in a staging tree: the package's
+	@# postinst makes it on the host it is installed on).
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd $(GRGW_USER) >/dev/null; then \
+		echo "adduser --system --group $(GRGW_USER)"; \
+		adduser --system --group --no-create-home --home /nonexistent \
+			--quiet $(GRGW_USER); \
+	fi
 	@if [ -e $(CONF_DIR)/grgw.conf ]; then \
 		echo "kept $(CONF_DIR)/grgw.conf"; \
 	else \
@@ -249,6 +244,7 @@ DEB_MAINTAINER ?= grgw maintainers <grgw@example.org>
 DEB_DEPENDS := libc6 (>= 2.34), libevent-2.1-7 (>= 2.1.8-stable), \
 	libnftables1 (>= 1.0.2), libnl-3-200 (>= 3.2.7), \
 	libnl-route-3-200 (>= 3.5.0), libsodium23 (>= 1.0.14), \
+	libseccomp2 (>= 2.5.0), adduser, \
 	strongswan-charon (>= 5.9), strongswan-swanctl, \
 	libstrongswan-standard-plugins, libstrongswan-extra-plugins, \
 	libcharon-extra-plugins

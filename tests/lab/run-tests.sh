@@ -23,6 +23,8 @@
 #   peer-down    grgw down at B: A fails closed and fast; B up again heals
 #   charon-kill  kill -9 of gw-a's charon: fail closed, then self-healing
 #   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
+#   privsep      the network process (probes, HTTP, etcd) runs unprivileged;
+#                the daemon listens on no port; kill -9 of it is healed
 #   wrong-psk    different keys: up fails on both with "authentication failed"
 #   nat          up, reach, wan again with the router doing 1:1 NAT
 #   link-*       link state: probes, feeds, WAN cuts, loss, forged probes,
@@ -41,7 +43,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill local-down wrong-psk nat
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
@@ -481,6 +483,116 @@ new_charon_in() {
 	pids=$(node_pids_named "$1" charon)
 	echo "charon now: ${pids:-none} (killed: $2)"
 	[ -n "$pids" ] && ! grep -qx "$2" <<<"$pids"
+}
+
+# ---- privilege separation -----------------------------------------------------
+
+# socket_owner NODE tcp|udp PORT: pid of the process with a socket bound
+# to PORT (a TCP listener, or any UDP socket)
+socket_owner() {
+	local flags=-Hlnp
+	[ "$2" = udp ] && flags=-Hanp
+	on "$1" ss "$flags" --"$2" "sport = :$3" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
+}
+
+# proc_field PID FIELD: a line's value in /proc/PID/status
+proc_field() { awk -v f="$2:" '$1 == f { $1 = ""; print substr($0, 2) }' "/proc/$1/status"; }
+
+proc_unprivileged() {
+	local uids gids
+	uids=$(proc_field "$1" Uid)
+	gids=$(proc_field "$1" Gid)
+	echo "pid $1: Uid $uids, Gid $gids, Groups '$(proc_field "$1" Groups)'"
+	! grep -qw 0 <<<"$uids $gids" && [ -z "$(proc_field "$1" Groups)" ]
+}
+
+proc_no_caps() {
+	local f v ok=0
+	for f in CapInh CapPrm CapEff CapAmb; do
+		v=$(proc_field "$1" "$f")
+		echo "pid $1: $f $v (CapBnd $(proc_field "$1" CapBnd))"
+		[ "$v" = 0000000000000000 ] || ok=1
+	done
+	return $ok
+}
+
+proc_sandboxed() {
+	echo "pid $1: NoNewPrivs $(proc_field "$1" NoNewPrivs), Seccomp $(proc_field "$1" Seccomp)"
+	[ "$(proc_field "$1" NoNewPrivs)" = 1 ] && [ "$(proc_field "$1" Seccomp)" = 2 ]
+}
+
+# root_empty PID: the process's root is an empty directory, not /
+root_empty() {
+	local root entries
+	root=$(readlink "/proc/$1/root")
+	entries=$(find "/proc/$1/root/" -mindepth 1 -maxdepth 1 2>&1 | head -5)
+	echo "pid $1: root $root: ${entries:-nothing in it}"
+	[ "$root" != / ] && [ -z "$entries" ]
+}
+
+# inet_sockets NODE PID: the TCP and UDP sockets PID has, one a line
+inet_sockets() { on "$1" ss -Htuanp | grep "pid=$2," || true; }
+
+# socket_inodes PID: inodes of PID's sockets
+socket_inodes() {
+	find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'
+}
+
+# holds_netlink_and_vici PID VICI-PATH: PID has a netlink socket and the
+# client end of the connection to charon's VICI socket
+holds_netlink_and_vici() {
+	local inodes peer
+	inodes=$(socket_inodes "$1")
+	peer=$(ss -Hxpn | awk -v p="$2" '$5 == p { print $8 }' | head -n 1)
+	echo "pid $1: netlink sockets: $(ss -Hf netlink -p | grep -c "pid=$1,"), VICI peer inode ${peer:-none}"
+	ss -Hf netlink -p | grep -q "pid=$1," && [ -n "$peer" ] && grep -qx "$peer" <<<"$inodes"
+}
+
+t_privsep() {
+	local parent child new dir t0 t1 before
+	need_tunnel || return 0
+	dir=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)
+	parent=$(status_json a | jq -r .daemon.pid)
+	child=$(socket_owner gw-a udp 4211)
+	note "gw-a: daemon pid $parent, probe socket held by pid ${child:-none}"
+	check "the probe socket (UDP 4211) is held by a process other than the daemon" \
+		test -n "$child" -a "$child" != "$parent"
+	[ -n "$child" ] || return 0
+	check "that process also holds the HTTP listener (TCP 9421)" \
+		test "$(socket_owner gw-a tcp 9421)" = "$child"
+	check "it runs as a user and group other than root" proc_unprivileged "$child"
+	check "its capability sets are empty" proc_no_caps "$child"
+	check "it has no_new_privs and a seccomp filter" proc_sandboxed "$child"
+	check "its root is an empty directory" root_empty "$child"
+	check "the daemon has no TCP or UDP socket at all" test -z "$(inet_sockets gw-a "$parent")"
+	check "the daemon holds the netlink sockets and the VICI connection" \
+		holds_netlink_and_vici "$parent" "$dir/charon.vici"
+	check_not "the network process has no netlink socket" \
+		ss -Hf netlink -p | grep -q "pid=$child,"
+
+	before=$(status_json a | jq -r '.netproc.restarts')
+	capture_start privsep || { fail "WAN capture"; return 0; }
+	t0=$(now_ms)
+	kill -KILL "$child"
+	wait_until 10 new_socket_owner gw-a "$child" || true
+	t1=$(now_ms)
+	new=$(socket_owner gw-a udp 4211)
+	note "network process back after $((t1 - t0)) ms (pid ${new:-none}; polled every 0.2 s)"
+	check "a new network process holds the probe socket" test -n "$new" -a "$new" != "$child"
+	check "the kill is in the daemon's log" grep -q "network process killed by signal 9" "$dir/grgw.log"
+	check "status: the network process restarted once, and runs" \
+		status_has a ".netproc.running == true and .netproc.restarts == $((before + 1)) and .netproc.pid == $new"
+	check "the link is up again" wait_until 10 status_is a '.peers[0].link.state == "up"'
+	check "the new process is as unprivileged" proc_no_caps "$new"
+	check_traffic_flows
+	capture_stop privsep
+	check_no_cleartext privsep
+}
+
+new_socket_owner() {
+	local pid
+	pid=$(socket_owner "$1" udp 4211)
+	[ -n "$pid" ] && [ "$pid" != "$2" ]
 }
 
 # after down --purge: nothing of grgw's left in a gateway namespace
