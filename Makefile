@@ -27,7 +27,8 @@ V       ?= 0
 B       ?= build
 GRGW_USER ?= _grgw
 
-PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables libseccomp
+PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables jansson \
+	   libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -98,8 +99,8 @@ FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
 fuzz_config_SRCS   := gw/config.c gw/addr.c gw/err.c gw/log.c gw/psk.c \
 		      policy/policy.c
 fuzz_config_LIBS   := libsodium
-fuzz_etcd_SRCS     := gw/etcd.c gw/addr.c gw/err.c gw/log.c gw/strbuf.c
-fuzz_etcd_LIBS     := libevent libsodium
+fuzz_etcd_SRCS     := gw/etcd_msg.c gw/addr.c gw/err.c
+fuzz_etcd_LIBS     := jansson libsodium
 fuzz_probe_SRCS    := gw/probe_codec.c
 fuzz_probe_LIBS    := libsodium
 fuzz_vici_SRCS     := ipsec/vici_msg.c gw/err.c
@@ -242,7 +243,7 @@ DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null)
 DEB      ?= grgw_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_MAINTAINER ?= grgw maintainers <grgw@example.org>
 DEB_DEPENDS := libc6 (>= 2.34), libevent-2.1-7 (>= 2.1.8-stable), \
-	libnftables1 (>= 1.0.2), libnl-3-200 (>= 3.2.7), \
+	libjansson4 (>= 2.14), libnftables1 (>= 1.0.2), libnl-3-200 (>= 3.2.7), \
 	libnl-route-3-200 (>= 3.5.0), libsodium23 (>= 1.0.14), \
 	libseccomp2 (>= 2.5.0), adduser, \
 	strongswan-charon (>= 5.9), strongswan-swanctl, \

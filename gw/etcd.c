@@ -15,6 +15,9 @@
  * Only http:// is supported: the endpoint is expected on the local site's
  * management network, as Clearwater's own etcd clients use it.  Only IP
  * literals are accepted, so that nothing resolves names on the loop.
+ *
+ * The request bodies are built, and the responses parsed, by etcd_msg.c;
+ * this file is the conversation on the loop.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -32,10 +35,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <sodium.h>
 
 #include "grgw.h"
-#include "strbuf.h"
+#include "etcd_msg.h"
 #include "feeds.h"
 
 #define ETCD_RESPONSE_MAX	(64 * 1024)
@@ -60,7 +62,6 @@ struct etcd_pub {
 	char				 endpoint[128];	/* for messages */
 	char				 hosthdr[INET6_ADDRSTRLEN + 8];
 	char				 key[FEEDS_ETCD_KEY_MAX + 1];
-	char				*key_b64;
 	unsigned			 ttl_s;
 
 	char				*value;		/* latest, or NULL */
@@ -82,91 +83,9 @@ struct etcd_pub {
 	char				 last_error[200];
 };
 
-/* ---- pure helpers ------------------------------------------------------- */
-
-static int
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-int
-etcd_json_find_int(const char *json, size_t len, const char *key,
-    int64_t *out)
-{
-	size_t		 klen, i, j;
-	uint64_t	 n, limit;
-	int		 quoted, neg, digits;
-
-	if (json == NULL || key == NULL || (klen = strlen(key)) == 0)
-		return -1;
-	for (i = 0; i + klen + 2 <= len; i++) {
-		if (json[i] != '"' || memcmp(json + i + 1, key, klen) != 0 ||
-		    json[i + 1 + klen] != '"')
-			continue;
-		/* A member name follows '{' or ','; an escaped quote or a
-		 * string value does not. */
-		for (j = i; j > 0 && is_space(json[j - 1]); j--)
-			;
-		if (j == 0 || (json[j - 1] != '{' && json[j - 1] != ','))
-			continue;
-		j = i + klen + 2;
-		while (j < len && is_space(json[j]))
-			j++;
-		if (j >= len || json[j] != ':')
-			continue;
-		j++;
-		while (j < len && is_space(json[j]))
-			j++;
-		quoted = j < len && json[j] == '"';
-		if (quoted)
-			j++;
-		neg = j < len && json[j] == '-';
-		if (neg)
-			j++;
-		if (j + 1 < len && json[j] == '0' && json[j + 1] >= '0' &&
-		    json[j + 1] <= '9')
-			return -1;			/* leading zero */
-		limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-		for (n = 0, digits = 0; j < len && json[j] >= '0' &&
-		    json[j] <= '9'; j++, digits++) {
-			if (n > (limit - (uint64_t)(json[j] - '0')) / 10)
-				return -1;		/* out of range */
-			n = n * 10 + (uint64_t)(json[j] - '0');
-		}
-		if (digits == 0)
-			return -1;
-		if (quoted && (j >= len || json[j] != '"'))
-			return -1;
-		if (!quoted && j < len && !is_space(json[j]) &&
-		    json[j] != ',' && json[j] != '}' && json[j] != ']')
-			return -1;			/* 1.5, 1e3 */
-		if (neg)
-			*out = n == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
-			    -(int64_t)n;
-		else
-			*out = (int64_t)n;
-		return 0;
-	}
-	return -1;
-}
-
 /* ---- the publisher ---------------------------------------------------------- */
 
 static void	etcd_kick(struct etcd_pub *);
-
-static char *
-b64(const void *p, size_t len)
-{
-	size_t	 size = sodium_base64_ENCODED_LEN(len,
-	    sodium_base64_VARIANT_ORIGINAL);
-	char	*s;
-
-	if ((s = malloc(size)) == NULL)
-		return NULL;
-	sodium_bin2base64(s, size, p, len, sodium_base64_VARIANT_ORIGINAL);
-	return s;
-}
 
 static void
 now_mono(struct timespec *ts)
@@ -250,6 +169,121 @@ etcd_succeeded(struct etcd_pub *e)
 	e->last_error[0] = '\0';
 }
 
+/*
+ * Why a request failed, in words, into buf: etcd's own message when the
+ * body is an error object, else a printable excerpt of the body.  *ee is
+ * the parsed error (code 0 and no message when there was none).
+ */
+static void
+etcd_describe_failure(const char *body, size_t len, struct etcd_error *ee,
+    char *buf, size_t size)
+{
+	if (etcd_error_parse(body, len, ee, NULL, 0) == 0) {
+		if (ee->code != 0)
+			snprintf(buf, size, "%s (code %d)", ee->message,
+			    ee->code);
+		else
+			snprintf(buf, size, "%s", ee->message);
+		return;
+	}
+	excerpt(body, len, buf, size);
+}
+
+static void
+etcd_on_grant(struct etcd_pub *e, int code, const char *body, size_t len)
+{
+	struct etcd_lease	 lease;
+	struct etcd_error	 ee;
+	struct timeval		 tv;
+	char			 why[ETCD_ERROR_MESSAGE_MAX + 32];
+	unsigned		 ms;
+
+	if (code != 200) {
+		etcd_describe_failure(body, len, &ee, why, sizeof(why));
+		etcd_failed(e, "lease grant: HTTP %d: %s", code, why);
+		return;
+	}
+	if (etcd_grant_parse(body, len, &lease, why, sizeof(why)) == -1) {
+		etcd_failed(e, "lease grant: %s", why);
+		return;
+	}
+	e->lease = lease.id;
+	e->stored_gen = 0;
+	now_mono(&e->lease_ok);
+	ms = e->ttl_s * 1000 / 3;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(e->ev_keepalive, &tv);
+	log_debug("etcd %s: lease %lld granted for %us", e->endpoint,
+	    (long long)lease.id, e->ttl_s);
+	etcd_kick(e);
+}
+
+static void
+etcd_on_put(struct etcd_pub *e, int code, const char *body, size_t len)
+{
+	struct etcd_put		 put;
+	struct etcd_error	 ee;
+	char			 why[ETCD_ERROR_MESSAGE_MAX + 32];
+
+	if (code != 200) {
+		etcd_describe_failure(body, len, &ee, why, sizeof(why));
+		if (etcd_error_lease_not_found(&ee)) {
+			log_info("etcd %s: lease %lld is gone; granting a new "
+			    "one", e->endpoint, (long long)e->lease);
+			lease_drop(e);
+		}
+		etcd_failed(e, "put: HTTP %d: %s", code, why);
+		return;
+	}
+	if (etcd_put_parse(body, len, &put, why, sizeof(why)) == -1) {
+		etcd_failed(e, "put: %s", why);
+		return;
+	}
+	e->stored_gen = e->inflight_gen;
+	etcd_succeeded(e);
+	etcd_kick(e);
+}
+
+static void
+etcd_on_keepalive(struct etcd_pub *e, int code, const char *body,
+    size_t len)
+{
+	struct etcd_lease	 ka;
+	struct etcd_error	 ee;
+	char			 why[ETCD_ERROR_MESSAGE_MAX + 32];
+
+	if (code != 200) {
+		etcd_describe_failure(body, len, &ee, why, sizeof(why));
+		etcd_failed(e, "lease keepalive: HTTP %d: %s", code, why);
+		return;
+	}
+	/* A streaming call reports its errors in a 200 answer. */
+	if (etcd_keepalive_parse(body, len, &ka, why, sizeof(why)) == -1) {
+		if (etcd_error_parse(body, len, &ee, NULL, 0) == 0)
+			etcd_failed(e, "lease keepalive: %s", ee.message);
+		else
+			etcd_failed(e, "lease keepalive: %s", why);
+		return;
+	}
+	if (ka.id != e->lease) {
+		etcd_failed(e, "lease keepalive: the answer is about lease %lld, "
+		    "not %lld", (long long)ka.id, (long long)e->lease);
+		return;
+	}
+	/* etcd answers 200 without a TTL for a lease it lost. */
+	if (ka.ttl <= 0) {
+		log_info("etcd %s: lease %lld expired; granting a new one and "
+		    "putting %s again", e->endpoint, (long long)e->lease,
+		    e->key);
+		lease_drop(e);
+	} else {
+		e->keepalive_due = 0;
+		now_mono(&e->lease_ok);
+	}
+	etcd_kick(e);
+}
+
 static void
 etcd_response_cb(struct evhttp_request *req, void *arg)
 {
@@ -257,12 +291,8 @@ etcd_response_cb(struct evhttp_request *req, void *arg)
 	enum etcd_op	 op = e->inflight;
 	struct evbuffer	*in;
 	const char	*body = NULL;
-	char		 ex[96];
 	size_t		 len = 0;
-	int64_t		 id, ttl;
 	int		 code;
-	unsigned	 ms;
-	struct timeval	 tv;
 
 	e->inflight = OP_NONE;
 	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
@@ -282,67 +312,24 @@ etcd_response_cb(struct evhttp_request *req, void *arg)
 		body = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
 	if (body == NULL)
 		len = 0;
-	excerpt(body, len, ex, sizeof(ex));
-
 	switch (op) {
 	case OP_GRANT:
-		if (code != 200 || etcd_json_find_int(body, len, "ID",
-		    &id) == -1 || id == 0) {
-			etcd_failed(e, "lease grant: HTTP %d: %s", code, ex);
-			return;
-		}
-		e->lease = id;
-		e->stored_gen = 0;
-		now_mono(&e->lease_ok);
-		ms = e->ttl_s * 1000 / 3;
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (ms % 1000) * 1000;
-		event_add(e->ev_keepalive, &tv);
-		log_debug("etcd %s: lease %lld granted for %us", e->endpoint,
-		    (long long)id, e->ttl_s);
+		etcd_on_grant(e, code, body, len);
 		break;
 	case OP_PUT:
-		if (code != 200) {
-			if (memmem(body != NULL ? body : "", len,
-			    "lease not found", 15) != NULL) {
-				log_info("etcd %s: lease %lld is gone; "
-				    "granting a new one", e->endpoint,
-				    (long long)e->lease);
-				lease_drop(e);
-			}
-			etcd_failed(e, "put: HTTP %d: %s", code, ex);
-			return;
-		}
-		e->stored_gen = e->inflight_gen;
-		etcd_succeeded(e);
+		etcd_on_put(e, code, body, len);
 		break;
 	case OP_KEEPALIVE:
-		if (code != 200) {
-			etcd_failed(e, "lease keepalive: HTTP %d: %s", code,
-			    ex);
-			return;
-		}
-		/* etcd answers 200 without a TTL for a lease it lost. */
-		if (etcd_json_find_int(body, len, "TTL", &ttl) == -1 ||
-		    ttl <= 0) {
-			log_info("etcd %s: lease %lld expired; granting a new "
-			    "one and putting %s again", e->endpoint,
-			    (long long)e->lease, e->key);
-			lease_drop(e);
-		} else {
-			e->keepalive_due = 0;
-			now_mono(&e->lease_ok);
-		}
+		etcd_on_keepalive(e, code, body, len);
 		break;
 	case OP_NONE:
 		break;
 	}
-	etcd_kick(e);
 }
 
 static int
 etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
-    const struct strbuf *body)
+    const char *body)
 {
 	struct evhttp_request	*req;
 	struct evkeyvalq	*h;
@@ -352,8 +339,8 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 	h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", e->hosthdr);
 	evhttp_add_header(h, "Content-Type", "application/json");
-	evbuffer_add(evhttp_request_get_output_buffer(req), body->s,
-	    body->len);
+	evbuffer_add(evhttp_request_get_output_buffer(req), body,
+	    strlen(body));
 	e->inflight = op;
 	/* On failure evhttp_make_request() frees req itself. */
 	if (evhttp_make_request(e->conn, req, EVHTTP_REQ_POST, uri) == -1) {
@@ -367,8 +354,7 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 static void
 etcd_next(struct etcd_pub *e)
 {
-	struct strbuf	 sb;
-	char		*val_b64 = NULL;
+	char		*body = NULL;
 	enum etcd_op	 op = OP_NONE;
 	const char	*uri = NULL;
 
@@ -379,34 +365,26 @@ etcd_next(struct etcd_pub *e)
 		    "expired", e->endpoint, e->ttl_s, (long long)e->lease);
 		lease_drop(e);
 	}
-	strbuf_init(&sb);
 	if (e->lease == 0) {
 		if (e->value == NULL)
 			return;		/* nothing to publish yet */
 		op = OP_GRANT;
 		uri = "/v3/lease/grant";
-		strbuf_printf(&sb, "{\"TTL\":%u}", e->ttl_s);
+		body = etcd_grant_request(e->ttl_s);
 	} else if (e->value != NULL && e->stored_gen != e->value_gen) {
-		if ((val_b64 = b64(e->value, strlen(e->value))) == NULL) {
-			etcd_failed(e, "put: out of memory");
-			return;
-		}
 		op = OP_PUT;
 		uri = "/v3/kv/put";
 		e->inflight_gen = e->value_gen;
-		strbuf_printf(&sb, "{\"key\":\"%s\",\"value\":\"%s\","
-		    "\"lease\":\"%lld\"}", e->key_b64, val_b64,
-		    (long long)e->lease);
-		free(val_b64);
+		body = etcd_put_request(e->key, e->value, e->lease);
 	} else if (e->keepalive_due) {
 		op = OP_KEEPALIVE;
 		uri = "/v3/lease/keepalive";
-		strbuf_printf(&sb, "{\"ID\":\"%lld\"}", (long long)e->lease);
+		body = etcd_keepalive_request(e->lease);
 	} else
 		return;
-	if (sb.failed || etcd_send(e, op, uri, &sb) == -1)
+	if (body == NULL || etcd_send(e, op, uri, body) == -1)
 		etcd_failed(e, "%s: cannot make the request", op_names[op]);
-	strbuf_free(&sb);
+	free(body);
 }
 
 static void
@@ -459,10 +437,6 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 		    FEEDS_ETCD_KEY_MAX);
 		return NULL;
 	}
-	if (sodium_init() == -1) {
-		log_warnx("etcd: libsodium cannot be initialised");
-		return NULL;
-	}
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		log_warn("etcd");
 		return NULL;
@@ -474,8 +448,6 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	addr_fmt(&a, host, sizeof(host));
 	snprintf(e->hosthdr, sizeof(e->hosthdr), a.family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", host, (unsigned)port);
-	if ((e->key_b64 = b64(key, strlen(key))) == NULL)
-		goto fail;
 	e->conn = evhttp_connection_base_new(base, NULL, host, port);
 	e->ev_kick = event_new(base, -1, 0, etcd_kick_cb, e);
 	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
@@ -564,7 +536,6 @@ etcd_pub_free(struct etcd_pub *e)
 		event_free(e->ev_keepalive);
 	if (e->ev_retry != NULL)
 		event_free(e->ev_retry);
-	free(e->key_b64);
 	free(e->value);
 	free(e);
 }

@@ -10,7 +10,8 @@
  *   notify.c   the state file (replaced atomically on every change) and
  *              the notify hooks (executables run on each transition)
  *   etcd.c     the link state in the site's etcd cluster, under a key of
- *              the gateway's own, attached to a lease (v3 JSON gateway)
+ *              the gateway's own, attached to a lease (v3 JSON gateway;
+ *              the messages are built and parsed in etcd_msg.c, pure)
  *
  * Ownership: every object here is created by its _new()/_start() function,
  * owned by the caller, and released by its _free() function, which accepts
@@ -151,17 +152,7 @@ void	hooks_get_stats(const struct hooks *h, struct hooks_stats *out);
 /* Kill (SIGKILL) and reap hooks still running; drop queued ones.  NULL ok. */
 void	hooks_free(struct hooks *h);
 
-/* ---- etcd.c ------------------------------------------------------------------- */
-
-/*
- * Find the integer value of "key" in a JSON text of len bytes (not
- * necessarily NUL-terminated), written either as a number or, as etcd's
- * gateway writes 64-bit integers, as a string of digits.  Only members
- * (a key after '{' or ',') match, at any depth; the first one wins.
- * Pure.  0 and *out, or -1 if absent or not an integer in range.
- */
-int	etcd_json_find_int(const char *json, size_t len, const char *key,
-	    int64_t *out);
+/* ---- etcd.c (its messages: etcd_msg.h) ------------------------------------------ */
 
 /*
  * Keeps `key` in the etcd cluster at endpoint set to the latest value

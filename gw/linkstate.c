@@ -6,13 +6,13 @@
  * hysteresis lives in the probe paths (a path comes back only after
  * several good replies), not in this function.
  */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "grgw.h"
 #include "strbuf.h"
+#include "jsondoc.h"
 #include "linkstate.h"
 
 const char *
@@ -103,70 +103,62 @@ linkstate_eval(const struct link_view *v, int auth_failed,
 	*reason = REASON_NONE;
 }
 
-/* JSON has no NaN or infinity: print null for those. */
-static void
-json_num(struct strbuf *sb, double x)
+static json_t *
+path_json(const struct path_stats *p)
 {
-	if (isfinite(x))
-		strbuf_printf(sb, "%.3f", x);
-	else
-		strbuf_printf(sb, "null");
+	return json_pack("{s:b, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, "
+	    "s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
+	    "up", p->up != 0,
+	    "rtt_ms",
+		"last", jsondoc_measure(p->rtt_last_ms),
+		"smoothed", jsondoc_measure(p->rtt_smoothed_ms),
+		"p50", jsondoc_measure(p->rtt_p50_ms),
+		"p99", jsondoc_measure(p->rtt_p99_ms),
+	    "jitter_ms", jsondoc_measure(p->jitter_ms),
+	    "loss", jsondoc_measure(p->loss_ratio),
+	    "sent", jsondoc_u64(p->sent),
+	    "received", jsondoc_u64(p->received),
+	    "answered", jsondoc_u64(p->answered),
+	    "reordered", jsondoc_u64(p->reordered),
+	    "transitions", jsondoc_u64(p->transitions),
+	    "rejected",
+		"auth", jsondoc_u64(p->rejected_auth),
+		"replay", jsondoc_u64(p->rejected_replay),
+		"malformed", jsondoc_u64(p->rejected_malformed));
 }
 
-static void
-render_path(struct strbuf *sb, const struct path_stats *p)
+json_t *
+linkstate_json(const struct link_view *v)
 {
-	strbuf_printf(sb, "{\"up\":%s,\"rtt_ms\":{\"last\":",
-	    p->up ? "true" : "false");
-	json_num(sb, p->rtt_last_ms);
-	strbuf_printf(sb, ",\"smoothed\":");
-	json_num(sb, p->rtt_smoothed_ms);
-	strbuf_printf(sb, ",\"p50\":");
-	json_num(sb, p->rtt_p50_ms);
-	strbuf_printf(sb, ",\"p99\":");
-	json_num(sb, p->rtt_p99_ms);
-	strbuf_printf(sb, "},\"jitter_ms\":");
-	json_num(sb, p->jitter_ms);
-	strbuf_printf(sb, ",\"loss\":");
-	json_num(sb, p->loss_ratio);
-	strbuf_printf(sb, ",\"sent\":%llu,\"received\":%llu,\"answered\":%llu,"
-	    "\"reordered\":%llu,\"transitions\":%llu,\"rejected\":{\"auth\":"
-	    "%llu,\"replay\":%llu,\"malformed\":%llu}}",
-	    (unsigned long long)p->sent, (unsigned long long)p->received,
-	    (unsigned long long)p->answered,
-	    (unsigned long long)p->reordered,
-	    (unsigned long long)p->transitions,
-	    (unsigned long long)p->rejected_auth,
-	    (unsigned long long)p->rejected_replay,
-	    (unsigned long long)p->rejected_malformed);
+	char		 when[40], since[64];
+	struct tm	 tm;
+
+	gmtime_r(&v->since.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(since, sizeof(since), "%s.%03ldZ", when,
+	    v->since.tv_nsec / 1000000);
+	return json_pack("{s:o, s:o, s:s, s:s, s:s, s:I, s:o, s:b, s:b, s:b, "
+	    "s:b, s:I, s:{s:o, s:o}}",
+	    "site", jsondoc_string(v->site),
+	    "peer", jsondoc_string(v->peer),
+	    "state", link_state_name(v->state),
+	    "reason", link_reason_name(v->reason),
+	    "since", since,
+	    "since_epoch_ms", (json_int_t)v->since.tv_sec * 1000 +
+		v->since.tv_nsec / 1000000,
+	    "changes", jsondoc_u64(v->changes),
+	    "carrier", v->carrier != 0,
+	    "charon", v->charon_up != 0,
+	    "ike", v->ike_up != 0,
+	    "child", v->child_up != 0,
+	    "charon_restarts", (json_int_t)v->charon_restarts,
+	    "paths",
+		"tunnel", path_json(&v->paths[PROBE_TUNNEL]),
+		"underlay", path_json(&v->paths[PROBE_UNDERLAY]));
 }
 
 void
 linkstate_render_json(const struct link_view *v, struct strbuf *sb)
 {
-	char when[40];
-	struct tm tm;
-
-	gmtime_r(&v->since.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	strbuf_printf(sb, "{\"site\":");
-	strbuf_json_str(sb, v->site);
-	strbuf_printf(sb, ",\"peer\":");
-	strbuf_json_str(sb, v->peer);
-	strbuf_printf(sb, ",\"state\":\"%s\",\"reason\":\"%s\","
-	    "\"since\":\"%s.%03ldZ\",\"since_epoch_ms\":%lld,\"changes\":%llu",
-	    link_state_name(v->state), link_reason_name(v->reason), when,
-	    v->since.tv_nsec / 1000000,
-	    (long long)v->since.tv_sec * 1000 + v->since.tv_nsec / 1000000,
-	    (unsigned long long)v->changes);
-	strbuf_printf(sb, ",\"carrier\":%s,\"charon\":%s,\"ike\":%s,"
-	    "\"child\":%s,\"charon_restarts\":%u",
-	    v->carrier ? "true" : "false", v->charon_up ? "true" : "false",
-	    v->ike_up ? "true" : "false", v->child_up ? "true" : "false",
-	    v->charon_restarts);
-	strbuf_printf(sb, ",\"paths\":{\"tunnel\":");
-	render_path(sb, &v->paths[PROBE_TUNNEL]);
-	strbuf_printf(sb, ",\"underlay\":");
-	render_path(sb, &v->paths[PROBE_UNDERLAY]);
-	strbuf_printf(sb, "}}");
+	jsondoc_append(sb, linkstate_json(v));
 }

@@ -19,6 +19,7 @@
 #include "grgw.h"
 
 struct event_base;
+struct json_t;
 struct strbuf;
 struct status_view;
 
@@ -106,9 +107,15 @@ void	linkstate_eval(const struct link_view *v, int auth_failed,
 	    const struct link_thresholds *t, enum link_state *state,
 	    enum link_reason *reason);
 
-/* ---- JSON and Prometheus renderings (pure) -------------------------------- */
+/* ---- JSON rendering (pure) ------------------------------------------------- */
 
-/* The "link" object of /status and of the state file. */
+/*
+ * The "link" object of /status, of the state file and of the etcd value,
+ * as a new jansson tree (the caller owns the reference), or NULL when out
+ * of memory.  v is read during the call only.
+ */
+struct json_t *linkstate_json(const struct link_view *v);
+/* The same object, appended to sb as compact JSON (jsondoc_append()). */
 void	linkstate_render_json(const struct link_view *v, struct strbuf *sb);
 
 #endif /* GRGW_LINKSTATE_H */

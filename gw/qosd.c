@@ -11,6 +11,7 @@
 
 #include "grgw.h"
 #include "strbuf.h"
+#include "jsondoc.h"
 #include "qosd.h"
 #include "netlink/netlink.h"
 #include "policy/policy.h"
@@ -362,52 +363,66 @@ qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v)
 
 /* ---- rendering ------------------------------------------------------------ */
 
+static json_t *
+qos_class_json(const struct qos_class_view *c)
+{
+	char	 d[16];
+
+	return json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:b, "
+	    "s:o, s:o, s:o}",
+	    "name", jsondoc_string(c->name),
+	    "dscp", jsondoc_string(c->marks ? policy_dscp_name(c->dscp, d,
+		sizeof(d)) : NULL),
+	    "dscp_value", c->marks ? json_integer(c->dscp) : json_null(),
+	    "priority", (json_int_t)c->priority,
+	    "rate", jsondoc_u64(c->rate),
+	    "ceil", jsondoc_u64(c->ceil),
+	    "packets", jsondoc_u64(c->packets),
+	    "bytes", jsondoc_u64(c->bytes),
+	    "drops", jsondoc_u64(c->drops),
+	    "shaped", c->shaped != 0,
+	    "sent_packets", jsondoc_u64(c->sent_packets),
+	    "sent_bytes", jsondoc_u64(c->sent_bytes),
+	    "backlog", jsondoc_u64(c->backlog));
+}
+
+static json_t *
+qos_classes_json(const struct qos_view *v)
+{
+	json_t	*a;
+	int	 i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < v->n_classes; i++) {
+		if (json_array_append_new(a, qos_class_json(&v->classes[i])) ==
+		    -1) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+json_t *
+qos_json(const struct qos_view *v)
+{
+	return json_pack("{s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "enabled", v->enabled != 0,
+	    "status", jsondoc_string(v->status),
+	    "classification", jsondoc_string(qos_part_name(v->classification)),
+	    "shaping", jsondoc_string(qos_part_name(v->shaping)),
+	    "interface", jsondoc_string(v->interface),
+	    "wan_rate", jsondoc_u64(v->wan_rate),
+	    "leaf_qdisc", jsondoc_string(v->leaf[0] != '\0' ? v->leaf : NULL),
+	    "lan_gro", jsondoc_string(qos_gro_name(v->lan_gro)),
+	    "classes", qos_classes_json(v));
+}
+
 void
 qos_render_json(const struct qos_view *v, struct strbuf *sb)
 {
-	const struct qos_class_view	*c;
-	char				 d[16];
-	int				 i;
-
-	strbuf_printf(sb, "{\"enabled\":%s,\"status\":",
-	    v->enabled ? "true" : "false");
-	strbuf_json_str(sb, v->status);
-	strbuf_printf(sb, ",\"classification\":");
-	strbuf_json_str(sb, qos_part_name(v->classification));
-	strbuf_printf(sb, ",\"shaping\":");
-	strbuf_json_str(sb, qos_part_name(v->shaping));
-	strbuf_printf(sb, ",\"interface\":");
-	strbuf_json_str(sb, v->interface);
-	strbuf_printf(sb, ",\"wan_rate\":%llu,\"leaf_qdisc\":",
-	    (unsigned long long)v->wan_rate);
-	strbuf_json_str(sb, v->leaf[0] != '\0' ? v->leaf : NULL);
-	strbuf_printf(sb, ",\"lan_gro\":");
-	strbuf_json_str(sb, qos_gro_name(v->lan_gro));
-	strbuf_printf(sb, ",\"classes\":[");
-	for (i = 0; i < v->n_classes; i++) {
-		c = &v->classes[i];
-		strbuf_printf(sb, "%s{\"name\":", i ? "," : "");
-		strbuf_json_str(sb, c->name);
-		strbuf_printf(sb, ",\"dscp\":");
-		strbuf_json_str(sb, c->marks ? policy_dscp_name(c->dscp, d,
-		    sizeof(d)) : NULL);
-		if (c->marks)
-			strbuf_printf(sb, ",\"dscp_value\":%u", c->dscp);
-		else
-			strbuf_printf(sb, ",\"dscp_value\":null");
-		strbuf_printf(sb, ",\"priority\":%u,\"rate\":%llu,\"ceil\":%llu,"
-		    "\"packets\":%llu,\"bytes\":%llu,\"drops\":%llu,"
-		    "\"shaped\":%s,\"sent_packets\":%llu,\"sent_bytes\":%llu,"
-		    "\"backlog\":%llu}", c->priority,
-		    (unsigned long long)c->rate, (unsigned long long)c->ceil,
-		    (unsigned long long)c->packets,
-		    (unsigned long long)c->bytes,
-		    (unsigned long long)c->drops, c->shaped ? "true" : "false",
-		    (unsigned long long)c->sent_packets,
-		    (unsigned long long)c->sent_bytes,
-		    (unsigned long long)c->backlog);
-	}
-	strbuf_printf(sb, "]}");
+	jsondoc_append(sb, qos_json(v));
 }
 
 void

@@ -18,6 +18,7 @@
 #include "grgw.h"
 
 struct gwnl;
+struct json_t;
 struct strbuf;
 
 enum qos_part {
@@ -82,7 +83,10 @@ void	qos_fill_view(struct qos_run *q, struct gwnl *nl, struct qos_view *v);
 const char *qos_part_name(enum qos_part p);
 /* "off", "kept", "on", or NULL for QOS_GRO_NONE. */
 const char *qos_gro_name(enum qos_gro g);
-/* The "qos" object of the status JSON (see the README). */
+/* The "qos" object of the status JSON (see the README), as a new jansson
+ * tree owned by the caller, or NULL when out of memory. */
+struct json_t *qos_json(const struct qos_view *v);
+/* The same object, appended to sb as compact JSON. */
 void	qos_render_json(const struct qos_view *v, struct strbuf *sb);
 /* Lines of `grgw status`. */
 void	qos_render_text(const struct qos_view *v, struct strbuf *sb);

@@ -1,7 +1,8 @@
 /*
  * Rendering of `grgw status`.  The same view is filled by the daemon (live
  * state) or by the CLI when no daemon runs, so both answers share one
- * format.  The JSON object is a stable interface: add keys, never rename.
+ * format.  The JSON object is a stable interface: add keys, never rename;
+ * it is a jansson tree, so escaping is jansson's.
  */
 #include <arpa/inet.h>
 
@@ -11,6 +12,7 @@
 #include "grgw.h"
 #include "status.h"
 #include "strbuf.h"
+#include "jsondoc.h"
 #include "linkstate.h"
 #include "qosd.h"
 
@@ -28,77 +30,79 @@ tunnel_state_name(enum tunnel_state s)
 	}
 }
 
-static void
-json_prefixes(struct strbuf *sb, const struct grgw_side *side)
+static json_t *
+prefixes_json(const struct grgw_side *side)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	int i;
+	json_t	*a;
+	char	 buf[INET6_ADDRSTRLEN + 8];
+	int	 i;
 
-	strbuf_printf(sb, "[");
+	if ((a = json_array()) == NULL)
+		return NULL;
 	for (i = 0; i < side->n_prefixes; i++) {
-		strbuf_printf(sb, "%s", i ? "," : "");
-		strbuf_json_str(sb, prefix_fmt(&side->prefixes[i], buf,
-		    sizeof(buf)));
+		if (json_array_append_new(a, jsondoc_string(prefix_fmt(
+		    &side->prefixes[i], buf, sizeof(buf)))) == -1) {
+			json_decref(a);
+			return NULL;
+		}
 	}
-	strbuf_printf(sb, "]");
+	return a;
+}
+
+static json_t *
+peer_json(const struct status_view *v)
+{
+	const struct grgw_config	*cfg = v->cfg;
+	char				 addr[INET6_ADDRSTRLEN];
+
+	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:b, s:o, s:o, s:o, "
+	    "s:o, s:o, s:o, s:o, s:o}",
+	    "name", jsondoc_string(cfg->peer.name),
+	    "address", jsondoc_string(addr_fmt(&cfg->peer.wan_address, addr,
+		sizeof(addr))),
+	    "tunnel", tunnel_state_name(v->tunnel),
+	    "since", (json_int_t)v->tunnel_since,
+	    "ike", jsondoc_string(v->ike_state ? v->ike_state : "none"),
+	    "child", jsondoc_string(v->child_state ? v->child_state : "none"),
+	    "traffic_verified", v->traffic_verified != 0,
+	    "last_error", jsondoc_string(v->last_error),
+	    "bytes_in", jsondoc_u64(v->bytes_in),
+	    "bytes_out", jsondoc_u64(v->bytes_out),
+	    "packets_in", jsondoc_u64(v->packets_in),
+	    "packets_out", jsondoc_u64(v->packets_out),
+	    "local_prefixes", prefixes_json(&cfg->site),
+	    "remote_prefixes", prefixes_json(&cfg->peer),
+	    "link", v->link != NULL ? linkstate_json(v->link) : json_null());
+}
+
+json_t *
+status_json(const struct status_view *v)
+{
+	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I}, "
+	    "s:s, s:{s:i, s:i}, s:o, s:[o]}",
+	    "version", GRGW_VERSION,
+	    "site", jsondoc_string(v->cfg->site.name),
+	    "daemon",
+		"running", v->daemon_running != 0,
+		"pid", (int)v->daemon_pid,
+		"since", (json_int_t)v->daemon_since,
+	    "charon",
+		"running", v->charon_running != 0,
+		"pid", (int)v->charon_pid,
+		"restarts", (json_int_t)v->charon_restarts,
+	    "dataplane", config_dataplane_name(v->dataplane),
+	    "kernel",
+		"block_objects", v->kernel_block,
+		"run_objects", v->kernel_run,
+	    "qos", v->qos != NULL ? qos_json(v->qos) : json_null(),
+	    "peers", peer_json(v));
 }
 
 void
 status_render_json(const struct status_view *v, struct strbuf *sb)
 {
-	const struct grgw_config *cfg = v->cfg;
-	char addr[INET6_ADDRSTRLEN];
-
-	strbuf_printf(sb, "{\"version\":");
-	strbuf_json_str(sb, GRGW_VERSION);
-	strbuf_printf(sb, ",\"site\":");
-	strbuf_json_str(sb, cfg->site.name);
-	strbuf_printf(sb, ",\"daemon\":{\"running\":%s,\"pid\":%d,"
-	    "\"since\":%lld}", v->daemon_running ? "true" : "false",
-	    (int)v->daemon_pid, (long long)v->daemon_since);
-	strbuf_printf(sb, ",\"charon\":{\"running\":%s,\"pid\":%d,"
-	    "\"restarts\":%u}", v->charon_running ? "true" : "false",
-	    (int)v->charon_pid, v->charon_restarts);
-	strbuf_printf(sb, ",\"dataplane\":");
-	strbuf_json_str(sb, config_dataplane_name(v->dataplane));
-	strbuf_printf(sb, ",\"kernel\":{\"block_objects\":%d,"
-	    "\"run_objects\":%d}", v->kernel_block, v->kernel_run);
-	strbuf_printf(sb, ",\"qos\":");
-	if (v->qos != NULL)
-		qos_render_json(v->qos, sb);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, ",\"peers\":[{\"name\":");
-	strbuf_json_str(sb, cfg->peer.name);
-	strbuf_printf(sb, ",\"address\":");
-	strbuf_json_str(sb, addr_fmt(&cfg->peer.wan_address, addr,
-	    sizeof(addr)));
-	strbuf_printf(sb, ",\"tunnel\":");
-	strbuf_json_str(sb, tunnel_state_name(v->tunnel));
-	strbuf_printf(sb, ",\"since\":%lld,\"ike\":",
-	    (long long)v->tunnel_since);
-	strbuf_json_str(sb, v->ike_state ? v->ike_state : "none");
-	strbuf_printf(sb, ",\"child\":");
-	strbuf_json_str(sb, v->child_state ? v->child_state : "none");
-	strbuf_printf(sb, ",\"traffic_verified\":%s,\"last_error\":",
-	    v->traffic_verified ? "true" : "false");
-	strbuf_json_str(sb, v->last_error);
-	strbuf_printf(sb, ",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-	    "\"packets_in\":%llu,\"packets_out\":%llu",
-	    (unsigned long long)v->bytes_in,
-	    (unsigned long long)v->bytes_out,
-	    (unsigned long long)v->packets_in,
-	    (unsigned long long)v->packets_out);
-	strbuf_printf(sb, ",\"local_prefixes\":");
-	json_prefixes(sb, &cfg->site);
-	strbuf_printf(sb, ",\"remote_prefixes\":");
-	json_prefixes(sb, &cfg->peer);
-	strbuf_printf(sb, ",\"link\":");
-	if (v->link != NULL)
-		linkstate_render_json(v->link, sb);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, "}]}\n");
+	jsondoc_append(sb, status_json(v));
+	strbuf_printf(sb, "\n");
 }
 
 static const char *

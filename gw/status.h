@@ -13,6 +13,7 @@
 
 #include "grgw.h"
 
+struct json_t;
 struct link_view;
 struct qos_view;
 struct strbuf;
@@ -42,7 +43,12 @@ struct status_view {
 };
 
 const char *tunnel_state_name(enum tunnel_state s);
-/* Stable JSON object documented in the README. */
+/*
+ * The stable JSON object documented in the README, as a new jansson tree
+ * (the caller owns the reference), or NULL when out of memory.
+ */
+struct json_t *status_json(const struct status_view *v);
+/* The same object and a newline, appended to sb. */
 void	status_render_json(const struct status_view *v, struct strbuf *sb);
 void	status_render_text(const struct status_view *v, struct strbuf *sb);
 

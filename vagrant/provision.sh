@@ -207,7 +207,8 @@ provision_gateway() {
 
 	# What building the package needs; the package brings what grgw needs.
 	apt_install make gcc libc6-dev pkg-config libsodium-dev libnl-3-dev \
-	    libnl-route-3-dev libevent-dev libnftables-dev tcpdump iputils-ping
+	    libnl-route-3-dev libevent-dev libnftables-dev libjansson-dev libseccomp-dev \
+	    tcpdump iputils-ping
 
 	if systemctl is-active --quiet grgw.service; then
 		systemctl stop grgw.service

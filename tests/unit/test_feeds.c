@@ -35,12 +35,16 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "grgw.h"
 #include "status.h"
 #include "strbuf.h"
+#include "jsondoc.h"
 #include "linkstate.h"
+#include "qosd.h"
+#include "etcd_msg.h"
 #include "feeds.h"
 
 static char	 tmpdir[PATH_MAX];
@@ -580,9 +584,7 @@ static void
 render_status(struct strbuf *out, void *arg)
 {
 	renders++;
-	strbuf_printf(out, "{\"site\":");
-	strbuf_json_str(out, arg);
-	strbuf_printf(out, "}");
+	jsondoc_append(out, json_pack("{s:o}", "site", jsondoc_string(arg)));
 }
 
 static void
@@ -1296,75 +1298,524 @@ test_etcd_endpoint_parse(void **state)
 	}
 }
 
-/* Look key up in a heap copy of exactly strlen(json) bytes, no NUL. */
-static int
-find_int(const char *json, size_t len, const char *key, int64_t *out)
+/* ---- etcd: messages (etcd_msg.c) ------------------------------------------ */
+
+/* A heap copy of exactly len bytes of s, no NUL: ASan sees any overread. */
+static char *
+exact_copy(const char *s, size_t len)
 {
 	char	*copy = malloc(len > 0 ? len : 1);
-	int	 rc;
 
 	assert_non_null(copy);
-	memcpy(copy, json, len);
-	rc = etcd_json_find_int(copy, len, key, out);
-	free(copy);
-	return rc;
+	memcpy(copy, s, len);
+	return copy;
+}
+
+/* One response and what a parser must make of it. */
+struct msg_case {
+	const char	*json;
+	int		 ok;
+	int64_t		 id;		/* or the error code */
+	int64_t		 ttl;
+	const char	*why;		/* in the message when refused, or
+					 * the error message when accepted */
+};
+
+typedef int (*lease_parse_fn)(const char *, size_t, struct etcd_lease *,
+    char *, size_t);
+
+/*
+ * Every strict prefix of an accepted document that still lacks its
+ * closing brace is refused, each parsed from a buffer of its own length.
+ */
+static void
+expect_truncations_refused(const char *json, int (*parse)(const char *,
+    size_t, void *, char *, size_t), void *out)
+{
+	const char	*last = strrchr(json, '}');
+	char		*copy, err[256];
+	size_t		 cut;
+
+	assert_non_null(last);
+	for (cut = 0; cut <= (size_t)(last - json); cut++) {
+		copy = exact_copy(json, cut);
+		err[0] = '\0';
+		if (parse(copy, cut, out, err, sizeof(err)) == 0) {
+			fprintf(stderr, "accepted a truncation: %.*s\n",
+			    (int)cut, json);
+			fail();
+		}
+		assert_true(err[0] != '\0');
+		free(copy);
+	}
+}
+
+static int
+grant_parse_any(const char *b, size_t len, void *out, char *err, size_t n)
+{
+	return etcd_grant_parse(b, len, out, err, n);
+}
+
+static int
+keepalive_parse_any(const char *b, size_t len, void *out, char *err, size_t n)
+{
+	return etcd_keepalive_parse(b, len, out, err, n);
+}
+
+static int
+put_parse_any(const char *b, size_t len, void *out, char *err, size_t n)
+{
+	return etcd_put_parse(b, len, out, err, n);
+}
+
+static int
+error_parse_any(const char *b, size_t len, void *out, char *err, size_t n)
+{
+	return etcd_error_parse(b, len, out, err, n);
 }
 
 static void
-test_etcd_json_find_int(void **state)
+run_lease_cases(const struct msg_case *t, size_t n, lease_parse_fn parse,
+    int (*parse_any)(const char *, size_t, void *, char *, size_t))
 {
-	static const struct {
-		const char	*json;
-		const char	*key;
-		int		 ok;
-		int64_t		 want;
-	} t[] = {
-		{ "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\"},"
-		  "\"ID\":\"7587862138561346308\",\"TTL\":\"10\"}", "ID", 1,
-		  7587862138561346308LL },
-		{ "{\"header\":{},\"ID\":\"75\",\"TTL\":\"10\"}", "TTL", 1, 10 },
-		{ "{\"result\":{\"header\":{},\"ID\":\"12345\"}}", "TTL", 0, 0 },
-		{ "{\"result\":{\"ID\":\"12345\",\"TTL\":\"3\"}}", "TTL", 1, 3 },
-		{ "{ \"ID\" : 42 }", "ID", 1, 42 },
-		{ "{\"ID\":-5}", "ID", 1, -5 },
-		{ "{\"ID\":\"9223372036854775807\"}", "ID", 1, INT64_MAX },
-		{ "{\"ID\":\"9223372036854775808\"}", "ID", 0, 0 },
-		{ "{\"ID\":-9223372036854775808}", "ID", 1, INT64_MIN },
-		{ "{\"ID\":1.5}", "ID", 0, 0 },
-		{ "{\"ID\":007}", "ID", 0, 0 },
-		{ "{\"ID\":\"-0451\"}", "ID", 0, 0 },
-		{ "{\"ID\":0}", "ID", 1, 0 },
-		{ "{\"ID\":1e3}", "ID", 0, 0 },
-		{ "{\"ID\":\"12a\"}", "ID", 0, 0 },
-		{ "{\"ID\":\"\"}", "ID", 0, 0 },
-		{ "{\"ID\":null}", "ID", 0, 0 },
-		{ "{\"error\":\"\\\"ID\\\":7\"}", "ID", 0, 0 },
-		{ "[\"ID\",7]", "ID", 0, 0 },
-		{ "{\"id\":7}", "ID", 0, 0 },
-		{ "{\"IDX\":7,\"ID\":8}", "ID", 1, 8 },
-		{ "", "ID", 0, 0 },
+	struct etcd_lease	 l;
+	char			*copy, err[256];
+	size_t			 i, len;
+	int			 rc;
+
+	for (i = 0; i < n; i++) {
+		len = strlen(t[i].json);
+		copy = exact_copy(t[i].json, len);
+		err[0] = '\0';
+		rc = parse(copy, len, &l, err, sizeof(err));
+		free(copy);
+		if (rc != (t[i].ok ? 0 : -1) || (rc == 0 && (l.id != t[i].id ||
+		    l.ttl != t[i].ttl)) || (rc == -1 &&
+		    strstr(err, t[i].why) == NULL)) {
+			fprintf(stderr, "%s: rc %d id %lld ttl %lld: %s\n",
+			    t[i].json, rc, (long long)l.id, (long long)l.ttl,
+			    err);
+			fail();
+		}
+		if (t[i].ok)
+			expect_truncations_refused(t[i].json, parse_any, &l);
+	}
+}
+
+#define ETCD_HEADER	"\"header\":{\"cluster_id\":\"8707978767259223770\"," \
+			"\"member_id\":\"2255229976606588394\",\"revision\":\"1\"," \
+			"\"raft_term\":\"2\"}"
+
+static void
+test_etcd_grant_parse(void **state)
+{
+	static const struct msg_case t[] = {
+		/* What etcd 3.4 answers. */
+		{ "{" ETCD_HEADER ",\"ID\":\"4461556747247699461\","
+		  "\"TTL\":\"10\"}", 1, 4461556747247699461LL, 10, NULL },
+		{ "{\"ID\":42,\"TTL\":10}", 1, 42, 10, NULL },
+		{ "{ \"ID\" : \"7\" }", 1, 7, 0, NULL },
+		{ "{\"ID\":\"9223372036854775807\",\"TTL\":\"-9223372036854775808\","
+		  "\"error\":\"\"}", 1, INT64_MAX, INT64_MIN, NULL },
+		{ "{\"ID\":\"5\",\"other\":{\"ID\":\"6\",\"TTL\":\"9\"}}", 1, 5, 0,
+		  NULL },
+		{ "{\"header\":{\"cluster_id\":\"18446744073709551615\"},"
+		  "\"ID\":\"5\"}", 1, 5, 0, NULL },
+		/* The ID at any other depth is no ID. */
+		{ "{\"header\":{\"ID\":\"5\"}}", 0, 0, 0, "no lease \"ID\"" },
+		{ "{\"result\":{\"ID\":\"5\",\"TTL\":\"10\"}}", 0, 0, 0,
+		  "no lease \"ID\"" },
+		{ "[{\"ID\":\"5\"}]", 0, 0, 0, "not a JSON object" },
+		{ "\"ID\"", 0, 0, 0, "not JSON" },
+		/* Numbers out of range, or not integers as etcd writes them. */
+		{ "{\"ID\":\"9223372036854775808\"}", 0, 0, 0,
+		  "\"ID\" is not a 64-bit integer" },
+		{ "{\"ID\":9223372036854775808}", 0, 0, 0, "not JSON" },
+		{ "{\"ID\":\"99999999999999999999999\"}", 0, 0, 0,
+		  "\"ID\" is not" },
+		{ "{\"ID\":\"-5\"}", 0, 0, 0, "is not positive" },
+		{ "{\"ID\":\"0\"}", 0, 0, 0, "no lease \"ID\"" },
+		{ "{\"ID\":1.5}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":1e3}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"007\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"+7\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\" 7\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"7 \"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"-0\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"12a\"}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":null}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":true}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":[\"7\"]}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":{\"ID\":\"7\"}}", 0, 0, 0, "\"ID\" is not" },
+		{ "{\"ID\":\"5\",\"TTL\":\"ten\"}", 0, 0, 0, "\"TTL\" is not" },
+		{ "{\"ID\":\"5\",\"header\":\"x\"}", 0, 0, 0,
+		  "\"header\" is not an object" },
+		{ "{\"ID\":\"5\",\"header\":{\"revision\":\"x\"}}", 0, 0, 0,
+		  "\"header\".\"revision\" is not" },
+		{ "{\"ID\":\"5\",\"header\":{\"cluster_id\":"
+		  "\"18446744073709551616\"}}", 0, 0, 0,
+		  "\"header\".\"cluster_id\" is not" },
+		{ "{\"ID\":\"5\",\"header\":{\"member_id\":-1}}", 0, 0, 0,
+		  "\"header\".\"member_id\" is not" },
+		/* A key twice is ambiguous. */
+		{ "{\"ID\":\"5\",\"ID\":\"6\"}", 0, 0, 0, "not JSON" },
+		{ "{\"ID\":\"5\",\"error\":\"etcdserver: too many requests\"}", 0,
+		  0, 0, "refused the lease: etcdserver: too many requests" },
+		{ "{\"error\":\"\\\"ID\\\":7\"}", 0, 0, 0, "refused the lease" },
+		{ "{\"ID\":\"5\",\"error\":7}", 0, 0, 0, "\"error\" is not" },
+		{ "{\"ID\":\"5\"} {}", 0, 0, 0, "not JSON" },
+		{ "{\"ID\":\"\\u0000\"}", 0, 0, 0, "not JSON" },
+		{ "{\"ID\":\"5\"", 0, 0, 0, "not JSON" },
+		{ "", 0, 0, 0, "empty response" },
 	};
-	size_t	 i, cut, len;
-	int64_t	 v;
+
+	run_lease_cases(t, nitems(t), etcd_grant_parse, grant_parse_any);
+}
+
+static void
+test_etcd_keepalive_parse(void **state)
+{
+	static const struct msg_case t[] = {
+		/* What etcd 3.4 answers, alive and lost (no TTL). */
+		{ "{\"result\":{" ETCD_HEADER ",\"ID\":\"4461556747247699461\","
+		  "\"TTL\":\"10\"}}\n", 1, 4461556747247699461LL, 10, NULL },
+		{ "{\"result\":{" ETCD_HEADER ",\"ID\":\"12345\"}}\n", 1, 12345, 0,
+		  NULL },
+		{ "{\"result\":{\"ID\":12345,\"TTL\":3}}", 1, 12345, 3, NULL },
+		{ "{\"result\":{}}", 1, 0, 0, NULL },
+		{ "{\"result\":{\"ID\":\"1\",\"TTL\":-1}}", 1, 1, -1, NULL },
+		/* A TTL anywhere but in "result" is not the lease's TTL. */
+		{ "{\"result\":{\"ID\":\"12345\",\"nested\":{\"TTL\":\"3\"}}}", 1,
+		  12345, 0, NULL },
+		{ "{\"TTL\":\"3\",\"result\":{\"ID\":\"1\"}}", 1, 1, 0, NULL },
+		{ "{\"ID\":\"12345\",\"TTL\":\"3\"}", 0, 0, 0,
+		  "\"result\" is missing" },
+		{ "{\"x\":{\"result\":{\"ID\":\"1\",\"TTL\":\"3\"}}}", 0, 0, 0,
+		  "\"result\" is missing" },
+		{ "{\"result\":[{\"TTL\":\"3\"}]}", 0, 0, 0,
+		  "\"result\" is not an object" },
+		{ "{\"result\":\"x\"}", 0, 0, 0, "\"result\" is not an object" },
+		{ "{\"result\":{\"TTL\":\"3.0\"}}", 0, 0, 0,
+		  "\"result\".\"TTL\" is not" },
+		{ "{\"result\":{\"TTL\":3.0}}", 0, 0, 0,
+		  "\"result\".\"TTL\" is not" },
+		{ "{\"result\":{\"ID\":\"1\",\"TTL\":\"9223372036854775808\"}}", 0,
+		  0, 0, "\"result\".\"TTL\" is not" },
+		{ "{\"result\":{\"ID\":\"1\",\"header\":{\"revision\":true}}}", 0,
+		  0, 0, "\"result\".\"header\".\"revision\" is not" },
+		{ "{\"result\":{\"ID\":\"1\"},\"result\":{\"ID\":\"2\"}}", 0, 0, 0,
+		  "not JSON" },
+		{ "{\"error\":{\"grpc_code\":5,\"message\":\"lease not found\"}}",
+		  0, 0, 0, "\"result\" is missing" },
+		{ "[]", 0, 0, 0, "not a JSON object" },
+		{ "null", 0, 0, 0, "not JSON" },
+		{ "42", 0, 0, 0, "not JSON" },
+	};
+
+	run_lease_cases(t, nitems(t), etcd_keepalive_parse,
+	    keepalive_parse_any);
+}
+
+static void
+test_etcd_put_parse(void **state)
+{
+	static const struct msg_case t[] = {
+		{ "{" ETCD_HEADER "}", 1, 1, 0, NULL },
+		{ "{\"header\":{\"revision\":\"4\"},\"prev_kv\":{\"key\":\"a2V5\","
+		  "\"lease\":\"5\"}}", 1, 4, 0, NULL },
+		{ "{\"header\":{}}", 1, 0, 0, NULL },
+		{ "{}", 0, 0, 0, "\"header\" is missing" },
+		{ "{\"result\":{\"header\":{}}}", 0, 0, 0, "\"header\" is missing" },
+		{ "{\"header\":[]}", 0, 0, 0, "\"header\" is not an object" },
+		{ "{\"header\":{\"revision\":\"01\"}}", 0, 0, 0,
+		  "\"header\".\"revision\" is not" },
+		{ "{\"error\":\"etcdserver: requested lease not found\","
+		  "\"code\":5}", 0, 0, 0, "\"header\" is missing" },
+		{ "<html>", 0, 0, 0, "not JSON" },
+	};
+	struct etcd_put	 p;
+	char		*copy, err[256];
+	size_t		 i, len;
+	int		 rc;
 
 	for (i = 0; i < nitems(t); i++) {
-		v = 0;
 		len = strlen(t[i].json);
-		if (find_int(t[i].json, len, t[i].key, &v) == 0) {
-			if (!t[i].ok)
-				fprintf(stderr, "found in %s\n", t[i].json);
-			assert_true(t[i].ok);
-			assert_true(v == t[i].want);
-		} else {
-			if (t[i].ok)
-				fprintf(stderr, "not found in %s\n",
-				    t[i].json);
-			assert_false(t[i].ok);
+		copy = exact_copy(t[i].json, len);
+		err[0] = '\0';
+		rc = etcd_put_parse(copy, len, &p, err, sizeof(err));
+		free(copy);
+		if (rc != (t[i].ok ? 0 : -1) || (rc == 0 &&
+		    p.header.revision != t[i].id) || (rc == -1 &&
+		    strstr(err, t[i].why) == NULL)) {
+			fprintf(stderr, "%s: rc %d: %s\n", t[i].json, rc, err);
+			fail();
 		}
-		/* Every truncation is handled within its length. */
-		for (cut = 0; cut < len; cut++)
-			(void)find_int(t[i].json, cut, t[i].key, &v);
+		if (t[i].ok)
+			expect_truncations_refused(t[i].json, put_parse_any, &p);
 	}
+}
+
+static void
+test_etcd_error_parse(void **state)
+{
+	static const struct msg_case t[] = {
+		/* etcd 3.4's answers to a put on a lost lease and to a body
+		 * that is not JSON; a streaming call's error. */
+		{ "{\"error\":\"etcdserver: requested lease not found\","
+		  "\"message\":\"etcdserver: requested lease not found\","
+		  "\"code\":5}", 1, 5, 1,
+		  "etcdserver: requested lease not found" },
+		{ "{\"error\":\"invalid character 'g' looking for beginning of "
+		  "value\",\"message\":\"invalid character 'g' looking for "
+		  "beginning of value\",\"code\":3}", 1, 3, 0,
+		  "invalid character 'g' looking for beginning of value" },
+		{ "{\"error\":{\"grpc_code\":5,\"http_code\":404,\"message\":"
+		  "\"etcdserver: requested lease not found\",\"http_status\":"
+		  "\"Not Found\"}}", 1, 5, 1,
+		  "etcdserver: requested lease not found" },
+		{ "{\"error\":\"etcdserver: no leader\"}", 1, 0, 0,
+		  "etcdserver: no leader" },
+		{ "{\"message\":\"\",\"error\":\"fallback\"}", 1, 0, 0, "fallback" },
+		/* Only printable ASCII reaches a log line. */
+		{ "{\"message\":\"a\\nb\\u0001c\\u00e9\"}", 1, 0, 0, "a?b?c??" },
+		{ "{}", 0, 0, 0, "no \"message\" or \"error\" text" },
+		{ "{\"error\":\"\"}", 0, 0, 0, "no \"message\" or \"error\" text" },
+		{ "{\"error\":5}", 0, 0, 0, "neither a string nor an object" },
+		{ "{\"message\":5,\"error\":\"x\"}", 0, 0, 0,
+		  "\"message\" is not a string" },
+		{ "{\"error\":\"x\",\"code\":\"5\"}", 0, 0, 0,
+		  "\"code\" is not a status code" },
+		{ "{\"error\":\"x\",\"code\":-1}", 0, 0, 0,
+		  "\"code\" is not a status code" },
+		{ "{\"error\":{\"grpc_code\":5}}", 0, 0, 0,
+		  "\"error\".\"message\" is missing or empty" },
+		{ "{\"nested\":{\"error\":\"lease not found\"}}", 0, 0, 0,
+		  "no \"message\" or \"error\" text" },
+		{ "Service Unavailable", 0, 0, 0, "not JSON" },
+	};
+	struct etcd_error	 e;
+	char			*copy, err[256];
+	size_t			 i, len;
+	int			 rc;
+
+	for (i = 0; i < nitems(t); i++) {
+		len = strlen(t[i].json);
+		copy = exact_copy(t[i].json, len);
+		err[0] = '\0';
+		rc = etcd_error_parse(copy, len, &e, err, sizeof(err));
+		free(copy);
+		if (rc != (t[i].ok ? 0 : -1) || (rc == 0 && (e.code != t[i].id ||
+		    etcd_error_lease_not_found(&e) != t[i].ttl ||
+		    strcmp(e.message, t[i].why) != 0)) || (rc == -1 &&
+		    strstr(err, t[i].why) == NULL)) {
+			fprintf(stderr, "%s: rc %d code %d message %s: %s\n",
+			    t[i].json, rc, e.code, e.message, err);
+			fail();
+		}
+		if (t[i].ok)
+			expect_truncations_refused(t[i].json, error_parse_any,
+			    &e);
+	}
+	assert_false(etcd_error_lease_not_found(NULL));
+}
+
+/* The request bodies, exactly, and what etcd's gateway reads from them. */
+static void
+test_etcd_requests(void **state)
+{
+	char	*s;
+
+	s = etcd_grant_request(10);
+	assert_string_equal(s, "{\"TTL\":10}");
+	free(s);
+	s = etcd_keepalive_request(4461556747247699461LL);
+	assert_string_equal(s, "{\"ID\":\"4461556747247699461\"}");
+	free(s);
+	s = etcd_put_request("/clearwater/site-a/gr-gateway/site-b",
+	    "{\"state\":\"up\",\"n\":\"\\\"\xc3\xa9\"}", 7);
+	assert_string_equal(s, "{\"key\":"
+	    "\"L2NsZWFyd2F0ZXIvc2l0ZS1hL2dyLWdhdGV3YXkvc2l0ZS1i\","
+	    "\"value\":\"eyJzdGF0ZSI6InVwIiwibiI6Ilwiw6kifQ==\","
+	    "\"lease\":\"7\"}");
+	free(s);
+	s = etcd_put_request("", "", INT64_MAX);
+	assert_string_equal(s, "{\"key\":\"\",\"value\":\"\","
+	    "\"lease\":\"9223372036854775807\"}");
+	free(s);
+}
+
+/* ---- the documents, read back -------------------------------------------- */
+
+/* The keys appear in this order in text (each after the previous one). */
+static void
+expect_key_order(const char *text, const char *const *keys, size_t n)
+{
+	const char	*at = text;
+	char		 pat[64];
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(pat, sizeof(pat), "\"%s\":", keys[i]);
+		if ((at = strstr(at, pat)) == NULL) {
+			fprintf(stderr, "key %s missing or out of order in %s\n",
+			    keys[i], text);
+			fail();
+		}
+	}
+}
+
+static void
+sample_qos(struct qos_view *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->enabled = 1;
+	q->classification = QOS_ON;
+	q->shaping = QOS_WAITING;
+	snprintf(q->status, sizeof(q->status), "shaping waiting for \"ipsec0\"");
+	q->wan_rate = UINT64_MAX;		/* capped, never negative */
+	q->n_classes = 2;
+	snprintf(q->classes[0].name, sizeof(q->classes[0].name), "rogers");
+	q->classes[0].marks = 1;
+	q->classes[0].dscp = 18;
+	q->classes[0].packets = 5;
+	snprintf(q->classes[1].name, sizeof(q->classes[1].name), "default");
+	q->classes[1].priority = 7;
+}
+
+static void
+test_status_document(void **state)
+{
+	static const char *const top[] = { "version", "site", "daemon",
+	    "charon", "dataplane", "kernel", "qos", "peers" };
+	static const char *const peer[] = { "name", "address", "tunnel",
+	    "since", "ike", "child", "traffic_verified", "last_error",
+	    "bytes_in", "bytes_out", "packets_in", "packets_out",
+	    "local_prefixes", "remote_prefixes", "link" };
+	struct status_view	 sv;
+	struct link_view	 lv;
+	struct qos_view		 q;
+	struct strbuf		 sb;
+	json_t			*doc, *p, *link, *cls;
+	json_error_t		 je;
+	const char		*version, *site, *last_error, *dscp;
+	int			 running, pid;
+	json_int_t		 since, bytes_in, wan_rate;
+
+	sample_status(&sv);
+	sample_link(&lv);
+	sample_qos(&q);
+	sv.link = &lv;
+	sv.qos = &q;
+	sv.last_error = "charon: \"AUTH\\FAILED\"\n\x01\t\xff";
+	strbuf_init(&sb);
+	status_render_json(&sv, &sb);
+	assert_false(sb.failed);
+	assert_true(sb.len > 0 && sb.s[sb.len - 1] == '\n');
+	expect_key_order(sb.s, top, nitems(top));
+	expect_key_order(strstr(sb.s, "\"peers\":"), peer, nitems(peer));
+	doc = json_loads(sb.s, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL)
+		fprintf(stderr, "%s: %s\n", je.text, sb.s);
+	assert_non_null(doc);
+	assert_int_equal(json_unpack(doc, "{s:s, s:s, s:{s:b, s:i, s:I}}",
+	    "version", &version, "site", &site, "daemon", "running", &running,
+	    "pid", &pid, "since", &since), 0);
+	assert_string_equal(version, GRGW_VERSION);
+	assert_string_equal(site, "site-a");
+	assert_true(running);
+	assert_int_equal(pid, 42);
+	assert_true(since == 1699990000);
+	assert_int_equal(json_unpack(doc, "{s:{s:I}}", "qos", "wan_rate",
+	    &wan_rate), 0);
+	assert_true(wan_rate == INT64_MAX);
+	cls = json_object_get(json_object_get(doc, "qos"), "classes");
+	assert_int_equal(json_array_size(cls), 2);
+	assert_int_equal(json_unpack(json_array_get(cls, 0), "{s:s}", "dscp",
+	    &dscp), 0);
+	assert_string_equal(dscp, "AF21");
+	assert_true(json_is_null(json_object_get(json_array_get(cls, 1),
+	    "dscp_value")));
+
+	p = json_array_get(json_object_get(doc, "peers"), 0);
+	assert_int_equal(json_array_size(json_object_get(doc, "peers")), 1);
+	assert_int_equal(json_unpack(p, "{s:s, s:I}", "last_error",
+	    &last_error, "bytes_in", &bytes_in), 0);
+	/* The escapes come back as the bytes; what is not UTF-8 as '?'. */
+	assert_string_equal(last_error, "charon: \"AUTH\\FAILED\"\n\x01\t?");
+	assert_true(bytes_in == 5);
+	link = json_object_get(p, "link");
+	assert_true(json_is_object(link));
+	assert_string_equal(json_string_value(json_object_get(link, "state")),
+	    "degraded");
+	json_decref(doc);
+	strbuf_free(&sb);
+
+	/* No daemon: null where the daemon's parts would be. */
+	sample_status(&sv);
+	strbuf_init(&sb);
+	status_render_json(&sv, &sb);
+	doc = json_loads(sb.s, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(doc);
+	assert_true(json_is_null(json_object_get(doc, "qos")));
+	p = json_array_get(json_object_get(doc, "peers"), 0);
+	assert_true(json_is_null(json_object_get(p, "link")));
+	assert_true(json_is_null(json_object_get(p, "last_error")));
+	json_decref(doc);
+	strbuf_free(&sb);
+}
+
+static void
+test_link_document(void **state)
+{
+	static const char *const top[] = { "site", "peer", "state", "reason",
+	    "since", "since_epoch_ms", "changes", "carrier", "charon", "ike",
+	    "child", "charon_restarts", "paths" };
+	static const char *const path[] = { "up", "rtt_ms", "last",
+	    "smoothed", "p50", "p99", "jitter_ms", "loss", "sent", "received",
+	    "answered", "reordered", "transitions", "rejected", "auth",
+	    "replay", "malformed" };
+	struct link_view	 lv;
+	struct strbuf		 sb;
+	json_t			*doc, *tun, *und;
+	const char		*since, *peer;
+	json_int_t		 epoch_ms, sent, auth;
+	double			 last, loss;
+
+	sample_link(&lv);
+	lv.peer = "site-\"b\"\\\x7f";
+	strbuf_init(&sb);
+	linkstate_render_json(&lv, &sb);
+	assert_false(sb.failed);
+	expect_key_order(sb.s, top, nitems(top));
+	expect_key_order(strstr(sb.s, "\"tunnel\":"), path, nitems(path));
+	expect_key_order(strstr(sb.s, "\"underlay\":"), path, nitems(path));
+	doc = json_loads(sb.s, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(doc);
+	assert_int_equal(json_unpack(doc, "{s:s, s:s, s:I}", "peer", &peer,
+	    "since", &since, "since_epoch_ms", &epoch_ms), 0);
+	assert_string_equal(peer, "site-\"b\"\\\x7f");
+	assert_string_equal(since, "2023-11-14T22:13:20.250Z");
+	assert_true(epoch_ms == 1700000000250LL);
+	tun = json_object_get(json_object_get(doc, "paths"), "tunnel");
+	und = json_object_get(json_object_get(doc, "paths"), "underlay");
+	assert_int_equal(json_unpack(tun, "{s:{s:F}, s:F, s:I, s:{s:I}}",
+	    "rtt_ms", "last", &last, "loss", &loss, "sent", &sent, "rejected",
+	    "auth", &auth), 0);
+	assert_true(last == 12.5);
+	assert_true(fabs(loss - 0.062) < 1e-12);	/* three decimals */
+	assert_true(sent == 100);
+	assert_true(auth == 1);
+	/* Integers stay integers; RTTs before the first answer are null. */
+	assert_true(json_is_integer(json_object_get(tun, "received")));
+	assert_true(json_is_real(json_object_get(tun, "jitter_ms")));
+	assert_true(json_is_null(json_object_get(json_object_get(und,
+	    "rtt_ms"), "last")));
+	assert_true(json_is_null(json_object_get(json_object_get(und,
+	    "rtt_ms"), "p99")));		/* infinity */
+	assert_true(json_is_true(json_object_get(doc, "carrier")));
+	json_decref(doc);
+	strbuf_free(&sb);
 }
 
 /* ---- etcd: publisher against a scripted gateway --------------------------- */
@@ -1380,26 +1831,50 @@ struct fake_etcd {
 	int64_t			 value_lease;
 };
 
-/* The base64 string member `name` of json, decoded into out. */
+/*
+ * A request body as etcd's gateway reads it: one JSON object, whose
+ * member name holds an integer (a number or a string of digits).
+ */
 static int
-json_b64(const char *json, const char *name, char *out, size_t size)
+request_int(const char *body, size_t len, const char *name, int64_t *out)
 {
-	char		 pat[64];
-	const char	*s, *e;
-	size_t		 bin_len;
+	json_t		*doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	const json_t	*v = json_object_get(doc, name);
+	const char	*s;
+	char		*end;
+	int		 rc = -1;
 
-	snprintf(pat, sizeof(pat), "\"%s\":\"", name);
-	if ((s = strstr(json, pat)) == NULL)
-		return -1;
-	s += strlen(pat);
-	if ((e = strchr(s, '"')) == NULL)
-		return -1;
-	if (sodium_base642bin((unsigned char *)out, size - 1, s,
-	    (size_t)(e - s), NULL, &bin_len, NULL,
-	    sodium_base64_VARIANT_ORIGINAL) != 0)
-		return -1;
-	out[bin_len] = '\0';
-	return 0;
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		rc = 0;
+	} else if (json_is_string(v)) {
+		s = json_string_value(v);
+		errno = 0;
+		*out = strtoll(s, &end, 10);
+		rc = end != s && *end == '\0' && errno == 0 ? 0 : -1;
+	}
+	json_decref(doc);
+	return rc;
+}
+
+/* The base64 string member name of a request body, decoded into out. */
+static int
+request_b64(const char *body, size_t len, const char *name, char *out,
+    size_t size)
+{
+	json_t		*doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	const json_t	*v = json_object_get(doc, name);
+	size_t		 bin_len;
+	int		 rc = -1;
+
+	if (json_is_string(v) && sodium_base642bin((unsigned char *)out,
+	    size - 1, json_string_value(v), json_string_length(v), NULL,
+	    &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
+		out[bin_len] = '\0';
+		rc = 0;
+	}
+	json_decref(doc);
+	return rc;
 }
 
 static void
@@ -1432,31 +1907,28 @@ fake_etcd_cb(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(uri, "/v3/lease/grant") == 0) {
 		f->grants++;
-		assert_int_equal(etcd_json_find_int(body, len, "TTL", &lease),
-		    0);
+		assert_int_equal(request_int(body, len, "TTL", &lease), 0);
 		snprintf(out, sizeof(out), "{\"header\":{\"revision\":\"1\"},"
 		    "\"ID\":\"%lld\",\"TTL\":\"%lld\"}",
 		    (long long)f->next_lease++, (long long)lease);
 		fake_reply(req, 200, out);
 	} else if (strcmp(uri, "/v3/kv/put") == 0) {
 		f->puts++;
-		assert_int_equal(etcd_json_find_int(body, len, "lease",
-		    &lease), 0);
+		assert_int_equal(request_int(body, len, "lease", &lease), 0);
 		if (lease == f->revoked) {
 			fake_reply(req, 404, "{\"error\":\"etcdserver: "
 			    "requested lease not found\",\"code\":5}");
 			return;
 		}
-		assert_int_equal(json_b64(body, "key", f->key,
+		assert_int_equal(request_b64(body, len, "key", f->key,
 		    sizeof(f->key)), 0);
-		assert_int_equal(json_b64(body, "value", f->value,
+		assert_int_equal(request_b64(body, len, "value", f->value,
 		    sizeof(f->value)), 0);
 		f->value_lease = lease;
 		fake_reply(req, 200, "{\"header\":{\"revision\":\"2\"}}");
 	} else if (strcmp(uri, "/v3/lease/keepalive") == 0) {
 		f->keepalives++;
-		assert_int_equal(etcd_json_find_int(body, len, "ID", &lease),
-		    0);
+		assert_int_equal(request_int(body, len, "ID", &lease), 0);
 		if (lease == f->revoked)
 			snprintf(out, sizeof(out), "{\"result\":{\"header\":{},"
 			    "\"ID\":\"%lld\"}}", (long long)lease);
@@ -1729,7 +2201,13 @@ main(void)
 		cmocka_unit_test(test_hooks_coalesce),
 		cmocka_unit_test(test_hooks_free_kills),
 		cmocka_unit_test(test_etcd_endpoint_parse),
-		cmocka_unit_test(test_etcd_json_find_int),
+		cmocka_unit_test(test_etcd_grant_parse),
+		cmocka_unit_test(test_etcd_keepalive_parse),
+		cmocka_unit_test(test_etcd_put_parse),
+		cmocka_unit_test(test_etcd_error_parse),
+		cmocka_unit_test(test_etcd_requests),
+		cmocka_unit_test(test_status_document),
+		cmocka_unit_test(test_link_document),
 		cmocka_unit_test(test_etcd_publisher),
 		cmocka_unit_test(test_etcd_unreachable),
 		cmocka_unit_test(test_hung_hook_other_feeds),

@@ -137,7 +137,7 @@ test_render_json(void **state)
 	assert_non_null(strstr(sb.s, "\"tunnel\":{\"up\":false,\"rtt_ms\":"
 	    "{\"last\":null"));
 	assert_non_null(strstr(sb.s, "\"underlay\":{\"up\":true,\"rtt_ms\":"
-	    "{\"last\":0.000,\"smoothed\":1.500"));
+	    "{\"last\":0.0,\"smoothed\":1.5,"));
 	assert_non_null(strstr(sb.s, "\"rejected\":{\"auth\":3,"));
 	strbuf_free(&sb);
 }
