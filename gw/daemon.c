@@ -449,6 +449,8 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_pid = charon_pid(d->charon);
 	v->charon_running = v->charon_pid != 0;
 	v->charon_restarts = charon_restarts(d->charon);
+	v->netproc_pid = netproc_pid(d->np);
+	v->netproc_restarts = netproc_restarts(d->np);
 	v->dataplane = d->dp;
 	v->tunnel = d->tunnel;
 	v->tunnel_since = d->tunnel_since;

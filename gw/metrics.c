@@ -385,6 +385,17 @@ metrics_render(const struct status_view *sv, const struct link_view *lv,
 		sample_open(sb, "grgw_charon_restarts_total", &site_l);
 		value_u64(sb, restarts);
 
+		if (sv != NULL && sv->daemon_running) {
+			family(sb, "grgw_netproc_up", "gauge", "1 while the "
+			    "network process (probes, HTTP, etcd) runs.");
+			sample_open(sb, "grgw_netproc_up", &site_l);
+			value_u64(sb, sv->netproc_pid != 0);
+			family(sb, "grgw_netproc_restarts_total", "counter",
+			    "Times grgw restarted its network process.");
+			sample_open(sb, "grgw_netproc_restarts_total", &site_l);
+			value_u64(sb, sv->netproc_restarts);
+		}
+
 		family(sb, "grgw_tunnel_up", "gauge", "1 while the tunnel to "
 		    "the peer is established (IKE and CHILD SA up).");
 		sample_open(sb, "grgw_tunnel_up", &link_l);

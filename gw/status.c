@@ -79,7 +79,7 @@ json_t *
 status_json(const struct status_view *v)
 {
 	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I}, "
-	    "s:s, s:{s:i, s:i}, s:o, s:[o]}",
+	    "s:{s:b, s:i, s:o, s:I}, s:s, s:{s:i, s:i}, s:o, s:[o]}",
 	    "version", GRGW_VERSION,
 	    "site", jsondoc_string(v->cfg->site.name),
 	    "daemon",
@@ -90,6 +90,11 @@ status_json(const struct status_view *v)
 		"running", v->charon_running != 0,
 		"pid", (int)v->charon_pid,
 		"restarts", (json_int_t)v->charon_restarts,
+	    "netproc",
+		"running", v->netproc_pid != 0,
+		"pid", (int)v->netproc_pid,
+		"user", jsondoc_string(v->cfg->user),
+		"restarts", (json_int_t)v->netproc_restarts,
 	    "dataplane", config_dataplane_name(v->dataplane),
 	    "kernel",
 		"block_objects", v->kernel_block,
@@ -163,6 +168,13 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 		    "restarts)\n", (int)v->charon_pid, v->charon_restarts);
 	else
 		strbuf_printf(sb, "  charon:     not running\n");
+	if (v->netproc_pid != 0)
+		strbuf_printf(sb, "  network:    running as %s (pid %d, %u "
+		    "restarts): probes, HTTP, etcd\n", cfg->user,
+		    (int)v->netproc_pid, v->netproc_restarts);
+	else if (v->daemon_running)
+		strbuf_printf(sb, "  network:    not running (%u restarts)\n",
+		    v->netproc_restarts);
 	strbuf_printf(sb, "  data plane: %s\n",
 	    config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "

@@ -29,6 +29,8 @@ struct status_view {
 	int		charon_running;
 	pid_t		charon_pid;
 	unsigned	charon_restarts;
+	pid_t		netproc_pid;		/* the network process, 0: none */
+	unsigned	netproc_restarts;
 	enum grgw_dataplane dataplane;		/* in use (or configured) */
 	enum tunnel_state tunnel;
 	time_t		tunnel_since;		/* last change, 0 = never */

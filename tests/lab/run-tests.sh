@@ -538,19 +538,25 @@ socket_inodes() {
 	find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'
 }
 
-# holds_netlink_and_vici PID VICI-PATH: PID has a netlink socket and the
-# client end of the connection to charon's VICI socket
+# holds_netlink_and_vici NODE PID VICI-PATH: PID has a netlink socket and
+# the client end of the connection to charon's VICI socket
 holds_netlink_and_vici() {
-	local inodes peer
-	inodes=$(socket_inodes "$1")
-	peer=$(ss -Hxpn | awk -v p="$2" '$5 == p { print $8 }' | head -n 1)
-	echo "pid $1: netlink sockets: $(ss -Hf netlink -p | grep -c "pid=$1,"), VICI peer inode ${peer:-none}"
-	ss -Hf netlink -p | grep -q "pid=$1," && [ -n "$peer" ] && grep -qx "$peer" <<<"$inodes"
+	local inodes peer nl
+	inodes=$(socket_inodes "$2")
+	peer=$(on "$1" ss -Hxpn | awk -v p="$3" '$5 == p { print $8 }' | head -n 1)
+	nl=$(netlink_inodes "$1" | grep -cxF "$inodes")
+	echo "pid $2: $nl netlink sockets, VICI peer inode ${peer:-none}"
+	[ "$nl" -gt 0 ] && [ -n "$peer" ] && grep -qx "$peer" <<<"$inodes"
 }
+
+# netlink_inodes NODE: inodes of the netlink sockets in NODE's namespace
+# shellcheck disable=SC2016
+netlink_inodes() { on "$1" awk 'NR > 1 { print $NF }' /proc/net/netlink; }
 
 t_privsep() {
 	local parent child new dir t0 t1 before
 	need_tunnel || return 0
+	need_sinks || return 0
 	dir=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)
 	parent=$(status_json a | jq -r .daemon.pid)
 	child=$(socket_owner gw-a udp 4211)
@@ -566,9 +572,9 @@ t_privsep() {
 	check "its root is an empty directory" root_empty "$child"
 	check "the daemon has no TCP or UDP socket at all" test -z "$(inet_sockets gw-a "$parent")"
 	check "the daemon holds the netlink sockets and the VICI connection" \
-		holds_netlink_and_vici "$parent" "$dir/charon.vici"
-	check_not "the network process has no netlink socket" \
-		ss -Hf netlink -p | grep -q "pid=$child,"
+		holds_netlink_and_vici gw-a "$parent" "$dir/charon.vici"
+	check "the network process has no netlink socket" \
+		test "$(netlink_inodes gw-a | grep -cxF "$(socket_inodes "$child")")" = 0
 
 	before=$(status_json a | jq -r '.netproc.restarts')
 	capture_start privsep || { fail "WAN capture"; return 0; }
