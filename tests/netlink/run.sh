@@ -42,7 +42,7 @@ if [ "${1:-}" != "--inside" ]; then
 	    -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	    -Wmissing-prototypes -Wcast-qual -Wno-unused-parameter \
 	    $(pkg-config --cflags libnl-3.0 libnl-route-3.0 libnftables libevent) \
-	    -o "$nltest" tests/netlink/nltest.c netlink/*.c gw/addr.c gw/log.c \
+	    -o "$nltest" tests/netlink/nltest.c netlink/*.c gw/addr.c gw/err.c gw/log.c \
 	    $(pkg-config --libs libnl-3.0 libnl-route-3.0 libnftables libevent); then
 		echo "tests/netlink/run.sh: cannot build the driver" >&2
 		exit 1
