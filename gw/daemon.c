@@ -857,12 +857,91 @@ daemon_free(struct gwd *d)
 		event_base_free(d->base);
 }
 
+/* The loop, its timers and the signals it handles. */
+static int
+daemon_start_loop(struct gwd *d, char *err, size_t errlen)
+{
+	if ((d->base = event_base_new()) == NULL)
+		return err_set(err, errlen, "cannot create the event loop");
+	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
+	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
+	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
+	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
+	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
+		return err_set(err, errlen, "out of memory");
+	evsignal_add(d->sig_term, NULL);
+	evsignal_add(d->sig_int, NULL);
+	evsignal_add(d->sig_hup, NULL);
+	return 0;
+}
+
+/*
+ * Kernel first: fail closed before anything can be sent.  *touched is
+ * set once something may have been installed.
+ */
+static int
+daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
+{
+	const struct grgw_config *cfg = d->cfg;
+	char record[PATH_MAX + 16];
+
+	snprintf(record, sizeof(record), "%s/kernel.record", d->dir);
+	if (gwnl_open(record, &d->nl) != 0)
+		return err_set(err, errlen, "cannot open a netlink socket");
+	*touched = 1;
+	if (gwnl_block_install(d->nl, cfg) != 0)
+		return err_set(err, errlen, "cannot install the fail-closed "
+		    "routes for the peer prefixes (see the log)");
+	if (gwnl_forwarding_enable(d->nl, cfg) != 0)
+		return err_set(err, errlen, "cannot enable IP forwarding");
+	if (gwnl_failfast_install(d->nl, cfg) != 0)
+		return err_set(err, errlen, "cannot install the fail-fast "
+		    "nftables table %s (see the log)", GWNL_FAILFAST_TABLE);
+	if (d->dp == GRGW_DP_KERNEL && gwnl_xfrmi_create(d->nl, cfg) != 0)
+		return err_set(err, errlen, "cannot create the xfrm interface "
+		    "%s", cfg->xfrm_interface);
+	/* SAs a crashed predecessor's charon left behind. */
+	if (d->dp == GRGW_DP_KERNEL)
+		(void)gwnl_xfrm_flush(cfg->if_id);
+	/* QoS degrades (and says so in the status); it never stops us. */
+	if ((d->qos = qos_run_new(cfg, d->dp)) != NULL) {
+		qos_rules_start(d->qos, d->nl);
+		if (d->dp == GRGW_DP_KERNEL)
+			qos_shaper_start(d->qos, d->nl);
+	}
+	return 0;
+}
+
+/* The control socket, charon and the conversation with it. */
+static int
+daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
+	d->ctl = control_listen(d->base, path, control_request_cb, d, err,
+	    errlen);
+	if (d->ctl == NULL)
+		return -1;
+	d->charon = charon_new(d->base, d->cfg, d->dir, d->dp, charon_changed,
+	    d);
+	if (d->charon != NULL)
+		d->ike = ike_new(d->base, d->cfg, d->dp,
+		    charon_vici_path(d->charon), ike_news, d);
+	if (d->ike == NULL || charon_start(d->charon) == -1)
+		return err_set(err, errlen, "cannot start charon (%s); see %s",
+		    d->cfg->charon_path, d->dir);
+	return 0;
+}
+
 int
 daemon_run(const struct grgw_config *cfg, int ready_fd)
 {
 	struct timeval refresh = { REFRESH_SECS, 0 };
 	struct gwd d;
-	char err[512], record[PATH_MAX + 16];
+	char err[512];
 	int kernel_touched = 0;
 
 	memset(&d, 0, sizeof(d));
@@ -875,11 +954,11 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (sodium_init() < 0) {
-		snprintf(err, sizeof(err), "libsodium failed to initialise");
+		err_set(err, sizeof(err), "libsodium failed to initialise");
 		goto fail;
 	}
 	if (mkdir_p(d.dir, 0700) == -1) {
-		snprintf(err, sizeof(err), "cannot create %s: %s", d.dir,
+		err_set(err, sizeof(err), "cannot create %s: %s", d.dir,
 		    strerror(errno));
 		goto fail;
 	}
@@ -887,76 +966,11 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		goto fail;
 	charon_kill_stale(d.dir);
 	if (daemon_check_host(cfg, err, sizeof(err)) == -1 ||
-	    daemon_pick_dataplane(cfg, &d.dp, err, sizeof(err)) == -1)
+	    daemon_pick_dataplane(cfg, &d.dp, err, sizeof(err)) == -1 ||
+	    daemon_start_loop(&d, err, sizeof(err)) == -1 ||
+	    daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1 ||
+	    daemon_start_ipsec(&d, err, sizeof(err)) == -1)
 		goto fail;
-
-	if ((d.base = event_base_new()) == NULL) {
-		snprintf(err, sizeof(err), "cannot create the event loop");
-		goto fail;
-	}
-	d.refresh_timer = event_new(d.base, -1, EV_PERSIST, refresh_cb, &d);
-	d.stop_timer = evtimer_new(d.base, daemon_finish, &d);
-	d.sig_term = evsignal_new(d.base, SIGTERM, signal_cb, &d);
-	d.sig_int = evsignal_new(d.base, SIGINT, signal_cb, &d);
-	d.sig_hup = evsignal_new(d.base, SIGHUP, signal_cb, &d);
-	if (d.refresh_timer == NULL || d.stop_timer == NULL ||
-	    d.sig_term == NULL || d.sig_int == NULL || d.sig_hup == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	evsignal_add(d.sig_term, NULL);
-	evsignal_add(d.sig_int, NULL);
-	evsignal_add(d.sig_hup, NULL);
-
-	/* Kernel first: fail closed before anything can be sent. */
-	snprintf(record, sizeof(record), "%s/kernel.record", d.dir);
-	if (gwnl_open(record, &d.nl) != 0) {
-		snprintf(err, sizeof(err), "cannot open a netlink socket");
-		goto fail;
-	}
-	kernel_touched = 1;
-	if (gwnl_block_install(d.nl, cfg) != 0) {
-		snprintf(err, sizeof(err), "cannot install the fail-closed "
-		    "routes for the peer prefixes (see the log)");
-		goto fail;
-	}
-	if (gwnl_forwarding_enable(d.nl, cfg) != 0) {
-		snprintf(err, sizeof(err), "cannot enable IP forwarding");
-		goto fail;
-	}
-	if (gwnl_failfast_install(d.nl, cfg) != 0) {
-		snprintf(err, sizeof(err), "cannot install the fail-fast "
-		    "nftables table %s (see the log)", GWNL_FAILFAST_TABLE);
-		goto fail;
-	}
-	if (d.dp == GRGW_DP_KERNEL && gwnl_xfrmi_create(d.nl, cfg) != 0) {
-		snprintf(err, sizeof(err), "cannot create the xfrm interface "
-		    "%s", cfg->xfrm_interface);
-		goto fail;
-	}
-	/* SAs a crashed predecessor's charon left behind. */
-	if (d.dp == GRGW_DP_KERNEL)
-		(void)gwnl_xfrm_flush(cfg->if_id);
-	/* QoS degrades (and says so in the status); it never stops us. */
-	if ((d.qos = qos_run_new(cfg, d.dp)) != NULL) {
-		qos_rules_start(d.qos, d.nl);
-		if (d.dp == GRGW_DP_KERNEL)
-			qos_shaper_start(d.qos, d.nl);
-	}
-	snprintf(record, sizeof(record), "%s/control.sock", d.dir);
-	d.ctl = control_listen(d.base, record, control_request_cb, &d, err,
-	    sizeof(err));
-	if (d.ctl == NULL)
-		goto fail;
-	d.charon = charon_new(d.base, cfg, d.dir, d.dp, charon_changed, &d);
-	if (d.charon != NULL)
-		d.ike = ike_new(d.base, cfg, d.dp, charon_vici_path(d.charon),
-		    ike_news, &d);
-	if (d.ike == NULL || charon_start(d.charon) == -1) {
-		snprintf(err, sizeof(err), "cannot start charon (%s); see %s",
-		    cfg->charon_path, d.dir);
-		goto fail;
-	}
 	daemon_start_feeds(&d);
 	if (daemon_start_link(&d, err, sizeof(err)) == -1)
 		goto fail;

@@ -28,8 +28,8 @@
 #include "pmsg.h"
 #include "sandbox.h"
 
-#define LOOP_DEATHS		5	/* deaths within LOOP_WINDOW_S ... */
-#define LOOP_WINDOW_S		30
+#define LOOP_DEATHS		10	/* deaths within LOOP_WINDOW_S ... */
+#define LOOP_WINDOW_S		10
 #define LOOP_PAUSE_MS		1000	/* ... make restarts wait this long */
 #define STOP_WAIT_MS		1000
 

@@ -7,7 +7,8 @@
 #              returning; best and median of RUNS runs
 #   throughput TCP through the tunnel (vellum-a -> vellum-b) against the bare
 #              WAN path (gw-a -> gw-b WAN addresses), iperf3, SECS seconds
-#   memory     RSS of the grgw daemon and of its charon, tunnel up and idle
+#   memory     RSS of the grgw daemon, its network process and its charon,
+#              tunnel up and idle
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -86,5 +87,6 @@ echo "== memory (tunnel up, after the transfers)"
 for s in a b; do
 	st=$(status_json "$s")
 	dp=$(echo "$st" | jq .daemon.pid); cp=$(echo "$st" | jq .charon.pid)
-	echo "site $s: grgw daemon RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$dp/status"), charon RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$cp/status")"
+	np=$(echo "$st" | jq .netproc.pid)
+	echo "site $s: grgw daemon RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$dp/status"), network process RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$np/status"), charon RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$cp/status")"
 done

@@ -6,8 +6,10 @@
 #              daemon's state change, taken from the daemon's own change
 #              time (link.since_epoch_ms); p50/p99 over CUTS cuts, at the
 #              default probe setting and at an aggressive one
-#   cost       daemon CPU (user+system, % of one core) and RSS over IDLE
-#              seconds of probing with the tunnel up
+#   cost       CPU (user+system, % of one core) and RSS of the daemon and
+#              of its network process over IDLE seconds of probing
+#   restarts   kill -9 of the network process, ten times: how long until a
+#              new one holds the probe socket, and whether the link moved
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -75,21 +77,56 @@ cuts() {
 		}'
 }
 
+# cpu_ticks PID: user+system clock ticks so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+
 cost() {
-	local pid t0 t1 hz=100 rss
+	local pid npid d0 d1 n0 n1 hz=100
 	pid=$(status_json a | jq .daemon.pid)
-	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	npid=$(status_json a | jq .netproc.pid)
+	d0=$(cpu_ticks "$pid")
+	n0=$(cpu_ticks "$npid")
 	sleep "$IDLE"
-	t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-	rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
-	awk -v d=$((t1 - t0)) -v hz=$hz -v s="$IDLE" -v rss="$rss" -v label="$1" \
-		'BEGIN { printf "%s: daemon CPU %.2f %% of one core, RSS %d kB\n", label, 100 * d / hz / s, rss }'
+	d1=$(cpu_ticks "$pid")
+	n1=$(cpu_ticks "$npid")
+	awk -v d=$((d1 - d0)) -v n=$((n1 - n0)) -v hz=$hz -v s="$IDLE" \
+	    -v dr="$(rss_kb "$pid")" -v nr="$(rss_kb "$npid")" -v label="$1" \
+	    'BEGIN { printf "%s: daemon CPU %.2f %%, RSS %d kB; network process CPU %.2f %%, RSS %d kB (together %d kB)\n",
+	        label, 100 * d / hz / s, dr, 100 * n / hz / s, nr, dr + nr }'
+}
+
+# probe_owner: pid of the process holding gw-a's probe socket
+probe_owner() { on gw-a ss -Hanp --udp "sport = :4211" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; }
+new_owner() { local p; p=$(probe_owner); [ -n "$p" ] && [ "$p" != "$1" ]; }
+
+# restarts N: kill -9 the network process N times; time until a new one
+# holds the probe socket (polled every 20 ms), and link changes meanwhile
+restarts() {
+	local i old t0 t1 before after file=$WORK/restart
+	: >"$file"
+	before=$(link_of a | jq .changes)
+	for i in $(seq 1 "$1"); do
+		wait_until 30 link_up || break
+		old=$(probe_owner)
+		t0=$(date +%s%N)
+		kill -KILL "$old"
+		while ! new_owner "$old"; do sleep 0.02; done
+		t1=$(date +%s%N)
+		echo $(( (t1 - t0) / 1000000 )) >>"$file"
+		sleep 1
+	done
+	after=$(link_of a | jq .changes)
+	sort -n "$file" | awk -v n="$1" -v ch=$((after - before)) '{ a[NR] = $1 } END {
+		printf "network process kill -9 x %d: back after p50 %d ms, max %d ms; link changes meanwhile: %d\n",
+		    n, a[int((NR + 1) / 2)], a[NR], ch }'
 }
 
 "$LAB" up >/dev/null
 echo "== default probes (50 ms x 5)"
 start 50 5
 cost "default, tunnel up, idle"
+restarts 10
 cuts "default 50 ms x 5"
 echo "== aggressive probes (20 ms x 5)"
 start 20 5
