@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <net/if.h>
 #include <string.h>
 
 #include "grgw.h"
@@ -322,4 +323,25 @@ addr_url_parse(const char *s, uint16_t default_port, struct grgw_addr *addr,
 	if (*port == 0)
 		return err_set(err, errlen, "has port 0");
 	return 0;
+}
+
+/* ---- interface names ------------------------------------------------------ */
+
+int
+ifname_valid(const char *s)
+{
+	size_t	 i, len;
+
+	if (s == NULL || (len = strlen(s)) == 0 || len >= IF_NAMESIZE ||
+	    strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '-' || c == '+'))
+			return 0;
+	}
+	return 1;
 }

@@ -725,6 +725,14 @@ key_identity(struct config_parser *p, const struct key_def *k,
 			return -1;
 		}
 	}
+	/*
+	 * charon reads %any (and %any4, %any6) and '*' as wildcards: with
+	 * certificates, any certificate of the CA would then be the peer.
+	 */
+	if (v[0] == '%' || strchr(v, '*') != NULL) {
+		bad_value(p, k, v, "matches any peer (a wildcard)");
+		return -1;
+	}
 	memcpy(key_field(p, k), v, len + 1);
 	return 0;
 }
@@ -737,19 +745,11 @@ key_identity(struct config_parser *p, const struct key_def *k,
 static const char *
 ifname_problem(const char *v)
 {
-	size_t	 i, len = strlen(v);
-
-	if (len >= IF_NAMESIZE)
+	if (strlen(v) >= IF_NAMESIZE)
 		return "is longer than 15 characters";
-	if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
-		return "is not allowed as an interface name";
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)v[i];
-
-		if (c == '/' || c == ':' || c <= 0x20 || c >= 0x7f)
-			return "contains '/', ':', whitespace or a character "
-			    "that is not printable ASCII";
-	}
+	if (!ifname_valid(v))
+		return "is not an interface name of letters, digits, '.', "
+		    "'_', '-' and '+'";
 	return NULL;
 }
 

@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "grgw.h"
 
@@ -23,5 +24,22 @@ err_set(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	err_setv(err, errlen, fmt, ap);
 	va_end(ap);
+	return -1;
+}
+
+int
+err_append(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+	size_t	 len;
+
+	if (err == NULL || errlen == 0)
+		return -1;
+	len = strnlen(err, errlen);
+	if (len < errlen - 1) {
+		va_start(ap, fmt);
+		vsnprintf(err + len, errlen - len, fmt, ap);
+		va_end(ap);
+	}
 	return -1;
 }

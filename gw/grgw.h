@@ -56,6 +56,9 @@ int	err_set(char *err, size_t errlen, const char *fmt, ...)
 	    GRGW_PRINTF(3, 4);
 int	err_setv(char *err, size_t errlen, const char *fmt, va_list ap)
 	    GRGW_PRINTF(3, 0);
+/* Add to the message already in err (cut to fit); returns -1. */
+int	err_append(char *err, size_t errlen, const char *fmt, ...)
+	    GRGW_PRINTF(3, 4);
 
 /* ---- log.c ------------------------------------------------------------ */
 
@@ -112,6 +115,12 @@ int	addr_port_parse(const char *s, struct grgw_addr *addr, uint16_t *port,
 int	addr_url_parse(const char *s, uint16_t default_port,
 	    struct grgw_addr *addr, uint16_t *port, char *err, size_t errlen);
 int	addr_len(int family);		/* 4, 16 or 0 */
+/*
+ * 1 if s is an interface name grgw accepts: 1 to 15 of letters, digits,
+ * '.', '_', '-' and '+' (not "." or ".."), so that it can stand in a
+ * netlink attribute, a /proc path and an nftables script as it is.
+ */
+int	ifname_valid(const char *s);
 int	prefix_contains(const struct grgw_prefix *p, const struct grgw_addr *a);
 int	prefix_overlaps(const struct grgw_prefix *p, const struct grgw_prefix *q);
 int	addr_equal(const struct grgw_addr *a, const struct grgw_addr *b);
@@ -320,6 +329,13 @@ struct grgw_psk {
 	size_t		len;
 };
 int	psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen);
+/*
+ * A whole secret file of at most max bytes (a private key), after the
+ * checks of secret_file_check(), into sodium_malloc'ed memory: out->key
+ * holds the bytes as they are (not decoded); psk_free() releases them.
+ */
+int	secret_read(const char *path, size_t max, struct grgw_psk *out,
+	    char *err, size_t errlen);
 /* Decode one line of text (pure); 0 or -1 with err set. */
 int	psk_decode(const char *text, size_t len, struct grgw_psk *out,
 	    char *err, size_t errlen);

@@ -377,10 +377,10 @@ hook_timeout_cb(evutil_socket_t fd, short what, void *arg)
  * allocation.  Everything was prepared by the parent.
  */
 static void __attribute__((noreturn))
-hook_child(const char *path, char *const argv[], char *const envp[])
+hook_child(int fd, char *const argv[], char *const envp[])
 {
 	sigset_t	 none;
-	int		 fd, sig;
+	int		 nul, sig;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -389,15 +389,19 @@ hook_child(const char *path, char *const argv[], char *const envp[])
 	setsid();
 	if (chdir("/") == -1)
 		_exit(126);
-	if ((fd = open("/dev/null", O_RDONLY)) != -1 && fd != 0) {
-		dup2(fd, 0);
-		close(fd);
+	if ((nul = open("/dev/null", O_RDONLY)) != -1 && nul != 0) {
+		dup2(nul, 0);
+		close(nul);
 	}
 	dup2(2, 1);				/* output goes to the log */
-	if (close_range(3, ~0U, 0) == -1)
-		for (fd = 3; fd < 1024; fd++)
+	/* The file checked is the file run (a script reads it as
+	 * /dev/fd/3): nothing else of the daemon's stays open. */
+	if (dup2(fd, 3) == -1)
+		_exit(126);
+	if (close_range(4, ~0U, 0) == -1)
+		for (fd = 4; fd < 1024; fd++)
 			close(fd);
-	execve(path, argv, envp);
+	syscall(SYS_execveat, 3, "", argv, envp, AT_EMPTY_PATH);
 	_exit(127);
 }
 
@@ -407,11 +411,13 @@ hook_spawn(struct hook *k, const struct hook_env *env)
 	struct hooks	*h = k->owner;
 	struct timeval	 tv = { h->timeout_s, 0 };
 	struct timeval	 poll_tv = { 0, HOOK_POLL_MS * 1000 };
-	char		 path[PATH_MAX];
-	char		*argv[2], *envp[HOOK_ENV_N + 1];
+	char		 path[PATH_MAX], self[PATH_MAX + 16];
+	char		*argv[2], *envp[HOOK_ENV_N + 2];
 	struct hook_env	 copy = *env;	/* env may be k->queued */
+	struct stat	 st;
+	const char	*why = NULL;
 	pid_t		 pid;
-	int		 i;
+	int		 i, fd;
 
 	env_describe(&copy, k->transition, sizeof(k->transition));
 	snprintf(path, sizeof(path), "%s/%s", h->dir, k->name);
@@ -419,15 +425,37 @@ hook_spawn(struct hook *k, const struct hook_env *env)
 	argv[1] = NULL;
 	for (i = 0; i < HOOK_ENV_N; i++)
 		envp[i] = copy.vars[i];
-	envp[HOOK_ENV_N] = NULL;
+	/* A script run from its descriptor sees $0 = /dev/fd/3. */
+	snprintf(self, sizeof(self), "GRGW_HOOK=%s", path);
+	envp[HOOK_ENV_N] = self;
+	envp[HOOK_ENV_N + 1] = NULL;
 
-	if ((pid = fork()) == -1) {
-		log_warn("hook %s: fork", k->name);
+	/*
+	 * Check the very file that will run: opened once, examined through
+	 * the descriptor and executed from it, so that nothing can be
+	 * swapped in between.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		log_warn("hook %s", path);
 		h->stats.failed++;
 		return;
 	}
+	if (fstat(fd, &st) == -1 || (why = file_problem(&st)) != NULL) {
+		log_warnx("hook %s %s; skipped", path, why != NULL ? why :
+		    "cannot be examined");
+		h->stats.skipped++;
+		close(fd);
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("hook %s: fork", k->name);
+		h->stats.failed++;
+		close(fd);
+		return;
+	}
 	if (pid == 0)
-		hook_child(path, argv, envp);
+		hook_child(fd, argv, envp);
+	close(fd);
 
 	k->pid = pid;
 	k->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -508,8 +508,11 @@ probe_open(struct probe_path_state *ps)
 		log_warn("probe %s: socket", path_names[ps->id]);
 		return -1;
 	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
-		log_warn("probe %s: SO_REUSEADDR", path_names[ps->id]);
+	/*
+	 * No SO_REUSEADDR (nor SO_REUSEPORT): with it, any process of the
+	 * host could bind the same address and port and take probes away,
+	 * faking a dead link.  The port is ours alone.
+	 */
 	if (ps->local.ss_family == AF_INET6) {
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
 		    sizeof(on)) == -1)

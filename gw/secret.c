@@ -134,24 +134,22 @@ secret_file_check(const char *path, char *err, size_t errlen)
 }
 
 int
-psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
+secret_read(const char *path, size_t max, struct grgw_psk *out, char *err,
+    size_t errlen)
 {
 	struct stat	 st;
-	char		*buf = NULL;
-	char		 derr[256];
+	uint8_t		*buf = NULL;
 	size_t		 have = 0;
 	ssize_t		 n;
 	int		 fd = -1, rc = -1, saved = 0;
 
-	if (out != NULL) {
-		out->key = NULL;
-		out->len = 0;
-	}
-	if (out == NULL) {
-		err_set(err, errlen, "no key to fill in");
+	if (out == NULL || max == 0) {
+		err_set(err, errlen, "nothing to read into");
 		errno = EINVAL;
 		return -1;
 	}
+	out->key = NULL;
+	out->len = 0;
 	if (sodium_init() < 0) {
 		err_set(err, errlen, "cannot initialise libsodium");
 		errno = EIO;
@@ -159,22 +157,21 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 	}
 	if ((fd = secret_open(path, &st, err, errlen)) == -1)
 		return -1;
-	if (st.st_size > PSK_FILE_MAX) {
-		err_set(err, errlen, "%s is %lld bytes long; expected one line "
-		    "of at most %d bytes", path, (long long)st.st_size,
-		    PSK_FILE_MAX);
+	if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+		err_set(err, errlen, "%s is %lld bytes long; expected at most "
+		    "%zu bytes", path, (long long)st.st_size, max);
 		saved = EFBIG;
 		goto cleanup;
 	}
-	if ((buf = sodium_malloc(PSK_FILE_MAX + 1)) == NULL) {
+	if ((buf = sodium_malloc(max + 1)) == NULL) {
 		saved = errno;
 		err_set(err, errlen, "cannot allocate secure memory: %s",
 		    strerror(saved));
 		goto cleanup;
 	}
 	/* Read one byte more than allowed to notice a file that grew. */
-	while (have < PSK_FILE_MAX + 1) {
-		n = read(fd, buf + have, PSK_FILE_MAX + 1 - have);
+	while (have < max + 1) {
+		n = read(fd, buf + have, max + 1 - have);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
@@ -187,27 +184,52 @@ psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
 			break;
 		have += (size_t)n;
 	}
-	if (have > PSK_FILE_MAX) {
-		err_set(err, errlen, "%s is longer than %d bytes; expected one "
-		    "line", path, PSK_FILE_MAX);
+	if (have > max) {
+		err_set(err, errlen, "%s is longer than %zu bytes", path, max);
 		saved = EFBIG;
 		goto cleanup;
 	}
-	if (psk_decode(buf, have, out, derr, sizeof(derr)) == -1) {
-		saved = errno;
-		err_set(err, errlen, "%s: %s", path, derr);
-		goto cleanup;
-	}
+	out->key = buf;
+	out->len = have;
+	buf = NULL;
 	rc = 0;
-
 cleanup:
 	if (buf != NULL) {
-		sodium_memzero(buf, PSK_FILE_MAX + 1);
+		sodium_memzero(buf, max + 1);
 		sodium_free(buf);
 	}
 	if (fd != -1)
 		close(fd);
 	if (rc == -1)
 		errno = saved != 0 ? saved : EINVAL;
+	return rc;
+}
+
+int
+psk_load(const char *path, struct grgw_psk *out, char *err, size_t errlen)
+{
+	struct grgw_psk	 raw;
+	char		 derr[256];
+	int		 rc, saved;
+
+	if (out == NULL) {
+		err_set(err, errlen, "no key to fill in");
+		errno = EINVAL;
+		return -1;
+	}
+	out->key = NULL;
+	out->len = 0;
+	if (secret_read(path, PSK_FILE_MAX, &raw, err, errlen) == -1) {
+		if (errno == EFBIG)
+			err_append(err, errlen, "; expected one line");
+		return -1;
+	}
+	rc = psk_decode((const char *)raw.key, raw.len, out, derr,
+	    sizeof(derr));
+	saved = errno;
+	if (rc == -1)
+		err_set(err, errlen, "%s: %s", path, derr);
+	psk_free(&raw);
+	errno = saved;
 	return rc;
 }

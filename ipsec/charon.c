@@ -218,6 +218,10 @@ charon_spawn(struct charon *c)
 		signal(SIGCHLD, SIG_DFL);
 		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
+		/* Nothing of the daemon's (netlink, VICI, the control
+		 * socket, the network process's channel) reaches charon. */
+		if (close_range(3, ~0U, 0) == -1)
+			_exit(126);
 		if (child_private_run(c->site_dir) == -1) {
 			dprintf(STDERR_FILENO, "grgw: cannot give charon a "
 			    "private /run: %s\n", strerror(errno));

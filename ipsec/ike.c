@@ -33,6 +33,7 @@
 #define INITIATE_MIN_MS		250
 #define INITIATE_MAX_MS		10000
 #define TIEBREAK_DELAY_MS	1500
+#define IKE_KEY_FILE_MAX	(64 * 1024)	/* a PEM private key */
 
 struct ike {
 	struct event_base	*base;
@@ -434,22 +435,14 @@ cleanup:
 	return rc;
 }
 
-static void
-wipe_free(uint8_t *p, size_t len)
-{
-	if (p != NULL)
-		sodium_memzero(p, len);
-	free(p);
-}
-
 /* Load credentials and the connection; replies arrive in order. */
 static int
 ike_load(struct ike *k)
 {
 	const struct grgw_config *cfg = k->cfg;
-	uint8_t		*cert = NULL, *ca = NULL, *key = NULL;
-	size_t		 cert_len = 0, ca_len = 0, key_len = 0;
-	struct grgw_psk	 psk = { NULL, 0 };
+	uint8_t		*cert = NULL, *ca = NULL;
+	size_t		 cert_len = 0, ca_len = 0;
+	struct grgw_psk	 psk = { NULL, 0 }, key = { NULL, 0 };
 	char		 err[256];
 	int		 rc = -1;
 
@@ -462,22 +455,28 @@ ike_load(struct ike *k)
 		    creds_reply);
 	} else {
 		if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
-		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1 ||
-		    read_small_file(cfg->key_file, &key, &key_len) == -1) {
-			ike_fail(k, 0, "cannot read the certificate, key or "
-			    "CA file: %s", strerror(errno));
+		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1) {
+			ike_fail(k, 0, "cannot read the certificate or CA "
+			    "file: %s", strerror(errno));
+			goto cleanup;
+		}
+		/* The checks of check-config, again, at every (re)load. */
+		if (secret_read(cfg->key_file, IKE_KEY_FILE_MAX, &key, err,
+		    sizeof(err)) == -1) {
+			ike_fail(k, 0, "private_key %s", err);
 			goto cleanup;
 		}
 		ike_send(k, conn_build_load_cert(ca, ca_len, 1), creds_reply);
 		ike_send(k, conn_build_load_cert(cert, cert_len, 0),
 		    creds_reply);
-		ike_send(k, conn_build_load_key(key, key_len), creds_reply);
+		ike_send(k, conn_build_load_key(key.key, key.len),
+		    creds_reply);
 	}
 	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, cert, cert_len, ca,
 	    ca_len), conn_reply);
 cleanup:
 	psk_free(&psk);
-	wipe_free(key, key_len);
+	psk_free(&key);
 	free(cert);
 	free(ca);
 	return rc;

@@ -102,6 +102,9 @@ gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
 
 	ifs[0] = '\0';
 	for (i = 0; i < cfg->site.n_lan_interfaces; i++) {
+		/* Pasted into a script: only names that cannot break it. */
+		if (!ifname_valid(cfg->site.lan_interfaces[i]))
+			return -EINVAL;
 		n = snprintf(ifs + off, sizeof(ifs) - off, "%s\"%s\"",
 		    i ? ", " : "", cfg->site.lan_interfaces[i]);
 		if (n < 0 || (size_t)n >= sizeof(ifs) - off)

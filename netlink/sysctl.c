@@ -166,7 +166,7 @@ int
 gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg)
 {
 	char	 path[REC_SYSCTL_MAX], all[REC_VALUE_MAX];
-	int	 rc, v6;
+	int	 rc, v4, v6;
 	const char *wan = cfg->site.wan_interface;
 
 	if (wan[0] == '\0' || strchr(wan, '/') != NULL ||
@@ -174,6 +174,10 @@ gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg)
 		log_warnx("forwarding: bad WAN interface name '%s'", wan);
 		return -EINVAL;
 	}
+	/* Only the families the sites use: an IPv4-only gateway is not made
+	 * an IPv6 router (and the other way round). */
+	v4 = config_has_family(&cfg->site, AF_INET) ||
+	    config_has_family(&cfg->peer, AF_INET);
 	v6 = config_has_family(&cfg->site, AF_INET6) ||
 	    config_has_family(&cfg->peer, AF_INET6);
 
@@ -184,11 +188,11 @@ gwnl_forwarding_enable(struct gwnl *nl, const struct grgw_config *cfg)
 	 * reverse path filtering on the WAN keeps refusing clear text that
 	 * claims a peer address.  So a plain `down` keeps these too.
 	 */
-	if ((rc = sysctl_set(nl, REC_BLOCK, "net/ipv4/ip_forward", "1",
+	if (v4 && (rc = sysctl_set(nl, REC_BLOCK, "net/ipv4/ip_forward", "1",
 	    0)) < 0)
 		return rc;
-	if ((rc = sysctl_set(nl, REC_BLOCK, "net/ipv6/conf/all/forwarding",
-	    "1", !v6)) < 0)
+	if (v6 && (rc = sysctl_set(nl, REC_BLOCK,
+	    "net/ipv6/conf/all/forwarding", "1", 0)) < 0)
 		return rc;
 	snprintf(path, sizeof(path), "net/ipv4/conf/%s/rp_filter", wan);
 	if ((rc = sysctl_set(nl, REC_BLOCK, path, "1", 0)) < 0)

@@ -529,6 +529,14 @@ policy_compile(const struct grgw_config *cfg, struct policy_plan *out,
 		errno = EINVAL;
 		return -1;
 	}
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++) {
+		if (!ifname_valid(cfg->site.lan_interfaces[i])) {
+			snprintf(err, errlen, "qos: LAN interface name not "
+			    "fit for an nftables script");
+			errno = EINVAL;
+			return -1;
+		}
+	}
 	out->enabled = q->enabled;
 	out->wan_rate = q->wan_rate;
 	out->shaping = q->enabled && q->wan_rate != 0;

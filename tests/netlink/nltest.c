@@ -3,7 +3,9 @@
  * kernel of the current network namespace, one process per step, the way
  * `grgw up` and `grgw down` would (each run reloads the record).
  *
- *   nltest [-t table] RECORD COMMAND...
+ *   nltest [-4] [-t table] RECORD COMMAND...
+ *
+ * -4: both sites with their IPv4 prefix only.
  *
  * Commands, run in order until one fails:
  *   block          gwnl_block_install()
@@ -56,7 +58,7 @@ config_site_a(struct grgw_config *cfg, uint32_t table)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: nltest [-t table] record command...\n");
+	fprintf(stderr, "usage: nltest [-4] [-t table] record command...\n");
 	exit(2);
 }
 
@@ -68,12 +70,15 @@ main(int argc, char *argv[])
 	const char		*cmd;
 	unsigned long		 table = GRGW_DEFAULT_TABLE;
 	char			*end;
-	int			 ch, i, rc = 0, block, run, total;
+	int			 ch, i, rc = 0, block, run, total, v4only = 0;
 
 	log_init("nltest", getenv("NLTEST_DEBUG") != NULL ?
 	    LOG_LVL_DEBUG : LOG_LVL_INFO);
-	while ((ch = getopt(argc, argv, "t:")) != -1) {
+	while ((ch = getopt(argc, argv, "4t:")) != -1) {
 		switch (ch) {
+		case '4':
+			v4only = 1;
+			break;
 		case 't':
 			errno = 0;
 			table = strtoul(optarg, &end, 10);
@@ -89,6 +94,10 @@ main(int argc, char *argv[])
 	if (argc < 2)
 		usage();
 	config_site_a(&cfg, (uint32_t)table);
+	if (v4only) {
+		cfg.site.n_prefixes = 1;	/* the IPv6 ones come second */
+		cfg.peer.n_prefixes = 1;
+	}
 
 	if ((rc = gwnl_open(argv[0], &nl)) < 0) {
 		fprintf(stderr, "nltest: open %s: %s\n", argv[0],

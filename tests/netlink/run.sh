@@ -151,6 +151,13 @@ NL_EXPECT_FAIL=1 "$nltest" -t 40000 "$rec" block >/dev/null 2>"$log"
 check "table 40000 (rules after main) is refused" test $? != 0
 
 # ---- forwarding --------------------------------------------------------------
+# Sites with IPv4 prefixes only: the gateway is not made an IPv6 router.
+rec4=$tmp/v4only/kernel.record
+check "forwarding enable, IPv4-only sites" "$nltest" -4 "$rec4" forward
+check "IPv4-only: ip_forward = 1" test "$(sysctl_get $fwd4)" = 1
+check "IPv4-only: ipv6 forwarding left at 0" test "$(sysctl_get $fwd6)" = 0
+check "IPv4-only: purge puts ip_forward back" "$nltest" -4 "$rec4" cleanup 1
+check "IPv4-only: ip_forward = 0 again" test "$(sysctl_get $fwd4)" = 0
 check "forwarding enable" nl forward
 check "ip_forward = 1" test "$(sysctl_get $fwd4)" = 1
 check "ipv6 forwarding = 1" test "$(sysctl_get $fwd6)" = 1

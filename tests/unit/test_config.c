@@ -695,6 +695,13 @@ test_bad_names(void **state)
 	    "\"site-a\" is the [site] id too (line 2)", NULL, NULL);
 	check_one(2, "name = site-a\nid = two words", FN ":3: id \"two "
 	    "words\" contains a space", "expected an IKE identity", NULL);
+	/* An identity that matches anyone is no identity. */
+	check_one(12, "name = site-b\nid = %any", FN ":13: id \"%any\" "
+	    "matches any peer", "expected an IKE identity", NULL);
+	check_one(12, "name = site-b\nid = *.example.org", FN ":13: id "
+	    "\"*.example.org\" matches any peer", NULL, NULL);
+	check_one(2, "name = site-a\nid = %any6", FN ":3: id \"%any6\" "
+	    "matches any peer", NULL, NULL);
 }
 
 static void
@@ -704,12 +711,18 @@ test_bad_interfaces(void **state)
 		"wan_interface = eth0123456789abc", "wan_interface = eth/0",
 		"wan_interface = eth:0", "wan_interface = .",
 		"wan_interface = e th0", "wan_interface = eth0\xc3\xa9",
+		/* Names are pasted into nftables scripts: nothing that
+		 * could end a string or a block. */
+		"wan_interface = w\"an", "wan_interface = x\"}};flush",
+		"wan_interface = a;b", "wan_interface = a{b",
 	};
 	size_t	 i;
 
 	for (i = 0; i < nitems(bad); i++)
 		check_one(3, bad[i], FN ":3: wan_interface \"",
 		    "expected an interface name", NULL);
+	check_one(5, "lan_interface = x\"}};flush", FN ":5: lan_interface "
+	    "\"x\\\"}};flush\" is not an interface name", NULL, NULL);
 	check_one(5, "lan_interface = 123456789012345678",
 	    FN ":5: lan_interface \"", "longer than 15", NULL);
 	check_one(23, "interface = wan0", FN ":23: [dataplane] interface "
@@ -934,6 +947,12 @@ test_daemon_values(void **state)
 	check_one(26, "charon = charon", FN ":26: charon \"charon\" is not an "
 	    "absolute path; expected an absolute path to the charon daemon",
 	    NULL, NULL);
+	check_one(26, "user = root", FN ":26: user \"root\" is root; the "
+	    "network process must not run as root", NULL, NULL);
+	check_one(26, "user = 1abc", FN ":26: user \"1abc\" does not start "
+	    "with a letter or '_'", NULL, NULL);
+	check_one(26, "user = a:b", FN ":26: user \"a:b\" contains a "
+	    "character", NULL, NULL);
 
 	text = base_with(26, "log_level = warning\nrun_dir = /");
 	p = parse(text, &cfg, &rc);
@@ -1428,6 +1447,38 @@ test_psk_generate(void **state)
 	assert_int_equal(psk_generate(ta, 45), 0);
 }
 
+/* A private key is read with the checks of a key file, at every load. */
+static void
+test_secret_read(void **state)
+{
+	struct grgw_psk	 raw;
+	char		 err[PATH_MAX + 256], *path, *link;
+	static const char pem[] = "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n";
+
+	path = write_file("key.pem", pem, strlen(pem), 0600);
+	assert_int_equal(secret_read(path, 4096, &raw, err, sizeof(err)), 0);
+	assert_int_equal(raw.len, strlen(pem));
+	assert_memory_equal(raw.key, pem, raw.len);	/* as it is */
+	psk_free(&raw);
+	assert_null(raw.key);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(secret_read(path, 4096, &raw, err, sizeof(err)), -1);
+	assert_null(raw.key);
+	assert_non_null(strstr(err, "readable by group or others (mode "
+	    "0640)"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(secret_read(path, 10, &raw, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected at most 10 bytes"));
+	link = tmp_path("key-link.pem");
+	unlink(link);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(secret_read(link, 4096, &raw, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	free(link);
+	free(path);
+}
+
 static void
 test_psk_load(void **state)
 {
@@ -1738,6 +1789,7 @@ main(void)
 		cmocka_unit_test(test_psk_decode),
 		cmocka_unit_test(test_psk_generate),
 		cmocka_unit_test(test_psk_load),
+		cmocka_unit_test(test_secret_read),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_load_cert_files),
 		cmocka_unit_test(test_load_file_errors),

@@ -942,6 +942,8 @@ test_hooks_environment(void **state)
 	assert_non_null(strstr(got, "GRGW_REASON=underlay-unreachable\n"));
 	assert_non_null(strstr(got, "GRGW_SINCE=2023-11-14T22:13:20Z\n"));
 	assert_non_null(strstr(got, "PWD=/\n"));
+	assert_non_null(strstr(got, "/10-record\n"));	/* GRGW_HOOK= */
+	assert_non_null(strstr(got, "GRGW_HOOK="));
 	assert_null(strstr(got, "GRGW_LEAK_CHECK"));
 	{
 		int	 lines = 0;
@@ -949,7 +951,7 @@ test_hooks_environment(void **state)
 
 		for (p = got; *p != '\0'; p++)
 			lines += *p == '\n';
-		assert_int_equal(lines, 8);
+		assert_int_equal(lines, 9);
 	}
 	free(got);
 	hooks_free(h);
@@ -969,7 +971,7 @@ test_hooks_eligibility(void **state)
 	char			*p, *out, *text, *got;
 
 	assert_true(asprintf(&out, "%s/elig.out", tmpdir) != -1);
-	assert_true(asprintf(&text, "#!/bin/sh\necho \"$0\" >> '%s'\n",
+	assert_true(asprintf(&text, "#!/bin/sh\necho \"$GRGW_HOOK\" >> '%s'\n",
 	    out) != -1);
 #define HOOK(name, mode) do {						\
 	assert_true(asprintf(&p, "%s/%s", dir, name) != -1);		\
