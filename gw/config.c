@@ -2104,7 +2104,7 @@ config_parse_files(const struct config_parser *p, struct config_file_ref *out,
     size_t max)
 {
 	const struct key_state	*ks = p->keys;
-	struct config_file_ref	 refs[5];
+	struct config_file_ref	 refs[CONFIG_FILE_REFS_MAX];
 	size_t			 n = 0, i;
 
 	if (ks[K_AUTH_PSK].valid)
@@ -2122,6 +2122,10 @@ config_parse_files(const struct config_parser *p, struct config_file_ref *out,
 	if (ks[K_PROBE_KEY].valid)
 		file_ref(&refs[n++], p, K_PROBE_KEY, p->cfg.probe.key_file,
 		    CONFIG_FILE_KEY);
+	/* Given or not: the default is checked too (its line is 0). */
+	if (!ks[K_DAEMON_RUN_DIR].invalid)
+		file_ref(&refs[n++], p, K_DAEMON_RUN_DIR, p->cfg.run_dir,
+		    CONFIG_FILE_RUNDIR);
 	for (i = 0; i < n && i < max; i++)
 		out[i] = refs[i];
 	return n < max ? n : max;

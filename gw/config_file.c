@@ -154,6 +154,66 @@ check_secret(struct config_parser *p, const struct config_file_ref *r)
 	psk_free(&psk);
 }
 
+/*
+ * run_dir holds the record of what `down` removes, the control socket
+ * and charon's files: no one but root may be able to swap any directory
+ * on its way (a link followed is fine where only root could place it).
+ * Its parent must exist; the daemon makes run_dir and the site's
+ * directory below it.
+ */
+static void
+check_run_dir(struct config_parser *p, const struct config_file_ref *r)
+{
+	char		 path[PATH_MAX], real[PATH_MAX], *slash;
+	struct stat	 st;
+
+	snprintf(path, sizeof(path), "%s", r->path);
+	while (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = '\0';
+	if (stat(path, &st) == -1) {
+		if ((slash = strrchr(path, '/')) != NULL)
+			*(slash == path ? slash + 1 : slash) = '\0';
+		if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			config_parse_error_at(p, r->line, "%s %s: its parent "
+			    "%s does not exist; expected a directory whose "
+			    "parent exists, such as %s", r->key, r->path,
+			    path, GRGW_DEFAULT_RUN_DIR);
+			return;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		config_parse_error_at(p, r->line, "%s %s is not a directory",
+		    r->key, r->path);
+		return;
+	}
+	if (realpath(path, real) == NULL) {
+		config_parse_error_at(p, r->line, "%s %s cannot be examined: "
+		    "%s", r->key, r->path, strerror(errno));
+		return;
+	}
+	/* Every directory from there up to /. */
+	for (;;) {
+		if (stat(real, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			config_parse_error_at(p, r->line, "%s %s: %s cannot be "
+			    "examined", r->key, r->path, real);
+			return;
+		}
+		if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+			config_parse_error_at(p, r->line, "%s %s: %s can be "
+			    "changed by another user than root (owner %u, mode "
+			    "%04o); expected a directory only root can "
+			    "change, such as %s", r->key, r->path, real,
+			    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			    GRGW_DEFAULT_RUN_DIR);
+			return;
+		}
+		if (strcmp(real, "/") == 0)
+			return;
+		slash = strrchr(real, '/');
+		*(slash == real ? slash + 1 : slash) = '\0';
+	}
+}
+
 static void
 check_files(struct config_parser *p)
 {
@@ -164,6 +224,8 @@ check_files(struct config_parser *p)
 	for (i = 0; i < n; i++) {
 		if (refs[i].kind == CONFIG_FILE_READABLE)
 			check_readable(p, &refs[i]);
+		else if (refs[i].kind == CONFIG_FILE_RUNDIR)
+			check_run_dir(p, &refs[i]);
 		else
 			check_secret(p, &refs[i]);
 	}

@@ -43,6 +43,7 @@
 #include "netproc.h"
 #include "probe.h"
 #include "qosd.h"
+#include "sitelock.h"
 #include "status.h"
 #include "strbuf.h"
 #include "ipsec/ipsec.h"
@@ -98,7 +99,6 @@ struct gwd {
 
 static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_shutdown(struct gwd *, int purge);
-static void	daemon_unlock(struct gwd *);
 
 /* ---- start-up report ------------------------------------------------------ */
 
@@ -582,7 +582,7 @@ daemon_finish(evutil_socket_t fd, short ev, void *arg)
 	netproc_free(d->np);
 	d->np = NULL;
 	/* The site is free for a new daemon before `down` hears "ok". */
-	daemon_unlock(d);
+	site_unlock(d->dir, &d->lock_fd);
 	control_answer(d->ctl, CONTROL_WAIT_DOWN, d->exit_code == 0 ?
 	    "ok\n" : "error some kernel objects could not be removed; see "
 	    "the daemon log\n");
@@ -790,46 +790,6 @@ mkdir_p(const char *dir, mode_t mode)
 	return chmod(path, mode);
 }
 
-static int
-daemon_lock(struct gwd *d, char *err, size_t errlen)
-{
-	char path[PATH_MAX + 16], buf[32];
-	int n;
-
-	snprintf(path, sizeof(path), "%s/grgw.pid", d->dir);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (d->lock_fd == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) == -1) {
-		snprintf(err, errlen, "a grgw daemon for site %s is already "
-		    "running (lock %s)", d->cfg->site.name, path);
-		close(d->lock_fd);
-		d->lock_fd = -1;
-		return -1;
-	}
-	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (ftruncate(d->lock_fd, 0) == -1 ||
-	    pwrite(d->lock_fd, buf, (size_t)n, 0) != n)
-		log_warn("cannot write %s", path);
-	return 0;
-}
-
-static void
-daemon_unlock(struct gwd *d)
-{
-	char path[PATH_MAX + 16];
-
-	if (d->lock_fd < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/grgw.pid", d->dir);
-	unlink(path);
-	close(d->lock_fd);
-	d->lock_fd = -1;
-}
-
 static void
 daemon_free(struct gwd *d)
 {
@@ -842,7 +802,7 @@ daemon_free(struct gwd *d)
 	charon_free(d->charon);
 	qos_run_free(d->qos);
 	gwnl_close(d->nl);
-	daemon_unlock(d);
+	site_unlock(d->dir, &d->lock_fd);
 	if (d->refresh_timer != NULL)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
@@ -962,7 +922,8 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		    strerror(errno));
 		goto fail;
 	}
-	if (daemon_lock(&d, err, sizeof(err)) == -1)
+	if (site_lock(d.dir, cfg->site.name, &d.lock_fd, err,
+	    sizeof(err)) == -1)
 		goto fail;
 	charon_kill_stale(d.dir);
 	if (daemon_check_host(cfg, err, sizeof(err)) == -1 ||

@@ -286,9 +286,11 @@ void	config_parse_error_at(struct config_parser *p, unsigned int line,
 enum config_file_kind {
 	CONFIG_FILE_READABLE,		/* a certificate, a CA bundle */
 	CONFIG_FILE_SECRET,		/* a private key: 0600 or 0400 */
-	CONFIG_FILE_KEY			/* secret, and holds a grgw key */
+	CONFIG_FILE_KEY,		/* secret, and holds a grgw key */
+	CONFIG_FILE_RUNDIR		/* run_dir: its parent exists, and
+					 * nobody but root can change it */
 };
-#define CONFIG_FILE_REFS_MAX	5
+#define CONFIG_FILE_REFS_MAX	6
 
 struct config_file_ref {
 	const char	*key;		/* "psk_file" */

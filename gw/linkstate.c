@@ -6,6 +6,7 @@
  * hysteresis lives in the probe paths (a path comes back only after
  * several good replies), not in this function.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +52,8 @@ link_reason_name(enum link_reason r)
 		return "loss";
 	case REASON_RTT:
 		return "rtt";
+	case REASON_CLOCK_SKEW:
+		return "clock-skew";
 	}
 	return "unknown";
 }
@@ -81,6 +84,9 @@ linkstate_eval(const struct link_view *v, int auth_failed,
 	if (!(tun->up && v->child_up)) {
 		if (auth_failed)
 			*reason = REASON_IKE_AUTH_FAILED;
+		else if (tun->skew_recent || und->skew_recent)
+			/* The peer is there, but the clocks disagree. */
+			*reason = REASON_CLOCK_SKEW;
 		else if (!und->up)
 			*reason = REASON_UNDERLAY_UNREACHABLE;
 		else
@@ -107,7 +113,7 @@ static json_t *
 path_json(const struct path_stats *p)
 {
 	return json_pack("{s:b, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
+	    "s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}, s:o}",
 	    "up", p->up != 0,
 	    "rtt_ms",
 		"last", jsondoc_measure(p->rtt_last_ms),
@@ -124,7 +130,10 @@ path_json(const struct path_stats *p)
 	    "rejected",
 		"auth", jsondoc_u64(p->rejected_auth),
 		"replay", jsondoc_u64(p->rejected_replay),
-		"malformed", jsondoc_u64(p->rejected_malformed));
+		"malformed", jsondoc_u64(p->rejected_malformed),
+		"skew", jsondoc_u64(p->rejected_skew),
+	    "clock_skew_s", jsondoc_measure(p->skew_recent ?
+		p->clock_skew_ms / 1000.0 : NAN));
 }
 
 json_t *

@@ -49,6 +49,12 @@ struct path_stats {
 	uint64_t	rejected_auth;	/* bad MAC: forged or tampered */
 	uint64_t	rejected_replay;	/* seen or too old */
 	uint64_t	rejected_malformed;	/* wrong size, version, type */
+	uint64_t	rejected_skew;	/* authentic, but the peer's clock
+					 * is more than 30 s from ours */
+	double		clock_skew_ms;	/* peer's clock minus ours, as its
+					 * last refused packet said; NaN */
+	int		skew_recent;	/* such a packet within the last
+					 * detection time */
 	uint64_t	reordered;	/* replies arriving out of order */
 	uint64_t	transitions;
 };
@@ -67,6 +73,7 @@ enum link_reason {
 	REASON_CHARON_DOWN,
 	REASON_LOSS,			/* degraded: loss above threshold */
 	REASON_RTT,			/* degraded: RTT above threshold */
+	REASON_CLOCK_SKEW,		/* probes refused: clocks differ */
 };
 
 const char *link_state_name(enum link_state s);

@@ -28,6 +28,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "netproc.h"
+#include "sitelock.h"
 #include "status.h"
 #include "strbuf.h"
 #include "ipsec/ipsec.h"
@@ -298,17 +299,26 @@ spawn_daemon(const struct grgw_config *cfg)
 		if ((pid = fork()) != 0)
 			_exit(pid == -1 ? 1 : 0);
 		/* The directory may not exist yet: the daemon makes it. */
-		if (mkdir(cfg->run_dir, 0755) == -1 && errno != EEXIST)
+		if (mkdir(cfg->run_dir, 0755) == -1 && errno != EEXIST) {
+			dprintf(p[1], "error cannot create run_dir %s: %s\n",
+			    cfg->run_dir, strerror(errno));
 			_exit(1);
-		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-			_exit(1);
-		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		    0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
 		}
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			dprintf(p[1], "error cannot create %s: %s\n", dir,
+			    strerror(errno));
+			_exit(1);
+		}
+		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+		if (fd == -1) {
+			dprintf(p[1], "error cannot open the log %s: %s\n",
+			    logpath, strerror(errno));
+			_exit(1);
+		}
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
 		if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
 			dup2(fd, STDIN_FILENO);
 			close(fd);
@@ -432,12 +442,12 @@ cmd_up(int argc, char **argv)
 static int
 cmd_down(int argc, char **argv)
 {
-	char dir[PATH_MAX], record[PATH_MAX + 16];
+	char dir[PATH_MAX], record[PATH_MAX + 16], err[PATH_MAX + 128];
 	struct grgw_config cfg;
 	struct gwnl *nl = NULL;
 	struct strbuf sb;
 	struct opts o;
-	int fd, rc = 0;
+	int fd, lock = -1, rc = 0;
 
 	if (parse_opts(argc, argv, &o, "cp") == -1)
 		return EXIT_CONFIG;
@@ -460,16 +470,29 @@ cmd_down(int argc, char **argv)
 		    sb.s : "the daemon did not confirm; cleaning up directly\n");
 		strbuf_free(&sb);
 	}
-	/* No daemon (or it did not answer): undo from the record. */
+	/*
+	 * No daemon (or it did not answer): undo from the record, holding
+	 * the site lock, so that nothing is removed under a live daemon.
+	 */
 	config_site_dir(&cfg, dir, sizeof(dir));
+	if (access(dir, F_OK) == 0 &&
+	    site_lock(dir, cfg.site.name, &lock, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s down: %s%s\n", progname, err,
+		    errno == EWOULDBLOCK ? ", but it does not answer; nothing "
+		    "was removed (stop that process, then run grgw down "
+		    "again)" : "");
+		return EXIT_NOT_UP;
+	}
 	charon_kill_stale(dir);
 	snprintf(record, sizeof(record), "%s/kernel.record", dir);
 	if (gwnl_open(record, &nl) != 0) {
 		fprintf(stderr, "%s down: cannot open netlink\n", progname);
+		site_unlock(dir, &lock);
 		return EXIT_NOT_UP;
 	}
 	rc = gwnl_cleanup(nl, o.purge);
 	gwnl_close(nl);
+	site_unlock(dir, &lock);
 	if (rc != 0) {
 		fprintf(stderr, "%s down: some kernel objects could not be "
 		    "removed (listed in %s)\n", progname, record);

@@ -36,6 +36,7 @@ static const enum link_reason all_reasons[] = {
 	REASON_NONE, REASON_STARTING, REASON_WAN_LINK_DOWN,
 	REASON_UNDERLAY_UNREACHABLE, REASON_TUNNEL_DOWN,
 	REASON_IKE_AUTH_FAILED, REASON_CHARON_DOWN, REASON_LOSS, REASON_RTT,
+	REASON_CLOCK_SKEW,
 };
 
 /* Label values: backslash, double quote and newline are escaped. */
@@ -267,20 +268,32 @@ render_link(struct strbuf *sb, const struct strbuf *base,
 	    "Probe replies that arrived out of order.", PS_OFF(reordered));
 
 	family(sb, "grgw_probe_rejected_total", "counter", "Probe packets "
-	    "refused: auth (bad MAC), replay (seen or too old), malformed.");
+	    "refused: auth (bad MAC), replay (seen or too old), malformed, "
+	    "skew (the peer's clock is more than 30 s from ours).");
 	for (p = 0; p < PROBE_NPATHS; p++) {
-		const uint64_t n[3] = { lv->paths[p].rejected_auth,
+		const uint64_t n[4] = { lv->paths[p].rejected_auth,
 		    lv->paths[p].rejected_replay,
-		    lv->paths[p].rejected_malformed };
-		static const char *const why[3] = {
-		    "auth", "replay", "malformed" };
+		    lv->paths[p].rejected_malformed,
+		    lv->paths[p].rejected_skew };
+		static const char *const why[4] = {
+		    "auth", "replay", "malformed", "skew" };
 
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < 4; i++) {
 			sample_open(sb, "grgw_probe_rejected_total", base);
 			label(sb, "path", path_label[p]);
 			label(sb, "reason", why[i]);
 			value_u64(sb, n[i]);
 		}
+	}
+
+	family(sb, "grgw_probe_clock_skew_seconds", "gauge", "The peer's "
+	    "clock minus ours, as its refused probes said; NaN while they "
+	    "are accepted.");
+	for (p = 0; p < PROBE_NPATHS; p++) {
+		sample_open(sb, "grgw_probe_clock_skew_seconds", base);
+		label(sb, "path", path_label[p]);
+		value_f(sb, lv->paths[p].skew_recent ?
+		    lv->paths[p].clock_skew_ms / 1000.0 : NAN);
 	}
 
 	bytes[0] = lv->tunnel_bytes_in;

@@ -380,12 +380,14 @@ pmsg_path_encode(enum probe_path path, int changed,
 	wr_u8(&w, changed != 0);
 	wr_u8(&w, st->up != 0);
 	wr_u8(&w, st->ever_up != 0);
+	wr_u8(&w, st->skew_recent != 0);
 	wr_double(&w, st->rtt_last_ms);
 	wr_double(&w, st->rtt_smoothed_ms);
 	wr_double(&w, st->rtt_p50_ms);
 	wr_double(&w, st->rtt_p99_ms);
 	wr_double(&w, st->jitter_ms);
 	wr_double(&w, st->loss_ratio);
+	wr_double(&w, st->clock_skew_ms);
 	wr_u64(&w, st->sent);
 	wr_u64(&w, st->received);
 	wr_u64(&w, st->answered);
@@ -394,6 +396,7 @@ pmsg_path_encode(enum probe_path path, int changed,
 	wr_u64(&w, st->rejected_malformed);
 	wr_u64(&w, st->reordered);
 	wr_u64(&w, st->transitions);
+	wr_u64(&w, st->rejected_skew);
 }
 
 /* A figure is a number of ms (or a ratio) >= 0, or NaN before any. */
@@ -415,12 +418,14 @@ pmsg_path_decode(const uint8_t *body, size_t len, enum probe_path *path,
 	*changed = rd_flag(&r);
 	st->up = rd_flag(&r);
 	st->ever_up = rd_flag(&r);
+	st->skew_recent = rd_flag(&r);
 	st->rtt_last_ms = rd_double(&r);
 	st->rtt_smoothed_ms = rd_double(&r);
 	st->rtt_p50_ms = rd_double(&r);
 	st->rtt_p99_ms = rd_double(&r);
 	st->jitter_ms = rd_double(&r);
 	st->loss_ratio = rd_double(&r);
+	st->clock_skew_ms = rd_double(&r);
 	st->sent = rd_u64(&r);
 	st->received = rd_u64(&r);
 	st->answered = rd_u64(&r);
@@ -429,6 +434,10 @@ pmsg_path_decode(const uint8_t *body, size_t len, enum probe_path *path,
 	st->rejected_malformed = rd_u64(&r);
 	st->reordered = rd_u64(&r);
 	st->transitions = rd_u64(&r);
+	st->rejected_skew = rd_u64(&r);
+	/* A skew is signed; NaN when there is none. */
+	if (!isnan(st->clock_skew_ms) && !isfinite(st->clock_skew_ms))
+		r.bad = 1;
 	if (p >= PROBE_NPATHS || !figure_ok(st->rtt_last_ms) ||
 	    !figure_ok(st->rtt_smoothed_ms) || !figure_ok(st->rtt_p50_ms) ||
 	    !figure_ok(st->rtt_p99_ms) || !figure_ok(st->jitter_ms) ||

@@ -22,6 +22,7 @@
 #include <netinet/ip.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,6 +84,7 @@ struct probe_path_state {
 	uint64_t	 max_answered;	/* highest request seq answered */
 	uint64_t	 window_start;	/* first request of the live window */
 	uint64_t	 last_rx_mono;	/* last valid packet from the peer */
+	uint64_t	 skew_mono;	/* last one refused for clock skew */
 	unsigned int	 good_streak;	/* replies in a row, none lost */
 	int		 have_srtt;
 	struct path_stats st;		/* counters, verdict, last/smoothed */
@@ -407,7 +409,8 @@ probe_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
 {
 	struct probe_engine	*e = ps->e;
 	struct probe_pkt	 pkt;
-	uint64_t		 now_mono;
+	uint64_t		 now_mono, now_ns = clock_ns(CLOCK_REALTIME);
+	int			 rc;
 
 	switch (probe_decode(buf, len, e->key, &pkt)) {
 	case PROBE_OK:
@@ -442,8 +445,18 @@ probe_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
 		probe_note_rejected(ps, from, "one of our own packets");
 		return;
 	}
-	if (probe_replay_check(&ps->replay[pkt.type == PROBE_REQUEST ? 0 : 1],
-	    &pkt, clock_ns(CLOCK_REALTIME)) == -1) {
+	if ((rc = probe_replay_check(&ps->replay[pkt.type == PROBE_REQUEST ?
+	    0 : 1], &pkt, now_ns)) == PROBE_REPLAY_SKEW) {
+		/* Authentic: tell the operator the clocks differ. */
+		ps->st.rejected_skew++;
+		ps->st.clock_skew_ms = ((double)pkt.tx_ns - (double)now_ns) /
+		    1e6;
+		ps->skew_mono = clock_ns(CLOCK_MONOTONIC);
+		probe_note_rejected(ps, from, "the peer's clock is more than "
+		    "30 s from ours");
+		return;
+	}
+	if (rc != 0) {
 		ps->st.rejected_replay++;
 		probe_note_rejected(ps, from, "replayed or stale");
 		return;
@@ -761,6 +774,10 @@ probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 	ps = &e->path[path];
 	now = clock_ns(CLOCK_MONOTONIC);
 	*out = ps->st;
+	out->skew_recent = ps->skew_mono != 0 &&
+	    now - ps->skew_mono < 2 * e->detect_ns;
+	if (!out->skew_recent)
+		out->clock_skew_ms = NAN;
 	out->rtt_p50_ms = out->rtt_p99_ms = out->jitter_ms = 0;
 	out->loss_ratio = 0;
 

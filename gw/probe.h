@@ -82,7 +82,13 @@ struct probe_replay {
 	int		valid;
 };
 
-/* 0 accept (and record), -1 reject.  now_ns: receiver's CLOCK_REALTIME. */
+/*
+ * 0 accept (and record), -1 reject (seen, or older than what was
+ * accepted), PROBE_REPLAY_SKEW: the timestamp is more than
+ * PROBE_MAX_SKEW_NS away from now_ns (the two gateways' clocks differ,
+ * or an old capture).  now_ns: receiver's CLOCK_REALTIME.
+ */
+#define PROBE_REPLAY_SKEW	(-2)
 int	probe_replay_check(struct probe_replay *r, const struct probe_pkt *p,
 	    uint64_t now_ns);
 

@@ -253,7 +253,7 @@ probe_replay_check(struct probe_replay *r, const struct probe_pkt *p,
 		return -1;
 	if (p->tx_ns > now_ns ? p->tx_ns - now_ns > PROBE_MAX_SKEW_NS :
 	    now_ns - p->tx_ns > PROBE_MAX_SKEW_NS)
-		return -1;
+		return PROBE_REPLAY_SKEW;
 	if (!r->valid) {
 		replay_reset(r, p);
 		return 0;

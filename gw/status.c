@@ -134,7 +134,11 @@ status_render_path_text(const char *name, const struct path_stats *p,
 	strbuf_printf(sb, "  sent %llu, received %llu, rejected %llu\n",
 	    (unsigned long long)p->sent, (unsigned long long)p->received,
 	    (unsigned long long)(p->rejected_auth + p->rejected_replay +
-	    p->rejected_malformed));
+	    p->rejected_malformed + p->rejected_skew));
+	if (p->skew_recent)
+		strbuf_printf(sb, "              the peer's clock is %+.1f s from "
+		    "ours: its probes are refused (more than 30 s); set both "
+		    "gateways' clocks right (NTP)\n", p->clock_skew_ms / 1000.0);
 }
 
 static void

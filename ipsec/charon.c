@@ -122,7 +122,8 @@ write_file_mode(const char *path, const char *data, size_t len, mode_t mode)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    mode);
 	if (fd == -1)
 		return -1;
 	w = write(fd, data, len);
@@ -193,8 +194,8 @@ charon_spawn(struct charon *c)
 	pid_t parent = getpid(), pid;
 	int logfd;
 
-	logfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0600);
+	logfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
 	if (logfd == -1) {
 		log_warn("charon: cannot open %s", c->log_path);
 		return -1;

@@ -24,9 +24,6 @@ cd "$TOP" || exit 1
 export GRGW=$TOP/grgw
 # Emulated CPUs are slow: give negotiations more time than on the host.
 export UP_TIMEOUT=${UP_TIMEOUT:-90}
-# Starting ip and nc takes ~0.5 s here: "fails fast" gets more room, still
-# short of nc's 2 s timeout, so a dropped SYN cannot pass.
-export FAIL_FAST_MS=${FAIL_FAST_MS:-1800}
 export LAB_DATAPLANE=kernel
 
 echo "== guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"

@@ -487,8 +487,8 @@ t_dpd() {
 	check "WAN black: gw-a finds the peer dead (DPD) and says tunnel not up (after ${secs}s)" \
 		status_is a '.peers[0].tunnel != "up"'
 	check "WAN black: gw-a has no route into $IFNAME any more" no_tunnel_route gw-a
-	check "WAN black: TCP connect vellum-a -> vellum-b fails within $FAIL_FAST_MS ms" \
-		connect_fails_within vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
+	check "WAN black: TCP connect vellum-a -> vellum-b refused by the gateway (not a timeout)" \
+		connect_refused vellum-a "$VELLUM_B4"
 	wan_light
 	wait_until 120 tunnel_up_both || true
 	check "WAN back: the tunnel is up again on both gateways" tunnel_up_both
@@ -565,8 +565,8 @@ t_down() {
 		check "after down, gw-$s: no route into $IFNAME" no_tunnel_routes_at_all "gw-$s"
 		check "after down, gw-$s: the fail-closed rule and routes stay" block_stays "gw-$s"
 	done
-	check "after down: vellum-a -> vellum-b refused within $FAIL_FAST_MS ms" \
-		connect_fails_within vellum-a "$VELLUM_B4" "$FAIL_FAST_MS"
+	check "after down: vellum-a -> vellum-b refused by the gateway (not a timeout)" \
+		connect_refused vellum-a "$VELLUM_B4"
 	check "grgw down --purge on gw-a" down_at a --purge
 	check "grgw down --purge on gw-b" down_at b --purge
 	for s in a b; do

@@ -272,36 +272,50 @@ tcp_peer_is() {
 	[ "$(awk '{ print $2 }' <<<"$reply")" = "$3" ]
 }
 
-# connect_ms NODE ADDR: one TCP connect attempt; prints "<rc> <ms>".
-connect_ms() {
-	local t0 t1 rc=0
-	t0=$(now_ms)
-	timeout 3 ip netns exec "$NS_PREFIX$1" nc -z -w 2 "$2" "$SINK_PORT" >/dev/null 2>&1 || rc=$?
-	t1=$(now_ms)
-	echo "$rc $((t1 - t0))"
+# connect_result NODE ADDR: one TCP connect to the sink port, with a
+# generous timeout; prints "<result> <ms>", result one of connected,
+# refused (a reset), unreachable (an ICMP error), timeout or an errno name.
+connect_result() {
+	timeout 20 ip netns exec "$NS_PREFIX$1" python3 - "$2" "$SINK_PORT" <<-'PY' 2>/dev/null || echo "error 0"
+	import errno, socket, sys, time
+	addr, port = sys.argv[1], int(sys.argv[2])
+	s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+	s.settimeout(8)
+	t0 = time.monotonic()
+	try:
+	    s.connect((addr, port))
+	    r = "connected"
+	except socket.timeout:
+	    r = "timeout"
+	except OSError as e:
+	    r = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
+	         errno.ENETUNREACH: "unreachable", errno.EACCES: "unreachable"}.get(
+	        e.errno, errno.errorcode.get(e.errno, str(e.errno)))
+	print(r, int((time.monotonic() - t0) * 1000))
+	PY
 }
 
-# How fast "fails fast" must be.  A refused connect takes milliseconds; on an
-# emulated CPU (tests/kernel-lab) starting ip and nc alone takes hundreds, so
-# the VM raises it.  Keep it below nc's 2 s connect timeout (connect_ms), so
-# that a silently dropped SYN can never pass.
-FAIL_FAST_MS=${FAIL_FAST_MS:-1000}
+# Fail fast means refused by the gateway (a reset, or ICMP unreachable),
+# never a timeout.  How long it took is printed, never asserted: on an
+# emulated CPU (tests/kernel-lab) or a busy machine it varies; the
+# benchmarks measure it.
 
-# connect_no_hang NODE ADDR MS: a TCP connect either succeeds or fails in
-# less than MS; what it must not do is hang
+# connect_no_hang NODE ADDR: a TCP connect either succeeds or is refused;
+# what it must not do is hang
 connect_no_hang() {
-	local rc ms
-	read -r rc ms < <(connect_ms "$1" "$2")
-	echo "connect $1 -> $2 port $SINK_PORT: exit $rc after $ms ms (limit $3 ms unless it connects)"
-	[ "$rc" -eq 0 ] || [ "$ms" -lt "$3" ]
+	local r ms
+	read -r r ms < <(connect_result "$1" "$2")
+	echo "connect $1 -> $2 port $SINK_PORT: $r after $ms ms"
+	[ "$r" = connected ] || [ "$r" = refused ] || [ "$r" = unreachable ]
 }
 
-# connect_fails_within NODE ADDR MS: a TCP connect fails, in less than MS
-connect_fails_within() {
-	local rc ms
-	read -r rc ms < <(connect_ms "$1" "$2")
-	echo "connect $1 -> $2 port $SINK_PORT: exit $rc after $ms ms (limit $3 ms)"
-	[ "$rc" -ne 0 ] && [ "$ms" -lt "$3" ]
+# connect_refused NODE ADDR: a TCP connect is refused by the gateway (reset
+# or ICMP unreachable), not left to time out
+connect_refused() {
+	local r ms
+	read -r r ms < <(connect_result "$1" "$2")
+	echo "connect $1 -> $2 port $SINK_PORT: $r after $ms ms"
+	[ "$r" = refused ] || [ "$r" = unreachable ]
 }
 
 # ping_ok NODE ADDR: at least one echo reply

@@ -1635,6 +1635,53 @@ test_load(void **state)
 	free(conf);
 }
 
+/* run_dir: its parent must exist, and only root may change its path. */
+static void
+test_load_run_dir(void **state)
+{
+	static const struct {
+		const char	*dir;
+		const char	*want;		/* NULL: accepted */
+	} t[] = {
+		{ "/run/grgw", NULL },
+		{ "/run", NULL },
+		{ "/run/no-such-dir-grgw/x", "its parent /run/no-such-dir-grgw "
+		    "does not exist" },
+		{ "/tmp/grgw-run", "/tmp can be changed by another user than "
+		    "root" },
+		{ "/etc/hostname", "is not a directory" },
+	};
+	struct grgw_config	 cfg;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
+	char			*psk, *line, *text, *conf;
+	size_t			 i;
+
+	psk = write_file("psk", KEY32, strlen(KEY32), 0600);
+	for (i = 0; i < nitems(t); i++) {
+		assert_true(asprintf(&line, "psk_file = %s", psk) != -1);
+		text = base_with(20, line);
+		free(line);
+		assert_true(asprintf(&line, "%srun_dir = %s\n", text,
+		    t[i].dir) != -1);
+		conf = write_file("rundir.conf", line, strlen(line), 0644);
+		if (t[i].want == NULL) {
+			assert_int_equal(config_load(conf, &cfg, errs,
+			    sizeof(errs)), 0);
+		} else {
+			assert_int_equal(config_load(conf, &cfg, errs,
+			    sizeof(errs)), -1);
+			if (strstr(errs, t[i].want) == NULL)
+				fprintf(stderr, "%s: %s", t[i].dir, errs);
+			assert_non_null(strstr(errs, ":27: run_dir "));
+			assert_non_null(strstr(errs, t[i].want));
+		}
+		free(conf);
+		free(line);
+		free(text);
+	}
+	free(psk);
+}
+
 static void
 test_load_cert_files(void **state)
 {
@@ -1792,6 +1839,7 @@ main(void)
 		cmocka_unit_test(test_secret_read),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_load_cert_files),
+		cmocka_unit_test(test_load_run_dir),
 		cmocka_unit_test(test_load_file_errors),
 	};
 

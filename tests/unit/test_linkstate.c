@@ -77,6 +77,31 @@ test_eval_table(void **state)
 	}
 }
 
+/* Probes refused for the clocks' sake: said, not taken for a dead WAN. */
+static void
+test_clock_skew(void **state)
+{
+	enum link_reason reason;
+	enum link_state st;
+	struct link_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.carrier = v.charon_up = v.child_up = v.ike_up = 1;
+	v.paths[PROBE_UNDERLAY].skew_recent = 1;
+	linkstate_eval(&v, 0, NULL, &st, &reason);
+	assert_int_equal(st, LINK_DOWN);
+	assert_int_equal(reason, REASON_CLOCK_SKEW);
+	assert_string_equal(link_reason_name(reason), "clock-skew");
+	/* A working tunnel path wins: then the skew is only shown. */
+	v.paths[PROBE_TUNNEL].up = 1;
+	linkstate_eval(&v, 0, NULL, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	/* Authentication failures still come first. */
+	v.paths[PROBE_TUNNEL].up = 0;
+	linkstate_eval(&v, 1, NULL, &st, &reason);
+	assert_int_equal(reason, REASON_IKE_AUTH_FAILED);
+}
+
 static void
 test_no_thresholds(void **state)
 {
@@ -148,6 +173,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eval_table),
 		cmocka_unit_test(test_no_thresholds),
+		cmocka_unit_test(test_clock_skew),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_render_json),
 	};

@@ -274,6 +274,9 @@ sample_stats(struct path_stats *st)
 	st->rejected_malformed = 5;
 	st->reordered = 6;
 	st->transitions = UINT64_MAX;
+	st->rejected_skew = 9;
+	st->skew_recent = 1;
+	st->clock_skew_ms = -45123.5;	/* the peer is behind: negative */
 }
 
 static void
@@ -319,6 +322,11 @@ test_path(void **state)
 	    &out), -1);
 	sample_stats(&st);
 	st.loss_ratio = 1.5;
+	pmsg_path_encode(PROBE_TUNNEL, 0, &st, bad);
+	assert_int_equal(pmsg_path_decode(bad, sizeof(bad), &path, &changed,
+	    &out), -1);
+	sample_stats(&st);
+	st.clock_skew_ms = -INFINITY;
 	pmsg_path_encode(PROBE_TUNNEL, 0, &st, bad);
 	assert_int_equal(pmsg_path_decode(bad, sizeof(bad), &path, &changed,
 	    &out), -1);

@@ -360,22 +360,24 @@ test_replay_timestamps(void **state)
 	uint64_t		 now = now_ns();
 
 	memset(&r, 0, sizeof(r));
+	/* Beyond the bound: a verdict of its own (clock skew). */
 	assert_int_equal(check(&r, 7, 1, now + PROBE_MAX_SKEW_NS + 1, now),
-	    -1);
+	    PROBE_REPLAY_SKEW);
 	assert_int_equal(check(&r, 7, 1, now - PROBE_MAX_SKEW_NS - 1, now),
-	    -1);
-	assert_int_equal(check(&r, 7, 1, 0, now), -1);
-	assert_int_equal(check(&r, 7, 1, UINT64_MAX, now), -1);
+	    PROBE_REPLAY_SKEW);
+	assert_int_equal(check(&r, 7, 1, 0, now), PROBE_REPLAY_SKEW);
+	assert_int_equal(check(&r, 7, 1, UINT64_MAX, now), PROBE_REPLAY_SKEW);
 	assert_int_equal(r.valid, 0);
 	assert_int_equal(check(&r, 7, 1, now + PROBE_MAX_SKEW_NS, now), 0);
 	assert_int_equal(check(&r, 7, 2, now - PROBE_MAX_SKEW_NS, now), 0);
 	/* A capture replayed later than the skew allows, with a new seq
 	 * window position, is still refused for its age. */
 	assert_int_equal(check(&r, 7, 3, now, now + PROBE_MAX_SKEW_NS + 1),
-	    -1);
+	    PROBE_REPLAY_SKEW);
 	/* Near the start of the clock: no wrap-around. */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(check(&r, 7, 1, UINT64_MAX - 5, 10), -1);
+	assert_int_equal(check(&r, 7, 1, UINT64_MAX - 5, 10),
+	    PROBE_REPLAY_SKEW);
 	assert_int_equal(check(&r, 7, 1, 5, 10), 0);
 }
 
@@ -1272,6 +1274,7 @@ struct fake_peer {
 	uint8_t		 held[WIRE];
 	int		 have_held;
 	int		 silent;
+	int64_t		 skew_ns;	/* its clock minus ours */
 	struct sockaddr_in held_to;
 	unsigned int	 requests;
 };
@@ -1300,7 +1303,7 @@ fake_peer_read(evutil_socket_t fd, short ev, void *arg)
 		rep.path = req.path;
 		rep.session = f->session;
 		rep.seq = ++f->seq;
-		rep.tx_ns = now_ns();
+		rep.tx_ns = now_ns() + (uint64_t)f->skew_ns;
 		rep.echo_seq = req.seq;
 		rep.echo_tx_ns = req.tx_ns;
 		assert_int_equal(probe_encode(&rep, key_a, out, WIRE), WIRE);
@@ -1353,6 +1356,51 @@ static int
 underlay_up(void *arg)
 {
 	return ((struct watch *)arg)->up[PROBE_UNDERLAY];
+}
+
+static int
+skew_seen(void *arg)
+{
+	struct path_stats	 st;
+
+	probe_engine_stats(arg, PROBE_UNDERLAY, &st);
+	return st.rejected_skew >= 3;
+}
+
+/*
+ * A peer whose clock is a minute behind: its authentic answers are
+ * refused as a clock skew, counted apart, and the skew is said.
+ */
+static void
+test_engine_clock_skew(void **state)
+{
+	struct event_base	*base;
+	struct grgw_config	 ca;
+	struct probe_settings	 s = { 20, 3, 3, test_port(7) };
+	struct fake_peer	 f;
+	struct watch		 w;
+	struct path_stats	 st;
+
+	memset(&w, 0, sizeof(w));
+	memset(&f, 0, sizeof(f));
+	make_config(&ca, 1);
+	assert_non_null(base = event_base_new());
+	f.skew_ns = -60LL * (int64_t)NS_PER_S;
+	fake_peer_start(&f, base, s.port);
+	assert_non_null(w.e = probe_engine_new(base, &ca, &s, key_a,
+	    on_change, &w));
+	assert_int_equal(probe_engine_start(w.e), 0);
+	run_until(base, skew_seen, w.e, 5000);
+	probe_engine_stats(w.e, PROBE_UNDERLAY, &st);
+	assert_true(st.rejected_skew >= 3);
+	assert_int_equal(st.rejected_replay, 0);
+	assert_int_equal(st.received, 0);
+	assert_int_equal(st.up, 0);
+	assert_int_equal(st.skew_recent, 1);
+	assert_true(st.clock_skew_ms < -59000 && st.clock_skew_ms > -61000);
+	probe_engine_free(w.e);
+	fake_peer_stop(&f);
+	event_base_free(base);
 }
 
 /* Loss, reordering, hysteresis and the down verdict, against a script. */
@@ -1557,6 +1605,7 @@ main(void)
 		cmocka_unit_test(test_config_load_key_file),
 		cmocka_unit_test(test_engine_pair),
 		cmocka_unit_test(test_engine_refuses),
+		cmocka_unit_test(test_engine_clock_skew),
 		cmocka_unit_test(test_engine_statistics),
 		cmocka_unit_test(test_engine_bind_retry),
 		cmocka_unit_test(test_engine_api_edges),
