@@ -113,6 +113,8 @@ fuzz_nftcount_SRCS := netlink/nftcount.c
 fuzz_nftcount_LIBS :=
 fuzz_pmsg_SRCS     := gw/pmsg.c
 fuzz_pmsg_LIBS     :=
+fuzz_http_SRCS     := gw/httpreq.c
+fuzz_http_LIBS     :=
 
 define fuzz_rule
 $(B)/fuzz/$(1): tests/fuzz/$(1).c $$($(1)_SRCS)

@@ -68,8 +68,11 @@ typedef void (*http_want_fn)(uint32_t ticket, enum http_doc doc, void *arg);
  *   GET|HEAD /status   the status document, application/json
  *   GET|HEAD /metrics  the metrics, text/plain; version=0.0.4
  * 404 for other paths, 405 (with Allow) for other methods, 413 for a
- * request body, small header limits and a 5 s timeout per connection; a
- * document not handed in within 3 s is answered 503.  listen is copied;
+ * request body over 1 KB, 414, 431 and 400 for a long target, a long
+ * head or a malformed one; one request per connection, at most
+ * HTTP_CONNS_MAX of them (the oldest unfinished one makes room), each
+ * closed 10 s after it came whatever it does; a document not handed in
+ * within 3 s is answered 503.  listen is copied;
  * arg is borrowed and must outlive the server.  On failure returns NULL
  * with a message in err ("bind 127.0.0.1:9421: Address already in use").
  */
@@ -84,6 +87,21 @@ struct http_server *http_server_start(struct event_base *base,
  */
 void	http_answer(struct http_server *srv, uint32_t ticket,
 	    const char *body, size_t len);
+/* What the server went through, for the status and tests. */
+#define HTTP_CONNS_MAX	64		/* connections held at once */
+struct http_stats {
+	uint64_t	 accepted;	/* connections */
+	uint64_t	 served;	/* documents sent */
+	uint64_t	 refused;	/* answered with an error */
+	uint64_t	 timed_out;	/* closed at their deadline */
+	uint64_t	 evicted;	/* closed to make room, unfinished */
+	uint64_t	 paused;	/* accept() out of descriptors */
+	unsigned	 open;		/* connections now */
+};
+void	http_server_stats(const struct http_server *srv,
+	    struct http_stats *out);
+/* A connection's whole life, from accept to close (default 10 s). */
+void	http_server_set_deadline(struct http_server *srv, unsigned ms);
 /* The port actually bound (useful after port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 /* Close the listener and every open connection.  Accepts NULL. */

@@ -4,11 +4,7 @@
  * the peer's address).  Both gateways send requests and answer the
  * other's, so each side measures round trips on its own.
  *
- * Every packet is authenticated (libsodium crypto_auth, HMAC-SHA-512-256)
- * with a key derived from the pair's pre-shared key or read from a
- * dedicated key file, and carries the sender's session id (random per
- * start), a sequence number and timestamps, so that forged, tampered and
- * replayed packets are rejected and counted.
+ * The packets themselves are probe_codec.h's.
  */
 #ifndef GRGW_PROBE_H
 #define GRGW_PROBE_H
@@ -18,79 +14,9 @@
 
 #include "grgw.h"
 #include "linkstate.h"
+#include "probe_codec.h"
 
 struct event_base;
-
-#define PROBE_KEY_LEN		32
-
-/* ---- probe_codec.c (pure) ------------------------------------------------------------ */
-
-enum probe_type { PROBE_REQUEST = 1, PROBE_REPLY = 2 };
-
-struct probe_pkt {
-	uint8_t		type;		/* enum probe_type */
-	uint8_t		path;		/* enum probe_path */
-	uint64_t	session;	/* sender's random id for this run */
-	uint64_t	seq;		/* sender's sequence, per path, from 1 */
-	uint64_t	tx_ns;		/* sender's CLOCK_REALTIME, ns */
-	/* REPLY only: what is being answered */
-	uint64_t	echo_seq;
-	uint64_t	echo_tx_ns;	/* the request's tx_ns, echoed */
-};
-
-enum probe_decode_result {
-	PROBE_OK = 0,
-	PROBE_E_MALFORMED = -1,		/* size, magic, version, type, path */
-	PROBE_E_AUTH = -2,		/* MAC does not verify */
-};
-
-/* Fixed wire size of every probe packet. */
-#define PROBE_WIRE_LEN		80
-size_t	probe_wire_len(void);
-/* Encode and authenticate into buf (>= probe_wire_len()); returns the
- * length or -1. */
-int	probe_encode(const struct probe_pkt *p, const uint8_t key[PROBE_KEY_LEN],
-	    uint8_t *buf, size_t size);
-/* Verify and decode; enum probe_decode_result. */
-int	probe_decode(const uint8_t *buf, size_t len,
-	    const uint8_t key[PROBE_KEY_LEN], struct probe_pkt *out);
-
-/*
- * Key for the probes: derived from the pre-shared key (domain separated,
- * so it never equals the IKE secret), or from a dedicated key file's
- * contents.  out is caller's memory (wipe it after use).
- */
-void	probe_key_derive(const uint8_t *secret, size_t len,
-	    uint8_t out[PROBE_KEY_LEN]);
-
-/*
- * Anti-replay per (peer session, path): a sliding window of sequence
- * numbers plus a freshness bound on the sender's timestamp.  A packet of a
- * new session is accepted only if its timestamp is newer than everything
- * accepted from the current one, so an old session's captures stay dead.
- */
-#define PROBE_REPLAY_WINDOW	1024
-#define PROBE_MAX_SKEW_NS	(30ULL * 1000000000ULL)
-
-struct probe_replay {
-	uint64_t	session;
-	uint64_t	top;		/* highest seq accepted */
-	uint64_t	newest_tx_ns;
-	uint64_t	floor_tx_ns;	/* this session's packets must be
-					 * newer: the last session's newest */
-	uint64_t	bitmap[PROBE_REPLAY_WINDOW / 64];
-	int		valid;
-};
-
-/*
- * 0 accept (and record), -1 reject (seen, or older than what was
- * accepted), PROBE_REPLAY_SKEW: the timestamp is more than
- * PROBE_MAX_SKEW_NS away from now_ns (the two gateways' clocks differ,
- * or an old capture).  now_ns: receiver's CLOCK_REALTIME.
- */
-#define PROBE_REPLAY_SKEW	(-2)
-int	probe_replay_check(struct probe_replay *r, const struct probe_pkt *p,
-	    uint64_t now_ns);
 
 /* ---- probe.c: the engine (on the event loop) ------------------------------------------- */
 

@@ -48,8 +48,7 @@
 #include <sodium.h>
 
 #include "grgw.h"
-#include "linkstate.h"
-#include "probe.h"
+#include "probe_codec.h"
 
 #define PROBE_MAGIC		"GRPB"
 #define PROBE_VERSION		1

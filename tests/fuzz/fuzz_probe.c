@@ -28,7 +28,7 @@
 
 #include "grgw.h"
 #include "linkstate.h"
-#include "probe.h"
+#include "probe_codec.h"
 
 #define WIRE		80
 #define RECORD		8

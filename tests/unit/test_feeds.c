@@ -46,6 +46,7 @@
 #include "qosd.h"
 #include "etcd_msg.h"
 #include "feeds.h"
+#include "httpreq.h"
 
 static char	 tmpdir[PATH_MAX];
 
@@ -764,6 +765,137 @@ test_http_server(void **state)
 
 	http_server_free(srv);
 	http_server_free(NULL);
+	event_base_free(base);
+}
+
+/* A plain blocking TCP client to 127.0.0.1:port. */
+static int
+raw_connect(uint16_t port)
+{
+	struct sockaddr_in	 sin;
+	int			 fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd != -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* Run the loop for ms milliseconds. */
+static void
+run_for(struct event_base *base, unsigned ms)
+{
+	int	 never = 0;
+
+	loop_until(base, &never, ms / 1000.0);
+}
+
+/* 1 if the server closed fd (EOF, or a reset), after reading what came. */
+static int
+closed_by_server(int fd)
+{
+	char	 buf[512];
+	ssize_t	 n;
+
+	while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		;
+	return n == 0 || (n == -1 && errno == ECONNRESET);
+}
+
+/*
+ * What a client can make the server hold is bounded: an absolute
+ * deadline per connection (a slow client is closed however it trickles),
+ * a cap on connections (the oldest unfinished one makes room), and
+ * limits on the head and the target.
+ */
+static void
+test_http_limits(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct http_server	*srv;
+	struct http_stats	 st;
+	struct response		 r;
+	char			 err[256], *big;
+	int			 slow, idle[HTTP_CONNS_MAX + 1], i, closed;
+	uint16_t		 port;
+
+	assert_non_null(base);
+	srv = http_server_start(base, "127.0.0.1:0", want_now,
+	    (void *)"site-a", err, sizeof(err));
+	want_srv = srv;
+	assert_non_null(srv);
+	port = http_server_port(srv);
+	http_server_set_deadline(srv, 400);
+
+	/* Slowloris: a byte every 100 ms never completes a request; the
+	 * connection is closed at its deadline all the same. */
+	slow = raw_connect(port);
+	for (i = 0; i < 10 && !closed_by_server(slow); i++) {
+		assert_true(send(slow, "G", 1, MSG_NOSIGNAL) == 1 ||
+		    errno == EPIPE || errno == ECONNRESET);
+		run_for(base, 100);
+	}
+	run_for(base, 100);
+	assert_true(closed_by_server(slow));
+	close(slow);
+	http_server_stats(srv, &st);
+	assert_int_equal(st.timed_out, 1);
+	assert_int_equal(st.open, 0);
+
+	/* The cap: one more idle connection than allowed closes the
+	 * oldest; a real request still gets its answer. */
+	http_server_set_deadline(srv, 60000);
+	for (i = 0; i <= HTTP_CONNS_MAX; i++) {
+		idle[i] = raw_connect(port);
+		run_for(base, 2);
+	}
+	run_for(base, 50);
+	http_server_stats(srv, &st);
+	assert_int_equal(st.open, HTTP_CONNS_MAX);
+	assert_true(st.evicted >= 1);
+	assert_true(closed_by_server(idle[0]));
+	fetch(base, port, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+	assert_int_equal(r.code, 200);
+	expect_header(&r, "Connection: close");
+	response_free(&r);
+	for (i = 0, closed = 0; i <= HTTP_CONNS_MAX; i++) {
+		closed += closed_by_server(idle[i]);
+		close(idle[i]);
+	}
+	assert_true(closed >= 2);	/* the oldest, and one for fetch */
+
+	/* Heads the parser refuses, with the status that says why. */
+	big = malloc(HTTP_HEAD_MAX + 64);
+	assert_non_null(big);
+	snprintf(big, HTTP_HEAD_MAX + 64, "GET /status HTTP/1.1\r\nX: ");
+	memset(big + strlen(big), 'a', HTTP_HEAD_MAX);
+	big[HTTP_HEAD_MAX + 40] = '\0';
+	fetch(base, port, big, &r);
+	assert_int_equal(r.code, 431);
+	response_free(&r);
+	snprintf(big, HTTP_HEAD_MAX + 64, "GET /");
+	memset(big + 5, 'a', HTTP_TARGET_MAX + 10);
+	snprintf(big + 5 + HTTP_TARGET_MAX + 10, 40, " HTTP/1.1\r\n\r\n");
+	fetch(base, port, big, &r);
+	assert_int_equal(r.code, 414);
+	response_free(&r);
+	free(big);
+	fetch(base, port, "GET /status HTTP/2.0\r\n\r\n", &r);
+	assert_int_equal(r.code, 505);
+	response_free(&r);
+	fetch(base, port, "GET /status HTTP/1.1\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n", &r);
+	assert_int_equal(r.code, 413);
+	response_free(&r);
+	fetch(base, port, "GET status HTTP/1.1\r\n\r\n", &r);
+	assert_int_equal(r.code, 400);
+	response_free(&r);
+
+	http_server_free(srv);
 	event_base_free(base);
 }
 
@@ -2196,6 +2328,7 @@ main(void)
 		cmocka_unit_test(test_http_listen_parse),
 		cmocka_unit_test(test_http_server),
 		cmocka_unit_test(test_http_ipv6),
+		cmocka_unit_test(test_http_limits),
 		cmocka_unit_test(test_statefile),
 		cmocka_unit_test(test_hooks_environment),
 		cmocka_unit_test(test_hooks_eligibility),
