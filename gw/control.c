@@ -26,6 +26,9 @@
 #define CTL_LINE_MAX		256
 #define CTL_BACKLOG		16
 #define CTL_SEND_TIMEOUT_S	2
+#define CTL_CONNS_MAX		32	/* connections held at once */
+#define CTL_READ_TIMEOUT_S	5	/* to send the request line */
+#define CTL_PAUSE_MS		1000	/* accept() out of descriptors */
 
 struct control_conn {
 	TAILQ_ENTRY(control_conn) entry;
@@ -35,6 +38,7 @@ struct control_conn {
 	char		 line[CTL_LINE_MAX];
 	size_t		 len;
 	enum control_wait held;		/* 0: not held */
+	struct event	*deadline;	/* until the request line came */
 };
 
 struct control {
@@ -42,9 +46,11 @@ struct control {
 	char		 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int		 fd;
 	struct event	*ev;
+	struct event	*ev_resume;
 	control_cb	 cb;
 	void		*arg;
-	TAILQ_HEAD(, control_conn) conns;
+	unsigned	 n_conns;
+	TAILQ_HEAD(, control_conn) conns;	/* oldest first */
 };
 
 /* ---- server ------------------------------------------------------------- */
@@ -52,10 +58,39 @@ struct control {
 static void
 conn_free(struct control_conn *cc)
 {
-	TAILQ_REMOVE(&cc->ctl->conns, cc, entry);
+	struct control	*c = cc->ctl;
+
+	TAILQ_REMOVE(&c->conns, cc, entry);
+	c->n_conns--;
 	event_free(cc->ev);
+	if (cc->deadline != NULL)
+		event_free(cc->deadline);
 	close(cc->fd);
 	free(cc);
+	/* A slot is free again. */
+	if (c->ev != NULL && !evtimer_pending(c->ev_resume, NULL))
+		event_add(c->ev, NULL);
+}
+
+/* The oldest connection that has not sent its request, or NULL. */
+static struct control_conn *
+conn_evictable(struct control *c)
+{
+	struct control_conn	*cc;
+
+	TAILQ_FOREACH(cc, &c->conns, entry)
+		if (!cc->held)
+			return cc;
+	return NULL;
+}
+
+static void
+conn_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct control_conn	*cc = arg;
+
+	if (!cc->held)
+		conn_free(cc);
 }
 
 /* Replies are small; a bounded blocking write keeps this simple. */
@@ -91,6 +126,7 @@ void
 control_hold(struct control_conn *cc, enum control_wait w)
 {
 	cc->held = w;
+	evtimer_del(cc->deadline);	/* it waits for the daemon now */
 }
 
 int
@@ -154,15 +190,19 @@ conn_read_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
-accept_cb(evutil_socket_t fd, short ev, void *arg)
+resume_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct control		*c = arg;
-	struct control_conn	*cc;
-	int			 cfd;
+	struct control	*c = arg;
 
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd == -1)
-		return;
+	event_add(c->ev, NULL);
+}
+
+static void
+conn_new(struct control *c, int cfd)
+{
+	struct timeval		 tv = { CTL_READ_TIMEOUT_S, 0 };
+	struct control_conn	*cc;
+
 	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
 		close(cfd);
 		return;
@@ -171,13 +211,53 @@ accept_cb(evutil_socket_t fd, short ev, void *arg)
 	cc->fd = cfd;
 	cc->ev = event_new(c->base, cfd, EV_READ | EV_PERSIST, conn_read_cb,
 	    cc);
-	if (cc->ev == NULL) {
+	cc->deadline = evtimer_new(c->base, conn_deadline_cb, cc);
+	if (cc->ev == NULL || cc->deadline == NULL) {
+		if (cc->ev != NULL)
+			event_free(cc->ev);
+		if (cc->deadline != NULL)
+			event_free(cc->deadline);
 		close(cfd);
 		free(cc);
 		return;
 	}
 	TAILQ_INSERT_TAIL(&c->conns, cc, entry);
+	c->n_conns++;
 	event_add(cc->ev, NULL);
+	evtimer_add(cc->deadline, &tv);
+}
+
+/*
+ * At most CTL_CONNS_MAX connections: the oldest one still silent makes
+ * room for a new one; when all of them wait for the daemon, accepting
+ * waits too.  Out of descriptors, accepting pauses instead of spinning.
+ */
+static void
+accept_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct control		*c = arg;
+	struct control_conn	*old;
+	struct timeval		 tv = { 0, CTL_PAUSE_MS * 1000 };
+	int			 cfd;
+
+	if (c->n_conns >= CTL_CONNS_MAX && conn_evictable(c) == NULL) {
+		event_del(c->ev);
+		return;
+	}
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd == -1) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("control socket: cannot accept; pausing for "
+			    "%d ms", CTL_PAUSE_MS);
+			event_del(c->ev);
+			evtimer_add(c->ev_resume, &tv);
+		}
+		return;
+	}
+	if (c->n_conns >= CTL_CONNS_MAX && (old = conn_evictable(c)) != NULL)
+		conn_free(old);
+	conn_new(c, cfd);
 }
 
 struct control *
@@ -219,7 +299,9 @@ control_listen(struct event_base *base, const char *path, control_cb cb,
 	if (listen(c->fd, CTL_BACKLOG) == -1)
 		goto fail;
 	c->ev = event_new(base, c->fd, EV_READ | EV_PERSIST, accept_cb, c);
-	if (c->ev == NULL || event_add(c->ev, NULL) == -1)
+	c->ev_resume = evtimer_new(base, resume_cb, c);
+	if (c->ev == NULL || c->ev_resume == NULL ||
+	    event_add(c->ev, NULL) == -1)
 		goto fail;
 	return c;
 fail:
@@ -232,13 +314,18 @@ void
 control_free(struct control *c)
 {
 	struct control_conn	*cc;
+	struct event		*listen_ev;
 
 	if (c == NULL)
 		return;
+	listen_ev = c->ev;	/* no accept restarts while they go */
+	c->ev = NULL;
 	while ((cc = TAILQ_FIRST(&c->conns)) != NULL)
 		conn_free(cc);
-	if (c->ev != NULL)
-		event_free(c->ev);
+	if (listen_ev != NULL)
+		event_free(listen_ev);
+	if (c->ev_resume != NULL)
+		event_free(c->ev_resume);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->path[0] != '\0')

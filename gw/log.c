@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,29 +58,88 @@ log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+/*
+ * Rate limit per message: a message (its format string, i.e. the place
+ * in the code that logs it) is written at most LOG_BURST times a second;
+ * what is held back is counted and said with the next line that gets
+ * through.  A flood (a client storm, a loop gone wrong) cannot fill the
+ * log's file system, and other messages still get through.
+ */
+#define LOG_BURST	10		/* lines per message per second */
+#define LOG_SITES	128		/* messages tracked */
+
+struct log_site {
+	const char	*fmt;
+	time_t		 second;
+	unsigned	 count;
+	unsigned	 held;		/* lines held back */
+};
+
+static struct log_site log_sites[LOG_SITES];
+
+/* The slot of fmt (a shared last slot once the table is full). */
+static struct log_site *
+log_site_of(const char *fmt)
+{
+	size_t	 h = ((uintptr_t)fmt >> 3) % (LOG_SITES - 1), i;
+
+	for (i = 0; i < LOG_SITES - 1; i++) {
+		struct log_site *s = &log_sites[(h + i) % (LOG_SITES - 1)];
+
+		if (s->fmt == fmt || s->fmt == NULL) {
+			s->fmt = fmt;
+			return s;
+		}
+	}
+	return &log_sites[LOG_SITES - 1];
+}
+
+static void
+log_write(const char *stamp, long ms, enum log_level level, const char *msg,
+    const char *errstr)
+{
+	if (errstr != NULL)
+		fprintf(stderr, "%s.%03ld %s[%d] %s: %s: %s\n", stamp, ms,
+		    log_ident, (int)getpid(), level_names[level], msg,
+		    errstr);
+	else
+		fprintf(stderr, "%s.%03ld %s[%d] %s: %s\n", stamp, ms,
+		    log_ident, (int)getpid(), level_names[level], msg);
+}
+
 static void
 log_emit(enum log_level level, const char *errstr, const char *fmt,
     va_list ap)
 {
-	char msg[1024], stamp[32];
+	char msg[1024], note[96], stamp[32];
+	struct log_site *site;
 	struct timespec ts;
 	struct tm tm;
 	int saved = errno;
 
 	if (level > log_threshold)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	clock_gettime(CLOCK_REALTIME, &ts);
+	site = log_site_of(fmt);
+	if (site->second != ts.tv_sec) {
+		site->second = ts.tv_sec;
+		site->count = 0;
+	}
+	if (++site->count > LOG_BURST) {
+		site->held++;
+		errno = saved;
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	if (errstr != NULL)
-		fprintf(stderr, "%s.%03ld %s[%d] %s: %s: %s\n", stamp,
-		    ts.tv_nsec / 1000000, log_ident, (int)getpid(),
-		    level_names[level], msg, errstr);
-	else
-		fprintf(stderr, "%s.%03ld %s[%d] %s: %s\n", stamp,
-		    ts.tv_nsec / 1000000, log_ident, (int)getpid(),
-		    level_names[level], msg);
+	if (site->held > 0) {
+		snprintf(note, sizeof(note), "(%u more like the next one were "
+		    "not logged)", site->held);
+		log_write(stamp, ts.tv_nsec / 1000000, level, note, NULL);
+		site->held = 0;
+	}
+	log_write(stamp, ts.tv_nsec / 1000000, level, msg, errstr);
 	fflush(stderr);
 	errno = saved;
 }

@@ -26,7 +26,7 @@ charon_fds_own() {
 # squat NODE ADDRESS: bind UDP 4211 on ADDRESS as nobody, with
 # SO_REUSEADDR; prints the errno name (or "bound")
 squat() {
-	on "$1" setpriv --reuid=nobody --regid=nogroup --clear-groups python3 - "$2" <<-'PY'
+	on "$1" setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 - "$2" <<-'PY'
 	import errno, socket, sys
 	a = sys.argv[1]
 	s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM)
@@ -51,14 +51,18 @@ t_harden_files() {
 
 	# A process holds the site lock and no daemon answers: down removes
 	# nothing (and says why).
-	stop_grgw
+	down_one a unlocked-down
+	check "grgw down (the fail-closed layer stays)" test "$RC" -eq 0
 	dir=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)
-	flock "$dir/grgw.pid" sleep 30 &
+	/usr/bin/python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)' "$dir/grgw.pid" &
 	holder=$!
+	wait_until 5 test -s "$dir/grgw.pid" -o -e "/proc/$holder" || true
 	sleep 0.3
-	down_one a locked-down
-	check "grgw down refuses while another process holds the site lock (exit $RC)" test "$RC" -ne 0
-	check "... and says so" grep -q "holds\|is running" "$WORK/locked-down-a.log"
+	down_one a locked-down --purge
+	check "grgw down --purge refuses while another process holds the site lock (exit $RC)" test "$RC" -ne 0
+	check "... and says so" grep -q "is running" "$WORK/locked-down-a.log"
+	show_file "$WORK/locked-down-a.log" 3
 	check "... and the fail-closed objects stay" status_has a '.kernel.block_objects > 0'
 	kill "$holder" 2>/dev/null
 	wait "$holder" 2>/dev/null
