@@ -37,6 +37,7 @@
 #include "grgw.h"
 #include "control.h"
 #include "daemon.h"
+#include "blockwatch.h"
 #include "echo.h"
 #include "feeds.h"
 #include "linkstate.h"
@@ -62,6 +63,8 @@ struct gwd {
 	int		exit_code;
 
 	struct gwnl	*nl;
+	struct blockwatch *bw;		/* keeps the fail-closed layer */
+	struct blockwatch_view bw_view;	/* last status view */
 	struct charon	*charon;
 	struct ike	*ike;
 	struct qos_run	*qos;		/* classes, marks, shaper */
@@ -463,6 +466,9 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->packets_in = sas->packets_in;
 	v->packets_out = sas->packets_out;
 	gwnl_record_count(d->nl, &v->kernel_block, &v->kernel_run);
+	blockwatch_get(d->bw, &d->bw_view);
+	d->bw_view.record_errno = -gwnl_record_unsaved(d->nl);
+	v->block = &d->bw_view;
 	link_gather(d);
 	v->link = &d->link;
 	qos_fill_view(d->qos, d->nl, &d->qos_view);
@@ -570,6 +576,9 @@ daemon_finish(evutil_socket_t fd, short ev, void *arg)
 	char path[PATH_MAX + 32];
 
 	evtimer_del(d->stop_timer);
+	/* What follows removes objects on purpose. */
+	blockwatch_free(d->bw);
+	d->bw = NULL;
 	ike_charon_exited(d->ike);
 	charon_stop(d->charon);
 	child_became_down(d);
@@ -794,6 +803,7 @@ static void
 daemon_free(struct gwd *d)
 {
 	control_free(d->ctl);
+	blockwatch_free(d->bw);
 	echo_stop(d->echo);
 	netproc_free(d->np);
 	hooks_free(d->hooks);
@@ -837,6 +847,15 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* Something removed or overrode the fail-closed layer; it is back. */
+static void
+block_repaired(const char *what, void *arg)
+{
+	struct gwd *d = arg;
+
+	hooks_event(d->hooks, &d->link, "block-repaired", what);
+}
+
 /*
  * Kernel first: fail closed before anything can be sent.  *touched is
  * set once something may have been installed.
@@ -846,14 +865,25 @@ daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
 {
 	const struct grgw_config *cfg = d->cfg;
 	char record[PATH_MAX + 16];
+	int rc;
 
 	snprintf(record, sizeof(record), "%s/kernel.record", d->dir);
 	if (gwnl_open(record, &d->nl) != 0)
 		return err_set(err, errlen, "cannot open a netlink socket");
 	*touched = 1;
-	if (gwnl_block_install(d->nl, cfg) != 0)
+	/* Both layers, each of which keeps the promise alone. */
+	rc = gwnl_block_install(d->nl, cfg);
+	rc = gwnl_wanblock_install(d->nl, cfg) != 0 ? -1 : rc;
+	if (rc != 0) {
+		(void)gwnl_failfast_install(d->nl, cfg);
+		if ((rc = gwnl_record_unsaved(d->nl)) != 0)
+			return err_set(err, errlen, "cannot write %s: %s; the "
+			    "fail-closed layer is in place but not all of it "
+			    "is recorded: make room there, then run `grgw up` "
+			    "again", record, strerror(-rc));
 		return err_set(err, errlen, "cannot install the fail-closed "
-		    "routes for the peer prefixes (see the log)");
+		    "layer for the peer prefixes (see the log)");
+	}
 	if (gwnl_forwarding_enable(d->nl, cfg) != 0)
 		return err_set(err, errlen, "cannot enable IP forwarding");
 	if (gwnl_failfast_install(d->nl, cfg) != 0)
@@ -871,6 +901,8 @@ daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
 		if (d->dp == GRGW_DP_KERNEL)
 			qos_shaper_start(d->qos, d->nl);
 	}
+	d->bw = blockwatch_new(d->base, d->nl, cfg, d->dp == GRGW_DP_LIBIPSEC,
+	    block_repaired, d);
 	return 0;
 }
 

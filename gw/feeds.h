@@ -166,6 +166,13 @@ struct hooks *hooks_new(struct event_base *base, const char *dir,
 /* v is read during the call only. */
 void	hooks_run(struct hooks *h, const struct link_view *v,
 	    enum link_state old_state);
+/*
+ * Run the hooks for an event other than a transition (GRGW_EVENT=event,
+ * GRGW_DETAIL=detail, truncated; the states both say v's).  Transitions
+ * say GRGW_EVENT=link.
+ */
+void	hooks_event(struct hooks *h, const struct link_view *v,
+	    const char *event, const char *detail);
 void	hooks_get_stats(const struct hooks *h, struct hooks_stats *out);
 /* Kill (SIGKILL) and reap hooks still running; drop queued ones.  NULL ok. */
 void	hooks_free(struct hooks *h);

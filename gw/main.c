@@ -53,6 +53,8 @@ usage_all(FILE *f)
 	    "wait for the tunnel\n"
 	    "  down -c FILE [--purge]                stop it (fail-closed "
 	    "routes stay unless --purge)\n"
+	    "  block -c FILE                         install only the "
+	    "fail-closed layer (boot)\n"
 	    "  status -c FILE [--json]               daemon, charon and "
 	    "tunnel state\n"
 	    "  check-config -c FILE                  validate a configuration "
@@ -503,12 +505,77 @@ cmd_down(int argc, char **argv)
 	return 0;
 }
 
+/* ---- block ---------------------------------------------------------------------- */
+
+/*
+ * The fail-closed layer alone (both of its layers), for boot: run before
+ * the network comes up, it keeps a gateway with forwarding on from
+ * passing anything in clear until `grgw up`.  Idempotent; a running
+ * daemon already keeps it.
+ */
+static int
+cmd_block(int argc, char **argv)
+{
+	char dir[PATH_MAX], record[PATH_MAX + 16], err[PATH_MAX + 128];
+	struct grgw_config cfg;
+	struct gwnl *nl = NULL;
+	struct opts o;
+	int lock = -1, rc;
+
+	if (parse_opts(argc, argv, &o, "c") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	log_init("grgw", LOG_LVL_WARN);
+	config_site_dir(&cfg, dir, sizeof(dir));
+	if ((mkdir(cfg.run_dir, 0755) == -1 && errno != EEXIST) ||
+	    (mkdir(dir, 0700) == -1 && errno != EEXIST)) {
+		fprintf(stderr, "%s block: cannot create %s: %s\n", progname,
+		    dir, strerror(errno));
+		return EXIT_NOT_UP;
+	}
+	if (site_lock(dir, cfg.site.name, &lock, err, sizeof(err)) == -1) {
+		if (errno == EWOULDBLOCK) {
+			printf("%s: grgw is running; it keeps the fail-closed "
+			    "layer\n", cfg.site.name);
+			return 0;
+		}
+		fprintf(stderr, "%s block: %s\n", progname, err);
+		return EXIT_NOT_UP;
+	}
+	snprintf(record, sizeof(record), "%s/kernel.record", dir);
+	if (gwnl_open(record, &nl) != 0) {
+		fprintf(stderr, "%s block: cannot open netlink or read %s\n",
+		    progname, record);
+		site_unlock(dir, &lock);
+		return EXIT_NOT_UP;
+	}
+	/* Every piece that goes in protects something: try them all. */
+	rc = gwnl_wanblock_install(nl, &cfg);
+	rc = gwnl_block_install(nl, &cfg) != 0 ? -1 : rc;
+	rc = gwnl_failfast_install(nl, &cfg) != 0 ? -1 : rc;
+	if (rc != 0) {
+		fprintf(stderr, "%s block: the fail-closed layer is not "
+		    "complete%s (see the messages above)\n", progname,
+		    gwnl_record_unsaved(nl) != 0 ? " or not recorded" : "");
+		gwnl_close(nl);
+		site_unlock(dir, &lock);
+		return EXIT_NOT_UP;
+	}
+	gwnl_close(nl);
+	site_unlock(dir, &lock);
+	printf("%s: traffic to and from the peer prefixes is blocked until "
+	    "the tunnel is up (fail closed)\n", cfg.site.name);
+	return 0;
+}
+
 static const struct {
 	const char	*name;
 	int		(*fn)(int, char **);
 } commands[] = {
 	{ "up", cmd_up },
 	{ "down", cmd_down },
+	{ "block", cmd_block },
 	{ "status", cmd_status },
 	{ "check-config", cmd_check_config },
 	{ "keygen", cmd_keygen },

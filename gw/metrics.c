@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "grgw.h"
+#include "blockwatch.h"
 #include "status.h"
 #include "strbuf.h"
 #include "linkstate.h"
@@ -339,6 +340,28 @@ render_status_counters(struct strbuf *sb, const struct strbuf *base,
 	value_u64(sb, sv->packets_out);
 }
 
+
+/* The fail-closed layer as the daemon keeps it. */
+static void
+render_block(struct strbuf *sb, const struct strbuf *base,
+    const struct blockwatch_view *b)
+{
+	family(sb, "grgw_block_repairs_total", "counter", "Times something "
+	    "removed, changed or overrode the fail-closed layer and grgw "
+	    "installed it again.");
+	sample_open(sb, "grgw_block_repairs_total", base);
+	value_u64(sb, b->repairs);
+	family(sb, "grgw_block_overridden", "gauge", "1 while a foreign "
+	    "policy rule routes a peer prefix that guard rules could not "
+	    "take back (the WAN block still drops clear text).");
+	sample_open(sb, "grgw_block_overridden", base);
+	value_u64(sb, b->overridden != 0);
+	family(sb, "grgw_kernel_record_ok", "gauge", "0 while the record of "
+	    "installed kernel objects cannot be written (a full run "
+	    "directory).");
+	sample_open(sb, "grgw_kernel_record_ok", base);
+	value_u64(sb, b->record_errno == 0);
+}
 void
 metrics_render(const struct status_view *sv, const struct link_view *lv,
     struct strbuf *sb)
@@ -408,6 +431,8 @@ metrics_render(const struct status_view *sv, const struct link_view *lv,
 			sample_open(sb, "grgw_netproc_restarts_total", &site_l);
 			value_u64(sb, sv->netproc_restarts);
 		}
+		if (sv != NULL && sv->block != NULL)
+			render_block(sb, &site_l, sv->block);
 
 		family(sb, "grgw_tunnel_up", "gauge", "1 while the tunnel to "
 		    "the peer is established (IKE and CHILD SA up).");

@@ -136,8 +136,8 @@ fail:
 /* ---- hooks ------------------------------------------------------------------- */
 
 #define HOOKS_MAX	32		/* files considered per directory */
-#define HOOK_ENV_N	7
-#define HOOK_ENV_LEN	(GRGW_NAME_MAX + 32)
+#define HOOK_ENV_N	9
+#define HOOK_ENV_LEN	(GRGW_NAME_MAX + 192)
 #define HOOK_PATH	"PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOOK_POLL_MS	100		/* without pidfd: waitpid() poll */
 #define HOOK_REAP_MS	1000		/* hooks_free(): wait after SIGKILL */
@@ -196,12 +196,20 @@ env_build(struct hook_env *env, const struct link_view *v,
 	snprintf(env->vars[5], HOOK_ENV_LEN, "GRGW_REASON=%s",
 	    link_reason_name(v->reason));
 	snprintf(env->vars[6], HOOK_ENV_LEN, "GRGW_SINCE=%s", when);
+	snprintf(env->vars[7], HOOK_ENV_LEN, "GRGW_EVENT=link");
+	snprintf(env->vars[8], HOOK_ENV_LEN, "GRGW_DETAIL=");
 }
 
 /* "down -> up (none)" from an environment, for log lines. */
 static void
 env_describe(const struct hook_env *env, char *buf, size_t size)
 {
+	const char	*event = strchr(env->vars[7], '=') + 1;
+
+	if (strcmp(event, "link") != 0) {
+		snprintf(buf, size, "%s", event);
+		return;
+	}
 	snprintf(buf, size, "%s -> %s (%s)",
 	    strchr(env->vars[3], '=') + 1, strchr(env->vars[4], '=') + 1,
 	    strchr(env->vars[5], '=') + 1);
@@ -543,11 +551,9 @@ hooks_new(struct event_base *base, const char *dir, unsigned timeout_s)
 	return h;
 }
 
-void
-hooks_run(struct hooks *h, const struct link_view *v,
-    enum link_state old_state)
+static void
+hooks_run_env(struct hooks *h, const struct hook_env *env)
 {
-	struct hook_env	 env;
 	struct dirent	*de;
 	struct stat	 st;
 	const char	*why;
@@ -556,9 +562,6 @@ hooks_run(struct hooks *h, const struct link_view *v,
 	DIR		*d;
 	int		 dfd, more = 0;
 
-	if (h == NULL || v == NULL || h->dir[0] == '\0')
-		return;
-	env_build(&env, v, old_state);
 	if ((d = opendir(h->dir)) == NULL) {
 		if (errno == ENOENT)
 			log_debug("hooks: no directory %s; no hooks run",
@@ -611,10 +614,36 @@ hooks_run(struct hooks *h, const struct link_view *v,
 			    why);
 			h->stats.skipped++;
 		} else
-			hook_dispatch(h, names[i], &env);
+			hook_dispatch(h, names[i], env);
 		free(names[i]);
 	}
 	closedir(d);
+}
+
+void
+hooks_run(struct hooks *h, const struct link_view *v,
+    enum link_state old_state)
+{
+	struct hook_env	 env;
+
+	if (h == NULL || v == NULL || h->dir[0] == '\0')
+		return;
+	env_build(&env, v, old_state);
+	hooks_run_env(h, &env);
+}
+
+void
+hooks_event(struct hooks *h, const struct link_view *v, const char *event,
+    const char *detail)
+{
+	struct hook_env	 env;
+
+	if (h == NULL || v == NULL || h->dir[0] == '\0')
+		return;
+	env_build(&env, v, v->state);
+	snprintf(env.vars[7], HOOK_ENV_LEN, "GRGW_EVENT=%s", event);
+	snprintf(env.vars[8], HOOK_ENV_LEN, "GRGW_DETAIL=%s", detail);
+	hooks_run_env(h, &env);
 }
 
 void

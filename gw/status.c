@@ -7,9 +7,11 @@
 #include <arpa/inet.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "grgw.h"
+#include "blockwatch.h"
 #include "status.h"
 #include "strbuf.h"
 #include "jsondoc.h"
@@ -75,11 +77,32 @@ peer_json(const struct status_view *v)
 	    "link", v->link != NULL ? linkstate_json(v->link) : json_null());
 }
 
+/* The kernel objects, and how the fail-closed layer has been kept. */
+static json_t *
+kernel_json(const struct status_view *v)
+{
+	const struct blockwatch_view *b = v->block;
+
+	if (b == NULL)
+		return json_pack("{s:i, s:i}", "block_objects", v->kernel_block,
+		    "run_objects", v->kernel_run);
+	return json_pack("{s:i, s:i, s:I, s:o, s:I, s:b, s:o}",
+	    "block_objects", v->kernel_block,
+	    "run_objects", v->kernel_run,
+	    "block_repairs", (json_int_t)b->repairs,
+	    "last_repair", b->last[0] != '\0' ? jsondoc_string(b->last) :
+		json_null(),
+	    "last_repair_at", (json_int_t)b->last_at,
+	    "block_overridden", b->overridden != 0,
+	    "record_error", b->record_errno != 0 ?
+		jsondoc_string(strerror(b->record_errno)) : json_null());
+}
+
 json_t *
 status_json(const struct status_view *v)
 {
 	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I}, "
-	    "s:{s:b, s:i, s:o, s:I}, s:s, s:{s:i, s:i}, s:o, s:[o]}",
+	    "s:{s:b, s:i, s:o, s:I}, s:s, s:o, s:o, s:[o]}",
 	    "version", GRGW_VERSION,
 	    "site", jsondoc_string(v->cfg->site.name),
 	    "daemon",
@@ -96,9 +119,7 @@ status_json(const struct status_view *v)
 		"user", jsondoc_string(v->cfg->user),
 		"restarts", (json_int_t)v->netproc_restarts,
 	    "dataplane", config_dataplane_name(v->dataplane),
-	    "kernel",
-		"block_objects", v->kernel_block,
-		"run_objects", v->kernel_run,
+	    "kernel", kernel_json(v),
 	    "qos", v->qos != NULL ? qos_json(v->qos) : json_null(),
 	    "peers", peer_json(v));
 }
@@ -183,6 +204,20 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "
 	    "installed\n", v->kernel_block, v->kernel_run);
+	if (v->block != NULL && v->block->record_errno != 0)
+		strbuf_printf(sb, "              ERROR: the record of them "
+		    "cannot be written (%s); make room in the run "
+		    "directory\n", strerror(v->block->record_errno));
+	if (v->block != NULL && v->block->repairs > 0)
+		strbuf_printf(sb, "              fail-closed layer repaired %llu "
+		    "times, last at %s: %s\n",
+		    (unsigned long long)v->block->repairs,
+		    fmt_since(v->block->last_at, when, sizeof(when)),
+		    v->block->last);
+	if (v->block != NULL && v->block->overridden)
+		strbuf_printf(sb, "              WARNING: a foreign policy rule "
+		    "still routes a peer prefix; the WAN block drops what "
+		    "would leave in clear\n");
 	if (v->qos != NULL)
 		qos_render_text(v->qos, sb);
 	strbuf_printf(sb, "peer %s (%s)\n", cfg->peer.name,

@@ -13,6 +13,7 @@
 
 #include "grgw.h"
 
+struct blockwatch_view;
 struct json_t;
 struct link_view;
 struct qos_view;
@@ -40,6 +41,7 @@ struct status_view {
 	const char	*last_error;		/* NULL if none */
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
 	int		kernel_block, kernel_run;	/* recorded objects */
+	const struct blockwatch_view *block;	/* NULL: daemon not running */
 	const struct link_view *link;		/* NULL: daemon not running */
 	const struct qos_view *qos;		/* NULL: daemon not running */
 };

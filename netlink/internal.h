@@ -4,6 +4,7 @@
  *
  * A file calls only files below it, never one beside it or above:
  *
+ *   verify.c    checks the record against the kernel (route.c, nft.c)
  *   cleanup.c   walks the record, removes each object with its kind's
  *               remover (below)
  *   route.c sysctl.c offload.c xfrmi.c qos.c
@@ -14,8 +15,8 @@
  *   netlink.c   the core: socket, requests and their errors, record
  *   record.c    the record's format and file
  *
- * nftcount.c (a pure parser), xfrm.c and wanwatch.c call none of the
- * files above; nothing in netlink/ calls wanwatch.c.
+ * nftcount.c (a pure parser), xfrm.c, wanwatch.c and kwatch.c call none
+ * of the files above; nothing in netlink/ calls wanwatch.c or kwatch.c.
  */
 #ifndef GRGW_NETLINK_INTERNAL_H
 #define GRGW_NETLINK_INTERNAL_H
@@ -44,9 +45,18 @@ struct nl_sock *gwnl_socket(struct gwnl *nl);
 struct rec_list *gwnl_record(struct gwnl *nl);
 /* The record file's path, for messages (owned by nl; "" if none). */
 const char *gwnl_record_path(const struct gwnl *nl);
-/* Append a copy of o (borrowed) to the record and rewrite the file;
- * the copy goes again if the file cannot be written.  0 or -errno. */
+/*
+ * Append a copy of o (borrowed) to the record and rewrite the file.  If
+ * the file cannot be written, a run object's copy goes again; a block
+ * object's stays in the record (the file is written with it at the next
+ * save) and gwnl_record_unsaved() says so.  0 or -errno.
+ */
 int	gwnl_record_append(struct gwnl *nl, const struct rec_obj *o);
+/* State nft.c keeps per socket (owned by nl, freed with free_fn at
+ * gwnl_close()). */
+void	*gwnl_nft_state(struct gwnl *nl);
+void	gwnl_nft_state_set(struct gwnl *nl, void *state,
+	    void (*free_fn)(void *));
 /* Rewrite the file with what the record now holds.  0 or -errno. */
 int	gwnl_record_save(struct gwnl *nl);
 /* o (borrowed) as its record line into buf, for messages. */
@@ -81,6 +91,19 @@ int	gwnl_ifindex(struct gwnl *nl, const char *name);
  * (both borrowed, not kept), and returns 0 removed (or restored), 1
  * already gone, or -errno (logged).  None touches the record.
  */
+
+/*
+ * ---- verification, for verify.c -------------------------------------
+ *
+ * route.c: install again each recorded rule and route the kernel lost
+ * or changed; nft.c: apply again each recorded table whose listing
+ * changed.  Both return how many, or -errno, and append their
+ * descriptions to what ("; "-separated).  gwnl_rule_ensure(): install
+ * and record o as the fail-closed layer's own objects are.
+ */
+int	gwnl_routes_verify(struct gwnl *nl, char *what, size_t whatlen);
+int	gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen);
+int	gwnl_rule_ensure(struct gwnl *nl, const struct rec_obj *o);
 
 /* route.c: a policy rule; a route. */
 int	gwnl_rule_remove(struct gwnl *nl, const struct rec_obj *o,

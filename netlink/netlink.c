@@ -37,6 +37,11 @@ struct gwnl {
 	/* Last error ack from the kernel (0 if none since the reset). */
 	int			 ack_errno;
 	char			 ack_msg[160];
+	/* The file lags the record: -errno of the last failed write. */
+	int			 unsaved;
+	/* nft.c's memory of the tables it applied. */
+	void			*nft_state;
+	void			(*nft_state_free)(void *);
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -254,6 +259,8 @@ gwnl_close(struct gwnl *nl)
 	if (nl == NULL)
 		return;
 	rec_clear(&nl->rec);
+	if (nl->nft_state_free != NULL)
+		nl->nft_state_free(nl->nft_state);
 	nl_socket_free(nl->sock);
 	free(nl);
 }
@@ -275,9 +282,24 @@ gwnl_record_path(const struct gwnl *nl)
 int
 gwnl_record_save(struct gwnl *nl)
 {
+	int	 rc;
+
 	if (nl->path[0] == '\0')
 		return -EINVAL;
-	return rec_save(&nl->rec, nl->path);
+	if ((rc = rec_save(&nl->rec, nl->path)) < 0)
+		nl->unsaved = rc;
+	else if (nl->unsaved != 0) {
+		log_info("%s: written again; it holds every object installed",
+		    nl->path);
+		nl->unsaved = 0;
+	}
+	return rc;
+}
+
+int
+gwnl_record_unsaved(const struct gwnl *nl)
+{
+	return nl->unsaved;
 }
 
 int
@@ -290,11 +312,29 @@ gwnl_record_append(struct gwnl *nl, const struct rec_obj *o)
 		return -EINVAL;
 	if ((n = rec_append(&nl->rec, o)) == NULL)
 		return -ENOMEM;
-	if ((rc = rec_save(&nl->rec, nl->path)) < 0) {
-		rec_remove(&nl->rec, n);
+	if ((rc = gwnl_record_save(nl)) < 0) {
+		/*
+		 * A block object stays known (in memory) and in the kernel:
+		 * failing closed beats a record that lists everything.
+		 */
+		if (o->tag != REC_BLOCK)
+			rec_remove(&nl->rec, n);
 		return rc;
 	}
 	return 0;
+}
+
+void *
+gwnl_nft_state(struct gwnl *nl)
+{
+	return nl->nft_state;
+}
+
+void
+gwnl_nft_state_set(struct gwnl *nl, void *state, void (*free_fn)(void *))
+{
+	nl->nft_state = state;
+	nl->nft_state_free = free_fn;
 }
 
 int

@@ -58,6 +58,34 @@ void	gwnl_close(struct gwnl *nl);			/* accepts NULL */
 int	gwnl_block_install(struct gwnl *nl, const struct grgw_config *cfg);
 
 /*
+ * verify.c: check the recorded rules, routes and nftables tables against
+ * the kernel and install again what was removed or changed; then check
+ * where the kernel routes the peer prefixes and, if a foreign table
+ * would carry them, put guard rules before the rule that sends them
+ * there (recorded block objects).  libipsec: charon's table 220 is one
+ * of grgw's.  Returns out->repaired (0: all was in place); out->what
+ * says what was found; out->overridden is set while a foreign table
+ * still routes a peer prefix.
+ */
+struct gwnl_verify {
+	int	repaired;	/* objects installed again, guards added */
+	int	overridden;
+	char	what[512];
+};
+int	gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
+	    int libipsec, struct gwnl_verify *out);
+
+/*
+ * kwatch.c: rtnetlink rule and route events and nftables events on the
+ * event loop (read only); cb runs after each batch of them.
+ */
+struct event_base;
+struct kwatch;
+typedef void (*kwatch_cb)(void *arg);
+struct kwatch *kwatch_new(struct event_base *base, kwatch_cb cb, void *arg);
+void	kwatch_free(struct kwatch *w);			/* accepts NULL */
+
+/*
  * sysctl.c: IP forwarding on (IPv4 and IPv6, all interfaces), and strict
  * reverse path filtering on the WAN interface.  Previous values are
  * recorded and restored by gwnl_cleanup().
@@ -96,6 +124,7 @@ int	gwnl_cleanup(struct gwnl *nl, int purge);
  * (logged).
  */
 #define GWNL_FAILFAST_TABLE	"grgw-failfast"
+#define GWNL_WANBLOCK_TABLE	"grgw-block"
 int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
 	    const char *body);
 /*
@@ -103,6 +132,12 @@ int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
  * that has no route is answered with a reset at once.  Idempotent.
  */
 int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
+/*
+ * The WAN block (block layer): table inet grgw-block drops whatever
+ * leaves the WAN interface with a source or destination inside the
+ * site's or the peer's prefixes, routes or no routes.  Idempotent.
+ */
+int	gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg);
 
 /*
  * wanwatch.c: the WAN interface's state from rtnetlink link events on the
@@ -173,6 +208,9 @@ int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
 
 /* netlink.c: number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
+/* netlink.c: 0, or -errno of the last failed write of the record file
+ * while the record holds objects the file does not. */
+int	gwnl_record_unsaved(const struct gwnl *nl);
 
 /*
  * xfrmi.c: data plane detection: 1 if the kernel can do ESP and xfrm

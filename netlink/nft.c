@@ -1,11 +1,14 @@
 /*
  * nftables: grgw's tables, each replaced whole in one transaction
- * (gwnl_nft_apply()) and recorded, so that cleanup deletes them; and
- * the first of them, the fail-fast table of the fail-closed layer.
- * The QoS table is built by policy/ and applied by qos.c through here.
+ * (gwnl_nft_apply()) and recorded, so that cleanup deletes them; the
+ * two tables of the fail-closed layer (the WAN block and fail fast);
+ * and the check that every table applied is still as applied
+ * (gwnl_nft_verify()).  The QoS table is built by policy/ and applied
+ * by qos.c through here.
  *
  * Errors are -errno, logged here.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -22,6 +25,49 @@
 #include "netlink/netlink.h"
 #include "netlink/record.h"
 #include "netlink/internal.h"
+
+/*
+ * What was applied, table by table: the body to apply again, and how
+ * nftables lists the table without its counters, to compare with.
+ */
+struct nft_table {
+	TAILQ_ENTRY(nft_table) entry;
+	char		 name[REC_NFT_NAME_MAX];
+	char		*body;
+	char		*listing;
+};
+TAILQ_HEAD(nft_tables, nft_table);
+
+static void
+nft_tables_free(void *p)
+{
+	struct nft_tables	*l = p;
+	struct nft_table	*t;
+
+	if (l == NULL)
+		return;
+	while ((t = TAILQ_FIRST(l)) != NULL) {
+		TAILQ_REMOVE(l, t, entry);
+		free(t->body);
+		free(t->listing);
+		free(t);
+	}
+	free(l);
+}
+
+static struct nft_tables *
+nft_tables_of(struct gwnl *nl)
+{
+	struct nft_tables	*l;
+
+	if ((l = gwnl_nft_state(nl)) != NULL)
+		return l;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	TAILQ_INIT(l);
+	gwnl_nft_state_set(nl, l, nft_tables_free);
+	return l;
+}
 
 /*
  * Run an nftables script as one transaction.  0, or -EINVAL with the
@@ -48,6 +94,146 @@ nft_run(const char *script, const char *what)
 	return rc;
 }
 
+/* How nftables lists `inet <table>` without counter values, malloc'ed;
+ * NULL when the table is missing (or out of memory). */
+static char *
+nft_list(const char *table)
+{
+	struct nft_ctx	*ctx;
+	const char	*out;
+	char		 cmd[64];
+	char		*listing = NULL;
+
+	if ((ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL)
+		return NULL;
+	nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_STATELESS);
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	snprintf(cmd, sizeof(cmd), "list table inet %s", table);
+	if (nft_run_cmd_from_buffer(ctx, cmd) == 0 &&
+	    (out = nft_ctx_get_output_buffer(ctx)) != NULL)
+		listing = strdup(out);
+	nft_ctx_free(ctx);
+	return listing;
+}
+
+/* Keep body (borrowed) and the table's listing for gwnl_nft_verify(). */
+static void
+nft_remember(struct gwnl *nl, const char *table, const char *body)
+{
+	struct nft_tables	*l;
+	struct nft_table	*t;
+	char			*b, *listing;
+
+	if ((l = nft_tables_of(nl)) == NULL)
+		return;
+	TAILQ_FOREACH(t, l, entry)
+		if (strcmp(t->name, table) == 0)
+			break;
+	if (t == NULL) {
+		if ((t = calloc(1, sizeof(*t))) == NULL)
+			return;
+		rec_strlcpy(t->name, table, sizeof(t->name));
+		TAILQ_INSERT_TAIL(l, t, entry);
+	}
+	b = strdup(body);
+	listing = nft_list(table);
+	free(t->body);
+	free(t->listing);
+	t->body = b;
+	t->listing = listing;
+}
+
+/* Forget a table that was removed on purpose. */
+static void
+nft_forget(struct gwnl *nl, const char *table)
+{
+	struct nft_tables	*l = gwnl_nft_state(nl);
+	struct nft_table	*t;
+
+	if (l == NULL)
+		return;
+	TAILQ_FOREACH(t, l, entry)
+		if (strcmp(t->name, table) == 0)
+			break;
+	if (t == NULL)
+		return;
+	TAILQ_REMOVE(l, t, entry);
+	free(t->body);
+	free(t->listing);
+	free(t);
+}
+
+static int
+nft_recorded(struct gwnl *nl, const char *table)
+{
+	struct rec_obj	 o;
+
+	memset(&o, 0, sizeof(o));
+	o.kind = REC_NFT;
+	rec_strlcpy(o.u.nft.family, "inet", sizeof(o.u.nft.family));
+	rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table));
+	o.tag = REC_BLOCK;
+	if (rec_find(gwnl_record(nl), &o) != NULL)
+		return 1;
+	o.tag = REC_RUN;
+	return rec_find(gwnl_record(nl), &o) != NULL;
+}
+
+/* The transaction that replaces table with body. */
+static int
+nft_replace(const char *table, const char *body)
+{
+	char	*script = NULL;
+	int	 rc;
+
+	if (asprintf(&script, "add table inet %s\ndelete table inet %s\n"
+	    "table inet %s {\n%s}\n", table, table, table, body) < 0)
+		return -ENOMEM;
+	rc = nft_run(script, table);
+	free(script);
+	return rc;
+}
+
+int
+gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen)
+{
+	struct nft_tables	*l = gwnl_nft_state(nl);
+	struct nft_table	*t, *next;
+	char			*now;
+	int			 repaired = 0;
+
+	if (l == NULL)
+		return 0;
+	for (t = TAILQ_FIRST(l); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (!nft_recorded(nl, t->name)) {
+			nft_forget(nl, t->name);	/* removed on purpose */
+			continue;
+		}
+		if (t->body == NULL || t->listing == NULL)
+			continue;
+		now = nft_list(t->name);
+		if (now != NULL && strcmp(now, t->listing) == 0) {
+			free(now);
+			continue;
+		}
+		log_warnx("nftables table inet %s was %s behind grgw's back; "
+		    "applying it again", t->name, now == NULL ? "deleted" :
+		    "changed");
+		err_append(what, whatlen, "%stable inet %s %s",
+		    what[0] != '\0' ? "; " : "", t->name,
+		    now == NULL ? "deleted" : "changed");
+		free(now);
+		if (nft_replace(t->name, t->body) == 0) {
+			free(t->listing);
+			t->listing = nft_list(t->name);
+			repaired++;
+		}
+	}
+	return repaired;
+}
+
 int
 gwnl_nft_remove(const struct rec_obj *o, const char *desc)
 {
@@ -68,8 +254,7 @@ gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
     const char *body)
 {
 	struct rec_obj	 o;
-	char		*script = NULL;
-	int		 rc, n;
+	int		 rc;
 
 	memset(&o, 0, sizeof(o));
 	o.kind = REC_NFT;
@@ -78,18 +263,94 @@ gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
 	if (rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table)) >=
 	    sizeof(o.u.nft.table) || !rec_valid_nft(&o.u.nft))
 		return -EINVAL;
-	/* Recorded before it exists, so a crash in between still undoes it. */
+	/*
+	 * Recorded before it exists, so a crash in between still undoes
+	 * it.  A block table goes in even when the record cannot be
+	 * written: it stays known in memory, and failing closed comes
+	 * first (the caller hears the error).
+	 */
 	if (rec_find(gwnl_record(nl), &o) == NULL &&
-	    (rc = gwnl_record_append(nl, &o)) < 0)
+	    (rc = gwnl_record_append(nl, &o)) < 0) {
+		if (!block)
+			return rc;
+		log_warnx("table inet %s: CANNOT RECORD IT in %s (%s); "
+		    "installing it all the same, failing closed", table,
+		    gwnl_record_path(nl), strerror(-rc));
+		if (nft_replace(table, body) == 0)
+			nft_remember(nl, table, body);
 		return rc;
+	}
 	/* Replace the whole table in one transaction: never half a policy. */
-	n = asprintf(&script, "add table inet %s\ndelete table inet %s\n"
-	    "table inet %s {\n%s}\n", table, table, table, body);
-	if (n < 0)
-		return -ENOMEM;
-	rc = nft_run(script, table);
-	free(script);
+	if ((rc = nft_replace(table, body)) == 0)
+		nft_remember(nl, table, body);
 	return rc;
+}
+
+/*
+ * The WAN block (block layer): nothing leaves a WAN interface with a
+ * source or destination inside the site's or the peer's prefixes.
+ * Traffic between the sites leaves the WAN only as IKE and ESP between
+ * the two gateways' WAN addresses, which the configuration keeps
+ * outside every prefix.  The chain runs before source NAT, so it sees
+ * the addresses a node sent from.  This holds with every route gone.
+ */
+int
+gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
+{
+	static const struct { int family; const char *kw; } fams[] = {
+		{ AF_INET, "ip" }, { AF_INET6, "ip6" }
+	};
+	const struct grgw_side *sides[] = { &cfg->site, &cfg->peer };
+	char	 body[4096], set[GRGW_MAX_PREFIXES * 2 * (INET6_ADDRSTRLEN + 6)];
+	char	 p[INET6_ADDRSTRLEN + 8];
+	size_t	 off, soff, f, s;
+	int	 i, n, any = 0;
+
+	if (!ifname_valid(cfg->site.wan_interface))
+		return -EINVAL;
+	n = snprintf(body, sizeof(body), "\tchain postrouting {\n"
+	    "\t\ttype filter hook postrouting priority -300; "
+	    "policy accept;\n");
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -ENAMETOOLONG;
+	off = (size_t)n;
+	for (f = 0; f < nitems(fams); f++) {
+		soff = 0;
+		set[0] = '\0';
+		for (s = 0; s < nitems(sides); s++) {
+			for (i = 0; i < sides[s]->n_prefixes &&
+			    i < GRGW_MAX_PREFIXES; i++) {
+				const struct grgw_prefix *pf =
+				    &sides[s]->prefixes[i];
+
+				if (pf->a.family != fams[f].family)
+					continue;
+				n = snprintf(set + soff, sizeof(set) - soff,
+				    "%s%s", soff ? ", " : "",
+				    prefix_fmt(pf, p, sizeof(p)));
+				if (n < 0 || (size_t)n >= sizeof(set) - soff)
+					return -ENAMETOOLONG;
+				soff += (size_t)n;
+			}
+		}
+		if (soff == 0)
+			continue;
+		any = 1;
+		n = snprintf(body + off, sizeof(body) - off,
+		    "\t\toifname \"%s\" %s saddr { %s } counter drop\n"
+		    "\t\toifname \"%s\" %s daddr { %s } counter drop\n",
+		    cfg->site.wan_interface, fams[f].kw, set,
+		    cfg->site.wan_interface, fams[f].kw, set);
+		if (n < 0 || (size_t)n >= sizeof(body) - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+	}
+	if (!any)
+		return -EINVAL;
+	n = snprintf(body + off, sizeof(body) - off, "\t}\n");
+	if (n < 0 || (size_t)n >= sizeof(body) - off)
+		return -ENAMETOOLONG;
+	return gwnl_nft_apply(nl, 1, GWNL_WANBLOCK_TABLE, body);
 }
 
 int

@@ -361,7 +361,14 @@ route_install(struct gwnl *nl, const struct rec_obj *o)
 				rec_remove(rec, old);
 		}
 	}
-	if ((ret = gwnl_record_append(nl, o)) < 0) {
+	if ((ret = gwnl_record_append(nl, o)) < 0 && o->tag == REC_BLOCK) {
+		log_warnx("%s: CANNOT RECORD IT in %s (%s); it stays in the "
+		    "kernel, failing closed, but a later `grgw down --purge` "
+		    "will not know it: free space for the record", desc,
+		    gwnl_record_path(nl), strerror(-ret));
+		return ret;
+	}
+	if (ret < 0) {
 		log_warnx("%s: cannot record it (%s); removing it again", desc,
 		    strerror(-ret));
 		if (rc == 0 && o->kind == REC_RULE)
@@ -559,3 +566,86 @@ gwnl_tunnel_routes_remove(struct gwnl *nl, const struct grgw_config *cfg)
 	return first;
 }
 
+
+/* ---- verification -------------------------------------------------------- */
+
+/* Whether the route cache holds the recorded route o, exactly. */
+static int
+route_in_cache(struct gwnl *nl, struct nl_cache *cache,
+    const struct rec_obj *o)
+{
+	const struct rec_route	*r = &o->u.route;
+	struct nl_object	*obj;
+	struct nl_addr		*dst;
+	int			 found = 0, oif = 0;
+
+	if ((dst = prefix_to_nl_addr(&r->dst)) == NULL)
+		return 0;
+	if (r->type == REC_ROUTE_UNICAST && (oif = gwnl_ifindex(nl, r->dev)) < 0)
+		oif = -1;
+	for (obj = nl_cache_get_first(cache); obj != NULL && !found;
+	    obj = nl_cache_get_next(obj)) {
+		struct rtnl_route	*rt = (struct rtnl_route *)obj;
+		struct rtnl_nexthop	*nh;
+
+		if (rtnl_route_get_family(rt) != r->family ||
+		    rtnl_route_get_table(rt) != r->table ||
+		    nl_addr_cmp(rtnl_route_get_dst(rt), dst) != 0)
+			continue;
+		if (r->type == REC_ROUTE_UNREACHABLE) {
+			found = rtnl_route_get_type(rt) == RTN_UNREACHABLE;
+			continue;
+		}
+		nh = rtnl_route_nexthop_n(rt, 0);
+		found = rtnl_route_get_type(rt) == RTN_UNICAST && nh != NULL &&
+		    rtnl_route_nh_get_ifindex(nh) == oif;
+	}
+	nl_addr_put(dst);
+	return found;
+}
+
+int
+gwnl_routes_verify(struct gwnl *nl, char *what, size_t whatlen)
+{
+	struct rec_list	*rec = gwnl_record(nl);
+	struct nl_cache	*cache = NULL;
+	struct rec_obj	*o, copy;
+	char		 desc[REC_LINE_MAX];
+	int		 rc, repaired = 0;
+
+	if ((rc = rtnl_route_alloc_cache(gwnl_socket(nl), AF_UNSPEC, 0,
+	    &cache)) < 0) {
+		log_warnx("routes: cannot read them: %s", nl_geterror(rc));
+		return -gwnl_nlerr_to_errno(rc);
+	}
+	TAILQ_FOREACH(o, &rec->objs, entry) {
+		if (o->kind != REC_RULE && o->kind != REC_ROUTE)
+			continue;
+		gwnl_describe(o, desc, sizeof(desc));
+		if (o->kind == REC_ROUTE && route_in_cache(nl, cache, o))
+			continue;
+		/* A rule is compared by the kernel itself (NLM_F_EXCL). */
+		copy = *o;
+		if (o->kind == REC_RULE)
+			rc = rule_add(nl, &copy, desc);
+		else
+			rc = route_add(nl, &copy, desc);
+		if (rc == 1 && o->kind == REC_RULE)
+			continue;
+		if (rc < 0)
+			continue;		/* logged */
+		log_warnx("%s: was removed or changed behind grgw's back; "
+		    "installed again", desc);
+		err_append(what, whatlen, "%s%s", what[0] != '\0' ? "; " : "",
+		    desc);
+		repaired++;
+	}
+	nl_cache_free(cache);
+	return repaired;
+}
+
+int
+gwnl_rule_ensure(struct gwnl *nl, const struct rec_obj *o)
+{
+	return route_install(nl, o);
+}

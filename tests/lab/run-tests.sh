@@ -44,7 +44,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files local-down wrong-psk nat
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
@@ -211,6 +211,13 @@ connects_keep_failing_fast() {
 		[ "$r" = refused ] || [ "$r" = unreachable ] || return 1
 	done
 }
+check_traffic_flows() {
+	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
+	check "ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
+	check "TCP vellum-a -> vellum-b IPv4, source 198.18.1.11" \
+		tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
+}
+
 pings_both() { ping_ok "$1" "$2" && ping_ok "$1" "$3"; }
 forwarding_only_in_router() {
 	local node v
