@@ -194,7 +194,9 @@ install: grgw
 	install -m 0755 grgw $(DESTDIR)$(SBINDIR)/grgw
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		gw/grgw.service.in >$(DESTDIR)$(UNITDIR)/grgw.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/grgw.service
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		gw/grgw-block.service.in >$(DESTDIR)$(UNITDIR)/grgw-block.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/grgw.service $(DESTDIR)$(UNITDIR)/grgw-block.service
 	install -m 0644 gw/grgw.8 $(DESTDIR)$(MANDIR)/man8/grgw.8
 	install -m 0644 gw/grgw.conf.5 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5
 	install -m 0644 grgw.conf.example $(DESTDIR)$(DOCDIR)/examples/grgw.conf
@@ -217,6 +219,7 @@ install: grgw
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/grgw $(DESTDIR)$(UNITDIR)/grgw.service \
+		$(DESTDIR)$(UNITDIR)/grgw-block.service \
 		$(DESTDIR)$(MANDIR)/man8/grgw.8 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5 \
 		$(DESTDIR)$(DOCDIR)/examples/grgw.conf $(CONF_DIR)/grgw.conf.example \
 		$(DESTDIR)$(DATADIR)/hooks/clearwater-alarm \

@@ -240,7 +240,7 @@ t_install() {
 	local root=$WORK/destdir pre=$WORK/prefix conf
 	conf=$root/etc/grgw/grgw.conf
 	printf '%s\n' etc/grgw/grgw.conf usr/local/lib/systemd/system/grgw.service \
-		usr/local/sbin/grgw usr/local/share/doc/grgw/examples/grgw.conf \
+		usr/local/lib/systemd/system/grgw-block.service usr/local/sbin/grgw usr/local/share/doc/grgw/examples/grgw.conf \
 		usr/local/share/man/man5/grgw.conf.5 usr/local/share/man/man8/grgw.8 \
 		usr/local/share/grgw/hooks/clearwater-alarm usr/local/share/grgw/alarms/grgw_alarms.json |
 		LC_ALL=C sort >"$WORK/install.expected"
@@ -250,6 +250,7 @@ t_install() {
 	check "make install: exactly the expected files" same_lines "$WORK/install.expected" "$WORK/install.actual"
 	check "make install: modes (0755 binary, 0644 the rest)" same_lines \
 		<(printf '%s\n' "644 etc/grgw/grgw.conf" "644 usr/local/lib/systemd/system/grgw.service" \
+			"644 usr/local/lib/systemd/system/grgw-block.service" \
 			"755 usr/local/sbin/grgw" "644 usr/local/share/doc/grgw/examples/grgw.conf" \
 			"644 usr/local/share/man/man5/grgw.conf.5" "644 usr/local/share/man/man8/grgw.8" \
 			"755 usr/local/share/grgw/hooks/clearwater-alarm" \
@@ -276,6 +277,8 @@ t_install() {
 	check "make install PREFIX=scratch" make -s -C "$TOP" install PREFIX="$pre" SYSCONFDIR="$pre/etc"
 	check "systemd-analyze verify grgw.service (make install)" \
 		empty_output env MANPATH="$pre/share/man" systemd-analyze verify "$pre/lib/systemd/system/grgw.service"
+	check "systemd-analyze verify grgw-block.service (make install)" \
+		empty_output env MANPATH="$pre/share/man" systemd-analyze verify "$pre/lib/systemd/system/grgw-block.service"
 	check "make uninstall PREFIX=scratch" make -s -C "$TOP" uninstall PREFIX="$pre" SYSCONFDIR="$pre/etc"
 	check "make uninstall PREFIX=scratch: no file left" same_lines /dev/null <(files_under "$pre")
 }
@@ -353,7 +356,8 @@ t_deb() {
 		<(printf '%s\n' ./conffiles ./control ./md5sums ./postinst ./postrm ./prerm) \
 		<(dpkg-deb --ctrl-tarfile "$DEB_FILE" | tar -tf - | grep -v '^\./$' | LC_ALL=C sort)
 	check "contents" same_lines \
-		<(printf '%s\n' etc/grgw/grgw.conf lib/systemd/system/grgw.service usr/sbin/grgw \
+		<(printf '%s\n' etc/grgw/grgw.conf lib/systemd/system/grgw.service \
+			lib/systemd/system/grgw-block.service usr/sbin/grgw \
 			usr/share/doc/grgw/examples/grgw.conf usr/share/man/man5/grgw.conf.5.gz \
 			usr/share/man/man8/grgw.8.gz usr/share/grgw/hooks/clearwater-alarm \
 			usr/share/grgw/alarms/grgw_alarms.json | LC_ALL=C sort) \
@@ -432,6 +436,8 @@ t_dpkg() {
 	check "installed grgw is version $VERSION" test "$(/usr/sbin/grgw version)" = "grgw $VERSION"
 	check "the unit is not enabled by the installation" \
 		test "$(systemctl is-enabled grgw.service 2>/dev/null)" = disabled
+	check "grgw-block.service (fail closed from boot) is enabled by the installation" \
+		test "$(systemctl is-enabled grgw-block.service 2>/dev/null)" = enabled
 	if grep -Eqs '^path-exclude[= ]+/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
 		# A minimal image whose dpkg drops every manual page.
 		note "dpkg here excludes /usr/share/man: the installed pages are not checked"
