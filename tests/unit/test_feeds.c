@@ -1076,6 +1076,8 @@ test_hooks_environment(void **state)
 	assert_non_null(strstr(got, "PWD=/\n"));
 	assert_non_null(strstr(got, "/10-record\n"));	/* GRGW_HOOK= */
 	assert_non_null(strstr(got, "GRGW_HOOK="));
+	assert_non_null(strstr(got, "GRGW_EVENT=link\n"));
+	assert_non_null(strstr(got, "GRGW_DETAIL=\n"));
 	assert_null(strstr(got, "GRGW_LEAK_CHECK"));
 	{
 		int	 lines = 0;
@@ -1083,9 +1085,33 @@ test_hooks_environment(void **state)
 
 		for (p = got; *p != '\0'; p++)
 			lines += *p == '\n';
-		assert_int_equal(lines, 9);
+		assert_int_equal(lines, 11);
 	}
 	free(got);
+
+	/* An event other than a transition: the same states, what happened. */
+	{
+		struct link_view v;
+
+		memset(&v, 0, sizeof(v));
+		v.site = "site-a";
+		v.peer = "site-b";
+		v.state = LINK_UP;
+		v.since.tv_sec = 1700000000;
+		hooks_event(h, &v, "block-repaired", "table inet grgw-block "
+		    "deleted");
+		hooks_settle(base, h, 10);
+		hooks_get_stats(h, &st);
+		assert_int_equal(st.succeeded, 2);
+		got = read_file(out);
+		assert_non_null(got);
+		assert_non_null(strstr(got, "GRGW_EVENT=block-repaired\n"));
+		assert_non_null(strstr(got, "GRGW_DETAIL=table inet grgw-block "
+		    "deleted\n"));
+		assert_non_null(strstr(got, "GRGW_OLD_STATE=up\n"));
+		assert_non_null(strstr(got, "GRGW_NEW_STATE=up\n"));
+		free(got);
+	}
 	hooks_free(h);
 	free(hook);
 	free(out);
