@@ -271,8 +271,10 @@ t_harden_full_run() {
 	# A run directory of its own on a small tmpfs, filled up once the
 	# files that exist before the record (lock, log) have their page.
 	full_run_cleanup
-	mkdir -m 0755 "$FULL_RUN" && mount -t tmpfs -o size=256k,mode=0755 grgw-full "$FULL_RUN" ||
-		{ fail "a small tmpfs at $FULL_RUN"; return 0; }
+	if ! { mkdir -m 0755 "$FULL_RUN" && mount -t tmpfs -o size=256k,mode=0755 grgw-full "$FULL_RUN"; }; then
+		fail "a small tmpfs at $FULL_RUN"
+		return 0
+	fi
 	conf=$WORK/full-run.conf
 	# (the configuration ends with its [daemon] section)
 	{ grep -v '^run_dir' "$CONF_A"; echo "run_dir = $FULL_RUN"; } >"$conf"
