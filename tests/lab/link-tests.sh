@@ -227,7 +227,7 @@ t_link_forged() {
 		>/dev/null 2>&1 || true
 	printf 'not the key %s\n' "$RANDOM$RANDOM" >"$WORK/wrong.key"
 	check "forged probes sent" router "$INJECT" forged --to "$GW_A_WAN" --count 20
-	check "tampered probes sent" router "$INJECT" tampered --key "$LABCONF/psk" --to "$GW_A_WAN" --count 20
+	check "tampered probes sent" router "$INJECT" tampered --key "$LABCONF/psk" --sites site-a,site-b --to "$GW_A_WAN" --count 20
 	check "captured probes replayed" router "$INJECT" replay --pcap "$WORK/probes.pcap" --to "$GW_A_WAN"
 	check "random datagrams sent" router "$INJECT" garbage --to "$GW_A_WAN" --count 500 --interval 1
 	sleep 1
