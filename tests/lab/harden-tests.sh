@@ -6,8 +6,8 @@
 #                  process cannot bind the probe port; `grgw down` cleans
 #                  nothing up behind a process holding the site lock
 #   harden-limits  1,000 idle TCP connections and a slowloris client on the
-#                  HTTP listener, 100 idle ones on the control socket, all
-#                  reopened as soon as they are closed: `grgw status` and
+#                  HTTP listener, 100 idle ones on the control socket, each
+#                  reopened 0.2 s after it is closed: `grgw status` and
 #                  /metrics still answer, the link stays up, RSS, CPU and
 #                  the log stay bounded (figures printed, idle vs loaded)
 
@@ -82,6 +82,7 @@ LIMITS_IDLE=${LIMITS_IDLE:-1000}	# idle TCP connections to the HTTP listener
 LIMITS_SLOW=${LIMITS_SLOW:-200}		# slowloris connections, one byte a second
 LIMITS_CTL=${LIMITS_CTL:-100}		# idle connections to the control socket
 LIMITS_SECS=${LIMITS_SECS:-30}		# how long the load is held
+LIMITS_REOPEN=${LIMITS_REOPEN:-0.2}	# seconds before a closed one is reopened
 LIMITS_RSS_KB=$((16 * 1024))		# RSS growth allowed per process
 LIMITS_LOG_BYTES=$((1024 * 1024))	# log growth allowed over the load
 FLOOD=$HERE/conn-flood.py
@@ -165,7 +166,7 @@ t_harden_limits() {
 	# ip execs timeout, which passes a TERM on: FLOOD_PID is the client's.
 	ip netns exec "${NS_PREFIX}gw-a" timeout $((LIMITS_SECS + 20)) "$PYTHON" "$FLOOD" --tcp "$LIMITS_HTTP" \
 		--idle "$LIMITS_IDLE" --slow "$LIMITS_SLOW" --unix "$ctl" --unix-idle "$LIMITS_CTL" \
-		--seconds "$LIMITS_SECS" --report "$WORK/limits-flood.json" \
+		--reopen "$LIMITS_REOPEN" --seconds "$LIMITS_SECS" --report "$WORK/limits-flood.json" \
 		>"$WORK/limits-flood.out" 2>&1 </dev/null &
 	FLOOD_PID=$!
 	if ! wait_until 10 grep -q ready "$WORK/limits-flood.out"; then
@@ -174,7 +175,7 @@ t_harden_limits() {
 		flood_stop
 		return 0
 	fi
-	note "flood: $LIMITS_IDLE idle + $LIMITS_SLOW slowloris TCP connections to $LIMITS_HTTP, $LIMITS_CTL idle to the control socket, for $LIMITS_SECS s"
+	note "flood: $LIMITS_IDLE idle + $LIMITS_SLOW slowloris TCP connections to $LIMITS_HTTP, $LIMITS_CTL idle to the control socket, for $LIMITS_SECS s, each reopened $LIMITS_REOPEN s after it is closed"
 	d0=$(proc_ticks "$dp"); n0=$(proc_ticks "$np"); t0=$(now_ms)
 
 	# Look every few seconds while it is held.
