@@ -769,7 +769,8 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 		err_set(err, errlen, "out of secure memory");
 		goto cleanup;
 	}
-	probe_key_derive(secret.key, secret.len, key);
+	probe_key_derive(secret.key, secret.len, cfg->site.name, cfg->peer.name,
+	    key);
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
 	if (d->np == NULL || netproc_start(d->np, key, err, errlen) == -1)
 		goto cleanup;

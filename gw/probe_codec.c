@@ -55,7 +55,7 @@
 #define PROBE_BODY_LEN		48	/* what the tag covers */
 #define PROBE_TAG_LEN		32
 
-#define PROBE_KEY_DOMAIN	"grgw link probe key v1"
+#define PROBE_KEY_DOMAIN	"grgw link probe key v2"
 #define PROBE_SECRET_DOMAIN	"grgw link probe secret v1"
 
 _Static_assert(crypto_auth_BYTES == PROBE_TAG_LEN, "tag length");
@@ -167,35 +167,64 @@ probe_decode(const uint8_t *buf, size_t len, const uint8_t key[PROBE_KEY_LEN],
 	return PROBE_OK;
 }
 
+/* A length (8 bytes, big-endian) then the name: no two pairs of names
+ * give the same bytes ("ab" + "c" is not "a" + "bc"). */
+static void
+key_hash_name(crypto_generichash_state *st, const char *name)
+{
+	uint8_t	 len[8];
+	size_t	 n = strlen(name);
+
+	put_be64(len, (uint64_t)n);
+	crypto_generichash_update(st, len, sizeof(len));
+	crypto_generichash_update(st, (const uint8_t *)name, n);
+}
+
 /*
- * BLAKE2b keyed with the secret over a fixed domain string.  A secret
- * whose length BLAKE2b does not take as a key (outside 16 to 64 bytes,
- * which psk_load() never returns) is first hashed to 64 bytes under a
- * domain of its own.
+ * BLAKE2b keyed with the secret over the domain string and both site
+ * names, the one that sorts first first, so both gateways compute the
+ * same key and a secret shared by several pairs still gives each pair a
+ * key of its own.  A secret whose length BLAKE2b does not take as a key
+ * (outside 16 to 64 bytes, which psk_load() never returns) is first
+ * hashed to 64 bytes under a domain of its own.
  */
 void
-probe_key_derive(const uint8_t *secret, size_t len, uint8_t out[PROBE_KEY_LEN])
+probe_key_derive(const uint8_t *secret, size_t len, const char *site,
+    const char *peer, uint8_t out[PROBE_KEY_LEN])
 {
 	crypto_generichash_state st;
 	uint8_t			 k[crypto_generichash_KEYBYTES_MAX];
+	const uint8_t		*key = secret;
+	size_t			 keylen = len;
+	const char		*first = site != NULL ? site : "";
+	const char		*second = peer != NULL ? peer : "";
+	const char		*t;
 
 	if (sodium_init() < 0)
 		abort();	/* cannot happen after the daemon's own init */
-	if (secret != NULL && len >= crypto_generichash_KEYBYTES_MIN &&
-	    len <= crypto_generichash_KEYBYTES_MAX) {
-		crypto_generichash(out, PROBE_KEY_LEN,
-		    (const uint8_t *)PROBE_KEY_DOMAIN,
-		    sizeof(PROBE_KEY_DOMAIN) - 1, secret, len);
-		return;
+	if (secret == NULL || len < crypto_generichash_KEYBYTES_MIN ||
+	    len > crypto_generichash_KEYBYTES_MAX) {
+		crypto_generichash_init(&st, NULL, 0, sizeof(k));
+		crypto_generichash_update(&st,
+		    (const uint8_t *)PROBE_SECRET_DOMAIN,
+		    sizeof(PROBE_SECRET_DOMAIN) - 1);
+		if (secret != NULL && len > 0)
+			crypto_generichash_update(&st, secret, len);
+		crypto_generichash_final(&st, k, sizeof(k));
+		key = k;
+		keylen = sizeof(k);
 	}
-	crypto_generichash_init(&st, NULL, 0, sizeof(k));
-	crypto_generichash_update(&st, (const uint8_t *)PROBE_SECRET_DOMAIN,
-	    sizeof(PROBE_SECRET_DOMAIN) - 1);
-	if (secret != NULL && len > 0)
-		crypto_generichash_update(&st, secret, len);
-	crypto_generichash_final(&st, k, sizeof(k));
-	crypto_generichash(out, PROBE_KEY_LEN, (const uint8_t *)PROBE_KEY_DOMAIN,
-	    sizeof(PROBE_KEY_DOMAIN) - 1, k, sizeof(k));
+	if (strcmp(first, second) > 0) {
+		t = first;
+		first = second;
+		second = t;
+	}
+	crypto_generichash_init(&st, key, keylen, PROBE_KEY_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)PROBE_KEY_DOMAIN,
+	    sizeof(PROBE_KEY_DOMAIN) - 1);
+	key_hash_name(&st, first);
+	key_hash_name(&st, second);
+	crypto_generichash_final(&st, out, PROBE_KEY_LEN);
 	sodium_memzero(&st, sizeof(st));
 	sodium_memzero(k, sizeof(k));
 }

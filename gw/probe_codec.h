@@ -51,10 +51,13 @@ int	probe_decode(const uint8_t *buf, size_t len,
 /*
  * Key for the probes: derived from the pre-shared key (domain separated,
  * so it never equals the IKE secret), or from a dedicated key file's
- * contents.  out is caller's memory (wipe it after use).
+ * contents, and bound to the pair of sites: site and peer are the two
+ * [site] and [peer] names, in either order (both gateways get the same
+ * key; another pair sharing the secret gets another).  NULL counts as "".
+ * Nothing is kept; out is caller's memory (wipe it after use).
  */
-void	probe_key_derive(const uint8_t *secret, size_t len,
-	    uint8_t out[PROBE_KEY_LEN]);
+void	probe_key_derive(const uint8_t *secret, size_t len, const char *site,
+	    const char *peer, uint8_t out[PROBE_KEY_LEN]);
 
 /*
  * Anti-replay per (peer session, path): a sliding window of sequence

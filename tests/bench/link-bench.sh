@@ -7,7 +7,10 @@
 #              time (link.since_epoch_ms); p50/p99 over CUTS cuts, at the
 #              default probe setting and at an aggressive one
 #   cost       CPU (user+system, % of one core) and RSS of the daemon and
-#              of its network process over IDLE seconds of probing
+#              of its network process over IDLE seconds of probing, then
+#              over as long with 1,000 idle and 200 slowloris connections
+#              held on the HTTP listener and 100 on the control socket
+#              (tests/lab/conn-flood.py), with the ratio to the idle run
 #   restarts   kill -9 of the network process, ten times: how long until a
 #              new one holds the probe socket, and whether the link moved
 set -eu
@@ -24,6 +27,7 @@ CONF_B=$WORK/site-b.conf
 
 cleanup() {
 	set +e
+	[ -n "${FLOOD:-}" ] && kill "$FLOOD" 2>/dev/null && wait "$FLOOD"
 	router nft delete table inet grgwlab-cut >/dev/null 2>&1
 	grgw_at a down --purge >/dev/null 2>&1
 	grgw_at b down --purge >/dev/null 2>&1
@@ -81,19 +85,49 @@ cuts() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 
+# cost LABEL [flood]: CPU and RSS over IDLE seconds; with "flood", under
+# the connection flood, and as a ratio to the last run without it
+COST_BASE=
+FLOOD=
 cost() {
-	local pid npid d0 d1 n0 n1 hz=100
+	local pid npid d0 d1 n0 n1 hz
+	hz=$(getconf CLK_TCK)
 	pid=$(status_json a | jq .daemon.pid)
 	npid=$(status_json a | jq .netproc.pid)
+	if [ "${2:-}" = flood ]; then
+		ip netns exec "${NS_PREFIX}gw-a" timeout $((IDLE + 20)) "$PYTHON" "$LAB_HERE/conn-flood.py" \
+			--tcp 127.0.0.1:9421 --idle 1000 --slow 200 \
+			--unix "$LAB_RUN_DIR/site-a/control.sock" --unix-idle 100 --reopen 0.2 \
+			--seconds $((IDLE + 2)) --report "$WORK/flood.json" >"$WORK/flood.out" 2>&1 </dev/null &
+		FLOOD=$!
+		wait_until 10 grep -q ready "$WORK/flood.out" || true
+		sleep 1
+	fi
 	d0=$(cpu_ticks "$pid")
 	n0=$(cpu_ticks "$npid")
 	sleep "$IDLE"
 	d1=$(cpu_ticks "$pid")
 	n1=$(cpu_ticks "$npid")
-	awk -v d=$((d1 - d0)) -v n=$((n1 - n0)) -v hz=$hz -v s="$IDLE" \
-	    -v dr="$(rss_kb "$pid")" -v nr="$(rss_kb "$npid")" -v label="$1" \
+	set -- "$1" $((d1 - d0)) $((n1 - n0)) "$(rss_kb "$pid")" "$(rss_kb "$npid")"
+	if [ -n "$FLOOD" ]; then
+		wait "$FLOOD" || true
+	fi
+	awk -v d="$2" -v n="$3" -v hz="$hz" -v s="$IDLE" -v dr="$4" -v nr="$5" -v label="$1" \
+	    -v base="$COST_BASE" -v flood="$FLOOD" \
 	    'BEGIN { printf "%s: daemon CPU %.2f %%, RSS %d kB; network process CPU %.2f %%, RSS %d kB (together %d kB)\n",
-	        label, 100 * d / hz / s, dr, 100 * n / hz / s, nr, dr + nr }'
+	        label, 100 * d / hz / s, dr, 100 * n / hz / s, nr, dr + nr
+	        if (flood != "" && base != "") {
+	            split(base, b, " ")
+	            printf "  vs idle: daemon CPU %s, RSS %+d kB; network process CPU %s, RSS %+d kB\n",
+	                ratio(d, b[1]), dr - b[3], ratio(n, b[2]), nr - b[4]
+	        } }
+	    function ratio(x, y) { return y > 0 ? sprintf("x %.1f", x / y) : sprintf("%d ticks (idle: none)", x) }'
+	if [ -n "$FLOOD" ]; then
+		FLOOD=
+		echo "  flood: $(cat "$WORK/flood.json" 2>/dev/null)"
+	else
+		COST_BASE="$2 $3 $4 $5"
+	fi
 }
 
 # probe_owner: pid of the process holding gw-a's probe socket
@@ -126,6 +160,7 @@ restarts() {
 echo "== default probes (50 ms x 5)"
 start 50 5
 cost "default, tunnel up, idle"
+cost "default, tunnel up, 1,000 connections held" flood
 restarts 10
 cuts "default 50 ms x 5"
 echo "== aggressive probes (20 ms x 5)"

@@ -8,7 +8,8 @@
 #                loss on the router, a blackhole route on the router): down
 #                with the right reason in every feed, up again once repaired
 #   link-loss    1 % random loss on the WAN for a while: never down
-#   link-forged  forged, tampered, replayed and random probe packets from the
+#   link-forged  forged, tampered, replayed and random probe packets, and
+#                probes of another pair sharing the secret, from the
 #                router's namespace: rejected, counted, nothing changes
 #   link-etcd    the gateway dies (kill -9): its etcd key expires with the lease
 #
@@ -227,12 +228,15 @@ t_link_forged() {
 		>/dev/null 2>&1 || true
 	printf 'not the key %s\n' "$RANDOM$RANDOM" >"$WORK/wrong.key"
 	check "forged probes sent" router "$INJECT" forged --to "$GW_A_WAN" --count 20
-	check "tampered probes sent" router "$INJECT" tampered --key "$LABCONF/psk" --to "$GW_A_WAN" --count 20
+	check "tampered probes sent" router "$INJECT" tampered --key "$LABCONF/psk" --sites site-a,site-b --to "$GW_A_WAN" --count 20
+	# The right secret, but the key of another pair sharing it.
+	check "probes of another pair with the same secret sent" \
+		router "$INJECT" valid --key "$LABCONF/psk" --sites site-a,site-c --to "$GW_A_WAN" --count 20
 	check "captured probes replayed" router "$INJECT" replay --pcap "$WORK/probes.pcap" --to "$GW_A_WAN"
 	check "random datagrams sent" router "$INJECT" garbage --to "$GW_A_WAN" --count 500 --interval 1
 	sleep 1
-	check "forged and tampered: rejected as unauthentic" \
-		test "$(counter underlay rejected.auth)" -ge $((auth + 40))
+	check "forged, tampered and relayed from another pair: rejected as unauthentic" \
+		test "$(counter underlay rejected.auth)" -ge $((auth + 60))
 	check "replayed: rejected as replays" test "$(counter underlay rejected.replay)" -gt "$replay"
 	check "random bytes: rejected as malformed" \
 		test "$(counter underlay rejected.malformed)" -ge $((malformed + 400))

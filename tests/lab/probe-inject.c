@@ -32,6 +32,9 @@
  *               [probe] key_file, or the psk_file when there is none [--key]
  *   -K BASE64   the same secret on the command line (lab use only: other
  *               users can read command lines) [--secret]
+ *   -P A,B      the two site names, the gateway's [site] and [peer] names
+ *               in either order: the probe key is bound to the pair, so
+ *               -k and -K need it [--sites]
  *   -s SOURCE   send from ADDRESS, ADDRESS:PORT or [IPV6]:PORT [--from]
  *   -F          allow a SOURCE address this host does not have (sets
  *               IP_FREEBIND and IP_TRANSPARENT; needs CAP_NET_ADMIN)
@@ -74,14 +77,14 @@
  * input error; 2 a send failed; 3 -W saw nothing.
  *
  * Examples (lab, from the router namespace or a site's LAN):
- *   probe-inject -k /etc/grgw/psk -s 198.51.100.10 valid 192.0.2.10:4211
- *   probe-inject -k KEY -s 198.51.100.10 -W 500 -w /tmp/p valid 192.0.2.10:4211
+ *   probe-inject -k /etc/grgw/psk -P site-a,site-b -s 198.51.100.10 valid 192.0.2.10:4211
+ *   probe-inject -k KEY -P site-a,site-b -s 198.51.100.10 -W 500 -w /tmp/p valid 192.0.2.10:4211
  *   probe-inject -s 198.51.100.10 -r /tmp/p replay 192.0.2.10:4211
- *   probe-inject -K "$(cat psk)" forged 192.0.2.10:4211
+ *   probe-inject forged 192.0.2.10:4211
  *   probe-inject -c 1000 garbage 192.0.2.10:4211
  *   probe-inject forged --to 192.0.2.10 --count 20
  *   probe-inject replay --pcap /tmp/probes.pcap --to 192.0.2.10
- *   probe-inject -p tunnel -k KEY -s 198.18.2.1 valid 198.18.1.1:4211
+ *   probe-inject -p tunnel -k KEY -P site-a,site-b -s 198.18.2.1 valid 198.18.1.1:4211
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,7 +119,7 @@ enum mode { M_VALID, M_FORGED, M_TAMPERED, M_REPLAY, M_GARBAGE };
 
 struct opts {
 	enum mode	 mode;
-	const char	*key_file, *key_text, *source, *dest;
+	const char	*key_file, *key_text, *sites, *source, *dest;
 	const char	*replay_file, *write_file;
 	int		 freebind, quiet, have_key;
 	uint8_t		 type, path;
@@ -133,7 +136,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: probe-inject [-k KEYFILE | -K BASE64] "
-	    "[-s SOURCE] [-F] [-p tunnel|underlay]\n"
+	    "[-P SITE,PEER] [-s SOURCE] [-F]\n"
+	    "\t[-p tunnel|underlay]"
 	    "\t[-t request|reply] [-S SESSION] [-n SEQ] [-c COUNT] "
 	    "[-T SECONDS] [-e SEQ] [-E NS]\n"
 	    "\t[-b OFFSET] [-r FILE] [-N INDEX] [-L MAX] [-i MS] [-w FILE] "
@@ -262,19 +266,31 @@ load_key(struct opts *o)
 {
 	struct grgw_psk	 secret;
 	char		 err[PATH_MAX + 256];
+	char		 site[GRGW_NAME_MAX + 1];
+	const char	*comma, *peer;
 
 	if (o->key_file != NULL && o->key_text != NULL)
 		die("-k and -K are exclusive");
+	if (o->key_file == NULL && o->key_text == NULL)
+		return;
+	if (o->sites == NULL || (comma = strchr(o->sites, ',')) == NULL)
+		die("a key needs -P SITE,PEER: the probe key is bound to the "
+		    "two site names");
+	peer = comma + 1;
+	if (comma == o->sites || (size_t)(comma - o->sites) >= sizeof(site) ||
+	    *peer == '\0' || strchr(peer, ',') != NULL)
+		die("-P \"%s\": expected two site names, SITE,PEER", o->sites);
+	memcpy(site, o->sites, (size_t)(comma - o->sites));
+	site[comma - o->sites] = '\0';
 	if (o->key_file != NULL) {
 		if (psk_load(o->key_file, &secret, err, sizeof(err)) == -1)
 			die("key file: %s", err);
-	} else if (o->key_text != NULL) {
+	} else {
 		if (psk_decode(o->key_text, strlen(o->key_text), &secret, err,
 		    sizeof(err)) == -1)
 			die("-K: %s", err);
-	} else
-		return;
-	probe_key_derive(secret.key, secret.len, o->key);
+	}
+	probe_key_derive(secret.key, secret.len, site, peer, o->key);
 	psk_free(&secret);
 	o->have_key = 1;
 }
@@ -531,6 +547,7 @@ static const struct option long_opts[] = {
 	{ "to",		required_argument,	NULL, 'd' },
 	{ "key",	required_argument,	NULL, 'k' },
 	{ "secret",	required_argument,	NULL, 'K' },
+	{ "sites",	required_argument,	NULL, 'P' },
 	{ "from",	required_argument,	NULL, 's' },
 	{ "freebind",	no_argument,		NULL, 'F' },
 	{ "path",	required_argument,	NULL, 'p' },
@@ -653,7 +670,7 @@ main(int argc, char **argv)
 		die("cannot initialise libsodium");
 	randombytes_buf(&o.session, sizeof(o.session));
 
-	while ((ch = getopt_long(argc, argv, "b:c:d:e:E:Fi:k:K:L:n:N:p:qr:s:"
+	while ((ch = getopt_long(argc, argv, "b:c:d:e:E:Fi:k:K:L:n:N:p:P:qr:s:"
 	    "S:t:T:w:W:", long_opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -686,6 +703,9 @@ main(int argc, char **argv)
 			break;
 		case 'K':
 			o.key_text = optarg;
+			break;
+		case 'P':
+			o.sites = optarg;
 			break;
 		case 'L':
 			o.max_len = parse_u64(optarg, "-L");
@@ -765,8 +785,8 @@ main(int argc, char **argv)
 		die("-c: 1 to 10000000");
 	load_key(&o);
 	if ((o.mode == M_VALID || o.mode == M_TAMPERED) && !o.have_key)
-		die("%s needs the key: -k FILE or -K BASE64",
-		    mode_names[o.mode]);
+		die("%s needs the key: -k FILE or -K BASE64, with -P "
+		    "SITE,PEER", mode_names[o.mode]);
 	if (o.mode == M_REPLAY && o.replay_file == NULL)
 		die("replay needs -r FILE (--pcap FILE)");
 	if (o.mode == M_REPLAY)

@@ -700,6 +700,10 @@ test_bad_names(void **state)
 	    "matches any peer", "expected an IKE identity", NULL);
 	check_one(12, "name = site-b\nid = *.example.org", FN ":13: id "
 	    "\"*.example.org\" matches any peer", NULL, NULL);
+	check_one(12, "name = site-b\nid = *", FN ":13: id \"*\" matches "
+	    "any peer (a wildcard)", "expected an IKE identity", NULL);
+	check_one(12, "name = site-b\nid = %any4", FN ":13: id \"%any4\" "
+	    "matches any peer", NULL, NULL);
 	check_one(2, "name = site-a\nid = %any6", FN ":3: id \"%any6\" "
 	    "matches any peer", NULL, NULL);
 }
@@ -1682,6 +1686,58 @@ test_load_run_dir(void **state)
 	free(psk);
 }
 
+/*
+ * run_dir below a directory another user could change: group-writable or
+ * writable by others, the nearest such directory is named with its mode.
+ */
+static void
+test_load_run_dir_writable(void **state)
+{
+	static const struct {
+		const char	*sub;
+		mode_t		 mode;
+		const char	*want;
+	} t[] = {
+		{ "group", 0770, "mode 0770" },
+		{ "others", 0703, "mode 0703" },
+		{ "both", 0777, "mode 0777" },
+		{ "sticky", 01777, "mode 1777" },
+	};
+	struct grgw_config	 cfg;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
+	char			*psk, *line, *text, *conf, *dir, *want;
+	size_t			 i;
+
+	psk = write_file("psk", KEY32, strlen(KEY32), 0600);
+	for (i = 0; i < nitems(t); i++) {
+		dir = tmp_path(t[i].sub);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		assert_int_equal(chmod(dir, t[i].mode), 0);
+		assert_true(asprintf(&line, "psk_file = %s", psk) != -1);
+		text = base_with(20, line);
+		free(line);
+		/* Missing itself: its parent is looked at. */
+		assert_true(asprintf(&line, "%srun_dir = %s/grgw\n", text,
+		    dir) != -1);
+		conf = write_file("rundir.conf", line, strlen(line), 0644);
+		assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)),
+		    -1);
+		assert_true(asprintf(&want, ":27: run_dir %s/grgw: %s can be "
+		    "changed by another user than root", dir, dir) != -1);
+		if (strstr(errs, want) == NULL || strstr(errs, t[i].want) ==
+		    NULL)
+			fprintf(stderr, "%s: %s", t[i].sub, errs);
+		assert_non_null(strstr(errs, want));
+		assert_non_null(strstr(errs, t[i].want));
+		free(want);
+		free(conf);
+		free(line);
+		free(text);
+		free(dir);
+	}
+	free(psk);
+}
+
 static void
 test_load_cert_files(void **state)
 {
@@ -1840,6 +1896,7 @@ main(void)
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_load_cert_files),
 		cmocka_unit_test(test_load_run_dir),
+		cmocka_unit_test(test_load_run_dir_writable),
 		cmocka_unit_test(test_load_file_errors),
 	};
 

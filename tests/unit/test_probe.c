@@ -435,27 +435,108 @@ test_key_derive(void **state)
 		s2[i] = (uint8_t)i;
 	}
 	s2[63] ^= 1;
-	probe_key_derive(s1, 32, k1);
-	probe_key_derive(s1, 32, k2);
+	probe_key_derive(s1, 32, "site-a", "site-b", k1);
+	probe_key_derive(s1, 32, "site-a", "site-b", k2);
 	assert_memory_equal(k1, k2, PROBE_KEY_LEN);
 	/* Never the secret itself. */
 	assert_memory_not_equal(k1, s1, PROBE_KEY_LEN);
 	/* Every byte of the secret counts, and so does its length. */
-	probe_key_derive(s1, 64, k2);
-	probe_key_derive(s2, 64, k3);
+	probe_key_derive(s1, 64, "site-a", "site-b", k2);
+	probe_key_derive(s2, 64, "site-a", "site-b", k3);
 	assert_memory_not_equal(k1, k2, PROBE_KEY_LEN);
 	assert_memory_not_equal(k2, k3, PROBE_KEY_LEN);
 	/* Lengths BLAKE2b takes no key of still give a key. */
-	probe_key_derive(s1, 8, k2);
-	probe_key_derive(s1, 9, k3);
+	probe_key_derive(s1, 8, "site-a", "site-b", k2);
+	probe_key_derive(s1, 9, "site-a", "site-b", k3);
 	assert_memory_not_equal(k2, k3, PROBE_KEY_LEN);
-	probe_key_derive(NULL, 0, k2);
+	probe_key_derive(NULL, 0, "site-a", "site-b", k2);
 	assert_memory_not_equal(k2, k3, PROBE_KEY_LEN);
-	/* Pinned: the other gateway and probe-inject must agree. */
-	probe_key_derive(s1, 32, k1);
-	crypto_generichash(k2, sizeof(k2),
-	    (const uint8_t *)"grgw link probe key v1", 22, s1, 32);
-	assert_memory_equal(k1, k2, PROBE_KEY_LEN);
+}
+
+/* Both gateways of a pair compute the same key, each with its own [site]
+ * name first; a pair reusing the secret gets a key of its own. */
+static void
+test_key_derive_pair(void **state)
+{
+	uint8_t	 s[32], a[PROBE_KEY_LEN], b[PROBE_KEY_LEN];
+	uint8_t	 other[PROBE_KEY_LEN];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(s); i++)
+		s[i] = (uint8_t)(0xa5 ^ i);
+	probe_key_derive(s, sizeof(s), "site-a", "site-b", a);
+	probe_key_derive(s, sizeof(s), "site-b", "site-a", b);
+	assert_memory_equal(a, b, PROBE_KEY_LEN);
+
+	probe_key_derive(s, sizeof(s), "site-a", "site-c", other);
+	assert_memory_not_equal(a, other, PROBE_KEY_LEN);
+	probe_key_derive(s, sizeof(s), "site-c", "site-b", other);
+	assert_memory_not_equal(a, other, PROBE_KEY_LEN);
+	/* Case counts: names are compared as bytes. */
+	probe_key_derive(s, sizeof(s), "Site-a", "site-b", other);
+	assert_memory_not_equal(a, other, PROBE_KEY_LEN);
+	/* NULL is "", and "" is a name unlike any other. */
+	probe_key_derive(s, sizeof(s), NULL, "site-b", a);
+	probe_key_derive(s, sizeof(s), "", "site-b", b);
+	assert_memory_equal(a, b, PROBE_KEY_LEN);
+	probe_key_derive(s, sizeof(s), "site-b", "", other);
+	assert_memory_equal(a, other, PROBE_KEY_LEN);
+	probe_key_derive(s, sizeof(s), "site-b", "site-b", other);
+	assert_memory_not_equal(a, other, PROBE_KEY_LEN);
+}
+
+/* Where one name ends and the next begins is part of the key. */
+static void
+test_key_derive_lengths(void **state)
+{
+	static const char *const pairs[][2] = {
+		{ "ab", "c" }, { "a", "bc" }, { "", "abc" }, { "abc", "" },
+		{ "a", "b" }, { "ab", "" },
+	};
+	uint8_t	 s[32], k[6][PROBE_KEY_LEN];
+	size_t	 i, j;
+
+	memset(s, 0x5a, sizeof(s));
+	for (i = 0; i < 6; i++)
+		probe_key_derive(s, sizeof(s), pairs[i][0], pairs[i][1], k[i]);
+	/* "abc" + "" is "" + "abc" (the order does not count)... */
+	assert_memory_equal(k[2], k[3], PROBE_KEY_LEN);
+	/* ... but every other split is another pair. */
+	for (i = 0; i < 6; i++)
+		for (j = i + 1; j < 6; j++)
+			if (!(i == 2 && j == 3))
+				assert_memory_not_equal(k[i], k[j],
+				    PROBE_KEY_LEN);
+}
+
+/* Pinned: the other gateway and probe-inject must agree, byte for byte;
+ * BLAKE2b keyed with the secret over the domain, then each name (the
+ * smaller first) after its length as 8 bytes big-endian. */
+static void
+test_key_derive_pinned(void **state)
+{
+	static const char	 domain[] = "grgw link probe key v2";
+	static const uint8_t	 len_a[8] = { 0, 0, 0, 0, 0, 0, 0, 6 };
+	static const uint8_t	 len_b[8] = { 0, 0, 0, 0, 0, 0, 0, 7 };
+	crypto_generichash_state st;
+	uint8_t			 s[32], got[PROBE_KEY_LEN];
+	uint8_t			 want[PROBE_KEY_LEN];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(s); i++)
+		s[i] = (uint8_t)i;
+	crypto_generichash_init(&st, s, sizeof(s), sizeof(want));
+	crypto_generichash_update(&st, (const uint8_t *)domain,
+	    sizeof(domain) - 1);
+	crypto_generichash_update(&st, len_a, sizeof(len_a));
+	crypto_generichash_update(&st, (const uint8_t *)"alpha1", 6);
+	crypto_generichash_update(&st, len_b, sizeof(len_b));
+	crypto_generichash_update(&st, (const uint8_t *)"bravo-2", 7);
+	crypto_generichash_final(&st, want, sizeof(want));
+	probe_key_derive(s, sizeof(s), "bravo-2", "alpha1", got);
+	assert_memory_equal(got, want, PROBE_KEY_LEN);
+	probe_key_derive(s, sizeof(s), "alpha1", "bravo-2", got);
+	assert_memory_equal(got, want, PROBE_KEY_LEN);
 }
 
 /* ---- [probe] configuration ------------------------------------------------- */
@@ -1597,6 +1678,9 @@ main(void)
 		cmocka_unit_test(test_replay_timestamps),
 		cmocka_unit_test(test_replay_sessions),
 		cmocka_unit_test(test_key_derive),
+		cmocka_unit_test(test_key_derive_pair),
+		cmocka_unit_test(test_key_derive_lengths),
+		cmocka_unit_test(test_key_derive_pinned),
 		cmocka_unit_test(test_config_defaults),
 		cmocka_unit_test(test_config_values),
 		cmocka_unit_test(test_config_errors),
