@@ -37,6 +37,8 @@ blockwatch_check(struct blockwatch *w)
 	w->view.checks++;
 	gwnl_block_verify(w->nl, w->cfg, w->libipsec, &r);
 	w->view.overridden = r.overridden;
+	snprintf(w->view.override, sizeof(w->view.override), "%s",
+	    r.override);
 	w->view.record_errno = -gwnl_record_unsaved(w->nl);
 	if (r.repaired == 0)
 		return;

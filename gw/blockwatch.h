@@ -23,6 +23,7 @@ struct blockwatch_view {
 	char		last[512];	/* what it found, "" = never */
 	int		overridden;	/* a foreign table still routes a peer
 					 * prefix */
+	char		override[256];	/* which, while overridden */
 	int		record_errno;	/* the record file lags (errno), or 0 */
 };
 

@@ -86,7 +86,7 @@ kernel_json(const struct status_view *v)
 	if (b == NULL)
 		return json_pack("{s:i, s:i}", "block_objects", v->kernel_block,
 		    "run_objects", v->kernel_run);
-	return json_pack("{s:i, s:i, s:I, s:o, s:I, s:b, s:o}",
+	return json_pack("{s:i, s:i, s:I, s:o, s:I, s:b, s:o, s:o}",
 	    "block_objects", v->kernel_block,
 	    "run_objects", v->kernel_run,
 	    "block_repairs", (json_int_t)b->repairs,
@@ -94,6 +94,8 @@ kernel_json(const struct status_view *v)
 		json_null(),
 	    "last_repair_at", (json_int_t)b->last_at,
 	    "block_overridden", b->overridden != 0,
+	    "block_override", b->overridden ? jsondoc_string(b->override) :
+		json_null(),
 	    "record_error", b->record_errno != 0 ?
 		jsondoc_string(strerror(b->record_errno)) : json_null());
 }
@@ -216,8 +218,8 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 		    v->block->last);
 	if (v->block != NULL && v->block->overridden)
 		strbuf_printf(sb, "              WARNING: a foreign policy rule "
-		    "still routes a peer prefix; the WAN block drops what "
-		    "would leave in clear\n");
+		    "still routes a peer prefix (%s); the WAN block drops "
+		    "what would leave in clear\n", v->block->override);
 	if (v->qos != NULL)
 		qos_render_text(v->qos, sb);
 	strbuf_printf(sb, "peer %s (%s)\n", cfg->peer.name,

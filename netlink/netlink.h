@@ -71,6 +71,7 @@ struct gwnl_verify {
 	int	repaired;	/* objects installed again, guards added */
 	int	overridden;
 	char	what[512];
+	char	override[256];	/* while overridden: which prefix, which table */
 };
 int	gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
 	    int libipsec, struct gwnl_verify *out);

@@ -293,9 +293,11 @@ gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
  * the two gateways' WAN addresses, which the configuration keeps
  * outside every prefix.  The chain runs before source NAT, so it sees
  * the addresses a node sent from.  This holds with every route gone.
+ * xfrm: "" or a match that spares the packets ESP is about to wrap.
  */
-int
-gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
+static int
+wanblock_apply(struct gwnl *nl, const struct grgw_config *cfg,
+    const char *xfrm)
 {
 	static const struct { int family; const char *kw; } fams[] = {
 		{ AF_INET, "ip" }, { AF_INET6, "ip6" }
@@ -337,10 +339,10 @@ gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
 			continue;
 		any = 1;
 		n = snprintf(body + off, sizeof(body) - off,
-		    "\t\toifname \"%s\" %s saddr { %s } counter drop\n"
-		    "\t\toifname \"%s\" %s daddr { %s } counter drop\n",
-		    cfg->site.wan_interface, fams[f].kw, set,
-		    cfg->site.wan_interface, fams[f].kw, set);
+		    "\t\toifname \"%s\" %s saddr { %s } %scounter drop\n"
+		    "\t\toifname \"%s\" %s daddr { %s } %scounter drop\n",
+		    cfg->site.wan_interface, fams[f].kw, set, xfrm,
+		    cfg->site.wan_interface, fams[f].kw, set, xfrm);
 		if (n < 0 || (size_t)n >= sizeof(body) - off)
 			return -ENAMETOOLONG;
 		off += (size_t)n;
@@ -351,6 +353,25 @@ gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
 	if (n < 0 || (size_t)n >= sizeof(body) - off)
 		return -ENAMETOOLONG;
 	return gwnl_nft_apply(nl, 1, GWNL_WANBLOCK_TABLE, body);
+}
+
+int
+gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
+{
+	int	 rc;
+
+	/*
+	 * The kernel data plane hands the tunnel's clear packets to this
+	 * hook with the WAN as their way out, just before ESP wraps them
+	 * (their route carries the transform): those go.  A kernel without
+	 * XFRM knows no such route, and has no such packets.
+	 */
+	if ((rc = wanblock_apply(nl, cfg, "rt ipsec missing ")) == -EINVAL) {
+		log_info("%s: this kernel cannot match IPsec routes; the WAN "
+		    "block drops by address alone", GWNL_WANBLOCK_TABLE);
+		rc = wanblock_apply(nl, cfg, "");
+	}
+	return rc;
 }
 
 int

@@ -310,5 +310,7 @@ gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
 		else
 			out->overridden = 0;
 	}
+	if (out->overridden)
+		snprintf(out->override, sizeof(out->override), "%s", over);
 	return out->repaired;
 }
