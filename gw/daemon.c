@@ -77,6 +77,7 @@ struct gwd {
 	struct event	*refresh_timer;
 	char		last_error[512];
 	int		auth_failed;
+	int		charon_hung;	/* killed for not answering */
 
 	/* link state */
 	struct wanwatch	*wan;
@@ -342,6 +343,14 @@ ike_news(const struct ike_news *n, void *arg)
 		} else if (!ike_ready(d->ike))
 			daemon_answer_error(d);	/* setup refused */
 		break;
+	case IKE_HUNG:
+		if (d->stopping)
+			return;
+		/* The normal exit path restarts it; the error stays. */
+		daemon_set_error(d, "%s: killed and restarted", n->error);
+		d->charon_hung = 1;
+		charon_kill(d->charon, n->error);
+		break;
 	case IKE_SAS:
 		if (d->stopping)
 			return;
@@ -370,8 +379,9 @@ charon_changed(int running, void *arg)
 	/* Its SAs and policies outlive it: none may meet the next charon's. */
 	if (d->dp == GRGW_DP_KERNEL)
 		(void)gwnl_xfrm_flush(d->cfg->if_id);
-	if (!d->stopping)
+	if (!d->stopping && !d->charon_hung)
 		daemon_set_error(d, "charon exited; restarting it");
+	d->charon_hung = 0;
 }
 
 /* ---- what the network process reports --------------------------------- */

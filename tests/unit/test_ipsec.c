@@ -205,8 +205,9 @@ test_initiate_terminate_register(void **state)
 {
 	struct vici_msg *m;
 
-	m = roundtrip(conn_build_initiate());
+	m = roundtrip(conn_build_initiate(IKE_INITIATE_WAIT_MS));
 	assert_string_equal(m->name, "initiate");
+	assert_string_equal(vici_get_str(m->root, "timeout"), "40000");
 	assert_string_equal(vici_get_str(m->root, "child"), GRGW_CONN_NAME);
 	assert_non_null(vici_get_str(m->root, "loglevel"));
 	vici_msg_free(m);
