@@ -211,6 +211,14 @@ connects_keep_failing_fast() {
 		[ "$r" = refused ] || [ "$r" = unreachable ] || return 1
 	done
 }
+
+check_traffic_flows() {
+	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
+	check "ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
+	check "TCP vellum-a -> vellum-b IPv4, source 198.18.1.11" \
+		tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
+}
+
 pings_both() { ping_ok "$1" "$2" && ping_ok "$1" "$3"; }
 forwarding_only_in_router() {
 	local node v
