@@ -5,6 +5,15 @@
 #   harden-files   charon holds no descriptor of the daemon's; another
 #                  process cannot bind the probe port; `grgw down` cleans
 #                  nothing up behind a process holding the site lock
+#   harden-charon-stop
+#                  kill -STOP of gw-a's charon (it accepts VICI requests and
+#                  answers none): grgw notices a missed deadline, says
+#                  charon-down, kills and restarts charon; tunnel, link and
+#                  traffic come back with no operator, nothing crosses the
+#                  WAN in clear text; prints the time from STOP to traffic
+#
+# Processes a test stops (SIGSTOP) are listed in STOPPED_PIDS and resumed
+# by resume_stopped, which the suite's cleanup runs too.
 
 # shared_sockets PID1 PID2: socket inodes both processes hold
 shared_sockets() {
@@ -69,4 +78,75 @@ f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)' "$dir
 	down_one a locked-down-2 --purge
 	check "grgw down --purge once the lock is free (exit $RC)" test "$RC" -eq 0
 	check "... removes everything" status_has a '.kernel.block_objects == 0 and .kernel.run_objects == 0'
+}
+
+# ---- hung processes -----------------------------------------------------------
+
+STOPPED_PIDS=()
+
+# stop_pid PID: SIGSTOP it, remembered so that it is never left stopped
+stop_pid() {
+	STOPPED_PIDS+=("$1")
+	kill -STOP "$1"
+}
+
+# resume_stopped: SIGCONT whatever a test stopped (gone ones are skipped)
+resume_stopped() {
+	local pid
+	for pid in "${STOPPED_PIDS[@]}"; do
+		kill -CONT "$pid" 2>/dev/null || true
+	done
+	STOPPED_PIDS=()
+	return 0
+}
+
+# log_since FILE LINE REGEX: REGEX in FILE after its first LINE lines
+log_since() { tail -n "+$(($2 + 1))" "$1" | grep -E "$3"; }
+
+# charon_restarted_after OLD BEFORE: a charon other than OLD runs and the
+# daemon counts more than BEFORE restarts
+charon_restarted_after() {
+	status_is a ".charon.running == true and .charon.pid != $1 and .charon.restarts > $2"
+}
+
+t_harden_charon_stop() {
+	local pids old before dir log lines t0 t1
+	need_tunnel || return 0
+	need_sinks || return 0
+	pids=$(node_pids_named gw-a charon)
+	check "exactly one charon in gw-a" test "$(wc -w <<<"$pids")" -eq 1
+	old=${pids%%[[:space:]]*}
+	[ -n "$old" ] || return 0
+	before=$(status_json a | jq -r '.charon.restarts // 0')
+	dir=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)
+	log=$dir/grgw.log
+	lines=$(wc -l <"$log")
+	capture_start charon-stop || { fail "WAN capture"; return 0; }
+
+	t0=$(now_ms)
+	stop_pid "$old"
+	# The periodic list-sas (every 2 s, 5 s to answer) finds it out.
+	wait_until 60 charon_restarted_after "$old" "$before" || true
+	check "the missed deadline is in the daemon's log (request and time)" \
+		log_since "$log" "$lines" "charon did not answer [a-z-]+ within [0-9.]+ s"
+	check "... and the kill" log_since "$log" "$lines" "killing charon \\(pid $old\\)"
+	check "the link said charon-down meanwhile" \
+		log_since "$log" "$lines" "link to .*: down \\(charon-down\\)"
+	check "the tunnel was no longer said up meanwhile" \
+		log_since "$log" "$lines" "tunnel to .*: up -> "
+	check "the stopped charon is gone (SIGKILL)" wait_until 10 proc_dead "$old"
+	check "a new charon runs in gw-a" new_charon_in gw-a "$old"
+
+	wait_until 60 tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4" || true
+	t1=$(now_ms)
+	note "from SIGSTOP to traffic through the tunnel again: $(( (t1 - t0) / 1000 )).$(( (t1 - t0) % 1000 / 100 )) s"
+	check_traffic_flows
+	wait_until 20 status_is a "$TUNNEL_UP_JQ" || true
+	check "gw-a status: charon restarted (restarts > $before), tunnel up, no operator action" \
+		status_has a ".charon.running == true and .charon.restarts >= $((before + 1)) and .peers[0].tunnel == \"up\""
+	wait_until 30 status_is a '(.peers[0].link // {}).state == "up"' || true
+	check "gw-a status: link up again" status_has a '.peers[0].link.state == "up"'
+	resume_stopped
+	capture_stop charon-stop
+	check_no_cleartext charon-stop
 }

@@ -44,7 +44,8 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files local-down wrong-psk nat
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-charon-stop
+	local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
@@ -57,6 +58,7 @@ FIXTURE_PSK_OPEN=psk-0644
 
 cleanup() {
 	set +e
+	resume_stopped
 	capture_stop_all
 	"$LAB" down >/dev/null 2>&1
 	[ -n "${WORK:-}" ] && rm -rf "$WORK"
