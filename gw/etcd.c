@@ -16,6 +16,13 @@
  * management network, as Clearwater's own etcd clients use it.  Only IP
  * literals are accepted, so that nothing resolves names on the loop.
  *
+ * Every request has a deadline of its own (TTL/3, between 0.5 and 5 s):
+ * evhttp's timeouts measure silence between bytes, so a server that
+ * accepts and then answers nothing, or a byte now and then, would hold
+ * the one request in flight, and with it the lease, forever.  A missed
+ * deadline cancels the request (which resets the connection) and counts
+ * as a failure like any other; the next request opens a new connection.
+ *
  * The request bodies are built, and the responses parsed, by etcd_msg.c;
  * this file is the conversation on the loop.
  */
@@ -74,6 +81,9 @@ struct etcd_pub {
 
 	enum etcd_op			 inflight;
 	uint64_t			 inflight_gen;
+	struct evhttp_request		*req;		/* in flight, or NULL */
+	unsigned			 deadline_ms;	/* per request */
+	struct event			*ev_deadline;
 
 	struct event			*ev_kick;	/* run etcd_next() */
 	struct event			*ev_keepalive;	/* every ttl/3 */
@@ -295,6 +305,8 @@ etcd_response_cb(struct evhttp_request *req, void *arg)
 	int		 code;
 
 	e->inflight = OP_NONE;
+	e->req = NULL;
+	evtimer_del(e->ev_deadline);
 	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	if (code == 0) {
 		etcd_failed(e, "%s: no response (connection refused, reset "
@@ -333,6 +345,7 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 {
 	struct evhttp_request	*req;
 	struct evkeyvalq	*h;
+	struct timeval		 tv;
 
 	if ((req = evhttp_request_new(etcd_response_cb, e)) == NULL)
 		return -1;
@@ -347,7 +360,28 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 		e->inflight = OP_NONE;
 		return -1;
 	}
+	e->req = req;
+	tv.tv_sec = e->deadline_ms / 1000;
+	tv.tv_usec = (e->deadline_ms % 1000) * 1000;
+	evtimer_add(e->ev_deadline, &tv);
 	return 0;
+}
+
+/* The request in flight had its time: etcd is taken for hung. */
+static void
+etcd_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct etcd_pub	*e = arg;
+	enum etcd_op	 op = e->inflight;
+
+	if (op == OP_NONE || e->req == NULL)
+		return;
+	/* Frees the request and resets the connection; no callback. */
+	evhttp_cancel_request(e->req);
+	e->req = NULL;
+	e->inflight = OP_NONE;
+	etcd_failed(e, "%s: no answer within %u.%u s", op_names[op],
+	    e->deadline_ms / 1000, e->deadline_ms % 1000 / 100);
 }
 
 /* Decide the next request, if any, and send it. */
@@ -453,8 +487,9 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
 	    e);
 	e->ev_retry = evtimer_new(base, etcd_retry_cb, e);
+	e->ev_deadline = evtimer_new(base, etcd_deadline_cb, e);
 	if (e->conn == NULL || e->ev_kick == NULL || e->ev_keepalive == NULL ||
-	    e->ev_retry == NULL)
+	    e->ev_retry == NULL || e->ev_deadline == NULL)
 		goto fail;
 	/* Requests must end well before the lease could lapse. */
 	ms = e->ttl_s * 1000 / 3;
@@ -462,8 +497,10 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 		ms = ETCD_TIMEOUT_MAX_MS;
 	if (ms < ETCD_TIMEOUT_MIN_MS)
 		ms = ETCD_TIMEOUT_MIN_MS;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	e->deadline_ms = ms;
+	/* Silence between bytes: a backstop behind the deadline. */
+	tv.tv_sec = 2 * ms / 1000;
+	tv.tv_usec = (2 * ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(e->conn, &tv);
 	evhttp_connection_set_retries(e->conn, 0);
 	evhttp_connection_set_max_body_size(e->conn, ETCD_RESPONSE_MAX);
@@ -536,6 +573,8 @@ etcd_pub_free(struct etcd_pub *e)
 		event_free(e->ev_keepalive);
 	if (e->ev_retry != NULL)
 		event_free(e->ev_retry);
+	if (e->ev_deadline != NULL)
+		event_free(e->ev_deadline);
 	free(e->value);
 	free(e);
 }
