@@ -461,6 +461,11 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_restarts = charon_restarts(d->charon);
 	v->netproc_pid = netproc_pid(d->np);
 	v->netproc_restarts = netproc_restarts(d->np);
+	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {
+		v->etcd_said = 1;
+		if (v->etcd_error[0] == '\0')
+			v->etcd_error = NULL;
+	}
 	v->dataplane = d->dp;
 	v->tunnel = d->tunnel;
 	v->tunnel_since = d->tunnel_since;
