@@ -20,8 +20,8 @@
  * evhttp's timeouts measure silence between bytes, so a server that
  * accepts and then answers nothing, or a byte now and then, would hold
  * the one request in flight, and with it the lease, forever.  A missed
- * deadline cancels the request (which resets the connection) and counts
- * as a failure like any other; the next request opens a new connection.
+ * deadline drops the connection with the request and counts as a
+ * failure like any other; the next request opens a new connection.
  *
  * The request bodies are built, and the responses parsed, by etcd_msg.c;
  * this file is the conversation on the loop.
@@ -68,6 +68,8 @@ struct etcd_pub {
 	struct evhttp_connection	*conn;
 	char				 endpoint[128];	/* for messages */
 	char				 hosthdr[INET6_ADDRSTRLEN + 8];
+	char				 host[INET6_ADDRSTRLEN];
+	uint16_t			 port;
 	char				 key[FEEDS_ETCD_KEY_MAX + 1];
 	unsigned			 ttl_s;
 
@@ -96,6 +98,7 @@ struct etcd_pub {
 /* ---- the publisher ---------------------------------------------------------- */
 
 static void	etcd_kick(struct etcd_pub *);
+static struct evhttp_connection *etcd_connection(struct etcd_pub *);
 
 static void
 now_mono(struct timespec *ts)
@@ -347,6 +350,8 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 	struct evkeyvalq	*h;
 	struct timeval		 tv;
 
+	if (e->conn == NULL && (e->conn = etcd_connection(e)) == NULL)
+		return -1;
 	if ((req = evhttp_request_new(etcd_response_cb, e)) == NULL)
 		return -1;
 	h = evhttp_request_get_output_headers(req);
@@ -367,6 +372,26 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 	return 0;
 }
 
+/* A connection to the endpoint with our limits; NULL when out of memory. */
+static struct evhttp_connection *
+etcd_connection(struct etcd_pub *e)
+{
+	struct evhttp_connection *conn;
+	struct timeval	 tv;
+
+	conn = evhttp_connection_base_new(e->base, NULL, e->host, e->port);
+	if (conn == NULL)
+		return NULL;
+	/* Silence between bytes: a backstop behind the deadline. */
+	tv.tv_sec = 2 * e->deadline_ms / 1000;
+	tv.tv_usec = (2 * e->deadline_ms % 1000) * 1000;
+	evhttp_connection_set_timeout_tv(conn, &tv);
+	evhttp_connection_set_retries(conn, 0);
+	evhttp_connection_set_max_body_size(conn, ETCD_RESPONSE_MAX);
+	evhttp_connection_set_max_headers_size(conn, ETCD_HEADERS_MAX);
+	return conn;
+}
+
 /* The request in flight had its time: etcd is taken for hung. */
 static void
 etcd_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -376,10 +401,16 @@ etcd_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (op == OP_NONE || e->req == NULL)
 		return;
-	/* Frees the request and resets the connection; no callback. */
-	evhttp_cancel_request(e->req);
+	/*
+	 * A connection of our own, afresh: freeing the old one frees the
+	 * request without calling us back, whatever state it was in
+	 * (connecting, sending, reading).
+	 */
 	e->req = NULL;
 	e->inflight = OP_NONE;
+	evhttp_connection_free(e->conn);
+	if ((e->conn = etcd_connection(e)) == NULL)
+		log_warnx("etcd %s: out of memory", e->endpoint);
 	etcd_failed(e, "%s: no answer within %u.%u s", op_names[op],
 	    e->deadline_ms / 1000, e->deadline_ms % 1000 / 100);
 }
@@ -455,7 +486,6 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 {
 	struct etcd_pub		*e;
 	struct grgw_addr	 a;
-	struct timeval		 tv;
 	char			 host[INET6_ADDRSTRLEN], why[160];
 	uint16_t		 port;
 	unsigned		 ms;
@@ -482,7 +512,16 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	addr_fmt(&a, host, sizeof(host));
 	snprintf(e->hosthdr, sizeof(e->hosthdr), a.family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", host, (unsigned)port);
-	e->conn = evhttp_connection_base_new(base, NULL, host, port);
+	snprintf(e->host, sizeof(e->host), "%s", host);
+	e->port = port;
+	/* Requests must end well before the lease could lapse. */
+	ms = e->ttl_s * 1000 / 3;
+	if (ms > ETCD_TIMEOUT_MAX_MS)
+		ms = ETCD_TIMEOUT_MAX_MS;
+	if (ms < ETCD_TIMEOUT_MIN_MS)
+		ms = ETCD_TIMEOUT_MIN_MS;
+	e->deadline_ms = ms;
+	e->conn = etcd_connection(e);
 	e->ev_kick = event_new(base, -1, 0, etcd_kick_cb, e);
 	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
 	    e);
@@ -491,20 +530,6 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	if (e->conn == NULL || e->ev_kick == NULL || e->ev_keepalive == NULL ||
 	    e->ev_retry == NULL || e->ev_deadline == NULL)
 		goto fail;
-	/* Requests must end well before the lease could lapse. */
-	ms = e->ttl_s * 1000 / 3;
-	if (ms > ETCD_TIMEOUT_MAX_MS)
-		ms = ETCD_TIMEOUT_MAX_MS;
-	if (ms < ETCD_TIMEOUT_MIN_MS)
-		ms = ETCD_TIMEOUT_MIN_MS;
-	e->deadline_ms = ms;
-	/* Silence between bytes: a backstop behind the deadline. */
-	tv.tv_sec = 2 * ms / 1000;
-	tv.tv_usec = (2 * ms % 1000) * 1000;
-	evhttp_connection_set_timeout_tv(e->conn, &tv);
-	evhttp_connection_set_retries(e->conn, 0);
-	evhttp_connection_set_max_body_size(e->conn, ETCD_RESPONSE_MAX);
-	evhttp_connection_set_max_headers_size(e->conn, ETCD_HEADERS_MAX);
 	log_info("etcd: publishing the link state to %s key %s (lease TTL "
 	    "%us)", e->endpoint, e->key, e->ttl_s);
 	return e;

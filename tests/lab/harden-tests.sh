@@ -11,6 +11,11 @@
 #                  charon-down, kills and restarts charon; tunnel, link and
 #                  traffic come back with no operator, nothing crosses the
 #                  WAN in clear text; prints the time from STOP to traffic
+#   harden-etcd-stop
+#                  kill -STOP of site A's etcd (see link-tests.sh): grgw's
+#                  status says the etcd request went unanswered, grgw keeps
+#                  answering and the link stays up; after SIGCONT the link
+#                  state is published again with no operator
 #
 # Processes a test stops (SIGSTOP) are listed in STOPPED_PIDS and resumed
 # by resume_stopped, which the suite's cleanup runs too.
@@ -149,4 +154,34 @@ t_harden_charon_stop() {
 	resume_stopped
 	capture_stop charon-stop
 	check_no_cleartext charon-stop
+}
+
+etcd_failing_unanswered() {
+	status_is a '.etcd.healthy == false and ((.etcd.error // "") | test("no answer within|no response"))'
+}
+
+t_harden_etcd_stop() {
+	local pid
+	need_link || return 0
+	wait_until 20 status_is a '.etcd.healthy == true' || true
+	check "gw-a status: etcd published" status_has a '.etcd.healthy == true and .etcd.error == null'
+	pid=$(node_pids_named gw-a etcd)
+	check "exactly one etcd in gw-a" test "$(wc -w <<<"$pid")" -eq 1
+	pid=${pid%%[[:space:]]*}
+	[ -n "$pid" ] || return 0
+
+	stop_pid "$pid"
+	wait_until 30 etcd_failing_unanswered || true
+	check "gw-a status: etcd failing, a request unanswered" \
+		status_has a '.etcd.healthy == false and ((.etcd.error // "") | test("no answer within|no response"))'
+	check "grgw status (text) says it on the etcd line" \
+		sh -c "ip netns exec '${NS_PREFIX}gw-a' '$GRGW' status -c '$CONF_A' | grep -E '^  etcd: .*failing \\(.*(no answer within|no response)'"
+	check "the daemon still answers fast" timeout 2 ip netns exec "${NS_PREFIX}gw-a" "$GRGW" status -c "$CONF_A"
+	check "the link stays up" link_is a '.state == "up"'
+
+	resume_stopped
+	wait_until 60 status_is a '.etcd.healthy == true' || true
+	check "gw-a status: etcd published again, no error" status_has a '.etcd.healthy == true and .etcd.error == null'
+	grep etcd "$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)/grgw.log" | tail -n 8 | sed 's/^/     | /'
+	check "etcd holds the link state again" wait_until 10 etcd_says up none
 }

@@ -45,7 +45,7 @@ LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-charon-stop
-	local-down wrong-psk nat
+	harden-etcd-stop local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
