@@ -80,6 +80,7 @@ struct gwd {
 	struct event	*refresh_timer;
 	char		last_error[512];
 	int		auth_failed;
+	int		charon_hung;	/* killed for not answering */
 
 	/* link state */
 	struct wanwatch	*wan;
@@ -345,6 +346,14 @@ ike_news(const struct ike_news *n, void *arg)
 		} else if (!ike_ready(d->ike))
 			daemon_answer_error(d);	/* setup refused */
 		break;
+	case IKE_HUNG:
+		if (d->stopping)
+			return;
+		/* The normal exit path restarts it; the error stays. */
+		daemon_set_error(d, "%s: killed and restarted", n->error);
+		d->charon_hung = 1;
+		charon_kill(d->charon, n->error);
+		break;
 	case IKE_SAS:
 		if (d->stopping)
 			return;
@@ -373,8 +382,9 @@ charon_changed(int running, void *arg)
 	/* Its SAs and policies outlive it: none may meet the next charon's. */
 	if (d->dp == GRGW_DP_KERNEL)
 		(void)gwnl_xfrm_flush(d->cfg->if_id);
-	if (!d->stopping)
+	if (!d->stopping && !d->charon_hung)
 		daemon_set_error(d, "charon exited; restarting it");
+	d->charon_hung = 0;
 }
 
 /* ---- what the network process reports --------------------------------- */
@@ -454,6 +464,11 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_restarts = charon_restarts(d->charon);
 	v->netproc_pid = netproc_pid(d->np);
 	v->netproc_restarts = netproc_restarts(d->np);
+	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {
+		v->etcd_said = 1;
+		if (v->etcd_error[0] == '\0')
+			v->etcd_error = NULL;
+	}
 	v->dataplane = d->dp;
 	v->tunnel = d->tunnel;
 	v->tunnel_since = d->tunnel_since;

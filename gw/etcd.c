@@ -16,6 +16,13 @@
  * management network, as Clearwater's own etcd clients use it.  Only IP
  * literals are accepted, so that nothing resolves names on the loop.
  *
+ * Every request has a deadline of its own (TTL/3, between 0.5 and 5 s):
+ * evhttp's timeouts measure silence between bytes, so a server that
+ * accepts and then answers nothing, or a byte now and then, would hold
+ * the one request in flight, and with it the lease, forever.  A missed
+ * deadline drops the connection with the request and counts as a
+ * failure like any other; the next request opens a new connection.
+ *
  * The request bodies are built, and the responses parsed, by etcd_msg.c;
  * this file is the conversation on the loop.
  */
@@ -61,6 +68,8 @@ struct etcd_pub {
 	struct evhttp_connection	*conn;
 	char				 endpoint[128];	/* for messages */
 	char				 hosthdr[INET6_ADDRSTRLEN + 8];
+	char				 host[INET6_ADDRSTRLEN];
+	uint16_t			 port;
 	char				 key[FEEDS_ETCD_KEY_MAX + 1];
 	unsigned			 ttl_s;
 
@@ -74,6 +83,9 @@ struct etcd_pub {
 
 	enum etcd_op			 inflight;
 	uint64_t			 inflight_gen;
+	struct evhttp_request		*req;		/* in flight, or NULL */
+	unsigned			 deadline_ms;	/* per request */
+	struct event			*ev_deadline;
 
 	struct event			*ev_kick;	/* run etcd_next() */
 	struct event			*ev_keepalive;	/* every ttl/3 */
@@ -86,6 +98,7 @@ struct etcd_pub {
 /* ---- the publisher ---------------------------------------------------------- */
 
 static void	etcd_kick(struct etcd_pub *);
+static struct evhttp_connection *etcd_connection(struct etcd_pub *);
 
 static void
 now_mono(struct timespec *ts)
@@ -295,6 +308,8 @@ etcd_response_cb(struct evhttp_request *req, void *arg)
 	int		 code;
 
 	e->inflight = OP_NONE;
+	e->req = NULL;
+	evtimer_del(e->ev_deadline);
 	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	if (code == 0) {
 		etcd_failed(e, "%s: no response (connection refused, reset "
@@ -333,7 +348,10 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 {
 	struct evhttp_request	*req;
 	struct evkeyvalq	*h;
+	struct timeval		 tv;
 
+	if (e->conn == NULL && (e->conn = etcd_connection(e)) == NULL)
+		return -1;
 	if ((req = evhttp_request_new(etcd_response_cb, e)) == NULL)
 		return -1;
 	h = evhttp_request_get_output_headers(req);
@@ -347,7 +365,54 @@ etcd_send(struct etcd_pub *e, enum etcd_op op, const char *uri,
 		e->inflight = OP_NONE;
 		return -1;
 	}
+	e->req = req;
+	tv.tv_sec = e->deadline_ms / 1000;
+	tv.tv_usec = (e->deadline_ms % 1000) * 1000;
+	evtimer_add(e->ev_deadline, &tv);
 	return 0;
+}
+
+/* A connection to the endpoint with our limits; NULL when out of memory. */
+static struct evhttp_connection *
+etcd_connection(struct etcd_pub *e)
+{
+	struct evhttp_connection *conn;
+	struct timeval	 tv;
+
+	conn = evhttp_connection_base_new(e->base, NULL, e->host, e->port);
+	if (conn == NULL)
+		return NULL;
+	/* Silence between bytes: a backstop behind the deadline. */
+	tv.tv_sec = 2 * e->deadline_ms / 1000;
+	tv.tv_usec = (2 * e->deadline_ms % 1000) * 1000;
+	evhttp_connection_set_timeout_tv(conn, &tv);
+	evhttp_connection_set_retries(conn, 0);
+	evhttp_connection_set_max_body_size(conn, ETCD_RESPONSE_MAX);
+	evhttp_connection_set_max_headers_size(conn, ETCD_HEADERS_MAX);
+	return conn;
+}
+
+/* The request in flight had its time: etcd is taken for hung. */
+static void
+etcd_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct etcd_pub	*e = arg;
+	enum etcd_op	 op = e->inflight;
+
+	if (op == OP_NONE || e->req == NULL)
+		return;
+	/*
+	 * A connection of our own, afresh: freeing the old one frees the
+	 * request without calling us back, whatever state it was in
+	 * (connecting, sending, reading).
+	 */
+	e->req = NULL;
+	e->inflight = OP_NONE;
+	evhttp_connection_free(e->conn);
+	if ((e->conn = etcd_connection(e)) == NULL)
+		log_warnx("etcd %s: out of memory", e->endpoint);
+	etcd_failed(e, "%s: no answer within %u.%u s", op_names[op],
+	    e->deadline_ms / 1000, e->deadline_ms % 1000 / 100);
 }
 
 /* Decide the next request, if any, and send it. */
@@ -421,7 +486,6 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 {
 	struct etcd_pub		*e;
 	struct grgw_addr	 a;
-	struct timeval		 tv;
 	char			 host[INET6_ADDRSTRLEN], why[160];
 	uint16_t		 port;
 	unsigned		 ms;
@@ -448,26 +512,24 @@ etcd_pub_new(struct event_base *base, const char *endpoint, const char *key,
 	addr_fmt(&a, host, sizeof(host));
 	snprintf(e->hosthdr, sizeof(e->hosthdr), a.family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", host, (unsigned)port);
-	e->conn = evhttp_connection_base_new(base, NULL, host, port);
-	e->ev_kick = event_new(base, -1, 0, etcd_kick_cb, e);
-	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
-	    e);
-	e->ev_retry = evtimer_new(base, etcd_retry_cb, e);
-	if (e->conn == NULL || e->ev_kick == NULL || e->ev_keepalive == NULL ||
-	    e->ev_retry == NULL)
-		goto fail;
+	snprintf(e->host, sizeof(e->host), "%s", host);
+	e->port = port;
 	/* Requests must end well before the lease could lapse. */
 	ms = e->ttl_s * 1000 / 3;
 	if (ms > ETCD_TIMEOUT_MAX_MS)
 		ms = ETCD_TIMEOUT_MAX_MS;
 	if (ms < ETCD_TIMEOUT_MIN_MS)
 		ms = ETCD_TIMEOUT_MIN_MS;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evhttp_connection_set_timeout_tv(e->conn, &tv);
-	evhttp_connection_set_retries(e->conn, 0);
-	evhttp_connection_set_max_body_size(e->conn, ETCD_RESPONSE_MAX);
-	evhttp_connection_set_max_headers_size(e->conn, ETCD_HEADERS_MAX);
+	e->deadline_ms = ms;
+	e->conn = etcd_connection(e);
+	e->ev_kick = event_new(base, -1, 0, etcd_kick_cb, e);
+	e->ev_keepalive = event_new(base, -1, EV_PERSIST, etcd_keepalive_cb,
+	    e);
+	e->ev_retry = evtimer_new(base, etcd_retry_cb, e);
+	e->ev_deadline = evtimer_new(base, etcd_deadline_cb, e);
+	if (e->conn == NULL || e->ev_kick == NULL || e->ev_keepalive == NULL ||
+	    e->ev_retry == NULL || e->ev_deadline == NULL)
+		goto fail;
 	log_info("etcd: publishing the link state to %s key %s (lease TTL "
 	    "%us)", e->endpoint, e->key, e->ttl_s);
 	return e;
@@ -536,6 +598,8 @@ etcd_pub_free(struct etcd_pub *e)
 		event_free(e->ev_keepalive);
 	if (e->ev_retry != NULL)
 		event_free(e->ev_retry);
+	if (e->ev_deadline != NULL)
+		event_free(e->ev_deadline);
 	free(e->value);
 	free(e);
 }

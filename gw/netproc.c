@@ -52,6 +52,9 @@ struct netproc_child {
 	struct event		*push;
 	struct event		*sig_term;
 	int			 started;
+	int			 etcd_said;	/* PMSG_ETCD sent once */
+	int			 etcd_healthy;	/* as last sent */
+	char			 etcd_error[PMSG_TEXT_MAX];
 };
 
 static void
@@ -80,10 +83,35 @@ probe_changed(enum probe_path path, int up, void *arg)
 	send_path(arg, path, 1);
 }
 
+/* How etcd publishing goes, to the parent, when it changed. */
+static void
+send_etcd(struct netproc_child *n)
+{
+	uint8_t		 body[1 + PMSG_TEXT_MAX];
+	const char	*error;
+	int		 healthy, len;
+
+	if (n->etcd == NULL)
+		return;
+	healthy = etcd_pub_healthy(n->etcd);
+	if ((error = etcd_pub_last_error(n->etcd)) == NULL)
+		error = "";
+	if (n->etcd_said && healthy == n->etcd_healthy &&
+	    strncmp(error, n->etcd_error, sizeof(n->etcd_error) - 1) == 0)
+		return;
+	if ((len = pmsg_etcd_encode(healthy, error, body, sizeof(body))) < 0 ||
+	    chan_send(n->chan, PMSG_ETCD, NULL, 0, body, (size_t)len) == -1)
+		return;
+	n->etcd_said = 1;
+	n->etcd_healthy = healthy;
+	snprintf(n->etcd_error, sizeof(n->etcd_error), "%s", error);
+}
+
 static void
 push_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	send_paths(arg);
+	send_etcd(arg);
 }
 
 /* An HTTP client asks: fresh figures first, so the document has them. */
@@ -94,6 +122,7 @@ http_want(uint32_t ticket, enum http_doc doc, void *arg)
 	uint8_t			 body[PMSG_WANT_LEN];
 
 	send_paths(n);
+	send_etcd(n);
 	pmsg_want_encode(ticket, doc == HTTP_DOC_STATUS ? PMSG_DOC_STATUS :
 	    PMSG_DOC_METRICS, body);
 	if (chan_send(n->chan, PMSG_WANT, NULL, 0, body, sizeof(body)) == -1)

@@ -73,6 +73,13 @@ void	netproc_answer(struct netproc *np, uint32_t ticket, const char *text,
 	    size_t len);
 pid_t	netproc_pid(const struct netproc *np);		/* 0: none */
 unsigned netproc_restarts(const struct netproc *np);
+/*
+ * How publishing to etcd goes, as the running network process last said:
+ * 0 with *healthy and *error (borrowed from np, "" when none; valid until
+ * the next loop callback), or -1 when it has said nothing yet.
+ */
+int	netproc_etcd(const struct netproc *np, int *healthy,
+	    const char **error);
 /* Stop it (the channel closes; it is killed if it lingers).  NULL ok. */
 void	netproc_free(struct netproc *np);
 

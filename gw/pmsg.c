@@ -214,7 +214,7 @@ static int
 type_known(uint8_t t)
 {
 	return (t >= PMSG_CONF && t <= PMSG_DOC) ||
-	    (t >= PMSG_READY && t <= PMSG_WANT);
+	    (t >= PMSG_READY && t <= PMSG_ETCD);
 }
 
 int
@@ -522,6 +522,19 @@ pmsg_ready_decode(const uint8_t *body, size_t len, int *ok, char *why,
 	if (r.bad || len - r.off > PMSG_TEXT_MAX)
 		return -1;
 	return pmsg_text_decode(body + r.off, len - r.off, why, whylen);
+}
+
+int
+pmsg_etcd_encode(int healthy, const char *error, uint8_t *buf, size_t size)
+{
+	return pmsg_ready_encode(healthy, error, buf, size);
+}
+
+int
+pmsg_etcd_decode(const uint8_t *body, size_t len, int *healthy,
+    char *error, size_t errlen)
+{
+	return pmsg_ready_decode(body, len, healthy, error, errlen);
 }
 
 int

@@ -38,6 +38,7 @@ enum pmsg_type {
 	PMSG_READY = 16,	/* started, or why not */
 	PMSG_PATH = 17,		/* a probe path's verdict and figures */
 	PMSG_WANT = 18,		/* an HTTP client asks for a document */
+	PMSG_ETCD = 19,		/* how publishing to etcd goes */
 };
 
 enum pmsg_doc { PMSG_DOC_STATUS = 1, PMSG_DOC_METRICS = 2 };
@@ -104,6 +105,16 @@ int	pmsg_ready_encode(int ok, const char *why, uint8_t *buf,
 	    size_t size);
 int	pmsg_ready_decode(const uint8_t *body, size_t len, int *ok,
 	    char *why, size_t whylen);
+
+/*
+ * PMSG_ETCD: whether the link state is published and vouched for by a
+ * live lease, and the last error ("" once it works again); the same
+ * layout as PMSG_READY.
+ */
+int	pmsg_etcd_encode(int healthy, const char *error, uint8_t *buf,
+	    size_t size);
+int	pmsg_etcd_decode(const uint8_t *body, size_t len, int *healthy,
+	    char *error, size_t errlen);
 
 /* Text bodies (PMSG_PUBLISH): copied out as a NUL-terminated string; -1
  * if it holds a NUL or does not fit. */

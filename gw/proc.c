@@ -45,6 +45,9 @@ struct netproc {
 	uint8_t			*key;		/* sodium_malloc'ed */
 	char			*published;	/* latest etcd document */
 	int			 path_up[PROBE_NPATHS];
+	int			 etcd_known;	/* this run said PMSG_ETCD */
+	int			 etcd_healthy;
+	char			 etcd_error[PMSG_TEXT_MAX + 1];
 
 	pid_t			 pid;
 	int			 pidfd;
@@ -136,11 +139,26 @@ on_want(struct netproc *np, const struct pmsg *m)
 }
 
 static void
+on_etcd(struct netproc *np, const struct pmsg *m)
+{
+	if (pmsg_etcd_decode(m->body, m->len, &np->etcd_healthy,
+	    np->etcd_error, sizeof(np->etcd_error)) == -1) {
+		log_warnx("network process: a malformed etcd message");
+		np->etcd_known = 0;
+		return;
+	}
+	np->etcd_known = 1;
+}
+
+static void
 on_message(const struct pmsg *m, void *arg)
 {
 	struct netproc	*np = arg;
 
 	switch (m->type) {
+	case PMSG_ETCD:
+		on_etcd(np, m);
+		break;
 	case PMSG_PATH:
 		on_path(np, m);
 		break;
@@ -218,6 +236,7 @@ proc_reaped(struct netproc *np, int status)
 	np->chan = NULL;
 	np->pid = 0;
 	np->ready = 0;
+	np->etcd_known = 0;
 	if (np->stopping)
 		return;
 	ms = restart_delay(np);
@@ -434,6 +453,16 @@ unsigned
 netproc_restarts(const struct netproc *np)
 {
 	return np != NULL ? np->restarts : 0;
+}
+
+int
+netproc_etcd(const struct netproc *np, int *healthy, const char **error)
+{
+	if (np == NULL || !np->etcd_known)
+		return -1;
+	*healthy = np->etcd_healthy;
+	*error = np->etcd_error;
+	return 0;
 }
 
 void

@@ -100,11 +100,26 @@ kernel_json(const struct status_view *v)
 		jsondoc_string(strerror(b->record_errno)) : json_null());
 }
 
+/* null when etcd is off; healthy is false until the network process says. */
+static json_t *
+etcd_json(const struct status_view *v)
+{
+	const struct grgw_feeds_conf *f = &v->cfg->feeds;
+
+	if (f->etcd_endpoint[0] == '\0')
+		return json_null();
+	return json_pack("{s:o, s:o, s:b, s:o}",
+	    "endpoint", jsondoc_string(f->etcd_endpoint),
+	    "key", jsondoc_string(f->etcd_key),
+	    "healthy", v->etcd_said && v->etcd_healthy,
+	    "error", jsondoc_string(v->etcd_error));
+}
+
 json_t *
 status_json(const struct status_view *v)
 {
 	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I}, "
-	    "s:{s:b, s:i, s:o, s:I}, s:s, s:o, s:o, s:[o]}",
+	    "s:{s:b, s:i, s:o, s:I}, s:o, s:s, s:o, s:o, s:[o]}",
 	    "version", GRGW_VERSION,
 	    "site", jsondoc_string(v->cfg->site.name),
 	    "daemon",
@@ -120,6 +135,7 @@ status_json(const struct status_view *v)
 		"pid", (int)v->netproc_pid,
 		"user", jsondoc_string(v->cfg->user),
 		"restarts", (json_int_t)v->netproc_restarts,
+	    "etcd", etcd_json(v),
 	    "dataplane", config_dataplane_name(v->dataplane),
 	    "kernel", kernel_json(v),
 	    "qos", v->qos != NULL ? qos_json(v->qos) : json_null(),
@@ -177,6 +193,21 @@ status_render_link_text(const struct link_view *l, struct strbuf *sb)
 	status_render_path_text("underlay", &l->paths[PROBE_UNDERLAY], sb);
 }
 
+static void
+status_render_etcd_text(const struct status_view *v, struct strbuf *sb)
+{
+	const struct grgw_feeds_conf *f = &v->cfg->feeds;
+
+	strbuf_printf(sb, "  etcd:       %s key %s: ", f->etcd_endpoint,
+	    f->etcd_key);
+	if (v->etcd_said && v->etcd_healthy)
+		strbuf_printf(sb, "published\n");
+	else if (v->etcd_error != NULL)
+		strbuf_printf(sb, "failing (%s)\n", v->etcd_error);
+	else
+		strbuf_printf(sb, "not yet published\n");
+}
+
 void
 status_render_text(const struct status_view *v, struct strbuf *sb)
 {
@@ -202,6 +233,8 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	else if (v->daemon_running)
 		strbuf_printf(sb, "  network:    not running (%u restarts)\n",
 		    v->netproc_restarts);
+	if (v->daemon_running && cfg->feeds.etcd_endpoint[0] != '\0')
+		status_render_etcd_text(v, sb);
 	strbuf_printf(sb, "  data plane: %s\n",
 	    config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "

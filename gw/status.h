@@ -32,6 +32,9 @@ struct status_view {
 	unsigned	charon_restarts;
 	pid_t		netproc_pid;		/* the network process, 0: none */
 	unsigned	netproc_restarts;
+	int		etcd_said;		/* the network process told */
+	int		etcd_healthy;		/* published, lease alive */
+	const char	*etcd_error;		/* NULL if none */
 	enum grgw_dataplane dataplane;		/* in use (or configured) */
 	enum tunnel_state tunnel;
 	time_t		tunnel_since;		/* last change, 0 = never */

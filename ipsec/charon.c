@@ -48,6 +48,7 @@ struct charon {
 	unsigned	restarts;
 	unsigned	backoff_ms;
 	int		stopping;
+	int		killed;		/* by us: it had stopped answering */
 	struct event	*sigchld;
 	struct event	*restart_timer;
 	char		vici_path[PATH_MAX];
@@ -270,13 +271,17 @@ charon_exited(struct charon *c, int status)
 	struct timeval tv;
 	time_t ran = time(NULL) - c->started;
 
-	if (WIFSIGNALED(status))
+	if (c->killed)
+		log_warnx("charon (pid %d) killed after %lds, as it had "
+		    "stopped answering", (int)c->pid, (long)ran);
+	else if (WIFSIGNALED(status))
 		log_warnx("charon (pid %d) killed by signal %d after %lds",
 		    (int)c->pid, WTERMSIG(status), (long)ran);
 	else
 		log_warnx("charon (pid %d) exited with status %d after %lds",
 		    (int)c->pid, WEXITSTATUS(status), (long)ran);
 	c->pid = 0;
+	c->killed = 0;
 	unlink(c->pid_path);
 	if (c->cb != NULL)
 		c->cb(0, c->arg);
@@ -397,6 +402,19 @@ charon_stop(struct charon *c)
 	unlink(c->pid_path);
 	if (c->cb != NULL)
 		c->cb(0, c->arg);
+}
+
+void
+charon_kill(struct charon *c, const char *why)
+{
+	if (c == NULL || c->pid == 0 || c->stopping || c->killed)
+		return;
+	log_warnx("%s: killing charon (pid %d) to restart it", why,
+	    (int)c->pid);
+	c->killed = 1;
+	/* SIGKILL: a stopped or deadlocked process acts on nothing else. */
+	if (kill(c->pid, SIGKILL) == -1)
+		log_warn("cannot kill charon (pid %d)", (int)c->pid);
 }
 
 void

@@ -206,7 +206,7 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 }
 
 struct vici_builder *
-conn_build_initiate(void)
+conn_build_initiate(unsigned timeout_ms)
 {
 	struct vici_builder *b;
 
@@ -214,7 +214,7 @@ conn_build_initiate(void)
 		return NULL;
 	vici_add_kv_str(b, "child", GRGW_CONN_NAME);
 	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
-	vici_add_kv_str(b, "timeout", "0");
+	vici_add_kv_uint(b, "timeout", timeout_ms);
 	/* Stream the negotiation's log so failures can be named. */
 	vici_add_kv_str(b, "loglevel", "1");
 	return b;

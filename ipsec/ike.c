@@ -80,19 +80,41 @@ ike_tell(struct ike *k, enum ike_what what, const char *error,
 }
 
 static void
+ike_vtell(struct ike *k, enum ike_what what, int auth_failed,
+    const char *fmt, va_list ap)
+{
+	char	 msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ike_tell(k, what, msg, auth_failed);
+}
+
+static void
 ike_fail(struct ike *k, int auth_failed, const char *fmt, ...)
     GRGW_PRINTF(3, 4);
 
 static void
 ike_fail(struct ike *k, int auth_failed, const char *fmt, ...)
 {
-	char	 msg[512];
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ike_vtell(k, IKE_FAILED, auth_failed, fmt, ap);
 	va_end(ap);
-	ike_tell(k, IKE_FAILED, msg, auth_failed);
+}
+
+/* charon stopped answering: what it was asked, and for how long. */
+static void
+ike_hung(struct ike *k, const char *fmt, ...) GRGW_PRINTF(2, 3);
+
+static void
+ike_hung(struct ike *k, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	ike_vtell(k, IKE_HUNG, 0, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -118,9 +140,13 @@ reply_ok(const struct vici_msg *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* Send a request built by b (freed and wiped here: it may hold a key). */
+/*
+ * Send a request built by b (freed and wiped here: it may hold a key);
+ * charon must answer within deadline_ms (see VICI_DEADLINE_MS).
+ */
 static int
-ike_send(struct ike *k, struct vici_builder *b, vici_reply_cb cb)
+ike_send_within(struct ike *k, struct vici_builder *b, unsigned deadline_ms,
+    vici_reply_cb cb)
 {
 	const uint8_t	*pkt;
 	size_t		 len;
@@ -132,10 +158,17 @@ ike_send(struct ike *k, struct vici_builder *b, vici_reply_cb cb)
 		log_warnx("internal error: malformed VICI request");
 		goto cleanup;
 	}
-	rc = vici_client_request(k->vici, pkt, len, cb, k);
+	rc = vici_client_request_within(k->vici, pkt, len, deadline_ms, cb, k);
 cleanup:
 	vici_builder_free(b);
 	return rc;
+}
+
+/* The same for a command that a healthy charon answers at once. */
+static int
+ike_send(struct ike *k, struct vici_builder *b, vici_reply_cb cb)
+{
+	return ike_send_within(k, b, VICI_DEADLINE_MS, cb);
 }
 
 /* ---- initiating -------------------------------------------------------- */
@@ -205,7 +238,8 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	log_info("initiating tunnel to %s", k->cfg->peer.name);
 	k->init_reason[0] = '\0';
-	if (ike_send(k, conn_build_initiate(), initiate_reply) == 0)
+	if (ike_send_within(k, conn_build_initiate(IKE_INITIATE_WAIT_MS),
+	    IKE_INITIATE_DEADLINE_MS, initiate_reply) == 0)
 		k->initiating = 1;
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
@@ -354,6 +388,21 @@ vici_closed(void *arg)
 		evtimer_add(k->connect_timer, &tv);
 }
 
+/*
+ * charon let a request's deadline pass: it accepts requests and answers
+ * none (stopped, deadlocked).  Its SAs can no longer be vouched for; the
+ * owner kills it, and the restart brings a new conversation.
+ */
+static void
+vici_deadline(const char *request, unsigned waited_ms, void *arg)
+{
+	struct ike	*k = arg;
+
+	vici_drop(k);
+	sas_forget(k);
+	ike_hung(k, "charon did not answer %s within %u.%u s", request, waited_ms / 1000, waited_ms % 1000 / 100);
+}
+
 static void
 setup_reply(const struct vici_msg *m, struct ike *k, const char *what)
 {
@@ -495,6 +544,8 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	if (!k->wanted || k->stopping || k->vici != NULL)
 		return;
 	k->vici = vici_client_new(k->base, vici_event, vici_closed, k);
+	if (k->vici != NULL)
+		vici_client_on_deadline(k->vici, vici_deadline);
 	if (k->vici == NULL ||
 	    vici_client_connect(k->vici, k->vici_path) == -1) {
 		vici_drop(k);

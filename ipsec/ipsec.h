@@ -26,6 +26,19 @@ struct vici_builder;
 
 #define GRGW_CONN_NAME		"grgw"	/* IKE and CHILD config name */
 
+/*
+ * How long charon may take to answer over VICI before it is taken for
+ * hung, killed and restarted.  Every command but initiate is answered at
+ * once by a healthy charon.  initiate is answered only when the IKE and
+ * CHILD_SA exchanges end: charon is told to give up waiting after
+ * IKE_INITIATE_WAIT_MS (its retransmissions, 1 s growing by 1.4 over 4
+ * tries, end after about 16 s per exchange, 33 s for the two), and the
+ * deadline leaves it VICI_DEADLINE_MS more than that.
+ */
+#define VICI_DEADLINE_MS	5000
+#define IKE_INITIATE_WAIT_MS	40000
+#define IKE_INITIATE_DEADLINE_MS (IKE_INITIATE_WAIT_MS + VICI_DEADLINE_MS)
+
 /* ---- charon.c --------------------------------------------------------- */
 
 struct charon;
@@ -48,6 +61,11 @@ int	charon_start(struct charon *c);
 /* Stop charon (SIGTERM, then SIGKILL after a grace period); blocking but
  * bounded (at most ~3 s); no restart follows. */
 void	charon_stop(struct charon *c);
+/*
+ * charon stopped answering (why says how, for the log): SIGKILL it.  Its
+ * exit is then handled like any other (callback, restart with backoff).
+ */
+void	charon_kill(struct charon *c, const char *why);
 void	charon_free(struct charon *c);			/* accepts NULL */
 pid_t	charon_pid(const struct charon *c);		/* 0 if not running */
 unsigned charon_restarts(const struct charon *c);
@@ -82,13 +100,15 @@ enum ike_what {
 	IKE_READY,	/* credentials and connection loaded into charon */
 	IKE_SAS,	/* a fresh view of the SAs (or of initiating) */
 	IKE_FAILED,	/* error says what; auth_failed for credentials */
+	IKE_HUNG,	/* charon missed a deadline (error says which): it
+			   must be killed; the conversation is dropped */
 };
 
 /* Borrowed, valid during the callback only. */
 struct ike_news {
 	enum ike_what	 what;
 	const struct ike_sas *sas;
-	const char	*error;		/* IKE_FAILED */
+	const char	*error;		/* IKE_FAILED, IKE_HUNG */
 	int		 auth_failed;	/* IKE_FAILED: refused credentials */
 };
 
@@ -148,7 +168,9 @@ struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
 struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
 	    enum grgw_dataplane dp, const uint8_t *cert_pem, size_t cert_len,
 	    const uint8_t *ca_pem, size_t ca_len);
-struct vici_builder *conn_build_initiate(void);
+/* initiate; charon answers after timeout_ms at the latest (0: never gives
+ * up waiting for the exchanges). */
+struct vici_builder *conn_build_initiate(unsigned timeout_ms);
 struct vici_builder *conn_build_terminate(void);
 struct vici_builder *conn_build_list_sas(void);
 /* event registration request for one event name */

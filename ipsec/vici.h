@@ -155,10 +155,20 @@ typedef void (*vici_reply_cb)(const struct vici_msg *reply, void *arg);
 typedef void (*vici_event_cb)(const struct vici_msg *msg, void *arg);
 /* Connection lost (or the peer sent a corrupt stream). */
 typedef void (*vici_close_cb)(void *arg);
+/*
+ * A request's deadline passed without a reply: request is its command or
+ * event name (borrowed, valid during the call), waited_ms how long it had
+ * been at the head of the queue.  The connection is already dropped and
+ * every pending request had its NULL reply; on_close is not called.
+ */
+typedef void (*vici_deadline_cb)(const char *request, unsigned waited_ms,
+	    void *arg);
 
 /* All callbacks run on base's loop.  arg is passed through untouched. */
 struct vici_client *vici_client_new(struct event_base *base,
 	    vici_event_cb on_event, vici_close_cb on_close, void *arg);
+/* Who hears of a missed deadline; without one, on_close is called. */
+void	vici_client_on_deadline(struct vici_client *c, vici_deadline_cb cb);
 /* Connect to a unix socket path; non-blocking; 0 or -1 with errno. */
 int	vici_client_connect(struct vici_client *c, const char *path);
 int	vici_client_connected(const struct vici_client *c);
@@ -170,6 +180,13 @@ int	vici_client_connected(const struct vici_client *c);
  */
 int	vici_client_request(struct vici_client *c, const uint8_t *pkt,
 	    size_t len, vici_reply_cb cb, void *arg);
+/*
+ * The same with a deadline: charon must answer within deadline_ms of the
+ * request reaching the head of the queue (0: no deadline), or the
+ * connection is given up as described at vici_deadline_cb.
+ */
+int	vici_client_request_within(struct vici_client *c, const uint8_t *pkt,
+	    size_t len, unsigned deadline_ms, vici_reply_cb cb, void *arg);
 /* Drops the connection; pending reply callbacks get NULL. */
 void	vici_client_free(struct vici_client *c);	/* accepts NULL */
 

@@ -12,14 +12,22 @@
  * client (busy count) while it runs, vici_client_free() on a held client
  * only marks it dying, and after each callback the caller checks whether
  * the client is dying or the connection it was serving is gone (gen).
+ *
+ * A request may carry a deadline, counted from the moment it reaches the
+ * head of the queue (charon answers one at a time, so time spent waiting
+ * behind another request is not its own).  A missed deadline means charon
+ * no longer answers: the connection is dropped, every pending request gets
+ * its NULL reply and the owner hears of it through on_deadline.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -33,7 +41,11 @@ struct vici_request {
 	uint8_t		*data;		/* copy of the packet; wiped once sent */
 	size_t		 len;
 	uint8_t		 type;		/* packet type, to match the reply */
+	char		 name[64];	/* command or event, for messages */
 	size_t		 off;		/* bytes written so far */
+	unsigned	 deadline_ms;	/* 0: none */
+	int		 armed;		/* at the head, its clock runs */
+	struct timespec	 head_since;	/* when it reached the head */
 	vici_reply_cb	 cb;
 	void		*arg;
 };
@@ -43,6 +55,7 @@ struct vici_client {
 	struct event_base *base;
 	vici_event_cb	 on_event;
 	vici_close_cb	 on_close;
+	vici_deadline_cb on_deadline;
 	void		*arg;
 
 	int		 fd;		/* -1 when not connected */
@@ -50,6 +63,7 @@ struct vici_client {
 	unsigned int	 gen;		/* bumped whenever fd is closed */
 	struct event	*ev_read;
 	struct event	*ev_write;
+	struct event	*ev_deadline;	/* the head request's deadline */
 	struct vici_stream *stream;
 
 	struct vici_request_queue queue; /* head is the one on the wire */
@@ -83,6 +97,8 @@ static void
 client_destroy(struct vici_client *c)
 {
 	/* Disconnected and drained by vici_client_free() already. */
+	if (c->ev_deadline != NULL)
+		event_free(c->ev_deadline);
 	sodium_memzero(c->rbuf, sizeof(c->rbuf));
 	free(c);
 }
@@ -107,6 +123,8 @@ client_disconnect(struct vici_client *c)
 		event_free(c->ev_write);
 		c->ev_write = NULL;
 	}
+	if (c->ev_deadline != NULL)
+		evtimer_del(c->ev_deadline);
 	if (c->fd != -1) {
 		close(c->fd);
 		c->fd = -1;
@@ -160,14 +178,69 @@ client_lost(struct vici_client *c)
 	client_release(c);
 }
 
+/* Start the head request's clock, once, when it has a deadline. */
+static void
+client_arm(struct vici_client *c)
+{
+	struct vici_request *r = TAILQ_FIRST(&c->queue);
+	struct timeval	 tv;
+
+	if (c->fd == -1 || r == NULL || r->armed || r->deadline_ms == 0)
+		return;
+	r->armed = 1;
+	clock_gettime(CLOCK_MONOTONIC, &r->head_since);
+	tv.tv_sec = r->deadline_ms / 1000;
+	tv.tv_usec = (r->deadline_ms % 1000) * 1000;
+	evtimer_add(c->ev_deadline, &tv);
+}
+
 /* Put the head request on the wire when the socket can take it. */
 static void
 client_kick(struct vici_client *c)
 {
+	client_arm(c);
 	if (c->fd == -1 || c->connecting || c->sent ||
 	    TAILQ_EMPTY(&c->queue))
 		return;
 	event_add(c->ev_write, NULL);
+}
+
+static unsigned
+ms_since(const struct timespec *t)
+{
+	struct timespec	 now;
+	long long	 ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(now.tv_sec - t->tv_sec) * 1000 +
+	    (now.tv_nsec - t->tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (unsigned)ms;
+}
+
+/* charon let the head request's deadline pass: it is taken for hung. */
+static void
+client_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct vici_client *c = arg;
+	struct vici_request *r = TAILQ_FIRST(&c->queue);
+	char		 name[sizeof(r->name)];
+	unsigned	 waited;
+
+	if (r == NULL || !r->armed || c->fd == -1)
+		return;
+	memcpy(name, r->name, sizeof(name));
+	waited = ms_since(&r->head_since);
+	client_hold(c);
+	client_disconnect(c);
+	client_fail_pending(c);
+	/* Not if the owner is gone, or already reconnected from a callback. */
+	if (!c->dying && c->fd == -1) {
+		if (c->on_deadline != NULL)
+			c->on_deadline(name, waited, c->arg);
+		else if (c->on_close != NULL)
+			c->on_close(c->arg);
+	}
+	client_release(c);
 }
 
 /* Whether reply is an answer to a request of type req. */
@@ -211,6 +284,8 @@ client_dispatch(struct vici_client *c, const struct vici_msg *msg)
 		}
 		TAILQ_REMOVE(&c->queue, r, entry);
 		c->sent = 0;
+		if (r->armed)
+			evtimer_del(c->ev_deadline);
 		cb = r->cb;
 		arg = r->arg;
 		request_free(r);
@@ -348,7 +423,18 @@ vici_client_new(struct event_base *base, vici_event_cb on_event,
 	c->arg = arg;
 	c->fd = -1;
 	TAILQ_INIT(&c->queue);
+	if ((c->ev_deadline = evtimer_new(base, client_on_deadline, c)) ==
+	    NULL) {
+		free(c);
+		return NULL;
+	}
 	return c;
+}
+
+void
+vici_client_on_deadline(struct vici_client *c, vici_deadline_cb cb)
+{
+	c->on_deadline = cb;
 }
 
 int
@@ -417,9 +503,17 @@ int
 vici_client_request(struct vici_client *c, const uint8_t *pkt, size_t len,
     vici_reply_cb cb, void *arg)
 {
+	return vici_client_request_within(c, pkt, len, 0, cb, arg);
+}
+
+int
+vici_client_request_within(struct vici_client *c, const uint8_t *pkt,
+    size_t len, unsigned deadline_ms, vici_reply_cb cb, void *arg)
+{
 	struct vici_request *r;
 	struct vici_msg	*m;
 	size_t		 body;
+	char		 name[64];
 
 	if (c == NULL || pkt == NULL || len < 5) {
 		errno = EINVAL;
@@ -438,6 +532,7 @@ vici_client_request(struct vici_client *c, const uint8_t *pkt, size_t len,
 		errno = EINVAL;
 		return -1;
 	}
+	snprintf(name, sizeof(name), "%s", m->name);
 	vici_msg_free(m);
 	if (c->dying || c->fd == -1) {
 		errno = ENOTCONN;
@@ -452,6 +547,8 @@ vici_client_request(struct vici_client *c, const uint8_t *pkt, size_t len,
 	memcpy(r->data, pkt, len);
 	r->len = len;
 	r->type = pkt[4];
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->deadline_ms = deadline_ms;
 	r->cb = cb;
 	r->arg = arg;
 	TAILQ_INSERT_TAIL(&c->queue, r, entry);

@@ -69,6 +69,15 @@ check_body(const struct pmsg *m)
 				abort();
 		}
 		break;
+	case PMSG_ETCD:
+		if (pmsg_etcd_decode(m->body, m->len, &ok, text,
+		    sizeof(text)) == 0) {
+			len = pmsg_etcd_encode(ok, text, out, sizeof(out));
+			if (len < 0 || (size_t)len != m->len ||
+			    memcmp(out, m->body, m->len) != 0)
+				abort();
+		}
+		break;
 	case PMSG_START:
 		if (pmsg_start_decode(m->body, m->len, up) == 0 &&
 		    (m->len != PMSG_START_LEN || up[0] > 1 || up[1] > 1))

@@ -44,7 +44,8 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits harden-block harden-boot harden-full-run local-down wrong-psk nat
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
+	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
@@ -58,6 +59,7 @@ FIXTURE_PSK_OPEN=psk-0644
 cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
+	resume_stopped
 	capture_stop_all
 	"$LAB" down >/dev/null 2>&1
 	[ -n "${WORK:-}" ] && rm -rf "$WORK"
@@ -212,6 +214,7 @@ connects_keep_failing_fast() {
 		[ "$r" = refused ] || [ "$r" = unreachable ] || return 1
 	done
 }
+
 check_traffic_flows() {
 	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	check "ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"

@@ -1986,6 +1986,8 @@ struct fake_etcd {
 	int64_t			 next_lease;
 	int64_t			 revoked;	/* this lease is gone */
 	int			 fail;		/* answer 503 */
+	int			 hang;		/* answer nothing (SIGSTOP) */
+	int			 hung;		/* requests left unanswered */
 	int			 grants, puts, keepalives;
 	char			 key[256], value[1024];
 	int64_t			 value_lease;
@@ -2061,6 +2063,11 @@ fake_etcd_cb(struct evhttp_request *req, void *arg)
 	evbuffer_remove(in, body, len);
 	body[len] = '\0';
 	assert_int_equal(evhttp_request_get_command(req), EVHTTP_REQ_POST);
+	if (f->hang) {
+		/* evhttp frees it when the client gives up and hangs up. */
+		f->hung++;
+		return;
+	}
 	if (f->fail) {
 		fake_reply(req, 503, "{\"error\":\"etcdserver: no leader\"}");
 		return;
@@ -2240,6 +2247,134 @@ test_etcd_publisher(void **state)
 	event_base_free(base);
 }
 
+/*
+ * etcd accepts and answers nothing (stopped): each request ends at its
+ * deadline (TTL/3, 1 s here) with the error said, and publishing resumes
+ * on its own once etcd answers again.
+ */
+static void
+test_etcd_hangs(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct fake_etcd	 f;
+	struct etcd_pub		*e;
+	struct wait_healthy	 w;
+	char			 ep[64];
+	double			 end;
+
+	fake_etcd_start(base, &f);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%u", (unsigned)f.port);
+	e = etcd_pub_new(base, ep, "/k", 3);
+	assert_non_null(e);
+	w.e = e;
+	w.f = &f;
+	w.value = "{\"state\":\"up\"}";
+	w.lease = 0;
+	etcd_pub_set(e, w.value);
+	wait_published(base, &w, 5);
+
+	f.hang = 1;
+	etcd_pub_set(e, "{\"state\":\"down\"}");
+	for (end = now_s() + 10; now_s() < end &&
+	    etcd_pub_last_error(e) == NULL; )
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_true(f.hung >= 1);
+	assert_false(etcd_pub_healthy(e));
+	assert_non_null(etcd_pub_last_error(e));
+	assert_non_null(strstr(etcd_pub_last_error(e), "no answer within 1.0 s"));
+
+	f.hang = 0;
+	w.value = "{\"state\":\"down\"}";
+	wait_published(base, &w, 10);
+	assert_null(etcd_pub_last_error(e));
+	etcd_pub_free(e);
+	evhttp_free(f.http);
+	event_base_free(base);
+}
+
+/* A server that sends its answer a byte at a time, never finishing. */
+struct trickler {
+	int		 lfd, cfd;
+	struct event	*ev_accept, *ev_tick;
+	unsigned	 sent;
+};
+
+static void
+trickle_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct trickler	*t = arg;
+	static const char head[] = "HTTP/1.1 200 OK\r\nX-Slow: ";
+
+	if (t->cfd == -1)
+		return;
+	if (write(t->cfd, t->sent < sizeof(head) - 1 ? &head[t->sent] : "a",
+	    1) == 1)
+		t->sent++;
+}
+
+static void
+trickle_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct trickler	*t = arg;
+	struct timeval	 tv = { 0, 100 * 1000 };
+
+	if (t->cfd != -1)
+		close(t->cfd);
+	t->cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	t->sent = 0;
+	evtimer_add(t->ev_tick, &tv);
+}
+
+/*
+ * A byte every 100 ms keeps a connection from ever being idle for long,
+ * so only a deadline on the whole request ends it.
+ */
+static void
+test_etcd_trickle(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct trickler		 t = { -1, -1, NULL, NULL, 0 };
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof(sin);
+	struct etcd_pub		*e;
+	char			 ep[64];
+	double			 end;
+
+	t.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(t.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(t.lfd, 4), 0);
+	assert_int_equal(getsockname(t.lfd, (struct sockaddr *)&sin, &slen),
+	    0);
+	t.ev_accept = event_new(base, t.lfd, EV_READ | EV_PERSIST,
+	    trickle_accept, &t);
+	t.ev_tick = event_new(base, -1, EV_PERSIST, trickle_tick, &t);
+	event_add(t.ev_accept, NULL);
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%u",
+	    (unsigned)ntohs(sin.sin_port));
+
+	e = etcd_pub_new(base, ep, "/k", 3);
+	assert_non_null(e);
+	etcd_pub_set(e, "{}");
+	for (end = now_s() + 10; now_s() < end &&
+	    etcd_pub_last_error(e) == NULL; )
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_non_null(etcd_pub_last_error(e));
+	assert_non_null(strstr(etcd_pub_last_error(e),
+	    "lease grant: no answer within 1.0 s"));
+	assert_true(t.sent >= 3);
+	assert_false(etcd_pub_healthy(e));
+	etcd_pub_free(e);
+	event_free(t.ev_accept);
+	event_free(t.ev_tick);
+	if (t.cfd != -1)
+		close(t.cfd);
+	close(t.lfd);
+	event_base_free(base);
+}
+
 static void
 test_etcd_unreachable(void **state)
 {
@@ -2371,6 +2506,8 @@ main(void)
 		cmocka_unit_test(test_link_document),
 		cmocka_unit_test(test_etcd_publisher),
 		cmocka_unit_test(test_etcd_unreachable),
+		cmocka_unit_test(test_etcd_hangs),
+		cmocka_unit_test(test_etcd_trickle),
 		cmocka_unit_test(test_hung_hook_other_feeds),
 	};
 

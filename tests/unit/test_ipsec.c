@@ -205,8 +205,9 @@ test_initiate_terminate_register(void **state)
 {
 	struct vici_msg *m;
 
-	m = roundtrip(conn_build_initiate());
+	m = roundtrip(conn_build_initiate(IKE_INITIATE_WAIT_MS));
 	assert_string_equal(m->name, "initiate");
+	assert_string_equal(vici_get_str(m->root, "timeout"), "40000");
 	assert_string_equal(vici_get_str(m->root, "child"), GRGW_CONN_NAME);
 	assert_non_null(vici_get_str(m->root, "loglevel"));
 	vici_msg_free(m);
@@ -291,6 +292,31 @@ test_status_json(void **state)
 	    "\"last_error\":\"bad \\\"quote\\\"\\n\\u0001\""));
 	assert_non_null(strstr(sb.s,
 	    "\"remote_prefixes\":[\"198.18.2.0/24\",\"2001:db8:b::/64\"]"));
+	assert_non_null(strstr(sb.s, "\"etcd\":null"));
+	strbuf_free(&sb);
+
+	/* etcd on and failing: the JSON and the text say why. */
+	snprintf(cfg.feeds.etcd_endpoint, sizeof(cfg.feeds.etcd_endpoint),
+	    "http://127.0.0.1:4000");
+	snprintf(cfg.feeds.etcd_key, sizeof(cfg.feeds.etcd_key), "/k");
+	v.etcd_said = 1;
+	v.etcd_error = "put: no answer within 1.0 s";
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_non_null(strstr(sb.s, "\"etcd\":{\"endpoint\":"
+	    "\"http://127.0.0.1:4000\",\"key\":\"/k\",\"healthy\":false,"
+	    "\"error\":\"put: no answer within 1.0 s\"}"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "  etcd:       http://127.0.0.1:4000 key "
+	    "/k: failing (put: no answer within 1.0 s)\n"));
+	strbuf_free(&sb);
+	v.etcd_healthy = 1;
+	v.etcd_error = NULL;
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "/k: published\n"));
 	strbuf_free(&sb);
 }
 

@@ -131,7 +131,7 @@ test_frame_refused(void **state)
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
 	buf[2] = 6;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
-	buf[2] = 19;
+	buf[2] = 20;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
 	assert_int_equal(pmsg_header(buf, PMSG_DOC, 5), 0);
 	buf[3] = 1;					/* reserved */
@@ -386,6 +386,18 @@ test_small_bodies(void **state)
 	ready[0] = 2;
 	assert_int_equal(pmsg_ready_decode(ready, (size_t)len, &ok, why,
 	    sizeof(why)), -1);
+
+	len = pmsg_etcd_encode(0, "put: no answer within 1.0 s", ready,
+	    sizeof(ready));
+	assert_int_equal(pmsg_etcd_decode(ready, (size_t)len, &ok, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ok, 0);
+	assert_string_equal(why, "put: no answer within 1.0 s");
+	len = pmsg_etcd_encode(1, "", ready, sizeof(ready));
+	assert_int_equal(pmsg_etcd_decode(ready, (size_t)len, &ok, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ok, 1);
+	assert_string_equal(why, "");
 
 	start[0] = 1;
 	start[1] = 0;

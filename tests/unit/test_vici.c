@@ -944,7 +944,11 @@ enum server_mode {
 	SERVER_REPLY_THEN_EVENT, /* reply + event in one write */
 	SERVER_EVENT_THEN_REPLY, /* event + reply in one write */
 	SERVER_WRONG_REPLY,	/* answer a command with EVENT_CONFIRM */
+	SERVER_SILENT,		/* read every request, answer none (hung) */
+	SERVER_SLOW,		/* answer each request SLOW_REPLY_MS late */
 };
+
+#define SLOW_REPLY_MS	400
 
 struct fake_server {
 	struct event_base *base;
@@ -1016,7 +1020,8 @@ static void server_reply(evutil_socket_t, short, void *);
 static void
 server_schedule_reply(struct fake_server *srv)
 {
-	struct timeval tv = { 0, 2000 };
+	struct timeval tv = { 0, srv->mode == SERVER_SLOW ?
+	    SLOW_REPLY_MS * 1000 : 2000 };
 
 	assert_int_equal(event_base_once(srv->base, -1, EV_TIMEOUT,
 	    server_reply, srv, &tv), 0);
@@ -1099,7 +1104,10 @@ server_on_request(struct fake_server *srv, struct vici_msg *req)
 	srv->outstanding = 1;
 
 	switch (srv->mode) {
+	case SERVER_SILENT:
+		break;
 	case SERVER_NORMAL:
+	case SERVER_SLOW:
 		vici_msg_free(srv->pending);
 		srv->pending = req;
 		server_schedule_reply(srv);
@@ -1227,6 +1235,9 @@ struct client_log {
 	char		 line[32][96];
 	int		 n;
 	int		 closes;
+	int		 deadlines;
+	unsigned	 waited_ms;
+	int		 free_on_deadline;
 	int		 events;
 	int		 free_on_event;
 	int		 free_on_first_null;
@@ -1277,6 +1288,21 @@ client_on_close(void *arg)
 
 	l->closes++;
 	log_line(l, "close");
+	event_base_loopbreak(l->base);
+}
+
+static void
+client_on_deadline(const char *request, unsigned waited_ms, void *arg)
+{
+	struct client_log *l = arg;
+
+	l->deadlines++;
+	l->waited_ms = waited_ms;
+	log_line(l, "deadline %s", request);
+	if (l->free_on_deadline) {
+		vici_client_free(l->client);
+		l->client = NULL;
+	}
 	event_base_loopbreak(l->base);
 }
 
@@ -1342,6 +1368,21 @@ send_request(struct vici_client *c, uint8_t type, const char *name,
 	assert_int_equal(vici_builder_finish(b, &out, &len), 0);
 	assert_int_equal(vici_client_request(c, out, len, client_on_reply, r),
 	    0);
+	vici_builder_free(b);
+}
+
+static void
+send_request_within(struct vici_client *c, const char *name,
+    unsigned deadline_ms, struct client_req *r)
+{
+	struct vici_builder *b;
+	const uint8_t *out;
+	size_t	 len;
+
+	b = vici_builder_new(VICI_CMD_REQUEST, name);
+	assert_int_equal(vici_builder_finish(b, &out, &len), 0);
+	assert_int_equal(vici_client_request_within(c, out, len, deadline_ms,
+	    client_on_reply, r), 0);
 	vici_builder_free(b);
 }
 
@@ -1684,6 +1725,118 @@ test_client_misuse(void **state)
 	event_base_free(base);
 }
 
+/*
+ * A charon that reads requests and answers none (kill -STOP): the head
+ * request's deadline fires, every pending request gets NULL, the owner
+ * hears which request it was and how long it waited; on_close stays
+ * silent.  Run twice: the second time the owner frees the client from
+ * the deadline callback.
+ */
+static void
+run_silent_server(int free_on_deadline)
+{
+	static const char *const want[] = {
+		"null a", "null b", "null c", "deadline list-sas",
+	};
+	struct event_base *base = event_base_new();
+	struct fake_server srv;
+	struct client_log l = { .base = base };
+	struct client_req r[3] = {
+		{ &l, "a", 0, 0, 0 }, { &l, "b", 0, 0, 0 },
+		{ &l, "c", 0, 0, 0 },
+	};
+	int	 i;
+
+	l.free_on_deadline = free_on_deadline;
+	server_start(&srv, base, SERVER_SILENT);
+	l.client = vici_client_new(base, client_on_event, client_on_close, &l);
+	vici_client_on_deadline(l.client, client_on_deadline);
+	assert_int_equal(vici_client_connect(l.client, srv.path), 0);
+	send_request_within(l.client, "list-sas", 100, &r[0]);
+	send_request_within(l.client, "version", 0, &r[1]);
+	send_request_within(l.client, "stats", 100, &r[2]);
+	run_loop(base);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+
+	assert_log(&l, want, (int)nitems(want));
+	assert_int_equal(l.deadlines, 1);
+	assert_true(l.waited_ms >= 100);
+	assert_int_equal(l.closes, 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(r[i].calls, 1);
+	/* only the head request ever reached charon */
+	assert_int_equal(srv.nseen, 1);
+	if (free_on_deadline)
+		assert_null(l.client);
+	else {
+		assert_false(vici_client_connected(l.client));
+		vici_client_free(l.client);
+	}
+	server_stop(&srv);
+	event_base_free(base);
+}
+
+static void
+test_client_deadline_missed(void **state)
+{
+	run_silent_server(0);
+}
+
+static void
+test_client_free_in_deadline(void **state)
+{
+	run_silent_server(1);
+}
+
+static void
+on_quiet_enough(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/*
+ * A slow but live charon: each request waits SLOW_REPLY_MS at the head,
+ * within its deadline, though the last one waits in all far longer than
+ * the deadline.  The clock starts at the head, so none fires, and none
+ * fires after the replies either.
+ */
+static void
+test_client_deadline_from_head(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct fake_server srv;
+	struct client_log l = { .base = base, .break_on = "c" };
+	struct client_req r[3] = {
+		{ &l, "a", 0, 0, 0 }, { &l, "b", 0, 0, 0 },
+		{ &l, "c", 0, 0, 0 },
+	};
+	struct timeval	 tv = { 0, 2 * SLOW_REPLY_MS * 1000 };
+	int	 i;
+
+	server_start(&srv, base, SERVER_SLOW);
+	l.client = vici_client_new(base, client_on_event, client_on_close, &l);
+	vici_client_on_deadline(l.client, client_on_deadline);
+	assert_int_equal(vici_client_connect(l.client, srv.path), 0);
+	for (i = 0; i < 3; i++)
+		send_request_within(l.client, "version", SLOW_REPLY_MS + 300,
+		    &r[i]);
+	run_loop(base);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].nulls, 0);
+	}
+	/* a while longer: a deadline left armed would fire now */
+	assert_int_equal(event_base_once(base, -1, EV_TIMEOUT,
+	    on_quiet_enough, base, &tv), 0);
+	run_loop(base);
+	assert_int_equal(l.deadlines, 0);
+	assert_int_equal(l.closes, 0);
+	assert_true(vici_client_connected(l.client));
+	vici_client_free(l.client);
+	server_stop(&srv);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -1713,6 +1866,9 @@ main(void)
 		cmocka_unit_test(test_client_free_in_reply),
 		cmocka_unit_test(test_client_free_in_event),
 		cmocka_unit_test(test_client_misuse),
+		cmocka_unit_test(test_client_deadline_missed),
+		cmocka_unit_test(test_client_free_in_deadline),
+		cmocka_unit_test(test_client_deadline_from_head),
 	};
 
 	/* a peer that vanishes must not kill the test with SIGPIPE */
