@@ -53,7 +53,7 @@ esac
 # topology, config and link-probe tests are the same in both and slow under
 # emulation) and the QoS lab; "all" runs every lab test; other names pick
 # lab tests, "qos" the QoS lab and "kernel" the kernel-only checks.
-CORE_LAB_TESTS=(up reach bulk wan peer-down charon-kill local-down wrong-psk nat)
+CORE_LAB_TESTS=(up reach bulk wan peer-down charon-kill harden-block local-down wrong-psk nat)
 lab_tests=()
 run_lab=1
 want_kernel=1

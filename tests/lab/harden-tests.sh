@@ -193,6 +193,8 @@ t_harden_block() {
 	need_sinks || return 0
 	check "gw-a: the WAN block table is installed" wanblock_a
 	check "gw-a: the block rules and unreachable routes are installed" eval 'block_rules_a && unreachable_routes_a'
+	check "gw-a status: nothing repaired or overridden while nobody touched it" \
+		status_has a '.kernel.block_repairs == 0 and .kernel.block_overridden == false'
 	# The tunnel down (B stopped): only the fail-closed layer stands
 	# between site A's traffic and the WAN.
 	down_one b block-down
