@@ -293,6 +293,9 @@ etcd_on_keepalive(struct etcd_pub *e, int code, const char *body,
 	} else {
 		e->keepalive_due = 0;
 		now_mono(&e->lease_ok);
+		/* etcd answers again, and the key never left it. */
+		if (e->stored_gen == e->value_gen)
+			etcd_succeeded(e);
 	}
 	etcd_kick(e);
 }

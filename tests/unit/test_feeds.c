@@ -2287,6 +2287,24 @@ test_etcd_hangs(void **state)
 	w.value = "{\"state\":\"down\"}";
 	wait_published(base, &w, 10);
 	assert_null(etcd_pub_last_error(e));
+
+	/*
+	 * A hang with nothing new to put: only keepalives go unanswered.
+	 * Once etcd answers them again the key is there all along, and
+	 * publishing is healthy again without a put.
+	 */
+	f.hang = 1;
+	for (end = now_s() + 10; now_s() < end &&
+	    etcd_pub_last_error(e) == NULL; )
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_non_null(etcd_pub_last_error(e));
+	assert_non_null(strstr(etcd_pub_last_error(e), "keepalive"));
+	f.hang = 0;
+	for (end = now_s() + 10; now_s() < end &&
+	    !etcd_pub_healthy(e); )
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_true(etcd_pub_healthy(e));
+	assert_null(etcd_pub_last_error(e));
 	etcd_pub_free(e);
 	evhttp_free(f.http);
 	event_base_free(base);
