@@ -86,7 +86,8 @@ route_lookup(const struct grgw_addr *dst, int iif, const struct grgw_addr *src,
 	q.h.nlmsg_seq = 1;
 	q.r.rtm_family = (unsigned char)dst->family;
 	q.r.rtm_dst_len = (unsigned char)(alen * 8);
-	q.r.rtm_flags = RTM_F_FIB_MATCH;
+	/* Without RTM_F_LOOKUP_TABLE the kernel says "main" for any table. */
+	q.r.rtm_flags = RTM_F_FIB_MATCH | RTM_F_LOOKUP_TABLE;
 	attr_put(&q, RTA_DST, dst->addr, alen);
 	if (iif > 0 && src != NULL && src->family == dst->family) {
 		idx = (uint32_t)iif;

@@ -193,8 +193,15 @@ t_harden_block() {
 	need_sinks || return 0
 	check "gw-a: the WAN block table is installed" wanblock_a
 	check "gw-a: the block rules and unreachable routes are installed" eval 'block_rules_a && unreachable_routes_a'
-	check "gw-a status: nothing repaired or overridden while nobody touched it" \
-		status_has a '.kernel.block_repairs == 0 and .kernel.block_overridden == false'
+	if status_has a '.kernel.block_repairs == 0 and .kernel.block_overridden == false' >/dev/null 2>&1; then
+		pass "gw-a status: nothing repaired or overridden while nobody touched it"
+	else
+		fail "gw-a status: nothing repaired or overridden while nobody touched it"
+		status_json a | jq -c .kernel | sed 's/^/     | /'
+		gw_a ip rule show | sed 's/^/     | rule /'
+		gw_a ip route get fibmatch "$SITE_B_PREFIX4" 2>&1 | sed 's/^/     | fibmatch /'
+		gw_a ip route show table all | grep -v "^local\|^broadcast\|^multicast\|^fe80\|^ff00" | sed 's/^/     | route /'
+	fi
 	# The tunnel down (B stopped): only the fail-closed layer stands
 	# between site A's traffic and the WAN.
 	down_one b block-down
