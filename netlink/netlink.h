@@ -129,8 +129,10 @@ int	gwnl_cleanup(struct gwnl *nl, int purge);
 int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
 	    const char *body);
 /*
- * Fail fast (block layer): TCP from the LAN interfaces to a peer prefix
- * that has no route is answered with a reset at once.  Idempotent.
+ * Fail fast (block layer): a TCP connection from the LAN interfaces to a
+ * peer prefix that has no route is refused with a reset at once; the
+ * segments of an established one get an ICMP unreachable instead (a soft
+ * error: it survives a short gap).  Idempotent.
  */
 int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
 /*

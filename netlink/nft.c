@@ -400,21 +400,29 @@ gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
 		return -EINVAL;
 	off = (size_t)n;
 	/*
-	 * A TCP segment from the site's nodes to a peer prefix that has no
-	 * route (the tunnel is down: the unreachable routes answer) gets a
-	 * reset at once.  The kernel's ICMP errors are rate limited per
-	 * host, so a service retrying quickly would otherwise hang on its
-	 * later attempts; resets are not.  Other protocols get the ICMP
-	 * error from the unreachable route.
+	 * A new TCP connection from the site's nodes to a peer prefix that
+	 * has no route (the tunnel is down: the unreachable routes answer)
+	 * gets a reset at once.  The kernel's ICMP errors are rate limited
+	 * per host, so a service retrying quickly would otherwise hang on
+	 * its later attempts; resets are not.  An established connection
+	 * is never reset: its segments get an ICMP unreachable, a soft
+	 * error it rides out if the route comes back (a charon restart).
+	 * Other protocols get the ICMP error from the unreachable route.
 	 */
 	for (i = 0; i < cfg->peer.n_prefixes; i++) {
 		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
+		int v4 = pf->a.family == AF_INET;
 
 		n = snprintf(body + off, sizeof(body) - off,
 		    "\t\tiifname { %s } meta l4proto tcp %s daddr %s "
-		    "fib daddr oif missing counter reject with tcp reset\n",
-		    ifs, pf->a.family == AF_INET ? "ip" : "ip6",
-		    prefix_fmt(pf, p, sizeof(p)));
+		    "fib daddr oif missing tcp flags & (syn | ack) == syn "
+		    "counter reject with tcp reset\n"
+		    "\t\tiifname { %s } meta l4proto tcp %s daddr %s "
+		    "fib daddr oif missing counter reject with %s\n",
+		    ifs, v4 ? "ip" : "ip6", prefix_fmt(pf, p, sizeof(p)),
+		    ifs, v4 ? "ip" : "ip6", p,
+		    v4 ? "icmp type host-unreachable" :
+		    "icmpv6 type addr-unreachable");
 		if (n < 0 || (size_t)n >= sizeof(body) - off)
 			return -ENAMETOOLONG;
 		off += (size_t)n;
