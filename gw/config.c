@@ -127,6 +127,7 @@ enum key_id {
 	K_PROBE_KEY,
 	K_PROBE_LOSS,
 	K_PROBE_RTT,
+	K_PROBE_HOLD,
 	K_HTTP_LISTEN,
 	K_HOOKS_DIR,
 	K_HOOKS_TIMEOUT,
@@ -416,6 +417,10 @@ static const struct key_def key_defs[K_COUNT] = {
 	[K_PROBE_RTT] = INTEGER(SEC_PROBE, "degraded_rtt_ms",
 	    probe.degraded_rtt_ms, 1, 60000, "an integer from 1 to 60000 "
 	    "(milliseconds of smoothed round-trip time)"),
+	[K_PROBE_HOLD] = INTEGER(SEC_PROBE, "refuse_hold_ms",
+	    probe.refuse_hold_ms, 0, 600000, "an integer from 0 to 600000 "
+	    "(milliseconds the link may be down before traffic to the peer "
+	    "is refused; 0: at once)"),
 
 	/* Feeds of the link state (feeds.h); "off" turns one off. */
 	[K_HTTP_LISTEN] = SCALAR(SEC_HTTP, "listen", key_listen,

@@ -52,6 +52,8 @@
 
 #define REFRESH_SECS		2
 #define STOP_TERMINATE_MS	3000
+#define STOP_DRAIN_MS		3000	/* the final state to the feeds */
+#define STOP_POLL_MS		50
 
 struct gwd {
 	struct event_base *base;
@@ -88,6 +90,8 @@ struct gwd {
 	struct path_stats paths[PROBE_NPATHS];	/* as it last said */
 	struct link_view link;
 	struct link_thresholds thresholds;
+	struct event	*refuse_timer;	/* [probe] refuse_hold_ms */
+	int		refusing;	/* grgw-refuse is installed */
 	int		link_known;	/* a first verdict was published */
 	struct hooks	*hooks;
 	char		statefile[PATH_MAX + 32];
@@ -97,6 +101,7 @@ struct gwd {
 	struct control	*ctl;
 	int		stopping;
 	int		purge;
+	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
 };
@@ -181,6 +186,57 @@ link_gather(struct gwd *d)
 		v->paths[i] = d->paths[i];
 }
 
+/* Refuse traffic to the peer (or stop refusing it), once. */
+static void
+refuse_set(struct gwd *d, int on)
+{
+	if (d->refusing == on)
+		return;
+	if (gwnl_refuse_set(d->nl, d->cfg, on) != 0) {
+		log_warnx("cannot %s refusing traffic to %s (see above)",
+		    on ? "start" : "stop", d->cfg->peer.name);
+		return;
+	}
+	d->refusing = on;
+	log_info("traffic to %s's prefixes %s", d->cfg->peer.name, on ?
+	    "refused at this gateway while the link is down" :
+	    "no longer refused");
+}
+
+static void
+refuse_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	if (d->link.state == LINK_DOWN && !d->stopping)
+		refuse_set(d, 1);
+}
+
+/*
+ * Down means refused: once the link is down (after [probe]
+ * refuse_hold_ms, at once by default) traffic to the peer prefixes gets
+ * an answer from this gateway instead of going into a tunnel that no
+ * longer delivers.  Not while starting: the routes refuse then.
+ */
+static void
+refuse_follow_link(struct gwd *d)
+{
+	uint32_t hold = d->cfg->probe.refuse_hold_ms;
+	struct timeval tv = { hold / 1000, (hold % 1000) * 1000 };
+
+	if (d->link.state != LINK_DOWN || d->link.reason == REASON_STARTING) {
+		evtimer_del(d->refuse_timer);
+		refuse_set(d, 0);
+		return;
+	}
+	if (d->refusing || evtimer_pending(d->refuse_timer, NULL))
+		return;
+	if (hold == 0)
+		refuse_set(d, 1);
+	else
+		evtimer_add(d->refuse_timer, &tv);
+}
+
 /*
  * Re-evaluate the link; on a change of state or reason, note the time and
  * publish it.  Cheap: called whenever any input may have changed.
@@ -208,6 +264,7 @@ link_refresh(struct gwd *d)
 	    d->link_known ? ", was " : "",
 	    d->link_known ? link_state_name(old) : "");
 	d->link_known = 1;
+	refuse_follow_link(d);
 	daemon_publish(d, old);
 }
 
@@ -484,6 +541,7 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	blockwatch_get(d->bw, &d->bw_view);
 	d->bw_view.record_errno = -gwnl_record_unsaved(d->nl);
 	v->block = &d->bw_view;
+	v->refusing = d->refusing;
 	link_gather(d);
 	v->link = &d->link;
 	qos_fill_view(d->qos, d->nl, &d->qos_view);
@@ -584,13 +642,75 @@ daemon_start_feeds(struct gwd *d)
 
 /* ---- shutdown -------------------------------------------------------------- */
 
+/*
+ * Every exit says so: the link goes down with reason "stopped" on every
+ * feed (state file, hooks and the alarm, etcd, metrics while the network
+ * process still serves).
+ */
+static void
+link_final(struct gwd *d)
+{
+	struct link_view *v = &d->link;
+	enum link_state old = v->state;
+
+	if (v->state == LINK_DOWN && v->reason == REASON_STOPPED)
+		return;
+	v->state = LINK_DOWN;
+	v->reason = REASON_STOPPED;
+	clock_gettime(CLOCK_REALTIME, &v->since);
+	if (d->link_known)
+		v->changes++;
+	d->link_known = 1;
+	log_info("link to %s: down (stopped), was %s", d->cfg->peer.name,
+	    link_state_name(old));
+	daemon_publish(d, old);
+}
+
+/* Whether the feeds took the final state: hooks done, etcd stored. */
+static int
+feeds_settled(struct gwd *d)
+{
+	struct hooks_stats st;
+	const char *error;
+	int healthy;
+
+	if (d->hooks != NULL) {
+		hooks_get_stats(d->hooks, &st);
+		if (st.running > 0 || st.queued > 0)
+			return 0;
+	}
+	if (d->cfg->feeds.etcd_endpoint[0] != '\0' &&
+	    netproc_etcd(d->np, &healthy, &error) == 0 && !healthy)
+		return 0;
+	return 1;
+}
+
+static int
+timespec_passed(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec ||
+	    (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
 static void
 daemon_finish(evutil_socket_t fd, short ev, void *arg)
 {
 	struct gwd *d = arg;
+	struct timeval poll = { 0, STOP_POLL_MS * 1000 };
 	char path[PATH_MAX + 32];
 
 	evtimer_del(d->stop_timer);
+	if (!feeds_settled(d)) {
+		if (!timespec_passed(&d->drain_until)) {
+			evtimer_add(d->stop_timer, &poll);
+			return;
+		}
+		log_warnx("stopping without every feed confirming the final "
+		    "state (a hook still running, or etcd not answering)");
+	}
 	/* What follows removes objects on purpose. */
 	blockwatch_free(d->bw);
 	d->bw = NULL;
@@ -636,7 +756,11 @@ daemon_shutdown(struct gwd *d, int purge)
 	d->stopping = 1;
 	d->purge = purge;
 	log_info("stopping%s", purge ? " (purge)" : "");
+	clock_gettime(CLOCK_MONOTONIC, &d->drain_until);
+	d->drain_until.tv_sec += STOP_DRAIN_MS / 1000;
+	link_final(d);
 	evtimer_del(d->refresh_timer);
+	evtimer_del(d->refuse_timer);
 	control_answer(d->ctl, CONTROL_WAIT_UP,
 	    "error the daemon is stopping\n");
 	/* Tell the peer first (IKE DELETE), so it fails closed at once. */
@@ -833,6 +957,8 @@ daemon_free(struct gwd *d)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
 		event_free(d->stop_timer);
+	if (d->refuse_timer != NULL)
+		event_free(d->refuse_timer);
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
@@ -851,10 +977,12 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 		return err_set(err, errlen, "cannot create the event loop");
 	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
+	d->refuse_timer = evtimer_new(d->base, refuse_timer_cb, d);
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
+	    d->refuse_timer == NULL ||
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);
@@ -993,6 +1121,9 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 fail:
 	log_warnx("start-up failed: %s", err);
 	ready_report(&d.ready_fd, "error %s", err);
+	/* No stale "up" from an earlier run stays behind. */
+	if (d.statefile[0] != '\0')
+		link_final(&d);
 	if (d.charon != NULL)
 		charon_stop(d.charon);
 	/* Nothing half-configured: undo all but the fail-closed layer. */

@@ -212,6 +212,7 @@ struct grgw_probe_conf {
 	char		key_file[PATH_MAX];	/* "": derive from the PSK */
 	double		degraded_loss;		/* ratio 0..1 (key: percent) */
 	uint32_t	degraded_rtt_ms;	/* smoothed RTT threshold */
+	uint32_t	refuse_hold_ms;		/* link down this long: refuse */
 };
 
 /*

@@ -54,6 +54,8 @@ link_reason_name(enum link_reason r)
 		return "rtt";
 	case REASON_CLOCK_SKEW:
 		return "clock-skew";
+	case REASON_STOPPED:
+		return "stopped";
 	}
 	return "unknown";
 }

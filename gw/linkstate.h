@@ -74,6 +74,7 @@ enum link_reason {
 	REASON_LOSS,			/* degraded: loss above threshold */
 	REASON_RTT,			/* degraded: RTT above threshold */
 	REASON_CLOCK_SKEW,		/* probes refused: clocks differ */
+	REASON_STOPPED,			/* the gateway was stopped */
 };
 
 const char *link_state_name(enum link_state s);

@@ -37,7 +37,7 @@ static const enum link_reason all_reasons[] = {
 	REASON_NONE, REASON_STARTING, REASON_WAN_LINK_DOWN,
 	REASON_UNDERLAY_UNREACHABLE, REASON_TUNNEL_DOWN,
 	REASON_IKE_AUTH_FAILED, REASON_CHARON_DOWN, REASON_LOSS, REASON_RTT,
-	REASON_CLOCK_SKEW,
+	REASON_CLOCK_SKEW, REASON_STOPPED,
 };
 
 /* Label values: backslash, double quote and newline are escaped. */

@@ -235,8 +235,11 @@ on_message(const struct pmsg *m, void *arg)
 		if (m->len > FEEDS_ETCD_VALUE_MAX ||
 		    (value = malloc(m->len + 1)) == NULL)
 			goto bad;
-		if (pmsg_text_decode(m->body, m->len, value, m->len + 1) == 0)
+		if (pmsg_text_decode(m->body, m->len, value, m->len + 1) == 0) {
 			etcd_pub_set(n->etcd, value);
+			/* The parent waits to hear this one was stored. */
+			n->etcd_said = 0;
+		}
 		free(value);
 		return;
 	case PMSG_DOC:

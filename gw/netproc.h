@@ -76,7 +76,8 @@ unsigned netproc_restarts(const struct netproc *np);
 /*
  * How publishing to etcd goes, as the running network process last said:
  * 0 with *healthy and *error (borrowed from np, "" when none; valid until
- * the next loop callback), or -1 when it has said nothing yet.
+ * the next loop callback), or -1 when it has said nothing yet.  healthy
+ * also means the document last given to netproc_publish() is stored.
  */
 int	netproc_etcd(const struct netproc *np, int *healthy,
 	    const char **error);

@@ -424,9 +424,10 @@ netproc_publish(struct netproc *np, const char *json)
 		free(np->published);
 		np->published = copy;
 	}
-	if (np->chan != NULL)
-		chan_send(np->chan, PMSG_PUBLISH, NULL, 0, np->published,
-		    strlen(np->published));
+	if (np->chan != NULL &&
+	    chan_send(np->chan, PMSG_PUBLISH, NULL, 0, np->published,
+	    strlen(np->published)) == 0)
+		np->etcd_healthy = 0;	/* until it says this one is stored */
 }
 
 void

@@ -58,7 +58,7 @@ peer_json(const struct status_view *v)
 	char				 addr[INET6_ADDRSTRLEN];
 
 	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:b, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:o, s:o}",
+	    "s:o, s:o, s:o, s:o, s:o, s:b}",
 	    "name", jsondoc_string(cfg->peer.name),
 	    "address", jsondoc_string(addr_fmt(&cfg->peer.wan_address, addr,
 		sizeof(addr))),
@@ -74,7 +74,8 @@ peer_json(const struct status_view *v)
 	    "packets_out", jsondoc_u64(v->packets_out),
 	    "local_prefixes", prefixes_json(&cfg->site),
 	    "remote_prefixes", prefixes_json(&cfg->peer),
-	    "link", v->link != NULL ? linkstate_json(v->link) : json_null());
+	    "link", v->link != NULL ? linkstate_json(v->link) : json_null(),
+	    "refusing", v->refusing != 0);
 }
 
 /* The kernel objects, and how the fail-closed layer has been kept. */
@@ -278,6 +279,9 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    "blocked (fail closed)");
 	if (v->last_error != NULL)
 		strbuf_printf(sb, "  last error: %s\n", v->last_error);
+	if (v->refusing)
+		strbuf_printf(sb, "  refusing:  traffic to the peer prefixes "
+		    "(the link is down)\n");
 	if (v->link != NULL)
 		status_render_link_text(v->link, sb);
 }

@@ -45,6 +45,7 @@ struct status_view {
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
 	int		kernel_block, kernel_run;	/* recorded objects */
 	const struct blockwatch_view *block;	/* NULL: daemon not running */
+	int		refusing;		/* the link is down: refused */
 	const struct link_view *link;		/* NULL: daemon not running */
 	const struct qos_view *qos;		/* NULL: daemon not running */
 };

@@ -126,6 +126,7 @@ int	gwnl_cleanup(struct gwnl *nl, int purge);
  */
 #define GWNL_FAILFAST_TABLE	"grgw-failfast"
 #define GWNL_WANBLOCK_TABLE	"grgw-block"
+#define GWNL_REFUSE_TABLE	"grgw-refuse"
 int	gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
 	    const char *body);
 /*
@@ -141,6 +142,18 @@ int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
  * site's or the peer's prefixes, routes or no routes.  Idempotent.
  */
 int	gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg);
+/*
+ * Refusal while the link is down (a run object): with on, table inet
+ * grgw-refuse answers traffic from the LAN interfaces to the peer
+ * prefixes at once, whatever the routes say (a new TCP connection with a
+ * reset, everything else, established TCP included, with an ICMP
+ * unreachable, a soft error for an established connection); without,
+ * the table goes.  Idempotent.  0 or -errno (logged).
+ */
+int	gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on);
+/* nft.c: remove grgw's run table `inet <table>` and its record entry;
+ * 0 also when there is none. */
+int	gwnl_nft_drop(struct gwnl *nl, const char *table);
 
 /*
  * wanwatch.c: the WAN interface's state from rtnetlink link events on the

@@ -374,6 +374,27 @@ gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg)
 	return rc;
 }
 
+/* "{ "lan0", "lan1" }" of the LAN interfaces into buf. */
+static int
+lan_ifs(const struct grgw_config *cfg, char *buf, size_t size)
+{
+	size_t	 off = 0;
+	int	 i, n;
+
+	buf[0] = '\0';
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++) {
+		/* Pasted into a script: only names that cannot break it. */
+		if (!ifname_valid(cfg->site.lan_interfaces[i]))
+			return -EINVAL;
+		n = snprintf(buf + off, size - off, "%s\"%s\"", i ? ", " : "",
+		    cfg->site.lan_interfaces[i]);
+		if (n < 0 || (size_t)n >= size - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
 int
 gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
 {
@@ -382,17 +403,8 @@ gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
 	size_t	 off = 0;
 	int	 i, n;
 
-	ifs[0] = '\0';
-	for (i = 0; i < cfg->site.n_lan_interfaces; i++) {
-		/* Pasted into a script: only names that cannot break it. */
-		if (!ifname_valid(cfg->site.lan_interfaces[i]))
-			return -EINVAL;
-		n = snprintf(ifs + off, sizeof(ifs) - off, "%s\"%s\"",
-		    i ? ", " : "", cfg->site.lan_interfaces[i]);
-		if (n < 0 || (size_t)n >= sizeof(ifs) - off)
-			return -ENAMETOOLONG;
-		off += (size_t)n;
-	}
+	if ((n = lan_ifs(cfg, ifs, sizeof(ifs))) < 0)
+		return n;
 	off = 0;
 	n = snprintf(body, sizeof(body), "\tchain prerouting {\n"
 	    "\t\ttype filter hook prerouting priority -150; policy accept;\n");
@@ -433,3 +445,69 @@ gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg)
 	return gwnl_nft_apply(nl, 1, GWNL_FAILFAST_TABLE, body);
 }
 
+
+int
+gwnl_nft_drop(struct gwnl *nl, const char *table)
+{
+	struct rec_obj	 o, *have;
+	char		 desc[REC_LINE_MAX];
+	int		 rc;
+
+	memset(&o, 0, sizeof(o));
+	o.kind = REC_NFT;
+	o.tag = REC_RUN;
+	rec_strlcpy(o.u.nft.family, "inet", sizeof(o.u.nft.family));
+	if (rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table)) >=
+	    sizeof(o.u.nft.table) || !rec_valid_nft(&o.u.nft))
+		return -EINVAL;
+	if ((have = rec_find(gwnl_record(nl), &o)) == NULL)
+		return 0;
+	gwnl_describe(have, desc, sizeof(desc));
+	if ((rc = gwnl_nft_remove(have, desc)) < 0)
+		return rc;
+	nft_forget(nl, table);
+	rec_remove(gwnl_record(nl), have);
+	return gwnl_record_save(nl);
+}
+
+int
+gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on)
+{
+	char	 body[4096], ifs[GRGW_MAX_LAN_IFS * (IF_NAMESIZE + 4)];
+	char	 p[INET6_ADDRSTRLEN + 8];
+	size_t	 off;
+	int	 i, n, rc;
+
+	if (!on)
+		return gwnl_nft_drop(nl, GWNL_REFUSE_TABLE);
+	if ((rc = lan_ifs(cfg, ifs, sizeof(ifs))) < 0)
+		return rc;
+	n = snprintf(body, sizeof(body), "\tchain prerouting {\n"
+	    "\t\ttype filter hook prerouting priority -140; "
+	    "policy accept;\n");
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -ENAMETOOLONG;
+	off = (size_t)n;
+	/* As fail fast does: new connections reset, established spared. */
+	for (i = 0; i < cfg->peer.n_prefixes && i < GRGW_MAX_PREFIXES; i++) {
+		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
+		int v4 = pf->a.family == AF_INET;
+
+		n = snprintf(body + off, sizeof(body) - off,
+		    "\t\tiifname { %s } %s daddr %s meta l4proto tcp "
+		    "tcp flags & (syn | ack) == syn counter reject with tcp "
+		    "reset\n"
+		    "\t\tiifname { %s } %s daddr %s counter reject with %s\n",
+		    ifs, v4 ? "ip" : "ip6", prefix_fmt(pf, p, sizeof(p)),
+		    ifs, v4 ? "ip" : "ip6", p,
+		    v4 ? "icmp type host-unreachable" :
+		    "icmpv6 type addr-unreachable");
+		if (n < 0 || (size_t)n >= sizeof(body) - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+	}
+	n = snprintf(body + off, sizeof(body) - off, "\t}\n");
+	if (n < 0 || (size_t)n >= sizeof(body) - off)
+		return -ENAMETOOLONG;
+	return gwnl_nft_apply(nl, 0, GWNL_REFUSE_TABLE, body);
+}

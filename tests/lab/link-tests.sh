@@ -12,6 +12,12 @@
 #                probes of another pair sharing the secret, from the
 #                router's namespace: rejected, counted, nothing changes
 #   link-etcd    the gateway dies (kill -9): its etcd key expires with the lease
+#   link-stopped grgw down at A: the state file, the hooks, the alarm and etcd
+#                say down (stopped) before the daemon is gone
+#
+# Every cut also shows that down means refused: a TCP connect from vellum-a
+# to vellum-b is refused by gw-a (not a timeout) while the link is down,
+# nothing crosses the WAN in clear, and it stops once the link is up.
 #
 # gw-a runs two hooks all along: one that never ends (it must be killed after
 # the hook timeout and delay nothing) and one that records each transition.
@@ -83,6 +89,16 @@ link_conf() {
 	#!/bin/sh
 	exit 3
 	EOF
+	# The shipped alarm hook, with a stand-in for Clearwater's tool.
+	cat >"$WORK/fake-issue-alarm" <<-EOF
+	#!/bin/sh
+	echo "\$*" >>"$WORK/alarm-a.log"
+	EOF
+	cat >"$WORK/hooks-a/40-alarm" <<-EOF
+	#!/bin/sh
+	GRGW_ISSUE_ALARM=$WORK/fake-issue-alarm exec /bin/sh $HERE/../../gw/hooks/clearwater-alarm
+	EOF
+	chmod 0755 "$WORK/fake-issue-alarm"
 	chmod 0755 "$WORK"/hooks-a/*
 	cat >>"$CONF_A" <<-EOF
 
@@ -170,13 +186,25 @@ cut_check() {
 	check "$name: gw-b says down ($rb)" \
 		wait_until 10 link_is b ".state == \"down\" and .reason == \"$rb\""
 	feeds_say down "$ra"
+	# Down means refused, whatever the routes still say.
+	check "$name: gw-a status says it refuses traffic to the peer" \
+		status_has a '.peers[0].refusing == true'
+	check "$name: TCP connect vellum-a -> vellum-b refused by gw-a (not a timeout)" \
+		connect_refused vellum-a "$VELLUM_B4"
+	check "$name: TCP connect vellum-a -> vellum-b IPv6 refused by gw-a (not a timeout)" \
+		connect_refused vellum-a "$VELLUM_B6"
 	eval "$repair"
 	check "$name repaired: both links up again" wait_until 90 both_links_up
+	check "$name repaired: gw-a no longer refuses" status_has a '.peers[0].refusing == false'
 	check "$name repaired: traffic flows" ping_ok vellum-a "$VELLUM_B4"
+	check "$name repaired: TCP vellum-a -> vellum-b, source kept" tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
 	feeds_say up none
 }
 
 t_link_cuts() {
+	need_link || return 0
+	need_sinks || return 0
+	capture_start link-cuts || { fail "WAN capture"; return 0; }
 	cut_check "WAN interface down" \
 		'on gw-a ip link set wan0 down' 'on gw-a ip link set wan0 up; on gw-a ip route replace default via 192.0.2.1' \
 		wan-link-down underlay-unreachable
@@ -190,6 +218,8 @@ t_link_cuts() {
 		underlay-unreachable underlay-unreachable
 	check "the hanging hook was killed after its timeout" \
 		grep -q "10-hang.*killed" "$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)/grgw.log"
+	capture_stop link-cuts
+	check_no_cleartext link-cuts
 }
 
 t_link_loss() {
@@ -254,6 +284,23 @@ t_link_etcd() {
 	kill -9 "$pid"
 	check "gw-a's key expires with its lease once the daemon is dead" \
 		wait_until 15 etcd_key_gone
+	LINK_READY=0
+	stop_grgw
+}
+
+t_link_stopped() {
+	local file
+	need_link || return 0
+	: >"$WORK/hook-a.log"
+	: >"$WORK/alarm-a.log"
+	file=$(state_file_a)
+	down_one a link-stopped
+	expect_rc "grgw down on gw-a" "$RC" 0 "$WORK/link-stopped-a.log"
+	check "state file: link down (stopped)" jq -e '.state == "down" and .reason == "stopped"' "$file"
+	check "hook saw: site-b -> down (stopped)" grep -q "^site-b up down stopped$" "$WORK/hook-a.log"
+	check "the alarm hook raised the alarm (10420.4, major)" grep -qx "grgw 10420.4" "$WORK/alarm-a.log"
+	check "etcd $ETCD_KEY: down (stopped)" wait_until 10 etcd_says down stopped
+	check "the daemon is gone" sh -c "! ip netns exec '${NS_PREFIX}gw-a' '$GRGW' status -c '$CONF_A' --json | jq -e '.daemon.running'"
 	LINK_READY=0
 	stop_grgw
 }
