@@ -634,6 +634,7 @@ test_config_defaults(void **state)
 	assert_true(cfg.probe.degraded_loss > 0.0499 &&
 	    cfg.probe.degraded_loss < 0.0501);
 	assert_int_equal(cfg.probe.degraded_rtt_ms, 250);
+	assert_int_equal(cfg.probe.refuse_hold_ms, 0);
 }
 
 static void
@@ -656,7 +657,8 @@ test_config_values(void **state)
 
 	p = parse_probe(PSK_LINE, "interval_ms = 10\nmultiplier = 255\n"
 	    "recover = 1\nport = 65535\nkey_file = /etc/grgw/probe.key\n"
-	    "degraded_loss = 2.5\ndegraded_rtt_ms = 60000", &cfg, &rc);
+	    "degraded_loss = 2.5\ndegraded_rtt_ms = 60000\n"
+	    "refuse_hold_ms = 600000", &cfg, &rc);
 	if (rc != 0)
 		dump_errors(p);
 	assert_int_equal(rc, 0);
@@ -667,6 +669,7 @@ test_config_values(void **state)
 	assert_int_equal(cfg.probe.port, 65535);
 	assert_string_equal(cfg.probe.key_file, "/etc/grgw/probe.key");
 	assert_int_equal(cfg.probe.degraded_rtt_ms, 60000);
+	assert_int_equal(cfg.probe.refuse_hold_ms, 600000);
 
 	p = parse_probe(PSK_LINE, "interval_ms = 10000\nmultiplier = 2\n"
 	    "recover = 255\nport = 1\ndegraded_rtt_ms = 1", &cfg, &rc);
@@ -727,6 +730,10 @@ test_config_errors(void **state)
 	    "\"0\" is out of range; expected an integer from 1 to 60000");
 	expect_probe_error("degraded_rtt_ms = 60001", FN ":28: "
 	    "degraded_rtt_ms \"60001\" is out of range");
+	expect_probe_error("refuse_hold_ms = 600001", FN ":28: "
+	    "refuse_hold_ms \"600001\" is out of range; expected an integer "
+	    "from 0 to 600000");
+	expect_probe_error("refuse_hold_ms = -1", FN ":28: refuse_hold_ms ");
 	expect_probe_error("interval_ms = 100\ninterval_ms = 200", FN ":29: "
 	    "duplicate key interval_ms in [probe] (first set on line 28)");
 	expect_probe_error("intervall_ms = 100", FN ":28: unknown key "
