@@ -5,7 +5,10 @@
 #   detection  time from a WAN cut (100 % loss on the router) to the
 #              daemon's state change, taken from the daemon's own change
 #              time (link.since_epoch_ms); p50/p99 over CUTS cuts, at the
-#              default probe setting and at an aggressive one
+#              default probe setting and at an aggressive one; and from
+#              the cut to the first TCP connect from vellum-a to vellum-b
+#              that gw-a refuses (connects tried every 50 ms, each given
+#              250 ms)
 #   cost       CPU (user+system, % of one core) and RSS of the daemon and
 #              of its network process over IDLE seconds of probing, then
 #              over as long with 1,000 idle and 200 slowloris connections
@@ -56,15 +59,53 @@ start() {
 	wait_until 30 link_up
 }
 
-# cuts LABEL: CUTS cuts, detection time of each from the daemon's clock
+# refused_after: from now, connects vellum-a -> vellum-b until one is
+# refused; prints the milliseconds, or "never" after 10 s
+refused_after() {
+	on vellum-a "$PYTHON" - "$VELLUM_B4" <<-'PY'
+	import socket, sys, time
+	t0 = time.monotonic()
+	while time.monotonic() - t0 < 10:
+	    s = socket.socket()
+	    s.settimeout(0.25)
+	    try:
+	        s.connect((sys.argv[1], 7001))
+	    except socket.timeout:
+	        pass
+	    except OSError:
+	        print(int((time.monotonic() - t0) * 1000))
+	        sys.exit(0)
+	    finally:
+	        s.close()
+	    time.sleep(0.05)
+	print("never")
+	PY
+}
+
+# p50_p99 LABEL WHAT FILE: the figures of FILE's numbers
+p50_p99() {
+	sort -n "$3" | awk -v label="$1" -v what="$2" '
+		{ a[NR] = $1 }
+		END {
+			if (NR == 0) { print label ": no " what " measured"; exit }
+			p50 = a[int((NR * 50 + 99) / 100)]; p99 = a[int((NR * 99 + 99) / 100)]
+			printf "%s: %d cuts, %s p50 %d ms, p99 %d ms, max %d ms\n", label, NR, what, p50, p99, a[NR]
+		}'
+}
+
+# cuts LABEL: CUTS cuts, detection time of each from the daemon's clock,
+# and the time until a connect to the other site is refused
 cuts() {
-	local i t0 since ms file=$WORK/det-$1
+	local i t0 since ms file=$WORK/det-$1 ref=$WORK/ref-$1
 	: >"$file"
+	: >"$ref"
 	for i in $(seq 1 "$CUTS"); do
 		wait_until 60 link_up || { echo "run $i: link not up again, stopping"; break; }
 		sleep 0.$((RANDOM % 5))
 		router nft -f - <<<"table inet grgwlab-cut { chain cut { type filter hook forward priority 0; drop; }; }"
 		t0=$(now_ms)
+		ms=$(refused_after) || ms=never
+		[ "$ms" != never ] && echo "$ms" >>"$ref"
 		if wait_until 10 link_down_a; then
 			since=$(link_of a | jq .since_epoch_ms)
 			ms=$((since - t0))
@@ -72,6 +113,7 @@ cuts() {
 		fi
 		router nft delete table inet grgwlab-cut
 	done
+	p50_p99 "$1" "connect refused" "$ref"
 	sort -n "$file" | awk -v label="$1" '
 		{ a[NR] = $1 }
 		END {
