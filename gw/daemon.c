@@ -40,6 +40,7 @@
 #include "blockwatch.h"
 #include "echo.h"
 #include "feeds.h"
+#include "linkact.h"
 #include "linkstate.h"
 #include "netproc.h"
 #include "probe.h"
@@ -90,8 +91,7 @@ struct gwd {
 	struct path_stats paths[PROBE_NPATHS];	/* as it last said */
 	struct link_view link;
 	struct link_thresholds thresholds;
-	struct event	*refuse_timer;	/* [probe] refuse_hold_ms */
-	int		refusing;	/* grgw-refuse is installed */
+	struct linkact	*act;		/* refusing, re-establishing */
 	int		link_known;	/* a first verdict was published */
 	struct hooks	*hooks;
 	char		statefile[PATH_MAX + 32];
@@ -186,57 +186,6 @@ link_gather(struct gwd *d)
 		v->paths[i] = d->paths[i];
 }
 
-/* Refuse traffic to the peer (or stop refusing it), once. */
-static void
-refuse_set(struct gwd *d, int on)
-{
-	if (d->refusing == on)
-		return;
-	if (gwnl_refuse_set(d->nl, d->cfg, on) != 0) {
-		log_warnx("cannot %s refusing traffic to %s (see above)",
-		    on ? "start" : "stop", d->cfg->peer.name);
-		return;
-	}
-	d->refusing = on;
-	log_info("traffic to %s's prefixes %s", d->cfg->peer.name, on ?
-	    "refused at this gateway while the link is down" :
-	    "no longer refused");
-}
-
-static void
-refuse_timer_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct gwd *d = arg;
-
-	if (d->link.state == LINK_DOWN && !d->stopping)
-		refuse_set(d, 1);
-}
-
-/*
- * Down means refused: once the link is down (after [probe]
- * refuse_hold_ms, at once by default) traffic to the peer prefixes gets
- * an answer from this gateway instead of going into a tunnel that no
- * longer delivers.  Not while starting: the routes refuse then.
- */
-static void
-refuse_follow_link(struct gwd *d)
-{
-	uint32_t hold = d->cfg->probe.refuse_hold_ms;
-	struct timeval tv = { hold / 1000, (hold % 1000) * 1000 };
-
-	if (d->link.state != LINK_DOWN || d->link.reason == REASON_STARTING) {
-		evtimer_del(d->refuse_timer);
-		refuse_set(d, 0);
-		return;
-	}
-	if (d->refusing || evtimer_pending(d->refuse_timer, NULL))
-		return;
-	if (hold == 0)
-		refuse_set(d, 1);
-	else
-		evtimer_add(d->refuse_timer, &tv);
-}
-
 /*
  * Re-evaluate the link; on a change of state or reason, note the time and
  * publish it.  Cheap: called whenever any input may have changed.
@@ -264,7 +213,7 @@ link_refresh(struct gwd *d)
 	    d->link_known ? ", was " : "",
 	    d->link_known ? link_state_name(old) : "");
 	d->link_known = 1;
-	refuse_follow_link(d);
+	linkact_follow(d->act, v);
 	daemon_publish(d, old);
 }
 
@@ -541,7 +490,7 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	blockwatch_get(d->bw, &d->bw_view);
 	d->bw_view.record_errno = -gwnl_record_unsaved(d->nl);
 	v->block = &d->bw_view;
-	v->refusing = d->refusing;
+	v->refusing = linkact_refusing(d->act);
 	link_gather(d);
 	v->link = &d->link;
 	qos_fill_view(d->qos, d->nl, &d->qos_view);
@@ -760,7 +709,7 @@ daemon_shutdown(struct gwd *d, int purge)
 	d->drain_until.tv_sec += STOP_DRAIN_MS / 1000;
 	link_final(d);
 	evtimer_del(d->refresh_timer);
-	evtimer_del(d->refuse_timer);
+	linkact_stop(d->act);
 	control_answer(d->ctl, CONTROL_WAIT_UP,
 	    "error the daemon is stopping\n");
 	/* Tell the peer first (IKE DELETE), so it fails closed at once. */
@@ -943,6 +892,7 @@ static void
 daemon_free(struct gwd *d)
 {
 	control_free(d->ctl);
+	linkact_free(d->act);
 	blockwatch_free(d->bw);
 	echo_stop(d->echo);
 	netproc_free(d->np);
@@ -957,8 +907,7 @@ daemon_free(struct gwd *d)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
 		event_free(d->stop_timer);
-	if (d->refuse_timer != NULL)
-		event_free(d->refuse_timer);
+
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
@@ -977,12 +926,12 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 		return err_set(err, errlen, "cannot create the event loop");
 	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
-	d->refuse_timer = evtimer_new(d->base, refuse_timer_cb, d);
+
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
-	    d->refuse_timer == NULL ||
+
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);
@@ -1069,6 +1018,8 @@ daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
 	if (d->ike == NULL || charon_start(d->charon) == -1)
 		return err_set(err, errlen, "cannot start charon (%s); see %s",
 		    d->cfg->charon_path, d->dir);
+	if ((d->act = linkact_new(d->base, d->nl, d->ike, d->cfg)) == NULL)
+		return err_set(err, errlen, "out of memory");
 	return 0;
 }
 

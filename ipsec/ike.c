@@ -642,6 +642,28 @@ terminate_reply(const struct vici_msg *m, void *arg)
 		done(k->done_arg);
 }
 
+/* The old SAs are gone (or charon says why not): a new IKE_SA now. */
+static void
+reestablish_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+
+	ike_refresh_now(k);
+	ike_initiate_now(k);
+}
+
+int
+ike_reestablish(struct ike *k)
+{
+	if (k->stopping || k->vici == NULL || !k->sas.ike_any ||
+	    k->initiating)
+		return -1;
+	log_info("the tunnel carries nothing while the WAN answers: "
+	    "deleting the SAs and initiating again, without waiting for "
+	    "dead-peer detection");
+	return ike_send(k, conn_build_terminate(), reestablish_reply);
+}
+
 int
 ike_terminate(struct ike *k, ike_done_cb done, void *arg)
 {

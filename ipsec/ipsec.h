@@ -140,6 +140,13 @@ void	ike_tunnel_verified(struct ike *k);
  * delete or no connection (done is not called).
  */
 int	ike_terminate(struct ike *k, ike_done_cb done, void *arg);
+/*
+ * The SAs exist but carry nothing while the peer's WAN answers: delete
+ * them and initiate again at once, without waiting for charon's dead-peer
+ * detection.  0, or -1 when there is nothing to do now (no IKE_SA, an
+ * initiation running, stopping).
+ */
+int	ike_reestablish(struct ike *k);
 int	ike_ready(const struct ike *k);
 int	ike_initiating(const struct ike *k);
 const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */

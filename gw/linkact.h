@@ -1,0 +1,33 @@
+/*
+ * linkact.c: what the link state does, beyond telling the feeds.
+ *
+ *   down means refused   while the link is down (but for "starting"),
+ *                        after [probe] refuse_hold_ms, traffic from the
+ *                        LAN to the peer prefixes is answered by this
+ *                        gateway (netlink's grgw-refuse table)
+ *   a dead tunnel        down for "tunnel-down" (the WAN answers, the
+ *                        tunnel carries nothing) for a moment: the SAs are
+ *                        deleted and initiated again through charon, and
+ *                        again every so often while it lasts
+ */
+#ifndef GRGW_LINKACT_H
+#define GRGW_LINKACT_H
+
+struct event_base;
+struct grgw_config;
+struct gwnl;
+struct ike;
+struct link_view;
+struct linkact;
+
+/* All borrowed for the life of the result; NULL when out of memory. */
+struct linkact *linkact_new(struct event_base *base, struct gwnl *nl,
+	    struct ike *ike, const struct grgw_config *cfg);
+/* The link state changed (v borrowed for the call). */
+void	linkact_follow(struct linkact *a, const struct link_view *v);
+/* Stop acting (the daemon stops; cleanup removes the refusal). */
+void	linkact_stop(struct linkact *a);
+int	linkact_refusing(const struct linkact *a);
+void	linkact_free(struct linkact *a);		/* accepts NULL */
+
+#endif /* GRGW_LINKACT_H */
