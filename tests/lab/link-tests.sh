@@ -12,6 +12,8 @@
 #                probes of another pair sharing the secret, from the
 #                router's namespace: rejected, counted, nothing changes
 #   link-etcd    the gateway dies (kill -9): its etcd key expires with the lease
+#   link-reestablish  ESP dropped on the router, IKE and probes let through:
+#                gw-a deletes the SAs and initiates again on its own
 #   link-stopped grgw down at A: the state file, the hooks, the alarm and etcd
 #                say down (stopped) before the daemon is gone
 #
@@ -303,4 +305,23 @@ t_link_stopped() {
 	check "the daemon is gone" sh -c "! ip netns exec '${NS_PREFIX}gw-a' '$GRGW' status -c '$CONF_A' --json | jq -e '.daemon.running'"
 	LINK_READY=0
 	stop_grgw
+}
+
+# The tunnel dies while the WAN answers (ESP dropped on the router, IKE and
+# the probes let through): gw-a deletes the SAs and initiates again on its
+# own, without waiting for dead-peer detection; once ESP passes again the
+# tunnel is back.
+t_link_reestablish() {
+	local log
+	need_link || return 0
+	log=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)/grgw.log
+	router nft -f - <<<"table inet grgwlab-esp { chain f { type filter hook forward priority 0; meta l4proto esp drop; udp dport 4500 @th,64,32 != 0 drop; udp sport 4500 @th,64,32 != 0 drop; }; }"
+	check "gw-a says down (tunnel-down) while the WAN answers" \
+		wait_until 15 link_is a '.state == "down" and .reason == "tunnel-down"'
+	check "gw-a refuses traffic to the peer meanwhile" connect_refused vellum-a "$VELLUM_B4"
+	check "gw-a deletes the SAs and initiates again on its own" \
+		wait_until 20 grep -q "deleting the SAs and initiating again" "$log"
+	router nft delete table inet grgwlab-esp
+	check "ESP through again: both links up" wait_until 60 both_links_up
+	check "traffic flows" ping_ok vellum-a "$VELLUM_B4"
 }

@@ -46,7 +46,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-loss link-forged link-stopped link-etcd)
+	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
