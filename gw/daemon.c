@@ -168,6 +168,7 @@ link_gather(struct gwd *d)
 
 	v->site = d->cfg->site.name;
 	v->peer = d->cfg->peer.name;
+	v->method = d->cfg->probe.method;
 	v->carrier = wanwatch_up(d->wan);
 	v->charon_up = charon_pid(d->charon) != 0 && ike_ready(d->ike);
 	v->ike_up = sas->ike_established > 0;
@@ -203,8 +204,9 @@ link_refresh(struct gwd *d)
 	clock_gettime(CLOCK_REALTIME, &v->since);
 	if (d->link_known)
 		v->changes++;
-	log_info("link to %s: %s (%s)%s%s", d->cfg->peer.name,
+	log_info("link to %s: %s (%s, probes %s)%s%s", d->cfg->peer.name,
 	    link_state_name(state), link_reason_name(reason),
+	    config_probes_name(v->method),
 	    d->link_known ? ", was " : "",
 	    d->link_known ? link_state_name(old) : "");
 	d->link_known = 1;
