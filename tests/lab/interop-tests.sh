@@ -105,7 +105,9 @@ metrics_down_icmp() {
 link_a_says() { link_is a ".state == \"$1\" and .reason == \"$2\" and .method == \"icmp\""; }
 
 # child_spis: the inbound SPIs of B's CHILD_SAs, one line
-child_spis() { iop_swanctl --list-sas | awk '/in  *[0-9a-f]+/ { print $2 }' | sort | tr '\n' ' '; }
+child_spis() { iop_swanctl --list-sas | awk '$1 == "in" { sub(/,$/, "", $2); print $2 }' | sort | tr '\n' ' '; }
+# A rekeyed CHILD_SA names its key exchange: PFS with Curve25519.
+child_rekeyed_with_pfs() { iop_swanctl --list-sas | grep -E 'INSTALLED.*ESP:.*CURVE_25519'; }
 
 t_interop_swanctl() {
 	local t0 t1 before after
@@ -168,6 +170,8 @@ t_interop_swanctl() {
 	after=$(child_spis)
 	note "CHILD_SA SPIs at B before: $before; after: $after"
 	check "the CHILD_SA was rekeyed (new SPIs)" test "$before" != "$after"
+	check "the rekeyed CHILD_SA used PFS with Curve25519 (DH 31)" child_rekeyed_with_pfs
+	note "pings during the rekeys: $(grep -oE '[0-9]+ packets transmitted, [0-9]+ received' "$WORK/interop-rekey-ping.log")"
 	check "pings during the rekeys: at most a few lost" sh -c \
 		"grep -oE '[0-9]+ received' '$WORK/interop-rekey-ping.log' | awk '{ exit !(\$1 >= 90) }'"
 	check "after the rekeys: TCP vellum-a -> vellum-b, source kept" tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
