@@ -44,6 +44,7 @@ _Static_assert(GRGW_MAX_PREFIXES <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(GRGW_MAX_LAN_IFS <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(GRGW_MAX_LAN_ADDRS <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(sizeof(enum grgw_dataplane) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum grgw_probes) == sizeof(int), "enum size");
 _Static_assert(GRGW_MAX_CLASS_PORTS <= ENTRY_MAX, "ENTRY_MAX too small");
 _Static_assert(GRGW_MAX_CLASS_PREFIXES <= ENTRY_MAX, "ENTRY_MAX too small");
 
@@ -95,6 +96,7 @@ enum key_id {
 	K_PEER_ADDR,
 	K_PEER_LAN_ADDR,
 	K_PEER_PREFIX,
+	K_PEER_PROBES,
 	K_AUTH_PSK,
 	K_AUTH_CERT,
 	K_AUTH_KEY,
@@ -219,6 +221,13 @@ static const struct choice lan_gro_choices[] = {
 	{ NULL,		0 }
 };
 
+static const struct choice probes_choices[] = {
+	{ "grgw",	GRGW_PROBES_GRGW },
+	{ "icmp",	GRGW_PROBES_ICMP },
+	{ "off",	GRGW_PROBES_OFF },
+	{ NULL,		0 }
+};
+
 static const struct choice dataplane_choices[] = {
 	{ "auto",	GRGW_DP_AUTO },
 	{ "kernel",	GRGW_DP_KERNEL },
@@ -314,6 +323,9 @@ static const struct key_def key_defs[K_COUNT] = {
 	    peer.prefixes, peer.n_prefixes, KEY_REQUIRED,
 	    "a network of the other site in CIDR notation such as "
 	    "198.18.2.0/24"),
+	[K_PEER_PROBES] = CHOICE(SEC_PEER, "probes", probe.method,
+	    probes_choices, "grgw (the peer runs grgw), icmp (ICMP echo, "
+	    "any peer) or off (the link follows the IKE and CHILD SAs)"),
 
 	/* Which of these must be present is decided in check_auth(). */
 	[K_AUTH_PSK] = SCALAR(SEC_AUTH, "psk_file", key_path, psk_file, 0,
@@ -2070,13 +2082,16 @@ check_probe(struct config_parser *p)
 {
 	unsigned int	 line;
 
-	if (p->cfg.auth != GRGW_AUTH_CERT || p->keys[K_PROBE_KEY].line != 0)
+	/* Only grgw's own probes are authenticated with it. */
+	if (p->cfg.auth != GRGW_AUTH_CERT || p->keys[K_PROBE_KEY].line != 0 ||
+	    p->cfg.probe.method != GRGW_PROBES_GRGW)
 		return;
 	line = section_line(p, SEC_PROBE) != 0 ? section_line(p, SEC_PROBE) :
 	    section_line(p, SEC_AUTH);
 	config_error(p, line, "[probe] key_file is missing; expected "
 	    "key_file = PATH of a key file shared by both gateways (grgw "
-	    "keygen makes one) when [auth] uses certificates");
+	    "keygen makes one) when [auth] uses certificates and [peer] "
+	    "probes = grgw");
 }
 
 /* The etcd key defaults to /clearwater/<site>/gr-gateway/<peer>. */
@@ -2182,6 +2197,7 @@ config_parse_new(const char *filename)
 	c->probe.port = GRGW_OAM_PORT;
 	c->probe.degraded_loss = GRGW_PROBE_LOSS_PCT / 100.0;
 	c->probe.degraded_rtt_ms = GRGW_PROBE_RTT_MS;
+	c->probe.method = GRGW_PROBES_GRGW;
 	snprintf(c->feeds.http_listen, sizeof(c->feeds.http_listen), "%s",
 	    FEEDS_HTTP_LISTEN_DEFAULT);
 	snprintf(c->feeds.hooks_dir, sizeof(c->feeds.hooks_dir), "%s",
@@ -2285,6 +2301,20 @@ config_dataplane_name(enum grgw_dataplane dp)
 		return "kernel";
 	case GRGW_DP_LIBIPSEC:
 		return "libipsec";
+	}
+	return "unknown";
+}
+
+const char *
+config_probes_name(enum grgw_probes m)
+{
+	switch (m) {
+	case GRGW_PROBES_GRGW:
+		return "grgw";
+	case GRGW_PROBES_ICMP:
+		return "icmp";
+	case GRGW_PROBES_OFF:
+		return "off";
 	}
 	return "unknown";
 }

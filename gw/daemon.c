@@ -173,6 +173,7 @@ link_gather(struct gwd *d)
 
 	v->site = d->cfg->site.name;
 	v->peer = d->cfg->peer.name;
+	v->method = d->cfg->probe.method;
 	v->carrier = wanwatch_up(d->wan);
 	v->charon_up = charon_pid(d->charon) != 0 && ike_ready(d->ike);
 	v->ike_up = sas->ike_established > 0;
@@ -208,8 +209,9 @@ link_refresh(struct gwd *d)
 	clock_gettime(CLOCK_REALTIME, &v->since);
 	if (d->link_known)
 		v->changes++;
-	log_info("link to %s: %s (%s)%s%s", d->cfg->peer.name,
+	log_info("link to %s: %s (%s, probes %s)%s%s", d->cfg->peer.name,
 	    link_state_name(state), link_reason_name(reason),
+	    config_probes_name(v->method),
 	    d->link_known ? ", was " : "",
 	    d->link_known ? link_state_name(old) : "");
 	d->link_known = 1;
@@ -849,16 +851,23 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	if (d->wan == NULL)
 		return err_set(err, errlen, "cannot watch the WAN interface %s",
 		    cfg->site.wan_interface);
-	path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
-	    cfg->psk_file;
-	if (psk_load(path, &secret, why, sizeof(why)) == -1)
-		return err_set(err, errlen, "probe key: %s", why);
 	if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL) {
 		err_set(err, errlen, "out of secure memory");
 		goto cleanup;
 	}
-	probe_key_derive(secret.key, secret.len, cfg->site.name, cfg->peer.name,
-	    key);
+	if (cfg->probe.method != GRGW_PROBES_GRGW) {
+		/* ICMP echo or nothing: no probe is authenticated. */
+		randombytes_buf(key, PROBE_KEY_LEN);
+	} else {
+		path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
+		    cfg->psk_file;
+		if (psk_load(path, &secret, why, sizeof(why)) == -1) {
+			err_set(err, errlen, "probe key: %s", why);
+			goto cleanup;
+		}
+		probe_key_derive(secret.key, secret.len, cfg->site.name,
+		    cfg->peer.name, key);
+	}
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
 	if (d->np == NULL || netproc_start(d->np, key, err, errlen) == -1)
 		goto cleanup;

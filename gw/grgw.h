@@ -130,6 +130,14 @@ int	addr_equal(const struct grgw_addr *a, const struct grgw_addr *b);
 enum grgw_auth_kind { GRGW_AUTH_NONE, GRGW_AUTH_PSK, GRGW_AUTH_CERT };
 enum grgw_dataplane { GRGW_DP_AUTO, GRGW_DP_KERNEL, GRGW_DP_LIBIPSEC };
 
+/*
+ * How the link to the peer is measured ([peer] probes): grgw's own
+ * authenticated UDP probes (the peer runs grgw), ICMP echo answered by
+ * any IP stack (a peer that is not grgw), or not at all (the link
+ * follows the IKE and CHILD SAs).
+ */
+enum grgw_probes { GRGW_PROBES_GRGW, GRGW_PROBES_ICMP, GRGW_PROBES_OFF };
+
 struct grgw_side {
 	char		name[GRGW_NAME_MAX + 1];	/* site name */
 	char		id[GRGW_ID_MAX + 1];	/* IKE identity (default: name) */
@@ -213,6 +221,7 @@ struct grgw_probe_conf {
 	double		degraded_loss;		/* ratio 0..1 (key: percent) */
 	uint32_t	degraded_rtt_ms;	/* smoothed RTT threshold */
 	uint32_t	refuse_hold_ms;		/* link down this long: refuse */
+	enum grgw_probes method;		/* [peer] probes */
 };
 
 /*
@@ -317,6 +326,8 @@ int	config_load(const char *path, struct grgw_config *out, char *err,
 /* Site's runtime directory: <run_dir>/<site name>. */
 void	config_site_dir(const struct grgw_config *cfg, char *buf, size_t size);
 const char *config_dataplane_name(enum grgw_dataplane dp);
+/* "grgw", "icmp", "off"; static strings. */
+const char *config_probes_name(enum grgw_probes m);
 
 /* ---- psk.c (pure) and secret.c (files) --------------------------------- */
 

@@ -56,6 +56,8 @@ link_reason_name(enum link_reason r)
 		return "clock-skew";
 	case REASON_STOPPED:
 		return "stopped";
+	case REASON_SA_DOWN:
+		return "sa-down";
 	}
 	return "unknown";
 }
@@ -75,6 +77,16 @@ linkstate_eval(const struct link_view *v, int auth_failed,
 	}
 	if (!v->charon_up) {
 		*reason = REASON_CHARON_DOWN;
+		return;
+	}
+	if (v->method == GRGW_PROBES_OFF) {
+		/* Nothing is measured: the SAs are all there is to go by. */
+		if (v->child_up) {
+			*state = LINK_UP;
+			*reason = REASON_NONE;
+		} else
+			*reason = auth_failed ? REASON_IKE_AUTH_FAILED :
+			    REASON_SA_DOWN;
 		return;
 	}
 	/*
@@ -148,8 +160,9 @@ linkstate_json(const struct link_view *v)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(since, sizeof(since), "%s.%03ldZ", when,
 	    v->since.tv_nsec / 1000000);
+	/* Keys are only ever added, at the end. */
 	return json_pack("{s:o, s:o, s:s, s:s, s:s, s:I, s:o, s:b, s:b, s:b, "
-	    "s:b, s:I, s:{s:o, s:o}}",
+	    "s:b, s:I, s:{s:o, s:o}, s:s}",
 	    "site", jsondoc_string(v->site),
 	    "peer", jsondoc_string(v->peer),
 	    "state", link_state_name(v->state),
@@ -165,7 +178,8 @@ linkstate_json(const struct link_view *v)
 	    "charon_restarts", (json_int_t)v->charon_restarts,
 	    "paths",
 		"tunnel", path_json(&v->paths[PROBE_TUNNEL]),
-		"underlay", path_json(&v->paths[PROBE_UNDERLAY]));
+		"underlay", path_json(&v->paths[PROBE_UNDERLAY]),
+	    "method", config_probes_name(v->method));
 }
 
 void

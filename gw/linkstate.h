@@ -75,6 +75,7 @@ enum link_reason {
 	REASON_RTT,			/* degraded: RTT above threshold */
 	REASON_CLOCK_SKEW,		/* probes refused: clocks differ */
 	REASON_STOPPED,			/* the gateway was stopped */
+	REASON_SA_DOWN,			/* probes = off: no CHILD_SA */
 };
 
 const char *link_state_name(enum link_state s);
@@ -84,6 +85,7 @@ const char *link_reason_name(enum link_reason r);
 struct link_view {
 	const char	*site;		/* borrowed from the config */
 	const char	*peer;
+	enum grgw_probes method;	/* how the paths are measured */
 	enum link_state	state;
 	enum link_reason reason;
 	struct timespec	since;		/* CLOCK_REALTIME of the last change */
@@ -106,10 +108,14 @@ struct link_thresholds {
 
 /*
  * The state machine is pure: inputs in, verdict out.  linkstate_eval()
- * returns the state and reason for the inputs in v (carrier, charon_up,
- * ike_up, child_up, paths[].up and their loss/RTT) and the configured
- * thresholds.  Order of precedence: WAN link down, charon down, IKE
- * authentication failed, underlay unreachable, tunnel down, degraded, up.
+ * returns the state and reason for the inputs in v (method, carrier,
+ * charon_up, ike_up, child_up, paths[].up and their loss/RTT) and the
+ * configured thresholds.  Order of precedence: WAN link down, charon
+ * down, IKE authentication failed, underlay unreachable, tunnel down,
+ * degraded, up.  With GRGW_PROBES_ICMP the paths are measured by ICMP
+ * echo and judged the same way; with GRGW_PROBES_OFF the paths are
+ * ignored and the link is up exactly while a CHILD_SA is installed
+ * (down with REASON_SA_DOWN otherwise).
  */
 void	linkstate_eval(const struct link_view *v, int auth_failed,
 	    const struct link_thresholds *t, enum link_state *state,

@@ -37,7 +37,7 @@ static const enum link_reason all_reasons[] = {
 	REASON_NONE, REASON_STARTING, REASON_WAN_LINK_DOWN,
 	REASON_UNDERLAY_UNREACHABLE, REASON_TUNNEL_DOWN,
 	REASON_IKE_AUTH_FAILED, REASON_CHARON_DOWN, REASON_LOSS, REASON_RTT,
-	REASON_CLOCK_SKEW, REASON_STOPPED,
+	REASON_CLOCK_SKEW, REASON_STOPPED, REASON_SA_DOWN,
 };
 
 /* Label values: backslash, double quote and newline are escaped. */
@@ -196,6 +196,12 @@ render_link(struct strbuf *sb, const struct strbuf *base,
 		label(sb, "reason", link_reason_name(all_reasons[i]));
 		value_u64(sb, lv->reason == all_reasons[i]);
 	}
+
+	family(sb, "grgw_link_method", "gauge", "How the link is measured "
+	    "([peer] probes: grgw, icmp or off); always 1.");
+	sample_open(sb, "grgw_link_method", base);
+	label(sb, "method", config_probes_name(lv->method));
+	value_u64(sb, 1);
 
 	family(sb, "grgw_link_state_since_timestamp_seconds", "gauge",
 	    "Unix time of the last change of the link state.");

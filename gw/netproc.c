@@ -45,6 +45,9 @@ struct netproc_child {
 	struct chan		*chan;
 	struct grgw_config	 cfg;		/* only what PMSG_CONF holds */
 	int			 have_conf;
+	int			 icmp_fd[PROBE_NPATHS];	/* probes = icmp:
+						 * raw sockets from the parent,
+						 * until the engine takes them */
 	uint8_t			*key;		/* sodium_malloc'ed */
 	struct probe_engine	*probes;
 	struct http_server	*http;
@@ -155,6 +158,14 @@ start(struct netproc_child *n, const int up[PROBE_NPATHS], char *err,
 	ps.multiplier = cfg->probe.multiplier;
 	ps.recover = cfg->probe.recover;
 	ps.port = (uint16_t)cfg->probe.port;
+	ps.method = cfg->probe.method;
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps.icmp_fd[i] = ps.method == GRGW_PROBES_ICMP ?
+		    n->icmp_fd[i] : -1;
+		if (ps.method != GRGW_PROBES_ICMP && n->icmp_fd[i] != -1)
+			close(n->icmp_fd[i]);
+		n->icmp_fd[i] = -1;	/* the engine's now */
+	}
 	n->probes = probe_engine_new(n->base, cfg, &ps, n->key, probe_changed,
 	    n);
 	if (n->probes == NULL)
@@ -274,9 +285,14 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 static void
 child_free(struct netproc_child *n)
 {
+	int	 i;
+
 	http_server_free(n->http);
 	etcd_pub_free(n->etcd);
 	probe_engine_free(n->probes);
+	for (i = 0; i < PROBE_NPATHS; i++)
+		if (n->icmp_fd[i] != -1)
+			close(n->icmp_fd[i]);
 	if (n->key != NULL)
 		sodium_free(n->key);
 	if (n->push != NULL)
@@ -298,13 +314,46 @@ parse_id(const char *s, unsigned long max, unsigned long *out)
 	return errno != 0 || *end != '\0' || end == s || *out > max ? -1 : 0;
 }
 
-/* Nothing but stdin, stdout, stderr and the channel stays open. */
+/*
+ * Nothing but stdin, stdout, stderr, the channel and the ICMP sockets
+ * stays open: every descriptor from 3 up but those in keep[] (-1: none)
+ * is closed.
+ */
 static void
-close_others(int keep)
+close_others(const int *keep, size_t n)
 {
-	if (keep > 3)
-		syscall(SYS_close_range, 3, keep - 1, 0);
-	syscall(SYS_close_range, keep + 1, ~0U, 0);
+	unsigned int	 from = 3, next;
+	size_t		 i;
+
+	for (;;) {
+		next = ~0U;
+		for (i = 0; i < n; i++)
+			if (keep[i] >= (int)from && (unsigned)keep[i] < next)
+				next = (unsigned)keep[i];
+		if (next == ~0U) {
+			syscall(SYS_close_range, from, ~0U, 0);
+			return;
+		}
+		if (next > from)
+			syscall(SYS_close_range, from, next - 1, 0);
+		from = next + 1;
+	}
+}
+
+/* A descriptor number from argv, or "-1". */
+static int
+parse_fd(const char *s, int *out)
+{
+	unsigned long	 v;
+
+	if (strcmp(s, "-1") == 0) {
+		*out = -1;
+		return 0;
+	}
+	if (parse_id(s, INT_MAX, &v) == -1 || v < 3)
+		return -1;
+	*out = (int)v;
+	return 0;
 }
 
 int
@@ -313,20 +362,26 @@ netproc_main(int argc, char **argv)
 	struct netproc_child	 n;
 	unsigned long		 fd, uid, gid, ppid;
 	char			 err[256];
-	int			 rc = 1;
+	int			 rc = 1, keep[1 + PROBE_NPATHS];
 
 	memset(&n, 0, sizeof(n));
-	if (argc != 6 || parse_id(argv[1], INT_MAX, &fd) == -1 ||
+	/* argv[6..7]: raw ICMP sockets of the tunnel and underlay paths. */
+	if (argc != 8 || parse_id(argv[1], INT_MAX, &fd) == -1 ||
 	    parse_id(argv[2], UINT_MAX - 1, &uid) == -1 ||
 	    parse_id(argv[3], UINT_MAX - 1, &gid) == -1 ||
-	    parse_id(argv[5], INT_MAX, &ppid) == -1) {
+	    parse_id(argv[5], INT_MAX, &ppid) == -1 ||
+	    parse_fd(argv[6], &n.icmp_fd[PROBE_TUNNEL]) == -1 ||
+	    parse_fd(argv[7], &n.icmp_fd[PROBE_UNDERLAY]) == -1) {
 		fprintf(stderr, "grgw: the network process is started by the "
 		    "daemon, not by hand\n");
 		return 1;
 	}
 	log_init("grgw-net", LOG_LVL_INFO);
 	prctl(PR_SET_NAME, "grgw-net", 0, 0, 0);
-	close_others((int)fd);
+	keep[0] = (int)fd;
+	keep[1] = n.icmp_fd[PROBE_TUNNEL];
+	keep[2] = n.icmp_fd[PROBE_UNDERLAY];
+	close_others(keep, nitems(keep));
 	signal(SIGPIPE, SIG_IGN);
 	tzset();		/* before the chroot hides /etc/localtime */
 	if (sodium_init() < 0) {

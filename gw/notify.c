@@ -136,7 +136,7 @@ fail:
 /* ---- hooks ------------------------------------------------------------------- */
 
 #define HOOKS_MAX	32		/* files considered per directory */
-#define HOOK_ENV_N	9
+#define HOOK_ENV_N	10
 #define HOOK_ENV_LEN	(GRGW_NAME_MAX + 192)
 #define HOOK_PATH	"PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOOK_POLL_MS	100		/* without pidfd: waitpid() poll */
@@ -198,6 +198,8 @@ env_build(struct hook_env *env, const struct link_view *v,
 	snprintf(env->vars[6], HOOK_ENV_LEN, "GRGW_SINCE=%s", when);
 	snprintf(env->vars[7], HOOK_ENV_LEN, "GRGW_EVENT=link");
 	snprintf(env->vars[8], HOOK_ENV_LEN, "GRGW_DETAIL=");
+	snprintf(env->vars[9], HOOK_ENV_LEN, "GRGW_PROBES=%s",
+	    config_probes_name(v->method));
 }
 
 /* "down -> up (none)" from an environment, for log lines. */

@@ -306,6 +306,7 @@ pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf, size_t size)
 	wr_str(&w, cfg->feeds.etcd_key);
 	wr_u32(&w, cfg->feeds.etcd_lease_ttl);
 	wr_u8(&w, (uint8_t)cfg->log_level);
+	wr_u8(&w, (uint8_t)cfg->probe.method);
 	if (w.overflow) {
 		errno = EMSGSIZE;
 		return -1;
@@ -317,7 +318,7 @@ int
 pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 {
 	struct rd	 r = { body, len, 0, 0 };
-	uint8_t		 level;
+	uint8_t		 level, method;
 
 	memset(out, 0, sizeof(*out));
 	rd_str(&r, out->site.name, sizeof(out->site.name));
@@ -339,6 +340,8 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	out->feeds.etcd_lease_ttl = rd_u32(&r);
 	level = rd_u8(&r);
 	out->log_level = (enum log_level)level;
+	method = rd_u8(&r);
+	out->probe.method = (enum grgw_probes)method;
 	/* The ranges the configuration parser enforces. */
 	if (out->site.name[0] == '\0' || out->peer.name[0] == '\0' ||
 	    out->probe.interval_ms == 0 || out->probe.interval_ms > 10000 ||
@@ -347,7 +350,7 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	    out->probe.port == 0 || out->probe.port > 65535 ||
 	    !(out->probe.degraded_loss >= 0 &&
 	    out->probe.degraded_loss <= 1) ||
-	    level > LOG_LVL_DEBUG)
+	    level > LOG_LVL_DEBUG || method > GRGW_PROBES_OFF)
 		r.bad = 1;
 	if (rd_done(&r) == -1) {
 		memset(out, 0, sizeof(*out));

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <arpa/inet.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 
@@ -44,6 +45,19 @@
 #define PROBE_RTT_MAX_NS	(60ULL * NS_PER_S)	/* beyond: discarded */
 #define PROBE_TOS_CS2		0x40	/* DSCP CS2 (OAM) << 2 */
 #define PROBE_LOG_BURST		10	/* rejection lines per second */
+
+/*
+ * probes = icmp: an echo request whose payload the peer's IP stack sends
+ * back unchanged, so it carries what a grgw reply echoes: our session,
+ * the request's number and its wall-clock stamp.
+ */
+#define ICMP_HDR_LEN		8
+#define ICMP_MAGIC		"grgw"
+#define ICMP_PROBE_LEN		(ICMP_HDR_LEN + 32)
+#define ICMP4_ECHO		8
+#define ICMP4_ECHOREPLY		0
+#define ICMP4_FILTER		1	/* SOL_RAW option of <linux/icmp.h>,
+					 * which clashes with <net/if.h> */
 
 _Static_assert(PROBE_PORT_DEFAULT == GRGW_OAM_PORT, "one probe port");
 _Static_assert(PROBE_RX_BUF > PROBE_WIRE_LEN, "receive buffer");
@@ -86,6 +100,7 @@ struct probe_path_state {
 	uint64_t	 last_rx_mono;	/* last valid packet from the peer */
 	uint64_t	 skew_mono;	/* last one refused for clock skew */
 	unsigned int	 good_streak;	/* replies in a row, none lost */
+	uint16_t	 icmp_ident;	/* probes = icmp: echo identifier */
 	int		 have_srtt;
 	struct path_stats st;		/* counters, verdict, last/smoothed */
 };
@@ -99,6 +114,7 @@ struct probe_engine {
 	probe_change_cb	 cb;
 	void		*arg;
 	int		 started;
+	enum grgw_probes method;
 	uint64_t	 detect_ns;	/* multiplier * interval */
 	uint64_t	 timeout_ns;	/* a request is lost after this */
 	struct timeval	 interval_tv;
@@ -106,6 +122,9 @@ struct probe_engine {
 	unsigned int	 log_count, log_dropped;
 	struct probe_path_state path[PROBE_NPATHS];
 };
+
+static int	probe_icmp_send(struct probe_path_state *,
+		    const struct probe_pkt *);
 
 static const char *const path_names[PROBE_NPATHS] = {
 	[PROBE_TUNNEL] = "tunnel",
@@ -278,6 +297,20 @@ probe_send_request(struct probe_path_state *ps)
 	sl->tx_mono_ns = now_mono;
 	sl->state = SLOT_LOST;		/* until it has left */
 
+	if (e->method == GRGW_PROBES_ICMP) {
+		if (probe_icmp_send(ps, &pkt) == -1) {
+			if (log_get_level() >= LOG_LVL_DEBUG)
+				log_debug("probe %s: cannot send an echo to "
+				    "%s: %s", path_names[ps->id],
+				    sockaddr_fmt(&ps->remote, a, sizeof(a)),
+				    strerror(errno));
+			ps->good_streak = 0;
+			return;
+		}
+		sl->state = SLOT_PENDING;
+		ps->st.sent++;
+		return;
+	}
 	if (probe_encode(&pkt, e->key, buf, sizeof(buf)) != PROBE_WIRE_LEN)
 		return;
 	if (sendto(ps->fd, buf, sizeof(buf), 0,
@@ -566,12 +599,231 @@ probe_open(struct probe_path_state *ps)
 	return 0;
 }
 
+/* ---- probes = icmp --------------------------------------------------------- */
+
+static uint16_t
+icmp4_cksum(const uint8_t *p, size_t len)
+{
+	uint32_t	 sum = 0;
+
+	while (len > 1) {
+		sum += (uint32_t)(p[0] << 8 | p[1]);
+		p += 2;
+		len -= 2;
+	}
+	if (len == 1)
+		sum += (uint32_t)(p[0] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+	int	 i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int	 i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * An echo request for pkt, from the path's local address (IP_PKTINFO /
+ * IPV6_PKTINFO: the raw socket is bound to nothing, so that it works
+ * before the address exists and from a restarted process alike).
+ * ICMPv6 checksums are the kernel's.  0, or -1 with errno.
+ */
+static int
+probe_icmp_send(struct probe_path_state *ps, const struct probe_pkt *pkt)
+{
+	uint8_t		 buf[ICMP_PROBE_LEN];
+	struct iovec	 iov = { buf, sizeof(buf) };
+	struct msghdr	 msg;
+	struct cmsghdr	*cm;
+	union {
+		char		 b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr	 align;
+	} cbuf;
+	uint16_t	 v;
+	int		 v4 = ps->local.ss_family == AF_INET;
+
+	memset(buf, 0, sizeof(buf));
+	buf[0] = v4 ? ICMP4_ECHO : ICMP6_ECHO_REQUEST;
+	v = htons(ps->icmp_ident);
+	memcpy(buf + 4, &v, 2);
+	v = htons((uint16_t)pkt->seq);
+	memcpy(buf + 6, &v, 2);
+	memcpy(buf + ICMP_HDR_LEN, ICMP_MAGIC, 4);
+	put_u64(buf + ICMP_HDR_LEN + 8, pkt->session);
+	put_u64(buf + ICMP_HDR_LEN + 16, pkt->seq);
+	put_u64(buf + ICMP_HDR_LEN + 24, pkt->tx_ns);
+	if (v4) {
+		v = icmp4_cksum(buf, sizeof(buf));
+		memcpy(buf + 2, &v, 2);
+	}
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&cbuf, 0, sizeof(cbuf));
+	msg.msg_name = &ps->remote;
+	msg.msg_namelen = ps->remote_len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf.b;
+	cm = (struct cmsghdr *)cbuf.b;
+	if (v4) {
+		struct in_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi_spec_dst = ((struct sockaddr_in *)&ps->local)->sin_addr;
+		msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+	} else {
+		struct in6_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi6_addr = ((struct sockaddr_in6 *)&ps->local)->sin6_addr;
+		msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+	}
+	return sendmsg(ps->fd, &msg, 0) == -1 ? -1 : 0;
+}
+
+/*
+ * An echo reply on a path's raw socket, which sees every echo reply of
+ * its family that reaches the host: only one from the path's peer
+ * address, with our identifier and session, is an answer.  Whatever
+ * else arrives is someone else's and is ignored without a count.
+ */
+static void
+probe_icmp_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
+    const struct sockaddr_storage *from)
+{
+	struct probe_pkt	 rep;
+	const uint8_t		*icmp = buf;
+	size_t			 off = 0;
+	uint16_t		 ident;
+	int			 v4 = ps->local.ss_family == AF_INET;
+
+	if (!sockaddr_same_host(from, &ps->remote))
+		return;
+	if (v4) {
+		/* Raw IPv4 sockets deliver the IP header: skip it. */
+		if (len < 20 || (buf[0] >> 4) != 4)
+			return;
+		off = (size_t)(buf[0] & 0x0f) * 4;
+		if (off < 20 || len < off)
+			return;
+		icmp = buf + off;
+		len -= off;
+	}
+	if (len < ICMP_PROBE_LEN || icmp[0] != (v4 ? ICMP4_ECHOREPLY :
+	    ICMP6_ECHO_REPLY) || icmp[1] != 0)
+		return;
+	memcpy(&ident, icmp + 4, 2);
+	if (ntohs(ident) != ps->icmp_ident ||
+	    memcmp(icmp + ICMP_HDR_LEN, ICMP_MAGIC, 4) != 0 ||
+	    get_u64(icmp + ICMP_HDR_LEN + 8) != ps->e->session)
+		return;
+	memset(&rep, 0, sizeof(rep));
+	rep.type = PROBE_REPLY;
+	rep.echo_seq = get_u64(icmp + ICMP_HDR_LEN + 16);
+	rep.echo_tx_ns = get_u64(icmp + ICMP_HDR_LEN + 24);
+	ps->st.received++;
+	probe_on_reply(ps, &rep, clock_ns(CLOCK_MONOTONIC));
+}
+
+static void
+probe_on_read_icmp(evutil_socket_t fd, short ev, void *arg)
+{
+	struct probe_path_state	*ps = arg;
+	struct sockaddr_storage	 from;
+	socklen_t		 fromlen;
+	uint8_t			 buf[PROBE_RX_BUF];
+	ssize_t			 n;
+	int			 i;
+
+	for (i = 0; i < PROBE_READ_BUDGET; i++) {
+		fromlen = sizeof(from);
+		memset(&from, 0, sizeof(from));
+		n = recvfrom(ps->fd, buf, sizeof(buf), 0,
+		    (struct sockaddr *)&from, &fromlen);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (fromlen > sizeof(from))
+			continue;
+		probe_icmp_handle(ps, buf, (size_t)n, &from);
+	}
+}
+
+/* Watch the raw socket handed over for the path. */
+static int
+probe_icmp_open(struct probe_path_state *ps)
+{
+	int	 tos = PROBE_TOS_CS2;
+
+	if (ps->fd == -1) {
+		if (!ps->bind_failed)
+			log_warnx("probe %s: no ICMP socket from the parent; "
+			    "this path stays down", path_names[ps->id]);
+		ps->bind_failed = 1;
+		return -1;
+	}
+	if (ps->rd != NULL)
+		return 0;
+	if (ps->local.ss_family == AF_INET6)
+		(void)setsockopt(ps->fd, IPPROTO_IPV6, IPV6_TCLASS, &tos,
+		    sizeof(tos));
+	else
+		(void)setsockopt(ps->fd, IPPROTO_IP, IP_TOS, &tos,
+		    sizeof(tos));
+	ps->rd = event_new(ps->e->base, ps->fd, EV_READ | EV_PERSIST,
+	    probe_on_read_icmp, ps);
+	if (ps->rd == NULL || event_add(ps->rd, NULL) == -1) {
+		log_warnx("probe %s: cannot watch the ICMP socket",
+		    path_names[ps->id]);
+		if (ps->rd != NULL)
+			event_free(ps->rd);
+		ps->rd = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* Bind, then send at once and every interval; or try again later. */
 static void
 probe_path_begin(struct probe_path_state *ps)
 {
 	struct timeval	 tv = ns_to_tv(PROBE_BIND_RETRY_MS * NS_PER_MS);
 
+	if (ps->e->method == GRGW_PROBES_OFF)
+		return;
+	if (ps->e->method == GRGW_PROBES_ICMP) {
+		if (probe_icmp_open(ps) == -1)
+			return;		/* nothing would change on a retry */
+		probe_send_request(ps);
+		event_add(ps->tick, &ps->e->interval_tv);
+		return;
+	}
 	if (probe_open(ps) == -1) {
 		evtimer_add(ps->retry, &tv);
 		return;
@@ -629,20 +881,22 @@ probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
 	struct probe_engine	*e;
 	struct probe_path_state	*ps;
 	uint64_t		 timeout;
+	uint16_t		 ident;
 	int			 i;
 
 	if (base == NULL || cfg == NULL || s == NULL || key == NULL ||
 	    s->interval_ms == 0 || s->multiplier == 0 || s->recover == 0 ||
 	    s->port == 0) {
 		errno = EINVAL;
-		return NULL;
+		goto fail_fds;
 	}
 	if (sodium_init() < 0) {
 		errno = EIO;
-		return NULL;
+		goto fail_fds;
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL)
-		return NULL;
+		goto fail_fds;
+	e->method = s->method;
 	e->base = base;
 	e->cfg = cfg;
 	e->s = *s;
@@ -662,11 +916,16 @@ probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
 	do {
 		randombytes_buf(&e->session, sizeof(e->session));
 	} while (e->session == 0);
+	randombytes_buf(&ident, sizeof(ident));
 	for (i = 0; i < PROBE_NPATHS; i++) {
 		ps = &e->path[i];
 		ps->e = e;
 		ps->id = (enum probe_path)i;
 		ps->fd = -1;
+		if (e->method == GRGW_PROBES_ICMP) {
+			ps->fd = s->icmp_fd[i];		/* ours now */
+			ps->icmp_ident = (uint16_t)(ident + i);
+		}
 	}
 	if ((e->key = sodium_malloc(PROBE_KEY_LEN)) == NULL)
 		goto fail;
@@ -680,8 +939,10 @@ probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
 		ps->retry = evtimer_new(base, probe_on_retry, ps);
 		if (ps->tick == NULL || ps->detect == NULL || ps->retry == NULL)
 			goto fail;
-		if (probe_path_addresses(ps, cfg, s->port) == 0)
-			ps->usable = 1;
+		/* Raw sockets take no port (IPv6 refuses one). */
+		if (probe_path_addresses(ps, cfg, e->method ==
+		    GRGW_PROBES_ICMP ? 0 : s->port) == 0)
+			ps->usable = e->method != GRGW_PROBES_OFF;
 		else
 			log_warnx("probe %s: no address of the same family on "
 			    "both sides; this path stays down",
@@ -693,6 +954,48 @@ fail:
 	probe_engine_free(e);
 	errno = ENOMEM;
 	return NULL;
+fail_fds:
+	for (i = 0; s != NULL && s->method == GRGW_PROBES_ICMP &&
+	    i < PROBE_NPATHS; i++)
+		if (s->icmp_fd[i] != -1)
+			close(s->icmp_fd[i]);
+	return NULL;
+}
+
+int
+probe_icmp_socket(const struct grgw_config *cfg, enum probe_path path)
+{
+	struct probe_path_state	 ps;
+	int			 fd;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.id = path;
+	if (cfg == NULL || path >= PROBE_NPATHS ||
+	    probe_path_addresses(&ps, cfg, 0) == -1) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (ps.local.ss_family == AF_INET) {
+		/* ICMP_FILTER: a bit set drops that type. */
+		uint32_t filt = ~(1U << ICMP4_ECHOREPLY);
+
+		fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    IPPROTO_ICMP);
+		if (fd != -1 && setsockopt(fd, SOL_RAW, ICMP4_FILTER, &filt,
+		    sizeof(filt)) == -1)
+			log_warn("probe %s: ICMP_FILTER", path_names[path]);
+	} else {
+		struct icmp6_filter filt;
+
+		fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    IPPROTO_ICMPV6);
+		ICMP6_FILTER_SETBLOCKALL(&filt);
+		ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &filt);
+		if (fd != -1 && setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER,
+		    &filt, sizeof(filt)) == -1)
+			log_warn("probe %s: ICMP6_FILTER", path_names[path]);
+	}
+	return fd;
 }
 
 void

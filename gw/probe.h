@@ -25,6 +25,16 @@ struct probe_settings {
 	unsigned	multiplier;	/* missed intervals before down */
 	unsigned	recover;	/* consecutive good replies before up */
 	uint16_t	port;
+	/*
+	 * GRGW_PROBES_GRGW: authenticated UDP probes on port.
+	 * GRGW_PROBES_ICMP: ICMP echo requests, answered by any IP stack,
+	 *   on the raw sockets icmp_fd[] (opened by the privileged parent,
+	 *   of the path's address family; -1: that path stays down).  The
+	 *   engine owns them from probe_engine_new() on, even on failure.
+	 * GRGW_PROBES_OFF: nothing is sent; both paths stay down.
+	 */
+	enum grgw_probes method;
+	int		icmp_fd[PROBE_NPATHS];
 };
 
 /*
@@ -45,6 +55,15 @@ struct probe_engine;
 struct probe_engine *probe_engine_new(struct event_base *base,
 	    const struct grgw_config *cfg, const struct probe_settings *s,
 	    const uint8_t key[PROBE_KEY_LEN], probe_change_cb cb, void *arg);
+/*
+ * A raw ICMP socket for a path of probes = icmp, for the privileged
+ * parent to hand to the network process: of the family of the path's
+ * addresses (as probe_engine_start() picks them), with only echo replies
+ * let through, close-on-exec.  The fd, or -1 with errno (no such pair of
+ * addresses: ENOENT).
+ */
+int	probe_icmp_socket(const struct grgw_config *cfg, enum probe_path path);
+
 /*
  * Bind both paths' sockets (the tunnel path from the site's first LAN
  * address of the family the peer also has, the underlay path from the WAN

@@ -266,16 +266,54 @@ restart_cb(evutil_socket_t fd, short ev, void *arg)
 	proc_spawn(arg);
 }
 
+/*
+ * probes = icmp: the network process may open no raw socket itself (it
+ * has no capability, and seccomp allows UDP and TCP only), so the daemon
+ * opens one per path and hands it over at exec.  A path without one
+ * stays down (said once in the log).
+ */
+static void
+proc_icmp_sockets(struct netproc *np, int icmp[PROBE_NPATHS])
+{
+	static const char *const names[PROBE_NPATHS] = { "tunnel",
+	    "underlay" };
+	int	 i;
+
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		icmp[i] = -1;
+		if (np->cfg->probe.method != GRGW_PROBES_ICMP)
+			continue;
+		icmp[i] = probe_icmp_socket(np->cfg, (enum probe_path)i);
+		if (icmp[i] == -1 && errno != ENOENT)
+			log_warn("network process: raw ICMP socket for the "
+			    "%s path", names[i]);
+	}
+}
+
+static void
+proc_icmp_close(int icmp[PROBE_NPATHS])
+{
+	int	 i;
+
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		if (icmp[i] != -1)
+			close(icmp[i]);
+		icmp[i] = -1;
+	}
+}
+
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static void
-child_exec(struct netproc *np, int fd, pid_t parent)
+child_exec(struct netproc *np, int fd, const int icmp[PROBE_NPATHS],
+    pid_t parent)
 {
 	char		 sfd[16], suid[16], sgid[16], sppid[16];
+	char		 stun[16], sund[16];
 	char		*argv[] = { "grgw", NETPROC_ARG, sfd, suid, sgid,
-			    np->root, sppid, NULL };
+			    np->root, sppid, stun, sund, NULL };
 	char		*envp[] = { NULL };
 	sigset_t	 all;
-	int		 sig;
+	int		 sig, i;
 
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -284,6 +322,11 @@ child_exec(struct netproc *np, int fd, pid_t parent)
 			signal(sig, SIG_DFL);
 	if (fcntl(fd, F_SETFD, 0) == -1)
 		_exit(127);
+	for (i = 0; i < PROBE_NPATHS; i++)
+		if (icmp[i] != -1 && fcntl(icmp[i], F_SETFD, 0) == -1)
+			_exit(127);
+	snprintf(stun, sizeof(stun), "%d", icmp[PROBE_TUNNEL]);
+	snprintf(sund, sizeof(sund), "%d", icmp[PROBE_UNDERLAY]);
 	snprintf(sfd, sizeof(sfd), "%d", fd);
 	snprintf(suid, sizeof(suid), "%u", (unsigned)np->uid);
 	snprintf(sgid, sizeof(sgid), "%u", (unsigned)np->gid);
@@ -318,7 +361,7 @@ proc_spawn(struct netproc *np)
 {
 	struct timeval	 tv = { LOOP_PAUSE_MS / 1000, 0 };
 	pid_t		 parent = getpid();
-	int		 sv[2];
+	int		 sv[2], icmp[PROBE_NPATHS];
 
 	if (np->stopping || np->pid > 0)
 		return;
@@ -326,17 +369,20 @@ proc_spawn(struct netproc *np)
 		log_warn("network process: socketpair");
 		goto retry;
 	}
+	proc_icmp_sockets(np, icmp);
 	fflush(NULL);
 	if ((np->pid = fork()) == -1) {
 		log_warn("network process: fork");
 		close(sv[0]);
 		close(sv[1]);
+		proc_icmp_close(icmp);
 		np->pid = 0;
 		goto retry;
 	}
 	if (np->pid == 0)
-		child_exec(np, sv[1], parent);
+		child_exec(np, sv[1], icmp, parent);
 	close(sv[1]);
+	proc_icmp_close(icmp);
 	np->chan = chan_new(np->base, sv[0], on_message, on_close, np);
 	np->pidfd = (int)syscall(SYS_pidfd_open, np->pid, 0);
 	if (np->pidfd >= 0)

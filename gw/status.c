@@ -186,10 +186,16 @@ status_render_link_text(const struct link_view *l, struct strbuf *sb)
 {
 	char when[32];
 
-	strbuf_printf(sb, "  link:       %s (%s) since %s, %llu changes\n",
-	    link_state_name(l->state), link_reason_name(l->reason),
+	strbuf_printf(sb, "  link:       %s (%s) since %s, %llu changes, "
+	    "probes %s\n", link_state_name(l->state),
+	    link_reason_name(l->reason),
 	    fmt_since(l->since.tv_sec, when, sizeof(when)),
-	    (unsigned long long)l->changes);
+	    (unsigned long long)l->changes, config_probes_name(l->method));
+	if (l->method == GRGW_PROBES_OFF) {
+		strbuf_printf(sb, "              not measured: the link follows "
+		    "the IKE and CHILD SAs\n");
+		return;
+	}
 	status_render_path_text("tunnel", &l->paths[PROBE_TUNNEL], sb);
 	status_render_path_text("underlay", &l->paths[PROBE_UNDERLAY], sb);
 }

@@ -30,6 +30,8 @@
 #   nat          up, reach, wan again with the router doing 1:1 NAT
 #   link-*       link state: probes, feeds, WAN cuts, loss, forged probes,
 #                etcd (see link-tests.sh)
+#   interop-swanctl  plain strongSwan (swanctl, the README's configuration)
+#                at gw-b, grgw with probes = icmp at gw-a (see interop-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
@@ -46,7 +48,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd)
+	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -59,6 +61,7 @@ FIXTURE_PSK_OPEN=psk-0644
 cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
+	declare -F interop_stop >/dev/null && interop_stop
 	resume_stopped
 	capture_stop_all
 	"$LAB" down >/dev/null 2>&1
@@ -717,6 +720,8 @@ t_nat() {
 . "$HERE/link-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=harden-tests.sh
 . "$HERE/harden-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=interop-tests.sh
+. "$HERE/interop-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

@@ -851,6 +851,77 @@ test_auth_rules(void **state)
 }
 
 static void
+test_peer_probes(void **state)
+{
+	static const char certs[] = "certificate = /etc/grgw/a.crt\n"
+	    "private_key = /etc/grgw/a.key\nca = /etc/grgw/ca.crt";
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text, *icmp;
+	const char		*at;
+	int			 rc;
+
+	/* Default: grgw's own probes. */
+	p = parse(BASE, &cfg, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.probe.method, GRGW_PROBES_GRGW);
+	config_parse_free(p);
+	assert_string_equal(config_probes_name(GRGW_PROBES_GRGW), "grgw");
+
+	text = base_with(17, "prefix = 2001:db8:b::/64\nprobes = icmp");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.probe.method, GRGW_PROBES_ICMP);
+	assert_string_equal(config_probes_name(cfg.probe.method), "icmp");
+	config_parse_free(p);
+
+	text = base_with(17, "prefix = 2001:db8:b::/64\nprobes = off");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.probe.method, GRGW_PROBES_OFF);
+	assert_string_equal(config_probes_name(cfg.probe.method), "off");
+	config_parse_free(p);
+
+	check_one(17, "prefix = 2001:db8:b::/64\nprobes = ping",
+	    FN ":18: probes \"ping\" is not one of the choices; expected "
+	    "grgw (the peer runs grgw), icmp", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\nprobes = ICMP",
+	    FN ":18: probes \"ICMP\" is not one of the choices", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\nprobes =",
+	    FN ":18: probes has no value", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\nprobes = icmp\n"
+	    "probes = off", FN ":19: duplicate key", NULL, NULL);
+	check_one(26, "log_level = info\nprobes = icmp",
+	    FN ":27: unknown key \"probes\" in [daemon]", NULL, NULL);
+
+	/*
+	 * With certificates, a probe key file is needed for grgw's probes
+	 * only: ICMP echo and no probes at all authenticate nothing.
+	 */
+	p = parse_bad(20, certs);
+	expect_error(p, FN ":19: [probe] key_file is missing", "probes = grgw",
+	    NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+	text = base_with(20, certs);
+	at = strstr(text, "prefix = 2001:db8:b::/64\n");
+	assert_non_null(at);
+	assert_true(asprintf(&icmp, "%.*sprobes = icmp\n%s",
+	    (int)(at - text), text, at) != -1);
+	free(text);
+	p = parse(icmp, &cfg, &rc);
+	free(icmp);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.auth, GRGW_AUTH_CERT);
+	assert_string_equal(cfg.probe.key_file, "");
+	config_parse_free(p);
+}
+
+static void
 test_dataplane_values(void **state)
 {
 	static const struct {
@@ -1879,6 +1950,7 @@ main(void)
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_wan_rules),
 		cmocka_unit_test(test_auth_rules),
+		cmocka_unit_test(test_peer_probes),
 		cmocka_unit_test(test_dataplane_values),
 		cmocka_unit_test(test_daemon_values),
 		cmocka_unit_test(test_feed_values),

@@ -1078,6 +1078,7 @@ test_hooks_environment(void **state)
 	assert_non_null(strstr(got, "GRGW_HOOK="));
 	assert_non_null(strstr(got, "GRGW_EVENT=link\n"));
 	assert_non_null(strstr(got, "GRGW_DETAIL=\n"));
+	assert_non_null(strstr(got, "GRGW_PROBES=grgw\n"));
 	assert_null(strstr(got, "GRGW_LEAK_CHECK"));
 	{
 		int	 lines = 0;
@@ -1085,7 +1086,7 @@ test_hooks_environment(void **state)
 
 		for (p = got; *p != '\0'; p++)
 			lines += *p == '\n';
-		assert_int_equal(lines, 11);
+		assert_int_equal(lines, 12);
 	}
 	free(got);
 

@@ -102,6 +102,58 @@ test_clock_skew(void **state)
 	assert_int_equal(reason, REASON_IKE_AUTH_FAILED);
 }
 
+/*
+ * probes = off: nothing is measured, the CHILD_SA decides, whatever the
+ * (idle) paths say; carrier and charon still come first.
+ */
+static void
+test_probes_off(void **state)
+{
+	const struct link_thresholds t = { 0.05, 250 };
+	enum link_reason reason;
+	enum link_state st;
+	struct link_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.method = GRGW_PROBES_OFF;
+	v.carrier = v.charon_up = v.ike_up = v.child_up = 1;
+	v.paths[PROBE_TUNNEL].loss_ratio = 0.9;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	assert_int_equal(reason, REASON_NONE);
+	v.child_up = 0;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DOWN);
+	assert_int_equal(reason, REASON_SA_DOWN);
+	assert_string_equal(link_reason_name(reason), "sa-down");
+	v.ike_up = 0;
+	linkstate_eval(&v, 1, &t, &st, &reason);
+	assert_int_equal(reason, REASON_IKE_AUTH_FAILED);
+	v.charon_up = 0;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(reason, REASON_CHARON_DOWN);
+	v.carrier = 0;
+	v.child_up = 1;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DOWN);
+	assert_int_equal(reason, REASON_WAN_LINK_DOWN);
+
+	/* icmp: the paths are judged exactly as grgw's probes are. */
+	memset(&v, 0, sizeof(v));
+	v.method = GRGW_PROBES_ICMP;
+	v.carrier = v.charon_up = v.ike_up = v.child_up = 1;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(reason, REASON_UNDERLAY_UNREACHABLE);
+	v.paths[PROBE_UNDERLAY].up = 1;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(reason, REASON_TUNNEL_DOWN);
+	v.paths[PROBE_TUNNEL].up = 1;
+	v.paths[PROBE_TUNNEL].loss_ratio = 0.2;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DEGRADED);
+	assert_int_equal(reason, REASON_LOSS);
+}
+
 static void
 test_no_thresholds(void **state)
 {
@@ -164,6 +216,13 @@ test_render_json(void **state)
 	assert_non_null(strstr(sb.s, "\"underlay\":{\"up\":true,\"rtt_ms\":"
 	    "{\"last\":0.0,\"smoothed\":1.5,"));
 	assert_non_null(strstr(sb.s, "\"rejected\":{\"auth\":3,"));
+	assert_non_null(strstr(sb.s, ",\"method\":\"grgw\"}"));
+	strbuf_free(&sb);
+	v.method = GRGW_PROBES_ICMP;
+	strbuf_init(&sb);
+	linkstate_render_json(&v, &sb);
+	assert_false(sb.failed);
+	assert_non_null(strstr(sb.s, ",\"method\":\"icmp\"}"));
 	strbuf_free(&sb);
 }
 
@@ -173,6 +232,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eval_table),
 		cmocka_unit_test(test_no_thresholds),
+		cmocka_unit_test(test_probes_off),
 		cmocka_unit_test(test_clock_skew),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_render_json),

@@ -41,6 +41,7 @@ static const char conf_text[] =
 	"address = 198.51.100.10\n"
 	"lan_address = 198.18.2.1\n"
 	"prefix = 198.18.2.0/24\n"
+	"probes = icmp\n"
 	"[auth]\n"
 	"psk_file = /etc/grgw/psk\n"
 	"[probe]\n"
@@ -176,6 +177,7 @@ test_conf_round_trip(void **state)
 	assert_string_equal(out.feeds.etcd_key, cfg.feeds.etcd_key);
 	assert_int_equal(out.feeds.etcd_lease_ttl, cfg.feeds.etcd_lease_ttl);
 	assert_int_equal(out.log_level, LOG_LVL_DEBUG);
+	assert_int_equal(out.probe.method, GRGW_PROBES_ICMP);
 	/* Nothing else crosses: no file, no interface, no prefix. */
 	assert_string_equal(out.psk_file, "");
 	assert_string_equal(out.site.wan_interface, "");
@@ -226,6 +228,10 @@ test_conf_refused(void **state)
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
 	sample_config(&cfg);
 	cfg.log_level = (enum log_level)7;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	sample_config(&cfg);
+	cfg.probe.method = (enum grgw_probes)3;
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
 	sample_config(&cfg);

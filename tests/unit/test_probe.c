@@ -828,7 +828,7 @@ test_config_cert_needs_key_file(void **state)
 	assert_string_equal(config_parse_error(p, 0), FN ":19: [probe] "
 	    "key_file is missing; expected key_file = PATH of a key file "
 	    "shared by both gateways (grgw keygen makes one) when [auth] uses "
-	    "certificates");
+	    "certificates and [peer] probes = grgw");
 	config_parse_free(p);
 }
 
