@@ -1041,7 +1041,8 @@ test_engine_pair(void **state)
 	struct event_base	*base;
 	struct grgw_config	 ca, cb;
 	/* 500 ms of silence before down: a loaded machine must not flap. */
-	struct probe_settings	 s = { 50, 10, 3, test_port(1) };
+	struct probe_settings	 s = { 50, 10, 3, test_port(1),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
 	struct watch		 w[2];
 	struct path_stats	 st;
 	uint64_t		 t_free;
@@ -1256,7 +1257,8 @@ test_engine_refuses(void **state)
 {
 	struct event_base	*base;
 	struct grgw_config	 ca;
-	struct probe_settings	 s = { 50, 3, 3, test_port(2) };
+	struct probe_settings	 s = { 50, 3, 3, test_port(2),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
 	struct watch		 w;
 	struct path_stats	 u;
 	struct probe_pkt	 rep;
@@ -1464,7 +1466,8 @@ test_engine_clock_skew(void **state)
 {
 	struct event_base	*base;
 	struct grgw_config	 ca;
-	struct probe_settings	 s = { 20, 3, 3, test_port(7) };
+	struct probe_settings	 s = { 20, 3, 3, test_port(7),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
 	struct fake_peer	 f;
 	struct watch		 w;
 	struct path_stats	 st;
@@ -1497,7 +1500,8 @@ test_engine_statistics(void **state)
 {
 	struct event_base	*base;
 	struct grgw_config	 ca;
-	struct probe_settings	 s = { 20, 3, 5, test_port(3) };
+	struct probe_settings	 s = { 20, 3, 5, test_port(3),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
 	struct fake_peer	 f;
 	struct watch		 w;
 	struct path_stats	 st;
@@ -1571,7 +1575,8 @@ test_engine_bind_retry(void **state)
 {
 	struct event_base	*base;
 	struct grgw_config	 ca;
-	struct probe_settings	 s = { 50, 3, 3, test_port(4) };
+	struct probe_settings	 s = { 50, 3, 3, test_port(4),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
 	struct watch		 w;
 	struct path_stats	 st;
 	int			 blocker;
@@ -1603,7 +1608,8 @@ test_engine_api_edges(void **state)
 {
 	struct event_base	*base;
 	struct grgw_config	 ca;
-	struct probe_settings	 s = { 50, 3, 3, test_port(5) }, bad;
+	struct probe_settings	 s = { 50, 3, 3, test_port(5),
+	    GRGW_PROBES_GRGW, { -1, -1 } }, bad;
 	struct path_stats	 st;
 	struct probe_engine	*e;
 
