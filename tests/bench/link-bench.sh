@@ -47,7 +47,7 @@ link_down_a() { [ "$(link_of a | jq -r .state)" = down ]; }
 
 # start INTERVAL MULTIPLIER: both gateways with that probe setting
 start() {
-	local site
+	local site pid
 	grgw_at a down --purge >/dev/null 2>&1 || true
 	grgw_at b down --purge >/dev/null 2>&1 || true
 	new_psk "$WORK/psk"
@@ -56,8 +56,9 @@ start() {
 		printf '\n[probe]\ninterval_ms = %s\nmultiplier = %s\n' "$1" "$2" >>"$(site_conf $site)"
 	done
 	grgw_at a up --timeout 60 >/dev/null &
+	pid=$!
 	grgw_at b up --timeout 60 >/dev/null
-	wait
+	wait "$pid"
 	wait_until 30 link_up
 }
 
