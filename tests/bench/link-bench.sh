@@ -62,12 +62,13 @@ start() {
 	wait_until 30 link_up
 }
 
-# refused_after: from now, connects vellum-a -> vellum-b (where the sink
+# refused_after CUT_MS: connects vellum-a -> vellum-b (where the sink
 # listens: only the gateway refuses) until one is refused; prints the
-# milliseconds, or "never" after 10 s
+# milliseconds since CUT_MS (wall clock, ms), or "never" after 10 s
 refused_after() {
-	on vellum-a "$PYTHON" - "$VELLUM_B4" <<-'PY'
+	on vellum-a "$PYTHON" - "$VELLUM_B4" "$1" <<-'PY'
 	import socket, sys, time
+	cut_ms = int(sys.argv[2])	# the cut, on the wall clock
 	t0 = time.monotonic()
 	while time.monotonic() - t0 < 10:
 	    s = socket.socket()
@@ -77,7 +78,7 @@ refused_after() {
 	    except socket.timeout:
 	        pass
 	    except OSError:
-	        print(int((time.monotonic() - t0) * 1000))
+	        print(int(time.time() * 1000) - cut_ms)
 	        sys.exit(0)
 	    finally:
 	        s.close()
@@ -108,7 +109,7 @@ cuts() {
 		sleep 0.$((RANDOM % 5))
 		router nft -f - <<<"table inet grgwlab-cut { chain cut { type filter hook forward priority 0; drop; }; }"
 		t0=$(now_ms)
-		ms=$(refused_after) || ms=never
+		ms=$(refused_after "$t0") || ms=never
 		[ "$ms" != never ] && echo "$ms" >>"$ref"
 		if wait_until 10 link_down_a; then
 			since=$(link_of a | jq .since_epoch_ms)
