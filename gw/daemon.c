@@ -462,6 +462,8 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_pid = charon_pid(d->charon);
 	v->charon_running = v->charon_pid != 0;
 	v->charon_restarts = charon_restarts(d->charon);
+	v->charon_crash_loop = charon_crash_loop(d->charon);
+	v->charon_restart_delay_ms = charon_restart_delay_ms(d->charon);
 	v->netproc_pid = netproc_pid(d->np);
 	v->netproc_restarts = netproc_restarts(d->np);
 	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {

@@ -69,6 +69,10 @@ void	charon_kill(struct charon *c, const char *why);
 void	charon_free(struct charon *c);			/* accepts NULL */
 pid_t	charon_pid(const struct charon *c);		/* 0 if not running */
 unsigned charon_restarts(const struct charon *c);
+/* 1 while charon dies in a loop: its next restart waits (see below). */
+int	charon_crash_loop(const struct charon *c);
+/* ms until the scheduled restart; 0 when none is pending. */
+unsigned charon_restart_delay_ms(const struct charon *c);
 /* unix socket path of charon's VICI plugin (inside site_dir). */
 const char *charon_vici_path(const struct charon *c);
 
@@ -78,6 +82,29 @@ const char *charon_vici_path(const struct charon *c);
  */
 int	charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
 	    enum grgw_dataplane dp, char *buf, size_t size);
+
+/*
+ * When charon is restarted: at once, unless it died CHARON_LOOP_DEATHS
+ * times within CHARON_LOOP_WINDOW_S (the network process's rule, see
+ * gw/proc.c); in such a crash loop each death doubles the wait, from
+ * CHARON_BACKOFF_MIN_MS to CHARON_BACKOFF_MAX_MS.  Pure, over the times of
+ * the last deaths (monotonic seconds), so that unit tests drive it.
+ */
+#define CHARON_LOOP_DEATHS	10
+#define CHARON_LOOP_WINDOW_S	10
+#define CHARON_BACKOFF_MIN_MS	250
+#define CHARON_BACKOFF_MAX_MS	30000
+
+struct charon_deaths {
+	time_t		at[CHARON_LOOP_DEATHS];	/* ring of death times */
+	unsigned	n;			/* deaths recorded */
+	unsigned	backoff_ms;		/* the last wait given */
+};
+
+/* Record a death at now; returns how long to wait before the restart. */
+unsigned charon_deaths_record(struct charon_deaths *d, time_t now);
+/* 1 if the last deaths, seen at now, make a crash loop. */
+int	charon_deaths_loop(const struct charon_deaths *d, time_t now);
 
 /* Kill a charon left behind by a daemon that died (pid file in site_dir). */
 void	charon_kill_stale(const char *site_dir);
