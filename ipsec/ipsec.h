@@ -113,8 +113,18 @@ void	charon_kill_stale(const char *site_dir);
 
 struct ike;
 
+/* One ESTABLISHED IKE_SA, as far as duplicates go. */
+struct ike_sa_ref {
+	unsigned	uniqueid;		/* charon's, for terminate */
+	int		we_initiated;
+	char		initiator_spi[17];	/* hex, the same at both ends */
+};
+#define IKE_SAS_REFS	4
+
 /* What charon holds, from the last complete list-sas. */
 struct ike_sas {
+	struct ike_sa_ref est[IKE_SAS_REFS];	/* the first ESTABLISHED ones */
+	int		n_est;
 	int		ike_established;	/* IKE_SAs ESTABLISHED */
 	int		ike_any;		/* any IKE_SA at all */
 	int		child_installed;	/* CHILD_SAs INSTALLED */
@@ -199,6 +209,17 @@ struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
  * up waiting for the exchanges). */
 struct vici_builder *conn_build_initiate(unsigned timeout_ms);
 struct vici_builder *conn_build_terminate(void);
+/* terminate one IKE_SA (and its CHILD_SAs) by charon's unique id. */
+struct vici_builder *conn_build_terminate_ike(unsigned uniqueid);
+/*
+ * Both gateways initiate at once, so two IKE_SAs may result.  Which one of
+ * ours to delete, if any: both ends keep the same one, the one initiated
+ * by the site whose name sorts first (we_sort_first says if that is us)
+ * with the lowest initiator SPI, and each deletes only the duplicates it
+ * initiated itself, so that no SA is deleted from both ends.  Returns an
+ * index into s->est, or -1 when there is nothing to delete.
+ */
+int	conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first);
 struct vici_builder *conn_build_list_sas(void);
 /* event registration request for one event name */
 struct vici_builder *conn_build_register(const char *event);

@@ -223,6 +223,67 @@ test_initiate_terminate_register(void **state)
 }
 
 static void
+add_est(struct ike_sas *s, unsigned id, int ours, const char *spi)
+{
+	struct ike_sa_ref *r = &s->est[s->n_est++];
+
+	r->uniqueid = id;
+	r->we_initiated = ours;
+	snprintf(r->initiator_spi, sizeof(r->initiator_spi), "%s", spi);
+	s->ike_established++;
+}
+
+/* Both ends see the same SAs from their side: they agree on the keeper. */
+static void
+test_duplicate_ike_sas(void **state)
+{
+	struct ike_sas a, b;
+	struct vici_msg *m;
+
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+	add_est(&a, 1, 1, "00aa000000000001");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+
+	/* One each way: the first site's stays, the second deletes its own. */
+	add_est(&a, 2, 0, "00bb000000000002");
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 7, 0, "00aa000000000001");
+	add_est(&b, 8, 1, "00bb000000000002");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 1);
+
+	/* Order in the listing does not matter. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 8, 1, "00bb000000000002");
+	add_est(&b, 7, 0, "00aa000000000001");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 0);
+
+	/* Two by the first site: it keeps the lower SPI, deletes the other;
+	 * the second site deletes nothing (it initiated neither). */
+	memset(&a, 0, sizeof(a));
+	add_est(&a, 3, 1, "ff00000000000000");
+	add_est(&a, 4, 1, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), 0);
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 0, "ff00000000000000");
+	add_est(&b, 6, 0, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+
+	/* Only the second site's: it keeps the lowest SPI of them. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 1, "ff00000000000000");
+	add_est(&b, 6, 1, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 0);
+
+	m = roundtrip(conn_build_terminate_ike(42));
+	assert_string_equal(m->name, "terminate");
+	assert_string_equal(vici_get_str(m->root, "ike-id"), "42");
+	assert_null(vici_get_str(m->root, "ike"));
+	vici_msg_free(m);
+}
+
+static void
 test_classify_log(void **state)
 {
 	assert_string_equal(conn_classify_log(
@@ -397,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_load_conn_cert),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
+		cmocka_unit_test(test_duplicate_ike_sas),
 		cmocka_unit_test(test_classify_log),
 		cmocka_unit_test(test_charon_conf),
 		cmocka_unit_test(test_charon_crash_loop),
