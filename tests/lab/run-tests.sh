@@ -22,6 +22,10 @@
 #   wan          what crossed the WAN during reach/bulk: no clear text, IKE/ESP
 #   peer-down    grgw down at B: A fails closed and fast; B up again heals
 #   charon-kill  kill -9 of gw-a's charon: fail closed, then self-healing
+#   charon-crashes  five kill -9 of charon at A, then five at B, within a
+#                minute each: every restart is immediate (no crash loop),
+#                traffic flows again each time, one IKE_SA at each end, and
+#                an established TCP stream survives all ten
 #   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
 #   privsep      the network process (probes, HTTP, etcd) runs unprivileged;
 #                the daemon listens on no port; kill -9 of it is healed
@@ -44,7 +48,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
@@ -470,6 +474,124 @@ t_charon_kill() {
 		status_has a ".charon.running == true and .charon.restarts >= $((before + 1)) and .peers[0].tunnel == \"up\""
 	capture_stop charon-kill
 	check_no_cleartext charon-kill
+}
+
+# ---- repeated charon crashes ------------------------------------------------------
+
+STREAM_PORT=7002
+CRASH_KILLS=5
+
+# ms_until_ping_crosses T0: polls vellum-a -> vellum-b (IPv4) and prints the
+# ms from T0 to the first echo answered; false after 30 s.
+ms_until_ping_crosses() {
+	local t0=$1
+	while [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
+		if vellum_a ping -n -c 1 -W 0.1 "$VELLUM_B4" >/dev/null 2>&1; then
+			echo $(( $(now_ms) - t0 ))
+			return 0
+		fi
+	done
+	return 1
+}
+
+# ike_sas_at a|b: how many ESTABLISHED IKE_SAs that gateway's charon holds
+ike_sas_at() {
+	local dir
+	dir=$LAB_RUN_DIR/$(conf_value "$(site_conf "$1")" site name)
+	timeout 10 swanctl --list-sas --uri "unix://$dir/charon.vici" 2>/dev/null |
+		grep -c ', ESTABLISHED,' || true
+}
+one_ike_sa_each() {
+	local a b
+	a=$(ike_sas_at a); b=$(ike_sas_at b)
+	echo "ESTABLISHED IKE_SAs: gw-a $a, gw-b $b"
+	[ "$a" = 1 ] && [ "$b" = 1 ]
+}
+
+stream_listening() { on vellum-b ss -Hltn "sport = :$STREAM_PORT" | grep -q LISTEN; }
+stream_connected() { on vellum-a ss -Htn state established "dport = :$STREAM_PORT" | grep -q .; }
+
+# crash_charon_at a|b N: kill -9 of that site's charon (the Nth kill there);
+# checks traffic flows again (printing how soon) and what status says
+crash_charon_at() {
+	local site=$1 n=$2 pids old t0 ms before
+	before=$(status_json "$site" | jq -r '.charon.restarts // 0')
+	pids=$(node_pids_named "gw-$site" charon)
+	old=${pids%%[[:space:]]*}
+	[ -n "$old" ] || { fail "kill $n at $site: no charon in gw-$site"; return 0; }
+	t0=$(now_ms)
+	kill -KILL "$old"
+	if ms=$(ms_until_ping_crosses "$t0"); then
+		pass "kill $n at $site: traffic flows again, after $ms ms"
+	else
+		fail "kill $n at $site: traffic flows again (none within 30 s)"
+		diag
+	fi
+	check "kill $n at $site: a new charon runs in gw-$site" new_charon_in "gw-$site" "$old"
+	wait_until 20 status_is "$site" "$TUNNEL_UP_JQ" || true
+	check "kill $n at $site: gw-$site status: restarts $((before + 1)), no crash loop, tunnel up" \
+		status_has "$site" ".charon.running == true and .charon.restarts == $((before + 1)) and .charon.crash_loop == false and .charon.restart_delay_ms == 0 and .peers[0].tunnel == \"up\""
+}
+
+t_charon_crashes() {
+	local site n t_site
+	need_tunnel || return 0
+	rm -f "$WORK/stream-stop" "$WORK/stream-server" "$WORK/stream-client"
+	vellum_b "$PYTHON" "$HERE/tcp-stream.py" server --port "$STREAM_PORT" \
+		--report "$WORK/stream-server" --lifetime 600 \
+		>"$WORK/stream-server.err" 2>&1 </dev/null &
+	local server=$!
+	wait_until 10 stream_listening || { fail "TCP stream server in vellum-b"; return 0; }
+	vellum_a "$PYTHON" "$HERE/tcp-stream.py" client --addr "$VELLUM_B4" --port "$STREAM_PORT" \
+		--stop "$WORK/stream-stop" --report "$WORK/stream-client" \
+		>"$WORK/stream-client.err" 2>&1 </dev/null &
+	local client=$!
+	check "a TCP stream vellum-a -> vellum-b is established" wait_until 10 stream_connected
+	capture_start charon-crashes || { fail "WAN capture"; return 0; }
+
+	for site in a b; do
+		t_site=$(now_ms)
+		for n in $(seq 1 "$CRASH_KILLS"); do
+			crash_charon_at "$site" "$n"
+			sleep 1
+		done
+		note "$CRASH_KILLS kills at $site took $(( ($(now_ms) - t_site) / 1000 )) s"
+	done
+	check "grgw status (text) at gw-a counts the restarts, no crash loop" status_text_no_loop a
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
+
+	sleep 0.5	# a few more lines after the last kill
+	touch "$WORK/stream-stop"
+	wait_until 30 test -s "$WORK/stream-client" || kill "$client" 2>/dev/null || true
+	wait "$client" 2>/dev/null || true
+	wait_until 10 test -s "$WORK/stream-server" || kill "$server" 2>/dev/null || true
+	wait "$server" 2>/dev/null || true
+	note "$(cat "$WORK/stream-client" 2>/dev/null || echo 'client: no report')"
+	note "$(cat "$WORK/stream-server" 2>/dev/null || echo 'server: no report')"
+	check "the TCP stream saw no reset or broken pipe through all ten kills" \
+		grep -q ' error NONE$' "$WORK/stream-client"
+	check "the server got every line, in order" stream_complete
+	capture_stop charon-crashes
+	check_no_cleartext charon-crashes
+}
+
+# status_text_no_loop a|b: the text status counts charon's restarts and
+# speaks of no crash loop
+status_text_no_loop() {
+	local text
+	text=$(grgw_at "$1" status 2>&1) || true
+	grep charon <<<"$text"
+	grep -Eq 'charon: +running \(pid [0-9]+, [0-9]+ restarts\)$' <<<"$text" &&
+		! grep -q 'crash loop' <<<"$text"
+}
+
+# stream_complete: the server got as many lines as the client sent, in order
+stream_complete() {
+	local sent got
+	sent=$(awk '{ print $3 }' "$WORK/stream-client")
+	got=$(awk '{ print $3 }' "$WORK/stream-server")
+	cat "$WORK/stream-client" "$WORK/stream-server"
+	[ -n "$sent" ] && [ "$sent" = "$got" ] && grep -q ' in-order yes$' "$WORK/stream-server"
 }
 
 # new_charon_in NODE OLD-PID: a charon runs in NODE, and it is not OLD-PID
