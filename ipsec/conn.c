@@ -241,8 +241,8 @@ conn_build_terminate_ike(unsigned uniqueid)
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
 		return NULL;
 	vici_add_kv_uint(b, "ike-id", uniqueid);
-	vici_add_kv_str(b, "timeout", "2000");
-	vici_add_kv_str(b, "loglevel", "-1");
+	/* Answer at once: the delete exchange must not hold up list-sas. */
+	vici_add_kv_str(b, "timeout", "-1");
 	return b;
 }
 

@@ -47,6 +47,14 @@ struct ike {
 	void			*arg;
 
 	struct vici_client	*vici;
+	/*
+	 * initiate has a connection of its own: charon answers the requests
+	 * of one connection in order, and an initiate waits for the IKE
+	 * exchanges (retransmissions included), which would hold up every
+	 * list-sas behind it: the tunnel the peer initiated meanwhile would
+	 * go unseen until then.  NULL: initiate goes on vici.
+	 */
+	struct vici_client	*vici_init;
 	struct event		*connect_timer;
 	unsigned		 connect_tries;
 	int			 wanted;	/* charon runs: stay connected */
@@ -149,23 +157,30 @@ reply_ok(const struct vici_msg *m, char *err, size_t errlen)
  * charon must answer within deadline_ms (see VICI_DEADLINE_MS).
  */
 static int
-ike_send_within(struct ike *k, struct vici_builder *b, unsigned deadline_ms,
-    vici_reply_cb cb)
+ike_send_on(struct ike *k, struct vici_client *c, struct vici_builder *b,
+    unsigned deadline_ms, vici_reply_cb cb)
 {
 	const uint8_t	*pkt;
 	size_t		 len;
 	int		 rc = -1;
 
-	if (b == NULL || k->vici == NULL)
+	if (b == NULL || c == NULL)
 		goto cleanup;
 	if (vici_builder_finish(b, &pkt, &len) == -1) {
 		log_warnx("internal error: malformed VICI request");
 		goto cleanup;
 	}
-	rc = vici_client_request_within(k->vici, pkt, len, deadline_ms, cb, k);
+	rc = vici_client_request_within(c, pkt, len, deadline_ms, cb, k);
 cleanup:
 	vici_builder_free(b);
 	return rc;
+}
+
+static int
+ike_send_within(struct ike *k, struct vici_builder *b, unsigned deadline_ms,
+    vici_reply_cb cb)
+{
+	return ike_send_on(k, k->vici, b, deadline_ms, cb);
 }
 
 /* The same for a command that a healthy charon answers at once. */
@@ -248,7 +263,8 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	log_info("initiating tunnel to %s", k->cfg->peer.name);
 	k->init_reason[0] = '\0';
-	if (ike_send_within(k, conn_build_initiate(IKE_INITIATE_WAIT_MS),
+	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(IKE_INITIATE_WAIT_MS),
 	    IKE_INITIATE_DEADLINE_MS, initiate_reply) == 0)
 		k->initiating = 1;
 	ike_tell(k, IKE_SAS, NULL, 0);
@@ -420,6 +436,8 @@ vici_drop(struct ike *k)
 {
 	vici_client_free(k->vici);
 	k->vici = NULL;
+	vici_client_free(k->vici_init);
+	k->vici_init = NULL;
 	k->ready = 0;
 	k->initiating = 0;
 	k->deduping = 0;
@@ -625,6 +643,19 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	for (i = 0; i < nitems(events); i++)
 		ike_send(k, conn_build_register(events[i]), register_reply);
 	ike_load(k);
+	/* The second connection, for initiate and its control-log. */
+	k->vici_init = vici_client_new(k->base, vici_event, vici_closed, k);
+	if (k->vici_init != NULL)
+		vici_client_on_deadline(k->vici_init, vici_deadline);
+	if (k->vici_init == NULL ||
+	    vici_client_connect(k->vici_init, k->vici_path) == -1 ||
+	    ike_send_on(k, k->vici_init, conn_build_register("control-log"),
+	    VICI_DEADLINE_MS, register_reply) == -1) {
+		log_warnx("no second connection to charon's VICI socket: "
+		    "initiating holds up listing the SAs");
+		vici_client_free(k->vici_init);
+		k->vici_init = NULL;
+	}
 }
 
 /* ---- API ---------------------------------------------------------------------- */
