@@ -924,17 +924,17 @@ daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
 	return 0;
 }
 
-/* The control socket, charon and the conversation with it. */
+/*
+ * charon and the conversation with it.  charon is started before the
+ * kernel objects are installed, so that its start-up (loading plugins
+ * takes as long as installing them) overlaps theirs.  It is told
+ * nothing before the loop runs, that is before the fail-closed layer is
+ * in place: the connection is loaded, and the tunnel initiated, only
+ * then.
+ */
 static int
-daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
+daemon_start_charon(struct gwd *d, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 16];
-
-	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
-	d->ctl = control_listen(d->base, path, control_request_cb, d, err,
-	    errlen);
-	if (d->ctl == NULL)
-		return -1;
 	d->charon = charon_new(d->base, d->cfg, d->dir, d->dp, charon_changed,
 	    d);
 	if (d->charon != NULL)
@@ -944,6 +944,18 @@ daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
 		return err_set(err, errlen, "cannot start charon (%s); see %s",
 		    d->cfg->charon_path, d->dir);
 	return 0;
+}
+
+/* The control socket. */
+static int
+daemon_start_control(struct gwd *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
+	d->ctl = control_listen(d->base, path, control_request_cb, d, err,
+	    errlen);
+	return d->ctl == NULL ? -1 : 0;
 }
 
 int
@@ -979,8 +991,9 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	if (daemon_check_host(cfg, err, sizeof(err)) == -1 ||
 	    daemon_pick_dataplane(cfg, &d.dp, err, sizeof(err)) == -1 ||
 	    daemon_start_loop(&d, err, sizeof(err)) == -1 ||
+	    daemon_start_charon(&d, err, sizeof(err)) == -1 ||
 	    daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1 ||
-	    daemon_start_ipsec(&d, err, sizeof(err)) == -1)
+	    daemon_start_control(&d, err, sizeof(err)) == -1)
 		goto fail;
 	daemon_start_feeds(&d);
 	if (daemon_start_link(&d, err, sizeof(err)) == -1)
