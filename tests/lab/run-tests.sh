@@ -346,6 +346,8 @@ t_up() {
 	done
 	check "gw-a status names both sites" status_has a '.site == "site-a" and .peers[0].name == "site-b"'
 	check "grgw status (text) on gw-a" grgw_at a status
+	# Both ends initiate at once; a duplicate IKE_SA does not stay.
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
 }
 
 t_reach() {
