@@ -26,6 +26,9 @@
 #                minute each: every restart is immediate (no crash loop),
 #                traffic flows again each time, one IKE_SA at each end, and
 #                an established TCP stream survives all ten
+#   charon-loop  charon killed as soon as it is back, again and again at A:
+#                a crash loop, which status shows and restarts wait for;
+#                healed once it stops
 #   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
 #   privsep      the network process (probes, HTTP, etcd) runs unprivileged;
 #                the daemon listens on no port; kill -9 of it is healed
@@ -48,7 +51,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes privsep harden-files harden-limits
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-loss link-forged link-etcd)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
@@ -585,6 +588,49 @@ status_text_no_loop() {
 	grep charon <<<"$text"
 	grep -Eq 'charon: +running \(pid [0-9]+, [0-9]+ restarts\)$' <<<"$text" &&
 		! grep -q 'crash loop' <<<"$text"
+}
+
+# kill_charon_when_back a|b OLD-PID: waits (bounded) for a charon other
+# than OLD-PID in that gateway, kills it and prints its pid
+kill_charon_when_back() {
+	local i pids pid
+	for i in $(seq 1 500); do
+		pids=$(node_pids_named "gw-$1" charon)
+		pid=${pids%%[[:space:]]*}
+		if [ -n "$pid" ] && [ "$pid" != "$2" ]; then
+			kill -KILL "$pid" 2>/dev/null || true
+			echo "$pid"
+			return 0
+		fi
+		sleep 0.01
+	done
+	return 1
+}
+
+t_charon_loop() {
+	local i pid="" next ms t0 kills=13
+	need_tunnel || return 0
+	# Ten deaths within ten seconds make a loop; three more double the
+	# wait (250, 500, 1000, 2000 ms), long enough to be seen.
+	for i in $(seq 1 "$kills"); do
+		next=$(kill_charon_when_back a "$pid") || { fail "kill $i: no new charon in gw-a"; return 0; }
+		pid=$next
+	done
+	# (the last kill may not be reaped yet: wait a moment for it)
+	check "gw-a status: a crash loop, the restart waits" \
+		wait_until 2 status_is a '.charon.crash_loop == true and .charon.running == false and .charon.restart_delay_ms > 0'
+	check "grgw status (text) at gw-a speaks of the crash loop" \
+		eval 'grgw_at a status | grep -E "crash loop: (restarting in [0-9]+ ms|the next restart waits)"'
+	t0=$(now_ms)
+	if ms=$(ms_until_ping_crosses "$t0"); then
+		pass "the loop ends: traffic flows again, $ms ms after the last kill"
+	else
+		fail "the loop ends: traffic flows again (none within 30 s)"
+		diag
+	fi
+	check "gw-a status: no longer a crash loop once charon stays up ten seconds" \
+		wait_until 20 status_is a '.charon.crash_loop == false and .charon.running == true'
+	check "gw-a status: tunnel up" wait_until 20 status_is a "$TUNNEL_UP_JQ"
 }
 
 # stream_complete: the server got as many lines as the client sent, in order
