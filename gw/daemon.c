@@ -963,8 +963,8 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 {
 	struct timeval refresh = { REFRESH_SECS, 0 };
 	struct gwd d;
-	char err[512];
-	int kernel_touched = 0;
+	char err[512], charon_err[512];
+	int kernel_touched = 0, charon_rc;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
@@ -990,10 +990,20 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	charon_kill_stale(d.dir);
 	if (daemon_check_host(cfg, err, sizeof(err)) == -1 ||
 	    daemon_pick_dataplane(cfg, &d.dp, err, sizeof(err)) == -1 ||
-	    daemon_start_loop(&d, err, sizeof(err)) == -1 ||
-	    daemon_start_charon(&d, err, sizeof(err)) == -1 ||
-	    daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1 ||
-	    daemon_start_control(&d, err, sizeof(err)) == -1)
+	    daemon_start_loop(&d, err, sizeof(err)) == -1)
+		goto fail;
+	/*
+	 * A charon that cannot start still leaves the fail-closed layer to
+	 * install, and a failure there is the one to report.
+	 */
+	charon_rc = daemon_start_charon(&d, charon_err, sizeof(charon_err));
+	if (daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1)
+		goto fail;
+	if (charon_rc == -1) {
+		err_set(err, sizeof(err), "%s", charon_err);
+		goto fail;
+	}
+	if (daemon_start_control(&d, err, sizeof(err)) == -1)
 		goto fail;
 	daemon_start_feeds(&d);
 	if (daemon_start_link(&d, err, sizeof(err)) == -1)
