@@ -12,7 +12,8 @@
 #
 # The two alternate, RUNS times each (20), so that the machine's load weighs
 # on both alike.  The first packet is timed by first-packet.py (an echo
-# every 5 ms).  LAB_ID=N runs it in a lab of its own.
+# every 5 ms), started and sending before the clock starts.  LAB_ID=N runs
+# it in a lab of its own.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -156,11 +157,25 @@ first_packet_after() {
 	[ -n "$t" ] && echo $(( t - $1 ))
 }
 
+# probe_start: the prober in vellum-a, sending; sets PROBE (its pid)
+probe_start() {
+	rm -f "$WORK/probe" "$WORK/probe-ready"
+	vellum_a "$PYTHON" "$HERE/first-packet.py" "$VELLUM_B4" --timeout 60 \
+		--ready "$WORK/probe-ready" >"$WORK/probe" 2>/dev/null &
+	PROBE=$!
+	for _ in $(seq 1 2000); do
+		[ -e "$WORK/probe-ready" ] && return 0
+		sleep 0.005
+	done
+	echo "bench: the prober did not start" >&2
+	return 1
+}
+
 run_grgw() {
 	local t0 probe pa pb
+	probe_start
+	probe=$PROBE
 	t0=$(now_ms)
-	vellum_a "$PYTHON" "$HERE/first-packet.py" "$VELLUM_B4" --timeout 60 >"$WORK/probe" 2>/dev/null &
-	probe=$!
 	grgw_at a up --timeout 60 >"$WORK/up-a" 2>&1 &
 	pa=$!
 	grgw_at b up --timeout 60 >"$WORK/up-b" 2>&1 &
@@ -179,9 +194,9 @@ run_grgw() {
 
 run_plain() {
 	local t0 probe pa pb
+	probe_start
+	probe=$PROBE
 	t0=$(now_ms)
-	vellum_a "$PYTHON" "$HERE/first-packet.py" "$VELLUM_B4" --timeout 60 >"$WORK/probe" 2>/dev/null &
-	probe=$!
 	plain_start a &
 	pa=$!
 	plain_start b &
