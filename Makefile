@@ -168,6 +168,7 @@ check: grgw unit-bins fuzz $(B)/probe-inject $(B)/feeds/etcdtest
 
 bench: grgw
 	$(Q)tests/bench/bench.sh
+	$(Q)tests/bench/startup-bench.sh
 	$(Q)tests/bench/link-bench.sh
 	$(Q)tests/bench/qos-bench.sh
 

@@ -470,6 +470,8 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_pid = charon_pid(d->charon);
 	v->charon_running = v->charon_pid != 0;
 	v->charon_restarts = charon_restarts(d->charon);
+	v->charon_crash_loop = charon_crash_loop(d->charon);
+	v->charon_restart_delay_ms = charon_restart_delay_ms(d->charon);
 	v->netproc_pid = netproc_pid(d->np);
 	v->netproc_restarts = netproc_restarts(d->np);
 	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {
@@ -1008,17 +1010,17 @@ daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
 	return 0;
 }
 
-/* The control socket, charon and the conversation with it. */
+/*
+ * charon and the conversation with it.  charon is started before the
+ * kernel objects are installed, so that its start-up (loading plugins
+ * takes as long as installing them) overlaps theirs.  It is told
+ * nothing before the loop runs, that is before the fail-closed layer is
+ * in place: the connection is loaded, and the tunnel initiated, only
+ * then.
+ */
 static int
-daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
+daemon_start_charon(struct gwd *d, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 16];
-
-	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
-	d->ctl = control_listen(d->base, path, control_request_cb, d, err,
-	    errlen);
-	if (d->ctl == NULL)
-		return -1;
 	d->charon = charon_new(d->base, d->cfg, d->dir, d->dp, charon_changed,
 	    d);
 	if (d->charon != NULL)
@@ -1032,13 +1034,25 @@ daemon_start_ipsec(struct gwd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The control socket. */
+static int
+daemon_start_control(struct gwd *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/control.sock", d->dir);
+	d->ctl = control_listen(d->base, path, control_request_cb, d, err,
+	    errlen);
+	return d->ctl == NULL ? -1 : 0;
+}
+
 int
 daemon_run(const struct grgw_config *cfg, int ready_fd)
 {
 	struct timeval refresh = { REFRESH_SECS, 0 };
 	struct gwd d;
-	char err[512];
-	int kernel_touched = 0;
+	char err[512], charon_err[512];
+	int kernel_touched = 0, charon_rc;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
@@ -1064,9 +1078,20 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	charon_kill_stale(d.dir);
 	if (daemon_check_host(cfg, err, sizeof(err)) == -1 ||
 	    daemon_pick_dataplane(cfg, &d.dp, err, sizeof(err)) == -1 ||
-	    daemon_start_loop(&d, err, sizeof(err)) == -1 ||
-	    daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1 ||
-	    daemon_start_ipsec(&d, err, sizeof(err)) == -1)
+	    daemon_start_loop(&d, err, sizeof(err)) == -1)
+		goto fail;
+	/*
+	 * A charon that cannot start still leaves the fail-closed layer to
+	 * install, and a failure there is the one to report.
+	 */
+	charon_rc = daemon_start_charon(&d, charon_err, sizeof(charon_err));
+	if (daemon_start_kernel(&d, &kernel_touched, err, sizeof(err)) == -1)
+		goto fail;
+	if (charon_rc == -1) {
+		err_set(err, sizeof(err), "%s", charon_err);
+		goto fail;
+	}
+	if (daemon_start_control(&d, err, sizeof(err)) == -1)
 		goto fail;
 	daemon_start_feeds(&d);
 	if (daemon_start_link(&d, err, sizeof(err)) == -1)

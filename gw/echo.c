@@ -21,6 +21,14 @@
 #include "grgw.h"
 #include "echo.h"
 
+/*
+ * The first echo often goes out while the CHILD_SA is still being
+ * installed at the far end and is lost: resend quickly at first, so that
+ * `grgw up` returns within a few ms of the tunnel carrying traffic, then
+ * settle to a slow pace.
+ */
+#define ECHO_FAST_MS		20
+#define ECHO_FAST_COUNT		25	/* half a second of them */
 #define ECHO_INTERVAL_MS	200
 
 struct echo_probe {
@@ -77,7 +85,7 @@ static void
 echo_send(evutil_socket_t fd, short ev, void *arg)
 {
 	struct echo_probe *e = arg;
-	struct timeval tv = { 0, ECHO_INTERVAL_MS * 1000 };
+	struct timeval tv = { 0, 0 };
 	struct sockaddr_storage ss;
 	uint8_t pkt[64];
 	socklen_t slen;
@@ -99,6 +107,8 @@ echo_send(evutil_socket_t fd, short ev, void *arg)
 	if (sendto(e->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss,
 	    slen) == -1)
 		log_debug("readiness echo: sendto: %s", strerror(errno));
+	tv.tv_usec = (e->seq < ECHO_FAST_COUNT ? ECHO_FAST_MS :
+	    ECHO_INTERVAL_MS) * 1000;
 	evtimer_add(e->timer, &tv);
 }
 

@@ -428,6 +428,11 @@ metrics_render(const struct status_view *sv, const struct link_view *lv,
 		value_u64(sb, restarts);
 
 		if (sv != NULL && sv->daemon_running) {
+			family(sb, "grgw_charon_crash_loop", "gauge", "1 "
+			    "while charon dies in a loop and its restarts "
+			    "wait.");
+			sample_open(sb, "grgw_charon_crash_loop", &site_l);
+			value_u64(sb, sv->charon_crash_loop != 0);
 			family(sb, "grgw_netproc_up", "gauge", "1 while the "
 			    "network process (probes, HTTP, etcd) runs.");
 			sample_open(sb, "grgw_netproc_up", &site_l);

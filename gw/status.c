@@ -119,7 +119,7 @@ etcd_json(const struct status_view *v)
 json_t *
 status_json(const struct status_view *v)
 {
-	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I}, "
+	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I, s:b, s:I}, "
 	    "s:{s:b, s:i, s:o, s:I}, s:o, s:s, s:o, s:o, s:[o]}",
 	    "version", GRGW_VERSION,
 	    "site", jsondoc_string(v->cfg->site.name),
@@ -131,6 +131,8 @@ status_json(const struct status_view *v)
 		"running", v->charon_running != 0,
 		"pid", (int)v->charon_pid,
 		"restarts", (json_int_t)v->charon_restarts,
+		"crash_loop", v->charon_crash_loop != 0,
+		"restart_delay_ms", (json_int_t)v->charon_restart_delay_ms,
 	    "netproc",
 		"running", v->netproc_pid != 0,
 		"pid", (int)v->netproc_pid,
@@ -230,7 +232,16 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 		strbuf_printf(sb, "  daemon:     not running\n");
 	if (v->charon_running)
 		strbuf_printf(sb, "  charon:     running (pid %d, %u "
-		    "restarts)\n", (int)v->charon_pid, v->charon_restarts);
+		    "restarts)%s\n", (int)v->charon_pid, v->charon_restarts,
+		    v->charon_crash_loop ? "; crash loop: the next restart "
+		    "waits" : "");
+	else if (v->charon_crash_loop || v->charon_restart_delay_ms > 0)
+		strbuf_printf(sb, "  charon:     not running (%u restarts); "
+		    "crash loop: restarting in %u ms\n", v->charon_restarts,
+		    v->charon_restart_delay_ms);
+	else if (v->daemon_running)
+		strbuf_printf(sb, "  charon:     not running (%u restarts)\n",
+		    v->charon_restarts);
 	else
 		strbuf_printf(sb, "  charon:     not running\n");
 	if (v->netproc_pid != 0)

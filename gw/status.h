@@ -30,6 +30,8 @@ struct status_view {
 	int		charon_running;
 	pid_t		charon_pid;
 	unsigned	charon_restarts;
+	int		charon_crash_loop;	/* restarts wait: it keeps dying */
+	unsigned	charon_restart_delay_ms; /* until the next start, 0: none */
 	pid_t		netproc_pid;		/* the network process, 0: none */
 	unsigned	netproc_restarts;
 	int		etcd_said;		/* the network process told */

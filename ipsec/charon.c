@@ -30,9 +30,6 @@
 #include "grgw.h"
 #include "ipsec/ipsec.h"
 
-#define CHARON_BACKOFF_MIN_MS	250
-#define CHARON_BACKOFF_MAX_MS	30000
-#define CHARON_STABLE_SECS	60	/* a run this long resets backoff */
 #define CHARON_STOP_GRACE_MS	3000
 
 struct charon {
@@ -46,7 +43,8 @@ struct charon {
 	pid_t		pid;
 	time_t		started;
 	unsigned	restarts;
-	unsigned	backoff_ms;
+	struct charon_deaths deaths;
+	int64_t		restart_at_ms;	/* monotonic; 0: none scheduled */
 	int		stopping;
 	int		killed;		/* by us: it had stopped answering */
 	struct event	*sigchld;
@@ -246,30 +244,87 @@ charon_spawn(struct charon *c)
 	return 0;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The crash-loop rule, shared with the network process (gw/proc.c): a
+ * death restarts charon at once, unless it is the CHARON_LOOP_DEATHS-th
+ * within CHARON_LOOP_WINDOW_S; then each further death in the loop
+ * doubles the wait, from CHARON_BACKOFF_MIN_MS up to CHARON_BACKOFF_MAX_MS.
+ */
+unsigned
+charon_deaths_record(struct charon_deaths *d, time_t now)
+{
+	d->at[d->n++ % CHARON_LOOP_DEATHS] = now;
+	if (!charon_deaths_loop(d, now))
+		d->backoff_ms = 0;
+	else if (d->backoff_ms == 0)
+		d->backoff_ms = CHARON_BACKOFF_MIN_MS;
+	else if (d->backoff_ms * 2 <= CHARON_BACKOFF_MAX_MS)
+		d->backoff_ms *= 2;
+	else
+		d->backoff_ms = CHARON_BACKOFF_MAX_MS;
+	return d->backoff_ms;
+}
+
+int
+charon_deaths_loop(const struct charon_deaths *d, time_t now)
+{
+	time_t	 oldest;
+
+	if (d->n < CHARON_LOOP_DEATHS)
+		return 0;
+	oldest = d->at[d->n % CHARON_LOOP_DEATHS];
+	return now - oldest < CHARON_LOOP_WINDOW_S;
+}
+
+static time_t
+mono_s(void)
+{
+	return (time_t)(mono_ms() / 1000);
+}
+
+static void
+charon_schedule_restart(struct charon *c, unsigned ms)
+{
+	struct timeval	 tv;
+
+	c->restart_at_ms = mono_ms() + ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->restart_timer, &tv);
+}
+
 static void
 charon_restart_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct charon *c = arg;
+	unsigned ms;
 
+	c->restart_at_ms = 0;
 	if (c->stopping || c->pid != 0)
 		return;
 	c->restarts++;
 	if (charon_spawn(c) == -1) {
-		struct timeval tv;
-
-		c->backoff_ms = c->backoff_ms * 2 > CHARON_BACKOFF_MAX_MS ?
-		    CHARON_BACKOFF_MAX_MS : c->backoff_ms * 2;
-		tv.tv_sec = c->backoff_ms / 1000;
-		tv.tv_usec = (c->backoff_ms % 1000) * 1000;
-		evtimer_add(c->restart_timer, &tv);
+		/* A start that fails counts as a death; never spin. */
+		ms = charon_deaths_record(&c->deaths, mono_s());
+		charon_schedule_restart(c, ms > 0 ? ms :
+		    CHARON_BACKOFF_MIN_MS);
 	}
 }
 
 static void
 charon_exited(struct charon *c, int status)
 {
-	struct timeval tv;
 	time_t ran = time(NULL) - c->started;
+	unsigned ms;
 
 	if (c->killed)
 		log_warnx("charon (pid %d) killed after %lds, as it had "
@@ -288,16 +343,14 @@ charon_exited(struct charon *c, int status)
 	if (c->stopping)
 		return;
 
-	if (ran >= CHARON_STABLE_SECS || c->backoff_ms == 0)
-		c->backoff_ms = CHARON_BACKOFF_MIN_MS;
-	else if (c->backoff_ms * 2 <= CHARON_BACKOFF_MAX_MS)
-		c->backoff_ms *= 2;
+	ms = charon_deaths_record(&c->deaths, mono_s());
+	if (ms == 0)
+		log_info("restarting charon now");
 	else
-		c->backoff_ms = CHARON_BACKOFF_MAX_MS;
-	log_info("restarting charon in %u ms", c->backoff_ms);
-	tv.tv_sec = c->backoff_ms / 1000;
-	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
-	evtimer_add(c->restart_timer, &tv);
+		log_warnx("charon died %d times within %d s (a crash loop): "
+		    "restarting it in %u ms", CHARON_LOOP_DEATHS,
+		    CHARON_LOOP_WINDOW_S, ms);
+	charon_schedule_restart(c, ms);
 }
 
 static void
@@ -368,7 +421,6 @@ charon_start(struct charon *c)
 		return -1;
 	}
 	c->stopping = 0;
-	c->backoff_ms = 0;
 	return charon_spawn(c);
 }
 
@@ -382,6 +434,7 @@ charon_stop(struct charon *c)
 		return;
 	c->stopping = 1;
 	evtimer_del(c->restart_timer);
+	c->restart_at_ms = 0;
 	if (c->pid == 0)
 		return;
 	kill(c->pid, SIGTERM);
@@ -439,6 +492,24 @@ unsigned
 charon_restarts(const struct charon *c)
 {
 	return c == NULL ? 0 : c->restarts;
+}
+
+int
+charon_crash_loop(const struct charon *c)
+{
+	return c != NULL && charon_deaths_loop(&c->deaths, mono_s());
+}
+
+unsigned
+charon_restart_delay_ms(const struct charon *c)
+{
+	int64_t	 left;
+
+	if (c == NULL || c->restart_at_ms == 0 ||
+	    !evtimer_pending(c->restart_timer, NULL))
+		return 0;
+	left = c->restart_at_ms - mono_ms();
+	return left > 0 ? (unsigned)left : 0;
 }
 
 const char *

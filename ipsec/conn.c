@@ -234,6 +234,51 @@ conn_build_terminate(void)
 }
 
 struct vici_builder *
+conn_build_terminate_ike(unsigned uniqueid)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
+		return NULL;
+	vici_add_kv_uint(b, "ike-id", uniqueid);
+	/* Answer at once: the delete exchange must not hold up list-sas. */
+	vici_add_kv_str(b, "timeout", "-1");
+	return b;
+}
+
+/* 1 if a is the better IKE_SA to keep than b (see the header). */
+static int
+duplicate_keep_before(const struct ike_sa_ref *a, const struct ike_sa_ref *b,
+    int we_sort_first)
+{
+	int a_first = a->we_initiated == we_sort_first;
+	int b_first = b->we_initiated == we_sort_first;
+
+	if (a_first != b_first)
+		return a_first;
+	return strcmp(a->initiator_spi, b->initiator_spi) < 0;
+}
+
+int
+conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first)
+{
+	int i, keep = 0, n = s->n_est;
+
+	if (n > IKE_SAS_REFS)
+		n = IKE_SAS_REFS;
+	if (n < 2)
+		return -1;
+	for (i = 1; i < n; i++)
+		if (duplicate_keep_before(&s->est[i], &s->est[keep],
+		    we_sort_first))
+			keep = i;
+	for (i = 0; i < n; i++)
+		if (i != keep && s->est[i].we_initiated)
+			return i;
+	return -1;
+}
+
+struct vici_builder *
 conn_build_list_sas(void)
 {
 	struct vici_builder *b;

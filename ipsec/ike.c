@@ -27,12 +27,15 @@
 #include "ipsec/ipsec.h"
 #include "ipsec/vici.h"
 
-#define VICI_RETRY_MS		100
+/*
+ * charon's VICI socket appears some tens of ms after it starts: poll for it
+ * often, a failed connect to a unix socket costs next to nothing.
+ */
+#define VICI_RETRY_MS		10
 #define VICI_LOST_RETRY_MS	1000
-#define VICI_GIVEUP_TRIES	100	/* then log loudly, keep trying slowly */
+#define VICI_GIVEUP_TRIES	1000	/* then log loudly, keep trying slowly */
 #define INITIATE_MIN_MS		250
 #define INITIATE_MAX_MS		10000
-#define TIEBREAK_DELAY_MS	1500
 #define IKE_KEY_FILE_MAX	(64 * 1024)	/* a PEM private key */
 
 struct ike {
@@ -44,6 +47,14 @@ struct ike {
 	void			*arg;
 
 	struct vici_client	*vici;
+	/*
+	 * initiate has a connection of its own: charon answers the requests
+	 * of one connection in order, and an initiate waits for the IKE
+	 * exchanges (retransmissions included), which would hold up every
+	 * list-sas behind it: the tunnel the peer initiated meanwhile would
+	 * go unseen until then.  NULL: initiate goes on vici.
+	 */
+	struct vici_client	*vici_init;
 	struct event		*connect_timer;
 	unsigned		 connect_tries;
 	int			 wanted;	/* charon runs: stay connected */
@@ -59,6 +70,7 @@ struct ike {
 	int			 listing;
 	int			 relist;
 
+	int			 deduping;	/* a duplicate IKE_SA goes */
 	int			 stopping;	/* no more initiating */
 	ike_done_cb		 done;		/* terminate in progress */
 	void			*done_arg;
@@ -145,23 +157,30 @@ reply_ok(const struct vici_msg *m, char *err, size_t errlen)
  * charon must answer within deadline_ms (see VICI_DEADLINE_MS).
  */
 static int
-ike_send_within(struct ike *k, struct vici_builder *b, unsigned deadline_ms,
-    vici_reply_cb cb)
+ike_send_on(struct ike *k, struct vici_client *c, struct vici_builder *b,
+    unsigned deadline_ms, vici_reply_cb cb)
 {
 	const uint8_t	*pkt;
 	size_t		 len;
 	int		 rc = -1;
 
-	if (b == NULL || k->vici == NULL)
+	if (b == NULL || c == NULL)
 		goto cleanup;
 	if (vici_builder_finish(b, &pkt, &len) == -1) {
 		log_warnx("internal error: malformed VICI request");
 		goto cleanup;
 	}
-	rc = vici_client_request_within(k->vici, pkt, len, deadline_ms, cb, k);
+	rc = vici_client_request_within(c, pkt, len, deadline_ms, cb, k);
 cleanup:
 	vici_builder_free(b);
 	return rc;
+}
+
+static int
+ike_send_within(struct ike *k, struct vici_builder *b, unsigned deadline_ms,
+    vici_reply_cb cb)
+{
+	return ike_send_on(k, k->vici, b, deadline_ms, cb);
 }
 
 /* The same for a command that a healthy charon answers at once. */
@@ -214,6 +233,12 @@ initiate_reply(const struct vici_msg *m, void *arg)
 		ike_refresh_now(k);
 		return;
 	}
+	if (k->sas.ike_established && k->sas.child_installed) {
+		/* The peer's initiation got there first: nothing failed. */
+		log_info("initiating to %s ended (%s); the tunnel the peer "
+		    "initiated is up", k->cfg->peer.name, err);
+		return;
+	}
 	ms = initiate_next_backoff(k);
 	if (k->init_reason[0] != '\0') {
 		auth = strncmp(k->init_reason, "authentication failed",
@@ -238,7 +263,8 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	log_info("initiating tunnel to %s", k->cfg->peer.name);
 	k->init_reason[0] = '\0';
-	if (ike_send_within(k, conn_build_initiate(IKE_INITIATE_WAIT_MS),
+	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(IKE_INITIATE_WAIT_MS),
 	    IKE_INITIATE_DEADLINE_MS, initiate_reply) == 0)
 		k->initiating = 1;
 	ike_tell(k, IKE_SAS, NULL, 0);
@@ -251,13 +277,28 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 {
 	const struct vici_node	*children, *child;
 	const char		*state, *v;
+	struct ike_sa_ref	*ref;
 
 	if (ike->kind != VICI_NODE_SECTION)
 		return;
 	state = vici_get_str(ike, "state");
 	s->ike_any = 1;
-	if (state != NULL && strcmp(state, "ESTABLISHED") == 0)
+	if (state != NULL && strcmp(state, "ESTABLISHED") == 0) {
 		s->ike_established++;
+		if (s->n_est < IKE_SAS_REFS) {
+			ref = &s->est[s->n_est++];
+			v = vici_get_str(ike, "uniqueid");
+			ref->uniqueid = v != NULL ?
+			    (unsigned)strtoul(v, NULL, 10) : 0;
+			v = vici_get_str(ike, "initiator");
+			ref->we_initiated = v != NULL &&
+			    strcmp(v, "yes") == 0;
+			v = vici_get_str(ike, "initiator-spi");
+			snprintf(ref->initiator_spi,
+			    sizeof(ref->initiator_spi), "%s",
+			    v != NULL ? v : "");
+		}
+	}
 	if (state != NULL && (s->ike_state[0] == '\0' ||
 	    strcmp(state, "ESTABLISHED") == 0))
 		snprintf(s->ike_state, sizeof(s->ike_state), "%s", state);
@@ -285,6 +326,43 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 	}
 }
 
+static void
+dedup_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	k->deduping = 0;
+	if (m == NULL || k->stopping)
+		return;
+	if (!reply_ok(m, err, sizeof(err)))
+		log_warnx("deleting a duplicate IKE_SA: %s", err);
+	ike_refresh_now(k);
+}
+
+/*
+ * Both ends initiate at once: when that made two IKE_SAs, delete ours if
+ * it is not the one both ends keep (see conn_duplicate_to_delete()).
+ */
+static void
+dedup_check(struct ike *k)
+{
+	int	 i;
+
+	if (k->deduping || k->stopping || !k->ready)
+		return;
+	i = conn_duplicate_to_delete(&k->sas,
+	    strcmp(k->cfg->site.name, k->cfg->peer.name) < 0);
+	if (i < 0)
+		return;
+	log_info("%d IKE_SAs with %s (both ends initiated): deleting the "
+	    "one this end initiated (#%u)", k->sas.n_est, k->cfg->peer.name,
+	    k->sas.est[i].uniqueid);
+	if (ike_send(k, conn_build_terminate_ike(k->sas.est[i].uniqueid),
+	    dedup_reply) == 0)
+		k->deduping = 1;
+}
+
 /* A complete view: tell the owner, and initiate if nothing is there. */
 static void
 sas_commit(struct ike *k, const struct ike_sas *s)
@@ -292,6 +370,7 @@ sas_commit(struct ike *k, const struct ike_sas *s)
 	k->sas = *s;
 	if (!s->ike_any && !k->initiating && k->ready && !k->stopping)
 		initiate_schedule(k, initiate_next_backoff(k));
+	dedup_check(k);
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
 
@@ -357,8 +436,11 @@ vici_drop(struct ike *k)
 {
 	vici_client_free(k->vici);
 	k->vici = NULL;
+	vici_client_free(k->vici_init);
+	k->vici_init = NULL;
 	k->ready = 0;
 	k->initiating = 0;
+	k->deduping = 0;
 	k->listing = 0;
 	k->relist = 0;
 }
@@ -434,7 +516,6 @@ conn_reply(const struct vici_msg *m, void *arg)
 {
 	struct ike	*k = arg;
 	char		 err[256];
-	unsigned	 delay;
 
 	setup_reply(m, k, "the connection");
 	if (m == NULL || !reply_ok(m, err, sizeof(err)))
@@ -443,12 +524,11 @@ conn_reply(const struct vici_msg *m, void *arg)
 	log_info("connection to %s loaded into charon", k->cfg->peer.name);
 	ike_tell(k, IKE_READY, NULL, 0);
 	/*
-	 * When both gateways start together, let one of them go first so
-	 * that a single IKE_SA results; the other follows if nothing came.
+	 * Both ends initiate at once: whichever is ready last finds the
+	 * other ready and gets the tunnel up in one exchange.  Should both
+	 * succeed, dedup_check() keeps one IKE_SA.
 	 */
-	delay = strcmp(k->cfg->site.name, k->cfg->peer.name) < 0 ? 0 :
-	    TIEBREAK_DELAY_MS;
-	initiate_schedule(k, delay);
+	initiate_schedule(k, 0);
 	ike_refresh_now(k);
 }
 
@@ -563,6 +643,19 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	for (i = 0; i < nitems(events); i++)
 		ike_send(k, conn_build_register(events[i]), register_reply);
 	ike_load(k);
+	/* The second connection, for initiate and its control-log. */
+	k->vici_init = vici_client_new(k->base, vici_event, vici_closed, k);
+	if (k->vici_init != NULL)
+		vici_client_on_deadline(k->vici_init, vici_deadline);
+	if (k->vici_init == NULL ||
+	    vici_client_connect(k->vici_init, k->vici_path) == -1 ||
+	    ike_send_on(k, k->vici_init, conn_build_register("control-log"),
+	    VICI_DEADLINE_MS, register_reply) == -1) {
+		log_warnx("no second connection to charon's VICI socket: "
+		    "initiating holds up listing the SAs");
+		vici_client_free(k->vici_init);
+		k->vici_init = NULL;
+	}
 }
 
 /* ---- API ---------------------------------------------------------------------- */

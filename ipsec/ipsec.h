@@ -69,6 +69,10 @@ void	charon_kill(struct charon *c, const char *why);
 void	charon_free(struct charon *c);			/* accepts NULL */
 pid_t	charon_pid(const struct charon *c);		/* 0 if not running */
 unsigned charon_restarts(const struct charon *c);
+/* 1 while charon dies in a loop: its next restart waits (see below). */
+int	charon_crash_loop(const struct charon *c);
+/* ms until the scheduled restart; 0 when none is pending. */
+unsigned charon_restart_delay_ms(const struct charon *c);
 /* unix socket path of charon's VICI plugin (inside site_dir). */
 const char *charon_vici_path(const struct charon *c);
 
@@ -79,6 +83,29 @@ const char *charon_vici_path(const struct charon *c);
 int	charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
 	    enum grgw_dataplane dp, char *buf, size_t size);
 
+/*
+ * When charon is restarted: at once, unless it died CHARON_LOOP_DEATHS
+ * times within CHARON_LOOP_WINDOW_S (the network process's rule, see
+ * gw/proc.c); in such a crash loop each death doubles the wait, from
+ * CHARON_BACKOFF_MIN_MS to CHARON_BACKOFF_MAX_MS.  Pure, over the times of
+ * the last deaths (monotonic seconds), so that unit tests drive it.
+ */
+#define CHARON_LOOP_DEATHS	10
+#define CHARON_LOOP_WINDOW_S	10
+#define CHARON_BACKOFF_MIN_MS	250
+#define CHARON_BACKOFF_MAX_MS	30000
+
+struct charon_deaths {
+	time_t		at[CHARON_LOOP_DEATHS];	/* ring of death times */
+	unsigned	n;			/* deaths recorded */
+	unsigned	backoff_ms;		/* the last wait given */
+};
+
+/* Record a death at now; returns how long to wait before the restart. */
+unsigned charon_deaths_record(struct charon_deaths *d, time_t now);
+/* 1 if the last deaths, seen at now, make a crash loop. */
+int	charon_deaths_loop(const struct charon_deaths *d, time_t now);
+
 /* Kill a charon left behind by a daemon that died (pid file in site_dir). */
 void	charon_kill_stale(const char *site_dir);
 
@@ -86,8 +113,18 @@ void	charon_kill_stale(const char *site_dir);
 
 struct ike;
 
+/* One ESTABLISHED IKE_SA, as far as duplicates go. */
+struct ike_sa_ref {
+	unsigned	uniqueid;		/* charon's, for terminate */
+	int		we_initiated;
+	char		initiator_spi[17];	/* hex, the same at both ends */
+};
+#define IKE_SAS_REFS	4
+
 /* What charon holds, from the last complete list-sas. */
 struct ike_sas {
+	struct ike_sa_ref est[IKE_SAS_REFS];	/* the first ESTABLISHED ones */
+	int		n_est;
 	int		ike_established;	/* IKE_SAs ESTABLISHED */
 	int		ike_any;		/* any IKE_SA at all */
 	int		child_installed;	/* CHILD_SAs INSTALLED */
@@ -179,6 +216,17 @@ struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
  * up waiting for the exchanges). */
 struct vici_builder *conn_build_initiate(unsigned timeout_ms);
 struct vici_builder *conn_build_terminate(void);
+/* terminate one IKE_SA (and its CHILD_SAs) by charon's unique id. */
+struct vici_builder *conn_build_terminate_ike(unsigned uniqueid);
+/*
+ * Both gateways initiate at once, so two IKE_SAs may result.  Which one of
+ * ours to delete, if any: both ends keep the same one, the one initiated
+ * by the site whose name sorts first (we_sort_first says if that is us)
+ * with the lowest initiator SPI, and each deletes only the duplicates it
+ * initiated itself, so that no SA is deleted from both ends.  Returns an
+ * index into s->est, or -1 when there is nothing to delete.
+ */
+int	conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first);
 struct vici_builder *conn_build_list_sas(void);
 /* event registration request for one event name */
 struct vici_builder *conn_build_register(const char *event);

@@ -22,6 +22,13 @@
 #   wan          what crossed the WAN during reach/bulk: no clear text, IKE/ESP
 #   peer-down    grgw down at B: A fails closed and fast; B up again heals
 #   charon-kill  kill -9 of gw-a's charon: fail closed, then self-healing
+#   charon-crashes  five kill -9 of charon at A, then five at B, within a
+#                minute each: every restart is immediate (no crash loop),
+#                traffic flows again each time, one IKE_SA at each end, and
+#                an established TCP stream survives all ten
+#   charon-loop  charon killed as soon as it is back, again and again at A:
+#                a crash loop, which status shows and restarts wait for;
+#                healed once it stops
 #   local-down   grgw down at A: fail closed; up heals; down --purge leaves nothing
 #   privsep      the network process (probes, HTTP, etcd) runs unprivileged;
 #                the daemon listens on no port; kill -9 of it is healed
@@ -46,7 +53,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 LAB=$HERE/lab.sh
 CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
-ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
+ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
@@ -345,6 +352,8 @@ t_up() {
 	done
 	check "gw-a status names both sites" status_has a '.site == "site-a" and .peers[0].name == "site-b"'
 	check "grgw status (text) on gw-a" grgw_at a status
+	# Both ends initiate at once; a duplicate IKE_SA does not stay.
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
 }
 
 t_reach() {
@@ -460,16 +469,11 @@ t_charon_kill() {
 
 	kill -KILL "$old"
 	wait_until 5 proc_dead "$old" || true
-	if [ "$LAB_EXPECT_DP" = kernel ]; then
-		# Kernel SAs outlive charon until grgw removes them, and a new
-		# charon may have the tunnel back within one connect: whichever
-		# way the connect ends, it must not hang.
-		check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails fast or crosses" \
-			connect_no_hang vellum-a "$VELLUM_B4"
-	else
-		check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 refused (not a timeout)" \
-			connect_refused vellum-a "$VELLUM_B4"
-	fi
+	# charon is restarted at once and may have the tunnel back within
+	# one connect (kernel SAs even outlive it until grgw removes them):
+	# whichever way the connect ends, it must not hang.
+	check "right after the kill: TCP connect vellum-a -> vellum-b IPv4 fails fast or crosses" \
+		connect_no_hang vellum-a "$VELLUM_B4"
 
 	wait_until 60 tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4" || true
 	check_traffic_flows
@@ -478,6 +482,167 @@ t_charon_kill() {
 		status_has a ".charon.running == true and .charon.restarts >= $((before + 1)) and .peers[0].tunnel == \"up\""
 	capture_stop charon-kill
 	check_no_cleartext charon-kill
+}
+
+# ---- repeated charon crashes ------------------------------------------------------
+
+STREAM_PORT=7002
+CRASH_KILLS=5
+
+# ms_until_ping_crosses T0: polls vellum-a -> vellum-b (IPv4) and prints the
+# ms from T0 to the first echo answered; false after 30 s.
+ms_until_ping_crosses() {
+	local t0=$1
+	while [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
+		if vellum_a ping -n -c 1 -W 0.1 "$VELLUM_B4" >/dev/null 2>&1; then
+			echo $(( $(now_ms) - t0 ))
+			return 0
+		fi
+	done
+	return 1
+}
+
+# ike_sas_at a|b: how many ESTABLISHED IKE_SAs that gateway's charon holds
+ike_sas_at() {
+	local dir
+	dir=$LAB_RUN_DIR/$(conf_value "$(site_conf "$1")" site name)
+	timeout 10 swanctl --list-sas --uri "unix://$dir/charon.vici" 2>/dev/null |
+		grep -c ', ESTABLISHED,' || true
+}
+one_ike_sa_each() {
+	local a b
+	a=$(ike_sas_at a); b=$(ike_sas_at b)
+	echo "ESTABLISHED IKE_SAs: gw-a $a, gw-b $b"
+	[ "$a" = 1 ] && [ "$b" = 1 ]
+}
+
+stream_listening() { on vellum-b ss -Hltn "sport = :$STREAM_PORT" | grep -q LISTEN; }
+stream_connected() { on vellum-a ss -Htn state established "dport = :$STREAM_PORT" | grep -q .; }
+
+# crash_charon_at a|b N: kill -9 of that site's charon (the Nth kill there);
+# checks traffic flows again (printing how soon) and what status says
+crash_charon_at() {
+	local site=$1 n=$2 pids old t0 ms before
+	before=$(status_json "$site" | jq -r '.charon.restarts // 0')
+	pids=$(node_pids_named "gw-$site" charon)
+	old=${pids%%[[:space:]]*}
+	[ -n "$old" ] || { fail "kill $n at $site: no charon in gw-$site"; return 0; }
+	t0=$(now_ms)
+	kill -KILL "$old"
+	if ms=$(ms_until_ping_crosses "$t0"); then
+		pass "kill $n at $site: traffic flows again, after $ms ms"
+	else
+		fail "kill $n at $site: traffic flows again (none within 30 s)"
+		diag
+	fi
+	check "kill $n at $site: a new charon runs in gw-$site" new_charon_in "gw-$site" "$old"
+	wait_until 20 status_is "$site" "$TUNNEL_UP_JQ" || true
+	check "kill $n at $site: gw-$site status: restarts $((before + 1)), no crash loop, tunnel up" \
+		status_has "$site" ".charon.running == true and .charon.restarts == $((before + 1)) and .charon.crash_loop == false and .charon.restart_delay_ms == 0 and .peers[0].tunnel == \"up\""
+}
+
+t_charon_crashes() {
+	local site n t_site
+	need_tunnel || return 0
+	rm -f "$WORK/stream-stop" "$WORK/stream-server" "$WORK/stream-client"
+	vellum_b "$PYTHON" "$HERE/tcp-stream.py" server --port "$STREAM_PORT" \
+		--report "$WORK/stream-server" --lifetime 600 \
+		>"$WORK/stream-server.err" 2>&1 </dev/null &
+	local server=$!
+	wait_until 10 stream_listening || { fail "TCP stream server in vellum-b"; return 0; }
+	vellum_a "$PYTHON" "$HERE/tcp-stream.py" client --addr "$VELLUM_B4" --port "$STREAM_PORT" \
+		--stop "$WORK/stream-stop" --report "$WORK/stream-client" \
+		>"$WORK/stream-client.err" 2>&1 </dev/null &
+	local client=$!
+	check "a TCP stream vellum-a -> vellum-b is established" wait_until 10 stream_connected
+	capture_start charon-crashes || { fail "WAN capture"; return 0; }
+
+	for site in a b; do
+		t_site=$(now_ms)
+		for n in $(seq 1 "$CRASH_KILLS"); do
+			crash_charon_at "$site" "$n"
+			sleep 1
+		done
+		note "$CRASH_KILLS kills at $site took $(( ($(now_ms) - t_site) / 1000 )) s"
+	done
+	check "grgw status (text) at gw-a counts the restarts, no crash loop" status_text_no_loop a
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
+
+	sleep 0.5	# a few more lines after the last kill
+	touch "$WORK/stream-stop"
+	wait_until 30 test -s "$WORK/stream-client" || kill "$client" 2>/dev/null || true
+	wait "$client" 2>/dev/null || true
+	wait_until 10 test -s "$WORK/stream-server" || kill "$server" 2>/dev/null || true
+	wait "$server" 2>/dev/null || true
+	note "$(cat "$WORK/stream-client" 2>/dev/null || echo 'client: no report')"
+	note "$(cat "$WORK/stream-server" 2>/dev/null || echo 'server: no report')"
+	check "the TCP stream saw no reset or broken pipe through all ten kills" \
+		grep -q ' error NONE$' "$WORK/stream-client"
+	check "the server got every line, in order" stream_complete
+	capture_stop charon-crashes
+	check_no_cleartext charon-crashes
+}
+
+# status_text_no_loop a|b: the text status counts charon's restarts and
+# speaks of no crash loop
+status_text_no_loop() {
+	local text
+	text=$(grgw_at "$1" status 2>&1) || true
+	grep charon <<<"$text"
+	grep -Eq 'charon: +running \(pid [0-9]+, [0-9]+ restarts\)$' <<<"$text" &&
+		! grep -q 'crash loop' <<<"$text"
+}
+
+# kill_charon_when_back a|b OLD-PID: waits (bounded) for a charon other
+# than OLD-PID in that gateway, kills it and prints its pid
+kill_charon_when_back() {
+	local i pids pid
+	for i in $(seq 1 500); do
+		pids=$(node_pids_named "gw-$1" charon)
+		pid=${pids%%[[:space:]]*}
+		if [ -n "$pid" ] && [ "$pid" != "$2" ]; then
+			kill -KILL "$pid" 2>/dev/null || true
+			echo "$pid"
+			return 0
+		fi
+		sleep 0.01
+	done
+	return 1
+}
+
+t_charon_loop() {
+	local i pid="" next ms t0 kills=13
+	need_tunnel || return 0
+	# Ten deaths within ten seconds make a loop; three more double the
+	# wait (250, 500, 1000, 2000 ms), long enough to be seen.
+	for i in $(seq 1 "$kills"); do
+		next=$(kill_charon_when_back a "$pid") || { fail "kill $i: no new charon in gw-a"; return 0; }
+		pid=$next
+	done
+	# (the last kill may not be reaped yet: wait a moment for it)
+	check "gw-a status: a crash loop, the restart waits" \
+		wait_until 2 status_is a '.charon.crash_loop == true and .charon.running == false and .charon.restart_delay_ms > 0'
+	check "grgw status (text) at gw-a speaks of the crash loop" \
+		eval 'grgw_at a status | grep -E "crash loop: (restarting in [0-9]+ ms|the next restart waits)"'
+	t0=$(now_ms)
+	if ms=$(ms_until_ping_crosses "$t0"); then
+		pass "the loop ends: traffic flows again, $ms ms after the last kill"
+	else
+		fail "the loop ends: traffic flows again (none within 30 s)"
+		diag
+	fi
+	check "gw-a status: no longer a crash loop once charon stays up ten seconds" \
+		wait_until 20 status_is a '.charon.crash_loop == false and .charon.running == true'
+	check "gw-a status: tunnel up" wait_until 20 status_is a "$TUNNEL_UP_JQ"
+}
+
+# stream_complete: the server got as many lines as the client sent, in order
+stream_complete() {
+	local sent got
+	sent=$(awk '{ print $3 }' "$WORK/stream-client")
+	got=$(awk '{ print $3 }' "$WORK/stream-server")
+	cat "$WORK/stream-client" "$WORK/stream-server"
+	[ -n "$sent" ] && [ "$sent" = "$got" ] && grep -q ' in-order yes$' "$WORK/stream-server"
 }
 
 # new_charon_in NODE OLD-PID: a charon runs in NODE, and it is not OLD-PID

@@ -223,6 +223,67 @@ test_initiate_terminate_register(void **state)
 }
 
 static void
+add_est(struct ike_sas *s, unsigned id, int ours, const char *spi)
+{
+	struct ike_sa_ref *r = &s->est[s->n_est++];
+
+	r->uniqueid = id;
+	r->we_initiated = ours;
+	snprintf(r->initiator_spi, sizeof(r->initiator_spi), "%s", spi);
+	s->ike_established++;
+}
+
+/* Both ends see the same SAs from their side: they agree on the keeper. */
+static void
+test_duplicate_ike_sas(void **state)
+{
+	struct ike_sas a, b;
+	struct vici_msg *m;
+
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+	add_est(&a, 1, 1, "00aa000000000001");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+
+	/* One each way: the first site's stays, the second deletes its own. */
+	add_est(&a, 2, 0, "00bb000000000002");
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 7, 0, "00aa000000000001");
+	add_est(&b, 8, 1, "00bb000000000002");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), -1);
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 1);
+
+	/* Order in the listing does not matter. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 8, 1, "00bb000000000002");
+	add_est(&b, 7, 0, "00aa000000000001");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 0);
+
+	/* Two by the first site: it keeps the lower SPI, deletes the other;
+	 * the second site deletes nothing (it initiated neither). */
+	memset(&a, 0, sizeof(a));
+	add_est(&a, 3, 1, "ff00000000000000");
+	add_est(&a, 4, 1, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&a, 1), 0);
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 0, "ff00000000000000");
+	add_est(&b, 6, 0, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+
+	/* Only the second site's: it keeps the lowest SPI of them. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 1, "ff00000000000000");
+	add_est(&b, 6, 1, "0100000000000000");
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 0);
+
+	m = roundtrip(conn_build_terminate_ike(42));
+	assert_string_equal(m->name, "terminate");
+	assert_string_equal(vici_get_str(m->root, "ike-id"), "42");
+	assert_null(vici_get_str(m->root, "ike"));
+	vici_msg_free(m);
+}
+
+static void
 test_classify_log(void **state)
 {
 	assert_string_equal(conn_classify_log(
@@ -267,6 +328,47 @@ test_charon_conf(void **state)
 	    GRGW_DP_KERNEL, buf, 64), -1);
 }
 
+/* Deaths spaced out restart at once; a tight loop backs off, then eases. */
+static void
+test_charon_crash_loop(void **state)
+{
+	struct charon_deaths d;
+	time_t t = 1000;
+	int i;
+
+	memset(&d, 0, sizeof(d));
+	/* Five deaths within a minute (every 10 s): never a loop. */
+	for (i = 0; i < 5; i++, t += 10) {
+		assert_int_equal(charon_deaths_record(&d, t), 0);
+		assert_false(charon_deaths_loop(&d, t));
+	}
+	/* Nine quick ones more: still at once, one short of a loop. */
+	memset(&d, 0, sizeof(d));
+	for (i = 0; i < CHARON_LOOP_DEATHS - 1; i++)
+		assert_int_equal(charon_deaths_record(&d, t), 0);
+	assert_false(charon_deaths_loop(&d, t));
+	/* The tenth within the window: a crash loop, and waits double. */
+	assert_int_equal(charon_deaths_record(&d, t + 1),
+	    CHARON_BACKOFF_MIN_MS);
+	assert_true(charon_deaths_loop(&d, t + 1));
+	assert_int_equal(charon_deaths_record(&d, t + 2),
+	    CHARON_BACKOFF_MIN_MS * 2);
+	assert_int_equal(charon_deaths_record(&d, t + 3),
+	    CHARON_BACKOFF_MIN_MS * 4);
+	for (i = 0; i < 20; i++)
+		charon_deaths_record(&d, t + 4);
+	assert_int_equal(d.backoff_ms, CHARON_BACKOFF_MAX_MS);
+	/* Quiet for a window: no longer a loop, the next death is at once. */
+	assert_false(charon_deaths_loop(&d, t + 4 + CHARON_LOOP_WINDOW_S));
+	assert_int_equal(charon_deaths_record(&d,
+	    t + 4 + CHARON_LOOP_WINDOW_S), 0);
+	/* Ten deaths spread over just more than the window: no loop. */
+	memset(&d, 0, sizeof(d));
+	for (i = 0; i < CHARON_LOOP_DEATHS; i++)
+		assert_int_equal(charon_deaths_record(&d, t + i *
+		    (CHARON_LOOP_WINDOW_S / (CHARON_LOOP_DEATHS - 1) + 1)), 0);
+}
+
 static void
 test_status_json(void **state)
 {
@@ -293,6 +395,33 @@ test_status_json(void **state)
 	assert_non_null(strstr(sb.s,
 	    "\"remote_prefixes\":[\"198.18.2.0/24\",\"2001:db8:b::/64\"]"));
 	assert_non_null(strstr(sb.s, "\"etcd\":null"));
+	assert_non_null(strstr(sb.s, "\"crash_loop\":false,"
+	    "\"restart_delay_ms\":0}"));
+	strbuf_free(&sb);
+
+	/* charon in a crash loop: both renderings say when it restarts. */
+	v.charon_restarts = 12;
+	v.charon_crash_loop = 1;
+	v.charon_restart_delay_ms = 1800;
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_non_null(strstr(sb.s, "\"charon\":{\"running\":false,"
+	    "\"pid\":0,\"restarts\":12,\"crash_loop\":true,"
+	    "\"restart_delay_ms\":1800}"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "  charon:     not running (12 restarts); "
+	    "crash loop: restarting in 1800 ms\n"));
+	strbuf_free(&sb);
+	v.charon_running = 1;
+	v.charon_pid = 77;
+	v.charon_crash_loop = 0;
+	v.charon_restart_delay_ms = 0;
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "  charon:     running (pid 77, 12 "
+	    "restarts)\n"));
 	strbuf_free(&sb);
 
 	/* etcd on and failing: the JSON and the text say why. */
@@ -329,8 +458,10 @@ main(void)
 		cmocka_unit_test(test_load_conn_cert),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
+		cmocka_unit_test(test_duplicate_ike_sas),
 		cmocka_unit_test(test_classify_log),
 		cmocka_unit_test(test_charon_conf),
+		cmocka_unit_test(test_charon_crash_loop),
 		cmocka_unit_test(test_status_json),
 	};
 
