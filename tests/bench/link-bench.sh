@@ -8,8 +8,8 @@
 #              default probe setting and at an aggressive one; and from
 #              the cut to the first TCP connect from vellum-a to vellum-b
 #              that gw-a refuses (a sink listens at vellum-b, so only
-#              the gateway refuses; a connect is tried every 20 ms and
-#              given 100 ms)
+#              the gateway refuses; a client started before the cut
+#              tries a connect every 20 ms, each given 100 ms)
 #   cost       CPU (user+system, % of one core) and RSS of the daemon and
 #              of its network process over IDLE seconds of probing, then
 #              over as long with 1,000 idle and 200 slowloris connections
@@ -62,29 +62,32 @@ start() {
 	wait_until 30 link_up
 }
 
-# refused_after CUT_MS: connects vellum-a -> vellum-b (where the sink
-# listens: only the gateway refuses) until one is refused; prints the
-# milliseconds since CUT_MS (wall clock, ms), or "never" after 10 s
-refused_after() {
-	on vellum-a "$PYTHON" - "$VELLUM_B4" "$1" <<-'PY'
+# refuse_watch OUT: in the background, connects vellum-a -> vellum-b
+# (where the sink listens: only the gateway refuses) every 20 ms, each
+# given 100 ms; the wall-clock ms of the first refusal goes to OUT.  Started
+# before the cut, so that the client's own start-up is not measured.
+refuse_watch() {
+	on vellum-a "$PYTHON" - "$VELLUM_B4" "$1" <<-'PY' &
 	import socket, sys, time
-	cut_ms = int(sys.argv[2])	# the cut, on the wall clock
 	t0 = time.monotonic()
-	while time.monotonic() - t0 < 10:
+	while time.monotonic() - t0 < 30:
 	    s = socket.socket()
 	    s.settimeout(0.1)
 	    try:
 	        s.connect((sys.argv[1], 7001))
 	    except socket.timeout:
 	        pass
-	    except OSError:
-	        print(int(time.time() * 1000) - cut_ms)
+	    except ConnectionRefusedError:
+	        with open(sys.argv[2], "w") as f:
+	            f.write("%d\n" % int(time.time() * 1000))
 	        sys.exit(0)
+	    except OSError:
+	        pass
 	    finally:
 	        s.close()
 	    time.sleep(0.02)
-	print("never")
 	PY
+	WATCH=$!
 }
 
 # p50_p99 LABEL WHAT FILE: the figures of FILE's numbers
@@ -106,11 +109,13 @@ cuts() {
 	: >"$ref"
 	for i in $(seq 1 "$CUTS"); do
 		wait_until 60 link_up || { echo "run $i: link not up again, stopping"; break; }
-		sleep 0.$((RANDOM % 5))
+		rm -f "$WORK/refused"
+		refuse_watch "$WORK/refused"
+		sleep 0.$((RANDOM % 5 + 3))
 		router nft -f - <<<"table inet grgwlab-cut { chain cut { type filter hook forward priority 0; drop; }; }"
 		t0=$(now_ms)
-		ms=$(refused_after "$t0") || ms=never
-		[ "$ms" != never ] && echo "$ms" >>"$ref"
+		wait "$WATCH" 2>/dev/null || true
+		[ -s "$WORK/refused" ] && echo $(( $(cat "$WORK/refused") - t0 )) >>"$ref"
 		if wait_until 10 link_down_a; then
 			since=$(link_of a | jq .since_epoch_ms)
 			ms=$((since - t0))
