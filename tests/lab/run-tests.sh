@@ -30,6 +30,9 @@
 #   nat          up, reach, wan again with the router doing 1:1 NAT
 #   link-*       link state: probes, feeds, WAN cuts, loss, forged probes,
 #                etcd (see link-tests.sh)
+#   link-prometheus  a real Prometheus in gw-a with the shipped rules and
+#                dashboard: a WAN cut fires the link-down alert, the repair
+#                resolves it (see monitor-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
@@ -46,7 +49,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-loss link-forged link-etcd)
+	link-feeds link-cuts link-loss link-forged link-etcd link-prometheus)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -59,6 +62,7 @@ FIXTURE_PSK_OPEN=psk-0644
 cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
+	declare -F prom_stop >/dev/null && prom_stop
 	resume_stopped
 	capture_stop_all
 	"$LAB" down >/dev/null 2>&1
@@ -717,6 +721,8 @@ t_nat() {
 . "$HERE/link-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=harden-tests.sh
 . "$HERE/harden-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=monitor-tests.sh
+. "$HERE/monitor-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 
