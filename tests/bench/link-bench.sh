@@ -19,6 +19,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
+# shellcheck source=tests/bench/plot.sh
+. "$HERE/plot.sh"
 CUTS=${CUTS:-50}
 IDLE=${IDLE:-20}
 WORK=$(mktemp -d)
@@ -56,7 +58,8 @@ start() {
 	wait_until 30 link_up
 }
 
-# cuts LABEL: CUTS cuts, detection time of each from the daemon's clock
+# cuts LABEL NAME: CUTS cuts, detection time of each from the daemon's
+# clock; the samples kept in BENCH_OUT/link-detection-NAME.dat
 cuts() {
 	local i t0 since ms file=$WORK/det-$1
 	: >"$file"
@@ -72,6 +75,7 @@ cuts() {
 		fi
 		router nft delete table inet grgwlab-cut
 	done
+	cp "$file" "$BENCH_OUT/link-detection-$2.dat"
 	sort -n "$file" | awk -v label="$1" '
 		{ a[NR] = $1 }
 		END {
@@ -156,14 +160,21 @@ restarts() {
 		    n, a[int((NR + 1) / 2)], a[NR], ch }'
 }
 
+bench_out_init link-bench
 "$LAB" up >/dev/null
 echo "== default probes (50 ms x 5)"
 start 50 5
 cost "default, tunnel up, idle"
 cost "default, tunnel up, 1,000 connections held" flood
 restarts 10
-cuts "default 50 ms x 5"
+cuts "default 50 ms x 5" default
 echo "== aggressive probes (20 ms x 5)"
 start 20 5
 cost "aggressive, tunnel up, idle"
-cuts "aggressive 20 ms x 5"
+cuts "aggressive 20 ms x 5" aggressive
+
+plot_cdf "$BENCH_OUT/link-detection.png" "Link-down detection after a WAN cut ($CUTS cuts each)" \
+	"ms from the cut to the state change" \
+	"default 50 ms x 5" "$BENCH_OUT/link-detection-default.dat" \
+	"aggressive 20 ms x 5" "$BENCH_OUT/link-detection-aggressive.dat"
+report_add link-bench "Link-down detection and cost (link-bench.sh)" link-detection.png
