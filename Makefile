@@ -4,11 +4,13 @@
 #   make check      unit tests (plain, ASan+UBSan), fuzz smoke, lab tests
 #   make unit       unit tests only
 #   make feeds-check  the Clearwater alarm hook and the etcd feed (real etcd)
+#   make monitoring-check  Prometheus rules (promtool) and Grafana dashboard
 #   make lab        two-site namespace lab with grgw up on both sides
 #   make bench      benchmarks
 #   make check-kernel  the lab on Debian's kernel (XFRM) in a qemu VM
 #   make bench-kernel  kernel vs libipsec vs bare WAN, in that VM
-#   make install    binary, systemd unit, man pages, example configuration
+#   make install    binary, systemd unit, man pages, example configuration,
+#                   alarm hook and definition, Prometheus rules, dashboard
 #                   (DESTDIR, PREFIX, SBINDIR, SYSCONFDIR, UNITDIR, MANDIR)
 #   make uninstall  removes what install put there (an edited config stays)
 #   make deb        Debian package grgw_VERSION_ARCH.deb (apt install ./grgw_*.deb)
@@ -20,6 +22,11 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/grgw
 DATADIR ?= $(PREFIX)/share/grgw
+# Where Clearwater's alarm agent reads alarm definitions.  CW_ALARMS: yes
+# (always install grgw's there), no, or auto (only where the directory
+# exists, that is where Clearwater is installed).
+CW_ALARMDIR ?= /usr/share/clearwater/infrastructure/alarms
+CW_ALARMS ?= auto
 DESTDIR ?=
 CC      ?= cc
 CLANG   ?= clang
@@ -157,6 +164,13 @@ $(B)/feeds/etcdtest: $(B)/obj/tests/feeds/etcdtest.o $(B)/libgrgw.a
 feeds-check: $(B)/feeds/etcdtest
 	$(Q)tests/feeds/run.sh $(B)
 
+# The shipped Prometheus rules and Grafana dashboard: promtool check and
+# unit tests, metric names against what grgw exports (Debian's prometheus
+# package; tests/deps.sh installs it).  The lab test link-prometheus runs
+# them in a real Prometheus.
+monitoring-check:
+	$(Q)tests/monitoring/run.sh
+
 lab: grgw
 	$(Q)tests/lab/lab.sh demo
 
@@ -204,6 +218,15 @@ install: grgw
 	install -d $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms
 	install -m 0755 gw/hooks/clearwater-alarm $(DESTDIR)$(DATADIR)/hooks/clearwater-alarm
 	install -m 0644 gw/hooks/grgw_alarms.json $(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json
+	install -d $(DESTDIR)$(DATADIR)/monitoring
+	install -m 0644 gw/monitoring/grgw-rules.yml $(DESTDIR)$(DATADIR)/monitoring/grgw-rules.yml
+	install -m 0644 gw/monitoring/grgw-dashboard.json $(DESTDIR)$(DATADIR)/monitoring/grgw-dashboard.json
+	@if [ "$(CW_ALARMS)" = yes ] || \
+	    { [ "$(CW_ALARMS)" = auto ] && [ -d "$(DESTDIR)$(CW_ALARMDIR)" ]; }; then \
+		echo "install -m 0644 gw/hooks/grgw_alarms.json $(DESTDIR)$(CW_ALARMDIR)/"; \
+		install -d $(DESTDIR)$(CW_ALARMDIR); \
+		install -m 0644 gw/hooks/grgw_alarms.json $(DESTDIR)$(CW_ALARMDIR)/grgw_alarms.json; \
+	fi
 	@# The network process's user (not in a staging tree: the package's
 	@# postinst makes it on the host it is installed on).
 	@if [ -z "$(DESTDIR)" ] && ! getent passwd $(GRGW_USER) >/dev/null; then \
@@ -224,14 +247,18 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/grgw.8 $(DESTDIR)$(MANDIR)/man5/grgw.conf.5 \
 		$(DESTDIR)$(DOCDIR)/examples/grgw.conf $(CONF_DIR)/grgw.conf.example \
 		$(DESTDIR)$(DATADIR)/hooks/clearwater-alarm \
-		$(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json
+		$(DESTDIR)$(DATADIR)/alarms/grgw_alarms.json \
+		$(DESTDIR)$(DATADIR)/monitoring/grgw-rules.yml \
+		$(DESTDIR)$(DATADIR)/monitoring/grgw-dashboard.json \
+		$(DESTDIR)$(CW_ALARMDIR)/grgw_alarms.json
 	@if cmp -s grgw.conf.example $(CONF_DIR)/grgw.conf; then \
 		echo "rm -f $(CONF_DIR)/grgw.conf"; rm -f $(CONF_DIR)/grgw.conf; \
 	elif [ -e $(CONF_DIR)/grgw.conf ]; then \
 		echo "kept $(CONF_DIR)/grgw.conf (edited)"; \
 	fi
 	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
-	    $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms $(DESTDIR)$(DATADIR) \
+	    $(DESTDIR)$(DATADIR)/hooks $(DESTDIR)$(DATADIR)/alarms \
+	    $(DESTDIR)$(DATADIR)/monitoring $(DESTDIR)$(DATADIR) \
 	    $(CONF_DIR); do \
 		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
@@ -261,13 +288,14 @@ deb: grgw
 	$(E) "  DEB     $(DEB)"
 	$(Q)rm -rf $(B)/deb
 	$(Q)$(MAKE) --no-print-directory -s install DESTDIR=$(abspath $(DEB_ROOT)) \
-		PREFIX=/usr UNITDIR=/lib/systemd/system SYSCONFDIR=/etc >/dev/null
+		PREFIX=/usr UNITDIR=/lib/systemd/system SYSCONFDIR=/etc CW_ALARMS=yes >/dev/null
 	$(Q)strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 		$(DEB_ROOT)/usr/sbin/grgw
 	$(Q)gzip -9n $(DEB_ROOT)/usr/share/man/man8/grgw.8 \
 		$(DEB_ROOT)/usr/share/man/man5/grgw.conf.5
 	$(Q)install -d -m 0755 $(DEB_ROOT)/DEBIAN
 	$(Q)install -m 0755 gw/deb/postinst gw/deb/prerm gw/deb/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)install -m 0644 gw/deb/triggers $(DEB_ROOT)/DEBIAN/triggers
 	$(Q)echo /etc/grgw/grgw.conf >$(DEB_ROOT)/DEBIAN/conffiles
 	$(Q)cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | \
 		LC_ALL=C sort | xargs md5sum >DEBIAN/md5sums
@@ -286,7 +314,7 @@ print-deb:
 clean:
 	rm -rf $(B) grgw grgw_*.deb
 
-.PHONY: all fuzz print-fuzz-srcs unit unit-bins fuzz-smoke feeds-check lab lab-check check bench deps \
+.PHONY: all fuzz print-fuzz-srcs unit unit-bins fuzz-smoke feeds-check monitoring-check lab lab-check check bench deps \
 	check-kernel bench-kernel \
 	install uninstall deb print-deb clean
 .SECONDARY:

@@ -240,8 +240,13 @@ render_link(struct strbuf *sb, const struct strbuf *base,
 	per_path_u64(sb, base, lv, "grgw_path_transitions_total",
 	    "Times the path went up or down.", PS_OFF(transitions));
 
-	family(sb, "grgw_probe_rtt_seconds", "gauge", "Probe round-trip "
-	    "time percentiles over the last 256 probes.");
+	/*
+	 * A summary of quantiles only (no _sum or _count): the quantiles
+	 * cover a sliding window, as a client library's summary does, and a
+	 * gauge may not carry a quantile label.
+	 */
+	family(sb, "grgw_probe_rtt_seconds", "summary", "Probe round-trip "
+	    "time percentiles over the last 256 probes; NaN without answers.");
 	for (p = 0; p < PROBE_NPATHS; p++) {
 		sample_open(sb, "grgw_probe_rtt_seconds", base);
 		label(sb, "path", path_label[p]);

@@ -1081,8 +1081,14 @@ probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 	    now - ps->skew_mono < 2 * e->detect_ns;
 	if (!out->skew_recent)
 		out->clock_skew_ms = NAN;
-	out->rtt_p50_ms = out->rtt_p99_ms = out->jitter_ms = 0;
-	out->loss_ratio = 0;
+	/*
+	 * No figure is NaN, never 0: a path without answers must not look
+	 * like a perfect one on a dashboard or to an alert.
+	 */
+	if (!ps->have_srtt)
+		out->rtt_last_ms = out->rtt_smoothed_ms = NAN;
+	out->rtt_p50_ms = out->rtt_p99_ms = out->jitter_ms = NAN;
+	out->loss_ratio = NAN;
 
 	first = ps->req_seq >= PROBE_RTT_WINDOW ?
 	    ps->req_seq - PROBE_RTT_WINDOW + 1 : 1;
@@ -1115,6 +1121,8 @@ probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 	}
 	if (decided > 0)
 		out->loss_ratio = (double)lost / (double)decided;
+	else if (n > 0)
+		out->loss_ratio = 0;	/* answers, none due yet */
 	if (njit > 0)
 		out->jitter_ms = (double)jsum / (double)njit / 1e6;
 	if (n > 0) {

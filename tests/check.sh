@@ -2,6 +2,7 @@
 # Everything `make check` runs, with one tally at the end:
 #   unit tests (cmocka), plain and under ASan+UBSan
 #   fuzz smoke runs (libFuzzer) of every parser
+#   the shipped Prometheus rules and Grafana dashboard (promtool)
 #   kernel tests of netlink/ in a throwaway network namespace
 #   the two-site lab tests
 #   installation: make install, the Debian package, the unit, the man
@@ -71,8 +72,9 @@ done
 stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
 stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
 stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
-    "$here"/feeds/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
+    "$here"/feeds/*.sh "$here"/monitoring/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
+stage "monitoring: Prometheus rules (promtool), Grafana dashboard" "$here/monitoring/run.sh"
 stage "netlink kernel tests" "$here/netlink/run.sh"
 stage "two-site lab" "$here/lab/run-tests.sh"
 stage "two-site lab: QoS" "$here/lab/run-qos-tests.sh"

@@ -18,6 +18,9 @@ LAB=$HERE/../lab/lab.sh
 RUNS=${RUNS:-5}
 SECS=${SECS:-5}
 WORK=$(mktemp -d)
+# shellcheck source=tests/bench/plot.sh
+. "$HERE/plot.sh"
+bench_out_init bench
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
 
@@ -81,6 +84,11 @@ tunnel=$(iperf vellum-b "$VELLUM_B4" vellum-a)
 echo "bare WAN path (gw-a -> gw-b):       $bare Mbit/s"
 echo "through the tunnel (vellum-a -> b): $tunnel Mbit/s ($(status_json a | jq -r .dataplane) data plane)"
 awk -v t="$tunnel" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio tunnel/bare: %.4f\n", t / b }'
+printf '"bare WAN" %s\n"tunnel (%s)" %s\n' "${bare:-0}" "$(status_json a | jq -r .dataplane)" "${tunnel:-0}" \
+	>"$BENCH_OUT/throughput.dat"
+plot_bars "$BENCH_OUT/throughput.png" "TCP throughput per data plane, ${SECS} s each" "Mbit/s" \
+	"$BENCH_OUT/throughput.dat"
+report_add bench "Start-up and throughput (bench.sh)" throughput.png
 
 echo
 echo "== memory (tunnel up, after the transfers)"

@@ -23,6 +23,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
+# shellcheck source=tests/bench/plot.sh
+. "$HERE/plot.sh"
 CUTS=${CUTS:-50}
 IDLE=${IDLE:-20}
 WORK=$(mktemp -d)
@@ -101,8 +103,9 @@ p50_p99() {
 		}'
 }
 
-# cuts LABEL: CUTS cuts, detection time of each from the daemon's clock,
-# and the time until a connect to the other site is refused
+# cuts LABEL NAME: CUTS cuts, detection time of each from the daemon's
+# clock, and the time until a connect to the other site is refused; the
+# samples kept in BENCH_OUT/link-detection-NAME.dat
 cuts() {
 	local i t0 since ms file=$WORK/det-$1 ref=$WORK/ref-$1
 	: >"$file"
@@ -124,6 +127,7 @@ cuts() {
 		router nft delete table inet grgwlab-cut
 	done
 	p50_p99 "$1" "connect refused" "$ref"
+	cp "$file" "$BENCH_OUT/link-detection-$2.dat"
 	sort -n "$file" | awk -v label="$1" '
 		{ a[NR] = $1 }
 		END {
@@ -208,6 +212,7 @@ restarts() {
 		    n, a[int((NR + 1) / 2)], a[NR], ch }'
 }
 
+bench_out_init link-bench
 "$LAB" up >/dev/null
 sink_start vellum-b >/dev/null
 echo "== default probes (50 ms x 5)"
@@ -215,8 +220,14 @@ start 50 5
 cost "default, tunnel up, idle"
 cost "default, tunnel up, 1,000 connections held" flood
 restarts 10
-cuts "default 50 ms x 5"
+cuts "default 50 ms x 5" default
 echo "== aggressive probes (20 ms x 5)"
 start 20 5
 cost "aggressive, tunnel up, idle"
-cuts "aggressive 20 ms x 5"
+cuts "aggressive 20 ms x 5" aggressive
+
+plot_cdf "$BENCH_OUT/link-detection.png" "Link-down detection after a WAN cut ($CUTS cuts each)" \
+	"ms from the cut to the state change" \
+	"default 50 ms x 5" "$BENCH_OUT/link-detection-default.dat" \
+	"aggressive 20 ms x 5" "$BENCH_OUT/link-detection-aggressive.dat"
+report_add link-bench "Link-down detection and cost (link-bench.sh)" link-detection.png

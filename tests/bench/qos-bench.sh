@@ -43,6 +43,9 @@ ROGERS_PORT=11311
 TWIN_PORT=11312
 PY=/usr/bin/python3		# Debian's, with python3-pymemcache
 WORK=$(mktemp -d)
+# shellcheck source=tests/bench/plot.sh
+. "$HERE/plot.sh"
+bench_out_init qos-bench
 chmod 0755 "$WORK"
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
@@ -191,3 +194,14 @@ awk -v i50="$i50" -v i99="$i99" -v t50="$t50" -v t99="$t99" \
 	printf "ratio loaded/idle, no class enabled: p50 %.2f  p99 %.2f\n", x50 / c50, x99 / c99
 	printf "aim (QoS on: p99 within 1.5 x idle): %s\n", n99 / i99 <= 1.5 ? "met" : "not met"
 }'
+
+for f in "idle-$ROGERS_PORT" "bulk-$ROGERS_PORT" "bulk-$TWIN_PORT" "bulk-gro-$ROGERS_PORT"; do
+	[ -f "$WORK/$f.raw" ] && awk '{ print $1 }' "$WORK/$f.raw" >"$BENCH_OUT/qos-rtt-$f.dat"
+done
+plot_cdf "$BENCH_OUT/qos-memcached-cdf.png" "memcached (Rogers) round trips through the tunnel, shaper $WAN_RATE" \
+	"round trip, ms" \
+	"idle" "$BENCH_OUT/qos-rtt-idle-$ROGERS_PORT.dat" \
+	"bulk, QoS on (Rogers class)" "$BENCH_OUT/qos-rtt-bulk-$ROGERS_PORT.dat" \
+	"bulk, QoS off (unclassified twin)" "$BENCH_OUT/qos-rtt-bulk-$TWIN_PORT.dat" \
+	"bulk, QoS on, GRO left on" "$BENCH_OUT/qos-rtt-bulk-gro-$ROGERS_PORT.dat"
+report_add qos-bench "memcached latency with and without QoS (qos-bench.sh)" qos-memcached-cdf.png

@@ -3,8 +3,8 @@
 #
 #   clearwater-alarm hook     run with a fake issue-alarm that records its
 #   + grgw_alarms.json        arguments, for every transition; the alarm
-#                             definition checked with jq against the rules
-#                             of Clearwater's alarm agent
+#                             definition checked against the rules of
+#                             Clearwater's alarm agent (check-alarms.py)
 #
 #   etcd publisher            a real etcd on loopback, free ports, temp dir
 #                             (gw/etcd.c via tests/feeds/etcdtest) checked
@@ -81,14 +81,14 @@ expect_alarm() {	# expect_alarm STATE REASON "ARGS"
 	fi
 }
 
-expect_alarm up none "grgw 10420.1"
-expect_alarm degraded loss "grgw 10420.5"
-expect_alarm degraded rtt "grgw 10420.5"
-expect_alarm down underlay-unreachable "grgw 10420.4"
-expect_alarm down wan-link-down "grgw 10420.4"
-expect_alarm down tunnel-down "grgw 10420.4"
-expect_alarm down charon-down "grgw 10420.4"
-expect_alarm down ike-auth-failed "grgw 10420.3"
+expect_alarm up none "grgw 14000.1"
+expect_alarm degraded loss "grgw 14000.5"
+expect_alarm degraded rtt "grgw 14000.5"
+expect_alarm down underlay-unreachable "grgw 14000.4"
+expect_alarm down wan-link-down "grgw 14000.4"
+expect_alarm down tunnel-down "grgw 14000.4"
+expect_alarm down charon-down "grgw 14000.4"
+expect_alarm down ike-auth-failed "grgw 14000.3"
 
 run_hook down starting
 check "hook: down (starting) leaves the alarm alone" \
@@ -100,7 +100,7 @@ run_hook down tunnel-down GRGW_ISSUE_ALARM="$tmp/no-such-tool"
 check "hook: without issue-alarm it logs and exits 0" \
     test "$?" -eq 0 -a ! -f "$record"
 check "hook: ... saying what was not issued" \
-    grep -q "10420.4.*not issued" "$tmp/hook.err"
+    grep -q "14000.4.*not issued" "$tmp/hook.err"
 run_hook up none FAKE_ALARM_RC=1
 check "hook: a failing issue-alarm makes the hook fail" test "$?" -eq 1
 if command -v shellcheck > /dev/null; then
@@ -112,29 +112,24 @@ fi
 # jq programs are single-quoted on purpose: jq expands them, not the shell.
 # shellcheck disable=SC2016
 jqc() { jq -e "$@" "$alarms" > /dev/null; }
-check "alarms: valid JSON with an alarms array" jqc '.alarms | type == "array" and length > 0'
-check "alarms: indexes are unique integers" \
-    jqc '[.alarms[].index] | (map(type == "number" and . == floor) | all) and (length == (unique | length))'
-check "alarms: indexes outside Clearwater's 1000-9999" \
-    jqc '[.alarms[].index] | map(. < 1000 or . > 9999) | all'
-check "alarms: causes are ones the alarm agent knows" \
-    jqc '[.alarms[].cause | ascii_downcase] | map(IN("software_error", "database_inconsistency", "underlying_resource_unavailable")) | all'
-check "alarms: every alarm has a name" jqc '[.alarms[].name | type == "string" and length > 0] | all'
-check "alarms: a CLEARED level and at least one raised level each" \
-    jqc '[.alarms[] | [.levels[].severity] | (index("CLEARED") != null) and (map(select(. != "CLEARED")) | length > 0)] | all'
-check "alarms: severities are known" \
-    jqc '[.alarms[].levels[].severity] | map(IN("CLEARED", "CRITICAL", "MAJOR", "MINOR", "WARNING", "INDETERMINATE")) | all'
-check "alarms: each severity at most once per alarm" \
-    jqc '[.alarms[] | [.levels[].severity] | length == (unique | length)] | all'
-check "alarms: every level has details, description, cause, effect, action" \
-    jqc '[.alarms[].levels[] | [.details, .description, .cause, .effect, .action] | map(type == "string" and length > 0) | all] | all'
-check "alarms: every text at most 255 characters" \
-    jqc '[.alarms[].levels[] | .details, .description, .cause, .effect, .action | length <= 255] | all'
+# Clearwater's rules for a definition file and its index blocks.
+check "alarms: grgw_alarms.json follows Clearwater's rules (check-alarms.py)" \
+    python3 "$here/check-alarms.py" "$alarms"
+# ... and the checker refuses what the alarm agent would: an index in a
+# reserved block, two CLEARED levels, a description over 255 characters.
+jq --arg long "$(printf '%0300d' 0)" \
+    '.alarms[0].index = 10420 | .alarms[0].levels += [.alarms[0].levels[0]] |
+     .alarms[0].levels[1].description = $long' "$alarms" > "$tmp/bad-alarms.json"
+python3 "$here/check-alarms.py" "$tmp/bad-alarms.json" > "$tmp/bad-alarms.out"
+check "alarms: the checker refuses a bad definition" test "$?" -eq 1
+for why in "index outside every block" "exactly one CLEARED level" "description present, at most 255"; do
+	check "alarms: ... saying: $why" grep -q "^FAIL .*$why" "$tmp/bad-alarms.out"
+done
 # The hook and the definition agree: every code it issues is defined.
 for sev in 1:CLEARED 3:CRITICAL 4:MAJOR 5:MINOR; do
 	# shellcheck disable=SC2016
-	check "alarms: 10420.${sev%%:*} (${sev#*:}) used by the hook is defined" \
-	    jqc --arg s "${sev#*:}" '.alarms[] | select(.index == 10420) | [.levels[].severity] | index($s) != null'
+	check "alarms: 14000.${sev%%:*} (${sev#*:}) used by the hook is defined" \
+	    jqc --arg s "${sev#*:}" '.alarms[] | select(.index == 14000) | [.levels[].severity] | index($s) != null'
 	grep -q "severity=${sev%%:*}" "$hook" || nok "hook does not issue .${sev%%:*}"
 done
 

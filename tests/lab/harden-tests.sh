@@ -296,6 +296,9 @@ t_harden_full_run() {
 	need_sinks || return 0
 	down_one a full-purge --purge
 	expect_rc "grgw down --purge on gw-a" "$RC" 0 "$WORK/full-purge-a.log"
+	# Forwarding on, as on a gateway that boots with it: only grgw's
+	# layer stands between the nodes and the WAN.
+	gw_a sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	# A run directory of its own on a small tmpfs, filled up once the
 	# files that exist before the record (lock, log) have their page.
 	full_run_cleanup

@@ -300,7 +300,7 @@ t_link_stopped() {
 	expect_rc "grgw down on gw-a" "$RC" 0 "$WORK/link-stopped-a.log"
 	check "state file: link down (stopped)" jq -e '.state == "down" and .reason == "stopped"' "$file"
 	check "hook saw: site-b -> down (stopped)" grep -q "^site-b up down stopped$" "$WORK/hook-a.log"
-	check "the alarm hook raised the alarm (10420.4, major)" grep -qx "grgw 10420.4" "$WORK/alarm-a.log"
+	check "the alarm hook raised the alarm (14000.4, major)" grep -qx "grgw 14000.4" "$WORK/alarm-a.log"
 	check "etcd $ETCD_KEY: down (stopped)" wait_until 10 etcd_says down stopped
 	check "the daemon is gone" sh -c "! ip netns exec '${NS_PREFIX}gw-a' '$GRGW' status -c '$CONF_A' --json | jq -e '.daemon.running'"
 	LINK_READY=0

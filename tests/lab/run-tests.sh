@@ -39,6 +39,9 @@
 #                etcd (see link-tests.sh)
 #   interop-swanctl  plain strongSwan (swanctl, the README's configuration)
 #                at gw-b, grgw with probes = icmp at gw-a (see interop-tests.sh)
+#   link-prometheus  a real Prometheus in gw-a with the shipped rules and
+#                dashboard: a WAN cut fires the link-down alert, the repair
+#                resolves it (see monitor-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
@@ -55,7 +58,8 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl)
+	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
+	interop-swanctl)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -69,6 +73,7 @@ cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
 	declare -F interop_stop >/dev/null && interop_stop
+	declare -F prom_stop >/dev/null && prom_stop
 	resume_stopped
 	capture_stop_all
 	"$LAB" down >/dev/null 2>&1
@@ -887,6 +892,8 @@ t_nat() {
 . "$HERE/harden-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=interop-tests.sh
 . "$HERE/interop-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=monitor-tests.sh
+. "$HERE/monitor-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

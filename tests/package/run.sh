@@ -242,7 +242,8 @@ t_install() {
 	printf '%s\n' etc/grgw/grgw.conf usr/local/lib/systemd/system/grgw.service \
 		usr/local/lib/systemd/system/grgw-block.service usr/local/sbin/grgw usr/local/share/doc/grgw/examples/grgw.conf \
 		usr/local/share/man/man5/grgw.conf.5 usr/local/share/man/man8/grgw.8 \
-		usr/local/share/grgw/hooks/clearwater-alarm usr/local/share/grgw/alarms/grgw_alarms.json |
+		usr/local/share/grgw/hooks/clearwater-alarm usr/local/share/grgw/alarms/grgw_alarms.json \
+		usr/local/share/grgw/monitoring/grgw-rules.yml usr/local/share/grgw/monitoring/grgw-dashboard.json |
 		LC_ALL=C sort >"$WORK/install.expected"
 
 	check "make install DESTDIR=..." make -s -C "$TOP" install DESTDIR="$root"
@@ -254,7 +255,9 @@ t_install() {
 			"755 usr/local/sbin/grgw" "644 usr/local/share/doc/grgw/examples/grgw.conf" \
 			"644 usr/local/share/man/man5/grgw.conf.5" "644 usr/local/share/man/man8/grgw.8" \
 			"755 usr/local/share/grgw/hooks/clearwater-alarm" \
-			"644 usr/local/share/grgw/alarms/grgw_alarms.json" | LC_ALL=C sort -k2) \
+			"644 usr/local/share/grgw/alarms/grgw_alarms.json" \
+			"644 usr/local/share/grgw/monitoring/grgw-rules.yml" \
+			"644 usr/local/share/grgw/monitoring/grgw-dashboard.json" | LC_ALL=C sort -k2) \
 		<(cd "$root" && xargs stat -c '%a %n' <"$WORK/install.actual")
 	check "make install: the unit runs /usr/local/sbin/grgw on /etc/grgw/grgw.conf" \
 		grep -qx 'ExecStart=/usr/local/sbin/grgw up -f -c /etc/grgw/grgw.conf' \
@@ -352,19 +355,24 @@ t_deb() {
 	check "Architecture: $(dpkg --print-architecture)" test "$(deb_field Architecture)" = "$(dpkg --print-architecture)"
 	check "conffiles: /etc/grgw/grgw.conf" same_lines <(echo /etc/grgw/grgw.conf) \
 		<(dpkg-deb --ctrl-tarfile "$DEB_FILE" | tar -xOf - ./conffiles)
-	check "maintainer scripts: postinst, prerm, postrm" same_lines \
-		<(printf '%s\n' ./conffiles ./control ./md5sums ./postinst ./postrm ./prerm) \
+	check "maintainer scripts: postinst, prerm, postrm; triggers" same_lines \
+		<(printf '%s\n' ./conffiles ./control ./md5sums ./postinst ./postrm ./prerm ./triggers) \
 		<(dpkg-deb --ctrl-tarfile "$DEB_FILE" | tar -tf - | grep -v '^\./$' | LC_ALL=C sort)
 	check "contents" same_lines \
 		<(printf '%s\n' etc/grgw/grgw.conf lib/systemd/system/grgw.service \
 			lib/systemd/system/grgw-block.service usr/sbin/grgw \
 			usr/share/doc/grgw/examples/grgw.conf usr/share/man/man5/grgw.conf.5.gz \
 			usr/share/man/man8/grgw.8.gz usr/share/grgw/hooks/clearwater-alarm \
-			usr/share/grgw/alarms/grgw_alarms.json | LC_ALL=C sort) \
+			usr/share/grgw/alarms/grgw_alarms.json usr/share/grgw/monitoring/grgw-rules.yml \
+			usr/share/grgw/monitoring/grgw-dashboard.json \
+			usr/share/clearwater/infrastructure/alarms/grgw_alarms.json | LC_ALL=C sort) \
 		<(dpkg-deb --fsys-tarfile "$DEB_FILE" | tar -tvf - | awk '$1 !~ /^d/ { sub(/^\.\//, "", $6); print $6 }' | LC_ALL=C sort)
 	check "the unit runs /usr/sbin/grgw" \
 		grep -qx 'ExecStart=/usr/sbin/grgw up -f -c /etc/grgw/grgw.conf' \
 		<(dpkg-deb --fsys-tarfile "$DEB_FILE" | tar -xOf - ./lib/systemd/system/grgw.service)
+	check "triggers: Clearwater's alarm agent is told of the definition" same_lines \
+		<(echo 'activate-noawait clearwater-snmp-alarm-agent') \
+		<(dpkg-deb --ctrl-tarfile "$DEB_FILE" | tar -xOf - ./triggers | sed '/^#/d; /^$/d')
 	check "Depends covers every library grgw links" depends_covers_libraries
 	check "Depends covers every plugin grgw's charon loads" depends_covers_plugins
 }
