@@ -26,6 +26,7 @@ struct linkact {
 	enum link_state		 state;
 	enum link_reason	 reason;
 	int			 refusing;
+	int			 was_up;	/* up once since the start */
 	int			 stopped;
 };
 
@@ -41,7 +42,7 @@ ms_tv(uint32_t ms)
 static void
 refuse_set(struct linkact *a, int on)
 {
-	if (a->refusing == on)
+	if (a->refusing == on || a->nl == NULL)
 		return;
 	if (gwnl_refuse_set(a->nl, a->cfg, on) != 0) {
 		log_warnx("cannot %s refusing traffic to %s (see above)",
@@ -107,12 +108,15 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 		return;
 	a->state = v->state;
 	a->reason = v->reason;
+	if (v->state != LINK_DOWN)
+		a->was_up = 1;
 
 	/*
-	 * Down means refused (not while starting: the routes refuse then),
-	 * after the hold time, at once by default.
+	 * Down means refused, after the hold time, at once by default.
+	 * Not before the link was ever up: no tunnel has carried anything
+	 * yet, and the routes refuse.
 	 */
-	if (v->state != LINK_DOWN || v->reason == REASON_STARTING) {
+	if (v->state != LINK_DOWN || !a->was_up) {
 		evtimer_del(a->refuse_timer);
 		refuse_set(a, 0);
 	} else if (!a->refusing && !evtimer_pending(a->refuse_timer, NULL)) {
