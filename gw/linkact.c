@@ -5,6 +5,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
@@ -15,6 +16,7 @@
 #include "netlink/netlink.h"
 
 #define REESTABLISH_AFTER_MS	2000	/* tunnel dead, WAN fine: this long */
+#define REESTABLISH_STAGGER_MS	1500	/* the later-named site waits more */
 #define REESTABLISH_EVERY_MS	10000	/* and again while it lasts */
 
 struct linkact {
@@ -102,7 +104,7 @@ linkact_new(struct event_base *base, struct gwnl *nl, struct ike *ike,
 void
 linkact_follow(struct linkact *a, const struct link_view *v)
 {
-	struct timeval hold, later = ms_tv(REESTABLISH_AFTER_MS);
+	struct timeval hold, later;
 
 	if (a == NULL || a->stopped)
 		return;
@@ -132,7 +134,12 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 	 * A dead tunnel while the WAN answers: the SAs are stale.  After a
 	 * moment (a peer's own restart re-keys by itself first), delete
 	 * them and initiate again rather than wait for dead-peer detection.
+	 * Both ends see it: the site whose name sorts later waits longer,
+	 * so that one end's new SAs are not deleted by the other's.
 	 */
+	later = ms_tv(REESTABLISH_AFTER_MS +
+	    (strcmp(a->cfg->site.name, a->cfg->peer.name) > 0 ?
+	    REESTABLISH_STAGGER_MS : 0));
 	if (v->state != LINK_DOWN || v->reason != REASON_TUNNEL_DOWN)
 		evtimer_del(a->reestablish_timer);
 	else if (!evtimer_pending(a->reestablish_timer, NULL))
