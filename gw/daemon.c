@@ -1029,8 +1029,6 @@ daemon_start_charon(struct gwd *d, char *err, size_t errlen)
 	if (d->ike == NULL || charon_start(d->charon) == -1)
 		return err_set(err, errlen, "cannot start charon (%s); see %s",
 		    d->cfg->charon_path, d->dir);
-	if ((d->act = linkact_new(d->base, d->nl, d->ike, d->cfg)) == NULL)
-		return err_set(err, errlen, "out of memory");
 	return 0;
 }
 
@@ -1089,6 +1087,10 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		goto fail;
 	if (charon_rc == -1) {
 		err_set(err, sizeof(err), "%s", charon_err);
+		goto fail;
+	}
+	if ((d.act = linkact_new(d.base, d.nl, d.ike, cfg)) == NULL) {
+		err_set(err, sizeof(err), "out of memory");
 		goto fail;
 	}
 	if (daemon_start_control(&d, err, sizeof(err)) == -1)

@@ -5,6 +5,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
@@ -15,6 +16,7 @@
 #include "netlink/netlink.h"
 
 #define REESTABLISH_AFTER_MS	2000	/* tunnel dead, WAN fine: this long */
+#define REESTABLISH_STAGGER_MS	1500	/* the later-named site waits more */
 #define REESTABLISH_EVERY_MS	10000	/* and again while it lasts */
 
 struct linkact {
@@ -26,6 +28,7 @@ struct linkact {
 	enum link_state		 state;
 	enum link_reason	 reason;
 	int			 refusing;
+	int			 was_up;	/* up once since the start */
 	int			 stopped;
 };
 
@@ -41,7 +44,7 @@ ms_tv(uint32_t ms)
 static void
 refuse_set(struct linkact *a, int on)
 {
-	if (a->refusing == on)
+	if (a->refusing == on || a->nl == NULL)
 		return;
 	if (gwnl_refuse_set(a->nl, a->cfg, on) != 0) {
 		log_warnx("cannot %s refusing traffic to %s (see above)",
@@ -101,18 +104,21 @@ linkact_new(struct event_base *base, struct gwnl *nl, struct ike *ike,
 void
 linkact_follow(struct linkact *a, const struct link_view *v)
 {
-	struct timeval hold, later = ms_tv(REESTABLISH_AFTER_MS);
+	struct timeval hold, later;
 
 	if (a == NULL || a->stopped)
 		return;
 	a->state = v->state;
 	a->reason = v->reason;
+	if (v->state != LINK_DOWN)
+		a->was_up = 1;
 
 	/*
-	 * Down means refused (not while starting: the routes refuse then),
-	 * after the hold time, at once by default.
+	 * Down means refused, after the hold time, at once by default.
+	 * Not before the link was ever up: no tunnel has carried anything
+	 * yet, and the routes refuse.
 	 */
-	if (v->state != LINK_DOWN || v->reason == REASON_STARTING) {
+	if (v->state != LINK_DOWN || !a->was_up) {
 		evtimer_del(a->refuse_timer);
 		refuse_set(a, 0);
 	} else if (!a->refusing && !evtimer_pending(a->refuse_timer, NULL)) {
@@ -128,7 +134,12 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 	 * A dead tunnel while the WAN answers: the SAs are stale.  After a
 	 * moment (a peer's own restart re-keys by itself first), delete
 	 * them and initiate again rather than wait for dead-peer detection.
+	 * Both ends see it: the site whose name sorts later waits longer,
+	 * so that one end's new SAs are not deleted by the other's.
 	 */
+	later = ms_tv(REESTABLISH_AFTER_MS +
+	    (strcmp(a->cfg->site.name, a->cfg->peer.name) > 0 ?
+	    REESTABLISH_STAGGER_MS : 0));
 	if (v->state != LINK_DOWN || v->reason != REASON_TUNNEL_DOWN)
 		evtimer_del(a->reestablish_timer);
 	else if (!evtimer_pending(a->reestablish_timer, NULL))

@@ -1,8 +1,8 @@
 /*
  * linkact.c: what the link state does, beyond telling the feeds.
  *
- *   down means refused   while the link is down (but for "starting"),
- *                        after [probe] refuse_hold_ms, traffic from the
+ *   down means refused   while the link is down (once it was up since the
+ *                        start), after [probe] refuse_hold_ms, traffic from the
  *                        LAN to the peer prefixes is answered by this
  *                        gateway (netlink's grgw-refuse table)
  *   a dead tunnel        down for "tunnel-down" (the WAN answers, the

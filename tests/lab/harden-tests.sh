@@ -585,7 +585,7 @@ t_harden_charon_stop() {
 		log_since "$log" "$lines" "charon did not answer [a-z-]+ within [0-9.]+ s"
 	check "... and the kill" log_since "$log" "$lines" "killing charon \\(pid $old\\)"
 	check "the link said charon-down meanwhile" \
-		log_since "$log" "$lines" "link to .*: down \\(charon-down\\)"
+		log_since "$log" "$lines" "link to .*: down \\(charon-down[,)]"
 	check "the tunnel was no longer said up meanwhile" \
 		log_since "$log" "$lines" "tunnel to .*: up -> "
 	check "the stopped charon is gone (SIGKILL)" wait_until 10 proc_dead "$old"

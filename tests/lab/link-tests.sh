@@ -312,15 +312,16 @@ t_link_stopped() {
 # own, without waiting for dead-peer detection; once ESP passes again the
 # tunnel is back.
 t_link_reestablish() {
-	local log
+	local log log_b
 	need_link || return 0
 	log=$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)/grgw.log
+	log_b=$LAB_RUN_DIR/$(conf_value "$CONF_B" site name)/grgw.log
 	router nft -f - <<<"table inet grgwlab-esp { chain f { type filter hook forward priority 0; meta l4proto esp drop; udp dport 4500 @th,64,32 != 0 drop; udp sport 4500 @th,64,32 != 0 drop; }; }"
 	check "gw-a says down (tunnel-down) while the WAN answers" \
 		wait_until 15 link_is a '.state == "down" and .reason == "tunnel-down"'
 	check "gw-a refuses traffic to the peer meanwhile" connect_refused vellum-a "$VELLUM_B4"
-	check "gw-a deletes the SAs and initiates again on its own" \
-		wait_until 20 grep -q "deleting the SAs and initiating again" "$log"
+	check "a gateway deletes the SAs and initiates again on its own" \
+		wait_until 30 grep -q "deleting the SAs and initiating again" "$log" "$log_b"
 	router nft delete table inet grgwlab-esp
 	check "ESP through again: both links up" wait_until 60 both_links_up
 	check "traffic flows" ping_ok vellum-a "$VELLUM_B4"
