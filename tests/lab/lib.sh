@@ -245,7 +245,7 @@ sink_start() {
 			>"$WORK/sink-$node.err" 2>&1 </dev/null &
 	done
 	for node in "$@"; do
-		wait_until 10 sink_listening "$node" || {
+		wait_until 30 sink_listening "$node" || {
 			echo "tcp sink did not start in $node" >&2
 			show_file "$WORK/sink-$node.err" >&2
 			return 1
