@@ -32,7 +32,9 @@ rm -f /etc/ssh/ssh_host_*
 mkdir -p /etc/systemd/system/ssh.service.d
 cat >/etc/systemd/system/ssh.service.d/host-keys.conf <<'EOT'
 [Service]
+ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
 EOT
 
 # The kernel and initrd boot from the box's own copies (direct kernel

@@ -81,22 +81,22 @@ box_id() {
 		sha256sum | cut -c 1-16
 }
 
-# box_file: the path of the built box, building it when it is not there
+# box_file: BOX_FILE, the built box, building it when it is not there
+# (BOX_SECONDS: how long that took, 0 when it was there)
+BOX_FILE=
 BOX_SECONDS=0
 box_file() {
-	local f t0
-	f=$CACHE/grgw-lab-bookworm-$(box_id).box
-	if [ ! -s "$f" ]; then
-		install -d -m 0755 "$CACHE"
-		t0=$(now)
-		"$HERE/build-box.sh" "$f.new" >&2 || return 1
-		mv "$f.new" "$f"
-		BOX_SECONDS=$(($(now) - t0))
-		echo "box built in ${BOX_SECONDS} s" >&2
-		# Older builds are of no use any more.
-		find "$CACHE" -maxdepth 1 -name 'grgw-lab-bookworm-*.box' ! -path "$f" -delete
-	fi
-	echo "$f"
+	local t0
+	BOX_FILE=$CACHE/grgw-lab-bookworm-$(box_id).box
+	[ -s "$BOX_FILE" ] && return 0
+	install -d -m 0755 "$CACHE"
+	t0=$(now)
+	"$HERE/build-box.sh" "$BOX_FILE.new" || return 1
+	mv "$BOX_FILE.new" "$BOX_FILE"
+	BOX_SECONDS=$(($(now) - t0))
+	echo "box built in ${BOX_SECONDS} s"
+	# Older builds are of no use any more.
+	find "$CACHE" -maxdepth 1 -name 'grgw-lab-bookworm-*.box' ! -path "$BOX_FILE" -delete
 }
 
 # box_add FILE: the box in Vagrant (VAGRANT_HOME) as $BOX_NAME, unless this
@@ -127,7 +127,7 @@ remove_box_volumes() {
 }
 
 cmd_box() {
-	local f log
+	local log
 	[ "$(id -u)" -eq 0 ] || { echo "run.sh box: run as root (mmdebstrap)" >&2; exit 1; }
 	log=$(mktemp)
 	if [ "$INSTALL" = yes ] && ! host_install "$log"; then
@@ -135,9 +135,9 @@ cmd_box() {
 		exit 1
 	fi
 	rm -f "$log"
-	f=$(box_file) || exit 1
-	box_add "$f" || exit 1
-	echo "box $BOX_NAME: $f"
+	box_file || exit 1
+	box_add "$BOX_FILE" || exit 1
+	echo "box $BOX_NAME: $BOX_FILE"
 	echo "use it with: cd vagrant && LAB_BOX=$BOX_NAME vagrant up --provider=libvirt"
 }
 
@@ -211,7 +211,7 @@ cleanup() {
 			rc=1
 		fi
 	fi
-	rm -rf --one-file-system "$POOL_DIR"
+	rm -rf --one-file-system "$POOL_DIR" "$CACHE/dot"
 	rm -f "$TOP/vagrant/.lab/grgw.deb"
 	[ "${CREATED_PSK:-0}" = 1 ] && rm -f "$TOP/vagrant/.lab/psk"
 	rmdir "$TOP/vagrant/.lab" 2>/dev/null
@@ -236,6 +236,17 @@ lab_env() {
 	export LAB_MEMORY=${VAGRANT_LAB_MEMORY:-640}
 	export LAB_CPUS=1
 	export LAB_LIBVIRT_POOL=$POOL
+	export LAB_CONSOLE_DIR=$WORK/console
+}
+
+# The end of each VM's console, when something went wrong
+show_consoles() {
+	local f
+	for f in "$WORK"/console/*.log; do
+		[ -s "$f" ] || continue
+		echo "---- console of $(basename "$f" .log) (last lines)"
+		tail -n 15 "$f" | sed 's/^/     | /'
+	done
 }
 
 # ssh_to VM CMD [ARG...]: each argument arrives as it is (quoted for the
@@ -450,7 +461,7 @@ cmd_destroy() {
 }
 
 cmd_check() {
-	local log box kernel accel t_all t0 mem
+	local log kernel accel t_all t0 mem
 	[ "$(id -u)" -eq 0 ] || skip "the Vagrant lab needs root (apt-get, libvirt's system daemon)"
 	t_all=$(now)
 	WORK=$(mktemp -d)
@@ -463,11 +474,16 @@ cmd_check() {
 	[ -z "$(host_missing_packages)" ] || skip "missing packages:$(host_missing_packages)"
 	host_start_daemons >"$WORK/daemons.out" || skip "libvirt: $(tail -n 1 "$WORK/daemons.out")"
 	lab_env
-	install -d -m 0755 "$CACHE" "$VAGRANT_HOME"
+	install -d -m 0755 "$CACHE" "$VAGRANT_HOME" "$LAB_CONSOLE_DIR"
+	chmod 0755 "$WORK"
 
-	box=$(box_file) || { fail "building the box"; return 1; }
-	box_add "$box" >"$WORK/box-add.log" 2>&1 || { tail -n 5 "$WORK/box-add.log"; fail "vagrant box add"; return 1; }
-	pass "box $BOX_NAME ready (built in this run: ${BOX_SECONDS} s; 0: reused)"
+	box_file || { fail "building the box"; return 1; }
+	box_add "$BOX_FILE" >"$WORK/box-add.log" 2>&1 || { tail -n 5 "$WORK/box-add.log"; fail "vagrant box add"; return 1; }
+	if [ "$BOX_SECONDS" -gt 0 ]; then
+		pass "box $BOX_NAME built ($BOX_SECONDS s) and added"
+	else
+		pass "box $BOX_NAME ready (built before: $BOX_FILE)"
+	fi
 
 	kernel=$VAGRANT_HOME/boxes/${BOX_NAME//\//-VAGRANTSLASH-}/0/libvirt/vmlinuz
 	case $ACCEL in
@@ -498,6 +514,7 @@ cmd_check() {
 	t0=$(now)
 	if ! vagrant_lab up --provider=libvirt --no-parallel >"$WORK/up.log" 2>&1; then
 		tail -n 30 "$WORK/up.log"
+		show_consoles
 		fail "vagrant up"
 		return 1
 	fi
