@@ -8,6 +8,9 @@
 #   pages, the VM lab's Vagrantfile and provisioning (tests/package)
 #   the two-site lab on Debian's kernel in a VM (tests/kernel-lab; skipped,
 #   and counted as such, where qemu or the kernel cannot be installed)
+#   the Vagrant lab booted with libvirt, checked over ssh (tests/vagrant;
+#   skipped where libvirt or qemu cannot be installed or started;
+#   CHECK_VAGRANT=no leaves it out)
 # usage: check.sh BUILD_DIR UNIT_TEST...
 set -u
 b=$1
@@ -71,13 +74,16 @@ done
 stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
 stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
 stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
-    "$here"/feeds/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
+    "$here"/vagrant/*.sh "$here"/feeds/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "netlink kernel tests" "$here/netlink/run.sh"
 stage "two-site lab" "$here/lab/run-tests.sh"
 stage "two-site lab: QoS" "$here/lab/run-qos-tests.sh"
 stage "install, Debian package, VM lab" "$here/package/run.sh"
 stage "two-site lab, kernel data plane, in a VM" "$here/kernel-lab/run.sh"
+if [ "${CHECK_VAGRANT:-yes}" != no ]; then
+	stage "the Vagrant lab, booted with libvirt" "$here/vagrant/run.sh"
+fi
 
 note "summary"
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done

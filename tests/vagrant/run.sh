@@ -72,6 +72,7 @@ check() {
 say() { printf '==> %s\n' "$*"; }
 skip() { echo "skipped: $*"; exit "$SKIP"; }
 now() { date +%s; }
+max() { if [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }
 
 # ---- the box ---------------------------------------------------------------------
 
@@ -269,6 +270,14 @@ wait_until() {
 }
 
 tunnel_up() { sudo_on "$1" grgw status | grep -Eq '^ *tunnel: +up'; }
+
+# tunnel_since GW: when the gateway's tunnel came up (seconds since the
+# epoch, by the VM's clock, which is the host's)
+tunnel_since() {
+	local t
+	t=$(sudo_on "$1" grgw status | sed -n 's/^ *tunnel: *up since \([0-9-]* [0-9:]*\).*/\1/p' | head -n 1)
+	[ -n "$t" ] && date -u -d "$t" +%s
+}
 both_tunnels_up() { tunnel_up gw-a && tunnel_up gw-b; }
 
 ping_ok() { sudo_on "$1" ping -n -c 3 -i 0.2 -W 2 "$2"; }
@@ -359,8 +368,11 @@ pcap_count() {
 	sudo_on router tcpdump -nn -r "/tmp/$1-$2.pcap" "$3" 2>/dev/null | wc -l
 }
 
-# What may cross the WAN: IKE, ESP and grgw's authenticated underlay
-# probes, between the two gateways' addresses as seen on that side.
+# What may cross the WAN, between the two gateways' addresses as seen on
+# that side: IKE, ESP, grgw's authenticated underlay probes, and ICMP
+# unreachables about those UDP packets (a gateway whose grgw is stopped
+# answers the other's IKE and probes with port unreachable).
+WAN_ALLOWED="($IKE_OR_ESP or udp port $PROBE_PORT or (icmp[icmptype] == icmp-unreach and icmp[17] == 17))"
 wan_pair() {
 	local mode=$1 ifc=$2
 	if [ "$mode" = nat ] && [ "$ifc" = wan-a ]; then echo "$GW_A_WAN $GW_B_PUBLIC"
@@ -374,13 +386,13 @@ check_wan_capture() {
 		read -r -a pair <<<"$(wan_pair "$mode" "$ifc")"
 		n=$(pcap_count "$tag" "$ifc" "$SITE_TRAFFIC")
 		check "[$tag] no clear-text site traffic on the router's $ifc ($n packets)" test "$n" -eq 0
-		other=$(pcap_count "$tag" "$ifc" "not (host ${pair[0]} and host ${pair[1]} and ($IKE_OR_ESP or udp port $PROBE_PORT))")
+		other=$(pcap_count "$tag" "$ifc" "not (host ${pair[0]} and host ${pair[1]} and $WAN_ALLOWED)")
 		if [ "$other" -eq 0 ]; then
-			pass "[$tag] $ifc carries only IKE/ESP (and grgw's probes) between ${pair[0]} and ${pair[1]}"
+			pass "[$tag] $ifc carries only IKE/ESP, grgw's probes and ICMP about them between ${pair[0]} and ${pair[1]}"
 		else
-			fail "[$tag] $ifc carries only IKE/ESP (and grgw's probes) between ${pair[0]} and ${pair[1]}: $other other packets"
+			fail "[$tag] $ifc carries only IKE/ESP, grgw's probes and ICMP about them between ${pair[0]} and ${pair[1]}: $other other packets"
 			sudo_on router tcpdump -nn -r "/tmp/$tag-$ifc.pcap" \
-				"not (host ${pair[0]} and host ${pair[1]} and ($IKE_OR_ESP or udp port $PROBE_PORT))" 2>&1 |
+				"not (host ${pair[0]} and host ${pair[1]} and $WAN_ALLOWED)" 2>&1 |
 				head -n 5 | sed 's/^/     | /'
 		fi
 		if [ "$3" = esp ]; then
@@ -461,7 +473,7 @@ cmd_destroy() {
 }
 
 cmd_check() {
-	local log kernel accel t_all t0 mem
+	local log kernel accel t_all t0 t_a t_b mem pid rc_a rc_b
 	[ "$(id -u)" -eq 0 ] || skip "the Vagrant lab needs root (apt-get, libvirt's system daemon)"
 	t_all=$(now)
 	WORK=$(mktemp -d)
@@ -521,7 +533,8 @@ cmd_check() {
 	pass "vagrant up ($(($(now) - t0)) s)"
 	vagrant_lab ssh-config >"$WORK/ssh_config" 2>/dev/null || { fail "vagrant ssh-config"; return 1; }
 	check "both tunnels up" wait_until 240 both_tunnels_up
-	echo "      (vagrant up to both tunnels up: $(($(now) - t0)) s)"
+	t_a=$(tunnel_since gw-a) && t_b=$(tunnel_since gw-b) &&
+		echo "      (from vagrant up to both tunnels up: $(($(max "$t_a" "$t_b") - t0)) s)"
 	mem=$(vm_memory)
 	echo "      (resident memory of the VMs: $mem MiB for $(pgrep -fc 'qemu-system.*guest=grgw-lab-') VMs)"
 	check "vagrant ssh works (the way users reach the VMs)" vagrant_lab ssh gw-a -c 'sudo grgw status'
@@ -533,13 +546,25 @@ cmd_check() {
 	lab_checks plain
 	fail_closed_checks plain
 
-	say "LAB_NAT=1 vagrant provision router gw-a gw-b: the router does 1:1 NAT"
+	# The gateways at the same time: each waits for its tunnel, which
+	# needs the other's new configuration.
+	say "LAB_NAT=1 vagrant provision router, then gw-a and gw-b: the router does 1:1 NAT"
 	t0=$(now)
-	if LAB_NAT=1 vagrant_lab provision router gw-a gw-b >"$WORK/nat.log" 2>&1; then
-		pass "LAB_NAT=1 vagrant provision ($(($(now) - t0)) s)"
+	if LAB_NAT=1 vagrant_lab provision router >"$WORK/nat-router.log" 2>&1; then
+		pass "LAB_NAT=1 vagrant provision router"
 	else
-		tail -n 20 "$WORK/nat.log"
-		fail "LAB_NAT=1 vagrant provision"
+		tail -n 20 "$WORK/nat-router.log"
+		fail "LAB_NAT=1 vagrant provision router"
+	fi
+	LAB_NAT=1 vagrant_lab provision gw-a >"$WORK/nat-gw-a.log" 2>&1 &
+	pid=$!
+	LAB_NAT=1 vagrant_lab provision gw-b >"$WORK/nat-gw-b.log" 2>&1 && rc_b=0 || rc_b=$?
+	wait "$pid" && rc_a=0 || rc_a=$?
+	if [ "$rc_a" -eq 0 ] && [ "$rc_b" -eq 0 ]; then
+		pass "LAB_NAT=1 vagrant provision gw-a and gw-b ($(($(now) - t0)) s with the router)"
+	else
+		tail -n 20 "$WORK/nat-gw-a.log" "$WORK/nat-gw-b.log"
+		fail "LAB_NAT=1 vagrant provision gw-a and gw-b"
 	fi
 	check "[nat] both tunnels up" wait_until 240 both_tunnels_up
 	check "[nat] gw-a's peer is site B's public address $GW_B_PUBLIC" \
