@@ -16,8 +16,9 @@
 #
 # Usage:  run.sh [check]   build or reuse the box, start libvirt, vagrant up,
 #                          the checks, vagrant destroy; nothing left behind
-#         run.sh box       build or reuse the box and add it to Vagrant (the
-#                          caller's VAGRANT_HOME) as grgw-lab/bookworm
+#         run.sh box       build or reuse the box and add it to Vagrant as
+#                          grgw-lab/bookworm (as root; under sudo, to the
+#                          Vagrant of the user who ran sudo)
 #
 # Environment:
 #   VAGRANT_LAB_CACHE    where built boxes (and the check's own Vagrant home
@@ -100,18 +101,27 @@ box_file() {
 	find "$CACHE" -maxdepth 1 -name 'grgw-lab-bookworm-*.box' ! -path "$BOX_FILE" -delete
 }
 
-# box_add FILE: the box in Vagrant (VAGRANT_HOME) as $BOX_NAME, unless this
-# very build is there already.  A previous build's image uploaded to a
-# libvirt pool would be taken for this one: removed.
+# box_add FILE [USER]: the box in Vagrant (USER's, or VAGRANT_HOME) as
+# $BOX_NAME, unless this very build is there already.  A previous build's
+# image uploaded to a libvirt pool would be taken for this one: removed.
 box_add() {
-	local f=$1 home=${VAGRANT_HOME:-$HOME/.vagrant.d} id dir
+	local f=$1 user=${2:-} home id dir
+	local as=()
+	if [ -n "$user" ]; then
+		as=(runuser -u "$user" -- env HOME="$(getent passwd "$user" | cut -d: -f6)")
+		# shellcheck disable=SC2016  # expanded by the user's shell
+		home=$("${as[@]}" sh -c 'echo "${VAGRANT_HOME:-$HOME/.vagrant.d}"')
+	else
+		home=${VAGRANT_HOME:-$HOME/.vagrant.d}
+	fi
 	id=$(basename "$f" .box)
 	dir=$home/boxes/${BOX_NAME//\//-VAGRANTSLASH-}/0/libvirt
 	if [ "$(cat "$dir/grgw-box-build" 2>/dev/null)" = "$id" ]; then
 		return 0
 	fi
-	vagrant box add --force --name "$BOX_NAME" "$f" || return 1
-	echo "$id" >"$dir/grgw-box-build"
+	"${as[@]}" vagrant box add --force --name "$BOX_NAME" "$f" || return 1
+	# shellcheck disable=SC2016  # the arguments of that shell
+	"${as[@]}" sh -c 'echo "$1" >"$2"' sh "$id" "$dir/grgw-box-build"
 	remove_box_volumes default
 }
 
@@ -137,9 +147,11 @@ cmd_box() {
 	fi
 	rm -f "$log"
 	box_file || exit 1
-	box_add "$BOX_FILE" || exit 1
-	echo "box $BOX_NAME: $BOX_FILE"
-	echo "use it with: cd vagrant && LAB_BOX=$BOX_NAME vagrant up --provider=libvirt"
+	# Under sudo, the box goes to the Vagrant of whoever ran sudo.
+	box_add "$BOX_FILE" "${SUDO_USER:-}" || exit 1
+	echo "box $BOX_NAME (for ${SUDO_USER:-$(id -un)}): $BOX_FILE"
+	echo "use it with: make deb; cd vagrant &&"
+	echo "  LAB_BOX=$BOX_NAME LAB_DEB=../$(make -s -C "$TOP" print-deb) vagrant up --provider=libvirt"
 }
 
 # ---- the lab -----------------------------------------------------------------------
