@@ -208,6 +208,8 @@ cleanup() {
 	local rc=$? left
 	trap - EXIT INT TERM
 	if [ "${VAGRANT_LAB_KEEP:-0}" = 1 ] && [ "$LAB_UP" = 1 ]; then
+		# `run.sh destroy` stops the daemons this run started.
+		printf '%s\n' "${HOST_STARTED[@]+"${HOST_STARTED[@]}"}" >"$CACHE/daemons-started"
 		echo "the lab stays up (VAGRANT_LAB_KEEP=1): $0 destroy removes it; work files in $WORK"
 		exit "$rc"
 	fi
@@ -476,10 +478,14 @@ fail_closed_checks() {
 }
 
 cmd_destroy() {
-	lab_env
 	WORK=$(mktemp -d)
+	lab_env
 	LAB_UP=1
 	host_start_daemons || true
+	if [ -s "$CACHE/daemons-started" ]; then
+		mapfile -t -O "${#HOST_STARTED[@]}" HOST_STARTED <"$CACHE/daemons-started"
+	fi
+	rm -f "$CACHE/daemons-started"
 	trap cleanup EXIT INT TERM
 	exit 0
 }
