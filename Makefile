@@ -9,6 +9,8 @@
 #   make bench      benchmarks
 #   make check-kernel  the lab on Debian's kernel (XFRM) in a qemu VM
 #   make bench-kernel  kernel vs libipsec vs bare WAN, in that VM
+#   make vagrant-box   a local Debian 12 libvirt box for the Vagrant lab
+#   make check-vagrant the Vagrant lab booted with libvirt, checked over ssh
 #   make install    binary, systemd unit, man pages, example configuration,
 #                   alarm hook and definition, Prometheus rules, dashboard
 #                   (DESTDIR, PREFIX, SBINDIR, SYSCONFDIR, UNITDIR, MANDIR)
@@ -195,6 +197,15 @@ check-kernel: grgw
 bench-kernel: grgw
 	$(Q)tests/kernel-lab/run.sh bench
 
+# The Vagrant lab (vagrant/) booted with libvirt and checked over ssh; the
+# local Debian 12 box it uses, with every package inside, added to Vagrant
+# as grgw-lab/bookworm (both install what they need with apt-get; run as root).
+vagrant-box:
+	$(Q)tests/vagrant/run.sh box
+
+check-vagrant: grgw
+	$(Q)tests/vagrant/run.sh check
+
 deps:
 	$(Q)tests/deps.sh
 
@@ -315,7 +326,7 @@ clean:
 	rm -rf $(B) grgw grgw_*.deb
 
 .PHONY: all fuzz print-fuzz-srcs unit unit-bins fuzz-smoke feeds-check monitoring-check lab lab-check check bench deps \
-	check-kernel bench-kernel \
+	check-kernel bench-kernel vagrant-box check-vagrant \
 	install uninstall deb print-deb clean
 .SECONDARY:
 

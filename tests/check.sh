@@ -9,6 +9,11 @@
 #   pages, the VM lab's Vagrantfile and provisioning (tests/package)
 #   the two-site lab on Debian's kernel in a VM (tests/kernel-lab; skipped,
 #   and counted as such, where qemu or the kernel cannot be installed)
+#   with CHECK_VAGRANT=yes, the Vagrant lab booted with libvirt, checked
+#   over ssh (tests/vagrant; skipped where libvirt or qemu cannot be
+#   installed or started).  Not by default: under software emulation it
+#   takes about 30 minutes, which would bring the whole run close to an
+#   hour on a 2-core machine.
 # usage: check.sh BUILD_DIR UNIT_TEST...
 set -u
 b=$1
@@ -72,7 +77,7 @@ done
 stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
 stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
 stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
-    "$here"/feeds/*.sh "$here"/monitoring/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
+    "$here"/vagrant/*.sh "$here"/feeds/*.sh "$here"/monitoring/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "monitoring: Prometheus rules (promtool), Grafana dashboard" "$here/monitoring/run.sh"
 stage "netlink kernel tests" "$here/netlink/run.sh"
@@ -80,6 +85,9 @@ stage "two-site lab" "$here/lab/run-tests.sh"
 stage "two-site lab: QoS" "$here/lab/run-qos-tests.sh"
 stage "install, Debian package, VM lab" "$here/package/run.sh"
 stage "two-site lab, kernel data plane, in a VM" "$here/kernel-lab/run.sh"
+if [ "${CHECK_VAGRANT:-no}" = yes ]; then
+	stage "the Vagrant lab, booted with libvirt" "$here/vagrant/run.sh"
+fi
 
 note "summary"
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done

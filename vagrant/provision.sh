@@ -9,6 +9,11 @@
 #   LAB_IFS   "name=mac ..."  the lab interfaces to name, by MAC address
 #   LAB_MODE  plain | nat     nat: the router does 1:1 NAT (lab.sh up --nat)
 #   LAB_SRC   the checkout on the VM (default /vagrant)
+#   LAB_DEB   a grgw .deb to install (built on the host); without it, the
+#             gateways build the package from the checkout
+#   LAB_OFFLINE  1: the box has every package inside and there is no
+#             network (the local box of `make vagrant-box`): a missing
+#             package is an error, not a download
 #
 # Names, prefixes and addresses come from tests/lab/plan.env, the gateways'
 # configurations from tests/lab/site-a.conf and site-b.conf, rendered by the
@@ -21,6 +26,8 @@ NAME=${2:-}
 LAB_IFS=${LAB_IFS:-}
 LAB_MODE=${LAB_MODE:-plain}
 LAB_SRC=${LAB_SRC:-/vagrant}
+LAB_DEB=${LAB_DEB:-}
+LAB_OFFLINE=${LAB_OFFLINE:-0}
 
 # plan.env (every address below), render_conf, nat_ruleset
 # shellcheck source-path=SCRIPTDIR source=../tests/lab/lib.sh
@@ -43,6 +50,7 @@ apt_install() {
 			missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$LAB_OFFLINE" != 1 ] || die "the box lacks ${missing[*]} and there is no network (LAB_OFFLINE=1)"
 	if [ "$APT_UPDATED" -eq 0 ]; then
 		apt-get update -q
 		APT_UPDATED=1
@@ -205,10 +213,11 @@ provision_gateway() {
 	if [ "$LAB_MODE" = nat ]; then peer_wan=$(plan "GW_${O}_PUBLIC")
 	else peer_wan=$(plan "GW_${O}_WAN"); fi
 
+	apt_install tcpdump iputils-ping
 	# What building the package needs; the package brings what grgw needs.
-	apt_install make gcc libc6-dev pkg-config libsodium-dev libnl-3-dev \
-	    libnl-route-3-dev libevent-dev libnftables-dev libjansson-dev libseccomp-dev \
-	    tcpdump iputils-ping
+	[ -n "$LAB_DEB" ] ||
+		apt_install make gcc libc6-dev pkg-config libsodium-dev libnl-3-dev \
+		    libnl-route-3-dev libevent-dev libnftables-dev libjansson-dev libseccomp-dev
 
 	if systemctl is-active --quiet grgw.service; then
 		systemctl stop grgw.service
@@ -233,13 +242,22 @@ provision_gateway() {
 		dad-attempts 0
 	EOF
 
-	# The project's own install path: a Debian package from this checkout.
-	say "building the grgw package"
-	make -s -C "$LAB_SRC" deb >/dev/null
-	deb=$LAB_SRC/$(make -s -C "$LAB_SRC" print-deb)
+	# The project's own install path: a Debian package from this checkout,
+	# built here or on the host.
+	if [ -n "$LAB_DEB" ]; then
+		deb=$LAB_DEB
+		[ -s "$deb" ] || die "no package at $deb"
+	else
+		say "building the grgw package"
+		make -s -C "$LAB_SRC" deb >/dev/null
+		deb=$LAB_SRC/$(make -s -C "$LAB_SRC" print-deb)
+	fi
 	# --reinstall: a re-provisioning brings the checkout's new build even
-	# when the version did not change.
-	if dpkg-query -W -f='${Status}' grgw 2>/dev/null | grep -q "install ok installed"; then
+	# when the version did not change.  Offline, dpkg: every dependency is
+	# in the box already, and apt has no lists to look at.
+	if [ "$LAB_OFFLINE" = 1 ]; then
+		dpkg -i --force-confold "$deb"
+	elif dpkg-query -W -f='${Status}' grgw 2>/dev/null | grep -q "install ok installed"; then
 		apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confold "$deb"
 	else
 		apt-get install -y -q -o Dpkg::Options::=--force-confold "$deb"
