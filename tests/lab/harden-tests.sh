@@ -233,7 +233,8 @@ t_harden_block() {
 	sleep 3		# the gateway's ICMP error budget, spent by the traffic
 	check "gw-a status says what was repaired" status_has a '.kernel.last_repair != null and .kernel.block_overridden == false'
 	check "gw-a log says what was repaired" grep -q "fail-closed layer repaired" "$LAB_RUN_DIR/$(conf_value "$CONF_A" site name)/grgw.log"
-	check "grgw_block_repairs_total in the metrics" eval "http_get a /metrics | grep -q '^grgw_block_repairs_total{.*} [1-9]'"
+	check "grgw_block_repairs_total in the metrics" \
+		wait_until 30 eval "http_get a /metrics | grep -q '^grgw_block_repairs_total{.*} [1-9]'"
 	capture_stop harden-block
 	check_no_cleartext harden-block
 	check_fails_closed
