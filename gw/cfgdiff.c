@@ -19,6 +19,7 @@
 #include "grgw.h"
 #include "cfgdiff.h"
 
+#define SHAPER	(CFGDIFF_QOS | CFGDIFF_QOS_SHAPER)
 #define DOWN_UP	"; apply it with `grgw down` then `grgw up`"
 
 void
@@ -272,13 +273,13 @@ diff_class(struct cfgdiff *d, const struct grgw_class *a,
 	snprintf(key, sizeof(key), "[class %s] dscp", b->name);
 	live_u32(d, CFGDIFF_QOS, key, a->dscp, b->dscp);
 	snprintf(key, sizeof(key), "[class %s] priority", b->name);
-	live_u32(d, CFGDIFF_QOS, key, a->priority, b->priority);
+	live_u32(d, SHAPER, key, a->priority, b->priority);
 	if (!rate_equal(&a->rate, &b->rate))
-		cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[class %s] rate %s "
+		cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[class %s] rate %s "
 		    "-> %s", b->name, rate_fmt(&a->rate, x, sizeof(x)),
 		    rate_fmt(&b->rate, y, sizeof(y)));
 	if (!rate_equal(&a->ceil, &b->ceil))
-		cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[class %s] ceil %s "
+		cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[class %s] ceil %s "
 		    "-> %s", b->name, rate_fmt(&a->ceil, x, sizeof(x)),
 		    rate_fmt(&b->ceil, y, sizeof(y)));
 	if (!class_match_equal(a, b))
@@ -294,10 +295,10 @@ diff_qos(struct cfgdiff *d, const struct grgw_qos *a, const struct grgw_qos *b)
 	int i, order = a->n_classes == b->n_classes;
 
 	if (a->enabled != b->enabled)
-		cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[qos] enable %s -> "
+		cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[qos] enable %s -> "
 		    "%s", a->enabled ? "yes" : "no", b->enabled ? "yes" : "no");
 	if (a->wan_rate != b->wan_rate)
-		cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[qos] wan_rate "
+		cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[qos] wan_rate "
 		    "%llu -> %llu bit/s", (unsigned long long)a->wan_rate,
 		    (unsigned long long)b->wan_rate);
 	refuse_str(d, "[qos] interface", a->interface, b->interface);
@@ -306,7 +307,7 @@ diff_qos(struct cfgdiff *d, const struct grgw_qos *a, const struct grgw_qos *b)
 		    "offloads are set at start" DOWN_UP);
 	for (i = 0; i < b->n_classes; i++) {
 		if ((c = class_find(a, b->classes[i].name)) == NULL)
-			cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[class %s] "
+			cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[class %s] "
 			    "added", b->classes[i].name);
 		else
 			diff_class(d, c, &b->classes[i]);
@@ -315,11 +316,11 @@ diff_qos(struct cfgdiff *d, const struct grgw_qos *a, const struct grgw_qos *b)
 	}
 	for (i = 0; i < a->n_classes; i++)
 		if (class_find(b, a->classes[i].name) == NULL)
-			cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[class %s] "
+			cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[class %s] "
 			    "removed", a->classes[i].name);
 	/* Classes match in file order: a new order is a new policy. */
 	if (!order && a->n_classes == b->n_classes)
-		cfgdiff_add(d, CFGDIFF_LIVE, CFGDIFF_QOS, "[class] order "
+		cfgdiff_add(d, CFGDIFF_LIVE, SHAPER, "[class] order "
 		    "changed");
 }
 
