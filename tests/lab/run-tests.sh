@@ -55,7 +55,8 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl)
+	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl
+	reload-same reload-broken reload-dataplane reload-dscp)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -887,6 +888,8 @@ t_nat() {
 . "$HERE/harden-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=interop-tests.sh
 . "$HERE/interop-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=reload-tests.sh
+. "$HERE/reload-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 
