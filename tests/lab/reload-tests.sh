@@ -14,19 +14,27 @@ stream_start() {
 	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$STREAM_PORT" "$(($1 + 3))" \
 		>"$WORK/stream-recv.out" 2>&1 &
 	STREAM_RECV=$!
-	sleep 0.5
+	# Not a packet before the receiver listens.
+	wait_until 10 stream_listening || true
 	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$STREAM_PORT" \
 		"$STREAM_RATE" "$1" >"$WORK/stream-send.out" 2>&1 &
 	STREAM_SEND=$!
 }
 
-# stream_lost: packets sent and not received, once both ended
+stream_listening() { vellum_b ss -Hlun "sport = :$STREAM_PORT" | grep -q .; }
+
+# stream_wait: both ends done (not in a subshell: they are our children)
+stream_wait() {
+	wait "$STREAM_SEND" "$STREAM_RECV" 2>/dev/null || true
+}
+
+# stream_lost: packets sent and not received; -1 if nothing was sent
 stream_lost() {
 	local sent got
-	wait "$STREAM_SEND" "$STREAM_RECV" 2>/dev/null || true
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")
 	got=$(awk '/^received/ { print $2 }' "$WORK/stream-recv.out")
-	echo $(( ${sent:-0} - ${got:-0} ))
+	[ "${sent:-0}" -gt 0 ] || { echo -1; return; }
+	echo $(( sent - ${got:-0} ))
 }
 
 # child_spis a|b: the CHILD_SAs' ids and SPIs as one line
@@ -48,12 +56,13 @@ t_reload_same() {
 	stream_start 4
 	sleep 1
 	reload_with a "$CONF_A" || rc=$?
+	stream_wait
 	lost=$(stream_lost)
 	after=$(child_spis a)
 	check "grgw reload of the same file exits 0" test "$rc" -eq 0
 	check "it says nothing changed" grep -q "0 change(s) applied" "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same ($before)" test "$before" = "$after"
-	check "no UDP packet lost (lost $lost)" lost_is_zero "$lost"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 }
 
 t_reload_broken() {
@@ -63,12 +72,13 @@ t_reload_broken() {
 	before=$(child_spis a)
 	stream_start 3
 	reload_with a "$conf" || rc=$?
+	stream_wait
 	lost=$(stream_lost)
 	after=$(child_spis a)
 	check "a broken file is refused with exit 1" test "$rc" -eq 1
 	check "the error names file:line" grep -q "broken-a.conf:[0-9]*: " "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
-	check "no UDP packet lost (lost $lost)" lost_is_zero "$lost"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 	note "$(head -2 "$WORK/reload.out")"
 }
 
@@ -81,13 +91,14 @@ t_reload_dataplane() {
 	before=$(child_spis a)
 	stream_start 3
 	reload_with a "$conf" || rc=$?
+	stream_wait
 	lost=$(stream_lost)
 	after=$(child_spis a)
 	check "a new data plane is refused with exit 3" test "$rc" -eq 3
 	check "the reason names [dataplane] mode and down/up" \
 		grep -q "\[dataplane\] mode.*grgw down. then .grgw up" "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
-	check "no UDP packet lost (lost $lost)" lost_is_zero "$lost"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 }
 
 t_reload_dscp() {
@@ -97,6 +108,7 @@ t_reload_dscp() {
 	before=$(child_spis a)
 	stream_start 3
 	reload_with a "$conf" || rc=$?
+	stream_wait
 	lost=$(stream_lost)
 	after=$(child_spis a)
 	check "a new DSCP for class oam is applied (exit 0)" test "$rc" -eq 0
@@ -106,6 +118,6 @@ t_reload_dscp() {
 	check "the status shows AF41 for oam" \
 		status_is a '[.qos.classes[]? | select(.name == "oam") | .dscp] == ["AF41"]'
 	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
-	check "no UDP packet lost (lost $lost)" lost_is_zero "$lost"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 	reload_with a "$CONF_A" || true
 }
