@@ -6,30 +6,30 @@
 #   vellum-a --- gw-a ==== router ==== gw-b --- vellum-b
 #                 ^ grgw reload -c EDITED
 
-STREAM_PORT=5999
-STREAM_RATE=1000
+RELOAD_PORT=5999
+RELOAD_RATE=1000
 
-# stream_start SECONDS: the receiver in vellum-b, then the sender
-stream_start() {
-	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$STREAM_PORT" "$(($1 + 3))" \
+# udp_stream_start SECONDS: the receiver in vellum-b, then the sender
+udp_stream_start() {
+	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$RELOAD_PORT" "$(($1 + 3))" \
 		>"$WORK/stream-recv.out" 2>&1 &
-	STREAM_RECV=$!
+	RELOAD_RECV=$!
 	# Not a packet before the receiver listens.
-	wait_until 10 stream_listening || true
-	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$STREAM_PORT" \
-		"$STREAM_RATE" "$1" >"$WORK/stream-send.out" 2>&1 &
-	STREAM_SEND=$!
+	wait_until 10 udp_stream_listening || true
+	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$RELOAD_PORT" \
+		"$RELOAD_RATE" "$1" >"$WORK/stream-send.out" 2>&1 &
+	RELOAD_SEND=$!
 }
 
-stream_listening() { vellum_b ss -Hlun "sport = :$STREAM_PORT" | grep -q .; }
+udp_stream_listening() { vellum_b ss -Hlun "sport = :$RELOAD_PORT" | grep -q .; }
 
-# stream_wait: both ends done (not in a subshell: they are our children)
-stream_wait() {
-	wait "$STREAM_SEND" "$STREAM_RECV" 2>/dev/null || true
+# udp_stream_wait: both ends done (not in a subshell: they are our children)
+udp_stream_wait() {
+	wait "$RELOAD_SEND" "$RELOAD_RECV" 2>/dev/null || true
 }
 
-# stream_lost: packets sent and not received; -1 if nothing was sent
-stream_lost() {
+# udp_stream_lost: packets sent and not received; -1 if nothing was sent
+udp_stream_lost() {
 	local sent got
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")
 	got=$(awk '/^received/ { print $2 }' "$WORK/stream-recv.out")
@@ -53,11 +53,11 @@ t_reload_same() {
 	local before after lost rc=0
 	need_tunnel || return 0
 	before=$(child_spis a)
-	stream_start 4
+	udp_stream_start 4
 	sleep 1
 	reload_with a "$CONF_A" || rc=$?
-	stream_wait
-	lost=$(stream_lost)
+	udp_stream_wait
+	lost=$(udp_stream_lost)
 	after=$(child_spis a)
 	check "grgw reload of the same file exits 0" test "$rc" -eq 0
 	check "it says nothing changed" grep -q "0 change(s) applied" "$WORK/reload.out"
@@ -70,10 +70,10 @@ t_reload_broken() {
 	need_tunnel || return 0
 	{ cat "$CONF_A"; printf '[probe]\ninterval_ms = banana\n'; } >"$conf"
 	before=$(child_spis a)
-	stream_start 3
+	udp_stream_start 3
 	reload_with a "$conf" || rc=$?
-	stream_wait
-	lost=$(stream_lost)
+	udp_stream_wait
+	lost=$(udp_stream_lost)
 	after=$(child_spis a)
 	check "a broken file is refused with exit 1" test "$rc" -eq 1
 	check "the error names file:line" grep -q "broken-a.conf:[0-9]*: " "$WORK/reload.out"
@@ -89,10 +89,10 @@ t_reload_dataplane() {
 	[ "$LAB_EXPECT_DP" = kernel ] && other=libipsec
 	sed "s/^mode[[:space:]]*=.*/mode = $other/" "$CONF_A" >"$conf"
 	before=$(child_spis a)
-	stream_start 3
+	udp_stream_start 3
 	reload_with a "$conf" || rc=$?
-	stream_wait
-	lost=$(stream_lost)
+	udp_stream_wait
+	lost=$(udp_stream_lost)
 	after=$(child_spis a)
 	check "a new data plane is refused with exit 3" test "$rc" -eq 3
 	check "the reason names [dataplane] mode and down/up" \
@@ -106,10 +106,10 @@ t_reload_dscp() {
 	need_tunnel || return 0
 	{ cat "$CONF_A"; printf '[class oam]\ndscp = AF41\n'; } >"$conf"
 	before=$(child_spis a)
-	stream_start 3
+	udp_stream_start 3
 	reload_with a "$conf" || rc=$?
-	stream_wait
-	lost=$(stream_lost)
+	udp_stream_wait
+	lost=$(udp_stream_lost)
 	after=$(child_spis a)
 	check "a new DSCP for class oam is applied (exit 0)" test "$rc" -eq 0
 	check "it says so" grep -q "\[class oam\] dscp 16 -> 34" "$WORK/reload.out"
