@@ -98,6 +98,7 @@ enum key_id {
 	K_PEER_PREFIX,
 	K_PEER_PROBES,
 	K_AUTH_PSK,
+	K_AUTH_PSK_NEXT,
 	K_AUTH_CERT,
 	K_AUTH_KEY,
 	K_AUTH_CA,
@@ -330,6 +331,9 @@ static const struct key_def key_defs[K_COUNT] = {
 	/* Which of these must be present is decided in check_auth(). */
 	[K_AUTH_PSK] = SCALAR(SEC_AUTH, "psk_file", key_path, psk_file, 0,
 	    "an absolute path such as /etc/grgw/psk"),
+	/* The key a rotation moves to: accepted from the peer, not used. */
+	[K_AUTH_PSK_NEXT] = SCALAR(SEC_AUTH, "psk_next_file", key_path,
+	    psk_next_file, 0, "an absolute path such as /etc/grgw/psk.next"),
 	[K_AUTH_CERT] = SCALAR(SEC_AUTH, "certificate", key_path, cert_file,
 	    0, "an absolute path to this gateway's certificate such as "
 	    "/etc/grgw/site-a.crt"),
@@ -1689,8 +1693,12 @@ check_auth(struct config_parser *p)
 	static const enum key_id cert_keys[] = {
 		K_AUTH_CERT, K_AUTH_KEY, K_AUTH_CA };
 	unsigned int	 psk = p->keys[K_AUTH_PSK].line, cert = 0, l;
+	unsigned int	 next = p->keys[K_AUTH_PSK_NEXT].line;
 	size_t		 i;
 
+	if (next != 0 && psk == 0)
+		config_error(p, next, "psk_next_file is the key a pre-shared "
+		    "key rotation moves to; expected psk_file as well");
 	for (i = 0; i < nitems(cert_keys); i++) {
 		l = p->keys[cert_keys[i]].line;
 		if (l != 0 && (cert == 0 || l < cert))
@@ -2129,6 +2137,9 @@ config_parse_files(const struct config_parser *p, struct config_file_ref *out,
 
 	if (ks[K_AUTH_PSK].valid)
 		file_ref(&refs[n++], p, K_AUTH_PSK, p->cfg.psk_file,
+		    CONFIG_FILE_KEY);
+	if (ks[K_AUTH_PSK_NEXT].valid)
+		file_ref(&refs[n++], p, K_AUTH_PSK_NEXT, p->cfg.psk_next_file,
 		    CONFIG_FILE_KEY);
 	if (ks[K_AUTH_CERT].valid)
 		file_ref(&refs[n++], p, K_AUTH_CERT, p->cfg.cert_file,

@@ -38,6 +38,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "blockwatch.h"
+#include "cfgdiff.h"
 #include "echo.h"
 #include "feeds.h"
 #include "linkact.h"
@@ -58,7 +59,14 @@
 
 struct gwd {
 	struct event_base *base;
-	const struct grgw_config *cfg;
+	/*
+	 * Every room borrows this one configuration, owned here.  A reload
+	 * writes the new one over it between two events (the loop runs one
+	 * callback at a time), so no room ever holds a stale pointer; the
+	 * rooms that derived something from it are told at once.
+	 */
+	struct grgw_config *cfg;
+	uint8_t		key_fp[32];	/* of the key files, to see edits */
 	char		dir[PATH_MAX];
 	enum grgw_dataplane dp;
 	time_t		since;
@@ -108,6 +116,7 @@ struct gwd {
 
 static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_shutdown(struct gwd *, int purge);
+static int	daemon_reload(struct gwd *, const char *, struct strbuf *);
 
 /* ---- start-up report ------------------------------------------------------ */
 
@@ -461,6 +470,7 @@ static void
 daemon_fill_view(struct gwd *d, struct status_view *v)
 {
 	const struct ike_sas *sas = ike_sas(d->ike);
+	int i;
 
 	memset(v, 0, sizeof(*v));
 	v->cfg = d->cfg;
@@ -484,6 +494,12 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->tunnel_since = d->tunnel_since;
 	v->ike_state = sas->ike_state[0] ? sas->ike_state : NULL;
 	v->child_state = sas->child_state[0] ? sas->child_state : NULL;
+	for (i = 0; i < sas->n_child && i < (int)nitems(v->child_sas); i++) {
+		v->child_sas[i].id = sas->child[i].uniqueid;
+		v->child_sas[i].spi_in = sas->child[i].spi_in;
+		v->child_sas[i].spi_out = sas->child[i].spi_out;
+		v->n_child_sas = i + 1;
+	}
 	v->traffic_verified = d->verified;
 	v->last_error = d->last_error[0] ? d->last_error : NULL;
 	v->bytes_in = sas->bytes_in;
@@ -512,6 +528,198 @@ daemon_render(struct gwd *d, enum pmsg_doc doc, struct strbuf *sb)
 		status_render_json(&v, sb);
 	else
 		metrics_render(&v, &d->link, sb);
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+/*
+ * A fingerprint of the key files' contents (the pre-shared keys and the
+ * probe key), so that a key file rewritten in place is a change too.
+ */
+static void
+keys_fingerprint(const struct grgw_config *cfg, uint8_t fp[32])
+{
+	const char *paths[3] = { cfg->psk_file, cfg->psk_next_file,
+	    cfg->probe.key_file };
+	crypto_generichash_state st;
+	struct grgw_psk k;
+	char why[256];
+	size_t i;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	for (i = 0; i < nitems(paths); i++) {
+		memset(&k, 0, sizeof(k));
+		if (paths[i][0] != '\0' &&
+		    psk_load(paths[i], &k, why, sizeof(why)) == 0)
+			crypto_generichash_update(&st, k.key, k.len);
+		crypto_generichash_update(&st, (const uint8_t *)"|", 1);
+		psk_free(&k);
+	}
+	crypto_generichash_final(&st, fp, 32);
+}
+
+/* The probe key for cfg into key (PROBE_KEY_LEN); 0 or -1 with err. */
+static int
+probe_key_load(const struct grgw_config *cfg, uint8_t *key, char *err,
+    size_t errlen)
+{
+	struct grgw_psk secret = { NULL, 0 };
+	const char *path;
+	char why[256];
+
+	if (cfg->probe.method != GRGW_PROBES_GRGW) {
+		/* ICMP echo or nothing: no probe is authenticated. */
+		randombytes_buf(key, PROBE_KEY_LEN);
+		return 0;
+	}
+	path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
+	    cfg->psk_file;
+	if (psk_load(path, &secret, why, sizeof(why)) == -1)
+		return err_set(err, errlen, "probe key: %s", why);
+	probe_key_derive(secret.key, secret.len, cfg->site.name,
+	    cfg->peer.name, key);
+	psk_free(&secret);
+	return 0;
+}
+
+/* The kernel side of new prefixes: both fail-closed layers first. */
+static int
+reload_prefixes(struct gwd *d, struct strbuf *out)
+{
+	const struct grgw_config *cfg = d->cfg;
+	int rc = 0;
+
+	if (gwnl_block_install(d->nl, cfg) != 0 ||
+	    gwnl_wanblock_install(d->nl, cfg) != 0 ||
+	    gwnl_failfast_install(d->nl, cfg) != 0)
+		rc = -1;
+	(void)gwnl_forwarding_enable(d->nl, cfg);
+	if (d->routes_installed && gwnl_tunnel_routes_install(d->nl, cfg) != 0)
+		rc = -1;
+	if (linkact_refusing(d->act) && gwnl_refuse_set(d->nl, cfg, 1) != 0)
+		rc = -1;
+	if (gwnl_prefixes_prune(d->nl, cfg) != 0)
+		rc = -1;
+	if (rc != 0)
+		strbuf_printf(out, "warning: some kernel objects for the new "
+		    "prefixes could not be put in place; see the log\n");
+	return rc;
+}
+
+/* The live changes, the new configuration in place over the old. */
+static int
+reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
+{
+	uint8_t *key = NULL;
+	char err[256];
+	int rc = 0;
+
+	if (diff->apply & CFGDIFF_LOG)
+		log_set_level(d->cfg->log_level);
+	if (diff->apply & (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES))
+		rc |= reload_prefixes(d, out);
+	if (diff->apply & CFGDIFF_QOS)
+		d->qos = qos_reconfigure(d->qos, d->nl, d->cfg, d->dp,
+		    (diff->apply & CFGDIFF_QOS_SHAPER) != 0);
+	if (diff->apply & CFGDIFF_LINK) {
+		d->thresholds.degraded_loss = d->cfg->probe.degraded_loss;
+		d->thresholds.degraded_rtt_ms = d->cfg->probe.degraded_rtt_ms;
+	}
+	if (diff->apply & CFGDIFF_HOOKS) {
+		hooks_free(d->hooks);
+		d->hooks = NULL;
+		if (d->cfg->feeds.hooks_dir[0] != '\0')
+			d->hooks = hooks_new(d->base, d->cfg->feeds.hooks_dir,
+			    d->cfg->feeds.hooks_timeout);
+	}
+	/* charon: new traffic selectors, new keys (make-before-break). */
+	if (diff->apply & (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES |
+	    CFGDIFF_PSK))
+		ike_reconfigure(d->ike, (diff->apply & (CFGDIFF_SITE_PREFIXES |
+		    CFGDIFF_PEER_PREFIXES)) != 0,
+		    (diff->apply & CFGDIFF_PSK) != 0);
+	if (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) {
+		if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL ||
+		    probe_key_load(d->cfg, key, err, sizeof(err)) == -1) {
+			strbuf_printf(out, "warning: %s; the network process "
+			    "keeps its key\n", key == NULL ? "out of secure "
+			    "memory" : err);
+			rc = -1;
+			netproc_reconfigure(d->np, NULL);
+		} else
+			netproc_reconfigure(d->np, key);
+		if (key != NULL)
+			sodium_free(key);
+	}
+	link_refresh(d);
+	return rc;
+}
+
+/*
+ * Reload from path: the new file is parsed and checked before anything
+ * is touched; an invalid one, or one with a change that cannot be made
+ * live, leaves the running configuration as it is.  out gets the answer
+ * for `grgw reload`: a first line ("ok", "invalid", "refused" or
+ * "error"), then one line per change.
+ */
+static int
+daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
+{
+	static char errs[GRGW_CONFIG_ERR_MAX];
+	struct grgw_config *new = NULL;
+	struct cfgdiff *diff = NULL;
+	uint8_t fp[32];
+	int i, rc = -1;
+
+	if (d->stopping) {
+		strbuf_printf(out, "error the daemon is stopping\n");
+		return -1;
+	}
+	if ((new = calloc(1, sizeof(*new))) == NULL ||
+	    (diff = calloc(1, sizeof(*diff))) == NULL) {
+		strbuf_printf(out, "error out of memory\n");
+		goto cleanup;
+	}
+	if (config_load(path, new, errs, sizeof(errs)) == -1) {
+		strbuf_printf(out, "invalid %s: nothing was changed\n%s", path,
+		    errs);
+		log_warnx("reload of %s refused: the file is not valid",
+		    path);
+		goto cleanup;
+	}
+	cfgdiff_compute(d->cfg, new, diff);
+	keys_fingerprint(new, fp);
+	if (memcmp(fp, d->key_fp, sizeof(fp)) != 0 &&
+	    !(diff->apply & CFGDIFF_PSK) && new->auth == GRGW_AUTH_PSK)
+		cfgdiff_add(diff, CFGDIFF_LIVE, CFGDIFF_PSK, "[auth] the "
+		    "contents of a key file changed");
+	if (diff->n_refused > 0) {
+		strbuf_printf(out, "refused %s: nothing was changed\n", path);
+		for (i = 0; i < diff->n; i++)
+			if (diff->ch[i].cls == CFGDIFF_REFUSED)
+				strbuf_printf(out, "%s\n", diff->ch[i].text);
+		log_warnx("reload of %s refused: %d change(s) cannot be "
+		    "applied to a running gateway", path, diff->n_refused);
+		goto cleanup;
+	}
+	/* The running config's path stays the one `grgw down` finds. */
+	*d->cfg = *new;
+	memcpy(d->key_fp, fp, sizeof(fp));
+	rc = 0;
+	if (diff->n > 0)
+		rc = reload_apply(d, diff, out);
+	strbuf_printf(out, "%s %d change(s) applied\n", rc == 0 ? "ok" :
+	    "error", diff->n);
+	for (i = 0; i < diff->n; i++) {
+		strbuf_printf(out, "%s\n", diff->ch[i].text);
+		log_info("reload: %s", diff->ch[i].text);
+	}
+	if (diff->n == 0)
+		log_info("reload of %s: no change", path);
+cleanup:
+	free(new);
+	free(diff);
+	return rc;
 }
 
 static void
@@ -546,6 +754,11 @@ control_request_cb(struct control_conn *cc, const char *cmd, void *arg)
 		control_hold(cc, CONTROL_WAIT_UP);
 		/* An operator asking: try now rather than after backoff. */
 		ike_initiate_now(d->ike);
+	} else if (strncmp(cmd, "reload ", 7) == 0) {
+		strbuf_init(&sb);
+		daemon_reload(d, cmd + 7, &sb);
+		control_reply(cc, sb.failed ? "error out of memory\n" : sb.s);
+		strbuf_free(&sb);
 	} else if (strcmp(cmd, "down") == 0 || strcmp(cmd, "down purge") == 0) {
 		if (control_held(d->ctl, CONTROL_WAIT_DOWN) > 0) {
 			control_reply(cc, "error already stopping\n");
@@ -729,9 +942,13 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
 	struct gwd *d = arg;
 
+	struct strbuf sb;
+
 	if (sig == SIGHUP) {
-		log_info("SIGHUP: configuration reload is not supported; "
-		    "run `grgw down` and `grgw up` to apply a new one");
+		log_info("SIGHUP: reloading %s", d->cfg->path);
+		strbuf_init(&sb);
+		daemon_reload(d, d->cfg->path, &sb);
+		strbuf_free(&sb);
 		return;
 	}
 	log_info("signal %d received", (int)sig);
@@ -840,12 +1057,10 @@ static int
 daemon_start_link(struct gwd *d, char *err, size_t errlen)
 {
 	const struct grgw_config *cfg = d->cfg;
-	struct grgw_psk secret = { NULL, 0 };
 	uint8_t *key = NULL;
-	const char *path;
-	char why[256];
 	int rc = -1;
 
+	keys_fingerprint(cfg, d->key_fp);
 	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
 	d->thresholds.degraded_rtt_ms = cfg->probe.degraded_rtt_ms;
 	d->wan = wanwatch_new(d->base, cfg->site.wan_interface, wan_changed,
@@ -857,19 +1072,8 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 		err_set(err, errlen, "out of secure memory");
 		goto cleanup;
 	}
-	if (cfg->probe.method != GRGW_PROBES_GRGW) {
-		/* ICMP echo or nothing: no probe is authenticated. */
-		randombytes_buf(key, PROBE_KEY_LEN);
-	} else {
-		path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
-		    cfg->psk_file;
-		if (psk_load(path, &secret, why, sizeof(why)) == -1) {
-			err_set(err, errlen, "probe key: %s", why);
-			goto cleanup;
-		}
-		probe_key_derive(secret.key, secret.len, cfg->site.name,
-		    cfg->peer.name, key);
-	}
+	if (probe_key_load(cfg, key, err, errlen) == -1)
+		goto cleanup;
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
 	if (d->np == NULL || netproc_start(d->np, key, err, errlen) == -1)
 		goto cleanup;
@@ -878,7 +1082,6 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 cleanup:
 	if (key != NULL)
 		sodium_free(key);
-	psk_free(&secret);
 	return rc;
 }
 
@@ -1053,7 +1256,12 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	int kernel_touched = 0, charon_rc;
 
 	memset(&d, 0, sizeof(d));
-	d.cfg = cfg;
+	if ((d.cfg = malloc(sizeof(*d.cfg))) == NULL) {
+		ready_report(&ready_fd, "error out of memory");
+		return 2;
+	}
+	*d.cfg = *cfg;
+	cfg = d.cfg;
 	d.lock_fd = -1;
 	d.ready_fd = ready_fd;
 	d.since = time(NULL);
@@ -1103,6 +1311,7 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 	event_base_dispatch(d.base);
 	ready_report(&d.ready_fd, "error the daemon stopped while starting");
 	daemon_free(&d);
+	free(d.cfg);
 	return d.exit_code;
 
 fail:
@@ -1117,5 +1326,6 @@ fail:
 	if (kernel_touched)
 		gwnl_cleanup(d.nl, 0);
 	daemon_free(&d);
+	free(d.cfg);
 	return 2;
 }

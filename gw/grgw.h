@@ -245,7 +245,9 @@ struct grgw_config {
 	struct grgw_side peer;			/* the other site */
 
 	enum grgw_auth_kind auth;
-	char		psk_file[PATH_MAX];
+	char		psk_file[PATH_MAX];	/* ours: we authenticate with it */
+	char		psk_next_file[PATH_MAX]; /* "": none; else accepted from
+						 * the peer too (a rotation) */
 	char		cert_file[PATH_MAX];
 	char		key_file[PATH_MAX];
 	char		ca_file[PATH_MAX];
@@ -300,7 +302,7 @@ enum config_file_kind {
 	CONFIG_FILE_RUNDIR		/* run_dir: its parent exists, and
 					 * nobody but root can change it */
 };
-#define CONFIG_FILE_REFS_MAX	6
+#define CONFIG_FILE_REFS_MAX	7
 
 struct config_file_ref {
 	const char	*key;		/* "psk_file" */

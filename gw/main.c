@@ -5,7 +5,10 @@
  *   0  success
  *   1  usage or configuration error (nothing was changed)
  *   2  the tunnel is not up: start-up failure, authentication failure or
- *      timeout (the message says which)
+ *      timeout (the message says which); reload: no daemon runs, or a
+ *      change could not be fully applied
+ *   3  reload: a change cannot be applied to a running gateway (nothing
+ *      was changed; the message names it)
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -36,6 +39,8 @@
 
 #define EXIT_CONFIG	1
 #define EXIT_NOT_UP	2
+#define EXIT_REFUSED	3
+#define RELOAD_WAIT_MS	20000
 #define UP_DEFAULT_TIMEOUT	60
 #define STARTUP_WAIT_MS	20000
 #define DOWN_WAIT_MS	20000
@@ -53,6 +58,8 @@ usage_all(FILE *f)
 	    "wait for the tunnel\n"
 	    "  down -c FILE [--purge]                stop it (fail-closed "
 	    "routes stay unless --purge)\n"
+	    "  reload -c FILE                        apply an edited file to "
+	    "the running gateway\n"
 	    "  block -c FILE                         install only the "
 	    "fail-closed layer (boot)\n"
 	    "  status -c FILE [--json]               daemon, charon and "
@@ -505,6 +512,67 @@ cmd_down(int argc, char **argv)
 	return 0;
 }
 
+/* ---- reload -------------------------------------------------------------------- */
+
+/*
+ * The file is checked here first (every error printed), then again by
+ * the daemon, which applies what changed or refuses it as a whole.
+ */
+static int
+cmd_reload(int argc, char **argv)
+{
+	char path[PATH_MAX], req[PATH_MAX + 16];
+	struct grgw_config cfg;
+	struct strbuf sb;
+	struct opts o;
+	const char *body;
+	int fd, rc;
+
+	if (parse_opts(argc, argv, &o, "c") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	/* The daemon's working directory is not ours. */
+	if (realpath(o.conf, path) == NULL) {
+		fprintf(stderr, "%s reload: %s: %s\n", progname, o.conf,
+		    strerror(errno));
+		return EXIT_CONFIG;
+	}
+	if ((size_t)snprintf(req, sizeof(req), "reload %s\n", path) >= 250) {
+		fprintf(stderr, "%s reload: %s: path too long\n", progname,
+		    path);
+		return EXIT_CONFIG;
+	}
+	if ((fd = control_connect(&cfg)) == -1) {
+		fprintf(stderr, "%s reload: no gateway runs for site %s; start "
+		    "it with `grgw up`\n", progname, cfg.site.name);
+		return EXIT_NOT_UP;
+	}
+	strbuf_init(&sb);
+	rc = control_request(fd, req, &sb, RELOAD_WAIT_MS);
+	close(fd);
+	if (rc != 0 || sb.s == NULL) {
+		fprintf(stderr, "%s reload: the daemon did not answer\n",
+		    progname);
+		strbuf_free(&sb);
+		return EXIT_NOT_UP;
+	}
+	body = strchr(sb.s, '\n') != NULL ? strchr(sb.s, '\n') + 1 : "";
+	if (strncmp(sb.s, "ok", 2) == 0) {
+		printf("%s: %.*s\n", cfg.site.name, (int)(body > sb.s + 3 ?
+		    body - 1 - (sb.s + 3) : 0), sb.s + 3);
+		fputs(body, stdout);
+		rc = 0;
+	} else {
+		fprintf(stderr, "%s reload: %s", progname, sb.s);
+		rc = strncmp(sb.s, "invalid", 7) == 0 ? EXIT_CONFIG :
+		    strncmp(sb.s, "refused", 7) == 0 ? EXIT_REFUSED :
+		    EXIT_NOT_UP;
+	}
+	strbuf_free(&sb);
+	return rc;
+}
+
 /* ---- block ---------------------------------------------------------------------- */
 
 /*
@@ -575,6 +643,7 @@ static const struct {
 } commands[] = {
 	{ "up", cmd_up },
 	{ "down", cmd_down },
+	{ "reload", cmd_reload },
 	{ "block", cmd_block },
 	{ "status", cmd_status },
 	{ "check-config", cmd_check_config },

@@ -81,6 +81,14 @@ unsigned netproc_restarts(const struct netproc *np);
  */
 int	netproc_etcd(const struct netproc *np, int *healthy,
 	    const char **error);
+/*
+ * The configuration it was given (borrowed at netproc_new()) now holds
+ * new settings: stop the process and start it again at once with them,
+ * the paths' states carried over.  key (copied) replaces the probe key
+ * unless NULL.  0 or -1.
+ */
+int	netproc_reconfigure(struct netproc *np,
+	    const uint8_t key[PROBE_KEY_LEN]);
 /* Stop it (the channel closes; it is killed if it lingers).  NULL ok. */
 void	netproc_free(struct netproc *np);
 

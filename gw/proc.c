@@ -60,6 +60,7 @@ struct netproc {
 	time_t			 deaths[LOOP_DEATHS];	/* ring */
 	unsigned		 n_deaths;
 	int			 stopping;
+	int			 replacing;	/* stopped for a new config */
 };
 
 static void	proc_spawn(struct netproc *);
@@ -239,6 +240,14 @@ proc_reaped(struct netproc *np, int status)
 	np->etcd_known = 0;
 	if (np->stopping)
 		return;
+	if (np->replacing) {
+		/* Not a death: the same paths, the new settings, at once. */
+		np->replacing = 0;
+		log_info("network process restarted with the new "
+		    "configuration");
+		proc_spawn(np);
+		return;
+	}
 	ms = restart_delay(np);
 	log_warnx("network process %s; restarting it%s", why,
 	    ms > 0 ? " after a pause (it keeps dying)" : "");
@@ -547,4 +556,18 @@ netproc_free(struct netproc *np)
 		sodium_free(np->key);
 	free(np->published);
 	free(np);
+}
+
+int
+netproc_reconfigure(struct netproc *np, const uint8_t key[PROBE_KEY_LEN])
+{
+	if (np == NULL)
+		return -1;
+	if (key != NULL)
+		memcpy(np->key, key, PROBE_KEY_LEN);
+	if (np->pid <= 0)
+		return 0;	/* the next start reads the new settings */
+	np->replacing = 1;
+	/* Its paths' states go along (send_setup): no link flap. */
+	return kill(np->pid, SIGTERM);
 }

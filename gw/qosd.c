@@ -200,6 +200,39 @@ qos_shaper_start(struct qos_run *q, struct gwnl *nl)
 		    "DSCP marking go on", rate, q->ifname, q->shaper_why);
 }
 
+struct qos_run *
+qos_reconfigure(struct qos_run *old, struct gwnl *nl,
+    const struct grgw_config *cfg, enum grgw_dataplane dp, int shaper)
+{
+	struct qos_run	*q;
+
+	if ((q = qos_run_new(cfg, dp)) == NULL)
+		return old;	/* out of memory: the old policy stays */
+	/* nftables swaps the whole table in one transaction. */
+	if (q->compiled)
+		qos_rules_start(q, nl);
+	else if (old != NULL && old->compiled)
+		(void)gwnl_nft_drop(nl, POLICY_NFT_TABLE);
+	if (old != NULL && (!shaper || !q->compiled || !q->plan.shaping)) {
+		/* The tree in the kernel is the old one, and still right
+		 * (same classes, rates and priorities). */
+		q->shaping = q->compiled && q->plan.shaping ? old->shaping :
+		    QOS_OFF;
+		snprintf(q->shaper_why, sizeof(q->shaper_why), "%s",
+		    old->shaper_why);
+		snprintf(q->leaf, sizeof(q->leaf), "%s", old->leaf);
+		q->lan_gro = old->lan_gro;
+		snprintf(q->gro_devs, sizeof(q->gro_devs), "%s",
+		    old->gro_devs);
+		snprintf(q->gro_why, sizeof(q->gro_why), "%s", old->gro_why);
+	} else if (old == NULL || old->shaping != QOS_WAITING)
+		qos_shaper_start(q, nl);
+	else
+		q->shaping = QOS_WAITING;
+	qos_run_free(old);
+	return q;
+}
+
 void
 qos_shaper_retry(struct qos_run *q, struct gwnl *nl)
 {

@@ -73,6 +73,15 @@ void	qos_run_free(struct qos_run *q);		/* accepts NULL */
 void	qos_rules_start(struct qos_run *q, struct gwnl *nl);
 /* Install the shaper on the tunnel interface (again).  Never fatal. */
 void	qos_shaper_start(struct qos_run *q, struct gwnl *nl);
+/*
+ * A reload: compile cfg (borrowed, as for qos_run_new) and put its
+ * classification in place of old's in one nftables transaction; the
+ * shaper is built again only when shaper is set (rates, priorities or
+ * classes changed), else the tree in the kernel is kept.  Returns the
+ * run to keep (old is freed, or returned when out of memory).
+ */
+struct qos_run *qos_reconfigure(struct qos_run *old, struct gwnl *nl,
+	    const struct grgw_config *cfg, enum grgw_dataplane dp, int shaper);
 /* Install it if it is still waiting for its interface. */
 void	qos_shaper_retry(struct qos_run *q, struct gwnl *nl);
 /* The tunnel interface went away with charon: the shaper with it. */

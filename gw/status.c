@@ -51,14 +51,30 @@ prefixes_json(const struct grgw_side *side)
 	return a;
 }
 
+/* [{"id": 3, "spi_in": "c1d2e3f4", "spi_out": "..."}]: a reload that
+ * changes nothing leaves these as they are. */
+static json_t *
+child_sas_json(const struct status_view *v)
+{
+	json_t	*a = json_array();
+	int	 i;
+
+	for (i = 0; a != NULL && i < v->n_child_sas; i++)
+		json_array_append_new(a, json_pack("{s:I, s:o, s:o}", "id",
+		    (json_int_t)v->child_sas[i].id, "spi_in",
+		    jsondoc_string(v->child_sas[i].spi_in), "spi_out",
+		    jsondoc_string(v->child_sas[i].spi_out)));
+	return a != NULL ? a : json_null();
+}
+
 static json_t *
 peer_json(const struct status_view *v)
 {
 	const struct grgw_config	*cfg = v->cfg;
 	char				 addr[INET6_ADDRSTRLEN];
 
-	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:b, s:o, s:o, s:o, "
-	    "s:o, s:o, s:o, s:o, s:o, s:b}",
+	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:o, s:b, s:o, s:o, "
+	    "s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
 	    "name", jsondoc_string(cfg->peer.name),
 	    "address", jsondoc_string(addr_fmt(&cfg->peer.wan_address, addr,
 		sizeof(addr))),
@@ -66,6 +82,7 @@ peer_json(const struct status_view *v)
 	    "since", (json_int_t)v->tunnel_since,
 	    "ike", jsondoc_string(v->ike_state ? v->ike_state : "none"),
 	    "child", jsondoc_string(v->child_state ? v->child_state : "none"),
+	    "child_sas", child_sas_json(v),
 	    "traffic_verified", v->traffic_verified != 0,
 	    "last_error", jsondoc_string(v->last_error),
 	    "bytes_in", jsondoc_u64(v->bytes_in),

@@ -42,6 +42,11 @@ struct status_view {
 	time_t		tunnel_since;		/* last change, 0 = never */
 	const char	*ike_state;		/* charon's names, or "none" */
 	const char	*child_state;
+	struct {				/* the INSTALLED CHILD_SAs */
+		unsigned	 id;		/* charon's unique id */
+		const char	*spi_in, *spi_out;	/* hex */
+	}		child_sas[4];
+	int		n_child_sas;
 	int		traffic_verified;
 	const char	*last_error;		/* NULL if none */
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;

@@ -75,20 +75,58 @@ add_addr_list(struct vici_builder *b, const char *name,
 
 struct vici_builder *
 conn_build_load_shared(const struct grgw_config *cfg, const uint8_t *key,
-    size_t keylen)
+    size_t keylen, int next)
 {
 	struct vici_builder *b;
 
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-shared")) == NULL)
 		return NULL;
 	/* A stable id lets a reload replace the key instead of adding one. */
-	vici_add_kv_str(b, "id", "grgw-psk");
+	vici_add_kv_str(b, "id", next ? "grgw-psk-next" : "grgw-psk");
 	vici_add_kv_str(b, "type", "IKE");
 	vici_add_kv(b, "data", key, keylen);
 	vici_begin_list(b, "owners");
-	vici_add_list_item_str(b, cfg->site.id);
+	if (!next)
+		vici_add_list_item_str(b, cfg->site.id);
 	vici_add_list_item_str(b, cfg->peer.id);
 	vici_end_list(b);
+	return b;
+}
+
+struct vici_builder *
+conn_build_unload_shared(int next)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "unload-shared")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "id", next ? "grgw-psk-next" : "grgw-psk");
+	return b;
+}
+
+/* Re-authenticate: charon builds the new IKE_SA before it drops the old
+ * one (make_before_break in charon.conf). */
+struct vici_builder *
+conn_build_reauth(void)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "rekey")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "reauth", "yes");
+	return b;
+}
+
+struct vici_builder *
+conn_build_terminate_child(unsigned uniqueid)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
+		return NULL;
+	vici_add_kv_uint(b, "child-id", uniqueid);
+	vici_add_kv_str(b, "timeout", "-1");
 	return b;
 }
 

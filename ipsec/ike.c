@@ -74,6 +74,10 @@ struct ike {
 	int			 stopping;	/* no more initiating */
 	ike_done_cb		 done;		/* terminate in progress */
 	void			*done_arg;
+
+	uint8_t			 psk_fp[32];	/* of the primary key loaded */
+	struct child_sa_ref	 old_child[IKE_CHILD_REFS];	/* a reload */
+	int			 n_old_child;	/* replaces these */
 };
 
 static void	ike_refresh_now(struct ike *);
@@ -273,6 +277,23 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 /* ---- list-sas -------------------------------------------------------------- */
 
 static void
+scan_child_ref(struct ike_sas *s, const struct vici_node *child)
+{
+	struct child_sa_ref	*ref;
+	const char		*v;
+
+	if (s->n_child >= IKE_CHILD_REFS)
+		return;
+	ref = &s->child[s->n_child++];
+	v = vici_get_str(child, "uniqueid");
+	ref->uniqueid = v != NULL ? (unsigned)strtoul(v, NULL, 10) : 0;
+	v = vici_get_str(child, "spi-in");
+	snprintf(ref->spi_in, sizeof(ref->spi_in), "%s", v != NULL ? v : "");
+	v = vici_get_str(child, "spi-out");
+	snprintf(ref->spi_out, sizeof(ref->spi_out), "%s", v != NULL ? v : "");
+}
+
+static void
 scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 {
 	const struct vici_node	*children, *child;
@@ -309,8 +330,10 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 		if (child->kind != VICI_NODE_SECTION)
 			continue;
 		state = vici_get_str(child, "state");
-		if (state != NULL && strcmp(state, "INSTALLED") == 0)
+		if (state != NULL && strcmp(state, "INSTALLED") == 0) {
 			s->child_installed++;
+			scan_child_ref(s, child);
+		}
 		if (state != NULL && (s->child_state[0] == '\0' ||
 		    strcmp(state, "INSTALLED") == 0))
 			snprintf(s->child_state, sizeof(s->child_state), "%s",
@@ -564,6 +587,28 @@ cleanup:
 	return rc;
 }
 
+/* The next key of a rotation, or its removal; 0 or -1 (said). */
+static int
+ike_load_next_key(struct ike *k)
+{
+	struct grgw_psk	 next = { NULL, 0 };
+	char		 err[256];
+
+	if (k->cfg->psk_next_file[0] == '\0') {
+		/* None loaded is fine: charon answers with an error. */
+		ike_send(k, conn_build_unload_shared(1), NULL);
+		return 0;
+	}
+	if (psk_load(k->cfg->psk_next_file, &next, err, sizeof(err)) == -1) {
+		ike_fail(k, 0, "psk_next_file: %s", err);
+		return -1;
+	}
+	ike_send(k, conn_build_load_shared(k->cfg, next.key, next.len, 1),
+	    creds_reply);
+	psk_free(&next);
+	return 0;
+}
+
 /* Load credentials and the connection; replies arrive in order. */
 static int
 ike_load(struct ike *k)
@@ -580,8 +625,12 @@ ike_load(struct ike *k)
 			ike_fail(k, 0, "%s", err);
 			goto cleanup;
 		}
-		ike_send(k, conn_build_load_shared(cfg, psk.key, psk.len),
+		if (ike_load_next_key(k) == -1)
+			goto cleanup;
+		ike_send(k, conn_build_load_shared(cfg, psk.key, psk.len, 0),
 		    creds_reply);
+		crypto_generichash(k->psk_fp, sizeof(k->psk_fp), psk.key,
+		    psk.len, NULL, 0);
 	} else {
 		if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
 		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1) {
@@ -805,4 +854,113 @@ ike_free(struct ike *k)
 	if (k->initiate_timer != NULL)
 		event_free(k->initiate_timer);
 	free(k);
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+static void
+reauth_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
+		return;
+	if (!reply_ok(m, err, sizeof(err)))
+		log_warnx("re-authenticating to %s with the new key: %s",
+		    k->cfg->peer.name, err);
+	ike_refresh_now(k);
+}
+
+/* The new CHILD_SA is up: the ones it replaces go. */
+static void
+reselect_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+	int		 i;
+
+	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
+		return;
+	if (!reply_ok(m, err, sizeof(err))) {
+		log_warnx("a CHILD_SA with the new traffic selectors to %s: "
+		    "%s; the old one stays", k->cfg->peer.name, err);
+		k->n_old_child = 0;
+		return;
+	}
+	for (i = 0; i < k->n_old_child; i++) {
+		log_info("CHILD_SA #%u (SPIs %s/%s) replaced by one with the "
+		    "new traffic selectors", k->old_child[i].uniqueid,
+		    k->old_child[i].spi_in, k->old_child[i].spi_out);
+		ike_send(k, conn_build_terminate_child(
+		    k->old_child[i].uniqueid), NULL);
+	}
+	k->n_old_child = 0;
+	ike_refresh_now(k);
+}
+
+static void
+reload_conn_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL)
+		return;
+	if (!reply_ok(m, err, sizeof(err))) {
+		ike_fail(k, 0, "charon refused the new connection: %s", err);
+		return;
+	}
+	log_info("connection to %s loaded again with the new traffic "
+	    "selectors", k->cfg->peer.name);
+	if (!k->sas.ike_established || k->sas.n_child == 0)
+		return;		/* the next initiate uses the new ones */
+	memcpy(k->old_child, k->sas.child, sizeof(k->old_child));
+	k->n_old_child = k->sas.n_child;
+	/* Make before break: the new CHILD_SA, under the same IKE_SA. */
+	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(IKE_INITIATE_WAIT_MS),
+	    IKE_INITIATE_DEADLINE_MS, reselect_reply) == -1)
+		k->n_old_child = 0;
+}
+
+static void
+ike_reload_keys(struct ike *k)
+{
+	struct grgw_psk	 psk = { NULL, 0 };
+	uint8_t		 fp[32];
+	char		 err[256];
+
+	if (k->cfg->auth != GRGW_AUTH_PSK)
+		return;
+	if (psk_load(k->cfg->psk_file, &psk, err, sizeof(err)) == -1) {
+		ike_fail(k, 0, "%s", err);
+		return;
+	}
+	/* The next key first: both are in place before either is used. */
+	if (ike_load_next_key(k) == 0)
+		ike_send(k, conn_build_load_shared(k->cfg, psk.key, psk.len, 0),
+		    creds_reply);
+	crypto_generichash(fp, sizeof(fp), psk.key, psk.len, NULL, 0);
+	psk_free(&psk);
+	if (memcmp(fp, k->psk_fp, sizeof(fp)) == 0)
+		return;
+	memcpy(k->psk_fp, fp, sizeof(fp));
+	if (!k->sas.ike_established)
+		return;
+	log_info("re-authenticating to %s with the new pre-shared key "
+	    "(make-before-break)", k->cfg->peer.name);
+	ike_send(k, conn_build_reauth(), reauth_reply);
+}
+
+void
+ike_reconfigure(struct ike *k, int selectors, int keys)
+{
+	if (k == NULL || k->vici == NULL || !k->ready || k->stopping)
+		return;
+	if (keys)
+		ike_reload_keys(k);
+	if (selectors)
+		ike_send(k, conn_build_load_conn(k->cfg, k->dp, NULL, 0, NULL,
+		    0), reload_conn_reply);
 }

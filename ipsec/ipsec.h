@@ -121,6 +121,14 @@ struct ike_sa_ref {
 };
 #define IKE_SAS_REFS	4
 
+/* An INSTALLED CHILD_SA: its id and SPIs (hex, as charon says them). */
+struct child_sa_ref {
+	unsigned	uniqueid;
+	char		spi_in[9];
+	char		spi_out[9];
+};
+#define IKE_CHILD_REFS	4
+
 /* What charon holds, from the last complete list-sas. */
 struct ike_sas {
 	struct ike_sa_ref est[IKE_SAS_REFS];	/* the first ESTABLISHED ones */
@@ -128,6 +136,8 @@ struct ike_sas {
 	int		ike_established;	/* IKE_SAs ESTABLISHED */
 	int		ike_any;		/* any IKE_SA at all */
 	int		child_installed;	/* CHILD_SAs INSTALLED */
+	struct child_sa_ref child[IKE_CHILD_REFS];	/* the first ones */
+	int		n_child;
 	char		ike_state[32];		/* charon's names, "" if none */
 	char		child_state[32];
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
@@ -184,6 +194,16 @@ int	ike_terminate(struct ike *k, ike_done_cb done, void *arg);
  * initiation running, stopping).
  */
 int	ike_reestablish(struct ike *k);
+/*
+ * The configuration k borrows holds new settings (a reload).  keys: load
+ * the pre-shared keys again (the primary and the next one; see
+ * conn_build_load_shared()) and, if the primary changed, re-authenticate
+ * the IKE_SA make-before-break.  selectors: load the connection again
+ * and replace the CHILD_SA make-before-break: a new one with the new
+ * traffic selectors first, then the old ones are deleted.  Nothing to
+ * do while charon is not ready: its next load reads the new settings.
+ */
+void	ike_reconfigure(struct ike *k, int selectors, int keys);
 int	ike_ready(const struct ike *k);
 int	ike_initiating(const struct ike *k);
 const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */
@@ -196,8 +216,17 @@ void	ike_free(struct ike *k);			/* accepts NULL */
  * (vici_builder_free()), or NULL on allocation failure.
  */
 /* load-shared: the pre-shared key for the two identities. */
+/*
+ * A pre-shared key for charon.  The primary one (next = 0) names both
+ * identities; the next one of a rotation (next = 1) names the peer's
+ * only, so that charon accepts it from the peer but never picks it for
+ * our own authentication (it prefers the key that matches both ends).
+ */
 struct vici_builder *conn_build_load_shared(const struct grgw_config *cfg,
-	    const uint8_t *key, size_t keylen);
+	    const uint8_t *key, size_t keylen, int next);
+struct vici_builder *conn_build_unload_shared(int next);
+struct vici_builder *conn_build_reauth(void);
+struct vici_builder *conn_build_terminate_child(unsigned uniqueid);
 /* load-cert (X509 end entity or CA) from PEM bytes. */
 struct vici_builder *conn_build_load_cert(const uint8_t *pem, size_t len,
 	    int is_ca);

@@ -116,6 +116,11 @@ int	gwnl_tunnel_routes_remove(struct gwnl *nl,
  * rewritten to hold what remains.  Returns 0, or -1 if some object could
  * not be removed (each failure is logged).
  */
+/*
+ * After a reload: remove the recorded per-prefix rules and routes (both
+ * layers) for peer prefixes cfg (borrowed) no longer has.  0 or -errno.
+ */
+int	gwnl_prefixes_prune(struct gwnl *nl, const struct grgw_config *cfg);
 int	gwnl_cleanup(struct gwnl *nl, int purge);
 
 /*

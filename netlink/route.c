@@ -649,3 +649,61 @@ gwnl_rule_ensure(struct gwnl *nl, const struct rec_obj *o)
 {
 	return route_install(nl, o);
 }
+
+/* Is p one of side's prefixes? */
+static int
+side_has_prefix(const struct grgw_side *s, const struct grgw_prefix *p)
+{
+	int i;
+
+	for (i = 0; i < s->n_prefixes; i++)
+		if (s->prefixes[i].len == p->len &&
+		    addr_equal(&s->prefixes[i].a, &p->a))
+			return 1;
+	return 0;
+}
+
+/*
+ * After a reload removed peer prefixes: the per-prefix rules and routes
+ * of both layers that name a prefix cfg no longer has go, and nothing
+ * else.  The per-family lookup rules stay (a family that lost its last
+ * prefix keeps an empty table until `grgw down`).
+ */
+int
+gwnl_prefixes_prune(struct gwnl *nl, const struct grgw_config *cfg)
+{
+	struct rec_list	*rec = gwnl_record(nl);
+	struct rec_obj	*o, *next;
+	const struct grgw_prefix *p;
+	char		 desc[REC_LINE_MAX];
+	int		 rc, first = 0, changed = 0;
+
+	for (o = TAILQ_FIRST(&rec->objs); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, entry);
+		if (o->kind == REC_RULE && o->tag == REC_BLOCK &&
+		    o->u.rule.has_from && o->u.rule.pref == cfg->table - 10)
+			p = &o->u.rule.from;
+		else if (o->kind == REC_ROUTE && (o->u.route.table ==
+		    cfg->table + 1 || o->u.route.table == cfg->table))
+			p = &o->u.route.dst;
+		else
+			continue;
+		if (side_has_prefix(&cfg->peer, p))
+			continue;
+		gwnl_describe(o, desc, sizeof(desc));
+		rc = o->kind == REC_RULE ? gwnl_rule_remove(nl, o, desc) :
+		    gwnl_route_remove(nl, o, desc);
+		if (rc < 0) {
+			if (first == 0)
+				first = rc;
+			continue;
+		}
+		log_info("%s: removed (its prefix left the configuration)",
+		    desc);
+		rec_remove(rec, o);
+		changed = 1;
+	}
+	if (changed && (rc = gwnl_record_save(nl)) < 0 && first == 0)
+		first = rc;
+	return first;
+}

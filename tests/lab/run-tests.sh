@@ -59,7 +59,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl)
+	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -894,6 +894,8 @@ t_nat() {
 . "$HERE/interop-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=monitor-tests.sh
 . "$HERE/monitor-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=reload-tests.sh
+. "$HERE/reload-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

@@ -846,8 +846,8 @@ test_auth_rules(void **state)
 	config_parse_free(p);
 
 	check_one(20, "psk_file = /etc/grgw/psk\npsk = /x", FN ":21: unknown "
-	    "key \"psk\" in [auth]; expected one of: psk_file, certificate, "
-	    "private_key, ca", NULL, NULL);
+	    "key \"psk\" in [auth]; expected one of: psk_file, psk_next_file, "
+	    "certificate, private_key, ca", NULL, NULL);
 }
 
 static void

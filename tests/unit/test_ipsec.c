@@ -188,8 +188,9 @@ test_load_shared(void **state)
 	struct vici_msg *m;
 
 	make_config(&cfg);
-	m = roundtrip(conn_build_load_shared(&cfg, key, sizeof(key)));
+	m = roundtrip(conn_build_load_shared(&cfg, key, sizeof(key), 0));
 	assert_string_equal(m->name, "load-shared");
+	assert_string_equal(vici_get_str(m->root, "id"), "grgw-psk");
 	assert_string_equal(vici_get_str(m->root, "type"), "IKE");
 	data = vici_find(m->root, "data");
 	assert_non_null(data);
@@ -197,6 +198,16 @@ test_load_shared(void **state)
 	assert_memory_equal(data->value, key, sizeof(key));
 	assert_string_equal(list_item(m->root, "owners", 0), "site-a");
 	assert_string_equal(list_item(m->root, "owners", 1), "site-b");
+	vici_msg_free(m);
+	/* The next key of a rotation: the peer's identity only. */
+	m = roundtrip(conn_build_load_shared(&cfg, key, sizeof(key), 1));
+	assert_string_equal(vici_get_str(m->root, "id"), "grgw-psk-next");
+	assert_string_equal(list_item(m->root, "owners", 0), "site-b");
+	assert_null(list_item(m->root, "owners", 1));
+	vici_msg_free(m);
+	m = roundtrip(conn_build_reauth());
+	assert_string_equal(m->name, "rekey");
+	assert_string_equal(vici_get_str(m->root, "reauth"), "yes");
 	vici_msg_free(m);
 }
 

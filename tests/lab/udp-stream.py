@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+"""A numbered UDP stream across the tunnel, to count what a change loses.
+
+  udp-stream.py recv PORT SECONDS      prints "received N highest H"
+  udp-stream.py send ADDR PORT RATE SECONDS
+"""
+import socket
+import struct
+import sys
+import time
+
+
+def recv(port, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.5)
+    seen, high, end = set(), -1, time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            data = s.recv(64)
+        except socket.timeout:
+            continue
+        (n,) = struct.unpack("!Q", data[:8])
+        seen.add(n)
+        high = max(high, n)
+    print("received %d highest %d" % (len(seen), high), flush=True)
+
+
+def send(addr, port, rate, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gap, n, start = 1.0 / rate, 0, time.monotonic()
+    while n < rate * seconds:
+        s.sendto(struct.pack("!Q", n) + b"x" * 56, (addr, port))
+        n += 1
+        delay = start + n * gap - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    print("sent %d" % n, flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "recv":
+        recv(int(sys.argv[2]), float(sys.argv[3]))
+    else:
+        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))

@@ -1,0 +1,319 @@
+/*
+ * cfgdiff.c: what a reload applies live and what it refuses.  Both
+ * configurations are parsed from text, so the tests read like the edit an
+ * operator makes to the file.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "grgw.h"
+#include "cfgdiff.h"
+#include "config_text.h"
+
+#define FN	"grgw.conf"
+
+static const char BASE[] =
+	"[site]\n"
+	"name = site-a\n"
+	"wan_interface = wan0\n"
+	"wan_address = 192.0.2.10\n"
+	"lan_interface = lan0\n"
+	"lan_address = 198.18.1.1\n"
+	"prefix = 198.18.1.0/24\n"
+	"[peer]\n"
+	"name = site-b\n"
+	"address = 198.51.100.10\n"
+	"lan_address = 198.18.2.1\n"
+	"prefix = 198.18.2.0/24\n"
+	"[auth]\n"
+	"psk_file = /etc/grgw/psk\n"
+	"[dataplane]\n"
+	"mode = auto\n"
+	"[daemon]\n"
+	"log_level = info\n"
+	"[qos]\n"
+	"wan_rate = 10mbit\n";
+
+/* Parse BASE with from replaced by to (when from is set), extra after. */
+static void
+load(const char *from, const char *to, const char *extra,
+    struct grgw_config *cfg)
+{
+	struct config_parser *p;
+	const char *at = NULL;
+	char *text;
+	int rc, head = (int)strlen(BASE);
+
+	if (from != NULL) {
+		at = strstr(BASE, from);
+		assert_non_null(at);
+		head = (int)(at - BASE);
+	}
+	if (asprintf(&text, "%.*s%s%s%s", head, BASE, at != NULL ? to : "",
+	    at != NULL ? at + strlen(from) : "", extra != NULL ? extra : "") ==
+	    -1)
+		fail();
+	memset(cfg, 0, sizeof(*cfg));
+	p = config_text_parse(FN, text, cfg, &rc);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+	free(text);
+}
+
+static void
+diff(const char *from, const char *to, const char *extra, struct cfgdiff *d)
+{
+	static struct grgw_config a, b;
+
+	load(NULL, NULL, NULL, &a);
+	load(from, to, extra, &b);
+	cfgdiff_compute(&a, &b, d);
+}
+
+static void
+print(const struct cfgdiff *d)
+{
+	int i;
+
+	for (i = 0; i < d->n; i++)
+		fprintf(stderr, "  | %s: %s\n", cfgdiff_class_name(d->ch[i].cls),
+		    d->ch[i].text);
+}
+
+/* The one change, its class and its text. */
+static void
+expect_one(const struct cfgdiff *d, enum cfgdiff_class cls, const char *text)
+{
+	if (d->n != 1)
+		print(d);
+	assert_int_equal(d->n, 1);
+	assert_int_equal(d->ch[0].cls, cls);
+	if (strstr(d->ch[0].text, text) == NULL)
+		print(d);
+	assert_non_null(strstr(d->ch[0].text, text));
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void
+test_same_file(void **state)
+{
+	struct cfgdiff d;
+
+	diff(NULL, NULL, NULL, &d);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(d.apply, 0);
+	assert_int_equal(d.n_refused, 0);
+}
+
+/* Comments, blank lines and key order are not changes. */
+static void
+test_cosmetic(void **state)
+{
+	struct cfgdiff d;
+
+	diff("log_level = info\n", "# chatty\n\nlog_level = info   \n", NULL,
+	    &d);
+	assert_int_equal(d.n, 0);
+}
+
+static void
+test_peer_prefix_added(void **state)
+{
+	struct cfgdiff d;
+
+	diff("prefix = 198.18.2.0/24\n", "prefix = 198.18.2.0/24\n"
+	    "prefix = 198.19.2.0/24\n", NULL, &d);
+	expect_one(&d, CFGDIFF_LIVE, "[peer] prefix 198.19.2.0/24 added");
+	assert_int_equal(d.apply, CFGDIFF_PEER_PREFIXES);
+}
+
+static void
+test_site_prefix_replaced(void **state)
+{
+	struct cfgdiff d;
+
+	diff("prefix = 198.18.1.0/24\n", "prefix = 198.18.1.0/25\n"
+	    "prefix = 198.18.1.128/25\n", NULL, &d);
+	/* Not a renumbering of the same lines: two added, one removed. */
+	print(&d);
+	assert_int_equal(d.n, 0 + 3);
+	assert_int_equal(d.n_refused, 0);
+	assert_int_equal(d.apply, CFGDIFF_SITE_PREFIXES);
+	assert_non_null(strstr(d.ch[2].text, "198.18.1.0/24 removed"));
+}
+
+static void
+test_qos_dscp(void **state)
+{
+	struct cfgdiff d;
+
+	diff(NULL, NULL, "[class oam]\ndscp = 34\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[class oam] dscp 16 -> 34");
+	assert_int_equal(d.apply, CFGDIFF_QOS);
+}
+
+static void
+test_qos_class_added(void **state)
+{
+	struct cfgdiff d;
+
+	diff(NULL, NULL, "[class memc]\nprotocol = tcp\nport = 11211\n"
+	    "dscp = AF31\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[class memc] added");
+}
+
+static void
+test_qos_rate(void **state)
+{
+	struct cfgdiff d;
+
+	diff("wan_rate = 10mbit\n", "wan_rate = 20mbit\n", NULL, &d);
+	expect_one(&d, CFGDIFF_LIVE, "[qos] wan_rate 10000000 -> 20000000");
+}
+
+static void
+test_probe_interval(void **state)
+{
+	struct cfgdiff d;
+
+	diff(NULL, NULL, "[probe]\ninterval_ms = 100\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[probe] interval_ms 50 -> 100");
+	assert_true(d.apply & CFGDIFF_NETPROC);
+}
+
+static void
+test_feeds_and_log(void **state)
+{
+	struct cfgdiff d;
+
+	diff("log_level = info\n", "log_level = debug\n",
+	    "[http]\nlisten = 127.0.0.1:9500\n", &d);
+	print(&d);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.n_refused, 0);
+	assert_int_equal(d.apply, CFGDIFF_NETPROC | CFGDIFF_LOG);
+}
+
+static void
+test_psk_next(void **state)
+{
+	struct cfgdiff d;
+
+	diff("psk_file = /etc/grgw/psk\n", "psk_file = /etc/grgw/psk\n"
+	    "psk_next_file = /etc/grgw/psk.next\n", NULL, &d);
+	expect_one(&d, CFGDIFF_LIVE, "[auth] psk_next_file (off) -> "
+	    "/etc/grgw/psk.next");
+	assert_int_equal(d.apply, CFGDIFF_PSK);
+}
+
+static void
+test_refused_dataplane(void **state)
+{
+	struct cfgdiff d;
+
+	diff("mode = auto\n", "mode = libipsec\n", NULL, &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[dataplane] mode auto -> libipsec");
+	assert_non_null(strstr(d.ch[0].text, "`grgw down` then `grgw up`"));
+	assert_int_equal(d.n_refused, 1);
+	assert_int_equal(d.apply, 0);
+}
+
+static void
+test_refused_identity(void **state)
+{
+	struct cfgdiff d;
+
+	/* The identity and the default etcd key follow the name. */
+	diff("name = site-a\n", "name = site-c\n", NULL, &d);
+	assert_int_equal(d.n_refused, 2);
+	assert_int_equal(d.ch[0].cls, CFGDIFF_REFUSED);
+	assert_non_null(strstr(d.ch[0].text, "[site] name site-a -> site-c"));
+}
+
+static void
+test_refused_interfaces(void **state)
+{
+	struct cfgdiff d;
+
+	diff("wan_interface = wan0\nwan_address = 192.0.2.10\n"
+	    "lan_interface = lan0\n", "wan_interface = wan1\n"
+	    "wan_address = 192.0.2.10\nlan_interface = lan1\n", NULL, &d);
+	print(&d);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.n_refused, 2);
+}
+
+static void
+test_refused_table_user(void **state)
+{
+	struct cfgdiff d;
+
+	diff("mode = auto\n[daemon]\n", "mode = auto\ntable = 5000\n"
+	    "[daemon]\nuser = nobody\n", NULL, &d);
+	print(&d);
+	assert_int_equal(d.n_refused, 2);
+}
+
+/* A refused change next to a live one: both listed, only one refused. */
+static void
+test_mixed(void **state)
+{
+	struct cfgdiff d;
+
+	diff("mode = auto\n", "mode = kernel\n", "[class oam]\ndscp = 34\n",
+	    &d);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.n_refused, 1);
+	assert_int_equal(d.apply, CFGDIFF_QOS);
+}
+
+static void
+test_full_list(void **state)
+{
+	struct cfgdiff d;
+	int i;
+
+	memset(&d, 0, sizeof(d));
+	for (i = 0; i < CFGDIFF_MAX + 5; i++)
+		cfgdiff_add(&d, CFGDIFF_LIVE, CFGDIFF_QOS, "change %d", i);
+	assert_int_equal(d.n, CFGDIFF_MAX);
+	assert_true(d.truncated);
+	cfgdiff_add(&d, CFGDIFF_REFUSED, CFGDIFF_QOS, "too late");
+	assert_int_equal(d.n_refused, 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_file),
+		cmocka_unit_test(test_cosmetic),
+		cmocka_unit_test(test_peer_prefix_added),
+		cmocka_unit_test(test_site_prefix_replaced),
+		cmocka_unit_test(test_qos_dscp),
+		cmocka_unit_test(test_qos_class_added),
+		cmocka_unit_test(test_qos_rate),
+		cmocka_unit_test(test_probe_interval),
+		cmocka_unit_test(test_feeds_and_log),
+		cmocka_unit_test(test_psk_next),
+		cmocka_unit_test(test_refused_dataplane),
+		cmocka_unit_test(test_refused_identity),
+		cmocka_unit_test(test_refused_interfaces),
+		cmocka_unit_test(test_refused_table_user),
+		cmocka_unit_test(test_mixed),
+		cmocka_unit_test(test_full_list),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
