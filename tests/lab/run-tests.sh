@@ -39,6 +39,9 @@
 #                etcd (see link-tests.sh)
 #   interop-swanctl  plain strongSwan (swanctl, the README's configuration)
 #                at gw-b, grgw with probes = icmp at gw-a (see interop-tests.sh)
+#   x509         certificate authentication: a lab CA, tunnel up, traffic,
+#                another CA's and an expired certificate refused (see
+#                x509-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
@@ -55,7 +58,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
-	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl)
+	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd interop-swanctl x509)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -887,6 +890,8 @@ t_nat() {
 . "$HERE/harden-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=interop-tests.sh
 . "$HERE/interop-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=x509-tests.sh
+. "$HERE/x509-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 
