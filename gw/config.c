@@ -263,11 +263,11 @@ static const struct choice dataplane_choices[] = {
 	{ .section = (sec), .name = (key), .parse = key_u32,		\
 	  .off = F_OFF(f), .size = F_SIZE(f), .min = (lo), .umax = (hi),\
 	  .expect = (exp) }
-#define DURATION(sec, key, f, lo, hi)					\
+#define DURATION(sec, key, f, lo, hi, range)				\
 	{ .section = (sec), .name = (key), .parse = key_duration,	\
 	  .off = F_OFF(f), .size = F_SIZE(f), .min = (lo), .umax = (hi),\
-	  .expect = "a duration from " #lo " s to " #hi " s, such as 90s, " \
-	  "30m, 4h or 1d (a plain number is seconds)" }
+	  .expect = "a duration from " range ", such as 90s, 30m, 4h or " \
+	  "1d (a plain number is seconds)" }
 #define CHOICE(sec, key, f, list, exp)					\
 	{ .section = (sec), .name = (key), .parse = key_choice,	\
 	  .off = F_OFF(f), .size = F_SIZE(f), .choices = (list),	\
@@ -364,13 +364,13 @@ static const struct key_def key_defs[K_COUNT] = {
 	 * then.  check_ipsec() relates the two.
 	 */
 	[K_IPSEC_IKE_REKEY] = DURATION(SEC_IPSEC, "ike_rekey_time",
-	    ipsec.ike_rekey_s, 10, 86400 * 7),
+	    ipsec.ike_rekey_s, 10, 86400 * 7, "10s to 7d"),
 	[K_IPSEC_IKE_LIFE] = DURATION(SEC_IPSEC, "ike_lifetime",
-	    ipsec.ike_life_s, 11, 86400 * 8),
+	    ipsec.ike_life_s, 12, 86400 * 8, "12s to 8d"),
 	[K_IPSEC_CHILD_REKEY] = DURATION(SEC_IPSEC, "child_rekey_time",
-	    ipsec.child_rekey_s, 5, 86400),
+	    ipsec.child_rekey_s, 5, 86400, "5s to 1d"),
 	[K_IPSEC_CHILD_LIFE] = DURATION(SEC_IPSEC, "child_lifetime",
-	    ipsec.child_life_s, 6, 86400 * 2),
+	    ipsec.child_life_s, 7, 86400 * 2, "7s to 2d"),
 
 	[K_DP_MODE] = CHOICE(SEC_DATAPLANE, "mode", dataplane,
 	    dataplane_choices, "auto, kernel or libipsec"),

@@ -255,8 +255,9 @@ initiate_reply(const struct vici_msg *m, void *arg)
 		if (auth)
 			ms = INITIATE_MAX_MS;
 		if (auth && k->cred_problem[0] != '\0')
-			ike_fail(k, auth, "authentication failed: %s (%s)",
-			    k->cred_problem, k->init_reason);
+			ike_fail(k, auth, "authentication failed: %s; %s",
+			    k->cred_problem, k->init_reason +
+			    strspn(k->init_reason + 21, ": ") + 21);
 		else
 			ike_fail(k, auth, "%s", k->init_reason);
 	} else

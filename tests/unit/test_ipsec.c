@@ -283,9 +283,53 @@ test_duplicate_ike_sas(void **state)
 	vici_msg_free(m);
 }
 
+/* Lifetimes: the defaults, and [ipsec] values as charon gets them. */
+static void
+test_load_conn_lifetimes(void **state)
+{
+	const struct vici_node *conn, *child;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
+	    NULL, 0));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(conn, "rekey_time"), "14400s");
+	assert_string_equal(vici_get_str(conn, "over_time"), "1440s");
+	assert_string_equal(vici_get_str(conn, "reauth_time"), "0");
+	assert_string_equal(vici_get_str(child, "rekey_time"), "3600s");
+	assert_string_equal(vici_get_str(child, "life_time"), "3960s");
+	vici_msg_free(m);
+
+	cfg.ipsec.ike_rekey_s = 30;
+	cfg.ipsec.ike_life_s = 35;
+	cfg.ipsec.child_rekey_s = 10;
+	cfg.ipsec.child_life_s = 12;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
+	    NULL, 0));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(conn, "rekey_time"), "30s");
+	assert_string_equal(vici_get_str(conn, "over_time"), "5s");
+	assert_string_equal(vici_get_str(child, "rekey_time"), "10s");
+	assert_string_equal(vici_get_str(child, "life_time"), "12s");
+	vici_msg_free(m);
+}
+
 static void
 test_classify_log(void **state)
 {
+	assert_non_null(strstr(conn_classify_log(
+	    "subject certificate invalid (valid from Jan 01 00:00:00 2020 to "
+	    "Jan 01 00:00:00 2021)"), "peer's certificate expired"));
+	assert_non_null(strstr(conn_classify_log(
+	    "issuer certificate invalid (valid from Jan 01 00:00:00 2020 to "
+	    "Jan 01 00:00:00 2021)"), "CA certificate expired"));
+	assert_int_equal(strncmp(conn_classify_log(
+	    "subject certificate invalid (valid from x to y)"),
+	    "authentication failed", 21), 0);
 	assert_string_equal(conn_classify_log(
 	    "received AUTHENTICATION_FAILED notify error"),
 	    "authentication failed");
@@ -456,6 +500,7 @@ main(void)
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
 		cmocka_unit_test(test_load_conn_cert),
+		cmocka_unit_test(test_load_conn_lifetimes),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
 		cmocka_unit_test(test_duplicate_ike_sas),
