@@ -15,6 +15,7 @@
 #include "grgw.h"
 #include "status.h"
 #include "strbuf.h"
+#include "feeds.h"
 #include "ipsec/ipsec.h"
 #include "ipsec/vici.h"
 
@@ -413,6 +414,129 @@ test_charon_crash_loop(void **state)
 		    (CHARON_LOOP_WINDOW_S / (CHARON_LOOP_DEATHS - 1) + 1)), 0);
 }
 
+/*
+ * A certificate made with strongSwan's pki: CN=site-a, valid from
+ * 2020-01-01 to 2021-01-01 (UTC).
+ */
+static const char CERT_PEM[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBXzCCAQSgAwIBAgIIPy3c7w0HXEMwCgYIKoZIzj0EAwIwFjEUMBIGA1UEAxML\n"
+	"Z3JndyBsYWIgQ0EwHhcNMjAwMTAxMDAwMDAwWhcNMjEwMTAxMDAwMDAwWjARMQ8w\n"
+	"DQYDVQQDEwZzaXRlLWEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASRKaskOIn8\n"
+	"puYn6BaQvZKDebmbkQsDt04gsq2si3IMKlXn3xciDTO/owQjHIQr+kBvLLRyFajI\n"
+	"2RRT4O57nRW3o0EwPzAfBgNVHSMEGDAWgBTx4dSg0t6iEiWPM5+14IXjRMiM2TAc\n"
+	"BgNVHREEFTATghFndy5zaXRlLWEuZXhhbXBsZTAKBggqhkjOPQQDAgNJADBGAiEA\n"
+	"3VI61bPq0Lv+8Y2akIQ28UP9xXdXWJpfXGzLyVSTeV0CIQCoYbCaNCLbeOyqcFed\n"
+	"j9ndzl7FMc+PwiCSFHX1wWMVzg==\n"
+	"-----END CERTIFICATE-----\n"
+;
+#define CERT_NOT_BEFORE	1577836800
+#define CERT_NOT_AFTER	1609459200
+
+static void
+test_cert_parse(void **state)
+{
+	struct cert_info ci;
+	char err[128], *der;
+	size_t len = strlen(CERT_PEM), i;
+
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM, len, &ci, err,
+	    sizeof(err)), 0);
+	assert_int_equal(ci.not_before, CERT_NOT_BEFORE);
+	assert_int_equal(ci.not_after, CERT_NOT_AFTER);
+	assert_string_equal(ci.subject, "/CN=site-a");
+	/* Every truncation is refused, and nothing past len is read. */
+	for (i = 0; i + 30 < len; i++) {
+		der = malloc(i + 1);
+		assert_non_null(der);
+		memcpy(der, CERT_PEM, i);
+		assert_int_equal(cert_parse((const uint8_t *)der, i, &ci, err,
+		    sizeof(err)), -1);
+		free(der);
+	}
+	assert_non_null(strstr(err, "not an X.509 certificate"));
+	assert_int_equal(cert_parse((const uint8_t *)"junk", 4, &ci, err,
+	    sizeof(err)), -1);
+
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM, len, &ci, err,
+	    sizeof(err)), 0);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_BEFORE - 1, 30),
+	    CERT_NOT_YET_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_BEFORE, 30), CERT_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 30 * 86400 - 1,
+	    30), CERT_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 30 * 86400, 30),
+	    CERT_EXPIRES_SOON);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 1, 30),
+	    CERT_EXPIRES_SOON);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER, 30),
+	    CERT_EXPIRED);
+	assert_string_equal(cert_state_name(CERT_EXPIRES_SOON),
+	    "expires-soon");
+}
+
+/* The certificates in status (JSON, text) and /metrics. */
+static void
+test_status_certs(void **state)
+{
+	struct grgw_config cfg;
+	struct status_view v;
+	struct cert_info ci;
+	struct strbuf sb;
+	char err[128];
+
+	make_config(&cfg);
+	cfg.auth = GRGW_AUTH_CERT;
+	cfg.cert_warn_days = 30;
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM,
+	    strlen(CERT_PEM), &ci, err, sizeof(err)), 0);
+	memset(&v, 0, sizeof(v));
+	v.cfg = &cfg;
+	v.daemon_running = 1;
+	v.cert_local = &ci;
+	v.cert_ca = &ci;
+	v.now = CERT_NOT_AFTER - 10 * 86400;
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_false(sb.failed);
+	assert_non_null(strstr(sb.s, "\"certificates\":{\"warn_days\":30,"
+	    "\"local\":{\"subject\":\"/CN=site-a\",\"not_before\":1577836800,"
+	    "\"not_after\":1609459200,\"expires\":\"2021-01-01T00:00:00Z\","
+	    "\"days_left\":10,\"state\":\"expires-soon\"}"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "WARNING: expires in 10 days"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	metrics_render(&v, NULL, &sb);
+	assert_non_null(strstr(sb.s, "grgw_cert_expiry_timestamp_seconds{"
+	    "site=\"site-a\",certificate=\"local\"} 1609459200\n"));
+	assert_non_null(strstr(sb.s, "grgw_cert_expiry_timestamp_seconds{"
+	    "site=\"site-a\",certificate=\"ca\"} 1609459200\n"));
+	assert_non_null(strstr(sb.s, "grgw_cert_warning{site=\"site-a\","
+	    "certificate=\"local\"} 1\n"));
+	strbuf_free(&sb);
+
+	v.now = CERT_NOT_AFTER;
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "ERROR: expired"));
+	strbuf_free(&sb);
+
+	/* A PSK: no certificates anywhere. */
+	cfg.auth = GRGW_AUTH_PSK;
+	v.cert_local = v.cert_ca = NULL;
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_non_null(strstr(sb.s, "\"certificates\":null"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	metrics_render(&v, NULL, &sb);
+	assert_null(strstr(sb.s, "grgw_cert_"));
+	strbuf_free(&sb);
+}
+
 static void
 test_status_json(void **state)
 {
@@ -508,6 +632,8 @@ main(void)
 		cmocka_unit_test(test_charon_conf),
 		cmocka_unit_test(test_charon_crash_loop),
 		cmocka_unit_test(test_status_json),
+		cmocka_unit_test(test_cert_parse),
+		cmocka_unit_test(test_status_certs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
