@@ -171,6 +171,7 @@ bench: grgw
 	$(Q)tests/bench/startup-bench.sh
 	$(Q)tests/bench/link-bench.sh
 	$(Q)tests/bench/qos-bench.sh
+	$(Q)tests/bench/rekey-bench.sh
 
 # The two-site lab with the kernel data plane, in a VM running Debian's
 # kernel (qemu; apt-get installs qemu-system-x86, linux-image-amd64 and

@@ -39,11 +39,14 @@ log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 log_since() { tail -c +"$(($2 + 1))" "$1" 2>/dev/null || true; }
 
 # rekey_counts a|b OFFSET: "CHILD IKE" rekeys charon logged since OFFSET
+# (the IKE_SA rekey is logged by the end that started it)
 rekey_counts() {
 	local text child ike
 	text=$(log_since "$(charon_log "$1")" "$2")
-	child=$(grep -c 'CHILD_SA .* established with SPIs' <<<"$text" || true)
-	ike=$(grep -Ec 'IKE_SA .* rekeyed between|scheduling reauthentication|IKE_SA .* rekeyed' <<<"$text" || true)
+	# With make-before-break charon logs "inbound" and then "outbound
+	# CHILD_SA grgw{N} established": count the distinct N.
+	child=$(grep -o 'CHILD_SA [^ ]*{[0-9]*} established with SPIs' <<<"$text" | sort -u | wc -l)
+	ike=$(grep -c 'IKE_SA .* rekeyed between' <<<"$text" || true)
 	echo "${child:-0} ${ike:-0}"
 }
 
@@ -52,10 +55,10 @@ rekey_counts() {
 rekey_stream() {
 	local secs=$1 rate=$2 rx=$WORK/udp-recv.out tx=$WORK/udp-send.out pid
 	: >"$rx"
-	on vellum-b /usr/bin/python3 "$HERE/udp-seq.py" recv "$REKEY_PORT" 5 "$((secs * 3 + 60))" >"$rx" 2>&1 &
+	on vellum-b /usr/bin/python3 "$LAB_HERE/udp-seq.py" recv "$REKEY_PORT" 5 "$((secs * 3 + 60))" >"$rx" 2>&1 &
 	pid=$!
 	wait_until 10 udp_listening || true
-	on vellum-a /usr/bin/python3 "$HERE/udp-seq.py" send "$VELLUM_B4" "$REKEY_PORT" "$rate" "$secs" >"$tx" 2>&1 || true
+	on vellum-a /usr/bin/python3 "$LAB_HERE/udp-seq.py" send "$VELLUM_B4" "$REKEY_PORT" "$rate" "$secs" >"$tx" 2>&1 || true
 	wait "$pid" || true
 	STREAM_SENT=$(awk '$1 == "sent" { print $2 }' "$tx")
 	STREAM_RECEIVED=$(awk '$1 == "received" { print $2 }' "$rx")
@@ -73,8 +76,8 @@ rekey_setup() {
 	stop_grgw
 	CONF_A=$dir/site-a.conf
 	CONF_B=$dir/site-b.conf
-	rekey_conf "$HERE/site-a.conf" "$CONF_A" "$1" "$2" &&
-		rekey_conf "$HERE/site-b.conf" "$CONF_B" "$1" "$2" || return 1
+	rekey_conf "$LAB_HERE/site-a.conf" "$CONF_A" "$1" "$2" &&
+		rekey_conf "$LAB_HERE/site-b.conf" "$CONF_B" "$1" "$2" || return 1
 	up_both rekey-up
 	[ "$RC_A" -eq 0 ] && [ "$RC_B" -eq 0 ] && wait_until 30 tunnel_is_up
 }
@@ -106,11 +109,15 @@ rekey_run() {
 		test "$STREAM_SENT" -eq $((secs * REKEY_RATE))
 	check "not one packet lost across the rekeys ($STREAM_LOST of $STREAM_SENT)" \
 		test "$STREAM_LOST" -eq 0
+	# For a look afterwards (the run directories go with grgw down).
+	log_since "$(charon_log a)" "$off_a" >"$WORK/rekey-charon-a.log"
+	log_since "$(charon_log b)" "$off_b" >"$WORK/rekey-charon-b.log"
+	[ -n "${REKEY_KEEP_LOGS:-}" ] && cp "$WORK"/rekey-charon-?.log "$REKEY_KEEP_LOGS/"
 	read -r ca ia <<<"$(rekey_counts a "$off_a")"
 	read -r cb ib <<<"$(rekey_counts b "$off_b")"
-	# Each rekey is logged at both ends; either end may have started it.
+	# CHILD_SAs are logged at both ends; an IKE_SA rekey where it started.
 	child=$(( ca > cb ? ca : cb ))
-	ike=$(( ia > ib ? ia : ib ))
+	ike=$(( ia + ib ))
 	note "CHILD_SAs established: gw-a $ca, gw-b $cb; IKE_SA rekeys: gw-a $ia, gw-b $ib"
 	# Rekeying starts up to the margin (2 s, 3 s) early; a busy machine
 	# may delay an exchange: generous bounds on either side.
@@ -122,6 +129,4 @@ rekey_run() {
 		test "$ike" -ge "$lo_i" -a "$ike" -le "$hi_i"
 	check "tunnel still up at both ends" tunnel_is_up
 	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
-	REKEY_CHILD=$child
-	REKEY_IKE=$ike
 }
