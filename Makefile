@@ -37,7 +37,7 @@ B       ?= build
 GRGW_USER ?= _grgw
 
 PKGS    := libnl-3.0 libnl-route-3.0 libevent libsodium libnftables jansson \
-	   libseccomp
+	   libseccomp libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -188,6 +188,7 @@ bench: grgw
 	$(Q)tests/bench/link-bench.sh
 	$(Q)tests/bench/qos-bench.sh
 	$(Q)tests/bench/reload-bench.sh
+	$(Q)tests/bench/rekey-bench.sh
 
 # The two-site lab with the kernel data plane, in a VM running Debian's
 # kernel (qemu; apt-get installs qemu-system-x86, linux-image-amd64 and
@@ -290,7 +291,7 @@ DEB_MAINTAINER ?= grgw maintainers <grgw@example.org>
 DEB_DEPENDS := libc6 (>= 2.34), libevent-2.1-7 (>= 2.1.8-stable), \
 	libjansson4 (>= 2.14), libnftables1 (>= 1.0.2), libnl-3-200 (>= 3.2.7), \
 	libnl-route-3-200 (>= 3.5.0), libsodium23 (>= 1.0.14), \
-	libseccomp2 (>= 2.5.0), adduser, \
+	libseccomp2 (>= 2.5.0), libssl3 (>= 3.0.0), adduser, \
 	strongswan-charon (>= 5.9), strongswan-swanctl, \
 	libstrongswan-standard-plugins, libstrongswan-extra-plugins, \
 	libcharon-extra-plugins

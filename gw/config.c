@@ -22,6 +22,7 @@
 
 #include <netinet/in.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -64,6 +65,7 @@ enum section_id {
 	SEC_HTTP,
 	SEC_HOOKS,
 	SEC_ETCD,
+	SEC_IPSEC,
 	SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* after a header we could not accept */
@@ -81,6 +83,7 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_HTTP] = "http",
 	[SEC_HOOKS] = "hooks",
 	[SEC_ETCD] = "etcd",
+	[SEC_IPSEC] = "ipsec",
 };
 
 enum key_id {
@@ -102,6 +105,11 @@ enum key_id {
 	K_AUTH_CERT,
 	K_AUTH_KEY,
 	K_AUTH_CA,
+	K_AUTH_WARN_DAYS,
+	K_IPSEC_IKE_REKEY,
+	K_IPSEC_IKE_LIFE,
+	K_IPSEC_CHILD_REKEY,
+	K_IPSEC_CHILD_LIFE,
 	K_DP_MODE,
 	K_DP_IF,
 	K_DP_IF_ID,
@@ -202,6 +210,7 @@ static key_parse_fn key_name, key_identity, key_ifname, key_address,
 static key_parse_fn key_percent;
 static key_parse_fn key_listen, key_etcd_endpoint, key_etcd_key;
 static key_parse_fn key_user;
+static key_parse_fn key_duration;
 
 static const struct choice yes_no_choices[] = {
 	{ "yes",	1 },
@@ -255,6 +264,11 @@ static const struct choice dataplane_choices[] = {
 	{ .section = (sec), .name = (key), .parse = key_u32,		\
 	  .off = F_OFF(f), .size = F_SIZE(f), .min = (lo), .umax = (hi),\
 	  .expect = (exp) }
+#define DURATION(sec, key, f, lo, hi, range)				\
+	{ .section = (sec), .name = (key), .parse = key_duration,	\
+	  .off = F_OFF(f), .size = F_SIZE(f), .min = (lo), .umax = (hi),\
+	  .expect = "a duration from " range ", such as 90s, 30m, 4h or " \
+	  "1d (a plain number is seconds)" }
 #define CHOICE(sec, key, f, list, exp)					\
 	{ .section = (sec), .name = (key), .parse = key_choice,	\
 	  .off = F_OFF(f), .size = F_SIZE(f), .choices = (list),	\
@@ -343,6 +357,24 @@ static const struct key_def key_defs[K_COUNT] = {
 	[K_AUTH_CA] = SCALAR(SEC_AUTH, "ca", key_path, ca_file, 0,
 	    "an absolute path to the CA certificate such as "
 	    "/etc/grgw/ca.crt"),
+
+	[K_AUTH_WARN_DAYS] = INTEGER(SEC_AUTH, "cert_warn_days",
+	    cert_warn_days, 1, 3650, "an integer from 1 to 3650 (days "
+	    "before a certificate expires that status warns)"),
+
+	/*
+	 * SA lifetimes: rekeying (never reauthentication) at the rekey
+	 * time, the SA deleted at the lifetime if rekeying failed until
+	 * then.  check_ipsec() relates the two.
+	 */
+	[K_IPSEC_IKE_REKEY] = DURATION(SEC_IPSEC, "ike_rekey_time",
+	    ipsec.ike_rekey_s, 10, 86400 * 7, "10s to 7d"),
+	[K_IPSEC_IKE_LIFE] = DURATION(SEC_IPSEC, "ike_lifetime",
+	    ipsec.ike_life_s, 12, 86400 * 8, "12s to 8d"),
+	[K_IPSEC_CHILD_REKEY] = DURATION(SEC_IPSEC, "child_rekey_time",
+	    ipsec.child_rekey_s, 5, 86400, "5s to 1d"),
+	[K_IPSEC_CHILD_LIFE] = DURATION(SEC_IPSEC, "child_lifetime",
+	    ipsec.child_life_s, 7, 86400 * 2, "7s to 2d"),
 
 	[K_DP_MODE] = CHOICE(SEC_DATAPLANE, "mode", dataplane,
 	    dataplane_choices, "auto, kernel or libipsec"),
@@ -1013,6 +1045,60 @@ key_u32(struct config_parser *p, const struct key_def *k, const char *v)
 
 	if ((rc = parse_u32(v, &n)) == -1) {
 		bad_value(p, k, v, "is not a number");
+		return -1;
+	}
+	if (rc == -2 || n < k->min || n > k->umax) {
+		bad_value(p, k, v, "is out of range");
+		return -1;
+	}
+	memcpy(key_field(p, k), &n, sizeof(n));
+	return 0;
+}
+
+/*
+ * A duration: digits and an optional unit, s, m, h or d (a bare number is
+ * seconds), stored in seconds within the key's bounds.
+ */
+int
+config_parse_duration(const char *v, uint32_t *out)
+{
+	static const struct { char unit; uint32_t mult; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	uint64_t	 n = 0, mult = 1;
+	size_t		 i, len = strlen(v);
+
+	if (len == 0 || !isdigit((unsigned char)v[0]))
+		return -1;
+	if (!isdigit((unsigned char)v[len - 1])) {
+		for (i = 0; i < nitems(units); i++)
+			if (v[len - 1] == units[i].unit)
+				break;
+		if (i == nitems(units))
+			return -1;
+		mult = units[i].mult;
+		len--;
+	}
+	for (i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)v[i]))
+			return -1;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+		if (n * mult > UINT32_MAX)
+			return -2;
+	}
+	*out = (uint32_t)(n * mult);
+	return 0;
+}
+
+static int
+key_duration(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	uint32_t	 n;
+	int		 rc;
+
+	if ((rc = config_parse_duration(v, &n)) == -1) {
+		bad_value(p, k, v, "is not a duration");
 		return -1;
 	}
 	if (rc == -2 || n < k->min || n > k->umax) {
@@ -2215,7 +2301,49 @@ config_parse_new(const char *filename)
 	    FEEDS_HOOKS_DIR_DEFAULT);
 	c->feeds.hooks_timeout = FEEDS_HOOKS_TIMEOUT_DEFAULT;
 	c->feeds.etcd_lease_ttl = FEEDS_ETCD_TTL_DEFAULT;
+	c->cert_warn_days = GRGW_CERT_WARN_DAYS;
+	c->ipsec.ike_rekey_s = GRGW_IKE_REKEY_S;
+	c->ipsec.child_rekey_s = GRGW_CHILD_REKEY_S;
 	return p;
+}
+
+/*
+ * A lifetime left unset follows its rekey time (a tenth more, as charon
+ * does); one that is set must leave rekeying time: at least a tenth of
+ * the rekey time, and 2 s, for the exchange and its retransmissions
+ * before the old SA is deleted.
+ */
+static void
+check_lifetime(struct config_parser *p, enum key_id rekey_key,
+    enum key_id life_key, uint32_t rekey, uint32_t *life)
+{
+	struct key_state	*ks = p->keys;
+	uint32_t		 margin = rekey / 10 > 2 ? rekey / 10 : 2;
+
+	if (ks[life_key].line == 0) {
+		*life = rekey + margin;
+		return;
+	}
+	if (!ks[life_key].valid || !(ks[rekey_key].valid ||
+	    ks[rekey_key].line == 0))
+		return;
+	if (*life < rekey + margin)
+		config_error(p, ks[life_key].line, "[ipsec] %s %u s leaves "
+		    "no time to rekey after %s %u s; expected at least %u s "
+		    "(the rekey time and a tenth of it, at least 2 s)",
+		    key_defs[life_key].name, *life, key_defs[rekey_key].name,
+		    rekey, rekey + margin);
+}
+
+static void
+check_ipsec(struct config_parser *p)
+{
+	struct grgw_ipsec_conf	*c = &p->cfg.ipsec;
+
+	check_lifetime(p, K_IPSEC_IKE_REKEY, K_IPSEC_IKE_LIFE,
+	    c->ike_rekey_s, &c->ike_life_s);
+	check_lifetime(p, K_IPSEC_CHILD_REKEY, K_IPSEC_CHILD_LIFE,
+	    c->child_rekey_s, &c->child_life_s);
 }
 
 int
@@ -2239,6 +2367,7 @@ config_parse_finish(struct config_parser *p, struct grgw_config *out)
 	check_qos(p);
 	check_probe(p);
 	check_feeds(p);
+	check_ipsec(p);
 
 	if (p->n_seen != 0 || p->oom) {
 		if (out != NULL)

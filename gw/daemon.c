@@ -470,7 +470,8 @@ static void
 daemon_fill_view(struct gwd *d, struct status_view *v)
 {
 	const struct ike_sas *sas = ike_sas(d->ike);
-	int i;
+	const struct ike_certs *certs;
+	int	 i;
 
 	memset(v, 0, sizeof(*v));
 	v->cfg = d->cfg;
@@ -515,6 +516,11 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->link = &d->link;
 	qos_fill_view(d->qos, d->nl, &d->qos_view);
 	v->qos = d->qos != NULL ? &d->qos_view : NULL;
+	v->now = time(NULL);
+	if ((certs = ike_certs(d->ike)) != NULL) {
+		v->cert_local = certs->local.valid ? &certs->local.info : NULL;
+		v->cert_ca = certs->ca.valid ? &certs->ca.info : NULL;
+	}
 }
 
 /* A document for the HTTP server: /status or /metrics. */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <limits.h>
+#include <time.h>
 
 #define GRGW_VERSION		"0.1.0"
 
@@ -239,6 +240,21 @@ struct grgw_feeds_conf {
 	uint32_t	etcd_lease_ttl;		/* seconds, 2..3600 */
 };
 
+/*
+ * [ipsec]: SA lifetimes, in seconds.  An SA is rekeyed (make before
+ * break, never reauthenticated) at its rekey time and deleted at its
+ * lifetime if rekeying failed until then.
+ */
+#define GRGW_IKE_REKEY_S	(4 * 3600)
+#define GRGW_CHILD_REKEY_S	3600
+#define GRGW_CERT_WARN_DAYS	30
+struct grgw_ipsec_conf {
+	uint32_t	ike_rekey_s;
+	uint32_t	ike_life_s;		/* > ike_rekey_s */
+	uint32_t	child_rekey_s;
+	uint32_t	child_life_s;		/* > child_rekey_s */
+};
+
 struct grgw_config {
 	char		path[PATH_MAX];		/* file it was read from */
 	struct grgw_side site;			/* this site */
@@ -251,6 +267,8 @@ struct grgw_config {
 	char		cert_file[PATH_MAX];
 	char		key_file[PATH_MAX];
 	char		ca_file[PATH_MAX];
+	uint32_t	cert_warn_days;		/* status warns this early */
+	struct grgw_ipsec_conf ipsec;
 
 	enum grgw_dataplane dataplane;
 	char		xfrm_interface[IF_NAMESIZE];
@@ -328,8 +346,47 @@ int	config_load(const char *path, struct grgw_config *out, char *err,
 /* Site's runtime directory: <run_dir>/<site name>. */
 void	config_site_dir(const struct grgw_config *cfg, char *buf, size_t size);
 const char *config_dataplane_name(enum grgw_dataplane dp);
+/* "90", "90s", "30m", "4h", "1d" as seconds; 0, -1 (not a duration) or
+ * -2 (too large). */
+int	config_parse_duration(const char *v, uint32_t *out);
 /* "grgw", "icmp", "off"; static strings. */
 const char *config_probes_name(enum grgw_probes m);
+
+/* ---- cert.c ------------------------------------------------------------ */
+
+/*
+ * The validity period of a certificate named in [auth], for status,
+ * /metrics and messages.  charon authenticates; this only reports.
+ */
+struct cert_info {
+	time_t		not_before;		/* UTC seconds */
+	time_t		not_after;
+	char		subject[256];		/* OpenSSL's one-line form */
+};
+
+enum cert_state {
+	CERT_VALID,
+	CERT_EXPIRES_SOON,	/* within the configured warning time */
+	CERT_EXPIRED,
+	CERT_NOT_YET_VALID,
+};
+
+/*
+ * Parse the first certificate of len bytes of PEM (or DER) at buf; reads
+ * nothing outside them.  0, or -1 with err set (ci zeroed).
+ */
+int	cert_parse(const uint8_t *buf, size_t len, struct cert_info *ci,
+	    char *err, size_t errlen);
+/* The same from a file (at most 1 MiB); err names the file. */
+int	cert_read_file(const char *path, struct cert_info *ci, char *err,
+	    size_t errlen);
+/* Where the certificate stands at now, warning warn_days ahead (pure). */
+enum cert_state cert_state_at(const struct cert_info *ci, time_t now,
+	    unsigned warn_days);
+/* "valid", "expires-soon", "expired", "not-yet-valid"; static strings. */
+const char *cert_state_name(enum cert_state s);
+/* t as 2026-12-31T23:59:59Z into buf; returns buf. */
+char	*cert_time_fmt(time_t t, char *buf, size_t size);
 
 /* ---- psk.c (pure) and secret.c (files) --------------------------------- */
 

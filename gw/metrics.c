@@ -373,6 +373,44 @@ render_block(struct strbuf *sb, const struct strbuf *base,
 	sample_open(sb, "grgw_kernel_record_ok", base);
 	value_u64(sb, b->record_errno == 0);
 }
+/*
+ * The certificates of [auth]: the notAfter times (the shipped alert
+ * GrgwCertificateExpiresSoon reads them) and the warning state.
+ */
+static void
+render_certs(struct strbuf *sb, const struct strbuf *site_l,
+    const struct status_view *sv)
+{
+	const struct cert_info	*certs[2] = { sv->cert_local, sv->cert_ca };
+	static const char *const names[2] = { "local", "ca" };
+	size_t			 i;
+
+	if (sv->cert_local == NULL && sv->cert_ca == NULL)
+		return;
+	family(sb, "grgw_cert_expiry_timestamp_seconds", "gauge",
+	    "Unix time the certificate expires (notAfter); certificate is "
+	    "local (this gateway's) or ca.");
+	for (i = 0; i < nitems(certs); i++) {
+		if (certs[i] == NULL)
+			continue;
+		sample_open(sb, "grgw_cert_expiry_timestamp_seconds", site_l);
+		label(sb, "certificate", names[i]);
+		value_u64(sb, certs[i]->not_after > 0 ?
+		    (uint64_t)certs[i]->not_after : 0);
+	}
+	family(sb, "grgw_cert_warning", "gauge",
+	    "1 while the certificate expires within [auth] cert_warn_days, "
+	    "has expired or is not valid yet.");
+	for (i = 0; i < nitems(certs); i++) {
+		if (certs[i] == NULL)
+			continue;
+		sample_open(sb, "grgw_cert_warning", site_l);
+		label(sb, "certificate", names[i]);
+		value_u64(sb, cert_state_at(certs[i], sv->now,
+		    sv->cfg->cert_warn_days) != CERT_VALID);
+	}
+}
+
 void
 metrics_render(const struct status_view *sv, const struct link_view *lv,
     struct strbuf *sb)
@@ -456,6 +494,9 @@ metrics_render(const struct status_view *sv, const struct link_view *lv,
 		value_u64(sb, sv != NULL ? sv->tunnel == TUNNEL_UP :
 		    lv->ike_up && lv->child_up);
 	}
+
+	if (sv != NULL)
+		render_certs(sb, &site_l, sv);
 
 	if (lv != NULL)
 		render_link(sb, &link_l, lv);

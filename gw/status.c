@@ -18,6 +18,8 @@
 #include "linkstate.h"
 #include "qosd.h"
 
+static json_t	*status_json_core(const struct status_view *);
+
 const char *
 tunnel_state_name(enum tunnel_state s)
 {
@@ -133,8 +135,52 @@ etcd_json(const struct status_view *v)
 	    "error", jsondoc_string(v->etcd_error));
 }
 
+static json_t *
+cert_json(const struct cert_info *ci, time_t now, unsigned warn_days)
+{
+	char	 when[32];
+
+	if (ci == NULL)
+		return json_null();
+	return json_pack("{s:o, s:I, s:I, s:s, s:I, s:s}",
+	    "subject", jsondoc_string(ci->subject),
+	    "not_before", (json_int_t)ci->not_before,
+	    "not_after", (json_int_t)ci->not_after,
+	    "expires", cert_time_fmt(ci->not_after, when, sizeof(when)),
+	    "days_left", (json_int_t)((ci->not_after - now) / 86400),
+	    "state", cert_state_name(cert_state_at(ci, now, warn_days)));
+}
+
+/* null with a pre-shared key. */
+static json_t *
+certs_json(const struct status_view *v)
+{
+	unsigned	 warn = v->cfg->cert_warn_days;
+
+	if (v->cfg->auth != GRGW_AUTH_CERT ||
+	    (v->cert_local == NULL && v->cert_ca == NULL))
+		return json_null();
+	return json_pack("{s:I, s:o, s:o}",
+	    "warn_days", (json_int_t)warn,
+	    "local", cert_json(v->cert_local, v->now, warn),
+	    "ca", cert_json(v->cert_ca, v->now, warn));
+}
+
 json_t *
 status_json(const struct status_view *v)
+{
+	json_t	*o;
+
+	if ((o = status_json_core(v)) != NULL &&
+	    json_object_set_new(o, "certificates", certs_json(v)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+status_json_core(const struct status_view *v)
 {
 	return json_pack("{s:s, s:o, s:{s:b, s:i, s:I}, s:{s:b, s:i, s:I, s:b, s:I}, "
 	    "s:{s:b, s:i, s:o, s:I}, s:o, s:s, s:o, s:o, s:[o]}",
@@ -198,6 +244,41 @@ status_render_path_text(const char *name, const struct path_stats *p,
 		strbuf_printf(sb, "              the peer's clock is %+.1f s from "
 		    "ours: its probes are refused (more than 30 s); set both "
 		    "gateways' clocks right (NTP)\n", p->clock_skew_ms / 1000.0);
+}
+
+static void
+status_render_cert_text(const struct status_view *v, const char *what,
+    const struct cert_info *ci, struct strbuf *sb)
+{
+	char			 when[32];
+	enum cert_state		 st;
+
+	if (ci == NULL)
+		return;
+	st = cert_state_at(ci, v->now, v->cfg->cert_warn_days);
+	strbuf_printf(sb, "  %s %s, expires %s", what, ci->subject,
+	    cert_time_fmt(ci->not_after, when, sizeof(when)));
+	switch (st) {
+	case CERT_VALID:
+		strbuf_printf(sb, " (in %lld days)\n",
+		    (long long)((ci->not_after - v->now) / 86400));
+		break;
+	case CERT_EXPIRES_SOON:
+		strbuf_printf(sb, "\n              WARNING: expires in %lld "
+		    "days (warning from %u days); renew it and reload\n",
+		    (long long)((ci->not_after - v->now) / 86400),
+		    v->cfg->cert_warn_days);
+		break;
+	case CERT_EXPIRED:
+		strbuf_printf(sb, "\n              ERROR: expired; the peer "
+		    "refuses it: renew it and reload\n");
+		break;
+	case CERT_NOT_YET_VALID:
+		strbuf_printf(sb, "\n              ERROR: not valid before "
+		    "%s (is the clock right?)\n", cert_time_fmt(ci->not_before,
+		    when, sizeof(when)));
+		break;
+	}
 }
 
 static void
@@ -313,6 +394,8 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    "blocked (fail closed)");
 	if (v->last_error != NULL)
 		strbuf_printf(sb, "  last error: %s\n", v->last_error);
+	status_render_cert_text(v, "certificate", v->cert_local, sb);
+	status_render_cert_text(v, "CA:        ", v->cert_ca, sb);
 	if (v->refusing)
 		strbuf_printf(sb, "  refusing:  traffic to the peer prefixes "
 		    "(the link is down)\n");

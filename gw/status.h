@@ -55,6 +55,9 @@ struct status_view {
 	int		refusing;		/* the link is down: refused */
 	const struct link_view *link;		/* NULL: daemon not running */
 	const struct qos_view *qos;		/* NULL: daemon not running */
+	/* The certificates of [auth]; NULL with a PSK or when unread. */
+	const struct cert_info *cert_local, *cert_ca;
+	time_t		now;			/* for their state */
 };
 
 const char *tunnel_state_name(enum tunnel_state s);

@@ -93,6 +93,31 @@ conn_build_load_shared(const struct grgw_config *cfg, const uint8_t *key,
 	return b;
 }
 
+static void
+add_seconds(struct vici_builder *b, const char *key, uint32_t s)
+{
+	char	 buf[16];
+
+	snprintf(buf, sizeof(buf), "%us", s);
+	vici_add_kv_str(b, key, buf);
+}
+
+void
+conn_lifetimes(const struct grgw_config *cfg, struct grgw_ipsec_conf *out)
+{
+	*out = cfg->ipsec;
+	/* A config made by hand (tests) may leave them out. */
+	if (out->ike_rekey_s == 0)
+		out->ike_rekey_s = GRGW_IKE_REKEY_S;
+	if (out->ike_life_s <= out->ike_rekey_s)
+		out->ike_life_s = out->ike_rekey_s + out->ike_rekey_s / 10;
+	if (out->child_rekey_s == 0)
+		out->child_rekey_s = GRGW_CHILD_REKEY_S;
+	if (out->child_life_s <= out->child_rekey_s)
+		out->child_life_s = out->child_rekey_s +
+		    out->child_rekey_s / 10;
+}
+
 struct vici_builder *
 conn_build_unload_shared(int next)
 {
@@ -161,8 +186,10 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
     size_t ca_len)
 {
 	struct vici_builder *b;
+	struct grgw_ipsec_conf lifetimes;
 	int cert = cfg->auth == GRGW_AUTH_CERT;
 
+	conn_lifetimes(cfg, &lifetimes);
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
 		return NULL;
 	vici_begin_section(b, GRGW_CONN_NAME);
@@ -177,7 +204,17 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	vici_add_kv_str(b, "encap", "no");
 	vici_add_kv_str(b, "mobike", "no");
 	vici_add_kv_str(b, "dpd_delay", "10s");
-	vici_add_kv_str(b, "rekey_time", "4h");
+	/*
+	 * IKE_SA rekeying (a new IKE_SA, the CHILD_SAs move over, nothing
+	 * is torn down), never reauthentication, which in IKEv2 would
+	 * rebuild everything (make-before-break in charon.c only softens
+	 * it).  A certificate rotated in charon is presented by the next
+	 * IKE_SA that is authenticated: after a restart of either end.
+	 */
+	add_seconds(b, "rekey_time", lifetimes.ike_rekey_s);
+	add_seconds(b, "over_time", lifetimes.ike_life_s -
+	    lifetimes.ike_rekey_s);
+	vici_add_kv_str(b, "reauth_time", "0");
 	/*
 	 * "no" keeps a duplicate IKE_SA from simultaneous starts harmless,
 	 * while INITIAL_CONTACT from a restarted peer still replaces its
@@ -216,7 +253,8 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	add_str_list(b, "esp_proposals", esp_proposals,
 	    nitems(esp_proposals));
 	vici_add_kv_str(b, "mode", "tunnel");
-	vici_add_kv_str(b, "rekey_time", "1h");
+	add_seconds(b, "rekey_time", lifetimes.child_rekey_s);
+	add_seconds(b, "life_time", lifetimes.child_life_s);
 	/* The daemon initiates and re-initiates itself (see daemon.c). */
 	vici_add_kv_str(b, "start_action", "none");
 	vici_add_kv_str(b, "dpd_action", "restart");
@@ -342,6 +380,17 @@ static const struct {
 	const char	*needle;
 	const char	*reason;
 } log_reasons[] = {
+	/*
+	 * charon checks the validity period of each certificate of the
+	 * chain ("subject", then "issuer"); the line comes before the "no
+	 * trusted ... key" that it causes, and the first reason found wins.
+	 */
+	{ "subject certificate invalid (valid from",
+	  "authentication failed: the peer's certificate expired (or is not "
+	  "valid yet)" },
+	{ "issuer certificate invalid (valid from",
+	  "authentication failed: the CA certificate expired (or is not "
+	  "valid yet)" },
 	{ "AUTHENTICATION_FAILED", "authentication failed" },
 	{ "MAC mismatched", "authentication failed" },
 	{ "no shared key found", "authentication failed" },

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -69,6 +70,14 @@ struct ike {
 	struct ike_sas		 scan;		/* list-sas in progress */
 	int			 listing;
 	int			 relist;
+
+	/*
+	 * The certificates of [auth] as last loaded, and what is wrong with
+	 * them ("" if nothing): an expired certificate of our own is refused
+	 * by the peer, which only says AUTHENTICATION_FAILED.
+	 */
+	struct ike_certs	 certs;
+	char			 cred_problem[256];
 
 	int			 deduping;	/* a duplicate IKE_SA goes */
 	int			 stopping;	/* no more initiating */
@@ -249,7 +258,12 @@ initiate_reply(const struct vici_msg *m, void *arg)
 		    21) == 0;
 		if (auth)
 			ms = INITIATE_MAX_MS;
-		ike_fail(k, auth, "%s", k->init_reason);
+		if (auth && k->cred_problem[0] != '\0')
+			ike_fail(k, auth, "authentication failed: %s; %s",
+			    k->cred_problem, k->init_reason +
+			    strspn(k->init_reason + 21, ": ") + 21);
+		else
+			ike_fail(k, auth, "%s", k->init_reason);
 	} else
 		ike_fail(k, 0, "connecting to %s failed: %s",
 		    k->cfg->peer.name, err);
@@ -609,6 +623,97 @@ ike_load_next_key(struct ike *k)
 	return 0;
 }
 
+/*
+ * Where one certificate of [auth] stands, into c; a problem an operator
+ * must fix (expired, not valid yet, unreadable) goes to k->cred_problem.
+ */
+static void
+cert_check(struct ike *k, const char *what, const char *path,
+    const uint8_t *pem, size_t len, struct ike_cert *c)
+{
+	char	 err[128], when[32];
+	time_t	 now = time(NULL);
+
+	memset(c, 0, sizeof(*c));
+	if (cert_parse(pem, len, &c->info, err, sizeof(err)) == -1) {
+		log_warnx("%s %s: %s", what, path, err);
+		return;
+	}
+	c->valid = 1;
+	c->state = cert_state_at(&c->info, now, k->cfg->cert_warn_days);
+	switch (c->state) {
+	case CERT_EXPIRED:
+		snprintf(k->cred_problem, sizeof(k->cred_problem),
+		    "%s %s expired on %s", what, path,
+		    cert_time_fmt(c->info.not_after, when, sizeof(when)));
+		break;
+	case CERT_NOT_YET_VALID:
+		snprintf(k->cred_problem, sizeof(k->cred_problem),
+		    "%s %s is not valid before %s (is the clock right?)",
+		    what, path,
+		    cert_time_fmt(c->info.not_before, when, sizeof(when)));
+		break;
+	case CERT_EXPIRES_SOON:
+		log_warnx("%s %s expires on %s: renew it", what, path,
+		    cert_time_fmt(c->info.not_after, when, sizeof(when)));
+		break;
+	case CERT_VALID:
+		break;
+	}
+}
+
+/*
+ * Send the certificate, CA and key of [auth] to charon (load-cert and
+ * load-key replace what charon holds under the same identity and key
+ * id); the PEM of the certificate and CA stay in *cert and *ca for
+ * load-conn (malloc'ed, the caller frees them).  0, or -1 with the
+ * failure told (ike_fail).
+ */
+static int
+ike_send_creds(struct ike *k, vici_reply_cb cb, uint8_t **cert,
+    size_t *cert_len, uint8_t **ca, size_t *ca_len)
+{
+	const struct grgw_config *cfg = k->cfg;
+	struct grgw_psk	 key = { NULL, 0 };
+	char		 err[256];
+	int		 rc = -1;
+
+	*cert = *ca = NULL;
+	*cert_len = *ca_len = 0;
+	if (read_small_file(cfg->ca_file, ca, ca_len) == -1 ||
+	    read_small_file(cfg->cert_file, cert, cert_len) == -1) {
+		ike_fail(k, 0, "cannot read the certificate or CA file: %s",
+		    strerror(errno));
+		goto cleanup;
+	}
+	/* The checks of check-config, again, at every (re)load. */
+	if (secret_read(cfg->key_file, IKE_KEY_FILE_MAX, &key, err,
+	    sizeof(err)) == -1) {
+		ike_fail(k, 0, "private_key %s", err);
+		goto cleanup;
+	}
+	k->cred_problem[0] = '\0';
+	cert_check(k, "the CA certificate", cfg->ca_file, *ca, *ca_len,
+	    &k->certs.ca);
+	cert_check(k, "this gateway's certificate", cfg->cert_file, *cert,
+	    *cert_len, &k->certs.local);
+	if (ike_send(k, conn_build_load_cert(*ca, *ca_len, 1), cb) == -1 ||
+	    ike_send(k, conn_build_load_cert(*cert, *cert_len, 0), cb) == -1 ||
+	    ike_send(k, conn_build_load_key(key.key, key.len), cb) == -1) {
+		ike_fail(k, 0, "cannot send the credentials to charon");
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	psk_free(&key);
+	if (rc == -1) {
+		free(*cert);
+		free(*ca);
+		*cert = *ca = NULL;
+	}
+	return rc;
+}
+
 /* Load credentials and the connection; replies arrive in order. */
 static int
 ike_load(struct ike *k)
@@ -616,7 +721,7 @@ ike_load(struct ike *k)
 	const struct grgw_config *cfg = k->cfg;
 	uint8_t		*cert = NULL, *ca = NULL;
 	size_t		 cert_len = 0, ca_len = 0;
-	struct grgw_psk	 psk = { NULL, 0 }, key = { NULL, 0 };
+	struct grgw_psk	 psk = { NULL, 0 };
 	char		 err[256];
 	int		 rc = -1;
 
@@ -632,32 +737,74 @@ ike_load(struct ike *k)
 		crypto_generichash(k->psk_fp, sizeof(k->psk_fp), psk.key,
 		    psk.len, NULL, 0);
 	} else {
-		if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
-		    read_small_file(cfg->cert_file, &cert, &cert_len) == -1) {
-			ike_fail(k, 0, "cannot read the certificate or CA "
-			    "file: %s", strerror(errno));
+		if (ike_send_creds(k, creds_reply, &cert, &cert_len, &ca,
+		    &ca_len) == -1)
 			goto cleanup;
-		}
-		/* The checks of check-config, again, at every (re)load. */
-		if (secret_read(cfg->key_file, IKE_KEY_FILE_MAX, &key, err,
-		    sizeof(err)) == -1) {
-			ike_fail(k, 0, "private_key %s", err);
-			goto cleanup;
-		}
-		ike_send(k, conn_build_load_cert(ca, ca_len, 1), creds_reply);
-		ike_send(k, conn_build_load_cert(cert, cert_len, 0),
-		    creds_reply);
-		ike_send(k, conn_build_load_key(key.key, key.len),
-		    creds_reply);
+		/* The peer will refuse it: say why now, not after a try. */
+		if (k->cred_problem[0] != '\0')
+			ike_fail(k, 1, "authentication failed: %s",
+			    k->cred_problem);
 	}
 	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, cert, cert_len, ca,
 	    ca_len), conn_reply);
 cleanup:
 	psk_free(&psk);
-	psk_free(&key);
 	free(cert);
 	free(ca);
 	return rc;
+}
+
+static void
+reload_creds_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL)
+		return;		/* vici_closed() deals with it */
+	if (!reply_ok(m, err, sizeof(err))) {
+		ike_fail(k, 0, "charon refused the reloaded credentials: %s",
+		    err);
+		return;
+	}
+	log_debug("a reloaded credential is in charon");
+}
+
+int
+ike_reload_creds(struct ike *k)
+{
+	uint8_t		*cert = NULL, *ca = NULL;
+	size_t		 cert_len, ca_len;
+	int		 rc;
+
+	if (k->cfg->auth != GRGW_AUTH_CERT || k->vici == NULL || !k->ready ||
+	    k->stopping)
+		return -1;
+	rc = ike_send_creds(k, reload_creds_reply, &cert, &cert_len, &ca,
+	    &ca_len);
+	/*
+	 * The connection names the certificate and the CA by their bytes:
+	 * load it again so new IKE_SAs (reauthentication, a restart of the
+	 * peer) present the new ones.  Loading a connection of the same
+	 * name replaces its config only; established SAs stay.
+	 */
+	if (rc == 0)
+		rc = ike_send(k, conn_build_load_conn(k->cfg, k->dp, cert,
+		    cert_len, ca, ca_len), reload_creds_reply);
+	if (rc == 0)
+		log_info("certificate, key and CA reloaded into charon%s%s",
+		    k->cred_problem[0] != '\0' ? ": " : "", k->cred_problem);
+	free(cert);
+	free(ca);
+	return rc;
+}
+
+const struct ike_certs *
+ike_certs(const struct ike *k)
+{
+	if (k == NULL || k->cfg->auth != GRGW_AUTH_CERT)
+		return NULL;
+	return &k->certs;
 }
 
 static void

@@ -204,6 +204,30 @@ int	ike_reestablish(struct ike *k);
  * do while charon is not ready: its next load reads the new settings.
  */
 void	ike_reconfigure(struct ike *k, int selectors, int keys);
+/*
+ * Certificate rotation (for `grgw reload`): read the certificate, key and
+ * CA files of [auth] again and load them into charon over VICI (load-cert
+ * and load-key replace what charon holds), then the connection that names
+ * them.  Established IKE and CHILD_SAs are not touched; new ones (rekeying
+ * keeps the old authentication, reauthentication and a restarted peer use
+ * the new) present the new certificate.  0 when the requests are sent
+ * (charon's refusals come as IKE_FAILED), -1 when there is nothing to
+ * reload now (PSK, not connected) or a file cannot be read (IKE_FAILED).
+ */
+int	ike_reload_creds(struct ike *k);
+
+/* The certificates of [auth] as last loaded into charon. */
+struct ike_cert {
+	int		valid;		/* parsed: info and state are set */
+	struct cert_info info;
+	enum cert_state	state;		/* when loaded; see cert_state_at() */
+};
+struct ike_certs {
+	struct ike_cert	local;		/* this gateway's certificate */
+	struct ike_cert	ca;
+};
+/* NULL with a pre-shared key; owned by k. */
+const struct ike_certs *ike_certs(const struct ike *k);
 int	ike_ready(const struct ike *k);
 int	ike_initiating(const struct ike *k);
 const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */
@@ -241,6 +265,12 @@ struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
 struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
 	    enum grgw_dataplane dp, const uint8_t *cert_pem, size_t cert_len,
 	    const uint8_t *ca_pem, size_t ca_len);
+/*
+ * The lifetimes load-conn gives charon: cfg's [ipsec], with the defaults
+ * for values a hand-made config left at 0 (pure).
+ */
+void	conn_lifetimes(const struct grgw_config *cfg,
+	    struct grgw_ipsec_conf *out);
 /* initiate; charon answers after timeout_ms at the latest (0: never gives
  * up waiting for the exchanges). */
 struct vici_builder *conn_build_initiate(unsigned timeout_ms);

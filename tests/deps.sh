@@ -5,9 +5,9 @@ set -eu
 
 PKGS="make gcc clang libc6-dev pkg-config
 libsodium-dev libnl-3-dev libnl-route-3-dev libevent-dev libcmocka-dev libnftables-dev
-libjansson-dev libseccomp-dev
+libjansson-dev libseccomp-dev libssl-dev
 strongswan-charon strongswan-swanctl libcharon-extra-plugins
-libstrongswan-standard-plugins libstrongswan-extra-plugins
+libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki
 vagrant man-db systemd
 iproute2 iputils-ping tcpdump nftables jq python3 netcat-openbsd procps
 util-linux kmod iperf3 ethtool shellcheck etcd-server etcd-client

@@ -42,6 +42,12 @@
 #   link-prometheus  a real Prometheus in gw-a with the shipped rules and
 #                dashboard: a WAN cut fires the link-down alert, the repair
 #                resolves it (see monitor-tests.sh)
+#   x509         certificate authentication: a lab CA, tunnel up, traffic,
+#                another CA's and an expired certificate refused (see
+#                x509-tests.sh)
+#   rekey        CHILD_SAs rekeyed every 10 s, IKE_SAs every 30 s under a
+#                1000 packets/s UDP stream: no packet lost, rekeys counted
+#                (see rekey-tests.sh)
 #
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
@@ -59,7 +65,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp)
+	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp x509 rekey)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -896,6 +902,10 @@ t_nat() {
 . "$HERE/monitor-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=reload-tests.sh
 . "$HERE/reload-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=x509-tests.sh
+. "$HERE/x509-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=rekey-tests.sh
+. "$HERE/rekey-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

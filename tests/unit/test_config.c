@@ -1006,6 +1006,101 @@ test_dataplane_values(void **state)
 	config_parse_free(p);
 }
 
+/* BASE and an [ipsec] section (its lines are 29 on). */
+static struct config_parser *
+parse_ipsec(const char *lines, struct grgw_config *cfg, int *rc)
+{
+	struct config_parser	*p;
+	char			*text;
+
+	assert_true(asprintf(&text, "%s\n[ipsec]\n%s", BASE, lines) != -1);
+	p = parse(text, cfg, rc);
+	free(text);
+	return p;
+}
+
+static void
+test_ipsec_lifetimes(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 rc;
+		uint32_t	 want;
+	} durations[] = {
+		{ "90", 0, 90 }, { "90s", 0, 90 }, { "30m", 0, 1800 },
+		{ "4h", 0, 14400 }, { "1d", 0, 86400 }, { "0", 0, 0 },
+		{ "", -1, 0 }, { "s", -1, 0 }, { "4x", -1, 0 },
+		{ "-1", -1, 0 }, { "1.5h", -1, 0 }, { "4 h", -1, 0 },
+		{ "h4", -1, 0 }, { "4294967295", 0, 4294967295u },
+		{ "4294967296", -2, 0 }, { "49711d", -2, 0 },
+		{ "99999999999999999999d", -2, 0 },
+	};
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	uint32_t		 v;
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < nitems(durations); i++) {
+		v = 0;
+		rc = config_parse_duration(durations[i].in, &v);
+		if (rc != durations[i].rc)
+			fprintf(stderr, "%s: %d\n", durations[i].in, rc);
+		assert_int_equal(rc, durations[i].rc);
+		if (rc == 0)
+			assert_int_equal(v, durations[i].want);
+	}
+
+	/* Defaults: 4 h and 1 h, lifetimes a tenth more. */
+	p = parse_ipsec("", &cfg, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.ipsec.ike_rekey_s, 14400);
+	assert_int_equal(cfg.ipsec.ike_life_s, 15840);
+	assert_int_equal(cfg.ipsec.child_rekey_s, 3600);
+	assert_int_equal(cfg.ipsec.child_life_s, 3960);
+	assert_int_equal(cfg.cert_warn_days, 30);
+	config_parse_free(p);
+
+	/* The lab's rekey test; a lifetime left out follows (2 s at least). */
+	p = parse_ipsec("ike_rekey_time = 30s\nchild_rekey_time = 10\n"
+	    "child_lifetime = 12s\n", &cfg, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.ipsec.ike_rekey_s, 30);
+	assert_int_equal(cfg.ipsec.ike_life_s, 33);
+	assert_int_equal(cfg.ipsec.child_rekey_s, 10);
+	assert_int_equal(cfg.ipsec.child_life_s, 12);
+	config_parse_free(p);
+
+	/* Every error reported, at its line. */
+	p = parse_ipsec("ike_rekey_time = 5s\n"		/* 29 */
+	    "ike_lifetime = soon\n"				/* 30 */
+	    "child_rekey_time = 600\n"			/* 31 */
+	    "child_lifetime = 10m\n"				/* 32 */
+	    "cert_warn_days = 10\n", &cfg, &rc);		/* 33 */
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":29: ike_rekey_time \"5s\" is out of range",
+	    "expected a duration from 10s to 7d", NULL);
+	expect_error(p, FN ":30: ike_lifetime \"soon\" is not a duration",
+	    "such as 90s, 30m, 4h or 1d", NULL);
+	expect_error(p, FN ":32: [ipsec] child_lifetime 600 s leaves no "
+	    "time to rekey after child_rekey_time 600 s", "at least 660 s",
+	    NULL);
+	expect_error(p, FN ":33: unknown key", "belongs in [auth]", NULL);
+	expect_count(p, 4);
+	config_parse_free(p);
+
+	p = parse_ipsec("child_rekey_time = 10s\nchild_lifetime = 11s\n",
+	    &cfg, &rc);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":30: [ipsec] child_lifetime 11 s", "at least 12 s",
+	    NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+
+	check_one(20, "psk_file = /etc/grgw/psk\ncert_warn_days = 0",
+	    FN ":21: cert_warn_days \"0\" is out of range", NULL, NULL);
+}
+
 static void
 test_daemon_values(void **state)
 {
@@ -1953,6 +2048,7 @@ main(void)
 		cmocka_unit_test(test_peer_probes),
 		cmocka_unit_test(test_dataplane_values),
 		cmocka_unit_test(test_daemon_values),
+		cmocka_unit_test(test_ipsec_lifetimes),
 		cmocka_unit_test(test_feed_values),
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_bad_lines),

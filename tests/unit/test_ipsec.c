@@ -15,6 +15,7 @@
 #include "grgw.h"
 #include "status.h"
 #include "strbuf.h"
+#include "feeds.h"
 #include "ipsec/ipsec.h"
 #include "ipsec/vici.h"
 
@@ -294,9 +295,53 @@ test_duplicate_ike_sas(void **state)
 	vici_msg_free(m);
 }
 
+/* Lifetimes: the defaults, and [ipsec] values as charon gets them. */
+static void
+test_load_conn_lifetimes(void **state)
+{
+	const struct vici_node *conn, *child;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
+	    NULL, 0));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(conn, "rekey_time"), "14400s");
+	assert_string_equal(vici_get_str(conn, "over_time"), "1440s");
+	assert_string_equal(vici_get_str(conn, "reauth_time"), "0");
+	assert_string_equal(vici_get_str(child, "rekey_time"), "3600s");
+	assert_string_equal(vici_get_str(child, "life_time"), "3960s");
+	vici_msg_free(m);
+
+	cfg.ipsec.ike_rekey_s = 30;
+	cfg.ipsec.ike_life_s = 35;
+	cfg.ipsec.child_rekey_s = 10;
+	cfg.ipsec.child_life_s = 12;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
+	    NULL, 0));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(conn, "rekey_time"), "30s");
+	assert_string_equal(vici_get_str(conn, "over_time"), "5s");
+	assert_string_equal(vici_get_str(child, "rekey_time"), "10s");
+	assert_string_equal(vici_get_str(child, "life_time"), "12s");
+	vici_msg_free(m);
+}
+
 static void
 test_classify_log(void **state)
 {
+	assert_non_null(strstr(conn_classify_log(
+	    "subject certificate invalid (valid from Jan 01 00:00:00 2020 to "
+	    "Jan 01 00:00:00 2021)"), "peer's certificate expired"));
+	assert_non_null(strstr(conn_classify_log(
+	    "issuer certificate invalid (valid from Jan 01 00:00:00 2020 to "
+	    "Jan 01 00:00:00 2021)"), "CA certificate expired"));
+	assert_int_equal(strncmp(conn_classify_log(
+	    "subject certificate invalid (valid from x to y)"),
+	    "authentication failed", 21), 0);
 	assert_string_equal(conn_classify_log(
 	    "received AUTHENTICATION_FAILED notify error"),
 	    "authentication failed");
@@ -378,6 +423,129 @@ test_charon_crash_loop(void **state)
 	for (i = 0; i < CHARON_LOOP_DEATHS; i++)
 		assert_int_equal(charon_deaths_record(&d, t + i *
 		    (CHARON_LOOP_WINDOW_S / (CHARON_LOOP_DEATHS - 1) + 1)), 0);
+}
+
+/*
+ * A certificate made with strongSwan's pki: CN=site-a, valid from
+ * 2020-01-01 to 2021-01-01 (UTC).
+ */
+static const char CERT_PEM[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBXzCCAQSgAwIBAgIIPy3c7w0HXEMwCgYIKoZIzj0EAwIwFjEUMBIGA1UEAxML\n"
+	"Z3JndyBsYWIgQ0EwHhcNMjAwMTAxMDAwMDAwWhcNMjEwMTAxMDAwMDAwWjARMQ8w\n"
+	"DQYDVQQDEwZzaXRlLWEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASRKaskOIn8\n"
+	"puYn6BaQvZKDebmbkQsDt04gsq2si3IMKlXn3xciDTO/owQjHIQr+kBvLLRyFajI\n"
+	"2RRT4O57nRW3o0EwPzAfBgNVHSMEGDAWgBTx4dSg0t6iEiWPM5+14IXjRMiM2TAc\n"
+	"BgNVHREEFTATghFndy5zaXRlLWEuZXhhbXBsZTAKBggqhkjOPQQDAgNJADBGAiEA\n"
+	"3VI61bPq0Lv+8Y2akIQ28UP9xXdXWJpfXGzLyVSTeV0CIQCoYbCaNCLbeOyqcFed\n"
+	"j9ndzl7FMc+PwiCSFHX1wWMVzg==\n"
+	"-----END CERTIFICATE-----\n"
+;
+#define CERT_NOT_BEFORE	1577836800
+#define CERT_NOT_AFTER	1609459200
+
+static void
+test_cert_parse(void **state)
+{
+	struct cert_info ci;
+	char err[128], *der;
+	size_t len = strlen(CERT_PEM), i;
+
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM, len, &ci, err,
+	    sizeof(err)), 0);
+	assert_int_equal(ci.not_before, CERT_NOT_BEFORE);
+	assert_int_equal(ci.not_after, CERT_NOT_AFTER);
+	assert_string_equal(ci.subject, "/CN=site-a");
+	/* Every truncation is refused, and nothing past len is read. */
+	for (i = 0; i + 30 < len; i++) {
+		der = malloc(i + 1);
+		assert_non_null(der);
+		memcpy(der, CERT_PEM, i);
+		assert_int_equal(cert_parse((const uint8_t *)der, i, &ci, err,
+		    sizeof(err)), -1);
+		free(der);
+	}
+	assert_non_null(strstr(err, "not an X.509 certificate"));
+	assert_int_equal(cert_parse((const uint8_t *)"junk", 4, &ci, err,
+	    sizeof(err)), -1);
+
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM, len, &ci, err,
+	    sizeof(err)), 0);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_BEFORE - 1, 30),
+	    CERT_NOT_YET_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_BEFORE, 30), CERT_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 30 * 86400 - 1,
+	    30), CERT_VALID);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 30 * 86400, 30),
+	    CERT_EXPIRES_SOON);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER - 1, 30),
+	    CERT_EXPIRES_SOON);
+	assert_int_equal(cert_state_at(&ci, CERT_NOT_AFTER, 30),
+	    CERT_EXPIRED);
+	assert_string_equal(cert_state_name(CERT_EXPIRES_SOON),
+	    "expires-soon");
+}
+
+/* The certificates in status (JSON, text) and /metrics. */
+static void
+test_status_certs(void **state)
+{
+	struct grgw_config cfg;
+	struct status_view v;
+	struct cert_info ci;
+	struct strbuf sb;
+	char err[128];
+
+	make_config(&cfg);
+	cfg.auth = GRGW_AUTH_CERT;
+	cfg.cert_warn_days = 30;
+	assert_int_equal(cert_parse((const uint8_t *)CERT_PEM,
+	    strlen(CERT_PEM), &ci, err, sizeof(err)), 0);
+	memset(&v, 0, sizeof(v));
+	v.cfg = &cfg;
+	v.daemon_running = 1;
+	v.cert_local = &ci;
+	v.cert_ca = &ci;
+	v.now = CERT_NOT_AFTER - 10 * 86400;
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_false(sb.failed);
+	assert_non_null(strstr(sb.s, "\"certificates\":{\"warn_days\":30,"
+	    "\"local\":{\"subject\":\"/CN=site-a\",\"not_before\":1577836800,"
+	    "\"not_after\":1609459200,\"expires\":\"2021-01-01T00:00:00Z\","
+	    "\"days_left\":10,\"state\":\"expires-soon\"}"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "WARNING: expires in 10 days"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	metrics_render(&v, NULL, &sb);
+	assert_non_null(strstr(sb.s, "grgw_cert_expiry_timestamp_seconds{"
+	    "site=\"site-a\",certificate=\"local\"} 1609459200\n"));
+	assert_non_null(strstr(sb.s, "grgw_cert_expiry_timestamp_seconds{"
+	    "site=\"site-a\",certificate=\"ca\"} 1609459200\n"));
+	assert_non_null(strstr(sb.s, "grgw_cert_warning{site=\"site-a\","
+	    "certificate=\"local\"} 1\n"));
+	strbuf_free(&sb);
+
+	v.now = CERT_NOT_AFTER;
+	strbuf_init(&sb);
+	status_render_text(&v, &sb);
+	assert_non_null(strstr(sb.s, "ERROR: expired"));
+	strbuf_free(&sb);
+
+	/* A PSK: no certificates anywhere. */
+	cfg.auth = GRGW_AUTH_PSK;
+	v.cert_local = v.cert_ca = NULL;
+	strbuf_init(&sb);
+	status_render_json(&v, &sb);
+	assert_non_null(strstr(sb.s, "\"certificates\":null"));
+	strbuf_free(&sb);
+	strbuf_init(&sb);
+	metrics_render(&v, NULL, &sb);
+	assert_null(strstr(sb.s, "grgw_cert_"));
+	strbuf_free(&sb);
 }
 
 static void
@@ -467,6 +635,7 @@ main(void)
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
 		cmocka_unit_test(test_load_conn_cert),
+		cmocka_unit_test(test_load_conn_lifetimes),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
 		cmocka_unit_test(test_duplicate_ike_sas),
@@ -474,6 +643,8 @@ main(void)
 		cmocka_unit_test(test_charon_conf),
 		cmocka_unit_test(test_charon_crash_loop),
 		cmocka_unit_test(test_status_json),
+		cmocka_unit_test(test_cert_parse),
+		cmocka_unit_test(test_status_certs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+#
+# Rekeying without loss (sourced by run-tests.sh; the helpers also serve
+# tests/bench/rekey-bench.sh).
+#
+#   rekey  CHILD_SAs rekeyed every 10 s, IKE_SAs every 30 s ([ipsec]); a UDP
+#          stream of 1000 packets/s with sequence numbers from vellum-a to
+#          vellum-b for REKEY_SECONDS (75): not one packet lost, and as many
+#          rekeys as the lifetimes imply (counted in charon's logs).
+
+REKEY_SECONDS=${REKEY_SECONDS:-75}
+REKEY_RATE=${REKEY_RATE:-1000}
+REKEY_PORT=7009
+
+# rekey_conf SRC DEST CHILD_REKEY IKE_REKEY: the lab config with [ipsec]
+# lifetimes (inserted before [daemon], which render_conf extends)
+rekey_conf() {
+	local src=$1 dest=$2 child=$3 ike=$4
+	render_conf "$src" "$dest.tmp" "$LABCONF" "$LAB_MODE" &&
+		awk -v child="$child" -v ike="$ike" '
+			/^\[daemon\]/ {
+				print "[ipsec]"
+				print "child_rekey_time = " child
+				print "ike_rekey_time = " ike
+				print ""
+			}
+			{ print }' "$dest.tmp" >"$dest" && rm -f "$dest.tmp"
+}
+
+# charon_log a|b: the path of that gateway's charon log
+charon_log() {
+	echo "$LAB_RUN_DIR/$(conf_value "$(site_conf "$1")" site name)/charon.log"
+}
+
+# log_size FILE: bytes (0 if none), to read what is appended later
+log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# log_since FILE OFFSET: what was appended after OFFSET bytes
+log_since() { tail -c +"$(($2 + 1))" "$1" 2>/dev/null || true; }
+
+# rekey_counts a|b OFFSET: "CHILD IKE" rekeys charon logged since OFFSET
+# (the IKE_SA rekey is logged by the end that started it)
+rekey_counts() {
+	local text child ike
+	text=$(log_since "$(charon_log "$1")" "$2")
+	# With make-before-break charon logs "inbound" and then "outbound
+	# CHILD_SA grgw{N} established": count the distinct N.
+	child=$(grep -o 'CHILD_SA [^ ]*{[0-9]*} established with SPIs' <<<"$text" | sort -u | wc -l)
+	ike=$(grep -c 'IKE_SA .* rekeyed between' <<<"$text" || true)
+	echo "${child:-0} ${ike:-0}"
+}
+
+# rekey_stream SECONDS RATE: the UDP stream vellum-a -> vellum-b; sets
+# STREAM_SENT, STREAM_RECEIVED, STREAM_LOST, STREAM_LINE
+rekey_stream() {
+	local secs=$1 rate=$2 rx=$WORK/udp-recv.out tx=$WORK/udp-send.out pid
+	: >"$rx"
+	on vellum-b /usr/bin/python3 "$LAB_HERE/udp-seq.py" recv "$REKEY_PORT" 5 "$((secs * 3 + 60))" >"$rx" 2>&1 &
+	pid=$!
+	wait_until 10 udp_listening || true
+	on vellum-a /usr/bin/python3 "$LAB_HERE/udp-seq.py" send "$VELLUM_B4" "$REKEY_PORT" "$rate" "$secs" >"$tx" 2>&1 || true
+	wait "$pid" || true
+	STREAM_SENT=$(awk '$1 == "sent" { print $2 }' "$tx")
+	STREAM_RECEIVED=$(awk '$1 == "received" { print $2 }' "$rx")
+	STREAM_SENT=${STREAM_SENT:-0}
+	STREAM_RECEIVED=${STREAM_RECEIVED:-0}
+	STREAM_LOST=$((STREAM_SENT - STREAM_RECEIVED))
+	STREAM_LINE="$(cat "$tx") / $(cat "$rx")"
+}
+udp_listening() { on vellum-b ss -Hlun "sport = :$REKEY_PORT" | grep -q .; }
+
+# rekey_setup CHILD IKE: both gateways up with those rekey times
+rekey_setup() {
+	local dir=$WORK/rekey
+	mkdir -p "$dir"
+	stop_grgw
+	CONF_A=$dir/site-a.conf
+	CONF_B=$dir/site-b.conf
+	rekey_conf "$LAB_HERE/site-a.conf" "$CONF_A" "$1" "$2" &&
+		rekey_conf "$LAB_HERE/site-b.conf" "$CONF_B" "$1" "$2" || return 1
+	up_both rekey-up
+	[ "$RC_A" -eq 0 ] && [ "$RC_B" -eq 0 ] && wait_until 30 tunnel_is_up
+}
+
+t_rekey() {
+	local conf_a=$CONF_A conf_b=$CONF_B
+	rekey_run
+	stop_grgw
+	CONF_A=$conf_a
+	CONF_B=$conf_b
+}
+
+rekey_run() {
+	local off_a off_b ca cb ia ib child ike lo_c hi_c lo_i hi_i secs=$REKEY_SECONDS
+	need_lab "$WANT_MODE" || return 0
+	need_grgw || return 0
+	if ! rekey_setup 10s 30s; then
+		fail "tunnel up with child_rekey_time = 10s, ike_rekey_time = 30s"
+		diag
+		return 0
+	fi
+	pass "tunnel up with child_rekey_time = 10s, ike_rekey_time = 30s"
+	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
+	off_a=$(log_size "$(charon_log a)")
+	off_b=$(log_size "$(charon_log b)")
+	rekey_stream "$secs" "$REKEY_RATE"
+	note "$STREAM_LINE"
+	check "$STREAM_SENT packets sent at $REKEY_RATE/s for $secs s" \
+		test "$STREAM_SENT" -eq $((secs * REKEY_RATE))
+	check "not one packet lost across the rekeys ($STREAM_LOST of $STREAM_SENT)" \
+		test "$STREAM_LOST" -eq 0
+	# For a look afterwards (the run directories go with grgw down).
+	log_since "$(charon_log a)" "$off_a" >"$WORK/rekey-charon-a.log"
+	log_since "$(charon_log b)" "$off_b" >"$WORK/rekey-charon-b.log"
+	[ -n "${REKEY_KEEP_LOGS:-}" ] && cp "$WORK"/rekey-charon-?.log "$REKEY_KEEP_LOGS/"
+	read -r ca ia <<<"$(rekey_counts a "$off_a")"
+	read -r cb ib <<<"$(rekey_counts b "$off_b")"
+	# CHILD_SAs are logged at both ends; an IKE_SA rekey where it started.
+	child=$(( ca > cb ? ca : cb ))
+	ike=$(( ia + ib ))
+	note "CHILD_SAs established: gw-a $ca, gw-b $cb; IKE_SA rekeys: gw-a $ia, gw-b $ib"
+	# Rekeying starts up to the margin (2 s, 3 s) early; a busy machine
+	# may delay an exchange: generous bounds on either side.
+	lo_c=$(( secs / 10 - 2 )); hi_c=$(( secs / 8 + 4 ))
+	lo_i=$(( secs / 30 - 1 )); hi_i=$(( secs / 27 + 2 ))
+	check "CHILD_SA rekeys as 10 s implies over $secs s ($child, expected $lo_c..$hi_c)" \
+		test "$child" -ge "$lo_c" -a "$child" -le "$hi_c"
+	check "IKE_SA rekeys as 30 s implies over $secs s ($ike, expected $lo_i..$hi_i)" \
+		test "$ike" -ge "$lo_i" -a "$ike" -le "$hi_i"
+	check "tunnel still up at both ends" tunnel_is_up
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
+}
