@@ -564,28 +564,48 @@ keys_fingerprint(const struct grgw_config *cfg, uint8_t fp[32])
 	crypto_generichash_final(&st, fp, 32);
 }
 
-/* The probe key for cfg into key (PROBE_KEY_LEN); 0 or -1 with err. */
+/* The probe key derived from the secret in path into key; 0 or -1. */
 static int
-probe_key_load(const struct grgw_config *cfg, uint8_t *key, char *err,
-    size_t errlen)
+probe_key_from(const struct grgw_config *cfg, const char *path,
+    uint8_t *key, char *err, size_t errlen)
 {
 	struct grgw_psk secret = { NULL, 0 };
-	const char *path;
 	char why[256];
 
-	if (cfg->probe.method != GRGW_PROBES_GRGW) {
-		/* ICMP echo or nothing: no probe is authenticated. */
-		randombytes_buf(key, PROBE_KEY_LEN);
-		return 0;
-	}
-	path = cfg->probe.key_file[0] != '\0' ? cfg->probe.key_file :
-	    cfg->psk_file;
 	if (psk_load(path, &secret, why, sizeof(why)) == -1)
 		return err_set(err, errlen, "probe key: %s", why);
 	probe_key_derive(secret.key, secret.len, cfg->site.name,
 	    cfg->peer.name, key);
 	psk_free(&secret);
 	return 0;
+}
+
+/*
+ * The probe keys for cfg into keys (PROBE_KEYS_LEN, secure memory): the
+ * key the probes are sent with and, while a pre-shared key rotation is
+ * under way (psk_next_file, probes keyed from the PSK), the key derived
+ * from the next PSK, which they accept as well.  The number of keys (1
+ * or 2), or -1 with err.
+ */
+#define PROBE_KEYS_LEN	(2 * PROBE_KEY_LEN)
+static int
+probe_keys_load(const struct grgw_config *cfg, uint8_t *keys, char *err,
+    size_t errlen)
+{
+	if (cfg->probe.method != GRGW_PROBES_GRGW) {
+		/* ICMP echo or nothing: no probe is authenticated. */
+		randombytes_buf(keys, PROBE_KEY_LEN);
+		return 1;
+	}
+	if (cfg->probe.key_file[0] != '\0')
+		return probe_key_from(cfg, cfg->probe.key_file, keys, err,
+		    errlen) == -1 ? -1 : 1;
+	if (probe_key_from(cfg, cfg->psk_file, keys, err, errlen) == -1)
+		return -1;
+	if (cfg->psk_next_file[0] == '\0')
+		return 1;
+	return probe_key_from(cfg, cfg->psk_next_file, keys + PROBE_KEY_LEN,
+	    err, errlen) == -1 ? -1 : 2;
 }
 
 /* The kernel side of new prefixes: both fail-closed layers first. */
@@ -618,7 +638,7 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 {
 	uint8_t *key = NULL;
 	char err[256];
-	int rc = 0;
+	int n, rc = 0;
 
 	if (diff->apply & CFGDIFF_LOG)
 		log_set_level(d->cfg->log_level);
@@ -645,15 +665,23 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 		    CFGDIFF_PEER_PREFIXES)) != 0,
 		    (diff->apply & CFGDIFF_PSK) != 0);
 	if (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) {
-		if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL ||
-		    probe_key_load(d->cfg, key, err, sizeof(err)) == -1) {
+		if ((key = sodium_malloc(PROBE_KEYS_LEN)) == NULL ||
+		    (n = probe_keys_load(d->cfg, key, err, sizeof(err))) ==
+		    -1) {
 			strbuf_printf(out, "warning: %s; the network process "
-			    "keeps its key\n", key == NULL ? "out of secure "
+			    "keeps its keys\n", key == NULL ? "out of secure "
 			    "memory" : err);
 			rc = -1;
-			netproc_reconfigure(d->np, NULL);
-		} else
-			netproc_reconfigure(d->np, key);
+			if (diff->apply & CFGDIFF_NETPROC)
+				netproc_reconfigure(d->np, NULL, NULL);
+		} else if (diff->apply & CFGDIFF_NETPROC)
+			netproc_reconfigure(d->np, key, n == 2 ?
+			    key + PROBE_KEY_LEN : NULL);
+		else if (netproc_set_keys(d->np, key, n == 2 ?
+		    key + PROBE_KEY_LEN : NULL) == -1) {
+			/* It did not get them: a restart hands them over. */
+			netproc_reconfigure(d->np, NULL, NULL);
+		}
 		if (key != NULL)
 			sodium_free(key);
 	}
@@ -1064,7 +1092,7 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 {
 	const struct grgw_config *cfg = d->cfg;
 	uint8_t *key = NULL;
-	int rc = -1;
+	int n, rc = -1;
 
 	keys_fingerprint(cfg, d->key_fp);
 	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
@@ -1074,14 +1102,15 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	if (d->wan == NULL)
 		return err_set(err, errlen, "cannot watch the WAN interface %s",
 		    cfg->site.wan_interface);
-	if ((key = sodium_malloc(PROBE_KEY_LEN)) == NULL) {
+	if ((key = sodium_malloc(PROBE_KEYS_LEN)) == NULL) {
 		err_set(err, errlen, "out of secure memory");
 		goto cleanup;
 	}
-	if (probe_key_load(cfg, key, err, errlen) == -1)
+	if ((n = probe_keys_load(cfg, key, err, errlen)) == -1)
 		goto cleanup;
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
-	if (d->np == NULL || netproc_start(d->np, key, err, errlen) == -1)
+	if (d->np == NULL || netproc_start(d->np, key, n == 2 ?
+	    key + PROBE_KEY_LEN : NULL, err, errlen) == -1)
 		goto cleanup;
 	link_refresh(d);
 	rc = 0;

@@ -48,7 +48,9 @@ struct netproc_child {
 	int			 icmp_fd[PROBE_NPATHS];	/* probes = icmp:
 						 * raw sockets from the parent,
 						 * until the engine takes them */
-	uint8_t			*key;		/* sodium_malloc'ed */
+	uint8_t			*key;		/* sodium_malloc'ed: the
+						 * probe key, then the next */
+	int			 have_next;	/* a key rotation is under way */
 	struct probe_engine	*probes;
 	struct http_server	*http;
 	struct etcd_pub		*etcd;
@@ -168,7 +170,8 @@ start(struct netproc_child *n, const int up[PROBE_NPATHS], char *err,
 	}
 	n->probes = probe_engine_new(n->base, cfg, &ps, n->key, probe_changed,
 	    n);
-	if (n->probes == NULL)
+	if (n->probes == NULL || (n->have_next && probe_engine_set_keys(
+	    n->probes, n->key, n->key + PROBE_KEY_LEN) == -1))
 		return err_set(err, errlen, "cannot set up the link probes");
 	for (i = 0; i < PROBE_NPATHS; i++)
 		if (up[i])
@@ -214,6 +217,33 @@ on_start(struct netproc_child *n, const struct pmsg *m)
 	send_paths(n);
 }
 
+/*
+ * The probe keys: before the start, for it; after, from a reload, into
+ * the running engine, so the paths carry on as they are.
+ */
+static void
+on_key(struct netproc_child *n, const struct pmsg *m)
+{
+	const uint8_t	*key, *next;
+
+	if (pmsg_key_decode(m->body, m->len, &key, &next) == -1 ||
+	    (n->key == NULL &&
+	    (n->key = sodium_malloc(PMSG_KEYS_MAX)) == NULL)) {
+		log_warnx("network process: a bad key message");
+		event_base_loopbreak(n->base);
+		return;
+	}
+	memcpy(n->key, key, PROBE_KEY_LEN);
+	n->have_next = next != NULL;
+	if (next != NULL)
+		memcpy(n->key + PROBE_KEY_LEN, next, PROBE_KEY_LEN);
+	else
+		sodium_memzero(n->key + PROBE_KEY_LEN, PROBE_KEY_LEN);
+	if (n->started && probe_engine_set_keys(n->probes, key, next) == -1)
+		log_warnx("network process: out of secure memory; the probes "
+		    "keep their keys");
+}
+
 static void
 on_message(const struct pmsg *m, void *arg)
 {
@@ -232,12 +262,7 @@ on_message(const struct pmsg *m, void *arg)
 		log_set_level(n->cfg.log_level);
 		return;
 	case PMSG_KEY:
-		if (n->started || m->len != PROBE_KEY_LEN)
-			goto bad;
-		if (n->key == NULL &&
-		    (n->key = sodium_malloc(PROBE_KEY_LEN)) == NULL)
-			goto bad;
-		memcpy(n->key, m->body, PROBE_KEY_LEN);
+		on_key(n, m);
 		return;
 	case PMSG_START:
 		on_start(n, m);

@@ -62,9 +62,20 @@ typedef void (*netproc_cb)(const struct netproc_news *news, void *arg);
 struct netproc *netproc_new(struct event_base *base,
 	    const struct grgw_config *cfg, const char *site_dir,
 	    netproc_cb cb, void *arg, char *err, size_t errlen);
-/* Start it with the probe key (copied, kept for restarts).  0 or -1. */
+/*
+ * Start it with the probe key and, during a key rotation, the next one
+ * it also accepts (NULL: none); both copied, kept for restarts.  0 or -1.
+ */
 int	netproc_start(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
-	    char *err, size_t errlen);
+	    const uint8_t *next, char *err, size_t errlen);
+/*
+ * New probe keys (a reload that changed a key and nothing else the
+ * process reads): sent to the running process, whose probes carry on
+ * with them without a restart; kept for restarts.  Both copied; next
+ * NULL: none.  0 or -1.
+ */
+int	netproc_set_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+	    const uint8_t *next);
 /* The latest link-state document for etcd (copied; sent again after a
  * restart). */
 void	netproc_publish(struct netproc *np, const char *json);
@@ -84,11 +95,11 @@ int	netproc_etcd(const struct netproc *np, int *healthy,
 /*
  * The configuration it was given (borrowed at netproc_new()) now holds
  * new settings: stop the process and start it again at once with them,
- * the paths' states carried over.  key (copied) replaces the probe key
- * unless NULL.  0 or -1.
+ * the paths' states carried over.  key and next (copied; next may be
+ * NULL) replace the probe keys unless key is NULL.  0 or -1.
  */
 int	netproc_reconfigure(struct netproc *np,
-	    const uint8_t key[PROBE_KEY_LEN]);
+	    const uint8_t key[PROBE_KEY_LEN], const uint8_t *next);
 /* Stop it (the channel closes; it is killed if it lingers).  NULL ok. */
 void	netproc_free(struct netproc *np);
 

@@ -363,6 +363,19 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 /* ---- PMSG_START, PMSG_PATH, PMSG_WANT, PMSG_DOC, PMSG_READY ---------------- */
 
 int
+pmsg_key_decode(const uint8_t *body, size_t len, const uint8_t **key,
+    const uint8_t **next)
+{
+	*key = *next = NULL;
+	if (body == NULL || (len != PMSG_KEY_LEN && len != PMSG_KEYS_MAX))
+		return -1;
+	*key = body;
+	if (len == PMSG_KEYS_MAX)
+		*next = body + PMSG_KEY_LEN;
+	return 0;
+}
+
+int
 pmsg_start_decode(const uint8_t *body, size_t len, int up[PROBE_NPATHS])
 {
 	struct rd	 r = { body, len, 0, 0 };

@@ -76,6 +76,17 @@ int	pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf,
 int	pmsg_conf_decode(const uint8_t *body, size_t len,
 	    struct grgw_config *out);
 
+/*
+ * PMSG_KEY: the probe key the process sends with, then, while a key
+ * rotation is under way, the next one it also accepts (PROBE_KEY_LEN
+ * bytes each, so a body of one or two keys).  Decoding points *key and
+ * *next into body (*next NULL when there is none).
+ */
+#define PMSG_KEY_LEN		32	/* PROBE_KEY_LEN */
+#define PMSG_KEYS_MAX		(2 * PMSG_KEY_LEN)
+int	pmsg_key_decode(const uint8_t *body, size_t len, const uint8_t **key,
+	    const uint8_t **next);
+
 /* PMSG_START: whether each path starts as up (it was, before a restart). */
 #define PMSG_START_LEN		PROBE_NPATHS
 int	pmsg_start_decode(const uint8_t *body, size_t len,

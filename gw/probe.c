@@ -109,7 +109,9 @@ struct probe_engine {
 	struct event_base *base;
 	const struct grgw_config *cfg;	/* borrowed */
 	struct probe_settings s;
-	uint8_t		*key;		/* sodium_malloc'ed */
+	uint8_t		*key;		/* sodium_malloc'ed; sent with */
+	uint8_t		*next;		/* also accepted (rotation), or NULL */
+	int		 next_seen;	/* the peer used it: said once */
 	uint64_t	 session;
 	probe_change_cb	 cb;
 	void		*arg;
@@ -443,9 +445,9 @@ probe_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
 	struct probe_engine	*e = ps->e;
 	struct probe_pkt	 pkt;
 	uint64_t		 now_mono, now_ns = clock_ns(CLOCK_REALTIME);
-	int			 rc;
+	int			 rc, used;
 
-	switch (probe_decode(buf, len, e->key, &pkt)) {
+	switch (probe_decode_either(buf, len, e->key, e->next, &pkt, &used)) {
 	case PROBE_OK:
 		break;
 	case PROBE_E_AUTH:
@@ -495,6 +497,11 @@ probe_handle(struct probe_path_state *ps, const uint8_t *buf, size_t len,
 		return;
 	}
 
+	if (used && !e->next_seen) {
+		e->next_seen = 1;
+		log_info("probe %s: the peer authenticates with the next key "
+		    "(a key rotation is under way)", path_names[ps->id]);
+	}
 	now_mono = clock_ns(CLOCK_MONOTONIC);
 	if (pkt.type == PROBE_REQUEST)
 		probe_answer(ps, &pkt, from, fromlen);
@@ -873,6 +880,30 @@ probe_path_addresses(struct probe_path_state *ps,
 	return -1;
 }
 
+/* A copy of a key in read-only secure memory, or NULL. */
+static uint8_t *
+probe_key_dup(const uint8_t key[PROBE_KEY_LEN])
+{
+	uint8_t	*k;
+
+	if ((k = sodium_malloc(PROBE_KEY_LEN)) == NULL)
+		return NULL;
+	memcpy(k, key, PROBE_KEY_LEN);
+	sodium_mprotect_readonly(k);
+	return k;
+}
+
+/* Wipe and free a probe_key_dup() copy; NULL ok. */
+static void
+probe_key_free(uint8_t *k)
+{
+	if (k == NULL)
+		return;
+	sodium_mprotect_readwrite(k);
+	sodium_memzero(k, PROBE_KEY_LEN);
+	sodium_free(k);
+}
+
 struct probe_engine *
 probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
     const struct probe_settings *s, const uint8_t key[PROBE_KEY_LEN],
@@ -927,10 +958,8 @@ probe_engine_new(struct event_base *base, const struct grgw_config *cfg,
 			ps->icmp_ident = (uint16_t)(ident + i);
 		}
 	}
-	if ((e->key = sodium_malloc(PROBE_KEY_LEN)) == NULL)
+	if ((e->key = probe_key_dup(key)) == NULL)
 		goto fail;
-	memcpy(e->key, key, PROBE_KEY_LEN);
-	sodium_mprotect_readonly(e->key);
 
 	for (i = 0; i < PROBE_NPATHS; i++) {
 		ps = &e->path[i];
@@ -996,6 +1025,27 @@ probe_icmp_socket(const struct grgw_config *cfg, enum probe_path path)
 			log_warn("probe %s: ICMP6_FILTER", path_names[path]);
 	}
 	return fd;
+}
+
+int
+probe_engine_set_keys(struct probe_engine *e, const uint8_t key[PROBE_KEY_LEN],
+    const uint8_t *next)
+{
+	uint8_t	*k, *n = NULL;
+
+	if (e == NULL || key == NULL)
+		return -1;
+	if ((k = probe_key_dup(key)) == NULL ||
+	    (next != NULL && (n = probe_key_dup(next)) == NULL)) {
+		probe_key_free(k);
+		return -1;
+	}
+	probe_key_free(e->key);
+	probe_key_free(e->next);
+	e->key = k;
+	e->next = n;
+	e->next_seen = 0;
+	return 0;
 }
 
 void
@@ -1153,10 +1203,7 @@ probe_engine_free(struct probe_engine *e)
 		if (ps->fd != -1)
 			close(ps->fd);
 	}
-	if (e->key != NULL) {
-		sodium_mprotect_readwrite(e->key);
-		sodium_memzero(e->key, PROBE_KEY_LEN);
-		sodium_free(e->key);
-	}
+	probe_key_free(e->key);
+	probe_key_free(e->next);
 	free(e);
 }

@@ -77,6 +77,16 @@ int	probe_engine_start(struct probe_engine *e);
  * answer, instead of down and waiting for `recover` answers.
  */
 void	probe_engine_assume_up(struct probe_engine *e, enum probe_path path);
+/*
+ * New keys (a reload): key is sent with from then on; next, while a key
+ * rotation is under way (the key derived from the next pre-shared key),
+ * is accepted as well as key, so the link holds while the two gateways
+ * have different primary keys.  NULL: key alone.  Both are copied (into
+ * sodium_malloc'ed memory).  0, or -1 (out of secure memory) with the
+ * engine as it was.
+ */
+int	probe_engine_set_keys(struct probe_engine *e,
+	    const uint8_t key[PROBE_KEY_LEN], const uint8_t *next);
 void	probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 	    struct path_stats *out);
 void	probe_engine_free(struct probe_engine *e);	/* accepts NULL */

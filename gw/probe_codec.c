@@ -167,6 +167,24 @@ probe_decode(const uint8_t *buf, size_t len, const uint8_t key[PROBE_KEY_LEN],
 	return PROBE_OK;
 }
 
+int
+probe_decode_either(const uint8_t *buf, size_t len,
+    const uint8_t key[PROBE_KEY_LEN], const uint8_t *next,
+    struct probe_pkt *out, int *used)
+{
+	int	 rc;
+
+	if (used != NULL)
+		*used = 0;
+	rc = probe_decode(buf, len, key, out);
+	if (rc != PROBE_E_AUTH || next == NULL)
+		return rc;
+	rc = probe_decode(buf, len, next, out);
+	if (rc == PROBE_OK && used != NULL)
+		*used = 1;
+	return rc;
+}
+
 /* A length (8 bytes, big-endian) then the name: no two pairs of names
  * give the same bytes ("ab" + "c" is not "a" + "bc"). */
 static void

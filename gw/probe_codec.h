@@ -47,6 +47,16 @@ int	probe_encode(const struct probe_pkt *p, const uint8_t key[PROBE_KEY_LEN],
 /* Verify and decode; enum probe_decode_result. */
 int	probe_decode(const uint8_t *buf, size_t len,
 	    const uint8_t key[PROBE_KEY_LEN], struct probe_pkt *out);
+/*
+ * During a key rotation the two gateways may hold different primary keys
+ * for a while: verify under key, then under next (NULL: no rotation
+ * under way), and accept a packet authenticated with either.  *used (may
+ * be NULL) says which verified: 0 key, 1 next.  The keys are borrowed.
+ * enum probe_decode_result.
+ */
+int	probe_decode_either(const uint8_t *buf, size_t len,
+	    const uint8_t key[PROBE_KEY_LEN], const uint8_t *next,
+	    struct probe_pkt *out, int *used);
 
 /*
  * Key for the probes: derived from the pre-shared key (domain separated,

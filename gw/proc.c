@@ -42,7 +42,9 @@ struct netproc {
 	gid_t			 gid;
 	char			 root[PATH_MAX];
 
-	uint8_t			*key;		/* sodium_malloc'ed */
+	uint8_t			*key;		/* sodium_malloc'ed: the
+						 * probe key, then the next */
+	size_t			 key_len;	/* PMSG_KEY_LEN or _KEYS_MAX */
 	char			*published;	/* latest etcd document */
 	int			 path_up[PROBE_NPATHS];
 	int			 etcd_known;	/* this run said PMSG_ETCD */
@@ -356,7 +358,7 @@ send_setup(struct netproc *np)
 		start[i] = (uint8_t)(np->path_up[i] != 0);
 	if (chan_send(np->chan, PMSG_CONF, NULL, 0, conf, (size_t)len) == -1 ||
 	    chan_send(np->chan, PMSG_KEY, NULL, 0, np->key,
-	    PROBE_KEY_LEN) == -1 ||
+	    np->key_len) == -1 ||
 	    chan_send(np->chan, PMSG_START, NULL, 0, start,
 	    sizeof(start)) == -1)
 		return -1;
@@ -452,16 +454,44 @@ fail:
 	return NULL;
 }
 
-int
-netproc_start(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
-    char *err, size_t errlen)
+/* Keep key and next (NULL: none) for this run and the next ones. */
+static int
+proc_keep_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+    const uint8_t *next)
 {
 	if (np->key == NULL &&
-	    (np->key = sodium_malloc(PROBE_KEY_LEN)) == NULL)
-		return err_set(err, errlen, "out of secure memory");
+	    (np->key = sodium_malloc(PMSG_KEYS_MAX)) == NULL)
+		return -1;
 	memcpy(np->key, key, PROBE_KEY_LEN);
+	np->key_len = PMSG_KEY_LEN;
+	sodium_memzero(np->key + PROBE_KEY_LEN, PROBE_KEY_LEN);
+	if (next != NULL) {
+		memcpy(np->key + PROBE_KEY_LEN, next, PROBE_KEY_LEN);
+		np->key_len = PMSG_KEYS_MAX;
+	}
+	return 0;
+}
+
+int
+netproc_start(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+    const uint8_t *next, char *err, size_t errlen)
+{
+	if (proc_keep_keys(np, key, next) == -1)
+		return err_set(err, errlen, "out of secure memory");
 	proc_spawn(np);
 	return 0;
+}
+
+int
+netproc_set_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+    const uint8_t *next)
+{
+	if (np == NULL || key == NULL || proc_keep_keys(np, key, next) == -1)
+		return -1;
+	/* Not running: the next start sends them (send_setup). */
+	if (np->chan == NULL)
+		return 0;
+	return chan_send(np->chan, PMSG_KEY, NULL, 0, np->key, np->key_len);
 }
 
 void
@@ -559,12 +589,13 @@ netproc_free(struct netproc *np)
 }
 
 int
-netproc_reconfigure(struct netproc *np, const uint8_t key[PROBE_KEY_LEN])
+netproc_reconfigure(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
+    const uint8_t *next)
 {
 	if (np == NULL)
 		return -1;
-	if (key != NULL)
-		memcpy(np->key, key, PROBE_KEY_LEN);
+	if (key != NULL && proc_keep_keys(np, key, next) == -1)
+		return -1;
 	if (np->pid <= 0)
 		return 0;	/* the next start reads the new settings */
 	np->replacing = 1;

@@ -22,7 +22,7 @@ check_body(const struct pmsg *m)
 	uint8_t			 out[PMSG_CONF_MAX], path[PMSG_PATH_LEN];
 	uint8_t			 want[PMSG_WANT_LEN];
 	char			 text[PMSG_TEXT_MAX + 1];
-	const uint8_t		*doc;
+	const uint8_t		*doc, *key, *next;
 	enum probe_path		 p;
 	enum pmsg_doc		 d;
 	uint32_t		 id;
@@ -77,6 +77,13 @@ check_body(const struct pmsg *m)
 			    memcmp(out, m->body, m->len) != 0)
 				abort();
 		}
+		break;
+	case PMSG_KEY:
+		if (pmsg_key_decode(m->body, m->len, &key, &next) == 0 &&
+		    (key != m->body || (m->len == PMSG_KEYS_MAX) !=
+		    (next == m->body + PMSG_KEY_LEN) ||
+		    (m->len != PMSG_KEY_LEN && m->len != PMSG_KEYS_MAX)))
+			abort();
 		break;
 	case PMSG_START:
 		if (pmsg_start_decode(m->body, m->len, up) == 0 &&

@@ -423,6 +423,33 @@ test_small_bodies(void **state)
 	assert_string_equal(why, "abc");
 }
 
+/* PMSG_KEY: one key, or two during a rotation; no other length. */
+static void
+test_key(void **state)
+{
+	uint8_t		 body[PMSG_KEYS_MAX + 1];
+	const uint8_t	*key, *next;
+	size_t		 len;
+
+	(void)state;
+	for (len = 0; len < sizeof(body); len++)
+		body[len] = (uint8_t)len;
+	assert_int_equal(pmsg_key_decode(body, PMSG_KEY_LEN, &key, &next), 0);
+	assert_ptr_equal(key, body);
+	assert_null(next);
+	assert_int_equal(pmsg_key_decode(body, PMSG_KEYS_MAX, &key, &next), 0);
+	assert_ptr_equal(key, body);
+	assert_ptr_equal(next, body + PMSG_KEY_LEN);
+	for (len = 0; len < sizeof(body); len++) {
+		if (len == PMSG_KEY_LEN || len == PMSG_KEYS_MAX)
+			continue;
+		assert_int_equal(pmsg_key_decode(body, len, &key, &next), -1);
+		assert_null(key);
+		assert_null(next);
+	}
+	assert_int_equal(pmsg_key_decode(NULL, PMSG_KEY_LEN, &key, &next), -1);
+}
+
 /* ---- the channel ------------------------------------------------------------- */
 
 struct chan_log {
@@ -550,6 +577,7 @@ main(void)
 		cmocka_unit_test(test_conf_refused),
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_small_bodies),
+		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_chan),
 	};
 

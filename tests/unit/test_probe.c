@@ -197,6 +197,67 @@ test_wrong_key(void **state)
 	assert_int_equal(decode_exact(buf, WIRE, key_b, &q), PROBE_OK);
 }
 
+/*
+ * A key rotation: a packet authenticated with the primary or the next key
+ * is accepted, and *used says which; one under any other key, a
+ * tampered one or a malformed one is refused as without a next key.
+ */
+static void
+test_decode_either(void **state)
+{
+	struct probe_pkt	 p = request(11, 12, 13), q;
+	uint8_t			 key_c[PROBE_KEY_LEN], buf[WIRE];
+	int			 used;
+	size_t			 i;
+
+	memset(key_c, 0xcc, sizeof(key_c));
+	assert_int_equal(probe_encode(&p, key_a, buf, WIRE), WIRE);
+	used = -1;
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, NULL, &q,
+	    &used), PROBE_OK);
+	assert_int_equal(used, 0);
+	assert_int_equal(q.seq, 12);
+	used = -1;
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, key_b, &q,
+	    &used), PROBE_OK);
+	assert_int_equal(used, 0);
+	/* The peer already sends with what is our next key. */
+	assert_int_equal(probe_encode(&p, key_b, buf, WIRE), WIRE);
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, NULL, &q,
+	    &used), PROBE_E_AUTH);
+	assert_int_equal(used, 0);
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, key_b, &q,
+	    &used), PROBE_OK);
+	assert_int_equal(used, 1);
+	assert_int_equal(q.session, 11);
+	assert_int_equal(q.tx_ns, 13);
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, key_b, &q,
+	    NULL), PROBE_OK);
+	/* Neither key: refused, nothing leaks into the output. */
+	assert_int_equal(probe_encode(&p, key_c, buf, WIRE), WIRE);
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, key_b, &q,
+	    &used), PROBE_E_AUTH);
+	assert_int_equal(used, 0);
+	assert_int_equal(q.seq, 0);
+	/* Every bit of a packet under the next key matters. */
+	assert_int_equal(probe_encode(&p, key_b, buf, WIRE), WIRE);
+	for (i = 0; i < WIRE * 8; i++) {
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(probe_decode_either(buf, WIRE, key_a,
+		    key_b, &q, &used), PROBE_OK);
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	assert_int_equal(probe_decode_either(buf, WIRE, key_a, key_b, &q,
+	    &used), PROBE_OK);
+	/* Malformed stays malformed, and no key is tried on it. */
+	assert_int_equal(probe_decode_either(buf, WIRE - 1, key_a, key_b, &q,
+	    &used), PROBE_E_MALFORMED);
+	assert_int_equal(probe_decode_either(buf, WIRE, NULL, key_b, &q,
+	    &used), PROBE_E_MALFORMED);
+	assert_int_equal(probe_decode_either(NULL, WIRE, key_a, key_b, &q,
+	    &used), PROBE_E_MALFORMED);
+}
+
 static void
 test_lengths(void **state)
 {
@@ -1103,6 +1164,111 @@ test_engine_pair(void **state)
 	event_base_free(base);
 }
 
+static void
+expect_rotation_step(struct event_base *base, struct watch *w,
+    const uint64_t before[2][PROBE_NPATHS], const char *step)
+{
+	struct path_stats	 st;
+	int			 i, j;
+
+	/* Longer than the detection time, so a refused key would show. */
+	run_until(base, NULL, NULL, 1500);
+	for (i = 0; i < 2; i++) {
+		for (j = 0; j < PROBE_NPATHS; j++) {
+			probe_engine_stats(w[i].e, (enum probe_path)j, &st);
+			if (!st.up || st.rejected_auth != 0 ||
+			    w[i].changes[j] != 1 ||
+			    st.received + st.answered < before[i][j] + 5)
+				fail_msg("%s: engine %d path %d up %d, %llu "
+				    "refused, %u changes, %llu packets (%llu "
+				    "before)", step, i, j, st.up,
+				    (unsigned long long)st.rejected_auth,
+				    w[i].changes[j], (unsigned long long)
+				    (st.received + st.answered),
+				    (unsigned long long)before[i][j]);
+		}
+	}
+}
+
+static void
+count_packets(struct watch *w, uint64_t out[2][PROBE_NPATHS])
+{
+	struct path_stats	 st;
+	int			 i, j;
+
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < PROBE_NPATHS; j++) {
+			probe_engine_stats(w[i].e, (enum probe_path)j, &st);
+			out[i][j] = st.received + st.answered;
+		}
+}
+
+/*
+ * The three steps of a key rotation, one engine after the other, with
+ * the link up all along: both accept the next key; A, then B, sends with
+ * it and accepts the old one; both drop the old one.  Then a switch
+ * without overlap: the other side refuses the probes and the link goes.
+ */
+static void
+test_engine_rotation(void **state)
+{
+	struct event_base	*base;
+	struct grgw_config	 ca, cb;
+	/* A second of silence before down. */
+	struct probe_settings	 s = { 50, 20, 3, test_port(8),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
+	uint8_t			 key_c[PROBE_KEY_LEN];
+	uint64_t		 before[2][PROBE_NPATHS];
+	struct path_stats	 st;
+	struct watch		 w[2];
+	int			 j;
+
+	memset(key_c, 0xcc, sizeof(key_c));
+	memset(w, 0, sizeof(w));
+	make_config(&ca, 1);
+	make_config(&cb, 0);
+	assert_non_null(base = event_base_new());
+	assert_non_null(w[0].e = probe_engine_new(base, &ca, &s, key_a,
+	    on_change, &w[0]));
+	assert_non_null(w[1].e = probe_engine_new(base, &cb, &s, key_a,
+	    on_change, &w[1]));
+	assert_int_equal(probe_engine_start(w[0].e), 0);
+	assert_int_equal(probe_engine_start(w[1].e), 0);
+	assert_true(run_until(base, all_up, w, 10000));
+
+	/* 1: the next key, at A then at B. */
+	count_packets(w, before);
+	assert_int_equal(probe_engine_set_keys(w[0].e, key_a, key_b), 0);
+	assert_int_equal(probe_engine_set_keys(w[1].e, key_a, key_b), 0);
+	expect_rotation_step(base, w, before, "next key added");
+	/* 2: A sends with the new key and accepts the old one ... */
+	count_packets(w, before);
+	assert_int_equal(probe_engine_set_keys(w[0].e, key_b, key_a), 0);
+	expect_rotation_step(base, w, before, "A switched");
+	/* ... then B. */
+	count_packets(w, before);
+	assert_int_equal(probe_engine_set_keys(w[1].e, key_b, key_a), 0);
+	expect_rotation_step(base, w, before, "B switched");
+	/* 3: the old key goes. */
+	count_packets(w, before);
+	assert_int_equal(probe_engine_set_keys(w[0].e, key_b, NULL), 0);
+	assert_int_equal(probe_engine_set_keys(w[1].e, key_b, NULL), 0);
+	expect_rotation_step(base, w, before, "old key dropped");
+
+	/* A key B does not know, without overlap: B refuses, both go down. */
+	assert_int_equal(probe_engine_set_keys(w[0].e, key_c, NULL), 0);
+	assert_true(run_until(base, all_down, &w[1], 15000));
+	for (j = 0; j < PROBE_NPATHS; j++) {
+		probe_engine_stats(w[1].e, (enum probe_path)j, &st);
+		assert_true(st.rejected_auth > 0);
+	}
+	assert_int_equal(probe_engine_set_keys(NULL, key_a, NULL), -1);
+	assert_int_equal(probe_engine_set_keys(w[0].e, NULL, NULL), -1);
+	probe_engine_free(w[0].e);
+	probe_engine_free(w[1].e);
+	event_base_free(base);
+}
+
 /* A UDP socket of the test's own, bound to addr:port. */
 static int
 test_socket(const char *addr, uint16_t port, int reuse)
@@ -1684,6 +1850,7 @@ main(void)
 		cmocka_unit_test(test_every_bit_flip),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_decode_either),
 		cmocka_unit_test(test_header_fields),
 		cmocka_unit_test(test_replay_basic),
 		cmocka_unit_test(test_replay_window_edges),
@@ -1701,6 +1868,7 @@ main(void)
 		cmocka_unit_test(test_config_cert_needs_key_file),
 		cmocka_unit_test(test_config_load_key_file),
 		cmocka_unit_test(test_engine_pair),
+		cmocka_unit_test(test_engine_rotation),
 		cmocka_unit_test(test_engine_refuses),
 		cmocka_unit_test(test_engine_clock_skew),
 		cmocka_unit_test(test_engine_statistics),
