@@ -194,9 +194,12 @@ diff_auth(struct cfgdiff *d, const struct grgw_config *a,
 	live_str(d, CFGDIFF_PSK, "[auth] psk_file", a->psk_file, b->psk_file);
 	live_str(d, CFGDIFF_PSK, "[auth] psk_next_file", a->psk_next_file,
 	    b->psk_next_file);
-	refuse_str(d, "[auth] certificate", a->cert_file, b->cert_file);
-	refuse_str(d, "[auth] private_key", a->key_file, b->key_file);
-	refuse_str(d, "[auth] ca", a->ca_file, b->ca_file);
+	/* Certificate rotation: charon gets the new ones, re-authenticates. */
+	live_str(d, CFGDIFF_CREDS, "[auth] certificate", a->cert_file,
+	    b->cert_file);
+	live_str(d, CFGDIFF_CREDS, "[auth] private_key", a->key_file,
+	    b->key_file);
+	live_str(d, CFGDIFF_CREDS, "[auth] ca", a->ca_file, b->ca_file);
 }
 
 static void

@@ -23,6 +23,7 @@ enum cfgdiff_class {
 #define CFGDIFF_PSK		0x0040	/* shared keys into charon, probe key */
 #define CFGDIFF_LINK		0x0080	/* thresholds, refusal hold */
 #define CFGDIFF_QOS_SHAPER	0x0100	/* the HTB tree too, not only marks */
+#define CFGDIFF_CREDS		0x0200	/* certificate, key, CA into charon */
 
 #define CFGDIFF_TEXT_MAX	256
 #define CFGDIFF_MAX		96

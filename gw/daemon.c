@@ -67,6 +67,7 @@ struct gwd {
 	 */
 	struct grgw_config *cfg;
 	uint8_t		key_fp[32];	/* of the key files, to see edits */
+	uint8_t		creds_fp[32];	/* of the certificate files */
 	char		dir[PATH_MAX];
 	enum grgw_dataplane dp;
 	time_t		since;
@@ -564,6 +565,50 @@ keys_fingerprint(const struct grgw_config *cfg, uint8_t fp[32])
 	crypto_generichash_final(&st, fp, 32);
 }
 
+/*
+ * The bytes of the file at path into st, "|" for a missing or unreadable
+ * one (the check before a reload has said why); read in pieces that are
+ * wiped, as the private key passes through too.
+ */
+static void
+fingerprint_file(crypto_generichash_state *st, const char *path)
+{
+	uint8_t buf[4096];
+	ssize_t n;
+	size_t total = 0;
+	int fd;
+
+	if (path[0] != '\0' && (fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		while (total < (1u << 20) &&
+		    (n = read(fd, buf, sizeof(buf))) > 0) {
+			crypto_generichash_update(st, buf, (size_t)n);
+			total += (size_t)n;
+		}
+		close(fd);
+		sodium_memzero(buf, sizeof(buf));
+	}
+	crypto_generichash_update(st, (const uint8_t *)"|", 1);
+}
+
+/*
+ * A fingerprint of the certificate, private key and CA files, so that
+ * renewed files written over the old ones (the usual way certificates
+ * are renewed) are a change too: a reload reads them again.
+ */
+static void
+creds_fingerprint(const struct grgw_config *cfg, uint8_t fp[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	if (cfg->auth == GRGW_AUTH_CERT) {
+		fingerprint_file(&st, cfg->cert_file);
+		fingerprint_file(&st, cfg->key_file);
+		fingerprint_file(&st, cfg->ca_file);
+	}
+	crypto_generichash_final(&st, fp, 32);
+}
+
 /* The probe key derived from the secret in path into key; 0 or -1. */
 static int
 probe_key_from(const struct grgw_config *cfg, const char *path,
@@ -664,6 +709,11 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 		ike_reconfigure(d->ike, (diff->apply & (CFGDIFF_SITE_PREFIXES |
 		    CFGDIFF_PEER_PREFIXES)) != 0,
 		    (diff->apply & CFGDIFF_PSK) != 0);
+	if ((diff->apply & CFGDIFF_CREDS) && ike_reload_creds(d->ike) == -1) {
+		strbuf_printf(out, "warning: the certificate, key and CA "
+		    "could not be loaded into charon now; see the log\n");
+		rc = -1;
+	}
 	if (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) {
 		if ((key = sodium_malloc(PROBE_KEYS_LEN)) == NULL ||
 		    (n = probe_keys_load(d->cfg, key, err, sizeof(err))) ==
@@ -702,7 +752,7 @@ daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
 	static char errs[GRGW_CONFIG_ERR_MAX];
 	struct grgw_config *new = NULL;
 	struct cfgdiff *diff = NULL;
-	uint8_t fp[32];
+	uint8_t fp[32], cfp[32];
 	int i, rc = -1;
 
 	if (d->stopping) {
@@ -724,9 +774,16 @@ daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
 	cfgdiff_compute(d->cfg, new, diff);
 	keys_fingerprint(new, fp);
 	if (memcmp(fp, d->key_fp, sizeof(fp)) != 0 &&
-	    !(diff->apply & CFGDIFF_PSK) && new->auth == GRGW_AUTH_PSK)
+	    !(diff->apply & CFGDIFF_PSK) && (new->auth == GRGW_AUTH_PSK ||
+	    new->probe.key_file[0] != '\0'))
 		cfgdiff_add(diff, CFGDIFF_LIVE, CFGDIFF_PSK, "[auth] the "
 		    "contents of a key file changed");
+	creds_fingerprint(new, cfp);
+	if (memcmp(cfp, d->creds_fp, sizeof(cfp)) != 0 &&
+	    !(diff->apply & CFGDIFF_CREDS) && new->auth == GRGW_AUTH_CERT)
+		cfgdiff_add(diff, CFGDIFF_LIVE, CFGDIFF_CREDS, "[auth] the "
+		    "contents of the certificate, private key or CA file "
+		    "changed");
 	if (diff->n_refused > 0) {
 		strbuf_printf(out, "refused %s: nothing was changed\n", path);
 		for (i = 0; i < diff->n; i++)
@@ -739,6 +796,7 @@ daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
 	/* The running config's path stays the one `grgw down` finds. */
 	*d->cfg = *new;
 	memcpy(d->key_fp, fp, sizeof(fp));
+	memcpy(d->creds_fp, cfp, sizeof(cfp));
 	rc = 0;
 	if (diff->n > 0)
 		rc = reload_apply(d, diff, out);
@@ -1095,6 +1153,7 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	int n, rc = -1;
 
 	keys_fingerprint(cfg, d->key_fp);
+	creds_fingerprint(cfg, d->creds_fp);
 	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
 	d->thresholds.degraded_rtt_ms = cfg->probe.degraded_rtt_ms;
 	d->wan = wanwatch_new(d->base, cfg->site.wan_interface, wan_changed,

@@ -155,6 +155,45 @@ conn_build_terminate_child(unsigned uniqueid)
 	return b;
 }
 
+#define PEM_BEGIN	"-----BEGIN CERTIFICATE-----"
+#define PEM_END		"-----END CERTIFICATE-----"
+
+int
+conn_pem_next_cert(const uint8_t *pem, size_t pem_len, size_t *off,
+    const uint8_t **cert, size_t *len)
+{
+	const uint8_t *begin, *end;
+	size_t at = *off;
+
+	*cert = NULL;
+	*len = 0;
+	if (pem == NULL || at >= pem_len)
+		return 0;
+	begin = memmem(pem + at, pem_len - at, PEM_BEGIN, strlen(PEM_BEGIN));
+	if (begin == NULL) {
+		/* DER, or no PEM certificate: the whole, once. */
+		if (at != 0 || memmem(pem, pem_len, "-----BEGIN", 10) != NULL) {
+			*off = pem_len;
+			return 0;
+		}
+		*cert = pem;
+		*len = *off = pem_len;
+		return 1;
+	}
+	end = memmem(begin, pem_len - (size_t)(begin - pem), PEM_END,
+	    strlen(PEM_END));
+	/* Cut short: the rest as it is, for charon to judge. */
+	end = end != NULL ? end + strlen(PEM_END) : pem + pem_len;
+	if (end < pem + pem_len && *end == '\r')
+		end++;
+	if (end < pem + pem_len && *end == '\n')
+		end++;
+	*cert = begin;
+	*len = (size_t)(end - begin);
+	*off = (size_t)(end - pem);
+	return 1;
+}
+
 struct vici_builder *
 conn_build_load_cert(const uint8_t *pem, size_t len, int is_ca)
 {
@@ -187,6 +226,8 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 {
 	struct vici_builder *b;
 	struct grgw_ipsec_conf lifetimes;
+	const uint8_t *one;
+	size_t off = 0, one_len;
 	int cert = cfg->auth == GRGW_AUTH_CERT;
 
 	conn_lifetimes(cfg, &lifetimes);
@@ -239,9 +280,13 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
 	vici_add_kv_str(b, "id", cfg->peer.id);
 	if (cert && ca_pem != NULL) {
-		/* Pin the peer to our CA, not to any CA charon knows. */
+		/*
+		 * Pin the peer to our CAs, not to any CA charon knows; charon
+		 * reads one certificate per item.
+		 */
 		vici_begin_list(b, "cacerts");
-		vici_add_list_item(b, ca_pem, ca_len);
+		while (conn_pem_next_cert(ca_pem, ca_len, &off, &one, &one_len))
+			vici_add_list_item(b, one, one_len);
 		vici_end_list(b);
 	}
 	vici_end_section(b);

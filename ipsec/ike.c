@@ -90,6 +90,7 @@ struct ike {
 };
 
 static void	ike_refresh_now(struct ike *);
+static void	reauth_reply(const struct vici_msg *, void *);
 
 static void
 ike_tell(struct ike *k, enum ike_what what, const char *error,
@@ -662,6 +663,23 @@ cert_check(struct ike *k, const char *what, const char *path,
 	}
 }
 
+/* Every certificate of the CA file, one load-cert each; 0 or -1. */
+static int
+ike_send_cas(struct ike *k, const uint8_t *ca, size_t ca_len,
+    vici_reply_cb cb)
+{
+	const uint8_t	*one;
+	size_t		 off = 0, len;
+	int		 n = 0;
+
+	while (conn_pem_next_cert(ca, ca_len, &off, &one, &len)) {
+		if (ike_send(k, conn_build_load_cert(one, len, 1), cb) == -1)
+			return -1;
+		n++;
+	}
+	return n > 0 ? 0 : -1;
+}
+
 /*
  * Send the certificate, CA and key of [auth] to charon (load-cert and
  * load-key replace what charon holds under the same identity and key
@@ -697,7 +715,7 @@ ike_send_creds(struct ike *k, vici_reply_cb cb, uint8_t **cert,
 	    &k->certs.ca);
 	cert_check(k, "this gateway's certificate", cfg->cert_file, *cert,
 	    *cert_len, &k->certs.local);
-	if (ike_send(k, conn_build_load_cert(*ca, *ca_len, 1), cb) == -1 ||
+	if (ike_send_cas(k, *ca, *ca_len, cb) == -1 ||
 	    ike_send(k, conn_build_load_cert(*cert, *cert_len, 0), cb) == -1 ||
 	    ike_send(k, conn_build_load_key(key.key, key.len), cb) == -1) {
 		ike_fail(k, 0, "cannot send the credentials to charon");
@@ -794,6 +812,17 @@ ike_reload_creds(struct ike *k)
 	if (rc == 0)
 		log_info("certificate, key and CA reloaded into charon%s%s",
 		    k->cred_problem[0] != '\0' ? ": " : "", k->cred_problem);
+	/*
+	 * Present them now rather than at the next restart: a new IKE_SA
+	 * authenticated with them replaces the old one make-before-break,
+	 * and a certificate the peer refuses shows at once (the old SA
+	 * stays meanwhile).
+	 */
+	if (rc == 0 && k->sas.ike_established) {
+		log_info("re-authenticating to %s with the reloaded "
+		    "certificate (make-before-break)", k->cfg->peer.name);
+		ike_send(k, conn_build_reauth(), reauth_reply);
+	}
 	free(cert);
 	free(ca);
 	return rc;
@@ -1014,7 +1043,7 @@ reauth_reply(const struct vici_msg *m, void *arg)
 	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
 		return;
 	if (!reply_ok(m, err, sizeof(err)))
-		log_warnx("re-authenticating to %s with the new key: %s",
+		log_warnx("re-authenticating to %s with new credentials: %s",
 		    k->cfg->peer.name, err);
 	ike_refresh_now(k);
 }

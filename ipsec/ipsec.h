@@ -208,11 +208,12 @@ void	ike_reconfigure(struct ike *k, int selectors, int keys);
  * Certificate rotation (for `grgw reload`): read the certificate, key and
  * CA files of [auth] again and load them into charon over VICI (load-cert
  * and load-key replace what charon holds), then the connection that names
- * them.  Established IKE and CHILD_SAs are not touched; new ones (rekeying
- * keeps the old authentication, reauthentication and a restarted peer use
- * the new) present the new certificate.  0 when the requests are sent
- * (charon's refusals come as IKE_FAILED), -1 when there is nothing to
- * reload now (PSK, not connected) or a file cannot be read (IKE_FAILED).
+ * them, and re-authenticate an established IKE_SA make-before-break so
+ * that the peer checks the new certificate now (the CHILD_SAs move to the
+ * new IKE_SA; the old one stays until the new one is up).  0 when the
+ * requests are sent (charon's refusals come as IKE_FAILED), -1 when
+ * there is nothing to reload now (PSK, not connected) or a file cannot
+ * be read (IKE_FAILED).
  */
 int	ike_reload_creds(struct ike *k);
 
@@ -251,7 +252,16 @@ struct vici_builder *conn_build_load_shared(const struct grgw_config *cfg,
 struct vici_builder *conn_build_unload_shared(int next);
 struct vici_builder *conn_build_reauth(void);
 struct vici_builder *conn_build_terminate_child(unsigned uniqueid);
-/* load-cert (X509 end entity or CA) from PEM bytes. */
+/*
+ * The next certificate of a PEM bundle (a CA file may hold several, as
+ * during a CA rotation): from *off on, one "-----BEGIN CERTIFICATE-----"
+ * block to the end of its END line, as *cert (pointing into pem) and
+ * *len; *off moves past it.  1, or 0 when none is left.  Bytes without
+ * any PEM marker (DER) are one certificate, the whole of them.  Pure.
+ */
+int	conn_pem_next_cert(const uint8_t *pem, size_t pem_len, size_t *off,
+	    const uint8_t **cert, size_t *len);
+/* load-cert (X509 end entity or CA) from PEM bytes (one certificate). */
 struct vici_builder *conn_build_load_cert(const uint8_t *pem, size_t len,
 	    int is_ca);
 /* load-key from PEM bytes (any key type). */
@@ -260,7 +270,8 @@ struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
  * load-conn: IKEv2 between the WAN addresses, AES-GCM with X25519, DPD,
  * rekeying, the site prefixes as traffic selectors; in kernel mode the
  * CHILD_SA is bound to the xfrm interface's if_id.  cert_pem is the end
- * entity certificate for certificate authentication (NULL for PSK).
+ * entity certificate for certificate authentication (NULL for PSK);
+ * ca_pem the CA file, every certificate of it a CA the peer may chain to.
  */
 struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
 	    enum grgw_dataplane dp, const uint8_t *cert_pem, size_t cert_len,

@@ -45,6 +45,13 @@
 #   x509         certificate authentication: a lab CA, tunnel up, traffic,
 #                another CA's and an expired certificate refused (see
 #                x509-tests.sh)
+#   reload-rotate  the three-step pre-shared key rotation, one reload per site
+#                and step under a 1000 packets/s UDP stream: nothing lost, the
+#                link state never leaves up, the old key refused at the end
+#                (see rotate-tests.sh)
+#   x509-rotate  a new certificate and a CA bundle reloaded in certificate
+#                mode under the stream: nothing lost, no flap, the new expiry
+#                in status and /metrics (see rotate-tests.sh)
 #   rekey        CHILD_SAs rekeyed every 10 s, IKE_SAs every 30 s under a
 #                1000 packets/s UDP stream: no packet lost, rekeys counted
 #                (see rekey-tests.sh)
@@ -65,7 +72,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp x509 rekey)
+	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp reload-rotate x509 x509-rotate rekey)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -906,6 +913,8 @@ t_nat() {
 . "$HERE/x509-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=rekey-tests.sh
 . "$HERE/rekey-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=rotate-tests.sh
+. "$HERE/rotate-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

@@ -217,6 +217,34 @@ test_psk_next(void **state)
 	assert_int_equal(d.apply, CFGDIFF_PSK);
 }
 
+/* Certificate rotation: new certificate and CA files are applied live. */
+static void
+test_cert_files(void **state)
+{
+	static const char psk[] = "psk_file = /etc/grgw/psk\n";
+	static const char probe[] = "[probe]\nkey_file = /etc/grgw/probe.key\n";
+	static struct grgw_config a, b;
+	struct cfgdiff d;
+
+	load(psk, "certificate = /etc/grgw/a.crt\nprivate_key = "
+	    "/etc/grgw/a.key\nca = /etc/grgw/ca.crt\n", probe, &a);
+	load(psk, "certificate = /etc/grgw/a2.crt\nprivate_key = "
+	    "/etc/grgw/a2.key\nca = /etc/grgw/cas.crt\n", probe, &b);
+	cfgdiff_compute(&a, &b, &d);
+	print(&d);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.n_refused, 0);
+	assert_int_equal(d.apply, CFGDIFF_CREDS);
+	assert_non_null(strstr(d.ch[0].text, "[auth] certificate "
+	    "/etc/grgw/a.crt -> /etc/grgw/a2.crt"));
+	cfgdiff_compute(&a, &a, &d);
+	assert_int_equal(d.n, 0);
+	/* From certificates to a pre-shared key: not on a running gateway. */
+	load(NULL, NULL, NULL, &b);
+	cfgdiff_compute(&a, &b, &d);
+	assert_true(d.n_refused >= 1);
+}
+
 static void
 test_refused_dataplane(void **state)
 {
@@ -307,6 +335,7 @@ main(void)
 		cmocka_unit_test(test_probe_interval),
 		cmocka_unit_test(test_feeds_and_log),
 		cmocka_unit_test(test_psk_next),
+		cmocka_unit_test(test_cert_files),
 		cmocka_unit_test(test_refused_dataplane),
 		cmocka_unit_test(test_refused_identity),
 		cmocka_unit_test(test_refused_interfaces),

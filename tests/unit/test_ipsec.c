@@ -180,6 +180,88 @@ test_load_conn_cert(void **state)
 	vici_msg_free(m);
 }
 
+#define PEM_A	"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+#define PEM_B	"-----BEGIN CERTIFICATE-----\r\nBBBB\r\n-----END CERTIFICATE-----\r\n"
+
+/* A CA bundle: each certificate its own cacerts item. */
+static void
+test_load_conn_ca_bundle(void **state)
+{
+	static const char cert[] = PEM_A;
+	static const char ca[] = "subject=CN=old\n" PEM_A "\nsubject=CN=new\n"
+	    PEM_B;
+	const struct vici_node *remote;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	cfg.auth = GRGW_AUTH_CERT;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
+	    (const uint8_t *)cert, strlen(cert), (const uint8_t *)ca,
+	    strlen(ca)));
+	remote = vici_find(vici_find(m->root, GRGW_CONN_NAME), "remote");
+	assert_string_equal(list_item(remote, "cacerts", 0), PEM_A);
+	assert_string_equal(list_item(remote, "cacerts", 1), PEM_B);
+	assert_null(list_item(remote, "cacerts", 2));
+	vici_msg_free(m);
+}
+
+/* Count the certificates of the first len bytes of text (a heap copy of
+ * exactly len bytes, so that ASan sees a read past the end). */
+static int
+count_certs(const char *text, size_t len, size_t *last_len)
+{
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+	const uint8_t *one;
+	size_t off = 0, n1;
+	int n = 0;
+
+	assert_non_null(copy);
+	memcpy(copy, text, len);
+	*last_len = 0;
+	while (conn_pem_next_cert(copy, len, &off, &one, &n1)) {
+		assert_true(one >= copy && one + n1 <= copy + len);
+		assert_true(off <= len);
+		*last_len = n1;
+		n++;
+	}
+	free(copy);
+	return n;
+}
+
+static void
+test_pem_next_cert(void **state)
+{
+	static const char two[] = "junk\n" PEM_A PEM_B "trailer\n";
+	static const uint8_t der[] = { 0x30, 0x82, 0x01, 0x0a, 0x02 };
+	const uint8_t *one;
+	size_t off = 0, len, i;
+	int n, prev = 0;
+
+	assert_int_equal(count_certs(two, strlen(two), &len), 2);
+	assert_int_equal(len, strlen(PEM_B));
+	/* DER: one certificate, the whole. */
+	assert_int_equal(conn_pem_next_cert(der, sizeof(der), &off, &one,
+	    &len), 1);
+	assert_ptr_equal(one, der);
+	assert_int_equal(len, sizeof(der));
+	assert_int_equal(conn_pem_next_cert(der, sizeof(der), &off, &one,
+	    &len), 0);
+	/* Other PEM, nothing, NULL: no certificate. */
+	assert_int_equal(count_certs("-----BEGIN PRIVATE KEY-----\nAA\n", 31,
+	    &len), 0);
+	assert_int_equal(count_certs("", 0, &len), 0);
+	off = 0;
+	assert_int_equal(conn_pem_next_cert(NULL, 5, &off, &one, &len), 0);
+	/* Cut at every byte: never more, and never fewer, as it grows. */
+	for (i = 0; i <= strlen(two); i++) {
+		n = count_certs(two, i, &len);
+		assert_true(n >= prev - 1 && n <= 2);
+		prev = n;
+	}
+	assert_int_equal(prev, 2);
+}
+
 static void
 test_load_shared(void **state)
 {
@@ -635,6 +717,8 @@ main(void)
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
 		cmocka_unit_test(test_load_conn_cert),
+		cmocka_unit_test(test_load_conn_ca_bundle),
+		cmocka_unit_test(test_pem_next_cert),
 		cmocka_unit_test(test_load_conn_lifetimes),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),

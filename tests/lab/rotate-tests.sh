@@ -1,0 +1,206 @@
+# shellcheck shell=bash
+#
+# Key rotation without a flap (sourced by run-tests.sh, after reload-tests.sh,
+# whose UDP stream it uses: 1,000 numbered packets/s vellum-a -> vellum-b).
+#
+#   vellum-a --- gw-a ==== router ==== gw-b --- vellum-b
+#                 ^ grgw reload          ^ grgw reload
+#
+#   reload-rotate  the three steps of a pre-shared key rotation, each a
+#                  reload at A then at B under its own stream: (1) both get
+#                  psk_next_file = new; (2) both switch (psk_file = new,
+#                  psk_next_file = old), each re-authenticating its IKE_SA
+#                  make-before-break; (3) both drop the old key.  Not one
+#                  packet lost, the link state never leaves "up" (its change
+#                  counter and the paths' transitions stay the same), no
+#                  probe refused; afterwards a gateway with the old key alone
+#                  is refused ("authentication failed", its probes too).
+
+ROTATE_STREAM_S=${ROTATE_STREAM_S:-25}
+
+# rotate_conf SRC DEST PSK [NEXT]: SRC with psk_file = PSK (and
+# psk_next_file = NEXT)
+rotate_conf() {
+	awk -v psk="$3" -v nxt="${4:-}" '
+		/^psk_next_file[[:space:]]*=/ { next }
+		/^psk_file[[:space:]]*=/ {
+			print "psk_file = " psk
+			if (nxt != "") print "psk_next_file = " nxt
+			next
+		}
+		{ print }' "$1" >"$2"
+}
+
+# ike_sa_ids a|b: the unique ids of the ESTABLISHED IKE_SAs charon holds
+ike_sa_ids() {
+	local dir
+	dir=$LAB_RUN_DIR/$(conf_value "$(site_conf "$1")" site name)
+	timeout 10 swanctl --list-sas --uri "unix://$dir/charon.vici" 2>/dev/null |
+		sed -n 's/^[^ ]*: #\([0-9]*\), ESTABLISHED,.*/\1/p' | sort -n | tr '\n' ' '
+}
+
+# reauth_done a|b OLD_IDS: that end holds one IKE_SA, a new one (not in
+# OLD_IDS), and so does the other end
+reauth_done() {
+	local now id
+	now=$(ike_sa_ids "$1")
+	echo "IKE_SAs at gw-$1: $now (before: $2)"
+	[ -n "$now" ] && [ "$(wc -w <<<"$now")" -eq 1 ] || return 1
+	for id in $2; do [ "$now" != "$id " ] || return 1; done
+	one_ike_sa_each
+}
+
+# link_line a|b: "state changes tunnel-transitions underlay-transitions
+# probes-refused-for-auth" from the status
+link_line() {
+	status_json "$1" | jq -r '.peers[0].link // {} | [.state // "none",
+		.changes // -1, .paths.tunnel.transitions // -1,
+		.paths.underlay.transitions // -1,
+		((.paths.tunnel.rejected.auth // 0) + (.paths.underlay.rejected.auth // 0))] | @tsv'
+}
+
+# rotate_watch: sample both gateways' link state; a sample other than "up"
+# goes to ROTATE_NOT_UP
+rotate_watch() {
+	local s st
+	for s in a b; do
+		read -r st _ <<<"$(link_line "$s")"
+		[ "$st" = up ] || ROTATE_NOT_UP="$ROTATE_NOT_UP gw-$s:$st"
+	done
+}
+
+# rotate_wait_reauth a|b OLD_IDS: poll (sampling the link) until reauth_done
+rotate_wait_reauth() {
+	local deadline=$(( $(now_ms) + 60000 ))
+	while ! reauth_done "$1" "$2" >"$WORK/reauth.out" 2>&1; do
+		rotate_watch
+		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		sleep 0.3
+	done
+}
+
+# rotate_step N WHAT CONF_A CONF_B REAUTH: under one stream, reload A then B;
+# with REAUTH=1 each end must re-authenticate its IKE_SA make-before-break
+rotate_step() {
+	local n=$1 what=$2 conf_a=$3 conf_b=$4 reauth=$5 s conf ids rc t0 ms lost i
+	udp_stream_start "$ROTATE_STREAM_S"
+	sleep 1
+	for s in a b; do
+		conf=$conf_a
+		[ "$s" = b ] && conf=$conf_b
+		ids=$(ike_sa_ids "$s")
+		rc=0
+		t0=$(now_ms)
+		reload_with "$s" "$conf" || rc=$?
+		ms=$(( $(now_ms) - t0 ))
+		ROTATE_RELOAD_MS="$ROTATE_RELOAD_MS $ms"
+		cp "$WORK/reload.out" "$WORK/rotate-$n-$s.out"
+		check "step $n ($what) at gw-$s: grgw reload exits 0 in $ms ms" test "$rc" -eq 0
+		note "$(tr '\n' ';' <"$WORK/rotate-$n-$s.out" | cut -c1-200)"
+		if [ "$reauth" = 1 ]; then
+			t0=$(now_ms)
+			if rotate_wait_reauth "$s" "$ids"; then
+				ms=$(( $(now_ms) - t0 ))
+				ROTATE_REAUTH_MS="$ROTATE_REAUTH_MS $ms"
+				pass "step $n at gw-$s: IKE_SA re-authenticated with the new key, make-before-break ($(head -1 "$WORK/reauth.out"); ${ms} ms)"
+			else
+				fail "step $n at gw-$s: IKE_SA re-authenticated with the new key"
+				show_file "$WORK/reauth.out"
+			fi
+		fi
+		# Several detection times with the new keys in use.
+		for i in 1 2 3 4 5 6; do rotate_watch; sleep 0.25; done
+	done
+	check "step $n: the reloads were done while the stream ran" kill -0 "$RELOAD_SEND"
+	udp_stream_wait
+	lost=$(udp_stream_lost)
+	ROTATE_LOST="$ROTATE_LOST $lost"
+	check "step $n: no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+}
+
+t_reload_rotate() {
+	local dir=$WORK/rotate old=$LABCONF/psk new conf_a=$CONF_A conf_b=$CONF_B
+	local before_a before_b after_a after_b off_a off_b rc
+	need_tunnel || return 0
+	mkdir -p "$dir"
+	chmod 0700 "$dir"
+	new=$dir/psk.new
+	new_psk "$new" || { fail "grgw keygen"; return 0; }
+	rotate_conf "$conf_a" "$dir/a1.conf" "$old" "$new"
+	rotate_conf "$conf_b" "$dir/b1.conf" "$old" "$new"
+	rotate_conf "$conf_a" "$dir/a2.conf" "$new" "$old"
+	rotate_conf "$conf_b" "$dir/b2.conf" "$new" "$old"
+	rotate_conf "$conf_a" "$dir/a3.conf" "$new"
+	rotate_conf "$conf_b" "$dir/b3.conf" "$new"
+	# A next key that others can read is refused, and nothing changes.
+	cp "$new" "$dir/psk.open"
+	chmod 0644 "$dir/psk.open"
+	rotate_conf "$conf_a" "$dir/open.conf" "$old" "$dir/psk.open"
+	rc=0
+	reload_with a "$dir/open.conf" || rc=$?
+	check "a psk_next_file readable by others is refused (exit $rc)" test "$rc" -eq 1
+	check "the refusal names the file and the mode" grep -q "psk.open.*mode 0644" "$WORK/reload.out"
+	check_not "the refusal shows no key" grep -qF "$(cat "$new")" "$WORK/reload.out"
+
+	wait_until 20 one_ike_sa_each || true
+	before_a=$(link_line a)
+	before_b=$(link_line b)
+	off_a=$(log_size "$(charon_log a)")
+	off_b=$(log_size "$(charon_log b)")
+	note "link before (state changes transitions refused): gw-a $before_a; gw-b $before_b"
+	ROTATE_NOT_UP=
+	ROTATE_LOST=
+	ROTATE_RELOAD_MS=
+	ROTATE_REAUTH_MS=
+
+	CONF_A=$dir/a1.conf CONF_B=$dir/b1.conf
+	rotate_step 1 "next key added" "$dir/a1.conf" "$dir/b1.conf" 0
+	CONF_A=$dir/a2.conf CONF_B=$dir/b2.conf
+	rotate_step 2 "switched to the new key" "$dir/a2.conf" "$dir/b2.conf" 1
+	CONF_A=$dir/a3.conf CONF_B=$dir/b3.conf
+	rotate_step 3 "old key dropped" "$dir/a3.conf" "$dir/b3.conf" 0
+
+	after_a=$(link_line a)
+	after_b=$(link_line b)
+	note "link after: gw-a $after_a; gw-b $after_b"
+	note "packets lost per step:$ROTATE_LOST; reload times (ms):$ROTATE_RELOAD_MS; re-authentication (ms):$ROTATE_REAUTH_MS"
+	check "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
+	check "gw-a: no link state change, no path transition, no probe refused" \
+		test "$(cut -f1-5 <<<"$before_a")" = "$(cut -f1-5 <<<"$after_a")"
+	check "gw-b: no link state change, no path transition, no probe refused" \
+		test "$(cut -f1-5 <<<"$before_b")" = "$(cut -f1-5 <<<"$after_b")"
+	check "gw-a's charon: the peer authenticated with a pre-shared key after the switch" \
+		grep -q "authentication of .* with pre-shared key successful" <(log_since "$(charon_log a)" "$off_a")
+	check "gw-b's charon: the peer authenticated with a pre-shared key after the switch" \
+		grep -q "authentication of .* with pre-shared key successful" <(log_since "$(charon_log b)" "$off_b")
+	check "gw-a logged the peer's probes under the next key" \
+		grep -q "the peer authenticates with the next key" "$LAB_RUN_DIR/site-a/grgw.log"
+	check_not "no key in the daemon's logs" grep -qF -e "$(cat "$new")" -e "$(cat "$old")" \
+		"$LAB_RUN_DIR/site-a/grgw.log" "$LAB_RUN_DIR/site-b/grgw.log"
+	rotate_old_key_refused "$dir" "$old"
+	stop_grgw
+	CONF_A=$conf_a
+	CONF_B=$conf_b
+}
+
+# rotate_old_key_refused DIR OLD: gw-b restarted with the old key alone is
+# refused by gw-a, which now holds only the new one; then gw-b on the new
+# key gets the tunnel up again
+rotate_old_key_refused() {
+	local dir=$1 old=$2 b3=$CONF_B refused
+	down_one b rotate-old-down
+	rotate_conf "$b3" "$dir/b-old.conf" "$old"
+	CONF_B=$dir/b-old.conf
+	refused=$(status_json a | jq '[.peers[0].link.paths[]?.rejected.auth] | add // 0')
+	up_one b rotate-old
+	check "gw-b with only the old key: grgw up fails (exit $RC)" test "$RC" -ne 0
+	check "gw-b with only the old key: \"authentication failed\"" \
+		grep -qi 'authentication failed' "$WORK/rotate-old-b.log"
+	note "gw-b: $(tr '\n' ' ' <"$WORK/rotate-old-b.log" | cut -c1-200)"
+	check "gw-a refuses probes made with the old key (refused before: $refused)" \
+		wait_until 20 status_is a "[.peers[0].link.paths[]?.rejected.auth] | add > $refused"
+	down_one b rotate-old-down2
+	CONF_B=$b3
+	up_one b rotate-new
+	check "gw-b on the new key: tunnel up again (exit $RC)" test "$RC" -eq 0
+}
