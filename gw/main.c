@@ -68,6 +68,8 @@ usage_all(FILE *f)
 	    "file\n"
 	    "  keygen                                print a new pre-shared "
 	    "key\n"
+	    "  keygen --help                         the three steps of a key "
+	    "rotation\n"
 	    "  version                               print the version\n"
 	    "\n"
 	    "FILE defaults to %s.\n", progname, GRGW_DEFAULT_CONF);
@@ -176,11 +178,28 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+static const char keygen_rotation[] =
+    "usage: %s keygen > FILE   (a new pre-shared key; keep FILE mode 0600)\n"
+    "\n"
+    "Rotating the pre-shared key, one site after the other at each step,\n"
+    "each step a `grgw reload` at the site (nothing is lost, the link does\n"
+    "not flap):\n"
+    "  1. grgw keygen > /etc/grgw/psk.next on one site, copied to the other;\n"
+    "     on both: psk_file stays, add psk_next_file = /etc/grgw/psk.next\n"
+    "  2. on both: psk_file = /etc/grgw/psk.next, psk_next_file = the old\n"
+    "     key (the site re-authenticates with the new key)\n"
+    "  3. on both: remove psk_next_file (the old key is refused from now on)\n";
+
 static int
 cmd_keygen(int argc, char **argv)
 {
 	char key[128];
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		printf(keygen_rotation, progname);
+		return 0;
+	}
 	if (argc > 1) {
 		fprintf(stderr, "%s keygen takes no arguments\n", progname);
 		return EXIT_CONFIG;

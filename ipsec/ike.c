@@ -38,6 +38,7 @@
 #define INITIATE_MIN_MS		250
 #define INITIATE_MAX_MS		10000
 #define IKE_KEY_FILE_MAX	(64 * 1024)	/* a PEM private key */
+#define IKE_REAUTH_WAIT_S	60	/* a re-authentication is over by then */
 
 struct ike {
 	struct event_base	*base;
@@ -80,6 +81,15 @@ struct ike {
 	char			 cred_problem[256];
 
 	int			 deduping;	/* a duplicate IKE_SA goes */
+	/*
+	 * Our own re-authentication (make-before-break) runs: for a while
+	 * two IKE_SAs are established, the new one initiated by us, and
+	 * dedup_check() must not take that for a simultaneous start (it
+	 * could delete the new one, and the tunnel with it).  1: asked,
+	 * 2: both seen; over once one is left, or at reauth_deadline.
+	 */
+	int			 reauthing;
+	struct timespec		 reauth_deadline;	/* CLOCK_MONOTONIC */
 	int			 stopping;	/* no more initiating */
 	ike_done_cb		 done;		/* terminate in progress */
 	void			*done_arg;
@@ -382,12 +392,41 @@ dedup_reply(const struct vici_msg *m, void *arg)
  * Both ends initiate at once: when that made two IKE_SAs, delete ours if
  * it is not the one both ends keep (see conn_duplicate_to_delete()).
  */
+/* Whether our re-authentication still runs (see reauthing). */
+static int
+reauth_running(struct ike *k)
+{
+	struct timespec	 now;
+
+	if (!k->reauthing)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > k->reauth_deadline.tv_sec ||
+	    (k->reauthing == 2 && k->sas.n_est <= 1)) {
+		k->reauthing = 0;
+		return 0;
+	}
+	if (k->sas.n_est >= 2)
+		k->reauthing = 2;
+	return 1;
+}
+
+/* Re-authenticate the IKE_SA make-before-break (new key, certificate). */
+static void
+ike_reauth(struct ike *k)
+{
+	clock_gettime(CLOCK_MONOTONIC, &k->reauth_deadline);
+	k->reauth_deadline.tv_sec += IKE_REAUTH_WAIT_S;
+	if (ike_send(k, conn_build_reauth(), reauth_reply) == 0)
+		k->reauthing = 1;
+}
+
 static void
 dedup_check(struct ike *k)
 {
 	int	 i;
 
-	if (k->deduping || k->stopping || !k->ready)
+	if (k->deduping || k->stopping || !k->ready || reauth_running(k))
 		return;
 	i = conn_duplicate_to_delete(&k->sas,
 	    strcmp(k->cfg->site.name, k->cfg->peer.name) < 0);
@@ -821,7 +860,7 @@ ike_reload_creds(struct ike *k)
 	if (rc == 0 && k->sas.ike_established) {
 		log_info("re-authenticating to %s with the reloaded "
 		    "certificate (make-before-break)", k->cfg->peer.name);
-		ike_send(k, conn_build_reauth(), reauth_reply);
+		ike_reauth(k);
 	}
 	free(cert);
 	free(ca);
@@ -1042,9 +1081,11 @@ reauth_reply(const struct vici_msg *m, void *arg)
 
 	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
 		return;
-	if (!reply_ok(m, err, sizeof(err)))
+	if (!reply_ok(m, err, sizeof(err))) {
 		log_warnx("re-authenticating to %s with new credentials: %s",
 		    k->cfg->peer.name, err);
+		k->reauthing = 0;
+	}
 	ike_refresh_now(k);
 }
 
@@ -1126,7 +1167,7 @@ ike_reload_keys(struct ike *k)
 		return;
 	log_info("re-authenticating to %s with the new pre-shared key "
 	    "(make-before-break)", k->cfg->peer.name);
-	ike_send(k, conn_build_reauth(), reauth_reply);
+	ike_reauth(k);
 }
 
 void
