@@ -92,7 +92,7 @@ rotate_baseline() {
 	udp_stream_wait
 	after=$(link_line a)
 	ROTATE_BASELINE="lost $(udp_stream_lost) of $(awk '/^sent/ { print $2 }' "$WORK/stream-send.out"), gw-a link changes $(cut -f2 <<<"$before") -> $(cut -f2 <<<"$after"), tunnel path transitions $(cut -f3 <<<"$before") -> $(cut -f3 <<<"$after")"
-	note "baseline, the same stream without a reload: $ROTATE_BASELINE"
+	note "baseline, the same stream without a reload: $ROTATE_BASELINE; holes: $(awk '$1 == "gaps" { $1 = ""; print }' "$WORK/stream-recv.out")"
 }
 
 # rotate_step N WHAT CONF_A CONF_B REAUTH: under one stream, reload A then B;
@@ -100,7 +100,9 @@ rotate_baseline() {
 # its IKE_SA make-before-break
 rotate_step() {
 	local n=$1 what=$2 conf_a=$3 conf_b=$4 reauth=$5 s conf ids rc t0 ms lost i
+	local start when=
 	udp_stream_start "$ROTATE_STREAM_S"
+	start=$(now_ms)
 	sleep 1
 	for s in a b; do
 		conf=$conf_a
@@ -108,6 +110,7 @@ rotate_step() {
 		ids=$(ike_sa_ids "$s")
 		rc=0
 		t0=$(now_ms)
+		when="$when gw-$s reload at $((t0 - start)) ms;"
 		reload_with "$s" "$conf" || rc=$?
 		ms=$(( $(now_ms) - t0 ))
 		ROTATE_RELOAD_MS="$ROTATE_RELOAD_MS $ms"
@@ -118,6 +121,7 @@ rotate_step() {
 			t0=$(now_ms)
 			if rotate_wait_reauth "$s" "$ids"; then
 				ms=$(( $(now_ms) - t0 ))
+				when="$when re-authenticated at $(( $(now_ms) - start )) ms;"
 				ROTATE_REAUTH_MS="$ROTATE_REAUTH_MS $ms"
 				pass "step $n at gw-$s: IKE_SA re-authenticated with the new $reauth, make-before-break ($(head -1 "$WORK/reauth.out"); ${ms} ms)"
 			else
@@ -132,6 +136,9 @@ rotate_step() {
 	udp_stream_wait
 	lost=$(udp_stream_lost)
 	ROTATE_LOST="$ROTATE_LOST $lost"
+	# Packet n left about n ms after the start: where the holes are
+	# against when the reloads were made.
+	note "step $n:$when holes (packet numbers): $(awk '$1 == "gaps" { $1 = ""; print }' "$WORK/stream-recv.out")"
 	check "step $n: no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 }
 
@@ -181,6 +188,7 @@ t_reload_rotate() {
 	after_a=$(link_line a)
 	after_b=$(link_line b)
 	note "link after: gw-a $after_a; gw-b $after_b"
+	rotate_baseline
 	note "packets lost per step:$ROTATE_LOST; reload times (ms):$ROTATE_RELOAD_MS; re-authentication (ms):$ROTATE_REAUTH_MS"
 	check "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
 	check "gw-a: no link state change, no path transition, no probe refused" \
@@ -294,6 +302,7 @@ t_x509_rotate() {
 
 	after_a=$(link_line a)
 	after_b=$(link_line b)
+	rotate_baseline
 	note "link before: gw-a $before_a; gw-b $before_b; after: gw-a $after_a; gw-b $after_b"
 	note "packets lost per step:$ROTATE_LOST; reload times (ms):$ROTATE_RELOAD_MS; re-authentication (ms):$ROTATE_REAUTH_MS"
 	check "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"

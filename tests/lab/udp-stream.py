@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A numbered UDP stream across the tunnel, to count what a change loses.
 
-  udp-stream.py recv PORT SECONDS      prints "received N highest H"
+  udp-stream.py recv PORT SECONDS      prints "received N highest H", then
+                                       "gaps FIRST-LAST ..." (missing numbers)
   udp-stream.py send ADDR PORT RATE SECONDS
 """
 import socket
@@ -24,6 +25,17 @@ def recv(port, seconds):
         seen.add(n)
         high = max(high, n)
     print("received %d highest %d" % (len(seen), high), flush=True)
+    # Where the holes are (packet n left n / rate s after the start).
+    gaps, n = [], 0
+    while n <= high and len(gaps) < 20:
+        if n in seen:
+            n += 1
+            continue
+        first = n
+        while n <= high and n not in seen:
+            n += 1
+        gaps.append("%d-%d" % (first, n - 1))
+    print("gaps %s" % (" ".join(gaps) if gaps else "none"), flush=True)
 
 
 def send(addr, port, rate, seconds):
