@@ -388,10 +388,6 @@ dedup_reply(const struct vici_msg *m, void *arg)
 	ike_refresh_now(k);
 }
 
-/*
- * Both ends initiate at once: when that made two IKE_SAs, delete ours if
- * it is not the one both ends keep (see conn_duplicate_to_delete()).
- */
 /* Whether our re-authentication still runs (see reauthing). */
 static int
 reauth_running(struct ike *k)
@@ -421,6 +417,10 @@ ike_reauth(struct ike *k)
 		k->reauthing = 1;
 }
 
+/*
+ * Both ends initiate at once: when that made two IKE_SAs, delete ours if
+ * it is not the one both ends keep (see conn_duplicate_to_delete()).
+ */
 static void
 dedup_check(struct ike *k)
 {

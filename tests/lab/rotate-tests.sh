@@ -236,7 +236,9 @@ rotate_old_key_refused() {
 #                  CA; (2) each gets a certificate of the new CA, with a
 #                  later expiry.  Each reload re-authenticates make-before-
 #                  break; nothing lost, no flap, and status and /metrics show
-#                  the new expiry.
+#                  the new expiry.  Then site A's certificate is renewed by
+#                  writing over the same files: a reload of the same
+#                  configuration reads them again and presents it.
 
 # cert_conf SRC DEST CERT KEY CA: SRC with those [auth] files
 cert_conf() {
@@ -316,8 +318,29 @@ t_x509_rotate() {
 		eval "http_get a /metrics | grep -q '^grgw_cert_expiry_timestamp_seconds{.*certificate=\"local\".*} $new_exp\$'"
 	check "gw-b's charon: the peer's new certificate, of the new CA, checked" \
 		grep -q 'CN=grgw lab ca2' <(tail -c 200000 "$(charon_log b)")
+	x509_renew_in_place "$dir"
 	check "tunnel up at both ends" tunnel_is_up
 	x509_down_both x509-rotate
 	CONF_A=$conf_a
 	CONF_B=$conf_b
+}
+
+# x509_renew_in_place DIR: site A's certificate and key renewed by writing
+# over the same files; a reload of the same configuration reads them again
+x509_renew_in_place() {
+	local dir=$1 ids rc=0 renewed
+	ids=$(ike_sa_ids a)
+	x509_issue "$dir/new" ca2 site-a --lifetime $((X509_DAYS * 3)) ||
+		{ fail "a renewed certificate made with pki"; return 0; }
+	renewed=$(cert_not_after "$dir/new/site-a.crt")
+	reload_with a "$CONF_A" || rc=$?
+	check "renewed files, same configuration: grgw reload exits 0" test "$rc" -eq 0
+	check "it says the contents of the certificate files changed" \
+		grep -q "contents of the certificate, private key or CA file changed" "$WORK/reload.out"
+	check "gw-a re-authenticates with the renewed certificate" wait_until 60 reauth_done a "$ids"
+	check "gw-a status: the renewed certificate's expiry ($renewed)" \
+		status_is a ".certificates.local.not_after == $renewed"
+	rc=0
+	reload_with a "$CONF_A" || rc=$?
+	check "the same files again: nothing changed" grep -q "0 change(s) applied" "$WORK/reload.out"
 }
