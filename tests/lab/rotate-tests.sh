@@ -140,6 +140,14 @@ rotate_step() {
 	# against when the reloads were made.
 	note "step $n:$when holes (packet numbers): $(awk '$1 == "gaps" { $1 = ""; print }' "$WORK/stream-recv.out")"
 	check "step $n: no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+	# For a look afterwards (grgw down --purge takes the run directories).
+	if [ -n "${ROTATE_KEEP_LOGS:-}" ]; then
+		for s in a b; do
+			cp "$(charon_log "$s")" "$ROTATE_KEEP_LOGS/$TEST-$n-charon-$s.log"
+			cp "$LAB_RUN_DIR/$(conf_value "$(site_conf "$s")" site name)/grgw.log" \
+				"$ROTATE_KEEP_LOGS/$TEST-$n-grgw-$s.log"
+		done
+	fi
 }
 
 t_reload_rotate() {
