@@ -99,7 +99,7 @@ rotate_baseline() {
 # with REAUTH (a word: "key", "certificate") each end must re-authenticate
 # its IKE_SA make-before-break
 rotate_step() {
-	local n=$1 what=$2 conf_a=$3 conf_b=$4 reauth=$5 s conf ids rc t0 ms lost i
+	local n=$1 what=$2 conf_a=$3 conf_b=$4 reauth=$5 s conf ids rc t0 ms lost
 	local start when=
 	udp_stream_start "$ROTATE_STREAM_S"
 	start=$(now_ms)
@@ -130,7 +130,7 @@ rotate_step() {
 			fi
 		fi
 		# Several detection times with the new keys in use.
-		for i in 1 2 3 4 5 6; do rotate_watch; sleep 0.25; done
+		for _ in 1 2 3 4 5 6; do rotate_watch; sleep 0.25; done
 	done
 	check "step $n: the reloads were done while the stream ran" kill -0 "$RELOAD_SEND"
 	udp_stream_wait
@@ -277,6 +277,7 @@ t_x509_rotate() {
 		return 0
 	fi
 	cat "$dir/ca.crt" "$dir/new/ca2.crt" >"$dir/bundle.crt"
+	# shellcheck disable=SC2034 # x509_conf (x509-tests.sh) reads it
 	X509_DIR=$dir
 	x509_use "$dir" "$dir" ca || { fail "configs in certificate mode"; return 0; }
 	cert_conf "$CONF_A" "$dir/a1.conf" "$dir/site-a.crt" "$dir/site-a.key" "$dir/bundle.crt"
