@@ -51,7 +51,9 @@ rekey_counts() {
 }
 
 # rekey_stream SECONDS RATE: the UDP stream vellum-a -> vellum-b; sets
-# STREAM_SENT, STREAM_RECEIVED, STREAM_LOST, STREAM_LINE
+# STREAM_SENT, STREAM_RECEIVED, STREAM_LOST, STREAM_LINE and STREAM_GAPS
+# (the runs of lost packets with the wall-clock time each began, to be
+# read next to charon's logs)
 rekey_stream() {
 	local secs=$1 rate=$2 rx=$WORK/udp-recv.out tx=$WORK/udp-send.out pid
 	: >"$rx"
@@ -65,7 +67,24 @@ rekey_stream() {
 	STREAM_SENT=${STREAM_SENT:-0}
 	STREAM_RECEIVED=${STREAM_RECEIVED:-0}
 	STREAM_LOST=$((STREAM_SENT - STREAM_RECEIVED))
-	STREAM_LINE="$(cat "$tx") / $(cat "$rx")"
+	STREAM_LINE="$(head -1 "$tx") / $(head -1 "$rx")"
+	STREAM_GAPS=$(stream_gap_times "$tx" "$rx" "$rate")
+}
+
+# stream_gap_times SEND_OUT RECV_OUT RATE: "FIRST-LAST@HH:MM:SS.mmm ..."
+stream_gap_times() {
+	local start
+	start=$(awk '$1 == "start" { print $2 }' "$1")
+	[ -n "$start" ] || return 0
+	awk -v start="$start" -v rate="$3" '
+		$1 == "gaps" {
+			for (i = 2; i <= NF; i++) {
+				split($i, r, "-")
+				t = start + r[1] / rate
+				printf "%s%s@%s.%03d", (i > 2 ? " " : ""), $i,
+				    strftime("%H:%M:%S", int(t), 1), (t - int(t)) * 1000
+			}
+		}' "$2"
 }
 udp_listening() { on vellum-b ss -Hlun "sport = :$REKEY_PORT" | grep -q .; }
 
@@ -105,6 +124,7 @@ rekey_run() {
 	off_b=$(log_size "$(charon_log b)")
 	rekey_stream "$secs" "$REKEY_RATE"
 	note "$STREAM_LINE"
+	[ -z "$STREAM_GAPS" ] || note "lost (UTC): $STREAM_GAPS"
 	check "$STREAM_SENT packets sent at $REKEY_RATE/s for $secs s" \
 		test "$STREAM_SENT" -eq $((secs * REKEY_RATE))
 	check "not one packet lost across the rekeys ($STREAM_LOST of $STREAM_SENT)" \
