@@ -86,6 +86,30 @@ stream_gap_times() {
 			}
 		}' "$2"
 }
+# tun_packets a|b rx|tx: the packets the libipsec data plane of that
+# gateway delivered (rx) or took to encrypt (tx) on its TUN device, over
+# every SA; -1 without one (kernel data plane)
+tun_packets() {
+	on "gw-$1" ip -s -j link show dev ipsec0 2>/dev/null |
+		jq -r ".[0].stats64.$2.packets // -1" 2>/dev/null || echo -1
+}
+
+# Packets besides the stream's (probes, pings) in the data plane while
+# it runs: the probes, 20 a second each way, and their answers.
+OTHER_PACKETS_PER_S=60
+
+# counters_agree TX_A RX_B: the data plane's packet counters since TX_A
+# and RX_B agree with the stream: gw-a's took at least every packet sent,
+# gw-b's delivered at least every packet received, and little else
+counters_agree() {
+	local tx rx other=$(( REKEY_SECONDS * OTHER_PACKETS_PER_S ))
+	tx=$(( $(tun_packets a tx) - $1 ))
+	rx=$(( $(tun_packets b rx) - $2 ))
+	echo "gw-a's data plane took $tx packets, gw-b's delivered $rx (lost between: $(( tx - rx ))); the stream sent $STREAM_SENT, received $STREAM_RECEIVED"
+	[ "$tx" -ge "$STREAM_SENT" ] && [ "$tx" -le $(( STREAM_SENT + other )) ] &&
+		[ "$rx" -ge "$STREAM_RECEIVED" ] && [ "$rx" -le $(( STREAM_RECEIVED + other )) ]
+}
+
 udp_listening() { on vellum-b ss -Hlun "sport = :$REKEY_PORT" | grep -q .; }
 
 # rekey_setup CHILD IKE: both gateways up with those rekey times
@@ -110,7 +134,7 @@ t_rekey() {
 }
 
 rekey_run() {
-	local off_a off_b ca cb ia ib child ike lo_c hi_c lo_i hi_i secs=$REKEY_SECONDS
+	local off_a off_b tx_a rx_b ca cb ia ib child ike lo_c hi_c lo_i hi_i secs=$REKEY_SECONDS
 	need_lab "$WANT_MODE" || return 0
 	need_grgw || return 0
 	if ! rekey_setup 10s 30s; then
@@ -122,6 +146,8 @@ rekey_run() {
 	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	off_a=$(log_size "$(charon_log a)")
 	off_b=$(log_size "$(charon_log b)")
+	tx_a=$(tun_packets a tx)
+	rx_b=$(tun_packets b rx)
 	rekey_stream "$secs" "$REKEY_RATE"
 	note "$STREAM_LINE"
 	[ -z "$STREAM_GAPS" ] || note "lost (UTC): $STREAM_GAPS"
@@ -133,6 +159,10 @@ rekey_run() {
 	log_since "$(charon_log a)" "$off_a" >"$WORK/rekey-charon-a.log"
 	log_since "$(charon_log b)" "$off_b" >"$WORK/rekey-charon-b.log"
 	[ -n "${REKEY_KEEP_LOGS:-}" ] && cp "$WORK"/rekey-charon-?.log "$REKEY_KEEP_LOGS/"
+	if [ "$tx_a" -ge 0 ] && [ "$rx_b" -ge 0 ]; then
+		check "the data plane's packet counters across the rekeys agree with the stream" \
+			counters_agree "$tx_a" "$rx_b"
+	fi
 	read -r ca ia <<<"$(rekey_counts a "$off_a")"
 	read -r cb ib <<<"$(rekey_counts b "$off_b")"
 	# CHILD_SAs are logged at both ends; an IKE_SA rekey where it started.
