@@ -240,12 +240,28 @@ kernel_mentions() {
 		grep -F "$2"
 }
 
-# stream_lost_zero: the reload stream ended with nothing lost
+# path_counters: packet counters along vellum-a -> vellum-b, to tell
+# where a loss happened: gw-a's bridge port from vellum-a (rx) and the
+# bridge itself (rx), gw-a's data plane (TUN tx), gw-b's (TUN rx), gw-b's
+# UDP receive-buffer drops (charon's socket)
+path_counters() {
+	local a b
+	a=$(on gw-a ip -s -j link 2>/dev/null | jq -r '[.[] | select(.ifname == "vellum" or .ifname == "lan0" or .ifname == "ipsec0")
+		| "\(.ifname) rx \(.stats64.rx.packets) tx \(.stats64.tx.packets)"] | join(", ")')
+	b=$(on gw-b ip -s -j link show dev ipsec0 2>/dev/null | jq -r '.[0].stats64.rx.packets')
+	echo "gw-a: $a; gw-b: ipsec0 rx $b, UdpRcvbufErrors $(on gw-b awk '/^Udp:/ { getline; print $6; exit }' /proc/net/snmp)"
+}
+
+# stream_lost_zero: the reload stream ended with nothing lost (and where
+# packets were counted, before and after, if some were)
 stream_lost_zero() {
 	local lost
 	lost=$(udp_stream_lost)
 	echo "$(cat "$WORK/stream-send.out") / $(head -1 "$WORK/stream-recv.out"): lost $lost"
-	[ "$lost" -eq 0 ]
+	[ "$lost" -eq 0 ] && return 0
+	echo "before: $PATH_BEFORE"
+	echo "after:  $(path_counters)"
+	return 1
 }
 
 t_reload_prefix() {
@@ -272,6 +288,7 @@ reload_prefix_run() {
 	# Added, make-before-break, under the stream.
 	CONF_A=$WORK/prefix-a.conf
 	CONF_B=$WORK/prefix-b.conf
+	PATH_BEFORE=$(path_counters)
 	udp_stream_start 8
 	sleep 1
 	reload_both prefix-add
@@ -284,6 +301,8 @@ reload_prefix_run() {
 		wait_until 30 ping_from_extra
 	check "the first prefix reaches the new one (vellum-a -> $VELLUM_B_EXTRA4)" \
 		ping_ok vellum-a "$VELLUM_B_EXTRA4"
+	check "gw-a: the QoS table classifies traffic to $SITE_B_EXTRA_PREFIX4" \
+		kernel_mentions a "$SITE_B_EXTRA_PREFIX4"
 	check "gw-a status lists the new prefixes" status_has a \
 		"any(.peers[0].local_prefixes[]; . == \"$SITE_A_EXTRA_PREFIX4\") and any(.peers[0].remote_prefixes[]; . == \"$SITE_B_EXTRA_PREFIX4\")"
 	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
@@ -310,6 +329,7 @@ reload_prefix_run() {
 	# Removed again, under the stream.
 	CONF_A=$conf_a
 	CONF_B=$conf_b
+	PATH_BEFORE=$(path_counters)
 	udp_stream_start 8
 	sleep 1
 	reload_both prefix-del
