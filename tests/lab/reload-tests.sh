@@ -120,6 +120,8 @@ class_line() {
 	[ -n "$id" ] && on "gw-$1" tc class show dev "$QOS_DEV" classid "$id" 2>/dev/null
 }
 
+root_is_htb() { [ "$(root_qdisc a | cut -d" " -f1)" = htb ]; }
+
 # root_kept BEFORE: the same root qdisc, its packet counter not reset
 root_kept() {
 	local kind handle pk now k2 h2 p2
@@ -157,7 +159,7 @@ t_reload_dscp() {
 	{ cat "$shaped"; printf '[class oam]\ndscp = AF41\nrate = 10%%\n'; } >"$conf"
 	reload_with a "$shaped" || rc=$?
 	check "shaping turned on by reload (exit $rc)" test "$rc" -eq 0
-	check "an htb root qdisc on gw-a's $QOS_DEV" wait_until 10 eval '[ "$(root_qdisc a | cut -d" " -f1)" = htb ]'
+	check "an htb root qdisc on gw-a's $QOS_DEV" wait_until 10 root_is_htb
 	vellum_a ping -n -c 3 -i 0.2 "$VELLUM_B4" >/dev/null 2>&1 || true
 	root=$(root_qdisc a)
 	note "root qdisc (kind handle packets): $root; oam: $(class_line a oam | cut -c1-90)"
@@ -181,8 +183,8 @@ t_reload_dscp() {
 
 	rc=0
 	reload_with a "$CONF_A" || rc=$?
-	check "shaping turned off again by reload (exit $rc): no htb root on $QOS_DEV" \
-		eval '[ "$rc" -eq 0 ] && [ "$(root_qdisc a | cut -d" " -f1)" != htb ]'
+	check "shaping turned off again by reload (exit $rc)" test "$rc" -eq 0
+	check "no htb root qdisc on gw-a's $QOS_DEV any more" eval '! root_is_htb'
 }
 
 # ---- reload-prefix -----------------------------------------------------------
@@ -249,6 +251,7 @@ path_counters() {
 	a=$(on gw-a ip -s -j link 2>/dev/null | jq -r '[.[] | select(.ifname == "vellum" or .ifname == "lan0" or .ifname == "ipsec0")
 		| "\(.ifname) rx \(.stats64.rx.packets) tx \(.stats64.tx.packets)"] | join(", ")')
 	b=$(on gw-b ip -s -j link show dev ipsec0 2>/dev/null | jq -r '.[0].stats64.rx.packets')
+	# shellcheck disable=SC2016 # awk's own $6
 	echo "gw-a: $a; gw-b: ipsec0 rx $b, UdpRcvbufErrors $(on gw-b awk '/^Udp:/ { getline; print $6; exit }' /proc/net/snmp)"
 }
 
