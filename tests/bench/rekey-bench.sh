@@ -13,6 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lab/rekey-tests.sh"
 LAB=$HERE/../lab/lab.sh
 REKEY_SECONDS=${REKEY_SECONDS:-300}
+UP_TIMEOUT=${UP_TIMEOUT:-45}
 CHILD_REKEY=${CHILD_REKEY:-10s}
 IKE_REKEY=${IKE_REKEY:-30s}
 WORK=$(mktemp -d)
