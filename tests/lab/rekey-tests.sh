@@ -5,8 +5,11 @@
 #
 #   rekey  CHILD_SAs rekeyed every 10 s, IKE_SAs every 30 s ([ipsec]); a UDP
 #          stream of 1000 packets/s with sequence numbers from vellum-a to
-#          vellum-b for REKEY_SECONDS (75): not one packet lost, and as many
-#          rekeys as the lifetimes imply (counted in charon's logs).
+#          vellum-b for REKEY_SECONDS (75): not one packet lost, as many
+#          rekeys as the lifetimes imply (counted in charon's logs), and
+#          the data plane's packet counters (libipsec's TUN devices) in
+#          line with the stream.  Runs of lost packets are shown with the
+#          time each began, to be read next to charon's logs.
 
 REKEY_SECONDS=${REKEY_SECONDS:-75}
 REKEY_RATE=${REKEY_RATE:-1000}
