@@ -9,10 +9,11 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lab/lib.sh
 . "$HERE/../lab/lib.sh"
+# Before rekey-tests.sh, whose own default (75 s) would win.
+REKEY_SECONDS=${REKEY_SECONDS:-300}
 # shellcheck source=tests/lab/rekey-tests.sh
 . "$HERE/../lab/rekey-tests.sh"
 LAB=$HERE/../lab/lab.sh
-REKEY_SECONDS=${REKEY_SECONDS:-300}
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 CHILD_REKEY=${CHILD_REKEY:-10s}
 IKE_REKEY=${IKE_REKEY:-30s}
@@ -43,11 +44,17 @@ if [ "$RC_A" -ne 0 ] || [ "$RC_B" -ne 0 ] || ! wait_until 60 both_up; then
 fi
 off_a=$(log_size "$(charon_log a)")
 off_b=$(log_size "$(charon_log b)")
+tx_a=$(tun_packets a tx)
+rx_b=$(tun_packets b rx)
+bridge_a=$(on gw-a ip -s -j link show dev vellum | jq -r '.[0].stats64.rx.packets')
+lan_a=$(on gw-a ip -s -j link show dev lan0 | jq -r '.[0].stats64.rx.packets')
 rekey_stream "$REKEY_SECONDS" "$REKEY_RATE"
 read -r ca ia <<<"$(rekey_counts a "$off_a")"
 read -r cb ib <<<"$(rekey_counts b "$off_b")"
 echo "rekey-bench: $REKEY_SECONDS s at $REKEY_RATE packets/s, child_rekey_time $CHILD_REKEY, ike_rekey_time $IKE_REKEY"
 echo "  stream:        $STREAM_LINE"
 echo "  packets lost:  $STREAM_LOST of $STREAM_SENT"
+[ -z "$STREAM_GAPS" ] || echo "  lost (UTC):    $STREAM_GAPS"
+echo "  where counted: gw-a's bridge port from vellum-a $(( $(on gw-a ip -s -j link show dev vellum | jq -r '.[0].stats64.rx.packets') - bridge_a )), gw-a's bridge $(( $(on gw-a ip -s -j link show dev lan0 | jq -r '.[0].stats64.rx.packets') - lan_a )), gw-a's data plane took $(( $(tun_packets a tx) - tx_a )), gw-b's delivered $(( $(tun_packets b rx) - rx_b ))"
 echo "  CHILD_SAs established (rekeys): gw-a $ca, gw-b $cb"
 echo "  IKE_SA rekeys: gw-a $ia, gw-b $ib"
