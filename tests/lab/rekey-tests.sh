@@ -163,6 +163,7 @@ rekey_run() {
 	log_since "$(charon_log b)" "$off_b" >"$WORK/rekey-charon-b.log"
 	[ -n "${REKEY_KEEP_LOGS:-}" ] && cp "$WORK"/rekey-charon-?.log "$REKEY_KEEP_LOGS/"
 	if [ "$tx_a" -ge 0 ] && [ "$rx_b" -ge 0 ]; then
+		note "$(counters_agree "$tx_a" "$rx_b" | head -1)"
 		check "the data plane's packet counters across the rekeys agree with the stream" \
 			counters_agree "$tx_a" "$rx_b"
 	fi
