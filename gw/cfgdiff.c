@@ -176,8 +176,9 @@ diff_side(struct cfgdiff *d, const char *sec, const struct grgw_side *a,
 			    "lan_interface changed: interface names cannot "
 			    "change on a running gateway" DOWN_UP);
 	}
-	diff_prefixes(d, sec, site ? CFGDIFF_SITE_PREFIXES :
-	    CFGDIFF_PEER_PREFIXES, a, b);
+	/* The QoS table classifies by the prefixes too (not the shaper). */
+	diff_prefixes(d, sec, (site ? CFGDIFF_SITE_PREFIXES :
+	    CFGDIFF_PEER_PREFIXES) | CFGDIFF_QOS, a, b);
 }
 
 static void

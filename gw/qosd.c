@@ -200,35 +200,87 @@ qos_shaper_start(struct qos_run *q, struct gwnl *nl)
 		    "DSCP marking go on", rate, q->ifname, q->shaper_why);
 }
 
+/* The tree of old kept as it is: same classes, rates and priorities. */
+static void
+qos_shaper_keep(struct qos_run *q, const struct qos_run *old)
+{
+	q->shaping = q->compiled && q->plan.shaping ? old->shaping : QOS_OFF;
+	snprintf(q->shaper_why, sizeof(q->shaper_why), "%s", old->shaper_why);
+	snprintf(q->leaf, sizeof(q->leaf), "%s", old->leaf);
+	q->lan_gro = old->lan_gro;
+	snprintf(q->gro_devs, sizeof(q->gro_devs), "%s", old->gro_devs);
+	snprintf(q->gro_why, sizeof(q->gro_why), "%s", old->gro_why);
+}
+
+/*
+ * The running tree changed in place to q's plan: the root qdisc stays,
+ * so packets queued in the classes are not dropped and the counters go
+ * on.  Only a tree that is not there (or not ours) is built anew.
+ */
+static void
+qos_shaper_change(struct qos_run *q, const struct qos_run *old,
+    struct gwnl *nl)
+{
+	char	 rate[32];
+	int	 rc;
+
+	qos_shaper_keep(q, old);
+	rc = gwnl_qos_shaper_update(nl, &q->plan, q->ifname, q->leaf,
+	    sizeof(q->leaf), q->shaper_why, sizeof(q->shaper_why));
+	if (rc == -ENOENT) {
+		qos_shaper_start(q, nl);
+		return;
+	}
+	policy_rate_fmt(q->plan.wan_rate, rate, sizeof(rate));
+	if (rc == 0) {
+		q->shaping = QOS_ON;
+		q->shaper_why[0] = '\0';
+		log_info("qos: shaping %s on %s changed in place (%d classes)",
+		    rate, q->ifname, q->plan.n_classes);
+		return;
+	}
+	q->shaping = QOS_FAILED;
+	log_warnx("qos: the shaper on %s could not be changed: %s; "
+	    "classification and DSCP marking go on", q->ifname,
+	    q->shaper_why);
+}
+
 struct qos_run *
 qos_reconfigure(struct qos_run *old, struct gwnl *nl,
     const struct grgw_config *cfg, enum grgw_dataplane dp, int shaper)
 {
 	struct qos_run	*q;
+	int		 shapes;
 
 	if ((q = qos_run_new(cfg, dp)) == NULL)
 		return old;	/* out of memory: the old policy stays */
-	/* nftables swaps the whole table in one transaction. */
+	shapes = q->compiled && q->plan.shaping;
+	/*
+	 * The tree first, then the table: nftables swaps the whole table
+	 * in one transaction, and a packet steered to a class that is
+	 * not there (yet, or any more) goes to the default class.
+	 */
+	if (old == NULL)
+		qos_shaper_start(q, nl);
+	else if (!shaper)
+		qos_shaper_keep(q, old);
+	else if (shapes && old->shaping == QOS_ON)
+		qos_shaper_change(q, old, nl);
+	else if (shapes && old->shaping != QOS_WAITING)
+		qos_shaper_start(q, nl);
+	else if (shapes)
+		q->shaping = QOS_WAITING;
+	else if (old->compiled && old->plan.shaping) {
+		if (gwnl_qos_shaper_drop(nl, &old->plan, old->ifname) < 0)
+			log_warnx("qos: the shaper on %s could not be "
+			    "removed; see the log", old->ifname);
+		else
+			log_info("qos: shaping on %s turned off", old->ifname);
+	}
 	if (q->compiled)
 		qos_rules_start(q, nl);
 	else if (old != NULL && old->compiled)
 		(void)gwnl_nft_drop(nl, POLICY_NFT_TABLE);
-	if (old != NULL && (!shaper || !q->compiled || !q->plan.shaping)) {
-		/* The tree in the kernel is the old one, and still right
-		 * (same classes, rates and priorities). */
-		q->shaping = q->compiled && q->plan.shaping ? old->shaping :
-		    QOS_OFF;
-		snprintf(q->shaper_why, sizeof(q->shaper_why), "%s",
-		    old->shaper_why);
-		snprintf(q->leaf, sizeof(q->leaf), "%s", old->leaf);
-		q->lan_gro = old->lan_gro;
-		snprintf(q->gro_devs, sizeof(q->gro_devs), "%s",
-		    old->gro_devs);
-		snprintf(q->gro_why, sizeof(q->gro_why), "%s", old->gro_why);
-	} else if (old == NULL || old->shaping != QOS_WAITING)
-		qos_shaper_start(q, nl);
-	else
-		q->shaping = QOS_WAITING;
 	qos_run_free(old);
 	return q;
 }

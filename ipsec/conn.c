@@ -118,6 +118,25 @@ conn_lifetimes(const struct grgw_config *cfg, struct grgw_ipsec_conf *out)
 		    out->child_rekey_s / 10;
 }
 
+void
+conn_rekey_timers(uint32_t rekey, uint32_t life, int later,
+    struct conn_rekey_timers *out)
+{
+	uint32_t	 margin = life > rekey ? life - rekey : 0;
+	uint32_t	 half = margin >= 2 ? margin / 2 : 0;
+
+	out->life = life;
+	if (!later) {
+		/* Within the half of the margin before rekey_time. */
+		out->rekey = rekey;
+		out->rand = half;
+	} else {
+		/* Once that half is over: only if the other end did not. */
+		out->rekey = rekey + half;
+		out->rand = half != 0 ? 0 : margin;
+	}
+}
+
 struct vici_builder *
 conn_build_unload_shared(int next)
 {
@@ -228,7 +247,9 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	struct grgw_ipsec_conf lifetimes;
 	const uint8_t *one;
 	size_t off = 0, one_len;
+	struct conn_rekey_timers t;
 	int cert = cfg->auth == GRGW_AUTH_CERT;
+	int later = strcmp(cfg->site.name, cfg->peer.name) > 0;
 
 	conn_lifetimes(cfg, &lifetimes);
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
@@ -251,10 +272,13 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	 * rebuild everything (make-before-break in charon.c only softens
 	 * it).  A certificate rotated in charon is presented by the next
 	 * IKE_SA that is authenticated: after a restart of either end.
+	 * The two ends' timers never fire together (conn_rekey_timers()).
 	 */
-	add_seconds(b, "rekey_time", lifetimes.ike_rekey_s);
-	add_seconds(b, "over_time", lifetimes.ike_life_s -
-	    lifetimes.ike_rekey_s);
+	conn_rekey_timers(lifetimes.ike_rekey_s, lifetimes.ike_life_s, later,
+	    &t);
+	add_seconds(b, "rekey_time", t.rekey);
+	add_seconds(b, "over_time", t.life - t.rekey);
+	add_seconds(b, "rand_time", t.rand);
 	vici_add_kv_str(b, "reauth_time", "0");
 	/*
 	 * "no" keeps a duplicate IKE_SA from simultaneous starts harmless,
@@ -298,8 +322,11 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	add_str_list(b, "esp_proposals", esp_proposals,
 	    nitems(esp_proposals));
 	vici_add_kv_str(b, "mode", "tunnel");
-	add_seconds(b, "rekey_time", lifetimes.child_rekey_s);
-	add_seconds(b, "life_time", lifetimes.child_life_s);
+	conn_rekey_timers(lifetimes.child_rekey_s, lifetimes.child_life_s,
+	    later, &t);
+	add_seconds(b, "rekey_time", t.rekey);
+	add_seconds(b, "life_time", t.life);
+	add_seconds(b, "rand_time", t.rand);
 	/* The daemon initiates and re-initiates itself (see daemon.c). */
 	vici_add_kv_str(b, "start_action", "none");
 	vici_add_kv_str(b, "dpd_action", "restart");

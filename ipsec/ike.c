@@ -39,6 +39,7 @@
 #define INITIATE_MAX_MS		10000
 #define IKE_KEY_FILE_MAX	(64 * 1024)	/* a PEM private key */
 #define IKE_REAUTH_WAIT_S	60	/* a re-authentication is over by then */
+#define IKE_RETIRE_GRACE_MS	2000	/* a replaced CHILD_SA lingers */
 
 struct ike {
 	struct event_base	*base;
@@ -97,10 +98,12 @@ struct ike {
 	uint8_t			 psk_fp[32];	/* of the primary key loaded */
 	struct child_sa_ref	 old_child[IKE_CHILD_REFS];	/* a reload */
 	int			 n_old_child;	/* replaces these */
+	struct event		*retire_timer;	/* then deletes them */
 };
 
 static void	ike_refresh_now(struct ike *);
 static void	reauth_reply(const struct vici_msg *, void *);
+static void	retire_old_children(evutil_socket_t, short, void *);
 
 static void
 ike_tell(struct ike *k, enum ike_what what, const char *error,
@@ -940,7 +943,9 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 	k->arg = arg;
 	k->connect_timer = evtimer_new(base, connect_cb, k);
 	k->initiate_timer = evtimer_new(base, initiate_cb, k);
-	if (k->connect_timer == NULL || k->initiate_timer == NULL) {
+	k->retire_timer = evtimer_new(base, retire_old_children, k);
+	if (k->connect_timer == NULL || k->initiate_timer == NULL ||
+	    k->retire_timer == NULL) {
 		ike_free(k);
 		return NULL;
 	}
@@ -1068,6 +1073,8 @@ ike_free(struct ike *k)
 		event_free(k->connect_timer);
 	if (k->initiate_timer != NULL)
 		event_free(k->initiate_timer);
+	if (k->retire_timer != NULL)
+		event_free(k->retire_timer);
 	free(k);
 }
 
@@ -1090,18 +1097,17 @@ reauth_reply(const struct vici_msg *m, void *arg)
 }
 
 /* The new CHILD_SA is up: the ones it replaces go. */
+/* The CHILD_SAs a reload replaced, deleted once nothing is in flight
+ * on them (see reselect_reply()). */
 static void
-reselect_reply(const struct vici_msg *m, void *arg)
+retire_old_children(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ike	*k = arg;
-	char		 err[256];
 	int		 i;
 
-	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
-		return;
-	if (!reply_ok(m, err, sizeof(err))) {
-		log_warnx("a CHILD_SA with the new traffic selectors to %s: "
-		    "%s; the old one stays", k->cfg->peer.name, err);
+	(void)fd;
+	(void)ev;
+	if (k->stopping || k->vici == NULL) {
 		k->n_old_child = 0;
 		return;
 	}
@@ -1114,6 +1120,32 @@ reselect_reply(const struct vici_msg *m, void *arg)
 	}
 	k->n_old_child = 0;
 	ike_refresh_now(k);
+}
+
+static void
+reselect_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	struct timeval	 grace = { IKE_RETIRE_GRACE_MS / 1000,
+			    IKE_RETIRE_GRACE_MS % 1000 * 1000 };
+	char		 err[256];
+
+	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
+		return;
+	if (!reply_ok(m, err, sizeof(err))) {
+		log_warnx("a CHILD_SA with the new traffic selectors to %s: "
+		    "%s; the old one stays", k->cfg->peer.name, err);
+		k->n_old_child = 0;
+		return;
+	}
+	/*
+	 * Both ends send on the newest CHILD_SA as soon as it is installed
+	 * (libipsec puts its policies first), but packets sent on the old
+	 * one just before may still be on their way, or queued in the
+	 * peer's data plane, when its DELETE arrives: the peer would drop
+	 * them with the SA.  The old ones go once those have landed.
+	 */
+	evtimer_add(k->retire_timer, &grace);
 }
 
 static void

@@ -282,6 +282,22 @@ struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
  */
 void	conn_lifetimes(const struct grgw_config *cfg,
 	    struct grgw_ipsec_conf *out);
+/*
+ * One end's rekey timers (charon's rekey_time, rand_time and hard life
+ * time, in seconds) for an SA rekeyed after rekey and dead after life.
+ * Both ends rekeying at once is a collision: two new SAs, one deleted
+ * again, and with libipsec the surviving one carried nothing for seconds
+ * (loss seen in the lab).  So the ends split the margin between rekey
+ * and life: the earlier-named site rekeys within its first half (at
+ * rekey - rand .. rekey), the later-named one only once it is over
+ * (at rekey + half, if the other end has not rekeyed by then), both
+ * with the same hard life.  A margin under 2 s is not split (pure).
+ */
+struct conn_rekey_timers {
+	uint32_t	rekey, rand, life;
+};
+void	conn_rekey_timers(uint32_t rekey, uint32_t life, int later,
+	    struct conn_rekey_timers *out);
 /* initiate; charon answers after timeout_ms at the latest (0: never gives
  * up waiting for the exchanges). */
 struct vici_builder *conn_build_initiate(unsigned timeout_ms);

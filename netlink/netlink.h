@@ -186,12 +186,25 @@ void	wanwatch_free(struct wanwatch *w);		/* accepts NULL */
  * -ENODEV the interface is missing, -EOPNOTSUPP no htb in this kernel,
  * -EEXIST a root qdisc that is not grgw's is in place (left alone).
  * A failed build leaves no qdisc behind.
+ * gwnl_qos_shaper_update(): the tree grgw built on ifname changed in
+ * place to the plan (a reload): the root qdisc stays, classes that are
+ * in both are changed (tc class change: their queues and counters stay),
+ * new ones are added with a leaf of the kind in leaf (which it sets),
+ * those the plan lost are removed.  Same returns, and -ENOENT when ifname
+ * has no tree of grgw's (then apply builds one).
+ * gwnl_qos_shaper_drop(): the tree removed and forgotten (shaping turned
+ * off by a reload); 0 or -errno.
  */
 struct policy_plan;
 int	gwnl_qos_rules_apply(struct gwnl *nl, const struct policy_plan *plan);
 int	gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 	    const char *ifname, char *leaf, size_t leaflen, char *err,
 	    size_t errlen);
+int	gwnl_qos_shaper_update(struct gwnl *nl, const struct policy_plan *plan,
+	    const char *ifname, char *leaf, size_t leaflen, char *err,
+	    size_t errlen);
+int	gwnl_qos_shaper_drop(struct gwnl *nl, const struct policy_plan *plan,
+	    const char *ifname);
 
 /* Per class of a plan (same index): what nftables classified, and what
  * the class's HTB queue sent and dropped (shaped = 0 without one). */

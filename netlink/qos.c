@@ -163,10 +163,15 @@ qdisc_add(struct gwnl *nl, struct rtnl_qdisc *q, int flags, char *err,
 	return gwnl_request(nl, msg, err, errlen);
 }
 
+/*
+ * An HTB class: flags NLM_F_CREATE | NLM_F_EXCL makes a new one;
+ * NLM_F_CREATE | NLM_F_REPLACE also changes one in place (its queue and
+ * counters stay).
+ */
 static int
 class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
     uint64_t rate, uint64_t ceil, uint32_t prio, uint32_t quantum,
-    char *err, size_t errlen)
+    int flags, char *err, size_t errlen)
 {
 	struct rtnl_class	*cl;
 	struct nl_msg		*msg = NULL;
@@ -185,8 +190,7 @@ class_add(struct gwnl *nl, int ifindex, uint32_t parent, uint32_t classid,
 	    rtnl_htb_set_prio(cl, prio) < 0 ||
 	    (quantum != 0 && rtnl_htb_set_quantum(cl, quantum) < 0))
 		goto cleanup;
-	if (rtnl_class_build_add_request(cl, NLM_F_CREATE | NLM_F_EXCL,
-	    &msg) < 0 || msg == NULL)
+	if (rtnl_class_build_add_request(cl, flags, &msg) < 0 || msg == NULL)
 		goto cleanup;
 	rc = gwnl_request(nl, msg, err, errlen);
 
@@ -219,6 +223,46 @@ leaf_add(struct gwnl *nl, int ifindex, const struct policy_tc_class *tc,
 
 cleanup:
 	rtnl_qdisc_put(q);
+	return rc;
+}
+
+/*
+ * One class of the plan with its leaf qdisc.  change: the class may be
+ * there already and is changed in place (a new one gets its leaf).  *k
+ * indexes leaf_kinds: the first leaf made finds what the kernel has and
+ * the rest use it.  0 or -errno, err set.
+ */
+static int
+htb_class_put(struct gwnl *nl, int ifindex, const struct policy_plan *plan,
+    const struct policy_tc_class *tc, int change, size_t *k, char *err,
+    size_t errlen)
+{
+	char	 h[16], r[200];
+	int	 rc;
+
+	rc = class_add(nl, ifindex, plan->root_classid, tc->classid, tc->rate,
+	    tc->ceil, tc->priority, tc->quantum, change ? NLM_F_CREATE |
+	    NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL, r, sizeof(r));
+	if (rc < 0) {
+		snprintf(err, errlen, "htb class %s (%s): %s%s",
+		    handle_fmt(tc->classid, h, sizeof(h)), tc->name,
+		    strerror(-rc), r);
+		return rc;
+	}
+	for (;;) {
+		rc = leaf_add(nl, ifindex, tc, leaf_kinds[*k], r, sizeof(r));
+		if (rc == -EEXIST && change)
+			return 0;	/* a class changed keeps its queue */
+		if (rc == 0 || *k + 1 == nitems(leaf_kinds))
+			break;
+		log_debug("qos: %s leaf qdisc: %s%s; trying %s",
+		    leaf_kinds[*k], strerror(-rc), r, leaf_kinds[*k + 1]);
+		(*k)++;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s qdisc in class %s (%s): %s%s",
+		    leaf_kinds[*k], handle_fmt(tc->classid, h, sizeof(h)),
+		    tc->name, strerror(-rc), r);
 	return rc;
 }
 
@@ -256,7 +300,8 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 		return rc;
 	}
 	rc = class_add(nl, ifindex, plan->root_handle, plan->root_classid,
-	    plan->wan_rate, plan->wan_rate, 0, 0, r, sizeof(r));
+	    plan->wan_rate, plan->wan_rate, 0, 0, NLM_F_CREATE | NLM_F_EXCL,
+	    r, sizeof(r));
 	if (rc < 0) {
 		snprintf(err, errlen, "htb class %s: %s%s",
 		    handle_fmt(plan->root_classid, h, sizeof(h)),
@@ -265,33 +310,9 @@ htb_build(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
 	}
 	for (i = 0; i < plan->n_classes; i++) {
 		tc = &plan->classes[i];
-		rc = class_add(nl, ifindex, plan->root_classid, tc->classid,
-		    tc->rate, tc->ceil, tc->priority, tc->quantum, r,
-		    sizeof(r));
-		if (rc < 0) {
-			snprintf(err, errlen, "htb class %s (%s): %s%s",
-			    handle_fmt(tc->classid, h, sizeof(h)),
-			    tc->name, strerror(-rc), r);
+		if ((rc = htb_class_put(nl, ifindex, plan, tc, 0, &k, err,
+		    errlen)) < 0)
 			return rc;
-		}
-		/* The first leaf finds what the kernel has; the rest use it. */
-		for (;;) {
-			rc = leaf_add(nl, ifindex, tc, leaf_kinds[k], r,
-			    sizeof(r));
-			if (rc == 0 || k + 1 == nitems(leaf_kinds))
-				break;
-			log_debug("qos: %s leaf qdisc: %s%s; trying %s",
-			    leaf_kinds[k], strerror(-rc), r,
-			    leaf_kinds[k + 1]);
-			k++;
-		}
-		if (rc < 0) {
-			snprintf(err, errlen, "%s qdisc in class %s (%s): "
-			    "%s%s", leaf_kinds[k], handle_fmt(
-			    tc->classid, h, sizeof(h)), tc->name,
-			    strerror(-rc), r);
-			return rc;
-		}
 	}
 	snprintf(leaf, leaflen, "%s", leaf_kinds[k]);
 	return 0;
@@ -364,6 +385,109 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 	return 0;
 }
 
+static int
+class_delete(struct gwnl *nl, struct rtnl_class *cl, char *err,
+    size_t errlen)
+{
+	struct nl_msg	*msg = NULL;
+
+	if (rtnl_class_build_delete_request(cl, &msg) < 0 || msg == NULL)
+		return -ENOMEM;
+	return gwnl_request(nl, msg, err, errlen);
+}
+
+static int
+plan_has_class(const struct policy_plan *plan, uint32_t classid)
+{
+	int	 i;
+
+	for (i = 0; i < plan->n_classes; i++)
+		if (plan->classes[i].classid == classid)
+			return 1;
+	return 0;
+}
+
+/* The classes below the root class that the plan no longer has (their
+ * leaf qdiscs go with them).  0 or -errno, err set. */
+static int
+htb_prune(struct gwnl *nl, const struct policy_plan *plan, int ifindex,
+    char *err, size_t errlen)
+{
+	struct nl_cache		*cache = NULL;
+	struct nl_object	*obj;
+	struct rtnl_class	*cl;
+	uint32_t		 id;
+	char			 h[16], r[200];
+	int			 rc = 0;
+
+	if (rtnl_class_alloc_cache(gwnl_socket(nl), ifindex, &cache) < 0) {
+		snprintf(err, errlen, "cannot list the htb classes");
+		return -EIO;
+	}
+	for (obj = nl_cache_get_first(cache); obj != NULL && rc == 0;
+	    obj = nl_cache_get_next(obj)) {
+		cl = (struct rtnl_class *)obj;
+		id = rtnl_tc_get_handle(TC_CAST(cl));
+		if (rtnl_tc_get_parent(TC_CAST(cl)) != plan->root_classid ||
+		    plan_has_class(plan, id))
+			continue;
+		if ((rc = class_delete(nl, cl, r, sizeof(r))) < 0)
+			snprintf(err, errlen, "cannot remove htb class %s: "
+			    "%s%s", handle_fmt(id, h, sizeof(h)),
+			    strerror(-rc), r);
+	}
+	nl_cache_free(cache);
+	return rc;
+}
+
+int
+gwnl_qos_shaper_update(struct gwnl *nl, const struct policy_plan *plan,
+    const char *ifname, char *leaf, size_t leaflen, char *err,
+    size_t errlen)
+{
+	uint32_t	 have = 0;
+	size_t		 k;
+	char		 kind[32], r[200];
+	int		 ifindex, i, rc;
+
+	err[0] = '\0';
+	if (plan == NULL || !plan->shaping || ifname == NULL ||
+	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
+	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
+		return -EINVAL;
+	if ((ifindex = (int)if_nametoindex(ifname)) == 0) {
+		snprintf(err, errlen, "interface %s does not exist (yet)",
+		    ifname);
+		return -ENODEV;
+	}
+	if ((rc = root_qdisc(nl, ifindex, &have, kind, sizeof(kind))) < 0) {
+		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
+		return rc;
+	}
+	if (rc == 0 || have != plan->root_handle || strcmp(kind, "htb") != 0) {
+		snprintf(err, errlen, "%s has no htb tree of grgw's to change",
+		    ifname);
+		return -ENOENT;
+	}
+	/* New classes get the leaf kind the others have. */
+	for (k = 0; k + 1 < nitems(leaf_kinds) &&
+	    strcmp(leaf_kinds[k], leaf) != 0; k++)
+		;
+	rc = class_add(nl, ifindex, plan->root_handle, plan->root_classid,
+	    plan->wan_rate, plan->wan_rate, 0, 0, NLM_F_CREATE |
+	    NLM_F_REPLACE, r, sizeof(r));
+	if (rc < 0) {
+		snprintf(err, errlen, "htb root class: %s%s", strerror(-rc), r);
+		return rc;
+	}
+	for (i = 0; i < plan->n_classes; i++)
+		if ((rc = htb_class_put(nl, ifindex, plan, &plan->classes[i],
+		    1, &k, err, errlen)) < 0)
+			return rc;
+	snprintf(leaf, leaflen, "%s", leaf_kinds[k]);
+	return htb_prune(nl, plan, ifindex, err, errlen);
+}
+
 int
 gwnl_qdisc_remove(struct gwnl *nl, const struct rec_obj *o, const char *desc)
 {
@@ -394,6 +518,26 @@ gwnl_qdisc_remove(struct gwnl *nl, const struct rec_obj *o, const char *desc)
 		return rc;
 	}
 	return 0;
+}
+
+int
+gwnl_qos_shaper_drop(struct gwnl *nl, const struct policy_plan *plan,
+    const char *ifname)
+{
+	struct rec_obj	 o, *have;
+	char		 desc[REC_LINE_MAX];
+	int		 rc;
+
+	if (plan == NULL || ifname == NULL || strlen(ifname) >= IF_NAMESIZE)
+		return -EINVAL;
+	qdisc_obj(ifname, plan->root_handle, &o);
+	if ((have = rec_find(gwnl_record(nl), &o)) == NULL)
+		return 0;
+	gwnl_describe(have, desc, sizeof(desc));
+	if ((rc = gwnl_qdisc_remove(nl, have, desc)) < 0)
+		return rc;
+	rec_remove(gwnl_record(nl), have);
+	return gwnl_record_save(nl);
 }
 
 /* ---- counters ---------------------------------------------------------- */

@@ -5,8 +5,11 @@
 #
 #   rekey  CHILD_SAs rekeyed every 10 s, IKE_SAs every 30 s ([ipsec]); a UDP
 #          stream of 1000 packets/s with sequence numbers from vellum-a to
-#          vellum-b for REKEY_SECONDS (75): not one packet lost, and as many
-#          rekeys as the lifetimes imply (counted in charon's logs).
+#          vellum-b for REKEY_SECONDS (75): not one packet lost, as many
+#          rekeys as the lifetimes imply (counted in charon's logs), and
+#          the data plane's packet counters (libipsec's TUN devices) in
+#          line with the stream.  Runs of lost packets are shown with the
+#          time each began, to be read next to charon's logs.
 
 REKEY_SECONDS=${REKEY_SECONDS:-75}
 REKEY_RATE=${REKEY_RATE:-1000}
@@ -51,7 +54,9 @@ rekey_counts() {
 }
 
 # rekey_stream SECONDS RATE: the UDP stream vellum-a -> vellum-b; sets
-# STREAM_SENT, STREAM_RECEIVED, STREAM_LOST, STREAM_LINE
+# STREAM_SENT, STREAM_RECEIVED, STREAM_LOST, STREAM_LINE and STREAM_GAPS
+# (the runs of lost packets with the wall-clock time each began, to be
+# read next to charon's logs)
 rekey_stream() {
 	local secs=$1 rate=$2 rx=$WORK/udp-recv.out tx=$WORK/udp-send.out pid
 	: >"$rx"
@@ -65,8 +70,49 @@ rekey_stream() {
 	STREAM_SENT=${STREAM_SENT:-0}
 	STREAM_RECEIVED=${STREAM_RECEIVED:-0}
 	STREAM_LOST=$((STREAM_SENT - STREAM_RECEIVED))
-	STREAM_LINE="$(cat "$tx") / $(cat "$rx")"
+	STREAM_LINE="$(head -1 "$tx") / $(head -1 "$rx")"
+	STREAM_GAPS=$(stream_gap_times "$tx" "$rx" "$rate")
 }
+
+# stream_gap_times SEND_OUT RECV_OUT RATE: "FIRST-LAST@HH:MM:SS.mmm ..."
+stream_gap_times() {
+	local start
+	start=$(awk '$1 == "start" { print $2 }' "$1")
+	[ -n "$start" ] || return 0
+	awk -v start="$start" -v rate="$3" '
+		$1 == "gaps" {
+			for (i = 2; i <= NF; i++) {
+				split($i, r, "-")
+				t = start + r[1] / rate
+				printf "%s%s@%s.%03d", (i > 2 ? " " : ""), $i,
+				    strftime("%H:%M:%S", int(t), 1), (t - int(t)) * 1000
+			}
+		}' "$2"
+}
+# tun_packets a|b rx|tx: the packets the libipsec data plane of that
+# gateway delivered (rx) or took to encrypt (tx) on its TUN device, over
+# every SA; -1 without one (kernel data plane)
+tun_packets() {
+	on "gw-$1" ip -s -j link show dev ipsec0 2>/dev/null |
+		jq -r ".[0].stats64.$2.packets // -1" 2>/dev/null || echo -1
+}
+
+# Packets besides the stream's (probes, pings) in the data plane while
+# it runs: the probes, 20 a second each way, and their answers.
+OTHER_PACKETS_PER_S=60
+
+# counters_agree TX_A RX_B: the data plane's packet counters since TX_A
+# and RX_B agree with the stream: gw-a's took at least every packet sent,
+# gw-b's delivered at least every packet received, and little else
+counters_agree() {
+	local tx rx other=$(( REKEY_SECONDS * OTHER_PACKETS_PER_S ))
+	tx=$(( $(tun_packets a tx) - $1 ))
+	rx=$(( $(tun_packets b rx) - $2 ))
+	echo "gw-a's data plane took $tx packets, gw-b's delivered $rx (lost between: $(( tx - rx ))); the stream sent $STREAM_SENT, received $STREAM_RECEIVED"
+	[ "$tx" -ge "$STREAM_SENT" ] && [ "$tx" -le $(( STREAM_SENT + other )) ] &&
+		[ "$rx" -ge "$STREAM_RECEIVED" ] && [ "$rx" -le $(( STREAM_RECEIVED + other )) ]
+}
+
 udp_listening() { on vellum-b ss -Hlun "sport = :$REKEY_PORT" | grep -q .; }
 
 # rekey_setup CHILD IKE: both gateways up with those rekey times
@@ -91,7 +137,7 @@ t_rekey() {
 }
 
 rekey_run() {
-	local off_a off_b ca cb ia ib child ike lo_c hi_c lo_i hi_i secs=$REKEY_SECONDS
+	local off_a off_b tx_a rx_b ca cb ia ib child ike lo_c hi_c lo_i hi_i secs=$REKEY_SECONDS
 	need_lab "$WANT_MODE" || return 0
 	need_grgw || return 0
 	if ! rekey_setup 10s 30s; then
@@ -103,8 +149,11 @@ rekey_run() {
 	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	off_a=$(log_size "$(charon_log a)")
 	off_b=$(log_size "$(charon_log b)")
+	tx_a=$(tun_packets a tx)
+	rx_b=$(tun_packets b rx)
 	rekey_stream "$secs" "$REKEY_RATE"
 	note "$STREAM_LINE"
+	[ -z "$STREAM_GAPS" ] || note "lost (UTC): $STREAM_GAPS"
 	check "$STREAM_SENT packets sent at $REKEY_RATE/s for $secs s" \
 		test "$STREAM_SENT" -eq $((secs * REKEY_RATE))
 	check "not one packet lost across the rekeys ($STREAM_LOST of $STREAM_SENT)" \
@@ -113,6 +162,11 @@ rekey_run() {
 	log_since "$(charon_log a)" "$off_a" >"$WORK/rekey-charon-a.log"
 	log_since "$(charon_log b)" "$off_b" >"$WORK/rekey-charon-b.log"
 	[ -n "${REKEY_KEEP_LOGS:-}" ] && cp "$WORK"/rekey-charon-?.log "$REKEY_KEEP_LOGS/"
+	if [ "$tx_a" -ge 0 ] && [ "$rx_b" -ge 0 ]; then
+		note "$(counters_agree "$tx_a" "$rx_b" | head -1)"
+		check "the data plane's packet counters across the rekeys agree with the stream" \
+			counters_agree "$tx_a" "$rx_b"
+	fi
 	read -r ca ia <<<"$(rekey_counts a "$off_a")"
 	read -r cb ib <<<"$(rekey_counts b "$off_b")"
 	# CHILD_SAs are logged at both ends; an IKE_SA rekey where it started.

@@ -101,23 +101,261 @@ t_reload_dataplane() {
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
 }
 
+# The QoS reloads shape the tunnel interface (libipsec's TUN device).
+QOS_DEV=ipsec0
+
+# root_qdisc a|b: "KIND HANDLE PACKETS" of the root qdisc on QOS_DEV
+root_qdisc() {
+	on "gw-$1" tc -s -j qdisc show dev "$QOS_DEV" root 2>/dev/null |
+		jq -r '.[0] | "\(.kind) \(.handle) \(.packets)"' 2>/dev/null
+}
+
+# class_line a|b NAME: the HTB class nftables steers class NAME's packets
+# to, as tc lists it ("class htb 4210:13 parent 4210:1 ... rate 10Mbit")
+class_line() {
+	local id
+	id=$(on "gw-$1" nft list table inet grgw-qos 2>/dev/null |
+		grep -F "counter name \"cls_$2\"" | grep -o 'priority set [0-9a-f:]*' |
+		head -1 | awk '{ print $3 }')
+	[ -n "$id" ] && on "gw-$1" tc class show dev "$QOS_DEV" classid "$id" 2>/dev/null
+}
+
+root_is_htb() { [ "$(root_qdisc a | cut -d" " -f1)" = htb ]; }
+
+# root_kept BEFORE: the same root qdisc, its packet counter not reset
+root_kept() {
+	local kind handle pk now k2 h2 p2
+	read -r kind handle pk <<<"$1"
+	now=$(root_qdisc a)
+	echo "before: $1; now: $now"
+	read -r k2 h2 p2 <<<"$now"
+	[ "$kind" = htb ] && [ "$k2" = htb ] && [ "$handle" = "$h2" ] && [ "$p2" -ge "$pk" ]
+}
+
+# dscp_at_vellum_b TOS: UDP to vellum-b port 4211 (class oam) arrives
+# with that TOS byte (DSCP << 2)
+dscp_at_vellum_b() {
+	local pcap=$WORK/dscp-vellum-b.pcap pid n
+	# Not through on(): $! must be tcpdump itself, for SIGINT to reach it.
+	ip netns exec "${NS_PREFIX}vellum-b" tcpdump -i "$NODE_IF" -n -U --immediate-mode \
+		-w "$pcap" "udp dst port 4211" >"$WORK/dscp-tcpdump.log" 2>&1 </dev/null &
+	pid=$!
+	wait_until 10 grep -q 'listening on' "$WORK/dscp-tcpdump.log" || true
+	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" 4211 50 1 >/dev/null 2>&1 || true
+	sleep 0.5
+	kill -INT "$pid" 2>/dev/null || true
+	wait_until 5 pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	n=$(pcap_count "$pcap" "udp dst port 4211 and (ip[1] & 0xfc) = $1") || true
+	echo "$n packets with TOS $1 of $(pcap_count "$pcap" "udp dst port 4211")"
+	[ "$n" -gt 0 ] && [ "$n" = "$(pcap_count "$pcap" "udp dst port 4211")" ]
+}
+
 t_reload_dscp() {
-	local conf=$WORK/dscp-a.conf before after lost rc=0
+	local shaped=$WORK/qos-a.conf conf=$WORK/dscp-a.conf before lost root rc=0
 	need_tunnel || return 0
-	{ cat "$CONF_A"; printf '[class oam]\ndscp = AF41\n'; } >"$conf"
+	# Shaping on first (a tree where there was none), then changed.
+	{ cat "$CONF_A"; printf '[qos]\nwan_rate = 100mbit\n'; } >"$shaped"
+	{ cat "$shaped"; printf '[class oam]\ndscp = AF41\nrate = 10%%\n'; } >"$conf"
+	reload_with a "$shaped" || rc=$?
+	check "shaping turned on by reload (exit $rc)" test "$rc" -eq 0
+	check "an htb root qdisc on gw-a's $QOS_DEV" wait_until 10 root_is_htb
+	vellum_a ping -n -c 3 -i 0.2 "$VELLUM_B4" >/dev/null 2>&1 || true
+	root=$(root_qdisc a)
+	note "root qdisc (kind handle packets): $root; oam: $(class_line a oam | cut -c1-90)"
+
 	before=$(child_spis a)
+	rc=0
 	udp_stream_start 3
 	reload_with a "$conf" || rc=$?
 	udp_stream_wait
 	lost=$(udp_stream_lost)
-	after=$(child_spis a)
-	check "a new DSCP for class oam is applied (exit 0)" test "$rc" -eq 0
+	check "a new DSCP and rate for class oam are applied (exit 0)" test "$rc" -eq 0
 	check "it says so" grep -q "\[class oam\] dscp 16 -> 34" "$WORK/reload.out"
-	check "the nftables table marks with the new DSCP" \
-		gw_a nft list table inet grgw-qos
+	check "the root qdisc is the same one, its counter not reset" root_kept "$root"
+	check "the oam class rate changed in place (10 Mbit)" \
+		eval 'class_line a oam | grep -q "rate 10Mbit"'
 	check "the status shows AF41 for oam" \
 		status_is a '[.qos.classes[]? | select(.name == "oam") | .dscp] == ["AF41"]'
-	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
+	check "class oam's packets reach vellum-b marked AF41" dscp_at_vellum_b 0x88
+	check "the CHILD_SA SPIs stay the same" test "$before" = "$(child_spis a)"
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
-	reload_with a "$CONF_A" || true
+
+	rc=0
+	reload_with a "$CONF_A" || rc=$?
+	check "shaping turned off again by reload (exit $rc)" test "$rc" -eq 0
+	check "no htb root qdisc on gw-a's $QOS_DEV any more" eval '! root_is_htb'
+}
+
+# ---- reload-prefix -----------------------------------------------------------
+#
+#   vellum-a 198.18.1.11 + 198.18.11.11 --- gw-a ==== gw-b --- vellum-b 198.18.2.11 + 198.18.12.11
+#
+# Each site gains a second LAN (the plan's *_EXTRA_* addresses on the
+# gateway's lan0 and on vellum), then both gateways reload a file naming
+# it, under the numbered stream on the first prefixes.
+
+EXTRA_TRAFFIC="net $SITE_A_EXTRA_PREFIX4 or net $SITE_B_EXTRA_PREFIX4"
+
+# extra_lans add|del: the second LAN's addresses in the namespaces
+extra_lans() {
+	local len=${SITE_A_EXTRA_PREFIX4#*/}
+	on gw-a ip addr "$1" "$GW_A_EXTRA4/$len" dev "$GW_LAN_IF" 2>/dev/null || true
+	on vellum-a ip addr "$1" "$VELLUM_A_EXTRA4/$len" dev "$NODE_IF" 2>/dev/null || true
+	len=${SITE_B_EXTRA_PREFIX4#*/}
+	on gw-b ip addr "$1" "$GW_B_EXTRA4/$len" dev "$GW_LAN_IF" 2>/dev/null || true
+	on vellum-b ip addr "$1" "$VELLUM_B_EXTRA4/$len" dev "$NODE_IF" 2>/dev/null || true
+}
+
+# with_extra_prefixes SRC DEST: SRC with site A's extra prefix next to its
+# IPv6 prefix and site B's next to its own (in [site] or [peer] alike)
+with_extra_prefixes() {
+	sed -e "\\|^prefix = $SITE_A_PREFIX6\$|a prefix = $SITE_A_EXTRA_PREFIX4" \
+	    -e "\\|^prefix = $SITE_B_PREFIX6\$|a prefix = $SITE_B_EXTRA_PREFIX4" "$1" >"$2"
+}
+
+# extra_unreachable: one echo from vellum-a's new address to vellum-b's,
+# answered by gw-a (from either of its LAN addresses) with unreachable
+extra_unreachable() {
+	local out
+	out=$(on vellum-a ping -n -c 1 -W 1 -I "$VELLUM_A_EXTRA4" "$VELLUM_B_EXTRA4" 2>&1) &&
+		{ echo "$out"; echo "ping got a reply"; return 1; }
+	echo "$out"
+	grep -Eiq "^From ($GW_A_LAN4|$GW_A_EXTRA4) .*(unreachable|prohibited|filtered)" <<<"$out"
+}
+
+# ping_from_extra: vellum-a's new address to vellum-b's new address
+ping_from_extra() { on vellum-a ping -n -c 3 -i 0.2 -W 2 -I "$VELLUM_A_EXTRA4" "$VELLUM_B_EXTRA4"; }
+
+# reload_both TAG: both gateways reload CONF_A and CONF_B; sets RC_A, RC_B
+reload_both() {
+	RC_A=0
+	RC_B=0
+	on gw-a "$GRGW" reload -c "$CONF_A" >"$WORK/$1-a.out" 2>&1 || RC_A=$?
+	on gw-b "$GRGW" reload -c "$CONF_B" >"$WORK/$1-b.out" 2>&1 || RC_B=$?
+}
+
+# kernel_mentions a|b PREFIX: a route (any table) or an nftables rule of
+# that gateway names PREFIX
+kernel_mentions() {
+	{ on "gw-$1" ip route show table all; on "gw-$1" nft list ruleset; } 2>/dev/null |
+		grep -F "$2"
+}
+
+# path_counters: packet counters along vellum-a -> vellum-b, to tell
+# where a loss happened: gw-a's bridge port from vellum-a (rx) and the
+# bridge itself (rx), gw-a's data plane (TUN tx), gw-b's (TUN rx), gw-b's
+# UDP receive-buffer drops (charon's socket)
+path_counters() {
+	local a b
+	a=$(on gw-a ip -s -j link 2>/dev/null | jq -r '[.[] | select(.ifname == "vellum" or .ifname == "lan0" or .ifname == "ipsec0")
+		| "\(.ifname) rx \(.stats64.rx.packets) tx \(.stats64.tx.packets)"] | join(", ")')
+	b=$(on gw-b ip -s -j link show dev ipsec0 2>/dev/null | jq -r '.[0].stats64.rx.packets')
+	# shellcheck disable=SC2016 # awk's own $6
+	echo "gw-a: $a; gw-b: ipsec0 rx $b, UdpRcvbufErrors $(on gw-b awk '/^Udp:/ { getline; print $6; exit }' /proc/net/snmp)"
+}
+
+# stream_lost_zero: the reload stream ended with nothing lost (and where
+# packets were counted, before and after, if some were)
+stream_lost_zero() {
+	local lost
+	lost=$(udp_stream_lost)
+	echo "$(cat "$WORK/stream-send.out") / $(head -1 "$WORK/stream-recv.out"): lost $lost"
+	[ "$lost" -eq 0 ] && return 0
+	echo "before: $PATH_BEFORE"
+	echo "after:  $(path_counters)"
+	return 1
+}
+
+t_reload_prefix() {
+	local conf_a=$CONF_A conf_b=$CONF_B
+	PREFIX_DONE=0
+	reload_prefix_run "$conf_a" "$conf_b"
+	CONF_A=$conf_a
+	CONF_B=$conf_b
+	# Cut short: the gateways may run the other file; start afresh.
+	[ "$PREFIX_DONE" = 1 ] || stop_grgw
+	capture_stop_all
+	extra_lans del
+}
+
+reload_prefix_run() {
+	local conf_a=$1 conf_b=$2
+	need_tunnel || return 0
+	need_sinks || return 0
+	extra_lans add
+	with_extra_prefixes "$conf_a" "$WORK/prefix-a.conf"
+	with_extra_prefixes "$conf_b" "$WORK/prefix-b.conf"
+	capture_start reload-prefix || { fail "WAN capture"; return 0; }
+
+	# Added, make-before-break, under the stream.
+	CONF_A=$WORK/prefix-a.conf
+	CONF_B=$WORK/prefix-b.conf
+	PATH_BEFORE=$(path_counters)
+	udp_stream_start 8
+	sleep 1
+	reload_both prefix-add
+	udp_stream_wait
+	expect_rc "gw-a: grgw reload adding $SITE_A_EXTRA_PREFIX4 and $SITE_B_EXTRA_PREFIX4" "$RC_A" 0 "$WORK/prefix-add-a.out"
+	expect_rc "gw-b: grgw reload adding them" "$RC_B" 0 "$WORK/prefix-add-b.out"
+	note "gw-a: $(tr '\n' ' ' <"$WORK/prefix-add-a.out" | cut -c1-200)"
+	check "the stream on the first prefixes lost nothing" stream_lost_zero
+	check "the new prefixes reach each other through the tunnel" \
+		wait_until 30 ping_from_extra
+	check "the first prefix reaches the new one (vellum-a -> $VELLUM_B_EXTRA4)" \
+		ping_ok vellum-a "$VELLUM_B_EXTRA4"
+	check "gw-a: the QoS table classifies traffic to $SITE_B_EXTRA_PREFIX4" \
+		kernel_mentions a "$SITE_B_EXTRA_PREFIX4"
+	check "gw-a status lists the new prefixes" status_has a \
+		"any(.peers[0].local_prefixes[]; . == \"$SITE_A_EXTRA_PREFIX4\") and any(.peers[0].remote_prefixes[]; . == \"$SITE_B_EXTRA_PREFIX4\")"
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
+	capture_stop reload-prefix
+	check_no_cleartext reload-prefix
+	check_no_cleartext_extra reload-prefix
+
+	# Fail closed covers it: the tunnel down (grgw down at B).
+	capture_start prefix-down || { fail "WAN capture"; return 0; }
+	down_one b prefix-down
+	expect_rc "grgw down on gw-b" "$RC" 0 "$WORK/prefix-down-b.log"
+	wait_until 30 status_is a '.peers[0].tunnel != "up"' || true
+	sleep 1
+	check "tunnel down: ping from the new prefix to the other's answered by gw-a with ICMP unreachable" \
+		extra_unreachable
+	check "tunnel down: TCP connect vellum-a -> $VELLUM_B_EXTRA4 refused by the gateway (not a timeout)" \
+		connect_refused vellum-a "$VELLUM_B_EXTRA4"
+	capture_stop prefix-down
+	check_no_cleartext_extra prefix-down
+	up_one b prefix-up
+	expect_rc "grgw up on gw-b again" "$RC" 0 "$WORK/prefix-up-b.log"
+	check "the new prefixes reach each other again" wait_until 60 ping_from_extra
+
+	# Removed again, under the stream.
+	CONF_A=$conf_a
+	CONF_B=$conf_b
+	PATH_BEFORE=$(path_counters)
+	udp_stream_start 8
+	sleep 1
+	reload_both prefix-del
+	udp_stream_wait
+	expect_rc "gw-a: grgw reload removing the prefixes" "$RC_A" 0 "$WORK/prefix-del-a.out"
+	expect_rc "gw-b: grgw reload removing them" "$RC_B" 0 "$WORK/prefix-del-b.out"
+	check "the stream on the first prefixes lost nothing" stream_lost_zero
+	check "gw-a: no route or rule names $SITE_B_EXTRA_PREFIX4 any more" \
+		eval "! kernel_mentions a $SITE_B_EXTRA_PREFIX4"
+	check "gw-b: no route or rule names $SITE_A_EXTRA_PREFIX4 any more" \
+		eval "! kernel_mentions b $SITE_A_EXTRA_PREFIX4"
+	check "gw-a status: the prefixes are gone" status_has a \
+		"all(.peers[0].remote_prefixes[]; . != \"$SITE_B_EXTRA_PREFIX4\")"
+	check "the first prefixes still cross" ping_ok vellum-a "$VELLUM_B4"
+	check "exactly one IKE_SA at each end" wait_until 15 one_ike_sa_each
+	PREFIX_DONE=1
+}
+
+# check_no_cleartext_extra TAG: nor of the new prefixes
+check_no_cleartext_extra() {
+	local ifc n
+	for ifc in "${WAN_IFS[@]}"; do
+		n=$(pcap_count "$WORK/$1-$ifc.pcap" "$EXTRA_TRAFFIC") || true
+		check "no clear-text packet of the new prefixes on $ifc ($n)" test "$n" = 0
+	done
 }

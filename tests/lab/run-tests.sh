@@ -42,6 +42,10 @@
 #   link-prometheus  a real Prometheus in gw-a with the shipped rules and
 #                dashboard: a WAN cut fires the link-down alert, the repair
 #                resolves it (see monitor-tests.sh)
+#   reload-*     grgw reload under a 1000 packets/s UDP stream: the same
+#                file, a broken one, a new data plane (refused), a new DSCP
+#                and shaping changed in place, a prefix added at both sites
+#                and removed again (see reload-tests.sh)
 #   x509         certificate authentication: a lab CA, tunnel up, traffic,
 #                another CA's and an expired certificate refused (see
 #                x509-tests.sh)
@@ -72,7 +76,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp reload-rotate x509 x509-rotate rekey)
+	interop-swanctl reload-same reload-broken reload-dataplane reload-dscp reload-prefix reload-rotate x509 x509-rotate rekey)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 

@@ -2,9 +2,13 @@
 """A paced UDP stream with sequence numbers, and its receiver, to count the
 packets a tunnel loses (rekeying must lose none).
 
-  udp-seq.py send ADDR PORT RATE SECONDS   prints "sent N"
+  udp-seq.py send ADDR PORT RATE SECONDS   prints "sent N in T s", then
+                                           "start EPOCH" (the wall clock
+                                           of packet 0)
   udp-seq.py recv PORT IDLE_S MAX_S        prints "received N lost L
-                                           duplicates D reordered R max M"
+                                           duplicates D reordered R max M",
+                                           then, if any were lost, "gaps
+                                           FIRST-LAST ..." (at most 20)
 
 The sender keeps to the rate on average: when the machine held it up, it
 catches up at once (the count is what matters, not the spacing).  The
@@ -26,6 +30,7 @@ def send(addr, port, rate, seconds):
     s = socket.socket(family, socket.SOCK_DGRAM)
     total = int(rate * seconds)
     start = time.monotonic()
+    wall = time.time()
     sent = 0
     while sent < total:
         due = start + sent / rate
@@ -38,6 +43,7 @@ def send(addr, port, rate, seconds):
             print("send error at %d: %s" % (sent, e), file=sys.stderr)
         sent += 1
     print("sent %d in %.1f s" % (sent, time.monotonic() - start), flush=True)
+    print("start %.3f" % wall, flush=True)
 
 
 def recv(port, idle, limit):
@@ -73,6 +79,25 @@ def recv(port, idle, limit):
     lost = highest + 1 - len(seen)
     print("received %d lost %d duplicates %d reordered %d max %d"
           % (len(seen), lost, dup, reordered, highest), flush=True)
+    if lost > 0:
+        print("gaps " + " ".join(gaps(seen, highest, 20)), flush=True)
+
+
+def gaps(seen, highest, most):
+    """The runs of missing sequence numbers, as "FIRST-LAST" strings: when
+    they were lost says why (seq / rate is the time after the start)."""
+    out = []
+    first = None
+    for seq in range(highest + 2):
+        missing = seq <= highest and seq not in seen
+        if missing and first is None:
+            first = seq
+        elif not missing and first is not None:
+            out.append("%d-%d" % (first, seq - 1))
+            first = None
+            if len(out) == most:
+                break
+    return out
 
 
 def main():

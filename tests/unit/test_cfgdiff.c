@@ -135,7 +135,7 @@ test_peer_prefix_added(void **state)
 	diff("prefix = 198.18.2.0/24\n", "prefix = 198.18.2.0/24\n"
 	    "prefix = 198.19.2.0/24\n", NULL, &d);
 	expect_one(&d, CFGDIFF_LIVE, "[peer] prefix 198.19.2.0/24 added");
-	assert_int_equal(d.apply, CFGDIFF_PEER_PREFIXES);
+	assert_int_equal(d.apply, CFGDIFF_PEER_PREFIXES | CFGDIFF_QOS);
 }
 
 static void
@@ -149,7 +149,7 @@ test_site_prefix_replaced(void **state)
 	print(&d);
 	assert_int_equal(d.n, 0 + 3);
 	assert_int_equal(d.n_refused, 0);
-	assert_int_equal(d.apply, CFGDIFF_SITE_PREFIXES);
+	assert_int_equal(d.apply, CFGDIFF_SITE_PREFIXES | CFGDIFF_QOS);
 	assert_non_null(strstr(d.ch[2].text, "198.18.1.0/24 removed"));
 }
 

@@ -392,10 +392,29 @@ test_load_conn_lifetimes(void **state)
 	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "14400s");
 	assert_string_equal(vici_get_str(conn, "over_time"), "1440s");
+	assert_string_equal(vici_get_str(conn, "rand_time"), "720s");
 	assert_string_equal(vici_get_str(conn, "reauth_time"), "0");
 	assert_string_equal(vici_get_str(child, "rekey_time"), "3600s");
 	assert_string_equal(vici_get_str(child, "life_time"), "3960s");
+	assert_string_equal(vici_get_str(child, "rand_time"), "180s");
 	vici_msg_free(m);
+
+	/* The later-named site: after the other's window, same hard life. */
+	strcpy(cfg.site.name, "site-b");
+	strcpy(cfg.peer.name, "site-a");
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
+	    NULL, 0));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(conn, "rekey_time"), "15120s");
+	assert_string_equal(vici_get_str(conn, "over_time"), "720s");
+	assert_string_equal(vici_get_str(conn, "rand_time"), "0s");
+	assert_string_equal(vici_get_str(child, "rekey_time"), "3780s");
+	assert_string_equal(vici_get_str(child, "life_time"), "3960s");
+	assert_string_equal(vici_get_str(child, "rand_time"), "0s");
+	vici_msg_free(m);
+	strcpy(cfg.site.name, "site-a");
+	strcpy(cfg.peer.name, "site-b");
 
 	cfg.ipsec.ike_rekey_s = 30;
 	cfg.ipsec.ike_life_s = 35;
@@ -407,9 +426,39 @@ test_load_conn_lifetimes(void **state)
 	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "30s");
 	assert_string_equal(vici_get_str(conn, "over_time"), "5s");
+	assert_string_equal(vici_get_str(conn, "rand_time"), "2s");
 	assert_string_equal(vici_get_str(child, "rekey_time"), "10s");
 	assert_string_equal(vici_get_str(child, "life_time"), "12s");
+	assert_string_equal(vici_get_str(child, "rand_time"), "1s");
 	vici_msg_free(m);
+}
+
+/* The two ends' rekey windows never overlap, and both end by the life. */
+static void
+test_rekey_timers(void **state)
+{
+	struct conn_rekey_timers a, b;
+	uint32_t rekey, life;
+
+	for (rekey = 5; rekey < 200; rekey += 7)
+		for (life = rekey + 2; life < rekey * 3; life += 3) {
+			conn_rekey_timers(rekey, life, 0, &a);
+			conn_rekey_timers(rekey, life, 1, &b);
+			assert_int_equal(a.life, life);
+			assert_int_equal(b.life, life);
+			/* a fires in [rekey - rand, rekey], b at b.rekey */
+			assert_true(a.rand <= a.rekey);
+			assert_true(a.rekey < b.rekey - b.rand);
+			assert_true(b.rekey < life);
+			assert_int_equal(a.rekey, rekey);
+		}
+	/* No margin to split: charon's own jitter at both ends. */
+	conn_rekey_timers(10, 11, 0, &a);
+	conn_rekey_timers(10, 11, 1, &b);
+	assert_int_equal(a.rekey, 10);
+	assert_int_equal(b.rekey, 10);
+	assert_int_equal(b.rand, 1);
+	(void)state;
 }
 
 static void
@@ -720,6 +769,7 @@ main(void)
 		cmocka_unit_test(test_load_conn_ca_bundle),
 		cmocka_unit_test(test_pem_next_cert),
 		cmocka_unit_test(test_load_conn_lifetimes),
+		cmocka_unit_test(test_rekey_timers),
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
 		cmocka_unit_test(test_duplicate_ike_sas),
