@@ -228,8 +228,22 @@ client_on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	if (r == NULL || !r->armed || c->fd == -1)
 		return;
-	memcpy(name, r->name, sizeof(name));
+	/*
+	 * libevent counts the timer from the time it cached for this loop
+	 * pass, which can be a little before head_since: the deadline is
+	 * the request's own, so what is left of it is waited out.
+	 */
 	waited = ms_since(&r->head_since);
+	if (waited < r->deadline_ms) {
+		struct timeval	 tv;
+		unsigned	 left = r->deadline_ms - waited;
+
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+		evtimer_add(c->ev_deadline, &tv);
+		return;
+	}
+	memcpy(name, r->name, sizeof(name));
 	client_hold(c);
 	client_disconnect(c);
 	client_fail_pending(c);
