@@ -25,6 +25,8 @@ export GRGW=$TOP/grgw
 # Emulated CPUs are slow: give negotiations more time than on the host.
 export UP_TIMEOUT=${UP_TIMEOUT:-90}
 export LAB_DATAPLANE=kernel
+# Logs a test keeps for later (run.sh: KERNEL_LAB_KEEP=1 keeps them).
+export LAB_KEEP_DIR=$SHARE/logs
 
 echo "== guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
 echo "== guest: modules: $(lsmod | awk 'NR > 1 && $1 ~ /^(esp4|esp6|xfrm_user|xfrm_interface|gcm|aesni_intel)$/ { printf "%s ", $1 }')"

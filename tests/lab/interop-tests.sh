@@ -212,8 +212,11 @@ readme_block() {
 		'$0 == b { on = 1; next } $0 == e { on = 0 } on && !/^```/' "$HERE/../../README.md"
 }
 
+# ipsec.conf: the README's config setup with this test's paths, then its
+# connections
 lsw_conf() {
-	printf 'config setup\n\tlogfile=%s/pluto.log\n\tlogappend=no\n\tdumpdir=%s/run\n\tplutodebug=none\n\n' \
+	readme_block "libreswan config setup"
+	printf '\tlogfile=%s/pluto.log\n\tlogappend=no\n\tdumpdir=%s/run\n\tplutodebug=none\n\n' \
 		"$LSW_DIR" "$LSW_DIR"
 	readme_block "libreswan ipsec.conf"
 }
@@ -241,6 +244,12 @@ lsw_missing() {
 # lsw_stop: pluto at gw-b gone with its IPsec state, routes and forwarding
 # as before (also on exit)
 lsw_stop() {
+	# The kernel lab keeps pluto's log with its results.
+	if [ -n "${LAB_KEEP_DIR:-}" ] && [ -f "${LSW_DIR:-/nonexistent}/pluto.log" ]; then
+		mkdir -p "$LAB_KEEP_DIR" && cp "$LSW_DIR/pluto.log" "$LAB_KEEP_DIR/pluto-gw-b.log"
+		cp "$LAB_RUN_DIR/site-a/grgw.log" "$LAB_KEEP_DIR/grgw-gw-a.log" 2>/dev/null
+		cp "$LAB_RUN_DIR/site-a/charon.log" "$LAB_KEEP_DIR/charon-gw-a.log" 2>/dev/null
+	fi
 	if [ -n "$LSW_PID" ]; then
 		whack_b --shutdown >/dev/null 2>&1
 		wait_until 20 pid_gone "$LSW_PID" || kill -9 "$LSW_PID" 2>/dev/null
@@ -263,6 +272,7 @@ lsw_start() {
 	mkdir -p "$LSW_DIR/run" "$LSW_DIR/nss" "$LSW_DIR/ipsec.d"
 	lsw_conf >"$LSW_DIR/ipsec.conf"
 	(umask 077 && lsw_secrets >"$LSW_DIR/ipsec.secrets")
+	grep -q '^config setup$' "$LSW_DIR/ipsec.conf" || { echo "no config setup in the README"; return 1; }
 	grep -q '^conn site-a$' "$LSW_DIR/ipsec.conf" || { echo "no conn site-a in the README's ipsec.conf"; return 1; }
 	grep -q ': PSK 0s[A-Za-z0-9+/]' "$LSW_DIR/ipsec.secrets" || { echo "no PSK in the README's ipsec.secrets"; return 1; }
 	# What `ipsec initnss` does, in a directory of the test's own.
@@ -286,6 +296,15 @@ lsw_children_up() { lsw_child_up site-a && lsw_child_up site-a-v6; }
 # lsw_ipsec_states: pluto's CHILD_SA serial numbers ("#3 #4"), one line
 lsw_ipsec_states() { whack_b --trafficstatus | grep -oE '#[0-9]+:' | sort | tr '\n' ' '; }
 lsw_ike_states() { whack_b --showstates | grep -E 'ESTABLISHED_IKE_SA' | grep -oE '#[0-9]+:' | sort | tr '\n' ' '; }
+# lsw_show: pluto's SAs, the policies at gw-b and the end of pluto's log,
+# into the report
+lsw_show() {
+	whack_b --trafficstatus 2>&1 | sed 's/^/     | /'
+	whack_b --showstates 2>&1 | cut -c 1-160 | sed 's/^/     | /'
+	on gw-b ip xfrm policy 2>&1 | grep -E '^src|dir' | sed 's/^/     | /'
+	show_file "$LSW_DIR/pluto.log" 40
+}
+
 # A CHILD_SA rekeyed with PFS names the group in pluto's log.
 lsw_rekeyed_with_pfs() { grep -E 'xfrm=AES_GCM_16_(256|128)-NONE-DH31' "$LSW_DIR/pluto.log"; }
 
@@ -359,7 +378,12 @@ t_interop_libreswan() {
 	up_one a lsw-up
 	expect_rc "grgw up at gw-a against libreswan" "$RC" 0 "$WORK/lsw-up-a.log"
 	check "gw-a status: tunnel up" wait_until 60 status_is a "$TUNNEL_UP_JQ"
-	check "gw-b (pluto): CHILD_SAs of site-a and site-a-v6 established" wait_until 60 lsw_children_up
+	if wait_until 60 lsw_children_up; then
+		pass "gw-b (pluto): CHILD_SAs of site-a and site-a-v6 established"
+	else
+		fail "gw-b (pluto): CHILD_SAs of site-a and site-a-v6 established"
+		lsw_show
+	fi
 	check "gw-a link: up, none, method icmp" wait_until 60 link_a_says up none
 	check "gw-a: tunnel path measured by ICMP (RTT > 0)" link_is a '.paths.tunnel.up and .paths.tunnel.rtt_ms.smoothed > 0'
 	check "grgw status (text): link up, probes icmp" status_text_says_icmp
@@ -387,6 +411,7 @@ t_interop_libreswan() {
 	after=$(lsw_ipsec_states)
 	ike_after=$(lsw_ike_states)
 	note "CHILD_SAs at B before: $before; after: $after; IKE SAs before: $ike_before; after: $ike_after"
+	[ -n "$after" ] || lsw_show
 	check "the CHILD_SAs were rekeyed (new states)" test "$before" != "$after"
 	check "the IKE SA was rekeyed (new state)" test "$ike_before" != "$ike_after"
 	check "the rekeyed CHILD_SAs used PFS with Curve25519 (DH 31)" lsw_rekeyed_with_pfs
