@@ -53,10 +53,13 @@ esac
 # libreswan for interop-libreswan: run.sh put Debian's package in the share
 # when that test is asked for.  It conflicts with strongSwan, so it is not
 # installed: only its programs are unpacked, into this guest's copy-on-write
-# root (/usr/libexec/ipsec, where pluto looks for its helpers); the test
-# gives pluto every other path.
+# root: /usr/libexec/ipsec, where pluto looks for its helpers, and its
+# `ipsec` command as /usr/local/sbin/ipsec, ahead of strongSwan's in PATH
+# (pluto runs `ipsec _updown`); the test gives pluto every other path.
 if [ "$MODE" = check ] && [ -f "$SHARE/libreswan.deb" ]; then
-	if dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" | tar -x -C / ./usr/libexec/ipsec; then
+	if dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" | tar -x -C / ./usr/libexec/ipsec &&
+		dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" |
+		tar -x -C /usr/local --strip-components=2 ./usr/sbin/ipsec; then
 		echo "== guest: libreswan $(dpkg-deb -f "$SHARE/libreswan.deb" Version) unpacked into /usr/libexec/ipsec"
 	else
 		echo "== guest: could not unpack libreswan"
