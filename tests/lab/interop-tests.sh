@@ -311,11 +311,11 @@ lsw_show() {
 	show_file "$LSW_DIR/pluto.log" 40
 }
 
-# lsw_rekeyed_with_pfs LINE: a CHILD_SA established after that line of
+# lsw_rekeyed_with_pfs LINE: a CHILD_SA established or rekeyed after that line of
 # pluto's log names the DH group of its PFS exchange (IKE_AUTH's has none)
 lsw_rekeyed_with_pfs() {
 	tail -n "+$(($1 + 1))" "$LSW_DIR/pluto.log" |
-		grep -E 'established Child SA.*xfrm=AES_GCM_16_(256|128)-NONE-(DH31|CURVE25519)'
+		grep -E '(established|rekeyed) Child SA.*xfrm=AES_GCM_16_(256|128)-NONE-DH31 '
 }
 
 # wan_only_ike_esp TAG: every IP packet on both WAN sides is IKE or ESP
