@@ -25,6 +25,12 @@ export GRGW=$TOP/grgw
 # Emulated CPUs are slow: give negotiations more time than on the host.
 export UP_TIMEOUT=${UP_TIMEOUT:-90}
 export LAB_DATAPLANE=kernel
+# Under software emulation a process can take seconds to start: every
+# wait for a state in the lab tests lasts three times as long (a limit,
+# never a measure; a state reached sooner ends the wait sooner).
+if [ "$(cat "$SHARE/accel" 2>/dev/null)" = tcg ]; then
+	export LAB_WAIT_SCALE=${LAB_WAIT_SCALE:-3}
+fi
 # Logs a test keeps for later (run.sh: KERNEL_LAB_KEEP=1 keeps them).
 export LAB_KEEP_DIR=$SHARE/logs
 

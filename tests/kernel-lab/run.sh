@@ -354,6 +354,7 @@ if [ "$ACCEL" = auto ]; then
 	rm -f "$OUT/share/rc"
 fi
 echo "$MODE" >"$OUT/share/mode"
+echo "$ACCEL" >"$OUT/share/accel"
 if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi >"$OUT/share/args"
 echo "kernel-lab: booting $KERNEL ($KVER) with qemu ($ACCEL, $SMP CPUs, $MEM MiB), mode $MODE, limit ${VM_TIMEOUT}s"
 

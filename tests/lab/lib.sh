@@ -224,9 +224,10 @@ show_file() {
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # wait_until SECONDS CMD...: poll CMD (which must itself be bounded) every
-# 0.2 s until it succeeds; false once SECONDS have passed.
+# 0.2 s until it succeeds; false once SECONDS times LAB_WAIT_SCALE (default
+# 1; the kernel VM lab sets 3 under emulation) have passed.
 wait_until() {
-	local deadline=$(( $(now_ms) + $1 * 1000 ))
+	local deadline=$(( $(now_ms) + $1 * 1000 * ${LAB_WAIT_SCALE:-1} ))
 	shift
 	while :; do
 		"$@" >/dev/null 2>&1 </dev/null && return 0
