@@ -39,6 +39,10 @@
 #                etcd (see link-tests.sh)
 #   interop-swanctl  plain strongSwan (swanctl, the README's configuration)
 #                at gw-b, grgw with probes = icmp at gw-a (see interop-tests.sh)
+#   interop-libreswan  the same with libreswan (pluto, the README's
+#                configuration) at gw-b and the kernel data plane at gw-a;
+#                skipped ("skipped: why") without kernel ESP: it runs in the
+#                kernel VM lab (make check-kernel)
 #   link-prometheus  a real Prometheus in gw-a with the shipped rules and
 #                dashboard: a WAN cut fires the link-down alert, the repair
 #                resolves it (see monitor-tests.sh)
@@ -46,7 +50,8 @@
 # Needs root, iproute2, nftables, tcpdump, jq, netcat-openbsd, python3.
 # Environment: GRGW (grgw binary, default ../../grgw), UP_TIMEOUT (s, 45),
 # LAB_DATAPLANE (auto, kernel or libipsec: the gateways' `mode`; default auto).
-# Every check prints "ok" or "FAIL"; the last line is "N passed, N failed".
+# Every check prints "ok" or "FAIL"; the last line is "N passed, N failed"
+# (", N skipped" when a test could not run here; exit 77 when no test ran).
 
 set -eu
 
@@ -59,7 +64,7 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl)
+	interop-swanctl interop-libreswan)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -73,6 +78,7 @@ cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
 	declare -F interop_stop >/dev/null && interop_stop
+	declare -F lsw_stop >/dev/null && lsw_stop
 	declare -F prom_stop >/dev/null && prom_stop
 	resume_stopped
 	capture_stop_all
