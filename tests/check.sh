@@ -62,6 +62,12 @@ stage() {
 		return
 	fi
 	tally "$name" "$rc"
+	# A suite that ran may still have skipped a test of its own.
+	local line
+	while IFS= read -r line; do
+		skipped=$((skipped + 1))
+		skips+=("$name: ${line#skipped: }")
+	done < <(grep '^skipped: ' "$log")
 }
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -33,6 +33,8 @@
 #   KERNEL_LAB_TIMEOUT  seconds for the whole VM run (default 1500)
 #   KERNEL_LAB_MEM      MiB (default 2048)   KERNEL_LAB_SMP  CPUs (default 2)
 #   KERNEL_LAB_KEEP     1: keep the results directory (its path is printed)
+#   KERNEL_LAB_CACHE    where Debian's libreswan package is kept for the
+#                       interop-libreswan test (default /var/cache/grgw-kernel-lab)
 #
 # Exit: 0 every check passed, 1 a check failed (or the VM did not report),
 # 77 skipped: qemu or a kernel image with XFRM modules is not available.
@@ -148,6 +150,65 @@ install_packages() {
 			return 1
 		fi
 	fi
+}
+
+# ---- libreswan, for interop-libreswan ------------------------------------------------
+#
+# Debian's libreswan conflicts with strongswan-charon, so it is never
+# installed here: `apt-get download` fetches the package into the cache
+# and the guest unpacks its programs into its own copy-on-write root
+# (guest.sh).  What pluto links against conflicts with nothing and is
+# installed like any other package, so the guest sees it through 9p.
+
+# wants_libreswan TEST...: does this check run interop-libreswan?
+wants_libreswan() {
+	local t
+	[ $# -eq 0 ] && return 0
+	for t in "$@"; do
+		case $t in all|interop-libreswan) return 0 ;; esac
+	done
+	return 1
+}
+
+# libreswan_deps DEB: the libraries DEB depends on (libnss3-tools, which
+# has certutil, among them), first alternatives, one a line.  The rest
+# (debconf, dns-root-data, host, iproute2, iptables) serve the package's
+# scripts and DNS lookups, which the test does not use.
+libreswan_deps() {
+	dpkg-deb -f "$1" Pre-Depends Depends |
+		sed -e 's/^[A-Za-z-]*: //' | tr ',' '\n' |
+		sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | grep '^lib'
+}
+
+# fetch_libreswan: the package in $OUT/share/libreswan.deb and its
+# dependencies installed; false (with the reason printed) if it cannot be had
+fetch_libreswan() {
+	local cache=${KERNEL_LAB_CACHE:-/var/cache/grgw-kernel-lab} deb p missing=""
+	mkdir -p "$cache" || { echo "cannot create $cache"; return 1; }
+	deb=$(find "$cache" -maxdepth 1 -name 'libreswan_*.deb' | sort -V | tail -n 1)
+	if [ -z "$deb" ]; then
+		[ "$INSTALL" = yes ] || { echo "no libreswan package in $cache (KERNEL_LAB_INSTALL=$INSTALL)"; return 1; }
+		echo "kernel-lab: apt-get download libreswan into $cache"
+		if ! (cd "$cache" && timeout 300 apt-get download -q libreswan) >>"$OUT/apt.log" 2>&1; then
+			timeout 300 apt-get update -q >>"$OUT/apt.log" 2>&1
+			(cd "$cache" && timeout 300 apt-get download -q libreswan) >>"$OUT/apt.log" 2>&1 ||
+				{ tail -n 3 "$OUT/apt.log"; echo "apt-get could not download libreswan"; return 1; }
+		fi
+		deb=$(find "$cache" -maxdepth 1 -name 'libreswan_*.deb' | sort -V | tail -n 1)
+		[ -n "$deb" ] || { echo "apt-get download left no libreswan_*.deb in $cache"; return 1; }
+	fi
+	for p in $(libreswan_deps "$deb"); do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		[ "$INSTALL" = yes ] || { echo "libreswan needs$missing (KERNEL_LAB_INSTALL=$INSTALL)"; return 1; }
+		echo "kernel-lab: installing libreswan's dependencies:$missing"
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends $missing \
+			>>"$OUT/apt.log" 2>&1 || { tail -n 3 "$OUT/apt.log"; echo "apt-get could not install$missing"; return 1; }
+	fi
+	cp "$deb" "$OUT/share/libreswan.deb"
 }
 
 # ---- the initramfs --------------------------------------------------------------
@@ -285,11 +346,15 @@ build_initramfs "$KVER" >"$OUT/initramfs.log" 2>&1 || {
 }
 
 echo "$TOP" >"$OUT/share/top"
+if [ "$MODE" = check ] && wants_libreswan "$@"; then
+	fetch_libreswan || echo "kernel-lab: without libreswan, interop-libreswan will be skipped"
+fi
 if [ "$ACCEL" = auto ]; then
 	if kvm_works; then ACCEL=kvm; else ACCEL=tcg; fi
 	rm -f "$OUT/share/rc"
 fi
 echo "$MODE" >"$OUT/share/mode"
+echo "$ACCEL" >"$OUT/share/accel"
 if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi >"$OUT/share/args"
 echo "kernel-lab: booting $KERNEL ($KVER) with qemu ($ACCEL, $SMP CPUs, $MEM MiB), mode $MODE, limit ${VM_TIMEOUT}s"
 
@@ -316,6 +381,7 @@ if [ -z "$rc" ]; then
 	exit 1
 fi
 if [ -f "$OUT/share/summary" ]; then
+	if [ -s "$OUT/share/skipped" ]; then cat "$OUT/share/skipped"; fi
 	cat "$OUT/share/summary"
 fi
 [ "$rc" -eq 0 ] || exit 1

@@ -197,7 +197,7 @@ ncap_start() {
 		NCAP[$tag-$node]=$!
 	done
 	for node in "$@"; do
-		wait_until 10 grep -q 'listening on' "$WORK/$tag-$node.log" || {
+		wait_until 60 grep -q 'listening on' "$WORK/$tag-$node.log" || {
 			echo "tcpdump in $node did not start" >&2
 			return 1
 		}
@@ -248,7 +248,7 @@ start_sinks() {
 		BG_PIDS+=($!)
 	done
 	for port in "${SINK_PORTS[@]}"; do
-		wait_until 10 port_listening vellum-b "$port" || { echo "sink on $port did not start" >&2; return 1; }
+		wait_until 60 port_listening vellum-b "$port" || { echo "sink on $port did not start" >&2; return 1; }
 	done
 }
 port_listening() { on "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
