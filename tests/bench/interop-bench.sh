@@ -25,6 +25,10 @@
 # taken from the daemon's own change time (link.since_epoch_ms), as
 # tests/bench/link-bench.sh takes it; p50/p99/max of each setup, the
 # reasons and methods `grgw status` gave, and the ratios peer / baseline.
+# The cut is written to an nft already running in the router (nft -i), and
+# timed just before, from bash's own clock: starting nft and date for each
+# cut would take long enough under emulation (the kernel VM lab) to hide a
+# good part of the detection time.
 # Both setups probe at the same setting (PROBE_INTERVAL_MS, default 50, x
 # PROBE_MULTIPLIER, default 5).  LAB_ID=N runs it in a lab of its own.
 set -eu
@@ -54,6 +58,7 @@ CUT_RULE="table inet grgwlab-cut { chain cut { type filter hook forward priority
 
 cleanup() {
 	set +e
+	cutter_stop
 	router nft delete table inet grgwlab-cut >/dev/null 2>&1
 	grgw_at a down --purge >/dev/null 2>&1
 	grgw_at b down --purge >/dev/null 2>&1
@@ -158,6 +163,36 @@ setup_peer() {
 
 # ---- cuts -------------------------------------------------------------------------
 
+# The cutter: one nft in the router, reading commands from a pipe (bash
+# unsets CUTTER and CUTTER_PID once it has gone).
+cutter_start() {
+	coproc CUTTER { exec ip netns exec "${NS_PREFIX}router" nft -i >>"$WORK/cutter.log" 2>&1; }
+}
+
+cutter_stop() {
+	local pid=${CUTTER_PID:-} fd=${CUTTER[1]:-}
+	[ -n "$pid" ] || return 0
+	[ -n "$fd" ] && exec {fd}>&-
+	wait_until 5 pid_gone "$pid" || kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# cutter CMD: an nft command, to the running nft (started again if it died)
+cutter() {
+	if [ -z "${CUTTER_PID:-}" ] || pid_gone "$CUTTER_PID"; then
+		cutter_stop
+		cutter_start
+	fi
+	printf '%s\n' "$1" >&"${CUTTER[1]}"
+}
+
+# epoch_ms: the wall clock in ms, without starting a process
+epoch_ms() {
+	local us=${EPOCHREALTIME//[!0-9]/}
+	echo $((us / 1000))
+}
+
 # cut_block NAME N UP-CHECK: N WAN cuts; each cut's detection time (ms) is
 # appended to $WORK/det-NAME, "state/reason (method)" to $WORK/why-NAME.
 # Each cut comes 0.3 to 0.7 s after the link is seen up (UP-CHECK), so that
@@ -170,8 +205,8 @@ cut_block() {
 			return 1
 		fi
 		sleep 0.$((RANDOM % 5 + 3))
-		router nft -f - <<<"$CUT_RULE"
-		t0=$(now_ms)
+		t0=$(epoch_ms)
+		cutter "add $CUT_RULE"
 		if wait_until 10 link_down_a; then
 			link=$(link_of a)
 			since=$(jq .since_epoch_ms <<<"$link")
@@ -179,8 +214,9 @@ cut_block() {
 			jq -r '"\(.state)/\(.reason) (\(.method))"' <<<"$link" >>"$WORK/why-$name"
 		else
 			echo "  $name: a cut not seen within 10 s; $(link_of a)"
+			show_file "$WORK/cutter.log" 3
 		fi
-		router nft delete table inet grgwlab-cut
+		cutter "delete table inet grgwlab-cut"
 	done
 }
 
