@@ -187,12 +187,6 @@ cutter() {
 	printf '%s\n' "$1" >&"${CUTTER[1]}"
 }
 
-# epoch_ms: the wall clock in ms, without starting a process
-epoch_ms() {
-	local us=${EPOCHREALTIME//[!0-9]/}
-	echo $((us / 1000))
-}
-
 # cut_block NAME N UP-CHECK: N WAN cuts; each cut's detection time (ms) is
 # appended to $WORK/det-NAME, "state/reason (method)" to $WORK/why-NAME.
 # Each cut comes 0.3 to 0.7 s after the link is seen up (UP-CHECK), so that
@@ -205,13 +199,19 @@ cut_block() {
 			return 1
 		fi
 		sleep 0.$((RANDOM % 5 + 3))
-		t0=$(epoch_ms)
+		# The wall clock in ms, without a subshell or a process.
+		t0=${EPOCHREALTIME//[!0-9]/}
+		t0=$((t0 / 1000))
 		cutter "add $CUT_RULE"
 		if wait_until 10 link_down_a; then
 			link=$(link_of a)
 			since=$(jq .since_epoch_ms <<<"$link")
-			echo $((since - t0)) >>"$WORK/det-$name"
-			jq -r '"\(.state)/\(.reason) (\(.method))"' <<<"$link" >>"$WORK/why-$name"
+			if [ "$since" -lt "$t0" ]; then
+				echo "  $name: down before the cut, not counted; $link"
+			else
+				echo $((since - t0)) >>"$WORK/det-$name"
+				jq -r '"\(.state)/\(.reason) (\(.method))"' <<<"$link" >>"$WORK/why-$name"
+			fi
 		else
 			echo "  $name: a cut not seen within 10 s; $(link_of a)"
 			show_file "$WORK/cutter.log" 3
