@@ -34,14 +34,14 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$HERE/../lab/lib.sh"
 # The peers' setup, shared with the lab tests interop-swanctl and
 # interop-libreswan (interop_start/interop_stop, lsw_start/lsw_stop).
-# shellcheck source=tests/lab/interop-tests.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/interop-tests.sh
 . "$HERE/../lab/interop-tests.sh"
 LAB=$HERE/../lab/lab.sh
-# shellcheck source=tests/bench/plot.sh
+# shellcheck source-path=SCRIPTDIR source=plot.sh
 . "$HERE/plot.sh"
 
 PEER=${1:-swanctl}
