@@ -186,6 +186,7 @@ bench: grgw
 	$(Q)tests/bench/bench.sh
 	$(Q)tests/bench/startup-bench.sh
 	$(Q)tests/bench/link-bench.sh
+	$(Q)tests/bench/interop-bench.sh
 	$(Q)tests/bench/qos-bench.sh
 
 # The two-site lab with the kernel data plane, in a VM running Debian's

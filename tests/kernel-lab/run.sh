@@ -19,7 +19,9 @@
 # Usage:  run.sh [check [TEST...]]   the lab tests that depend on the data plane
 #                                    + the kernel-only checks; TEST: "all" (every
 #                                    lab test), lab test names, "kernel"
-#         run.sh bench               tests/kernel-lab/bench.sh in the VM
+#         run.sh bench [PART...]     tests/kernel-lab/bench.sh in the VM; PART:
+#                                    throughput, startup, qos, interop-libreswan
+#                                    (default: all of them)
 #         run.sh exec CMD [ARG...]   one command in the guest (for debugging)
 #
 # Environment:
@@ -34,7 +36,8 @@
 #   KERNEL_LAB_MEM      MiB (default 2048)   KERNEL_LAB_SMP  CPUs (default 2)
 #   KERNEL_LAB_KEEP     1: keep the results directory (its path is printed)
 #   KERNEL_LAB_CACHE    where Debian's libreswan package is kept for the
-#                       interop-libreswan test (default /var/cache/grgw-kernel-lab)
+#                       interop-libreswan test and benchmark (default
+#                       /var/cache/grgw-kernel-lab)
 #
 # Exit: 0 every check passed, 1 a check failed (or the VM did not report),
 # 77 skipped: qemu or a kernel image with XFRM modules is not available.
@@ -160,7 +163,8 @@ install_packages() {
 # (guest.sh).  What pluto links against conflicts with nothing and is
 # installed like any other package, so the guest sees it through 9p.
 
-# wants_libreswan TEST...: does this check run interop-libreswan?
+# wants_libreswan TEST...: does this check (or benchmark, PART...) run
+# interop-libreswan?
 wants_libreswan() {
 	local t
 	[ $# -eq 0 ] && return 0
@@ -346,7 +350,7 @@ build_initramfs "$KVER" >"$OUT/initramfs.log" 2>&1 || {
 }
 
 echo "$TOP" >"$OUT/share/top"
-if [ "$MODE" = check ] && wants_libreswan "$@"; then
+if { [ "$MODE" = check ] || [ "$MODE" = bench ]; } && wants_libreswan "$@"; then
 	fetch_libreswan || echo "kernel-lab: without libreswan, interop-libreswan will be skipped"
 fi
 if [ "$ACCEL" = auto ]; then
