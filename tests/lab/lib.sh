@@ -280,23 +280,8 @@ tcp_peer_is() {
 # generous timeout; prints "<result> <ms>", result one of connected,
 # refused (a reset), unreachable (an ICMP error), timeout or an errno name.
 connect_result() {
-	timeout 20 ip netns exec "$NS_PREFIX$1" python3 - "$2" "$SINK_PORT" <<-'PY' 2>/dev/null || echo "error 0"
-	import errno, socket, sys, time
-	addr, port = sys.argv[1], int(sys.argv[2])
-	s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-	s.settimeout(8)
-	t0 = time.monotonic()
-	try:
-	    s.connect((addr, port))
-	    r = "connected"
-	except socket.timeout:
-	    r = "timeout"
-	except OSError as e:
-	    r = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-	         errno.ENETUNREACH: "unreachable", errno.EACCES: "unreachable"}.get(
-	        e.errno, errno.errorcode.get(e.errno, str(e.errno)))
-	print(r, int((time.monotonic() - t0) * 1000))
-	PY
+	timeout 20 ip netns exec "$NS_PREFIX$1" python3 "$LAB_HERE/connect-result.py" "$2" "$SINK_PORT" \
+		2>/dev/null || echo "error 0"
 }
 
 # Fail fast means refused by the gateway (a reset, or ICMP unreachable),

@@ -308,23 +308,7 @@ ping_unreachable_from() {
 # connect_result NODE ADDR: "connected", "refused", "unreachable" or
 # "timeout", and the milliseconds it took
 connect_result() {
-	ssh_to "$1" python3 - "$2" "$SINK_PORT" <<-'PY'
-	import errno, socket, sys, time
-	addr, port = sys.argv[1], int(sys.argv[2])
-	s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-	s.settimeout(8)
-	t0 = time.monotonic()
-	try:
-	    s.connect((addr, port))
-	    r = "connected"
-	except socket.timeout:
-	    r = "timeout"
-	except OSError as e:
-	    r = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-	         errno.ENETUNREACH: "unreachable", errno.EACCES: "unreachable"}.get(
-	        e.errno, errno.errorcode.get(e.errno, str(e.errno)))
-	print(r, int((time.monotonic() - t0) * 1000))
-	PY
+	ssh_to "$1" python3 - "$2" "$SINK_PORT" <"$TOP/tests/lab/connect-result.py"
 }
 
 connect_refused() {
