@@ -32,6 +32,9 @@ prefix_len() { printf '%s\n' "${1#*/}"; }
 # Anything from or to a site prefix seen on the WAN is a leak.
 SITE_TRAFFIC="net $SITE_A_PREFIX4 or net $SITE_B_PREFIX4 or net $SITE_A_PREFIX6 or net $SITE_B_PREFIX6"
 IKE_OR_ESP='(udp port 500 or udp port 4500 or ip proto 50)'
+# Link-local IPv6 on a WAN (router and neighbour discovery, duplicate address
+# detection, MLD): it can carry no site address.
+LINK_LOCAL6='(ip6 and (src net fe80::/10 or src host ::))'
 # ESP proper: raw, or UDP-encapsulated (non-zero SPI, unlike IKE's marker).
 ESP_ONLY='(ip proto 50 or (udp port 4500 and udp[8:4] != 0))'
 
