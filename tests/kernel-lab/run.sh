@@ -46,6 +46,8 @@ set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
+# shellcheck source=tests/pkgs.sh
+. "$TOP/tests/pkgs.sh"
 GRGW=${GRGW:-$TOP/grgw}
 INSTALL=${KERNEL_LAB_INSTALL:-yes}
 ACCEL=${KERNEL_LAB_ACCEL:-auto}
@@ -122,19 +124,11 @@ find_kernel() {
 	return 1
 }
 
-missing_packages() {
-	local p out=""
-	for p in $PKGS; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			out="$out $p"
-	done
-	echo "$out"
-}
-
 # Installs what is missing; false (with the reason printed) if it cannot.
 install_packages() {
 	local missing
-	missing=$(missing_packages)
+	# shellcheck disable=SC2086 # a list of package names
+	missing=$(missing_packages $PKGS)
 	[ -z "$missing" ] && return 0
 	if [ "$INSTALL" != yes ]; then
 		echo "missing packages:$missing (KERNEL_LAB_INSTALL=$INSTALL)"
@@ -201,10 +195,8 @@ fetch_libreswan() {
 		deb=$(find "$cache" -maxdepth 1 -name 'libreswan_*.deb' | sort -V | tail -n 1)
 		[ -n "$deb" ] || { echo "apt-get download left no libreswan_*.deb in $cache"; return 1; }
 	fi
-	for p in $(libreswan_deps "$deb"); do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			missing="$missing $p"
-	done
+	# shellcheck disable=SC2046 # a list of package names
+	missing=$(missing_packages $(libreswan_deps "$deb"))
 	if [ -n "$missing" ]; then
 		[ "$INSTALL" = yes ] || { echo "libreswan needs$missing (KERNEL_LAB_INSTALL=$INSTALL)"; return 1; }
 		echo "kernel-lab: installing libreswan's dependencies:$missing"

@@ -43,6 +43,8 @@ ACCEL=${VAGRANT_LAB_ACCEL:-auto}
 BOX_NAME=grgw-lab/bookworm
 SKIP=77
 
+# shellcheck source=tests/pkgs.sh
+. "$TOP/tests/pkgs.sh"
 # shellcheck source=tests/vagrant/host.sh
 . "$HERE/host.sh"
 # plan.env: every name and address below
