@@ -186,6 +186,7 @@ bench: grgw
 	$(Q)tests/bench/bench.sh
 	$(Q)tests/bench/startup-bench.sh
 	$(Q)tests/bench/link-bench.sh
+	$(Q)tests/bench/interop-bench.sh
 	$(Q)tests/bench/qos-bench.sh
 	$(Q)tests/bench/reload-bench.sh
 	$(Q)tests/bench/rekey-bench.sh

@@ -82,7 +82,7 @@ for t in "$@"; do
 done
 stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
 stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
-stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
+stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/bench/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
     "$here"/vagrant/*.sh "$here"/feeds/*.sh "$here"/monitoring/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "monitoring: Prometheus rules (promtool), Grafana dashboard" "$here/monitoring/run.sh"

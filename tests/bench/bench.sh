@@ -12,13 +12,13 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
 RUNS=${RUNS:-5}
 SECS=${SECS:-5}
 WORK=$(mktemp -d)
-# shellcheck source=tests/bench/plot.sh
+# shellcheck source-path=SCRIPTDIR source=plot.sh
 . "$HERE/plot.sh"
 bench_out_init bench
 CONF_A=$WORK/site-a.conf

@@ -20,10 +20,10 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
-# shellcheck source=tests/bench/plot.sh
+# shellcheck source-path=SCRIPTDIR source=plot.sh
 . "$HERE/plot.sh"
 CUTS=${CUTS:-50}
 IDLE=${IDLE:-20}

@@ -32,7 +32,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
 WAN_RATE=${WAN_RATE:-4mbit}
@@ -43,7 +43,7 @@ ROGERS_PORT=11311
 TWIN_PORT=11312
 PY=/usr/bin/python3		# Debian's, with python3-pymemcache
 WORK=$(mktemp -d)
-# shellcheck source=tests/bench/plot.sh
+# shellcheck source-path=SCRIPTDIR source=plot.sh
 . "$HERE/plot.sh"
 bench_out_init qos-bench
 chmod 0755 "$WORK"

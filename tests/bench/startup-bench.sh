@@ -17,7 +17,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$HERE/../lab/lib.sh"
 LAB=$HERE/../lab/lab.sh
 RUNS=${RUNS:-20}

@@ -12,6 +12,16 @@
 #               best and median of RUNS runs, for each data plane
 #   QoS         tests/bench/qos-bench.sh in kernel mode: Rogers request
 #               round trips idle and with a full shaper, QoS on and off
+#   interop-libreswan
+#               tests/bench/interop-bench.sh libreswan: link-down detection
+#               with `probes = icmp` against libreswan's pluto at gw-b,
+#               beside grgw at both ends, CUTS WAN cuts each (default 10),
+#               kernel data plane; skipped without libreswan (run.sh
+#               fetches it)
+#
+# Usage: bench.sh [PART...]   the parts named above (default: all of them),
+#                             in that order: throughput startup qos
+#                             interop-libreswan
 #
 # Prints figures and ratios; fails only when something could not be
 # measured at all, never on a time.
@@ -24,6 +34,17 @@ LABDIR=$(cd "$HERE/../lab" && pwd)
 LAB=$LABDIR/lab.sh
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
+# Fewer cuts than on the host: each setup comes up twice, under emulation.
+CUTS=${CUTS:-10}
+ALL_PARTS=(throughput startup qos interop-libreswan)
+PARTS=("$@")
+[ $# -gt 0 ] || PARTS=("${ALL_PARTS[@]}")
+for part in "${PARTS[@]}"; do
+	[[ " ${ALL_PARTS[*]} " == *" $part "* ]] ||
+		{ echo "bench.sh: unknown part $part (${ALL_PARTS[*]})" >&2; exit 2; }
+done
+# wants PART: was it asked for?
+wants() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 WORK=$(mktemp -d /tmp/grgw-kernel-bench.XXXXXX)
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
@@ -99,49 +120,73 @@ iperf() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
-echo "== kernel lab benchmark: $(uname -r), $(nproc) CPUs$(grep -q hypervisor /proc/cpuinfo && echo ', virtual'), RUNS=$RUNS, SECS=$SECS"
-"$LAB" up >/dev/null
-new_psk "$WORK/psk"
-: >"$WORK/startup"
+echo "== kernel lab benchmark: $(uname -r), $(nproc) CPUs$(grep -q hypervisor /proc/cpuinfo && echo ', virtual'), RUNS=$RUNS, SECS=$SECS, CUTS=$CUTS; ${PARTS[*]}"
+ok=1
 
-echo "== throughput (iperf3 TCP, ${SECS}s each)"
-bare=$(iperf gw-b "$GW_B_WAN" gw-a)
-echo "  bare WAN path (gw-a -> gw-b):                  $bare Mbit/s"
+if wants throughput || wants startup; then
+	"$LAB" up >/dev/null
+	new_psk "$WORK/psk"
+	: >"$WORK/startup"
+fi
 
-declare -A tput
-for dp in kernel libipsec; do
-	configure "$dp"
+if wants throughput; then
+	echo "== throughput (iperf3 TCP, ${SECS}s each)"
+	bare=$(iperf gw-b "$GW_B_WAN" gw-a)
+	echo "  bare WAN path (gw-a -> gw-b):                  $bare Mbit/s"
+
+	declare -A tput
+	for dp in kernel libipsec; do
+		configure "$dp"
+		down_both
+		grgw_at a up --timeout 120 >"$WORK/up-a" 2>&1 &
+		grgw_at b up --timeout 120 >"$WORK/up-b" 2>&1 || echo "  $dp: grgw up on gw-b: $(cat "$WORK/up-b")"
+		wait $! || echo "  $dp: grgw up on gw-a: $(cat "$WORK/up-a")"
+		wait_until 60 ping_ok vellum-a "$VELLUM_B4" || true
+		got=$(status_json a | jq -r .dataplane)
+		tput[$dp]=$(iperf vellum-b "$VELLUM_B4" vellum-a)
+		printf '  through the tunnel, %-8s (status: %-8s) %s Mbit/s\n' "$dp" "$got" "${tput[$dp]}"
+	done
+	echo "  ratio kernel / bare:      $(ratio "${tput[kernel]}" "$bare")"
+	echo "  ratio libipsec / bare:    $(ratio "${tput[libipsec]}" "$bare")"
+	echo "  ratio kernel / libipsec:  $(ratio "${tput[kernel]}" "${tput[libipsec]}")"
+	{ [ "${tput[kernel]%.*}" -gt 0 ] && [ "$bare" != 0 ]; } || ok=0
+fi
+
+if wants startup; then
+	echo
+	echo "== start-up: grgw up on both gateways -> first packet across ($RUNS runs each)"
+	for dp in kernel libipsec; do
+		configure "$dp"
+		startup "$dp"
+	done
+	while read -r dp fb fm rb rm; do
+		printf '  %-8s first packet: best %s ms, median %s ms; grgw up returned: best %s ms, median %s ms\n' \
+			"$dp" "$fb" "$fm" "$rb" "$rm"
+	done <"$WORK/startup"
+fi
+
+if wants throughput || wants startup; then
 	down_both
-	grgw_at a up --timeout 120 >"$WORK/up-a" 2>&1 &
-	grgw_at b up --timeout 120 >"$WORK/up-b" 2>&1 || echo "  $dp: grgw up on gw-b: $(cat "$WORK/up-b")"
-	wait $! || echo "  $dp: grgw up on gw-a: $(cat "$WORK/up-a")"
-	wait_until 60 ping_ok vellum-a "$VELLUM_B4" || true
-	got=$(status_json a | jq -r .dataplane)
-	tput[$dp]=$(iperf vellum-b "$VELLUM_B4" vellum-a)
-	printf '  through the tunnel, %-8s (status: %-8s) %s Mbit/s\n' "$dp" "$got" "${tput[$dp]}"
-done
-echo "  ratio kernel / bare:      $(ratio "${tput[kernel]}" "$bare")"
-echo "  ratio libipsec / bare:    $(ratio "${tput[libipsec]}" "$bare")"
-echo "  ratio kernel / libipsec:  $(ratio "${tput[kernel]}" "${tput[libipsec]}")"
-
-echo
-echo "== start-up: grgw up on both gateways -> first packet across ($RUNS runs each)"
-for dp in kernel libipsec; do
-	configure "$dp"
-	startup "$dp"
-done
-while read -r dp fb fm rb rm; do
-	printf '  %-8s first packet: best %s ms, median %s ms; grgw up returned: best %s ms, median %s ms\n' \
-		"$dp" "$fb" "$fm" "$rb" "$rm"
-done <"$WORK/startup"
-down_both
-"$LAB" down >/dev/null 2>&1
+	"$LAB" down >/dev/null 2>&1
+fi
 
 # Rogers round trips idle and under bulk load, QoS on and off, with the
 # kernel data plane (fq_codel inside the classes where this kernel has it).
-echo
-echo "== QoS on the kernel data plane (tests/bench/qos-bench.sh)"
-qos_rc=0
-LAB_DATAPLANE=kernel "$HERE/../bench/qos-bench.sh" || qos_rc=$?
+if wants qos; then
+	echo
+	echo "== QoS on the kernel data plane (tests/bench/qos-bench.sh)"
+	LAB_DATAPLANE=kernel "$HERE/../bench/qos-bench.sh" || ok=0
+fi
 
-[ "${tput[kernel]%.*}" -gt 0 ] && [ "$bare" != 0 ] && [ "$qos_rc" -eq 0 ]
+# Link-down detection with ICMP probes against libreswan, which only runs
+# here (it needs kernel ESP); grgw at both ends is the baseline.
+if wants interop-libreswan; then
+	echo
+	echo "== link-down detection, probes = icmp against libreswan (tests/bench/interop-bench.sh libreswan)"
+	iop_rc=0
+	LAB_DATAPLANE=kernel CUTS=$CUTS "$HERE/../bench/interop-bench.sh" libreswan || iop_rc=$?
+	# 77: libreswan could not be had here (said above); not a failure.
+	[ "$iop_rc" -eq 0 ] || [ "$iop_rc" -eq 77 ] || ok=0
+fi
+
+[ "$ok" = 1 ]

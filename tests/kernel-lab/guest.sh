@@ -37,6 +37,23 @@ export LAB_KEEP_DIR=$SHARE/logs
 echo "== guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
 echo "== guest: modules: $(lsmod | awk 'NR > 1 && $1 ~ /^(esp4|esp6|xfrm_user|xfrm_interface|gcm|aesni_intel)$/ { printf "%s ", $1 }')"
 
+# libreswan for interop-libreswan and for the benchmark against it: run.sh
+# put Debian's package in the share when either is asked for.  It conflicts
+# with strongSwan, so it is not installed: only its programs are unpacked,
+# into this guest's copy-on-write root: /usr/libexec/ipsec, where pluto
+# looks for its helpers, and its `ipsec` command as /usr/local/sbin/ipsec,
+# ahead of strongSwan's in PATH (pluto runs `ipsec _updown`); the test gives
+# pluto every other path.
+if [ -f "$SHARE/libreswan.deb" ]; then
+	if dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" | tar -x -C / ./usr/libexec/ipsec &&
+		dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" |
+		tar -x -C /usr/local --strip-components=2 ./usr/sbin/ipsec; then
+		echo "== guest: libreswan $(dpkg-deb -f "$SHARE/libreswan.deb" Version) unpacked into /usr/libexec/ipsec"
+	else
+		echo "== guest: could not unpack libreswan"
+	fi
+fi
+
 case $MODE in
 exec)
 	"${ARGS[@]}"
@@ -55,22 +72,6 @@ check)
 	exit 2
 	;;
 esac
-
-# libreswan for interop-libreswan: run.sh put Debian's package in the share
-# when that test is asked for.  It conflicts with strongSwan, so it is not
-# installed: only its programs are unpacked, into this guest's copy-on-write
-# root: /usr/libexec/ipsec, where pluto looks for its helpers, and its
-# `ipsec` command as /usr/local/sbin/ipsec, ahead of strongSwan's in PATH
-# (pluto runs `ipsec _updown`); the test gives pluto every other path.
-if [ "$MODE" = check ] && [ -f "$SHARE/libreswan.deb" ]; then
-	if dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" | tar -x -C / ./usr/libexec/ipsec &&
-		dpkg-deb --fsys-tarfile "$SHARE/libreswan.deb" |
-		tar -x -C /usr/local --strip-components=2 ./usr/sbin/ipsec; then
-		echo "== guest: libreswan $(dpkg-deb -f "$SHARE/libreswan.deb" Version) unpacked into /usr/libexec/ipsec"
-	else
-		echo "== guest: could not unpack libreswan"
-	fi
-fi
 
 # check: the namespace lab in kernel mode, then the kernel-only checks.
 # By default the lab tests whose outcome depends on the data plane (the

@@ -252,8 +252,6 @@ t_objects() {
 PROBE_PORT=$(conf_value "$LABDIR/site-a.conf" probe port)
 PROBE_PORT=${PROBE_PORT:-4211}
 UNDERLAY_PROBES="(udp port $PROBE_PORT and host $GW_A_WAN and host $GW_B_WAN)"
-# Router and neighbour discovery, duplicate address detection, MLD.
-LINK_LOCAL6="(ip6 and (src net fe80::/10 or src host ::))"
 
 t_esp() {
 	need_tunnel || return 0

@@ -19,7 +19,9 @@
 # Usage:  run.sh [check [TEST...]]   the lab tests that depend on the data plane
 #                                    + the kernel-only checks; TEST: "all" (every
 #                                    lab test), lab test names, "kernel"
-#         run.sh bench               tests/kernel-lab/bench.sh in the VM
+#         run.sh bench [PART...]     tests/kernel-lab/bench.sh in the VM; PART:
+#                                    throughput, startup, qos, interop-libreswan
+#                                    (default: all of them)
 #         run.sh exec CMD [ARG...]   one command in the guest (for debugging)
 #
 # Environment:
@@ -34,7 +36,8 @@
 #   KERNEL_LAB_MEM      MiB (default 2048)   KERNEL_LAB_SMP  CPUs (default 2)
 #   KERNEL_LAB_KEEP     1: keep the results directory (its path is printed)
 #   KERNEL_LAB_CACHE    where Debian's libreswan package is kept for the
-#                       interop-libreswan test (default /var/cache/grgw-kernel-lab)
+#                       interop-libreswan test and benchmark (default
+#                       /var/cache/grgw-kernel-lab)
 #
 # Exit: 0 every check passed, 1 a check failed (or the VM did not report),
 # 77 skipped: qemu or a kernel image with XFRM modules is not available.
@@ -43,6 +46,8 @@ set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
+# shellcheck source=tests/pkgs.sh
+. "$TOP/tests/pkgs.sh"
 GRGW=${GRGW:-$TOP/grgw}
 INSTALL=${KERNEL_LAB_INSTALL:-yes}
 ACCEL=${KERNEL_LAB_ACCEL:-auto}
@@ -119,19 +124,11 @@ find_kernel() {
 	return 1
 }
 
-missing_packages() {
-	local p out=""
-	for p in $PKGS; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			out="$out $p"
-	done
-	echo "$out"
-}
-
 # Installs what is missing; false (with the reason printed) if it cannot.
 install_packages() {
 	local missing
-	missing=$(missing_packages)
+	# shellcheck disable=SC2086 # a list of package names
+	missing=$(missing_packages $PKGS)
 	[ -z "$missing" ] && return 0
 	if [ "$INSTALL" != yes ]; then
 		echo "missing packages:$missing (KERNEL_LAB_INSTALL=$INSTALL)"
@@ -160,7 +157,8 @@ install_packages() {
 # (guest.sh).  What pluto links against conflicts with nothing and is
 # installed like any other package, so the guest sees it through 9p.
 
-# wants_libreswan TEST...: does this check run interop-libreswan?
+# wants_libreswan TEST...: does this check (or benchmark, PART...) run
+# interop-libreswan?
 wants_libreswan() {
 	local t
 	[ $# -eq 0 ] && return 0
@@ -197,10 +195,8 @@ fetch_libreswan() {
 		deb=$(find "$cache" -maxdepth 1 -name 'libreswan_*.deb' | sort -V | tail -n 1)
 		[ -n "$deb" ] || { echo "apt-get download left no libreswan_*.deb in $cache"; return 1; }
 	fi
-	for p in $(libreswan_deps "$deb"); do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			missing="$missing $p"
-	done
+	# shellcheck disable=SC2046 # a list of package names
+	missing=$(missing_packages $(libreswan_deps "$deb"))
 	if [ -n "$missing" ]; then
 		[ "$INSTALL" = yes ] || { echo "libreswan needs$missing (KERNEL_LAB_INSTALL=$INSTALL)"; return 1; }
 		echo "kernel-lab: installing libreswan's dependencies:$missing"
@@ -346,7 +342,7 @@ build_initramfs "$KVER" >"$OUT/initramfs.log" 2>&1 || {
 }
 
 echo "$TOP" >"$OUT/share/top"
-if [ "$MODE" = check ] && wants_libreswan "$@"; then
+if { [ "$MODE" = check ] || [ "$MODE" = bench ]; } && wants_libreswan "$@"; then
 	fetch_libreswan || echo "kernel-lab: without libreswan, interop-libreswan will be skipped"
 fi
 if [ "$ACCEL" = auto ]; then

@@ -323,7 +323,7 @@ lsw_rekeyed_with_pfs() {
 # `probes = icmp`, and port unreachable while a charon restarts); ARP and
 # IPv6 link-local chatter aside
 wan_only_ike_esp() {
-	local ifc n other="not arp and not (ip6 and (src net fe80::/10 or src host ::)) and not (host $GW_A_WAN and host $GW_B_WAN and ($IKE_OR_ESP or icmp))"
+	local ifc n other="not arp and not $LINK_LOCAL6 and not (host $GW_A_WAN and host $GW_B_WAN and ($IKE_OR_ESP or icmp))"
 	for ifc in "${WAN_IFS[@]}"; do
 		n=$(pcap_count "$WORK/$1-$ifc.pcap" "$other") || true
 		if [ "$n" = 0 ]; then

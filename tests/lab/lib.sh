@@ -32,6 +32,9 @@ prefix_len() { printf '%s\n' "${1#*/}"; }
 # Anything from or to a site prefix seen on the WAN is a leak.
 SITE_TRAFFIC="net $SITE_A_PREFIX4 or net $SITE_B_PREFIX4 or net $SITE_A_PREFIX6 or net $SITE_B_PREFIX6"
 IKE_OR_ESP='(udp port 500 or udp port 4500 or ip proto 50)'
+# Link-local IPv6 on a WAN (router and neighbour discovery, duplicate address
+# detection, MLD): it can carry no site address.
+LINK_LOCAL6='(ip6 and (src net fe80::/10 or src host ::))'
 # ESP proper: raw, or UDP-encapsulated (non-zero SPI, unlike IKE's marker).
 ESP_ONLY='(ip proto 50 or (udp port 4500 and udp[8:4] != 0))'
 
@@ -280,23 +283,8 @@ tcp_peer_is() {
 # generous timeout; prints "<result> <ms>", result one of connected,
 # refused (a reset), unreachable (an ICMP error), timeout or an errno name.
 connect_result() {
-	timeout 20 ip netns exec "$NS_PREFIX$1" python3 - "$2" "$SINK_PORT" <<-'PY' 2>/dev/null || echo "error 0"
-	import errno, socket, sys, time
-	addr, port = sys.argv[1], int(sys.argv[2])
-	s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-	s.settimeout(8)
-	t0 = time.monotonic()
-	try:
-	    s.connect((addr, port))
-	    r = "connected"
-	except socket.timeout:
-	    r = "timeout"
-	except OSError as e:
-	    r = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-	         errno.ENETUNREACH: "unreachable", errno.EACCES: "unreachable"}.get(
-	        e.errno, errno.errorcode.get(e.errno, str(e.errno)))
-	print(r, int((time.monotonic() - t0) * 1000))
-	PY
+	timeout 20 ip netns exec "$NS_PREFIX$1" python3 "$LAB_HERE/connect-result.py" "$2" "$SINK_PORT" \
+		2>/dev/null || echo "error 0"
 }
 
 # Fail fast means refused by the gateway (a reset, or ICMP unreachable),

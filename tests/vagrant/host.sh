@@ -14,14 +14,8 @@ rsync e2fsprogs openssh-client"
 # pid files of the daemons started here, for host_stop_daemons
 HOST_STARTED=()
 
-host_missing_packages() {
-	local p out=""
-	for p in $HOST_PKGS; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			out="$out $p"
-	done
-	echo "$out"
-}
+# shellcheck disable=SC2086 # a list of package names
+host_missing_packages() { missing_packages $HOST_PKGS; }
 
 # host_install LOG: installs what is missing; false, with the reason on
 # stdout, when it cannot.

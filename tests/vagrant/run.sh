@@ -43,6 +43,8 @@ ACCEL=${VAGRANT_LAB_ACCEL:-auto}
 BOX_NAME=grgw-lab/bookworm
 SKIP=77
 
+# shellcheck source=tests/pkgs.sh
+. "$TOP/tests/pkgs.sh"
 # shellcheck source=tests/vagrant/host.sh
 . "$HERE/host.sh"
 # plan.env: every name and address below
@@ -308,23 +310,7 @@ ping_unreachable_from() {
 # connect_result NODE ADDR: "connected", "refused", "unreachable" or
 # "timeout", and the milliseconds it took
 connect_result() {
-	ssh_to "$1" python3 - "$2" "$SINK_PORT" <<-'PY'
-	import errno, socket, sys, time
-	addr, port = sys.argv[1], int(sys.argv[2])
-	s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-	s.settimeout(8)
-	t0 = time.monotonic()
-	try:
-	    s.connect((addr, port))
-	    r = "connected"
-	except socket.timeout:
-	    r = "timeout"
-	except OSError as e:
-	    r = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
-	         errno.ENETUNREACH: "unreachable", errno.EACCES: "unreachable"}.get(
-	        e.errno, errno.errorcode.get(e.errno, str(e.errno)))
-	print(r, int((time.monotonic() - t0) * 1000))
-	PY
+	ssh_to "$1" python3 - "$2" "$SINK_PORT" <"$TOP/tests/lab/connect-result.py"
 }
 
 connect_refused() {
