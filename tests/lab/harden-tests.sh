@@ -555,8 +555,8 @@ resume_stopped() {
 	return 0
 }
 
-# log_since FILE LINE REGEX: REGEX in FILE after its first LINE lines
-log_since() { tail -n "+$(($2 + 1))" "$1" | grep -E "$3"; }
+# log_grep_after FILE LINE REGEX: REGEX in FILE after its first LINE lines
+log_grep_after() { tail -n "+$(($2 + 1))" "$1" | grep -E "$3"; }
 
 # charon_restarted_after OLD BEFORE: a charon other than OLD runs and the
 # daemon counts more than BEFORE restarts
@@ -583,12 +583,12 @@ t_harden_charon_stop() {
 	# The periodic list-sas (every 2 s, 5 s to answer) finds it out.
 	wait_until 60 charon_restarted_after "$old" "$before" || true
 	check "the missed deadline is in the daemon's log (request and time)" \
-		log_since "$log" "$lines" "charon did not answer [a-z-]+ within [0-9.]+ s"
-	check "... and the kill" log_since "$log" "$lines" "killing charon \\(pid $old\\)"
+		log_grep_after "$log" "$lines" "charon did not answer [a-z-]+ within [0-9.]+ s"
+	check "... and the kill" log_grep_after "$log" "$lines" "killing charon \\(pid $old\\)"
 	check "the link said charon-down meanwhile" \
-		log_since "$log" "$lines" "link to .*: down \\(charon-down[,)]"
+		log_grep_after "$log" "$lines" "link to .*: down \\(charon-down[,)]"
 	check "the tunnel was no longer said up meanwhile" \
-		log_since "$log" "$lines" "tunnel to .*: up -> "
+		log_grep_after "$log" "$lines" "tunnel to .*: up -> "
 	check "the stopped charon is gone (SIGKILL)" wait_until 10 proc_dead "$old"
 	check "a new charon runs in gw-a" new_charon_in gw-a "$old"
 

@@ -113,8 +113,8 @@ metrics_down_icmp() {
 # link_a_says STATE REASON: gw-a's link, measured by ICMP
 link_a_says() { link_is a ".state == \"$1\" and .reason == \"$2\" and .method == \"icmp\""; }
 
-# child_spis: the inbound SPIs of B's CHILD_SAs, one line
-child_spis() { iop_swanctl --list-sas | awk '$1 == "in" { sub(/,$/, "", $2); print $2 }' | sort | tr '\n' ' '; }
+# iop_child_spis: the inbound SPIs of B's CHILD_SAs, one line
+iop_child_spis() { iop_swanctl --list-sas | awk '$1 == "in" { sub(/,$/, "", $2); print $2 }' | sort | tr '\n' ' '; }
 # A rekeyed CHILD_SA names its key exchange: PFS with Curve25519.
 child_rekeyed_with_pfs() { iop_swanctl --list-sas | grep -E 'INSTALLED.*ESP:.*CURVE_25519'; }
 
@@ -168,7 +168,7 @@ t_interop_swanctl() {
 	check "WAN healed: traffic flows" ping_ok vellum-a "$VELLUM_B4"
 
 	# Rekeying at B (CHILD_SA with PFS, then IKE_SA) keeps traffic flowing.
-	before=$(child_spis)
+	before=$(iop_child_spis)
 	on vellum-a ping -n -q -i 0.2 -c 100 -W 2 "$VELLUM_B4" >"$WORK/interop-rekey-ping.log" 2>&1 &
 	local ping_pid=$!
 	sleep 2
@@ -176,7 +176,7 @@ t_interop_swanctl() {
 	sleep 3
 	check "swanctl --rekey --ike at gw-b" iop_swanctl --rekey --ike site-a
 	wait "$ping_pid" || true
-	after=$(child_spis)
+	after=$(iop_child_spis)
 	note "CHILD_SA SPIs at B before: $before; after: $after"
 	check "the CHILD_SA was rekeyed (new SPIs)" test "$before" != "$after"
 	check "the rekeyed CHILD_SA used PFS with Curve25519 (DH 31)" child_rekeyed_with_pfs
