@@ -752,9 +752,11 @@ daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
 	static char errs[GRGW_CONFIG_ERR_MAX];
 	struct grgw_config *new = NULL;
 	struct cfgdiff *diff = NULL;
+	struct timespec t0, t1;
 	uint8_t fp[32], cfp[32];
 	int i, rc = -1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (d->stopping) {
 		strbuf_printf(out, "error the daemon is stopping\n");
 		return -1;
@@ -800,8 +802,11 @@ daemon_reload(struct gwd *d, const char *path, struct strbuf *out)
 	rc = 0;
 	if (diff->n > 0)
 		rc = reload_apply(d, diff, out);
-	strbuf_printf(out, "%s %d change(s) applied\n", rc == 0 ? "ok" :
-	    "error", diff->n);
+	/* From the request to everything in place, file read included. */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	strbuf_printf(out, "%s %d change(s) applied in %.1f ms\n", rc == 0 ?
+	    "ok" : "error", diff->n, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	for (i = 0; i < diff->n; i++) {
 		strbuf_printf(out, "%s\n", diff->ch[i].text);
 		log_info("reload: %s", diff->ch[i].text);
