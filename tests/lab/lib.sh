@@ -80,6 +80,10 @@ LAB_NODE_OFFLOADS=${LAB_NODE_OFFLOADS:-off}
 LAB_DATAPLANE=${LAB_DATAPLANE:-auto}
 # The one `grgw status` reports: auto means libipsec on a kernel without ESP.
 LAB_EXPECT_DP=${LAB_EXPECT_DP:-$([ "$LAB_DATAPLANE" = auto ] && echo libipsec || echo "$LAB_DATAPLANE")}
+# The tunnel's interface, which grgw shapes and whose counters are the
+# data plane's: libipsec's TUN device, or grgw's xfrm interface (the
+# default name; the lab's configs keep it).
+if [ "$LAB_EXPECT_DP" = kernel ]; then TUN_IF=grgw0; else TUN_IF=ipsec0; fi
 
 # render_conf SRC DEST LABDIR [plain|nat]
 # Fills in @LABDIR@ and the data plane; for nat, swaps the peer address for

@@ -7,7 +7,7 @@
 #          stream of 1000 packets/s with sequence numbers from vellum-a to
 #          vellum-b for REKEY_SECONDS (75): not one packet lost, as many
 #          rekeys as the lifetimes imply (counted in charon's logs), and
-#          the data plane's packet counters (libipsec's TUN devices) in
+#          the data plane's packet counters (the tunnel interface's) in
 #          line with the stream.  Runs of lost packets are shown with the
 #          time each began, to be read next to charon's logs.
 
@@ -89,11 +89,13 @@ stream_gap_times() {
 			}
 		}' "$2"
 }
-# tun_packets a|b rx|tx: the packets the libipsec data plane of that
-# gateway delivered (rx) or took to encrypt (tx) on its TUN device, over
-# every SA; -1 without one (kernel data plane)
+
+# tun_packets a|b rx|tx: the packets the data plane of that gateway
+# delivered (rx) or took to encrypt (tx) on the tunnel's interface
+# (libipsec's TUN device, or the xfrm interface), over every SA; -1
+# without one
 tun_packets() {
-	on "gw-$1" ip -s -j link show dev ipsec0 2>/dev/null |
+	on "gw-$1" ip -s -j link show dev "$TUN_IF" 2>/dev/null |
 		jq -r ".[0].stats64.$2.packets // -1" 2>/dev/null || echo -1
 }
 

