@@ -322,6 +322,18 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	add_str_list(b, "esp_proposals", esp_proposals,
 	    nitems(esp_proposals));
 	vici_add_kv_str(b, "mode", "tunnel");
+	/*
+	 * One reqid for every CHILD_SA of the connection, whatever its
+	 * traffic selectors.  A reload that changes the prefixes puts a new
+	 * CHILD_SA beside the old one until the old one goes; with a reqid
+	 * of their own, the kernel's policies would name the new one's at one
+	 * end while the other end still sends on the old one, and the
+	 * template check would drop those packets until then.  With one
+	 * reqid, as across a rekey, either SA passes and the newest is used
+	 * for sending.  The xfrm interface's id is already unique on the
+	 * host.
+	 */
+	vici_add_kv_uint(b, "reqid", cfg->if_id);
 	conn_rekey_timers(lifetimes.child_rekey_s, lifetimes.child_life_s,
 	    later, &t);
 	add_seconds(b, "rekey_time", t.rekey);

@@ -4,11 +4,17 @@
   udp-stream.py recv PORT SECONDS      prints "received N highest H", then
                                        "gaps FIRST-LAST ..." (missing numbers)
   udp-stream.py send ADDR PORT RATE SECONDS
+
+The receiver ends IDLE_S seconds after the last packet, or at SECONDS
+(a deadline, for a sender that never came): under emulation a sender may
+start and end late, and its last packets must still be counted.
 """
 import socket
 import struct
 import sys
 import time
+
+IDLE_S = 3.0
 
 
 def recv(port, seconds):
@@ -16,11 +22,15 @@ def recv(port, seconds):
     s.bind(("0.0.0.0", port))
     s.settimeout(0.5)
     seen, high, end = set(), -1, time.monotonic() + seconds
+    last = None
     while time.monotonic() < end:
+        if last is not None and time.monotonic() - last > IDLE_S:
+            break
         try:
             data = s.recv(64)
         except socket.timeout:
             continue
+        last = time.monotonic()
         (n,) = struct.unpack("!Q", data[:8])
         seen.add(n)
         high = max(high, n)

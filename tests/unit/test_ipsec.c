@@ -150,6 +150,8 @@ test_load_conn_kernel(void **state)
 	assert_non_null(child);
 	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
 	assert_string_equal(vici_get_str(child, "if_id_out"), "77");
+	/* Every CHILD_SA of the connection under one reqid. */
+	assert_string_equal(vici_get_str(child, "reqid"), "77");
 	assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
 	/* QoS reorders classes: a replay window that absorbs it. */
 	assert_string_equal(vici_get_str(child, "replay_window"), "4096");
