@@ -322,18 +322,6 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	add_str_list(b, "esp_proposals", esp_proposals,
 	    nitems(esp_proposals));
 	vici_add_kv_str(b, "mode", "tunnel");
-	/*
-	 * One reqid for every CHILD_SA of the connection, whatever its
-	 * traffic selectors.  A reload that changes the prefixes puts a new
-	 * CHILD_SA beside the old one until the old one goes; with a reqid
-	 * of their own, the kernel's policies would name the new one's at one
-	 * end while the other end still sends on the old one, and the
-	 * template check would drop those packets until then.  With one
-	 * reqid, as across a rekey, either SA passes and the newest is used
-	 * for sending.  The xfrm interface's id is already unique on the
-	 * host.
-	 */
-	vici_add_kv_uint(b, "reqid", cfg->if_id);
 	conn_rekey_timers(lifetimes.child_rekey_s, lifetimes.child_life_s,
 	    later, &t);
 	add_seconds(b, "rekey_time", t.rekey);
@@ -349,6 +337,20 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 		/* Route based: SAs and policies bound to the xfrm interface. */
 		vici_add_kv_uint(b, "if_id_in", cfg->if_id);
 		vici_add_kv_uint(b, "if_id_out", cfg->if_id);
+		/*
+		 * One reqid for every CHILD_SA of the connection, whatever
+		 * its traffic selectors.  A reload that changes the prefixes
+		 * puts a new CHILD_SA beside the old one until the old one
+		 * goes; with a reqid of its own, the kernel's policies name
+		 * the new one's at one end while the other end still sends
+		 * on the old one, and the template check drops those packets
+		 * until then.  With one reqid, as across a rekey, either SA
+		 * passes and the newest is used for sending.  The xfrm
+		 * interface's id is already unique on the host.  (libipsec
+		 * sends on the oldest SA of a reqid: there, one reqid would
+		 * only move the loss to the old SA's deletion.)
+		 */
+		vici_add_kv_uint(b, "reqid", cfg->if_id);
 		/*
 		 * RFC 4301 4.1: with copy_dscp, a WAN that honours the outer
 		 * DSCP may deliver high-priority packets ahead of older

@@ -118,7 +118,24 @@ iop_child_spis() { iop_swanctl --list-sas | awk '$1 == "in" { sub(/,$/, "", $2);
 # A rekeyed CHILD_SA names its key exchange: PFS with Curve25519.
 child_rekeyed_with_pfs() { iop_swanctl --list-sas | grep -E 'INSTALLED.*ESP:.*CURVE_25519'; }
 
-t_interop_swanctl() {
+# The interop tests run gw-a from a configuration of their own (probes =
+# icmp, and the kernel data plane for libreswan): the lab's stays as it
+# is for the tests after them, and no gateway is left running with it.
+interop_with_own_conf() {
+	local saved=$CONF_A mode=$LAB_MODE
+	CONF_A=$WORK/interop-site-a.conf
+	"$@"
+	stop_grgw
+	CONF_A=$saved
+	# A lab brought up again in another mode meanwhile: the lab's
+	# configuration for that mode.
+	[ "$LAB_MODE" = "$mode" ] || [ "$LAB_MODE" = none ] ||
+		render_conf "$HERE/site-a.conf" "$CONF_A" "$LABCONF" "$LAB_MODE"
+}
+t_interop_swanctl() { interop_with_own_conf interop_swanctl_run; }
+t_interop_libreswan() { interop_with_own_conf interop_libreswan_run; }
+
+interop_swanctl_run() {
 	local t0 t1 before after
 	# shellcheck disable=SC2034  # read by run-tests.sh
 	WANT_MODE=plain
@@ -364,7 +381,7 @@ lsw_cut() {
 		wait_until 60 tcp_peer_is vellum-a "$VELLUM_B4" "$VELLUM_A4"
 }
 
-t_interop_libreswan() {
+interop_libreswan_run() {
 	local why before after ike_before ike_after ping_pid i log_lines
 	# shellcheck disable=SC2034  # read by run-tests.sh
 	WANT_MODE=plain

@@ -129,6 +129,8 @@ test_load_conn_libipsec(void **state)
 	/* libipsec: no xfrm interface binding */
 	assert_null(vici_get_str(child, "if_id_in"));
 	assert_null(vici_get_str(child, "if_id_out"));
+	/* and reqids charon allocates */
+	assert_null(vici_get_str(child, "reqid"));
 	/* libipsec keeps its own window (kernel-netlink only takes this) */
 	assert_null(vici_get_str(child, "replay_window"));
 	vici_msg_free(m);
