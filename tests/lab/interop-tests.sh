@@ -123,6 +123,8 @@ child_rekeyed_with_pfs() { iop_swanctl --list-sas | grep -E 'INSTALLED.*ESP:.*CU
 # is for the tests after them, and no gateway is left running with it.
 interop_with_own_conf() {
 	local saved=$CONF_A mode=$LAB_MODE
+	# Whatever runs from the lab's file goes first.
+	stop_grgw
 	CONF_A=$WORK/interop-site-a.conf
 	"$@"
 	stop_grgw
