@@ -10,8 +10,10 @@
 RELOAD_PORT=5999
 RELOAD_RATE=1000
 
-# udp_stream_start SECONDS: the receiver in vellum-b, then the sender
+# udp_stream_start SECONDS: the receiver in vellum-b, then the sender,
+# for SECONDS or until udp_stream_stop
 udp_stream_start() {
+	rm -f "$WORK/stream.stop"
 	# The receiver ends once the stream has stopped; this is its deadline.
 	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$RELOAD_PORT" "$((($1 + 3) * ${LAB_WAIT_SCALE:-1} + 10))" \
 		>"$WORK/stream-recv.out" 2>&1 &
@@ -19,8 +21,15 @@ udp_stream_start() {
 	# Not a packet before the receiver listens.
 	wait_until 10 udp_stream_listening || true
 	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$RELOAD_PORT" \
-		"$RELOAD_RATE" "$1" >"$WORK/stream-send.out" 2>&1 &
+		"$RELOAD_RATE" "$1" --stop "$WORK/stream.stop" >"$WORK/stream-send.out" 2>&1 &
 	RELOAD_SEND=$!
+}
+
+# udp_stream_stop: the sender told to stop, then both ends waited for
+# (the receiver ends once nothing more comes)
+udp_stream_stop() {
+	touch "$WORK/stream.stop"
+	udp_stream_wait
 }
 
 udp_stream_listening() { vellum_b ss -Hlun "sport = :$RELOAD_PORT" | grep -q .; }

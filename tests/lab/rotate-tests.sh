@@ -18,9 +18,11 @@
 #                  probe refused; afterwards a gateway with the old key alone
 #                  is refused ("authentication failed", its probes too).
 
-# Long enough for both reloads and their re-authentications to be made
-# under it (several times longer under emulation, LAB_WAIT_SCALE).
+# A step's stream runs until both reloads and their re-authentications
+# are done and 2 s more; this is its longest (several times longer under
+# emulation, LAB_WAIT_SCALE).  The baseline runs ROTATE_BASELINE_S.
 ROTATE_STREAM_S=${ROTATE_STREAM_S:-$((25 * ${LAB_WAIT_SCALE:-1}))}
+ROTATE_BASELINE_S=${ROTATE_BASELINE_S:-10}
 
 # rotate_conf SRC DEST PSK [NEXT]: SRC with psk_file = PSK (and
 # psk_next_file = NEXT)
@@ -92,7 +94,7 @@ rotate_wait_reauth() {
 rotate_baseline() {
 	local before after
 	before=$(link_line a)
-	udp_stream_start "$ROTATE_STREAM_S"
+	udp_stream_start "$ROTATE_BASELINE_S"
 	udp_stream_wait
 	after=$(link_line a)
 	ROTATE_BASELINE="lost $(udp_stream_lost) of $(awk '/^sent/ { print $2 }' "$WORK/stream-send.out"), gw-a link changes $(cut -f2 <<<"$before") -> $(cut -f2 <<<"$after"), tunnel path transitions $(cut -f3 <<<"$before") -> $(cut -f3 <<<"$after")"
@@ -137,7 +139,9 @@ rotate_step() {
 		for _ in 1 2 3 4 5 6; do rotate_watch; sleep 0.25; done
 	done
 	check "step $n: the reloads were done while the stream ran" kill -0 "$RELOAD_SEND"
-	udp_stream_wait
+	# What the new SAs carry after the last change, then the end.
+	sleep 2
+	udp_stream_stop
 	lost=$(udp_stream_lost)
 	ROTATE_LOST="$ROTATE_LOST $lost"
 	# Packet n left about n ms after the start: where the holes are

@@ -3,12 +3,15 @@
 
   udp-stream.py recv PORT SECONDS      prints "received N highest H", then
                                        "gaps FIRST-LAST ..." (missing numbers)
-  udp-stream.py send ADDR PORT RATE SECONDS
+  udp-stream.py send ADDR PORT RATE SECONDS [--stop FILE]
+                                       prints "sent N"; ends early once FILE
+                                       exists (looked for every 0.1 s)
 
 The receiver ends IDLE_S seconds after the last packet, or at SECONDS
 (a deadline, for a sender that never came): under emulation a sender may
 start and end late, and its last packets must still be counted.
 """
+import os
 import socket
 import struct
 import sys
@@ -48,10 +51,13 @@ def recv(port, seconds):
     print("gaps %s" % (" ".join(gaps) if gaps else "none"), flush=True)
 
 
-def send(addr, port, rate, seconds):
+def send(addr, port, rate, seconds, stop=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     gap, n, start = 1.0 / rate, 0, time.monotonic()
+    every = max(1, rate // 10)
     while n < rate * seconds:
+        if stop and n % every == 0 and os.path.exists(stop):
+            break
         s.sendto(struct.pack("!Q", n) + b"x" * 56, (addr, port))
         n += 1
         delay = start + n * gap - time.monotonic()
@@ -64,4 +70,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "recv":
         recv(int(sys.argv[2]), float(sys.argv[3]))
     else:
-        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        stop = sys.argv[7] if len(sys.argv) > 7 and sys.argv[6] == "--stop" else None
+        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
+             stop)
