@@ -328,6 +328,34 @@ qdisc_obj(const char *ifname, uint32_t handle, struct rec_obj *o)
 	o->u.qdisc.handle = handle;
 }
 
+/*
+ * What applying and updating a shaper start with: the plan checked, the
+ * interface's index into *ifindex and its root qdisc (see root_qdisc())
+ * into *have and kind.  0 or 1 as root_qdisc() says, or -errno with err.
+ */
+static int
+shaper_target(struct gwnl *nl, const struct policy_plan *plan,
+    const char *ifname, int *ifindex, uint32_t *have, char *kind,
+    size_t kindlen, char *err, size_t errlen)
+{
+	int	 rc;
+
+	err[0] = '\0';
+	*have = 0;
+	if (plan == NULL || !plan->shaping || ifname == NULL ||
+	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
+	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
+		return -EINVAL;
+	if ((*ifindex = (int)if_nametoindex(ifname)) == 0) {
+		snprintf(err, errlen, "interface %s does not exist (yet)",
+		    ifname);
+		return -ENODEV;
+	}
+	if ((rc = root_qdisc(nl, *ifindex, have, kind, kindlen)) < 0)
+		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
+	return rc;
+}
+
 int
 gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
     const char *ifname, char *leaf, size_t leaflen, char *err,
@@ -338,21 +366,10 @@ gwnl_qos_shaper_apply(struct gwnl *nl, const struct policy_plan *plan,
 	char		 kind[32], h[16], r[200];
 	int		 ifindex, rc;
 
-	err[0] = '\0';
 	leaf[0] = '\0';
-	if (plan == NULL || !plan->shaping || ifname == NULL ||
-	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
-	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
-		return -EINVAL;
-	if ((ifindex = (int)if_nametoindex(ifname)) == 0) {
-		snprintf(err, errlen, "interface %s does not exist (yet)",
-		    ifname);
-		return -ENODEV;
-	}
-	if ((rc = root_qdisc(nl, ifindex, &have, kind, sizeof(kind))) < 0) {
-		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
+	if ((rc = shaper_target(nl, plan, ifname, &ifindex, &have, kind,
+	    sizeof(kind), err, errlen)) < 0)
 		return rc;
-	}
 	qdisc_obj(ifname, plan->root_handle, &o);
 	if (rc == 1 && have == plan->root_handle && strcmp(kind, "htb") == 0) {
 		/* Ours from before (a restart, a repeated apply): rebuild
@@ -450,20 +467,9 @@ gwnl_qos_shaper_update(struct gwnl *nl, const struct policy_plan *plan,
 	char		 kind[32], r[200];
 	int		 ifindex, i, rc;
 
-	err[0] = '\0';
-	if (plan == NULL || !plan->shaping || ifname == NULL ||
-	    ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE ||
-	    plan->n_classes < 1 || plan->n_classes > GRGW_MAX_CLASSES + 1)
-		return -EINVAL;
-	if ((ifindex = (int)if_nametoindex(ifname)) == 0) {
-		snprintf(err, errlen, "interface %s does not exist (yet)",
-		    ifname);
-		return -ENODEV;
-	}
-	if ((rc = root_qdisc(nl, ifindex, &have, kind, sizeof(kind))) < 0) {
-		snprintf(err, errlen, "cannot list the qdiscs of %s", ifname);
+	if ((rc = shaper_target(nl, plan, ifname, &ifindex, &have, kind,
+	    sizeof(kind), err, errlen)) < 0)
 		return rc;
-	}
 	if (rc == 0 || have != plan->root_handle || strcmp(kind, "htb") != 0) {
 		snprintf(err, errlen, "%s has no htb tree of grgw's to change",
 		    ifname);

@@ -24,14 +24,7 @@ bench_out_init bench
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
 
-cleanup() {
-	set +e
-	grgw_at a down --purge >/dev/null 2>&1
-	grgw_at b down --purge >/dev/null 2>&1
-	"$LAB" down >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap lab_teardown EXIT
 
 for tool in iperf3 jq ping; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool missing (run tests/deps.sh)" >&2; exit 1; }

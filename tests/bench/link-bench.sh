@@ -36,10 +36,7 @@ cleanup() {
 	pkill -f "tcp-sink.py --port $SINK_PORT --log $WORK" 2>/dev/null
 	[ -n "${FLOOD:-}" ] && kill "$FLOOD" 2>/dev/null && wait "$FLOOD"
 	router nft delete table inet grgwlab-cut >/dev/null 2>&1
-	grgw_at a down --purge >/dev/null 2>&1
-	grgw_at b down --purge >/dev/null 2>&1
-	"$LAB" down >/dev/null 2>&1
-	rm -rf "$WORK"
+	lab_teardown
 }
 trap cleanup EXIT
 

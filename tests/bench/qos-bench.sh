@@ -50,14 +50,7 @@ chmod 0755 "$WORK"
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
 
-cleanup() {
-	set +e
-	grgw_at a down --purge >/dev/null 2>&1
-	grgw_at b down --purge >/dev/null 2>&1
-	"$LAB" down >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap lab_teardown EXIT
 trap 'exit 130' INT TERM
 
 for tool in iperf3 jq memcached ethtool; do

@@ -26,14 +26,7 @@ LAB_MODE=plain
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
 
-cleanup() {
-	set +e
-	grgw_at a down --purge >/dev/null 2>&1
-	grgw_at b down --purge >/dev/null 2>&1
-	"$LAB" down >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap lab_teardown EXIT
 
 "$LAB" up >/dev/null
 new_psk "$WORK/psk"

@@ -18,14 +18,7 @@ WORK=$(mktemp -d)
 CONF_A=$WORK/site-a.conf
 CONF_B=$WORK/site-b.conf
 
-cleanup() {
-	set +e
-	grgw_at a down --purge >/dev/null 2>&1
-	grgw_at b down --purge >/dev/null 2>&1
-	"$LAB" down >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap lab_teardown EXIT
 
 pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; print a[i]}'; }
 

@@ -194,6 +194,17 @@ fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s: %s\n' "$TEST" "$*"; }
 skip() { SKIPPED=$((SKIPPED + 1)); printf 'skipped: %s: %s\n' "$TEST" "$*"; }
 note() { printf '     %s\n' "$*"; }
 
+# lab_teardown: what a benchmark's EXIT trap does (call it last from
+# one that does more): both gateways down and purged, the lab down
+# (LAB, its lab.sh), WORK removed
+lab_teardown() {
+	set +e
+	grgw_at a down --purge >/dev/null 2>&1
+	grgw_at b down --purge >/dev/null 2>&1
+	"$LAB" down >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+
 # check_native NAME CMD...: check, natively; under software emulation
 # (LAB_WAIT_SCALE > 1), where charon takes tens to hundreds of ms over
 # an exchange, a measure of what a change of SA costs in time is the
