@@ -182,12 +182,13 @@ static const char keygen_rotation[] =
     "usage: %s keygen > FILE   (a new pre-shared key; keep FILE mode 0600)\n"
     "\n"
     "Rotating the pre-shared key, one site after the other at each step,\n"
-    "each step a `grgw reload` at the site (nothing is lost, the link does\n"
-    "not flap):\n"
+    "each step a `grgw reload` at the site (the link does not flap):\n"
     "  1. grgw keygen > /etc/grgw/psk.next on one site, copied to the other;\n"
     "     on both: psk_file stays, add psk_next_file = /etc/grgw/psk.next\n"
     "  2. on both: psk_file = /etc/grgw/psk.next, psk_next_file = the old\n"
-    "     key (the site re-authenticates with the new key)\n"
+    "     key (the site re-authenticates with the new key, make-before-\n"
+    "     break; the other site may lose the few packets it sends as the\n"
+    "     new CHILD_SA goes in)\n"
     "  3. on both: remove psk_next_file (the old key is refused from now on)\n";
 
 static int
