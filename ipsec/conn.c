@@ -349,8 +349,15 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 		 * interface's id is already unique on the host.  (libipsec
 		 * sends on the oldest SA of a reqid: there, one reqid would
 		 * only move the loss to the old SA's deletion.)
+		 *
+		 * Only against grgw ([peer] probes = grgw), which keeps every
+		 * prefix in one CHILD_SA.  Another IKEv2 peer may split the
+		 * address families into CHILD_SAs that live side by side
+		 * (libreswan does); those need reqids of their own, and one
+		 * reqid kept the second from coming up.
 		 */
-		vici_add_kv_uint(b, "reqid", cfg->if_id);
+		if (cfg->probe.method == GRGW_PROBES_GRGW)
+			vici_add_kv_uint(b, "reqid", cfg->if_id);
 		/*
 		 * RFC 4301 4.1: with copy_dscp, a WAN that honours the outer
 		 * DSCP may deliver high-priority packets ahead of older

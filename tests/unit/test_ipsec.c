@@ -158,6 +158,17 @@ test_load_conn_kernel(void **state)
 	/* QoS reorders classes: a replay window that absorbs it. */
 	assert_string_equal(vici_get_str(child, "replay_window"), "4096");
 	vici_msg_free(m);
+
+	/* Another IKEv2 peer may split the families: reqids of their own. */
+	cfg.probe.method = GRGW_PROBES_ICMP;
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
+	    NULL, 0));
+	child = vici_find(vici_find(vici_find(m->root, GRGW_CONN_NAME),
+	    "children"), GRGW_CONN_NAME);
+	assert_non_null(child);
+	assert_null(vici_get_str(child, "reqid"));
+	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
+	vici_msg_free(m);
 }
 
 static void
