@@ -74,56 +74,53 @@ lost_is_zero() { [ "$1" -eq 0 ]; }
 # new CHILD_SA lost 1,892 packets in the kernel VM).
 SA_SWITCH_MAX_LOST=${SA_SWITCH_MAX_LOST:-$(( ${LAB_WAIT_SCALE:-1} > 1 ? 999 : 5 ))}
 
-t_reload_same() {
-	local before after lost rc=0
-	need_tunnel || return 0
-	before=$(child_spis a)
-	udp_stream_start 4
-	sleep 1
-	reload_with a "$CONF_A" || rc=$?
+# reload_under_stream SECONDS FILE [DELAY]: gw-a reloads FILE, DELAY
+# seconds into a stream of SECONDS; sets RELOAD_RC, RELOAD_LOST,
+# SPIS_BEFORE and SPIS_AFTER
+reload_under_stream() {
+	RELOAD_RC=0
+	SPIS_BEFORE=$(child_spis a)
+	udp_stream_start "$1"
+	[ -z "${3:-}" ] || sleep "$3"
+	reload_with a "$2" || RELOAD_RC=$?
 	udp_stream_wait
-	lost=$(udp_stream_lost)
-	after=$(child_spis a)
-	check "grgw reload of the same file exits 0" test "$rc" -eq 0
+	RELOAD_LOST=$(udp_stream_lost)
+	SPIS_AFTER=$(child_spis a)
+}
+
+t_reload_same() {
+	need_tunnel || return 0
+	reload_under_stream 4 "$CONF_A" 1
+	check "grgw reload of the same file exits 0" test "$RELOAD_RC" -eq 0
 	check "it says nothing changed" grep -q "0 change(s) applied" "$WORK/reload.out"
-	check "the CHILD_SA SPIs stay the same ($before)" test "$before" = "$after"
-	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+	check "the CHILD_SA SPIs stay the same ($SPIS_BEFORE)" test "$SPIS_BEFORE" = "$SPIS_AFTER"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
 }
 
 t_reload_broken() {
-	local conf=$WORK/broken-a.conf before after lost rc=0
+	local conf=$WORK/broken-a.conf
 	need_tunnel || return 0
 	{ cat "$CONF_A"; printf '[probe]\ninterval_ms = banana\n'; } >"$conf"
-	before=$(child_spis a)
-	udp_stream_start 3
-	reload_with a "$conf" || rc=$?
-	udp_stream_wait
-	lost=$(udp_stream_lost)
-	after=$(child_spis a)
-	check "a broken file is refused with exit 1" test "$rc" -eq 1
+	reload_under_stream 3 "$conf"
+	check "a broken file is refused with exit 1" test "$RELOAD_RC" -eq 1
 	check "the error names file:line" grep -q "broken-a.conf:[0-9]*: " "$WORK/reload.out"
-	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
-	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+	check "the CHILD_SA SPIs stay the same" test "$SPIS_BEFORE" = "$SPIS_AFTER"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
 	note "$(head -2 "$WORK/reload.out")"
 }
 
 t_reload_dataplane() {
-	local conf=$WORK/dp-a.conf other before after lost rc=0
+	local conf=$WORK/dp-a.conf other
 	need_tunnel || return 0
 	other=kernel
 	[ "$LAB_EXPECT_DP" = kernel ] && other=libipsec
 	sed "s/^mode[[:space:]]*=.*/mode = $other/" "$CONF_A" >"$conf"
-	before=$(child_spis a)
-	udp_stream_start 3
-	reload_with a "$conf" || rc=$?
-	udp_stream_wait
-	lost=$(udp_stream_lost)
-	after=$(child_spis a)
-	check "a new data plane is refused with exit 3" test "$rc" -eq 3
+	reload_under_stream 3 "$conf"
+	check "a new data plane is refused with exit 3" test "$RELOAD_RC" -eq 3
 	check "the reason names [dataplane] mode and down/up" \
 		grep -q "\[dataplane\] mode.*grgw down. then .grgw up" "$WORK/reload.out"
-	check "the CHILD_SA SPIs stay the same" test "$before" = "$after"
-	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+	check "the CHILD_SA SPIs stay the same" test "$SPIS_BEFORE" = "$SPIS_AFTER"
+	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
 }
 
 # The QoS reloads shape the tunnel interface (libipsec's TUN device).

@@ -169,6 +169,15 @@ rotate_step() {
 	fi
 }
 
+# rotate_link_checks BEFORE_A AFTER_A BEFORE_B AFTER_B FIELDS WHAT: the
+# link state up at every look, and the first FIELDS of link_line (WHAT
+# they are) the same at each end before and after
+rotate_link_checks() {
+	check_native "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
+	check_native "gw-a: $6" test "$(cut -f1-"$5" <<<"$1")" = "$(cut -f1-"$5" <<<"$2")"
+	check_native "gw-b: $6" test "$(cut -f1-"$5" <<<"$3")" = "$(cut -f1-"$5" <<<"$4")"
+}
+
 t_reload_rotate() {
 	local dir=$WORK/rotate old=$LABCONF/psk new conf_a=$CONF_A conf_b=$CONF_B
 	local before_a before_b after_a after_b off_a off_b rc
@@ -222,11 +231,8 @@ t_reload_rotate() {
 	note "link after: gw-a $after_a; gw-b $after_b"
 	rotate_baseline
 	note "packets lost per step:$ROTATE_LOST; reload times (ms):$ROTATE_RELOAD_MS; re-authentication (ms):$ROTATE_REAUTH_MS"
-	check_native "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
-	check_native "gw-a: no link state change, no path transition, no probe refused" \
-		test "$(cut -f1-5 <<<"$before_a")" = "$(cut -f1-5 <<<"$after_a")"
-	check_native "gw-b: no link state change, no path transition, no probe refused" \
-		test "$(cut -f1-5 <<<"$before_b")" = "$(cut -f1-5 <<<"$after_b")"
+	rotate_link_checks "$before_a" "$after_a" "$before_b" "$after_b" 5 \
+		"no link state change, no path transition, no probe refused"
 	check "gw-a's charon: the peer authenticated with a pre-shared key after the switch" \
 		grep -q "authentication of .* with pre-shared key successful" <(log_since "$(charon_log a)" "$off_a")
 	check "gw-b's charon: the peer authenticated with a pre-shared key after the switch" \
@@ -341,11 +347,8 @@ t_x509_rotate() {
 	rotate_baseline
 	note "link before: gw-a $before_a; gw-b $before_b; after: gw-a $after_a; gw-b $after_b"
 	note "packets lost per step:$ROTATE_LOST; reload times (ms):$ROTATE_RELOAD_MS; re-authentication (ms):$ROTATE_REAUTH_MS"
-	check_native "the link state was up at every look (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
-	check_native "gw-a: no link state change, no path transition" \
-		test "$(cut -f1-4 <<<"$before_a")" = "$(cut -f1-4 <<<"$after_a")"
-	check_native "gw-b: no link state change, no path transition" \
-		test "$(cut -f1-4 <<<"$before_b")" = "$(cut -f1-4 <<<"$after_b")"
+	rotate_link_checks "$before_a" "$after_a" "$before_b" "$after_b" 4 \
+		"no link state change, no path transition"
 	check "gw-a status: the new certificate's expiry ($new_exp, was $old_exp)" \
 		status_is a ".certificates.local.not_after == $new_exp and .certificates.local.state == \"valid\""
 	check "gw-a /metrics: grgw_cert_expiry_timestamp_seconds of the new certificate" \
