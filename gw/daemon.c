@@ -496,12 +496,19 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->tunnel_since = d->tunnel_since;
 	v->ike_state = sas->ike_state[0] ? sas->ike_state : NULL;
 	v->child_state = sas->child_state[0] ? sas->child_state : NULL;
-	for (i = 0; i < sas->n_child && i < (int)nitems(v->child_sas); i++) {
-		v->child_sas[i].id = sas->child[i].uniqueid;
-		v->child_sas[i].spi_in = sas->child[i].spi_in;
-		v->child_sas[i].spi_out = sas->child[i].spi_out;
-		v->n_child_sas = i + 1;
+	for (i = 0; i < sas->n_child &&
+	    v->n_child_sas < (int)nitems(v->child_sas); i++) {
+		if (!sas->child[i].installed)
+			continue;
+		v->child_sas[v->n_child_sas].pair = sas->child[i].name;
+		v->child_sas[v->n_child_sas].id = sas->child[i].uniqueid;
+		v->child_sas[v->n_child_sas].spi_in = sas->child[i].spi_in;
+		v->child_sas[v->n_child_sas].spi_out = sas->child[i].spi_out;
+		v->n_child_sas++;
 	}
+	v->pairs = sas->pairs;
+	v->pairs_missing = sas->pairs_missing;
+	v->pair_missing = sas->missing[0] != '\0' ? sas->missing : NULL;
 	v->traffic_verified = d->verified;
 	v->last_error = d->last_error[0] ? d->last_error : NULL;
 	v->bytes_in = sas->bytes_in;

@@ -53,8 +53,9 @@ prefixes_json(const struct grgw_side *side)
 	return a;
 }
 
-/* [{"id": 3, "spi_in": "c1d2e3f4", "spi_out": "..."}]: a reload that
- * changes nothing leaves these as they are. */
+/* [{"pair": "198.18.1.0/24=198.18.2.0/24", "id": 3, "spi_in": "c1d2e3f4",
+ * "spi_out": "..."}]: a reload that changes nothing leaves these as they
+ * are, and one that adds or removes a prefix only those of its pairs. */
 static json_t *
 child_sas_json(const struct status_view *v)
 {
@@ -62,7 +63,8 @@ child_sas_json(const struct status_view *v)
 	int	 i;
 
 	for (i = 0; a != NULL && i < v->n_child_sas; i++)
-		json_array_append_new(a, json_pack("{s:I, s:o, s:o}", "id",
+		json_array_append_new(a, json_pack("{s:o, s:I, s:o, s:o}",
+		    "pair", jsondoc_string(v->child_sas[i].pair), "id",
 		    (json_int_t)v->child_sas[i].id, "spi_in",
 		    jsondoc_string(v->child_sas[i].spi_in), "spi_out",
 		    jsondoc_string(v->child_sas[i].spi_out)));
@@ -75,8 +77,8 @@ peer_json(const struct status_view *v)
 	const struct grgw_config	*cfg = v->cfg;
 	char				 addr[INET6_ADDRSTRLEN];
 
-	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:o, s:b, s:o, s:o, "
-	    "s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
+	return json_pack("{s:o, s:o, s:s, s:I, s:o, s:o, s:o, s:I, s:I, s:b, "
+	    "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
 	    "name", jsondoc_string(cfg->peer.name),
 	    "address", jsondoc_string(addr_fmt(&cfg->peer.wan_address, addr,
 		sizeof(addr))),
@@ -85,6 +87,8 @@ peer_json(const struct status_view *v)
 	    "ike", jsondoc_string(v->ike_state ? v->ike_state : "none"),
 	    "child", jsondoc_string(v->child_state ? v->child_state : "none"),
 	    "child_sas", child_sas_json(v),
+	    "pairs", (json_int_t)v->pairs,
+	    "pairs_missing", (json_int_t)v->pairs_missing,
 	    "traffic_verified", v->traffic_verified != 0,
 	    "last_error", jsondoc_string(v->last_error),
 	    "bytes_in", jsondoc_u64(v->bytes_in),
@@ -378,9 +382,14 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 	    fmt_since(v->tunnel_since, when, sizeof(when)),
 	    v->tunnel == TUNNEL_UP && v->traffic_verified ?
 	    " (traffic verified)" : "");
-	strbuf_printf(sb, "  IKE_SA:     %s\n  CHILD_SA:   %s\n",
-	    v->ike_state ? v->ike_state : "none",
-	    v->child_state ? v->child_state : "none");
+	strbuf_printf(sb, "  IKE_SA:     %s\n  CHILD_SA:   %s, %d of %d "
+	    "pair(s) of prefixes", v->ike_state ? v->ike_state : "none",
+	    v->child_state ? v->child_state : "none",
+	    v->pairs - v->pairs_missing, v->pairs);
+	if (v->pair_missing != NULL)
+		strbuf_printf(sb, " (none for %s%s)", v->pair_missing,
+		    v->pairs_missing > 1 ? " and others" : "");
+	strbuf_printf(sb, "\n");
 	strbuf_printf(sb, "  traffic:    in %llu bytes/%llu packets, out %llu "
 	    "bytes/%llu packets\n", (unsigned long long)v->bytes_in,
 	    (unsigned long long)v->packets_in,

@@ -43,10 +43,13 @@ struct status_view {
 	const char	*ike_state;		/* charon's names, or "none" */
 	const char	*child_state;
 	struct {				/* the INSTALLED CHILD_SAs */
+		const char	*pair;		/* "LOCAL=REMOTE" prefixes */
 		unsigned	 id;		/* charon's unique id */
 		const char	*spi_in, *spi_out;	/* hex */
-	}		child_sas[4];
+	}		child_sas[64];
 	int		n_child_sas;
+	int		pairs, pairs_missing;	/* of prefixes, CHILD_SA-less */
+	const char	*pair_missing;		/* the first; NULL if none */
 	int		traffic_verified;
 	const char	*last_error;		/* NULL if none */
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;

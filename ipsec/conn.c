@@ -37,17 +37,65 @@ static const char *const esp_proposals[] = {
 };
 
 static void
-add_prefix_list(struct vici_builder *b, const char *name,
-    const struct grgw_side *side)
+add_prefix(struct vici_builder *b, const char *name,
+    const struct grgw_prefix *p)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
-	int i;
 
 	vici_begin_list(b, name);
-	for (i = 0; i < side->n_prefixes; i++)
-		vici_add_list_item_str(b,
-		    prefix_fmt(&side->prefixes[i], buf, sizeof(buf)));
+	vici_add_list_item_str(b, prefix_fmt(p, buf, sizeof(buf)));
 	vici_end_list(b);
+}
+
+int
+conn_pair(const struct grgw_config *cfg, int n, char *name, size_t len,
+    int *li, int *ri)
+{
+	char l[INET6_ADDRSTRLEN + 8], r[INET6_ADDRSTRLEN + 8];
+	int i, j, k = 0;
+
+	for (i = 0; i < cfg->site.n_prefixes; i++)
+		for (j = 0; j < cfg->peer.n_prefixes; j++) {
+			if (cfg->site.prefixes[i].a.family !=
+			    cfg->peer.prefixes[j].a.family)
+				continue;
+			if (k++ != n)
+				continue;
+			if (li != NULL)
+				*li = i;
+			if (ri != NULL)
+				*ri = j;
+			if (name != NULL &&
+			    (size_t)snprintf(name, len, "%s=%s",
+			    prefix_fmt(&cfg->site.prefixes[i], l, sizeof(l)),
+			    prefix_fmt(&cfg->peer.prefixes[j], r, sizeof(r))) >=
+			    len)
+				return -1;
+			return 0;
+		}
+	return -1;
+}
+
+int
+conn_pair_count(const struct grgw_config *cfg)
+{
+	int n = 0;
+
+	while (conn_pair(cfg, n, NULL, 0, NULL, NULL) == 0)
+		n++;
+	return n;
+}
+
+int
+conn_pair_find(const struct grgw_config *cfg, const char *name)
+{
+	char buf[CONN_PAIR_NAME_MAX];
+	int n;
+
+	for (n = 0; conn_pair(cfg, n, buf, sizeof(buf), NULL, NULL) == 0; n++)
+		if (strcmp(buf, name) == 0)
+			return n;
+	return -1;
 }
 
 static void
@@ -148,18 +196,21 @@ conn_build_unload_shared(int next)
 	return b;
 }
 
-/* Re-authenticate: charon builds the new IKE_SA before it drops the old
- * one (make_before_break in charon.conf). */
 struct vici_builder *
-conn_build_reauth(void)
+conn_build_unload_conn(const char *name)
 {
 	struct vici_builder *b;
 
-	if ((b = vici_builder_new(VICI_CMD_REQUEST, "rekey")) == NULL)
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "unload-conn")) == NULL)
 		return NULL;
-	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
-	vici_add_kv_str(b, "reauth", "yes");
+	vici_add_kv_str(b, "name", name);
 	return b;
+}
+
+struct vici_builder *
+conn_build_clear_creds(void)
+{
+	return vici_builder_new(VICI_CMD_REQUEST, "clear-creds");
 }
 
 struct vici_builder *
@@ -238,91 +289,25 @@ conn_build_load_key(const uint8_t *pem, size_t len)
 	return b;
 }
 
-struct vici_builder *
-conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
-    const uint8_t *cert_pem, size_t cert_len, const uint8_t *ca_pem,
-    size_t ca_len)
+/* One child per pair of prefixes (see conn_pair()). */
+static void
+add_child(struct vici_builder *b, const struct grgw_config *cfg,
+    enum grgw_dataplane dp, int n, const struct grgw_ipsec_conf *lifetimes,
+    int later)
 {
-	struct vici_builder *b;
-	struct grgw_ipsec_conf lifetimes;
-	const uint8_t *one;
-	size_t off = 0, one_len;
 	struct conn_rekey_timers t;
-	int cert = cfg->auth == GRGW_AUTH_CERT;
-	int later = strcmp(cfg->site.name, cfg->peer.name) > 0;
+	char name[CONN_PAIR_NAME_MAX];
+	int li, ri;
 
-	conn_lifetimes(cfg, &lifetimes);
-	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
-		return NULL;
-	vici_begin_section(b, GRGW_CONN_NAME);
-	vici_add_kv_str(b, "version", "2");
-	add_addr_list(b, "local_addrs", &cfg->site.wan_address);
-	add_addr_list(b, "remote_addrs", &cfg->peer.wan_address);
-	add_str_list(b, "proposals", ike_proposals, nitems(ike_proposals));
-	/*
-	 * Identities never depend on addresses, so 1:1 NAT of either
-	 * gateway's WAN address changes nothing; NAT-T is negotiated.
-	 */
-	vici_add_kv_str(b, "encap", "no");
-	vici_add_kv_str(b, "mobike", "no");
-	vici_add_kv_str(b, "dpd_delay", "10s");
-	/*
-	 * IKE_SA rekeying (a new IKE_SA, the CHILD_SAs move over, nothing
-	 * is torn down), never reauthentication, which in IKEv2 would
-	 * rebuild everything (make-before-break in charon.c only softens
-	 * it).  A certificate rotated in charon is presented by the next
-	 * IKE_SA that is authenticated: after a restart of either end.
-	 * The two ends' timers never fire together (conn_rekey_timers()).
-	 */
-	conn_rekey_timers(lifetimes.ike_rekey_s, lifetimes.ike_life_s, later,
-	    &t);
-	add_seconds(b, "rekey_time", t.rekey);
-	add_seconds(b, "over_time", t.life - t.rekey);
-	add_seconds(b, "rand_time", t.rand);
-	vici_add_kv_str(b, "reauth_time", "0");
-	/*
-	 * "no" keeps a duplicate IKE_SA from simultaneous starts harmless,
-	 * while INITIAL_CONTACT from a restarted peer still replaces its
-	 * stale SAs.
-	 */
-	vici_add_kv_str(b, "unique", "no");
-	vici_add_kv_str(b, "keyingtries", "1");	/* the daemon retries */
-	if (cert)
-		vici_add_kv_str(b, "send_cert", "always");
-
-	vici_begin_section(b, "local");
-	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
-	vici_add_kv_str(b, "id", cfg->site.id);
-	if (cert && cert_pem != NULL) {
-		vici_begin_list(b, "certs");
-		vici_add_list_item(b, cert_pem, cert_len);
-		vici_end_list(b);
-	}
-	vici_end_section(b);
-
-	vici_begin_section(b, "remote");
-	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
-	vici_add_kv_str(b, "id", cfg->peer.id);
-	if (cert && ca_pem != NULL) {
-		/*
-		 * Pin the peer to our CAs, not to any CA charon knows; charon
-		 * reads one certificate per item.
-		 */
-		vici_begin_list(b, "cacerts");
-		while (conn_pem_next_cert(ca_pem, ca_len, &off, &one, &one_len))
-			vici_add_list_item(b, one, one_len);
-		vici_end_list(b);
-	}
-	vici_end_section(b);
-
-	vici_begin_section(b, "children");
-	vici_begin_section(b, GRGW_CONN_NAME);
-	add_prefix_list(b, "local_ts", &cfg->site);
-	add_prefix_list(b, "remote_ts", &cfg->peer);
+	if (conn_pair(cfg, n, name, sizeof(name), &li, &ri) == -1)
+		return;
+	vici_begin_section(b, name);
+	add_prefix(b, "local_ts", &cfg->site.prefixes[li]);
+	add_prefix(b, "remote_ts", &cfg->peer.prefixes[ri]);
 	add_str_list(b, "esp_proposals", esp_proposals,
 	    nitems(esp_proposals));
 	vici_add_kv_str(b, "mode", "tunnel");
-	conn_rekey_timers(lifetimes.child_rekey_s, lifetimes.child_life_s,
+	conn_rekey_timers(lifetimes->child_rekey_s, lifetimes->child_life_s,
 	    later, &t);
 	add_seconds(b, "rekey_time", t.rekey);
 	add_seconds(b, "life_time", t.life);
@@ -334,30 +319,13 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	/* The inner DSCP is copied to the outer ESP header. */
 	vici_add_kv_str(b, "copy_dscp", "out");
 	if (dp == GRGW_DP_KERNEL) {
-		/* Route based: SAs and policies bound to the xfrm interface. */
+		/*
+		 * Route based: SAs and policies bound to the xfrm interface.
+		 * charon gives each pair a reqid of its own (their traffic
+		 * selectors differ), and a rekey keeps it.
+		 */
 		vici_add_kv_uint(b, "if_id_in", cfg->if_id);
 		vici_add_kv_uint(b, "if_id_out", cfg->if_id);
-		/*
-		 * One reqid for every CHILD_SA of the connection, whatever
-		 * its traffic selectors.  A reload that changes the prefixes
-		 * puts a new CHILD_SA beside the old one until the old one
-		 * goes; with a reqid of its own, the kernel's policies name
-		 * the new one's at one end while the other end still sends
-		 * on the old one, and the template check drops those packets
-		 * until then.  With one reqid, as across a rekey, either SA
-		 * passes and the newest is used for sending.  The xfrm
-		 * interface's id is already unique on the host.  (libipsec
-		 * sends on the oldest SA of a reqid: there, one reqid would
-		 * only move the loss to the old SA's deletion.)
-		 *
-		 * Only against grgw ([peer] probes = grgw), which keeps every
-		 * prefix in one CHILD_SA.  Another IKEv2 peer may split the
-		 * address families into CHILD_SAs that live side by side
-		 * (libreswan does); those need reqids of their own, and one
-		 * reqid kept the second from coming up.
-		 */
-		if (cfg->probe.method == GRGW_PROBES_GRGW)
-			vici_add_kv_uint(b, "reqid", cfg->if_id);
 		/*
 		 * RFC 4301 4.1: with copy_dscp, a WAN that honours the outer
 		 * DSCP may deliver high-priority packets ahead of older
@@ -368,21 +336,115 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 		vici_add_kv_uint(b, "replay_window", CONN_REPLAY_WINDOW);
 	}
 	vici_end_section(b);
+}
+
+struct vici_builder *
+conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
+    int verify)
+{
+	struct vici_builder *b;
+	struct grgw_ipsec_conf lifetimes;
+	struct conn_rekey_timers t;
+	int cert = cfg->auth == GRGW_AUTH_CERT;
+	int later = strcmp(cfg->site.name, cfg->peer.name) > 0;
+	int n, pairs;
+
+	conn_lifetimes(cfg, &lifetimes);
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
+		return NULL;
+	vici_begin_section(b, verify ? GRGW_VERIFY_NAME : GRGW_CONN_NAME);
+	vici_add_kv_str(b, "version", "2");
+	add_addr_list(b, "local_addrs", &cfg->site.wan_address);
+	add_addr_list(b, "remote_addrs", &cfg->peer.wan_address);
+	add_str_list(b, "proposals", ike_proposals, nitems(ike_proposals));
+	/*
+	 * Identities never depend on addresses, so 1:1 NAT of either
+	 * gateway's WAN address changes nothing; NAT-T is negotiated.
+	 */
+	vici_add_kv_str(b, "encap", "no");
+	vici_add_kv_str(b, "mobike", "no");
+	if (verify) {
+		/*
+		 * A second IKE_SA that only proves the credentials both ends
+		 * hold now (RFC 6023, no CHILD_SA), deleted once it is up.
+		 * Its settings differ from the tunnel's, so charon never
+		 * takes the tunnel's IKE_SA for it; "never" sends no
+		 * INITIAL_CONTACT, which would make the peer drop the
+		 * tunnel's SAs.
+		 */
+		vici_add_kv_str(b, "childless", "force");
+		vici_add_kv_str(b, "unique", "never");
+		vici_add_kv_str(b, "keyingtries", "1");
+		vici_add_kv_str(b, "rekey_time", "0");
+		vici_add_kv_str(b, "reauth_time", "0");
+	} else {
+		vici_add_kv_str(b, "dpd_delay", "10s");
+		/*
+		 * IKE_SA rekeying (a new IKE_SA, the CHILD_SAs move over,
+		 * nothing is torn down), never reauthentication, which in
+		 * IKEv2 would rebuild every CHILD_SA, and the end that
+		 * answers sends on the new ones before the other end can
+		 * read them.  New credentials are proved with a second
+		 * IKE_SA instead (verify).  The two ends' timers never fire
+		 * together (conn_rekey_timers()).
+		 */
+		conn_rekey_timers(lifetimes.ike_rekey_s, lifetimes.ike_life_s,
+		    later, &t);
+		add_seconds(b, "rekey_time", t.rekey);
+		add_seconds(b, "over_time", t.life - t.rekey);
+		add_seconds(b, "rand_time", t.rand);
+		vici_add_kv_str(b, "reauth_time", "0");
+		/*
+		 * "no" keeps a duplicate IKE_SA from simultaneous starts
+		 * harmless, while INITIAL_CONTACT from a restarted peer still
+		 * replaces its stale SAs.
+		 */
+		vici_add_kv_str(b, "unique", "no");
+		vici_add_kv_str(b, "keyingtries", "1");	/* the daemon retries */
+	}
+	if (cert)
+		vici_add_kv_str(b, "send_cert", "always");
+
+	/*
+	 * With certificates, charon finds ours by the identity among the
+	 * ones loaded (load-cert), and trusts the CAs loaded, which are
+	 * those of [auth] only: this charon reads no other.  Naming the
+	 * certificates here would make a rotated one a different
+	 * configuration, and charon would build a new IKE_SA for the next
+	 * CHILD_SA instead of using the tunnel's.
+	 */
+	vici_begin_section(b, "local");
+	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
+	vici_add_kv_str(b, "id", cfg->site.id);
 	vici_end_section(b);
+
+	vici_begin_section(b, "remote");
+	vici_add_kv_str(b, "auth", cert ? "pubkey" : "psk");
+	vici_add_kv_str(b, "id", cfg->peer.id);
+	vici_end_section(b);
+
+	if (!verify) {
+		vici_begin_section(b, "children");
+		pairs = conn_pair_count(cfg);
+		for (n = 0; n < pairs; n++)
+			add_child(b, cfg, dp, n, &lifetimes, later);
+		vici_end_section(b);
+	}
 
 	vici_end_section(b);
 	return b;
 }
 
 struct vici_builder *
-conn_build_initiate(unsigned timeout_ms)
+conn_build_initiate(const char *ike, const char *child, unsigned timeout_ms)
 {
 	struct vici_builder *b;
 
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "initiate")) == NULL)
 		return NULL;
-	vici_add_kv_str(b, "child", GRGW_CONN_NAME);
-	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	if (child != NULL)
+		vici_add_kv_str(b, "child", child);
+	vici_add_kv_str(b, "ike", ike);
 	vici_add_kv_uint(b, "timeout", timeout_ms);
 	/* Stream the negotiation's log so failures can be named. */
 	vici_add_kv_str(b, "loglevel", "1");
@@ -390,13 +452,13 @@ conn_build_initiate(unsigned timeout_ms)
 }
 
 struct vici_builder *
-conn_build_terminate(void)
+conn_build_terminate(const char *ike)
 {
 	struct vici_builder *b;
 
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
 		return NULL;
-	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
+	vici_add_kv_str(b, "ike", ike);
 	vici_add_kv_str(b, "timeout", "2000");
 	vici_add_kv_str(b, "loglevel", "-1");
 	return b;
@@ -431,18 +493,22 @@ duplicate_keep_before(const struct ike_sa_ref *a, const struct ike_sa_ref *b,
 int
 conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first)
 {
-	int i, keep = 0, n = s->n_est;
+	int i, keep = -1, n = s->n_est;
 
 	if (n > IKE_SAS_REFS)
 		n = IKE_SAS_REFS;
-	if (n < 2)
-		return -1;
-	for (i = 1; i < n; i++)
-		if (duplicate_keep_before(&s->est[i], &s->est[keep],
-		    we_sort_first))
-			keep = i;
+	/* An IKE_SA without CHILD_SAs is a verification (or still coming
+	 * up): its initiator deletes it. */
 	for (i = 0; i < n; i++)
-		if (i != keep && s->est[i].we_initiated)
+		if (s->est[i].n_child > 0 && (keep == -1 ||
+		    duplicate_keep_before(&s->est[i], &s->est[keep],
+		    we_sort_first)))
+			keep = i;
+	if (keep == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (i != keep && s->est[i].n_child > 0 &&
+		    s->est[i].we_initiated)
 			return i;
 	return -1;
 }

@@ -38,8 +38,13 @@
 #define INITIATE_MIN_MS		250
 #define INITIATE_MAX_MS		10000
 #define IKE_KEY_FILE_MAX	(64 * 1024)	/* a PEM private key */
-#define IKE_REAUTH_WAIT_S	60	/* a re-authentication is over by then */
-#define IKE_RETIRE_GRACE_MS	2000	/* a replaced CHILD_SA lingers */
+/*
+ * A CHILD_SA of the tunnel's IKE_SA is missing: its initiator adds it at
+ * once; the other end only if it is still missing after this long, so
+ * that the two do not both create it.
+ */
+#define IKE_FILL_GRACE_MS	3000
+#define IKE_VERIFY_WAIT_MS	20000	/* a verification IKE_SA */
 
 struct ike {
 	struct event_base	*base;
@@ -64,7 +69,8 @@ struct ike {
 	int			 ready;		/* creds and conn loaded */
 
 	struct event		*initiate_timer;
-	int			 initiating;
+	int			 initiating;	/* initiate requests pending */
+	int			 fill_now;	/* a reload: add missing pairs now */
 	unsigned		 backoff_ms;
 	char			 init_reason[256];	/* from control-log */
 
@@ -83,27 +89,21 @@ struct ike {
 
 	int			 deduping;	/* a duplicate IKE_SA goes */
 	/*
-	 * Our own re-authentication (make-before-break) runs: for a while
-	 * two IKE_SAs are established, the new one initiated by us, and
-	 * dedup_check() must not take that for a simultaneous start (it
-	 * could delete the new one, and the tunnel with it).  1: asked,
-	 * 2: both seen; over once one is left, or at reauth_deadline.
+	 * New credentials are being proved with a second IKE_SA (see
+	 * ike_verify()); what they are ("pre-shared key", "certificate").
+	 * A rotation asked for meanwhile runs after it (verify_again).
 	 */
-	int			 reauthing;
-	struct timespec		 reauth_deadline;	/* CLOCK_MONOTONIC */
+	int			 verifying;
+	int			 verify_again;
+	const char		*verify_what;
 	int			 stopping;	/* no more initiating */
 	ike_done_cb		 done;		/* terminate in progress */
 	void			*done_arg;
 
 	uint8_t			 psk_fp[32];	/* of the primary key loaded */
-	struct child_sa_ref	 old_child[IKE_CHILD_REFS];	/* a reload */
-	int			 n_old_child;	/* replaces these */
-	struct event		*retire_timer;	/* then deletes them */
 };
 
 static void	ike_refresh_now(struct ike *);
-static void	reauth_reply(const struct vici_msg *, void *);
-static void	retire_old_children(evutil_socket_t, short, void *);
 
 static void
 ike_tell(struct ike *k, enum ike_what what, const char *error,
@@ -251,16 +251,18 @@ initiate_reply(const struct vici_msg *m, void *arg)
 	unsigned	 ms;
 	int		 auth;
 
-	k->initiating = 0;
+	if (k->initiating > 0)
+		k->initiating--;
 	if (m == NULL || k->stopping)
 		return;
 	if (reply_ok(m, err, sizeof(err))) {
-		log_info("IKE and CHILD_SA to %s established",
+		log_info("IKE and CHILD_SAs to %s established",
 		    k->cfg->peer.name);
 		ike_refresh_now(k);
 		return;
 	}
-	if (k->sas.ike_established && k->sas.child_installed) {
+	if (k->sas.ike_established && k->sas.child_installed &&
+	    k->sas.pairs_missing == 0) {
 		/* The peer's initiation got there first: nothing failed. */
 		log_info("initiating to %s ended (%s); the tunnel the peer "
 		    "initiated is up", k->cfg->peer.name, err);
@@ -278,47 +280,102 @@ initiate_reply(const struct vici_msg *m, void *arg)
 			    strspn(k->init_reason + 21, ": ") + 21);
 		else
 			ike_fail(k, auth, "%s", k->init_reason);
-	} else
+	} else if (k->sas.ike_established)
+		ike_fail(k, 0, "a CHILD_SA to %s for %s: %s (does the "
+		    "peer's configuration have these prefixes?)",
+		    k->cfg->peer.name, k->sas.missing, err);
+	else
 		ike_fail(k, 0, "connecting to %s failed: %s",
 		    k->cfg->peer.name, err);
 	initiate_schedule(k, ms);
+}
+
+static int
+initiate_child(struct ike *k, const char *child)
+{
+	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(GRGW_CONN_NAME, child, IKE_INITIATE_WAIT_MS),
+	    IKE_INITIATE_DEADLINE_MS, initiate_reply) == -1)
+		return -1;
+	k->initiating++;
+	return 0;
+}
+
+/* 1 if a CHILD_SA of that pair exists, in any state but going. */
+static int
+pair_present(const struct ike_sas *s, const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < s->n_child; i++)
+		if (strcmp(s->child[i].name, name) == 0)
+			return 1;
+	return 0;
 }
 
 static void
 initiate_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ike	*k = arg;
+	char		 name[CONN_PAIR_NAME_MAX];
+	int		 n;
 
+	(void)fd;
+	(void)ev;
 	if (k->stopping || !k->ready || k->initiating)
 		return;
-	if (k->sas.ike_established && k->sas.child_installed)
+	k->fill_now = 0;
+	if (k->sas.ike_established && k->sas.pairs_missing == 0)
 		return;
-	log_info("initiating tunnel to %s", k->cfg->peer.name);
 	k->init_reason[0] = '\0';
-	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
-	    conn_build_initiate(IKE_INITIATE_WAIT_MS),
-	    IKE_INITIATE_DEADLINE_MS, initiate_reply) == 0)
-		k->initiating = 1;
+	if (!k->sas.ike_established) {
+		/*
+		 * The first pair's CHILD_SA comes with the IKE_SA; the others
+		 * follow under it once it is up (sas_commit()).
+		 */
+		log_info("initiating tunnel to %s", k->cfg->peer.name);
+		if (conn_pair(k->cfg, 0, name, sizeof(name), NULL, NULL) == 0)
+			initiate_child(k, name);
+		ike_tell(k, IKE_SAS, NULL, 0);
+		return;
+	}
+	for (n = 0; conn_pair(k->cfg, n, name, sizeof(name), NULL, NULL) == 0;
+	    n++) {
+		if (pair_present(&k->sas, name))
+			continue;
+		log_info("adding the CHILD_SA for %s to %s", name,
+		    k->cfg->peer.name);
+		if (initiate_child(k, name) == -1)
+			break;
+	}
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
 
 /* ---- list-sas -------------------------------------------------------------- */
 
 static void
-scan_child_ref(struct ike_sas *s, const struct vici_node *child)
+scan_child_ref(struct ike_sas *s, const struct vici_node *child,
+    const char *state)
 {
 	struct child_sa_ref	*ref;
 	const char		*v;
 
+	/* Going, or gone: not the pair's CHILD_SA any more. */
+	if (strcmp(state, "DELETING") == 0 || strcmp(state, "DELETED") == 0 ||
+	    strcmp(state, "DESTROYING") == 0)
+		return;
 	if (s->n_child >= IKE_CHILD_REFS)
 		return;
 	ref = &s->child[s->n_child++];
+	v = vici_get_str(child, "name");
+	snprintf(ref->name, sizeof(ref->name), "%s", v != NULL ? v : "");
 	v = vici_get_str(child, "uniqueid");
 	ref->uniqueid = v != NULL ? (unsigned)strtoul(v, NULL, 10) : 0;
 	v = vici_get_str(child, "spi-in");
 	snprintf(ref->spi_in, sizeof(ref->spi_in), "%s", v != NULL ? v : "");
 	v = vici_get_str(child, "spi-out");
 	snprintf(ref->spi_out, sizeof(ref->spi_out), "%s", v != NULL ? v : "");
+	ref->installed = strcmp(state, "INSTALLED") == 0;
 }
 
 static void
@@ -326,7 +383,7 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 {
 	const struct vici_node	*children, *child;
 	const char		*state, *v;
-	struct ike_sa_ref	*ref;
+	struct ike_sa_ref	*ref = NULL;
 
 	if (ike->kind != VICI_NODE_SECTION)
 		return;
@@ -357,13 +414,15 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 	for (child = children->child; child != NULL; child = child->next) {
 		if (child->kind != VICI_NODE_SECTION)
 			continue;
-		state = vici_get_str(child, "state");
-		if (state != NULL && strcmp(state, "INSTALLED") == 0) {
+		if (ref != NULL)
+			ref->n_child++;
+		if ((state = vici_get_str(child, "state")) == NULL)
+			continue;
+		scan_child_ref(s, child, state);
+		if (strcmp(state, "INSTALLED") == 0)
 			s->child_installed++;
-			scan_child_ref(s, child);
-		}
-		if (state != NULL && (s->child_state[0] == '\0' ||
-		    strcmp(state, "INSTALLED") == 0))
+		if (s->child_state[0] == '\0' ||
+		    strcmp(state, "INSTALLED") == 0)
 			snprintf(s->child_state, sizeof(s->child_state), "%s",
 			    state);
 		if ((v = vici_get_str(child, "bytes-in")) != NULL)
@@ -391,35 +450,6 @@ dedup_reply(const struct vici_msg *m, void *arg)
 	ike_refresh_now(k);
 }
 
-/* Whether our re-authentication still runs (see reauthing). */
-static int
-reauth_running(struct ike *k)
-{
-	struct timespec	 now;
-
-	if (!k->reauthing)
-		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > k->reauth_deadline.tv_sec ||
-	    (k->reauthing == 2 && k->sas.n_est <= 1)) {
-		k->reauthing = 0;
-		return 0;
-	}
-	if (k->sas.n_est >= 2)
-		k->reauthing = 2;
-	return 1;
-}
-
-/* Re-authenticate the IKE_SA make-before-break (new key, certificate). */
-static void
-ike_reauth(struct ike *k)
-{
-	clock_gettime(CLOCK_MONOTONIC, &k->reauth_deadline);
-	k->reauth_deadline.tv_sec += IKE_REAUTH_WAIT_S;
-	if (ike_send(k, conn_build_reauth(), reauth_reply) == 0)
-		k->reauthing = 1;
-}
-
 /*
  * Both ends initiate at once: when that made two IKE_SAs, delete ours if
  * it is not the one both ends keep (see conn_duplicate_to_delete()).
@@ -429,7 +459,7 @@ dedup_check(struct ike *k)
 {
 	int	 i;
 
-	if (k->deduping || k->stopping || !k->ready || reauth_running(k))
+	if (k->deduping || k->stopping || !k->ready)
 		return;
 	i = conn_duplicate_to_delete(&k->sas,
 	    strcmp(k->cfg->site.name, k->cfg->peer.name) < 0);
@@ -443,13 +473,66 @@ dedup_check(struct ike *k)
 		k->deduping = 1;
 }
 
-/* A complete view: tell the owner, and initiate if nothing is there. */
+/*
+ * Which pairs of the configuration have no CHILD_SA; delete the CHILD_SAs
+ * of pairs it no longer has (a reload removed a prefix).  Only the pairs
+ * concerned change: every other CHILD_SA is left as it is.
+ */
 static void
-sas_commit(struct ike *k, const struct ike_sas *s)
+pairs_check(struct ike *k, struct ike_sas *s)
 {
+	char	 name[CONN_PAIR_NAME_MAX];
+	int	 i, n;
+
+	s->pairs = s->pairs_missing = 0;
+	s->missing[0] = '\0';
+	for (n = 0; conn_pair(k->cfg, n, name, sizeof(name), NULL, NULL) == 0;
+	    n++) {
+		s->pairs++;
+		if (pair_present(s, name))
+			continue;
+		if (s->pairs_missing++ == 0)
+			snprintf(s->missing, sizeof(s->missing), "%s", name);
+	}
+	if (!k->ready || k->stopping)
+		return;
+	for (i = 0; i < s->n_child; i++) {
+		if (!s->child[i].installed ||
+		    conn_pair_find(k->cfg, s->child[i].name) >= 0)
+			continue;
+		log_info("deleting CHILD_SA #%u for %s: not in the "
+		    "configuration any more", s->child[i].uniqueid,
+		    s->child[i].name);
+		ike_send(k, conn_build_terminate_child(s->child[i].uniqueid),
+		    NULL);
+	}
+}
+
+/* 1 if an established IKE_SA with CHILD_SAs is one we initiated. */
+static int
+we_lead(const struct ike_sas *s)
+{
+	int	 i;
+
+	for (i = 0; i < s->n_est && i < IKE_SAS_REFS; i++)
+		if (s->est[i].we_initiated && s->est[i].n_child > 0)
+			return 1;
+	return 0;
+}
+
+/* A complete view: tell the owner, and initiate if something is missing. */
+static void
+sas_commit(struct ike *k, struct ike_sas *s)
+{
+	pairs_check(k, s);
 	k->sas = *s;
-	if (!s->ike_any && !k->initiating && k->ready && !k->stopping)
-		initiate_schedule(k, initiate_next_backoff(k));
+	if (!k->initiating && k->ready && !k->stopping) {
+		if (!s->ike_any)
+			initiate_schedule(k, initiate_next_backoff(k));
+		else if (s->ike_established && s->pairs_missing > 0)
+			initiate_schedule(k, k->fill_now || we_lead(s) ? 0 :
+			    IKE_FILL_GRACE_MS);
+	}
 	dedup_check(k);
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
@@ -520,6 +603,8 @@ vici_drop(struct ike *k)
 	k->vici_init = NULL;
 	k->ready = 0;
 	k->initiating = 0;
+	k->verifying = 0;
+	k->verify_again = 0;
 	k->deduping = 0;
 	k->listing = 0;
 	k->relist = 0;
@@ -723,25 +808,22 @@ ike_send_cas(struct ike *k, const uint8_t *ca, size_t ca_len,
 }
 
 /*
- * Send the certificate, CA and key of [auth] to charon (load-cert and
- * load-key replace what charon holds under the same identity and key
- * id); the PEM of the certificate and CA stay in *cert and *ca for
- * load-conn (malloc'ed, the caller frees them).  0, or -1 with the
- * failure told (ike_fail).
+ * Send the CA, certificate and key of [auth] to charon, each checked
+ * first (expired, not valid yet).  0, or -1 with the failure told
+ * (ike_fail).
  */
 static int
-ike_send_creds(struct ike *k, vici_reply_cb cb, uint8_t **cert,
-    size_t *cert_len, uint8_t **ca, size_t *ca_len)
+ike_send_creds(struct ike *k, vici_reply_cb cb)
 {
 	const struct grgw_config *cfg = k->cfg;
 	struct grgw_psk	 key = { NULL, 0 };
+	uint8_t		*cert = NULL, *ca = NULL;
+	size_t		 cert_len = 0, ca_len = 0;
 	char		 err[256];
 	int		 rc = -1;
 
-	*cert = *ca = NULL;
-	*cert_len = *ca_len = 0;
-	if (read_small_file(cfg->ca_file, ca, ca_len) == -1 ||
-	    read_small_file(cfg->cert_file, cert, cert_len) == -1) {
+	if (read_small_file(cfg->ca_file, &ca, &ca_len) == -1 ||
+	    read_small_file(cfg->cert_file, &cert, &cert_len) == -1) {
 		ike_fail(k, 0, "cannot read the certificate or CA file: %s",
 		    strerror(errno));
 		goto cleanup;
@@ -753,12 +835,12 @@ ike_send_creds(struct ike *k, vici_reply_cb cb, uint8_t **cert,
 		goto cleanup;
 	}
 	k->cred_problem[0] = '\0';
-	cert_check(k, "the CA certificate", cfg->ca_file, *ca, *ca_len,
+	cert_check(k, "the CA certificate", cfg->ca_file, ca, ca_len,
 	    &k->certs.ca);
-	cert_check(k, "this gateway's certificate", cfg->cert_file, *cert,
-	    *cert_len, &k->certs.local);
-	if (ike_send_cas(k, *ca, *ca_len, cb) == -1 ||
-	    ike_send(k, conn_build_load_cert(*cert, *cert_len, 0), cb) == -1 ||
+	cert_check(k, "this gateway's certificate", cfg->cert_file, cert,
+	    cert_len, &k->certs.local);
+	if (ike_send_cas(k, ca, ca_len, cb) == -1 ||
+	    ike_send(k, conn_build_load_cert(cert, cert_len, 0), cb) == -1 ||
 	    ike_send(k, conn_build_load_key(key.key, key.len), cb) == -1) {
 		ike_fail(k, 0, "cannot send the credentials to charon");
 		goto cleanup;
@@ -766,11 +848,8 @@ ike_send_creds(struct ike *k, vici_reply_cb cb, uint8_t **cert,
 	rc = 0;
 cleanup:
 	psk_free(&key);
-	if (rc == -1) {
-		free(*cert);
-		free(*ca);
-		*cert = *ca = NULL;
-	}
+	free(cert);
+	free(ca);
 	return rc;
 }
 
@@ -779,8 +858,6 @@ static int
 ike_load(struct ike *k)
 {
 	const struct grgw_config *cfg = k->cfg;
-	uint8_t		*cert = NULL, *ca = NULL;
-	size_t		 cert_len = 0, ca_len = 0;
 	struct grgw_psk	 psk = { NULL, 0 };
 	char		 err[256];
 	int		 rc = -1;
@@ -797,21 +874,121 @@ ike_load(struct ike *k)
 		crypto_generichash(k->psk_fp, sizeof(k->psk_fp), psk.key,
 		    psk.len, NULL, 0);
 	} else {
-		if (ike_send_creds(k, creds_reply, &cert, &cert_len, &ca,
-		    &ca_len) == -1)
+		if (ike_send_creds(k, creds_reply) == -1)
 			goto cleanup;
 		/* The peer will refuse it: say why now, not after a try. */
 		if (k->cred_problem[0] != '\0')
 			ike_fail(k, 1, "authentication failed: %s",
 			    k->cred_problem);
 	}
-	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, cert, cert_len, ca,
-	    ca_len), conn_reply);
+	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, 0), conn_reply);
 cleanup:
 	psk_free(&psk);
-	free(cert);
-	free(ca);
 	return rc;
+}
+
+/* ---- proving new credentials ------------------------------------------------ */
+
+static void	ike_verify(struct ike *, const char *);
+
+static void
+verify_done(struct ike *k)
+{
+	/* The IKE_SA goes (the peer learns at once), then its config. */
+	ike_send(k, conn_build_terminate(GRGW_VERIFY_NAME), NULL);
+	ike_send(k, conn_build_unload_conn(GRGW_VERIFY_NAME), NULL);
+	k->verifying = 0;
+	if (k->verify_again) {
+		k->verify_again = 0;
+		ike_verify(k, k->verify_what);
+	}
+}
+
+static void
+verify_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL || m->type == VICI_EVENT_CONFIRM) {
+		if (m == NULL)
+			k->verifying = 0;
+		return;
+	}
+	if (k->stopping) {
+		k->verifying = 0;
+		return;
+	}
+	if (reply_ok(m, err, sizeof(err)))
+		log_info("%s accepts this gateway's %s, and this gateway "
+		    "accepts %s's: proved with a second IKE_SA, now deleted; "
+		    "the tunnel's SAs stay as they are", k->cfg->peer.name,
+		    k->verify_what, k->cfg->peer.name);
+	else
+		log_warnx("proving the %s with %s failed: %s; the tunnel's "
+		    "SAs stay as they are, but a new IKE_SA (a restart of "
+		    "either end) would fail the same way",
+		    k->verify_what, k->cfg->peer.name,
+		    k->init_reason[0] != '\0' ? k->init_reason : err);
+	verify_done(k);
+}
+
+/*
+ * New credentials are in charon (a key or certificate rotation): prove
+ * them now, with a second IKE_SA that carries no CHILD_SA (RFC 6023) and
+ * is deleted once up.  The tunnel's IKE_SA and CHILD_SAs are not touched,
+ * so not a packet moves; a re-authentication would rebuild every
+ * CHILD_SA, and the end that answers sends on the new ones before the
+ * other end can read them.  The tunnel's IKE_SA keeps the authentication
+ * it had (its keys never depended on the credentials); the next one
+ * uses the new credentials.
+ */
+/* The verification connection is loaded: initiate it (on vici_init,
+ * which charon reads on its own: only now is the connection there). */
+static void
+verify_conn_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL) {
+		k->verifying = 0;
+		return;
+	}
+	if (!reply_ok(m, err, sizeof(err))) {
+		log_warnx("cannot prove the new %s: charon refused the "
+		    "connection for it: %s", k->verify_what, err);
+		k->verifying = 0;
+		return;
+	}
+	if (k->stopping || ike_send_on(k,
+	    k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(GRGW_VERIFY_NAME, NULL, IKE_VERIFY_WAIT_MS),
+	    IKE_VERIFY_WAIT_MS + VICI_DEADLINE_MS, verify_reply) == -1) {
+		k->verifying = 0;
+		return;
+	}
+}
+
+static void
+ike_verify(struct ike *k, const char *what)
+{
+	k->verify_what = what;
+	if (!k->sas.ike_established || k->stopping)
+		return;		/* the next IKE_SA uses them anyway */
+	if (k->verifying) {
+		k->verify_again = 1;
+		return;
+	}
+	log_info("proving the new %s with %s (a second IKE_SA, without "
+	    "CHILD_SAs)", what, k->cfg->peer.name);
+	k->init_reason[0] = '\0';
+	if (ike_send(k, conn_build_load_conn(k->cfg, k->dp, 1),
+	    verify_conn_reply) == -1) {
+		log_warnx("cannot ask charon to prove the new %s", what);
+		return;
+	}
+	k->verifying = 1;
 }
 
 static void
@@ -833,41 +1010,23 @@ reload_creds_reply(const struct vici_msg *m, void *arg)
 int
 ike_reload_creds(struct ike *k)
 {
-	uint8_t		*cert = NULL, *ca = NULL;
-	size_t		 cert_len, ca_len;
-	int		 rc;
-
 	if (k->cfg->auth != GRGW_AUTH_CERT || k->vici == NULL || !k->ready ||
 	    k->stopping)
 		return -1;
-	rc = ike_send_creds(k, reload_creds_reply, &cert, &cert_len, &ca,
-	    &ca_len);
 	/*
-	 * The connection names the certificate and the CA by their bytes:
-	 * load it again so new IKE_SAs (reauthentication, a restart of the
-	 * peer) present the new ones.  Loading a connection of the same
-	 * name replaces its config only; established SAs stay.
+	 * load-cert adds to what charon holds: the old certificate (and a
+	 * CA the new bundle dropped) would stay, and charon could still
+	 * pick the old one.  So everything goes and comes again, in one
+	 * go: established SAs need no credentials, only a new IKE_SA
+	 * negotiated in the same milliseconds would notice.
 	 */
-	if (rc == 0)
-		rc = ike_send(k, conn_build_load_conn(k->cfg, k->dp, cert,
-		    cert_len, ca, ca_len), reload_creds_reply);
-	if (rc == 0)
-		log_info("certificate, key and CA reloaded into charon%s%s",
-		    k->cred_problem[0] != '\0' ? ": " : "", k->cred_problem);
-	/*
-	 * Present them now rather than at the next restart: a new IKE_SA
-	 * authenticated with them replaces the old one make-before-break,
-	 * and a certificate the peer refuses shows at once (the old SA
-	 * stays meanwhile).
-	 */
-	if (rc == 0 && k->sas.ike_established) {
-		log_info("re-authenticating to %s with the reloaded "
-		    "certificate (make-before-break)", k->cfg->peer.name);
-		ike_reauth(k);
-	}
-	free(cert);
-	free(ca);
-	return rc;
+	if (ike_send(k, conn_build_clear_creds(), reload_creds_reply) == -1 ||
+	    ike_send_creds(k, reload_creds_reply) == -1)
+		return -1;
+	log_info("certificate, key and CA reloaded into charon%s%s",
+	    k->cred_problem[0] != '\0' ? ": " : "", k->cred_problem);
+	ike_verify(k, "certificate");
+	return 0;
 }
 
 const struct ike_certs *
@@ -943,9 +1102,7 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 	k->arg = arg;
 	k->connect_timer = evtimer_new(base, connect_cb, k);
 	k->initiate_timer = evtimer_new(base, initiate_cb, k);
-	k->retire_timer = evtimer_new(base, retire_old_children, k);
-	if (k->connect_timer == NULL || k->initiate_timer == NULL ||
-	    k->retire_timer == NULL) {
+	if (k->connect_timer == NULL || k->initiate_timer == NULL) {
 		ike_free(k);
 		return NULL;
 	}
@@ -1023,7 +1180,7 @@ ike_reestablish(struct ike *k)
 	log_info("the tunnel carries nothing while the WAN answers: "
 	    "deleting the SAs and initiating again, without waiting for "
 	    "dead-peer detection");
-	return ike_send(k, conn_build_terminate(), reestablish_reply);
+	return ike_send(k, conn_build_terminate(GRGW_CONN_NAME), reestablish_reply);
 }
 
 int
@@ -1035,7 +1192,7 @@ ike_terminate(struct ike *k, ike_done_cb done, void *arg)
 		return -1;
 	k->done = done;
 	k->done_arg = arg;
-	if (ike_send(k, conn_build_terminate(), terminate_reply) == -1) {
+	if (ike_send(k, conn_build_terminate(GRGW_CONN_NAME), terminate_reply) == -1) {
 		k->done = NULL;
 		return -1;
 	}
@@ -1073,80 +1230,10 @@ ike_free(struct ike *k)
 		event_free(k->connect_timer);
 	if (k->initiate_timer != NULL)
 		event_free(k->initiate_timer);
-	if (k->retire_timer != NULL)
-		event_free(k->retire_timer);
 	free(k);
 }
 
 /* ---- reload ---------------------------------------------------------------- */
-
-static void
-reauth_reply(const struct vici_msg *m, void *arg)
-{
-	struct ike	*k = arg;
-	char		 err[256];
-
-	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
-		return;
-	if (!reply_ok(m, err, sizeof(err))) {
-		log_warnx("re-authenticating to %s with new credentials: %s",
-		    k->cfg->peer.name, err);
-		k->reauthing = 0;
-	}
-	ike_refresh_now(k);
-}
-
-/* The new CHILD_SA is up: the ones it replaces go. */
-/* The CHILD_SAs a reload replaced, deleted once nothing is in flight
- * on them (see reselect_reply()). */
-static void
-retire_old_children(evutil_socket_t fd, short ev, void *arg)
-{
-	struct ike	*k = arg;
-	int		 i;
-
-	(void)fd;
-	(void)ev;
-	if (k->stopping || k->vici == NULL) {
-		k->n_old_child = 0;
-		return;
-	}
-	for (i = 0; i < k->n_old_child; i++) {
-		log_info("CHILD_SA #%u (SPIs %s/%s) replaced by one with the "
-		    "new traffic selectors", k->old_child[i].uniqueid,
-		    k->old_child[i].spi_in, k->old_child[i].spi_out);
-		ike_send(k, conn_build_terminate_child(
-		    k->old_child[i].uniqueid), NULL);
-	}
-	k->n_old_child = 0;
-	ike_refresh_now(k);
-}
-
-static void
-reselect_reply(const struct vici_msg *m, void *arg)
-{
-	struct ike	*k = arg;
-	struct timeval	 grace = { IKE_RETIRE_GRACE_MS / 1000,
-			    IKE_RETIRE_GRACE_MS % 1000 * 1000 };
-	char		 err[256];
-
-	if (m == NULL || m->type == VICI_EVENT_CONFIRM)
-		return;
-	if (!reply_ok(m, err, sizeof(err))) {
-		log_warnx("a CHILD_SA with the new traffic selectors to %s: "
-		    "%s; the old one stays", k->cfg->peer.name, err);
-		k->n_old_child = 0;
-		return;
-	}
-	/*
-	 * Both ends send on the newest CHILD_SA as soon as it is installed
-	 * (libipsec puts its policies first), but packets sent on the old
-	 * one just before may still be on their way, or queued in the
-	 * peer's data plane, when its DELETE arrives: the peer would drop
-	 * them with the SA.  The old ones go once those have landed.
-	 */
-	evtimer_add(k->retire_timer, &grace);
-}
 
 static void
 reload_conn_reply(const struct vici_msg *m, void *arg)
@@ -1160,17 +1247,17 @@ reload_conn_reply(const struct vici_msg *m, void *arg)
 		ike_fail(k, 0, "charon refused the new connection: %s", err);
 		return;
 	}
-	log_info("connection to %s loaded again with the new traffic "
-	    "selectors", k->cfg->peer.name);
-	if (!k->sas.ike_established || k->sas.n_child == 0)
-		return;		/* the next initiate uses the new ones */
-	memcpy(k->old_child, k->sas.child, sizeof(k->old_child));
-	k->n_old_child = k->sas.n_child;
-	/* Make before break: the new CHILD_SA, under the same IKE_SA. */
-	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
-	    conn_build_initiate(IKE_INITIATE_WAIT_MS),
-	    IKE_INITIATE_DEADLINE_MS, reselect_reply) == -1)
-		k->n_old_child = 0;
+	log_info("connection to %s loaded again: CHILD_SAs for %d pair(s) "
+	    "of prefixes", k->cfg->peer.name, conn_pair_count(k->cfg));
+	/*
+	 * The next view adds the CHILD_SAs of new pairs and deletes those
+	 * of pairs gone (pairs_check()); the others stay as they are.  New
+	 * ones are asked for at once: the peer refuses them until its
+	 * configuration has the prefixes too, and they are asked again.
+	 */
+	k->fill_now = 1;
+	k->backoff_ms = 0;
+	ike_refresh_now(k);
 }
 
 static void
@@ -1195,11 +1282,7 @@ ike_reload_keys(struct ike *k)
 	if (memcmp(fp, k->psk_fp, sizeof(fp)) == 0)
 		return;
 	memcpy(k->psk_fp, fp, sizeof(fp));
-	if (!k->sas.ike_established)
-		return;
-	log_info("re-authenticating to %s with the new pre-shared key "
-	    "(make-before-break)", k->cfg->peer.name);
-	ike_reauth(k);
+	ike_verify(k, "pre-shared key");
 }
 
 void
@@ -1210,6 +1293,6 @@ ike_reconfigure(struct ike *k, int selectors, int keys)
 	if (keys)
 		ike_reload_keys(k);
 	if (selectors)
-		ike_send(k, conn_build_load_conn(k->cfg, k->dp, NULL, 0, NULL,
-		    0), reload_conn_reply);
+		ike_send(k, conn_build_load_conn(k->cfg, k->dp, 0),
+		    reload_conn_reply);
 }

@@ -16,6 +16,7 @@
 #define GRGW_IPSEC_H
 
 #include <sys/types.h>
+#include <netinet/in.h>
 
 #include <stdint.h>
 
@@ -24,7 +25,8 @@
 struct event_base;
 struct vici_builder;
 
-#define GRGW_CONN_NAME		"grgw"	/* IKE and CHILD config name */
+#define GRGW_CONN_NAME		"grgw"	/* the tunnel's IKE config */
+#define GRGW_VERIFY_NAME	"grgw-verify"	/* proves new credentials */
 
 /*
  * How long charon may take to answer over VICI before it is taken for
@@ -118,16 +120,31 @@ struct ike_sa_ref {
 	unsigned	uniqueid;		/* charon's, for terminate */
 	int		we_initiated;
 	char		initiator_spi[17];	/* hex, the same at both ends */
+	int		n_child;		/* its CHILD_SAs, any state */
 };
 #define IKE_SAS_REFS	4
 
-/* An INSTALLED CHILD_SA: its id and SPIs (hex, as charon says them). */
+/*
+ * One CHILD_SA per pair of prefixes of one family (site x peer), named
+ * "LOCAL=REMOTE" ("198.18.1.0/24=198.18.2.0/24").  Adding or removing a
+ * prefix then adds or deletes the CHILD_SAs of its pairs and leaves every
+ * other one alone: no traffic moves to a new SA, which is where packets
+ * are lost (the end that answers a CREATE_CHILD_SA sends on the new SA
+ * before the other end has read the answer).  libreswan splits
+ * connections the same way.
+ */
+#define CONN_PAIR_NAME_MAX	(2 * (INET6_ADDRSTRLEN + 4) + 2)
+
+/* A CHILD_SA: its pair's name, id and SPIs (hex, as charon says them). */
 struct child_sa_ref {
+	char		name[CONN_PAIR_NAME_MAX];
 	unsigned	uniqueid;
 	char		spi_in[9];
 	char		spi_out[9];
+	int		installed;	/* INSTALLED; else being set up, rekeyed
+					   or deleted */
 };
-#define IKE_CHILD_REFS	4
+#define IKE_CHILD_REFS	64
 
 /* What charon holds, from the last complete list-sas. */
 struct ike_sas {
@@ -138,6 +155,9 @@ struct ike_sas {
 	int		child_installed;	/* CHILD_SAs INSTALLED */
 	struct child_sa_ref child[IKE_CHILD_REFS];	/* the first ones */
 	int		n_child;
+	/* Pairs of the configuration without any CHILD_SA, and the first. */
+	int		pairs, pairs_missing;
+	char		missing[CONN_PAIR_NAME_MAX];
 	char		ike_state[32];		/* charon's names, "" if none */
 	char		child_state[32];
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
@@ -197,23 +217,20 @@ int	ike_reestablish(struct ike *k);
 /*
  * The configuration k borrows holds new settings (a reload).  keys: load
  * the pre-shared keys again (the primary and the next one; see
- * conn_build_load_shared()) and, if the primary changed, re-authenticate
- * the IKE_SA make-before-break.  selectors: load the connection again
- * and replace the CHILD_SA make-before-break: a new one with the new
- * traffic selectors first, then the old ones are deleted.  Nothing to
- * do while charon is not ready: its next load reads the new settings.
+ * conn_build_load_shared()) and, if the primary changed, prove it with a
+ * second IKE_SA (ike_verify() in ike.c).  selectors: load the connection
+ * again; the CHILD_SAs of new pairs of prefixes are added and those of
+ * pairs gone deleted, the others stay.  Nothing to do while charon is
+ * not ready: its next load reads the new settings.
  */
 void	ike_reconfigure(struct ike *k, int selectors, int keys);
 /*
  * Certificate rotation (for `grgw reload`): read the certificate, key and
- * CA files of [auth] again and load them into charon over VICI (load-cert
- * and load-key replace what charon holds), then the connection that names
- * them, and re-authenticate an established IKE_SA make-before-break so
- * that the peer checks the new certificate now (the CHILD_SAs move to the
- * new IKE_SA; the old one stays until the new one is up).  0 when the
- * requests are sent (charon's refusals come as IKE_FAILED), -1 when
- * there is nothing to reload now (PSK, not connected) or a file cannot
- * be read (IKE_FAILED).
+ * CA files of [auth] again, replace what charon holds with them, and
+ * prove them with a second IKE_SA; the tunnel's SAs are not touched.  0
+ * when the requests are sent (charon's refusals come as IKE_FAILED), -1
+ * when there is nothing to reload now (PSK, not connected) or a file
+ * cannot be read (IKE_FAILED).
  */
 int	ike_reload_creds(struct ike *k);
 
@@ -250,7 +267,6 @@ void	ike_free(struct ike *k);			/* accepts NULL */
 struct vici_builder *conn_build_load_shared(const struct grgw_config *cfg,
 	    const uint8_t *key, size_t keylen, int next);
 struct vici_builder *conn_build_unload_shared(int next);
-struct vici_builder *conn_build_reauth(void);
 struct vici_builder *conn_build_terminate_child(unsigned uniqueid);
 /*
  * The next certificate of a PEM bundle (a CA file may hold several, as
@@ -268,14 +284,13 @@ struct vici_builder *conn_build_load_cert(const uint8_t *pem, size_t len,
 struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
 /*
  * load-conn: IKEv2 between the WAN addresses, AES-GCM with X25519, DPD,
- * rekeying, the site prefixes as traffic selectors; in kernel mode the
- * CHILD_SA is bound to the xfrm interface's if_id.  cert_pem is the end
- * entity certificate for certificate authentication (NULL for PSK);
- * ca_pem the CA file, every certificate of it a CA the peer may chain to.
+ * rekeying, one CHILD_SA per pair of prefixes (conn_pair()); in kernel
+ * mode they are bound to the xfrm interface's if_id.  verify: the
+ * connection GRGW_VERIFY_NAME instead, an IKE_SA without CHILD_SAs that
+ * proves the credentials loaded now (a key or certificate rotation).
  */
 struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
-	    enum grgw_dataplane dp, const uint8_t *cert_pem, size_t cert_len,
-	    const uint8_t *ca_pem, size_t ca_len);
+	    enum grgw_dataplane dp, int verify);
 /*
  * The lifetimes load-conn gives charon: cfg's [ipsec], with the defaults
  * for values a hand-made config left at 0 (pure).
@@ -298,10 +313,29 @@ struct conn_rekey_timers {
 };
 void	conn_rekey_timers(uint32_t rekey, uint32_t life, int later,
 	    struct conn_rekey_timers *out);
-/* initiate; charon answers after timeout_ms at the latest (0: never gives
- * up waiting for the exchanges). */
-struct vici_builder *conn_build_initiate(unsigned timeout_ms);
-struct vici_builder *conn_build_terminate(void);
+/*
+ * The n-th pair of prefixes of one family (0-based, in the order of the
+ * configuration): its CHILD_SA's name into name and the prefixes' indexes
+ * into *li (site) and *ri (peer), each may be NULL.  0, or -1 past the
+ * last pair (or name too short).  Pure.
+ */
+int	conn_pair(const struct grgw_config *cfg, int n, char *name,
+	    size_t len, int *li, int *ri);
+int	conn_pair_count(const struct grgw_config *cfg);
+/* The index of the pair of that name, or -1. */
+int	conn_pair_find(const struct grgw_config *cfg, const char *name);
+/*
+ * initiate the connection ike (child NULL: an IKE_SA only); charon
+ * answers after timeout_ms at the latest (0: never gives up waiting for
+ * the exchanges).
+ */
+struct vici_builder *conn_build_initiate(const char *ike, const char *child,
+	    unsigned timeout_ms);
+/* terminate every IKE_SA of the connection ike. */
+struct vici_builder *conn_build_terminate(const char *ike);
+struct vici_builder *conn_build_unload_conn(const char *name);
+/* Forget every credential loaded over VICI (keys, certificates). */
+struct vici_builder *conn_build_clear_creds(void);
 /* terminate one IKE_SA (and its CHILD_SAs) by charon's unique id. */
 struct vici_builder *conn_build_terminate_ike(unsigned uniqueid);
 /*

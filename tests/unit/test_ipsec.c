@@ -88,13 +88,12 @@ list_item(const struct vici_node *section, const char *list, int i)
 static void
 test_load_conn_libipsec(void **state)
 {
-	const struct vici_node *conn, *local, *remote, *child;
+	const struct vici_node *conn, *local, *remote, *child, *children;
 	struct grgw_config cfg;
 	struct vici_msg *m;
 
 	make_config(&cfg);
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
-	    NULL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
 	assert_int_equal(m->type, VICI_CMD_REQUEST);
 	assert_string_equal(m->name, "load-conn");
 	conn = vici_find(m->root, GRGW_CONN_NAME);
@@ -113,16 +112,26 @@ test_load_conn_libipsec(void **state)
 	assert_string_equal(vici_get_str(local, "auth"), "psk");
 	assert_string_equal(vici_get_str(local, "id"), "site-a");
 	assert_string_equal(vici_get_str(remote, "id"), "site-b");
-	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	/* One CHILD_SA per pair of prefixes of one family, no other. */
+	children = vici_find(conn, "children");
+	assert_null(vici_find(children, GRGW_CONN_NAME));
+	child = vici_find(children, "198.18.1.0/24=198.18.2.0/24");
 	assert_non_null(child);
 	assert_string_equal(list_item(child, "local_ts", 0), "198.18.1.0/24");
-	assert_string_equal(list_item(child, "local_ts", 1),
-	    "2001:db8:a::/64");
+	assert_null(list_item(child, "local_ts", 1));
 	assert_string_equal(list_item(child, "remote_ts", 0),
 	    "198.18.2.0/24");
-	assert_string_equal(list_item(child, "remote_ts", 1),
+	assert_null(list_item(child, "remote_ts", 1));
+	assert_non_null(children->child);
+	assert_non_null(children->child->next);
+	assert_null(children->child->next->next);
+	child = vici_find(children, "2001:db8:a::/64=2001:db8:b::/64");
+	assert_non_null(child);
+	assert_string_equal(list_item(child, "local_ts", 0),
+	    "2001:db8:a::/64");
+	assert_string_equal(list_item(child, "remote_ts", 0),
 	    "2001:db8:b::/64");
-	assert_null(list_item(child, "remote_ts", 2));
+	assert_null(list_item(child, "remote_ts", 1));
 	assert_string_equal(vici_get_str(child, "mode"), "tunnel");
 	assert_string_equal(list_item(child, "esp_proposals", 0),
 	    "aes256gcm16-x25519");
@@ -139,86 +148,143 @@ test_load_conn_libipsec(void **state)
 static void
 test_load_conn_kernel(void **state)
 {
-	const struct vici_node *child;
+	const struct vici_node *children, *child;
 	struct grgw_config cfg;
 	struct vici_msg *m;
 
 	make_config(&cfg);
 	cfg.if_id = 77;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
-	    NULL, 0));
-	child = vici_find(vici_find(vici_find(m->root, GRGW_CONN_NAME),
-	    "children"), GRGW_CONN_NAME);
-	assert_non_null(child);
-	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
-	assert_string_equal(vici_get_str(child, "if_id_out"), "77");
-	/* Every CHILD_SA of the connection under one reqid. */
-	assert_string_equal(vici_get_str(child, "reqid"), "77");
-	assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
-	/* QoS reorders classes: a replay window that absorbs it. */
-	assert_string_equal(vici_get_str(child, "replay_window"), "4096");
-	vici_msg_free(m);
-
-	/* Another IKEv2 peer may split the families: reqids of their own. */
-	cfg.probe.method = GRGW_PROBES_ICMP;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
-	    NULL, 0));
-	child = vici_find(vici_find(vici_find(m->root, GRGW_CONN_NAME),
-	    "children"), GRGW_CONN_NAME);
-	assert_non_null(child);
-	assert_null(vici_get_str(child, "reqid"));
-	assert_string_equal(vici_get_str(child, "if_id_in"), "77");
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 0));
+	children = vici_find(vici_find(m->root, GRGW_CONN_NAME), "children");
+	for (child = children->child; child != NULL; child = child->next) {
+		assert_string_equal(vici_get_str(child, "if_id_in"), "77");
+		assert_string_equal(vici_get_str(child, "if_id_out"), "77");
+		/* Each pair's traffic selectors: a reqid of its own. */
+		assert_null(vici_get_str(child, "reqid"));
+		assert_string_equal(vici_get_str(child, "copy_dscp"), "out");
+		/* QoS reorders classes: a replay window that absorbs it. */
+		assert_string_equal(vici_get_str(child, "replay_window"),
+		    "4096");
+	}
+	assert_non_null(vici_find(children, "198.18.1.0/24=198.18.2.0/24"));
+	assert_non_null(vici_find(children, "2001:db8:a::/64=2001:db8:b::/64"));
 	vici_msg_free(m);
 }
 
+/*
+ * Certificates: none named in the connection (charon finds ours by the
+ * identity among those loaded), so that a rotated one leaves the
+ * connection as it was.  The verification connection: the same ends,
+ * no CHILD_SA, never INITIAL_CONTACT.
+ */
 static void
 test_load_conn_cert(void **state)
 {
-	static const char cert[] = "-----BEGIN CERTIFICATE-----\nAAAA\n";
-	static const char ca[] = "-----BEGIN CERTIFICATE-----\nBBBB\n";
 	const struct vici_node *conn;
 	struct grgw_config cfg;
 	struct vici_msg *m;
 
 	make_config(&cfg);
 	cfg.auth = GRGW_AUTH_CERT;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
-	    (const uint8_t *)cert, strlen(cert), (const uint8_t *)ca,
-	    strlen(ca)));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
 	assert_string_equal(vici_get_str(vici_find(conn, "local"), "auth"),
 	    "pubkey");
-	assert_string_equal(list_item(vici_find(conn, "local"), "certs", 0),
-	    cert);
-	assert_string_equal(list_item(vici_find(conn, "remote"), "cacerts",
-	    0), ca);
+	assert_string_equal(vici_get_str(vici_find(conn, "local"), "id"),
+	    "site-a");
+	assert_null(vici_find(vici_find(conn, "local"), "certs"));
+	assert_null(vici_find(vici_find(conn, "remote"), "cacerts"));
+	assert_string_equal(vici_get_str(conn, "send_cert"), "always");
+	assert_string_equal(vici_get_str(conn, "unique"), "no");
+	assert_null(vici_get_str(conn, "childless"));
 	vici_msg_free(m);
+
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 1));
+	assert_null(vici_find(m->root, GRGW_CONN_NAME));
+	conn = vici_find(m->root, GRGW_VERIFY_NAME);
+	assert_non_null(conn);
+	assert_string_equal(vici_get_str(conn, "childless"), "force");
+	assert_string_equal(vici_get_str(conn, "unique"), "never");
+	assert_null(vici_find(conn, "children"));
+	assert_string_equal(vici_get_str(vici_find(conn, "remote"), "id"),
+	    "site-b");
+	assert_string_equal(list_item(conn, "remote_addrs", 0),
+	    "198.51.100.10");
+	vici_msg_free(m);
+}
+
+/* The pairs: same family only, in the configuration's order, by name. */
+static void
+test_conn_pairs(void **state)
+{
+	struct grgw_config cfg;
+	char name[CONN_PAIR_NAME_MAX];
+	int li, ri, i;
+
+	make_config(&cfg);
+	assert_int_equal(conn_pair_count(&cfg), 2);
+	assert_int_equal(conn_pair(&cfg, 0, name, sizeof(name), &li, &ri), 0);
+	assert_string_equal(name, "198.18.1.0/24=198.18.2.0/24");
+	assert_int_equal(li, 0);
+	assert_int_equal(ri, 0);
+	assert_int_equal(conn_pair(&cfg, 1, name, sizeof(name), &li, &ri), 0);
+	assert_string_equal(name, "2001:db8:a::/64=2001:db8:b::/64");
+	assert_int_equal(li, 1);
+	assert_int_equal(ri, 1);
+	assert_int_equal(conn_pair(&cfg, 2, name, sizeof(name), NULL, NULL),
+	    -1);
+	assert_int_equal(conn_pair_find(&cfg, "2001:db8:a::/64=2001:db8:b::/64"), 1);
+	assert_int_equal(conn_pair_find(&cfg, "198.18.1.0/24=198.18.9.0/24"),
+	    -1);
+	assert_int_equal(conn_pair(&cfg, 0, name, 8, NULL, NULL), -1);
+
+	/* A prefix added on one side: the pairs before it keep their names. */
+	assert_int_equal(prefix_parse("198.18.3.0/24",
+	    &cfg.peer.prefixes[cfg.peer.n_prefixes++]), 0);
+	assert_int_equal(conn_pair_count(&cfg), 3);
+	assert_int_equal(conn_pair_find(&cfg, "198.18.1.0/24=198.18.2.0/24"), 0);
+	assert_int_equal(conn_pair_find(&cfg, "198.18.1.0/24=198.18.3.0/24"),
+	    1);
+	assert_int_equal(conn_pair_find(&cfg, "2001:db8:a::/64=2001:db8:b::/64"), 2);
+
+	/* The longest names fit: 16 IPv6 prefixes each side. */
+	cfg.site.n_prefixes = cfg.peer.n_prefixes = GRGW_MAX_PREFIXES;
+	for (i = 0; i < GRGW_MAX_PREFIXES; i++) {
+		assert_int_equal(prefix_parse(
+		    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120",
+		    &cfg.site.prefixes[i]), 0);
+		cfg.peer.prefixes[i] = cfg.site.prefixes[i];
+	}
+	assert_int_equal(conn_pair_count(&cfg),
+	    GRGW_MAX_PREFIXES * GRGW_MAX_PREFIXES);
+	assert_int_equal(conn_pair(&cfg, 255, name, sizeof(name), NULL, NULL),
+	    0);
+	assert_string_equal(name, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120"
+	    "=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120");
 }
 
 #define PEM_A	"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 #define PEM_B	"-----BEGIN CERTIFICATE-----\r\nBBBB\r\n-----END CERTIFICATE-----\r\n"
 
-/* A CA bundle: each certificate its own cacerts item. */
+/* A CA bundle: each certificate loaded on its own (load-cert). */
 static void
-test_load_conn_ca_bundle(void **state)
+test_ca_bundle(void **state)
 {
-	static const char cert[] = PEM_A;
 	static const char ca[] = "subject=CN=old\n" PEM_A "\nsubject=CN=new\n"
 	    PEM_B;
-	const struct vici_node *remote;
-	struct grgw_config cfg;
-	struct vici_msg *m;
+	const uint8_t *one;
+	size_t off = 0, len;
 
-	make_config(&cfg);
-	cfg.auth = GRGW_AUTH_CERT;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
-	    (const uint8_t *)cert, strlen(cert), (const uint8_t *)ca,
-	    strlen(ca)));
-	remote = vici_find(vici_find(m->root, GRGW_CONN_NAME), "remote");
-	assert_string_equal(list_item(remote, "cacerts", 0), PEM_A);
-	assert_string_equal(list_item(remote, "cacerts", 1), PEM_B);
-	assert_null(list_item(remote, "cacerts", 2));
-	vici_msg_free(m);
+	assert_true(conn_pem_next_cert((const uint8_t *)ca, strlen(ca), &off,
+	    &one, &len));
+	assert_int_equal(len, strlen(PEM_A));
+	assert_memory_equal(one, PEM_A, len);
+	assert_true(conn_pem_next_cert((const uint8_t *)ca, strlen(ca), &off,
+	    &one, &len));
+	assert_int_equal(len, strlen(PEM_B));
+	assert_memory_equal(one, PEM_B, len);
+	assert_false(conn_pem_next_cert((const uint8_t *)ca, strlen(ca), &off,
+	    &one, &len));
 }
 
 /* Count the certificates of the first len bytes of text (a heap copy of
@@ -303,9 +369,12 @@ test_load_shared(void **state)
 	assert_string_equal(list_item(m->root, "owners", 0), "site-b");
 	assert_null(list_item(m->root, "owners", 1));
 	vici_msg_free(m);
-	m = roundtrip(conn_build_reauth());
-	assert_string_equal(m->name, "rekey");
-	assert_string_equal(vici_get_str(m->root, "reauth"), "yes");
+	m = roundtrip(conn_build_clear_creds());
+	assert_string_equal(m->name, "clear-creds");
+	vici_msg_free(m);
+	m = roundtrip(conn_build_unload_conn(GRGW_VERIFY_NAME));
+	assert_string_equal(m->name, "unload-conn");
+	assert_string_equal(vici_get_str(m->root, "name"), GRGW_VERIFY_NAME);
 	vici_msg_free(m);
 }
 
@@ -314,13 +383,20 @@ test_initiate_terminate_register(void **state)
 {
 	struct vici_msg *m;
 
-	m = roundtrip(conn_build_initiate(IKE_INITIATE_WAIT_MS));
+	m = roundtrip(conn_build_initiate(GRGW_CONN_NAME, "198.18.1.0/24=198.18.2.0/24",
+	    IKE_INITIATE_WAIT_MS));
 	assert_string_equal(m->name, "initiate");
 	assert_string_equal(vici_get_str(m->root, "timeout"), "40000");
-	assert_string_equal(vici_get_str(m->root, "child"), GRGW_CONN_NAME);
+	assert_string_equal(vici_get_str(m->root, "child"), "198.18.1.0/24=198.18.2.0/24");
+	assert_string_equal(vici_get_str(m->root, "ike"), GRGW_CONN_NAME);
 	assert_non_null(vici_get_str(m->root, "loglevel"));
 	vici_msg_free(m);
-	m = roundtrip(conn_build_terminate());
+	/* An IKE_SA alone (the verification). */
+	m = roundtrip(conn_build_initiate(GRGW_VERIFY_NAME, NULL, 20000));
+	assert_null(vici_get_str(m->root, "child"));
+	assert_string_equal(vici_get_str(m->root, "ike"), GRGW_VERIFY_NAME);
+	vici_msg_free(m);
+	m = roundtrip(conn_build_terminate(GRGW_CONN_NAME));
 	assert_string_equal(m->name, "terminate");
 	assert_string_equal(vici_get_str(m->root, "ike"), GRGW_CONN_NAME);
 	vici_msg_free(m);
@@ -338,6 +414,7 @@ add_est(struct ike_sas *s, unsigned id, int ours, const char *spi)
 
 	r->uniqueid = id;
 	r->we_initiated = ours;
+	r->n_child = 2;
 	snprintf(r->initiator_spi, sizeof(r->initiator_spi), "%s", spi);
 	s->ike_established++;
 }
@@ -385,6 +462,16 @@ test_duplicate_ike_sas(void **state)
 	add_est(&b, 6, 1, "0100000000000000");
 	assert_int_equal(conn_duplicate_to_delete(&b, 0), 0);
 
+	/* A verification IKE_SA (no CHILD_SA) is nobody's duplicate. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 0, "ff00000000000000");
+	add_est(&b, 6, 1, "0100000000000000");
+	b.est[1].n_child = 0;
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+	b.est[1].n_child = 1;
+	b.est[0].n_child = 0;
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+
 	m = roundtrip(conn_build_terminate_ike(42));
 	assert_string_equal(m->name, "terminate");
 	assert_string_equal(vici_get_str(m->root, "ike-id"), "42");
@@ -401,10 +488,9 @@ test_load_conn_lifetimes(void **state)
 	struct vici_msg *m;
 
 	make_config(&cfg);
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
-	    NULL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
-	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "14400s");
 	assert_string_equal(vici_get_str(conn, "over_time"), "1440s");
 	assert_string_equal(vici_get_str(conn, "rand_time"), "720s");
@@ -417,10 +503,9 @@ test_load_conn_lifetimes(void **state)
 	/* The later-named site: after the other's window, same hard life. */
 	strcpy(cfg.site.name, "site-b");
 	strcpy(cfg.peer.name, "site-a");
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, NULL, 0,
-	    NULL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
-	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "15120s");
 	assert_string_equal(vici_get_str(conn, "over_time"), "720s");
 	assert_string_equal(vici_get_str(conn, "rand_time"), "0s");
@@ -435,10 +520,9 @@ test_load_conn_lifetimes(void **state)
 	cfg.ipsec.ike_life_s = 35;
 	cfg.ipsec.child_rekey_s = 10;
 	cfg.ipsec.child_life_s = 12;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, NULL, 0,
-	    NULL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 0));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
-	child = vici_find(vici_find(conn, "children"), GRGW_CONN_NAME);
+	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "30s");
 	assert_string_equal(vici_get_str(conn, "over_time"), "5s");
 	assert_string_equal(vici_get_str(conn, "rand_time"), "2s");
@@ -781,7 +865,8 @@ main(void)
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
 		cmocka_unit_test(test_load_conn_cert),
-		cmocka_unit_test(test_load_conn_ca_bundle),
+		cmocka_unit_test(test_ca_bundle),
+		cmocka_unit_test(test_conn_pairs),
 		cmocka_unit_test(test_pem_next_cert),
 		cmocka_unit_test(test_load_conn_lifetimes),
 		cmocka_unit_test(test_rekey_timers),
