@@ -195,7 +195,7 @@ diff_auth(struct cfgdiff *d, const struct grgw_config *a,
 	live_str(d, CFGDIFF_PSK, "[auth] psk_file", a->psk_file, b->psk_file);
 	live_str(d, CFGDIFF_PSK, "[auth] psk_next_file", a->psk_next_file,
 	    b->psk_next_file);
-	/* Certificate rotation: charon gets the new ones, re-authenticates. */
+	/* Certificate rotation: charon gets the new ones and proves them. */
 	live_str(d, CFGDIFF_CREDS, "[auth] certificate", a->cert_file,
 	    b->cert_file);
 	live_str(d, CFGDIFF_CREDS, "[auth] private_key", a->key_file,

@@ -710,7 +710,7 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 			d->hooks = hooks_new(d->base, d->cfg->feeds.hooks_dir,
 			    d->cfg->feeds.hooks_timeout);
 	}
-	/* charon: new traffic selectors, new keys (make-before-break). */
+	/* charon: CHILD_SAs of new pairs of prefixes, new keys (proved). */
 	if (diff->apply & (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES |
 	    CFGDIFF_PSK))
 		ike_reconfigure(d->ike, (diff->apply & (CFGDIFF_SITE_PREFIXES |

@@ -186,9 +186,8 @@ static const char keygen_rotation[] =
     "  1. grgw keygen > /etc/grgw/psk.next on one site, copied to the other;\n"
     "     on both: psk_file stays, add psk_next_file = /etc/grgw/psk.next\n"
     "  2. on both: psk_file = /etc/grgw/psk.next, psk_next_file = the old\n"
-    "     key (the site re-authenticates with the new key, make-before-\n"
-    "     break; the other site may lose the few packets it sends as the\n"
-    "     new CHILD_SA goes in)\n"
+    "     key (the site authenticates with the new key from now on and\n"
+    "     proves it at once with a second IKE_SA; the tunnel's SAs stay)\n"
     "  3. on both: remove psk_next_file (the old key is refused from now on)\n";
 
 static int

@@ -60,7 +60,7 @@ phase() {
 	echo "  packets lost:  $STREAM_LOST of $STREAM_SENT"
 	[ -z "$STREAM_GAPS" ] || echo "  lost (UTC):    $STREAM_GAPS"
 	echo "  where counted: gw-a's bridge port from vellum-a $(( $(rx_of vellum) - port_a )), gw-a's bridge $(( $(rx_of lan0) - lan_a )), gw-a's data plane took $(( $(tun_packets a tx) - tx_a )), gw-b's delivered $(( $(tun_packets b rx) - rx_b ))"
-	echo "  CHILD_SAs established (rekeys): gw-a $ca, gw-b $cb"
+	echo "  CHILD_SAs established (rekeys, every pair of prefixes): gw-a $ca, gw-b $cb"
 	echo "  IKE_SA rekeys: gw-a $ia, gw-b $ib"
 	LOST[$name]=$STREAM_LOST
 }
