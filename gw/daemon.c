@@ -68,6 +68,13 @@ struct gwd {
 	struct grgw_config *cfg;
 	uint8_t		key_fp[32];	/* of the key files, to see edits */
 	uint8_t		creds_fp[32];	/* of the certificate files */
+	/*
+	 * The probes are sent with the next key (the one the peer had
+	 * before) until charon has proved the new primary pre-shared key
+	 * with the peer: a site switched before the other has the key
+	 * keeps its link up, and says why the switch is not complete.
+	 */
+	int		probe_hold;
 	char		dir[PATH_MAX];
 	enum grgw_dataplane dp;
 	time_t		since;
@@ -115,6 +122,7 @@ struct gwd {
 	struct event	*sig_term, *sig_int, *sig_hup;
 };
 
+static int	probe_keys_push(struct gwd *, int, struct strbuf *);
 static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_shutdown(struct gwd *, int purge);
 static int	daemon_reload(struct gwd *, const char *, struct strbuf *);
@@ -355,6 +363,13 @@ ike_news(const struct ike_news *n, void *arg)
 		/* charon (re)started: libipsec's ipsec0 is new, shape it. */
 		if (d->dp == GRGW_DP_LIBIPSEC)
 			qos_shaper_start(d->qos, d->nl);
+		return;
+	case IKE_PROVED:
+		if (n->proved && n->proved_psk && d->probe_hold) {
+			d->probe_hold = 0;
+			log_info("the probes are sent with the new key");
+			probe_keys_push(d, 0, NULL);
+		}
 		return;
 	case IKE_FAILED:
 		daemon_set_error(d, "%s", n->error);
@@ -660,6 +675,48 @@ probe_keys_load(const struct grgw_config *cfg, uint8_t *keys, char *err,
 	    err, errlen) == -1 ? -1 : 2;
 }
 
+/*
+ * Hand the network process its probe keys: with restart, by restarting
+ * it with them (new probe settings), else in place.  While probe_hold,
+ * the next key is the one sent with.  0, or -1 with the reason in out.
+ */
+static int
+probe_keys_push(struct gwd *d, int restart, struct strbuf *out)
+{
+	uint8_t	*key, *send, *also;
+	char	 err[256];
+	int	 n, rc = 0;
+
+	if ((key = sodium_malloc(PROBE_KEYS_LEN)) == NULL ||
+	    (n = probe_keys_load(d->cfg, key, err, sizeof(err))) == -1) {
+		if (out != NULL)
+			strbuf_printf(out, "warning: %s; the network process "
+			    "keeps its keys\n", key == NULL ?
+			    "out of secure memory" : err);
+		else
+			log_warnx("probe keys: %s",
+			    key == NULL ? "out of secure memory" : err);
+		if (restart)
+			netproc_reconfigure(d->np, NULL, NULL);
+		rc = -1;
+		goto cleanup;
+	}
+	if (n < 2)
+		d->probe_hold = 0;
+	send = d->probe_hold ? key + PROBE_KEY_LEN : key;
+	also = n == 2 ? (d->probe_hold ? key : key + PROBE_KEY_LEN) : NULL;
+	if (restart)
+		netproc_reconfigure(d->np, send, also);
+	else if (netproc_set_keys(d->np, send, also) == -1) {
+		/* It did not get them: a restart hands them over. */
+		netproc_reconfigure(d->np, NULL, NULL);
+	}
+cleanup:
+	if (key != NULL)
+		sodium_free(key);
+	return rc;
+}
+
 /* The kernel side of new prefixes: both fail-closed layers first. */
 static int
 reload_prefixes(struct gwd *d, struct strbuf *out)
@@ -688,9 +745,7 @@ reload_prefixes(struct gwd *d, struct strbuf *out)
 static int
 reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 {
-	uint8_t *key = NULL;
-	char err[256];
-	int n, rc = 0;
+	int rc = 0;
 
 	if (diff->apply & CFGDIFF_LOG)
 		log_set_level(d->cfg->log_level);
@@ -712,36 +767,23 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 	}
 	/* charon: CHILD_SAs of new pairs of prefixes, new keys (proved). */
 	if (diff->apply & (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES |
-	    CFGDIFF_PSK))
-		ike_reconfigure(d->ike, (diff->apply & (CFGDIFF_SITE_PREFIXES |
-		    CFGDIFF_PEER_PREFIXES)) != 0,
-		    (diff->apply & CFGDIFF_PSK) != 0);
+	    CFGDIFF_PSK) && ike_reconfigure(d->ike, (diff->apply &
+	    (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES)) != 0,
+	    (diff->apply & CFGDIFF_PSK) != 0) == 1 &&
+	    d->cfg->psk_next_file[0] != '\0' && d->cfg->probe.key_file[0] ==
+	    '\0') {
+		d->probe_hold = 1;
+		log_info("the probes keep the next key until %s has proved "
+		    "to accept the new one", d->cfg->peer.name);
+	}
 	if ((diff->apply & CFGDIFF_CREDS) && ike_reload_creds(d->ike) == -1) {
 		strbuf_printf(out, "warning: the certificate, key and CA "
 		    "could not be loaded into charon now; see the log\n");
 		rc = -1;
 	}
-	if (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) {
-		if ((key = sodium_malloc(PROBE_KEYS_LEN)) == NULL ||
-		    (n = probe_keys_load(d->cfg, key, err, sizeof(err))) ==
-		    -1) {
-			strbuf_printf(out, "warning: %s; the network process "
-			    "keeps its keys\n", key == NULL ? "out of secure "
-			    "memory" : err);
-			rc = -1;
-			if (diff->apply & CFGDIFF_NETPROC)
-				netproc_reconfigure(d->np, NULL, NULL);
-		} else if (diff->apply & CFGDIFF_NETPROC)
-			netproc_reconfigure(d->np, key, n == 2 ?
-			    key + PROBE_KEY_LEN : NULL);
-		else if (netproc_set_keys(d->np, key, n == 2 ?
-		    key + PROBE_KEY_LEN : NULL) == -1) {
-			/* It did not get them: a restart hands them over. */
-			netproc_reconfigure(d->np, NULL, NULL);
-		}
-		if (key != NULL)
-			sodium_free(key);
-	}
+	if ((diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) &&
+	    probe_keys_push(d, (diff->apply & CFGDIFF_NETPROC) != 0, out) == -1)
+		rc = -1;
 	link_refresh(d);
 	return rc;
 }

@@ -96,6 +96,7 @@ struct ike {
 	int			 verifying;
 	int			 verify_again;
 	const char		*verify_what;
+	struct event		*verify_timer;	/* a refused proof, again */
 	int			 stopping;	/* no more initiating */
 	ike_done_cb		 done;		/* terminate in progress */
 	void			*done_arg;
@@ -115,6 +116,7 @@ ike_tell(struct ike *k, enum ike_what what, const char *error,
 	n.sas = &k->sas;
 	n.error = error;
 	n.auth_failed = auth_failed;
+	n.proved = n.proved_psk = 0;
 	k->cb(&n, k->arg);
 }
 
@@ -890,6 +892,7 @@ cleanup:
 /* ---- proving new credentials ------------------------------------------------ */
 
 static void	ike_verify(struct ike *, const char *);
+static void	verify_retry(evutil_socket_t, short, void *);
 
 static void
 verify_done(struct ike *k)
@@ -919,18 +922,30 @@ verify_reply(const struct vici_msg *m, void *arg)
 		k->verifying = 0;
 		return;
 	}
-	if (reply_ok(m, err, sizeof(err)))
+	struct ike_news	 n;
+	struct timeval	 retry = { IKE_PROVE_RETRY_S, 0 };
+
+	memset(&n, 0, sizeof(n));
+	n.what = IKE_PROVED;
+	n.sas = &k->sas;
+	n.proved_psk = k->cfg->auth == GRGW_AUTH_PSK;
+	if ((n.proved = reply_ok(m, err, sizeof(err)))) {
 		log_info("%s accepts this gateway's %s, and this gateway "
 		    "accepts %s's: proved with a second IKE_SA, now deleted; "
 		    "the tunnel's SAs stay as they are", k->cfg->peer.name,
 		    k->verify_what, k->cfg->peer.name);
-	else
+		evtimer_del(k->verify_timer);
+	} else {
 		log_warnx("proving the %s with %s failed: %s; the tunnel's "
 		    "SAs stay as they are, but a new IKE_SA (a restart of "
-		    "either end) would fail the same way",
-		    k->verify_what, k->cfg->peer.name,
-		    k->init_reason[0] != '\0' ? k->init_reason : err);
+		    "either end) would fail the same way; asked again every "
+		    "%d s", k->verify_what, k->cfg->peer.name,
+		    k->init_reason[0] != '\0' ? k->init_reason : err,
+		    IKE_PROVE_RETRY_S);
+		evtimer_add(k->verify_timer, &retry);
+	}
 	verify_done(k);
+	k->cb(&n, k->arg);
 }
 
 /*
@@ -973,6 +988,7 @@ verify_conn_reply(const struct vici_msg *m, void *arg)
 static void
 ike_verify(struct ike *k, const char *what)
 {
+	evtimer_del(k->verify_timer);
 	k->verify_what = what;
 	if (!k->sas.ike_established || k->stopping)
 		return;		/* the next IKE_SA uses them anyway */
@@ -1102,7 +1118,9 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 	k->arg = arg;
 	k->connect_timer = evtimer_new(base, connect_cb, k);
 	k->initiate_timer = evtimer_new(base, initiate_cb, k);
-	if (k->connect_timer == NULL || k->initiate_timer == NULL) {
+	k->verify_timer = evtimer_new(base, verify_retry, k);
+	if (k->connect_timer == NULL || k->initiate_timer == NULL ||
+	    k->verify_timer == NULL) {
 		ike_free(k);
 		return NULL;
 	}
@@ -1230,7 +1248,20 @@ ike_free(struct ike *k)
 		event_free(k->connect_timer);
 	if (k->initiate_timer != NULL)
 		event_free(k->initiate_timer);
+	if (k->verify_timer != NULL)
+		event_free(k->verify_timer);
 	free(k);
+}
+
+static void
+verify_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ike	*k = arg;
+
+	(void)fd;
+	(void)ev;
+	if (k->ready && !k->stopping && k->verify_what != NULL)
+		ike_verify(k, k->verify_what);
 }
 
 /* ---- reload ---------------------------------------------------------------- */
@@ -1260,7 +1291,7 @@ reload_conn_reply(const struct vici_msg *m, void *arg)
 	ike_refresh_now(k);
 }
 
-static void
+static int
 ike_reload_keys(struct ike *k)
 {
 	struct grgw_psk	 psk = { NULL, 0 };
@@ -1268,10 +1299,10 @@ ike_reload_keys(struct ike *k)
 	char		 err[256];
 
 	if (k->cfg->auth != GRGW_AUTH_PSK)
-		return;
+		return 0;
 	if (psk_load(k->cfg->psk_file, &psk, err, sizeof(err)) == -1) {
 		ike_fail(k, 0, "%s", err);
-		return;
+		return 0;
 	}
 	/* The next key first: both are in place before either is used. */
 	if (ike_load_next_key(k) == 0)
@@ -1280,19 +1311,25 @@ ike_reload_keys(struct ike *k)
 	crypto_generichash(fp, sizeof(fp), psk.key, psk.len, NULL, 0);
 	psk_free(&psk);
 	if (memcmp(fp, k->psk_fp, sizeof(fp)) == 0)
-		return;
+		return 0;
 	memcpy(k->psk_fp, fp, sizeof(fp));
+	if (!k->sas.ike_established)
+		return 0;
 	ike_verify(k, "pre-shared key");
+	return 1;
 }
 
-void
+int
 ike_reconfigure(struct ike *k, int selectors, int keys)
 {
+	int	 proving = 0;
+
 	if (k == NULL || k->vici == NULL || !k->ready || k->stopping)
-		return;
+		return 0;
 	if (keys)
-		ike_reload_keys(k);
+		proving = ike_reload_keys(k);
 	if (selectors)
 		ike_send(k, conn_build_load_conn(k->cfg, k->dp, 0),
 		    reload_conn_reply);
+	return proving;
 }

@@ -169,6 +169,8 @@ enum ike_what {
 	IKE_FAILED,	/* error says what; auth_failed for credentials */
 	IKE_HUNG,	/* charon missed a deadline (error says which): it
 			   must be killed; the conversation is dropped */
+	IKE_PROVED,	/* new credentials proved (proved = 1) or refused
+			   (0; asked again every IKE_PROVE_RETRY_S) */
 };
 
 /* Borrowed, valid during the callback only. */
@@ -177,7 +179,10 @@ struct ike_news {
 	const struct ike_sas *sas;
 	const char	*error;		/* IKE_FAILED, IKE_HUNG */
 	int		 auth_failed;	/* IKE_FAILED: refused credentials */
+	int		 proved;	/* IKE_PROVED */
+	int		 proved_psk;	/* IKE_PROVED: a pre-shared key */
 };
+#define IKE_PROVE_RETRY_S	30
 
 /*
  * Runs on the loop, from inside the module: it may call the ike_*()
@@ -218,12 +223,15 @@ int	ike_reestablish(struct ike *k);
  * The configuration k borrows holds new settings (a reload).  keys: load
  * the pre-shared keys again (the primary and the next one; see
  * conn_build_load_shared()) and, if the primary changed, prove it with a
- * second IKE_SA (ike_verify() in ike.c).  selectors: load the connection
+ * second IKE_SA (ike_verify() in ike.c), again every IKE_PROVE_RETRY_S
+ * while the peer refuses it.  selectors: load the connection
  * again; the CHILD_SAs of new pairs of prefixes are added and those of
  * pairs gone deleted, the others stay.  Nothing to do while charon is
  * not ready: its next load reads the new settings.
  */
-void	ike_reconfigure(struct ike *k, int selectors, int keys);
+/* 1 when a new primary pre-shared key is being proved (IKE_PROVED tells
+ * the outcome), else 0. */
+int	ike_reconfigure(struct ike *k, int selectors, int keys);
 /*
  * Certificate rotation (for `grgw reload`): read the certificate, key and
  * CA files of [auth] again, replace what charon holds with them, and

@@ -269,6 +269,11 @@ rotate_unknown_key() {
 	check "its proof fails with \"authentication failed\"" wait_until 30 eval \
 		"log_since \"\$(grgw_log a)\" $off | grep -q \"proving the pre-shared key with .* failed: authentication failed\""
 	check "the tunnel's SAs are the same ones" wait_until 20 tunnel_sas_kept a "$ids" "$spis"
+	check "gw-a's probes keep the key gw-b has" grep -q "the probes keep the next key" \
+		<(log_since "$(grgw_log a)" "$off")
+	ROTATE_NOT_UP=
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do rotate_watch; sleep 0.25; done
+	check "the link stays up at both ends over 3 s (not up:${ROTATE_NOT_UP:- never})" test -z "$ROTATE_NOT_UP"
 	check "the tunnel still carries traffic" ping_ok vellum-a "$VELLUM_B4"
 	off=$(log_size "$(grgw_log a)")
 	rc=0
