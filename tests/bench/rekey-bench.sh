@@ -3,8 +3,11 @@
 # of 1,000 packets/s with sequence numbers (vellum-a -> vellum-b) while
 # the CHILD_SA is rekeyed every 10 s and the IKE_SA every 30 s, for
 # REKEY_SECONDS (300); the rekeys counted in both charons' logs; then,
-# as the same run's baseline, the same stream without any rekey
-# (BASELINE=0 skips it).  Prints figures, and where the packets were
+# as the same run's baseline, the same stream without any rekey for
+# BASELINE_SECONDS (REKEY_SECONDS; BASELINE=0 skips it).  A long run:
+# REKEY_SECONDS=2500 CHILD_REKEY=5s IKE_REKEY=10s BASELINE_SECONDS=300
+# (1,000 CHILD_SA rekeys over the lab's two pairs of prefixes, 250
+# IKE_SA rekeys).  Prints figures, and where the packets were
 # counted along the path; never fails on them.  LAB_ID=N runs it in a lab
 # of its own.
 set -eu
@@ -14,6 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lab/lib.sh"
 # Before rekey-tests.sh, whose own default (75 s) would win.
 REKEY_SECONDS=${REKEY_SECONDS:-300}
+BASELINE_SECONDS=${BASELINE_SECONDS:-$REKEY_SECONDS}
 # shellcheck source=tests/lab/rekey-tests.sh
 . "$HERE/../lab/rekey-tests.sh"
 LAB=$HERE/../lab/lab.sh
@@ -33,10 +37,10 @@ new_psk "$WORK/psk"
 both_up() { status_is a "$TUNNEL_UP_JQ" && status_is b "$TUNNEL_UP_JQ"; }
 rx_of() { on gw-a ip -s -j link show dev "$1" | jq -r '.[0].stats64.rx.packets'; }
 
-# phase NAME CHILD IKE: both gateways up with those rekey times, the
-# stream for REKEY_SECONDS, the figures
+# phase NAME CHILD IKE SECONDS: both gateways up with those rekey times,
+# the stream for SECONDS, the figures
 phase() {
-	local name=$1 child=$2 ike=$3 off_a off_b tx_a rx_b port_a lan_a ca cb ia ib
+	local name=$1 child=$2 ike=$3 secs=$4 off_a off_b tx_a rx_b port_a lan_a ca cb ia ib
 	grgw_at a down --purge >/dev/null 2>&1 || true
 	grgw_at b down --purge >/dev/null 2>&1 || true
 	rekey_conf "$LAB_HERE/site-a.conf" "$CONF_A" "$child" "$ike"
@@ -52,10 +56,10 @@ phase() {
 	rx_b=$(tun_packets b rx)
 	port_a=$(rx_of vellum)
 	lan_a=$(rx_of lan0)
-	rekey_stream "$REKEY_SECONDS" "$REKEY_RATE"
+	rekey_stream "$secs" "$REKEY_RATE"
 	read -r ca ia <<<"$(rekey_counts a "$off_a")"
 	read -r cb ib <<<"$(rekey_counts b "$off_b")"
-	echo "rekey-bench ($name): $REKEY_SECONDS s at $REKEY_RATE packets/s, child_rekey_time $child, ike_rekey_time $ike"
+	echo "rekey-bench ($name): $secs s at $REKEY_RATE packets/s, child_rekey_time $child, ike_rekey_time $ike"
 	echo "  stream:        $STREAM_LINE"
 	echo "  packets lost:  $STREAM_LOST of $STREAM_SENT"
 	[ -z "$STREAM_GAPS" ] || echo "  lost (UTC):    $STREAM_GAPS"
@@ -66,10 +70,10 @@ phase() {
 }
 
 declare -A LOST
-phase rekeying "$CHILD_REKEY" "$IKE_REKEY"
+phase rekeying "$CHILD_REKEY" "$IKE_REKEY" "$REKEY_SECONDS"
 # The same run's baseline: the same stream with no rekey at all, which
 # says what the machine itself loses.
 [ "${BASELINE:-1}" = 0 ] || {
-	phase baseline 1h 4h
-	echo "rekey-bench: lost with rekeying ${LOST[rekeying]}, without ${LOST[baseline]} (same run, same stream)"
+	phase baseline 1h 4h "$BASELINE_SECONDS"
+	echo "rekey-bench: lost with rekeying ${LOST[rekeying]} in $REKEY_SECONDS s, without ${LOST[baseline]} in $BASELINE_SECONDS s (same run, same stream)"
 }
