@@ -160,18 +160,22 @@ rule_is() {
 	on "$1" ip "-$2" rule show pref "$3" | tee /dev/stderr | grep -q "$4"
 }
 
-# sas_are NODE: two ESP SAs (in and out) bound to IF_ID, AES-GCM, tunnel mode,
-# between the gateways' WAN addresses
+# The lab's sites have an IPv4 and an IPv6 prefix each: two pairs of
+# prefixes, a CHILD_SA each, so an inbound and an outbound SA each.
+LAB_SAS=4
+
+# sas_are NODE: LAB_SAS ESP SAs (in and out per pair of prefixes) bound to
+# IF_ID, AES-GCM, tunnel mode, between the gateways' WAN addresses
 sas_are() {
 	local out n
 	out=$(on "$1" ip xfrm state)
 	echo "$out"
 	n=$(grep -c '^src ' <<<"$out" || true)
-	[ "$n" -eq 2 ] || { echo "want 2 SAs, have $n"; return 1; }
-	[ "$(grep -c 'proto esp' <<<"$out")" -eq 2 ] &&
-		[ "$(grep -c 'mode tunnel' <<<"$out")" -eq 2 ] &&
-		[ "$(grep -c "if_id $(printf '0x%x' "$IF_ID")" <<<"$out")" -eq 2 ] &&
-		[ "$(grep -c 'aead rfc4106(gcm(aes))' <<<"$out")" -eq 2 ] &&
+	[ "$n" -eq "$LAB_SAS" ] || { echo "want $LAB_SAS SAs, have $n"; return 1; }
+	[ "$(grep -c 'proto esp' <<<"$out")" -eq "$LAB_SAS" ] &&
+		[ "$(grep -c 'mode tunnel' <<<"$out")" -eq "$LAB_SAS" ] &&
+		[ "$(grep -c "if_id $(printf '0x%x' "$IF_ID")" <<<"$out")" -eq "$LAB_SAS" ] &&
+		[ "$(grep -c 'aead rfc4106(gcm(aes))' <<<"$out")" -eq "$LAB_SAS" ] &&
 		grep -q "^src $GW_A_WAN dst $GW_B_WAN" <<<"$out" &&
 		grep -q "^src $GW_B_WAN dst $GW_A_WAN" <<<"$out"
 }
@@ -235,8 +239,10 @@ t_objects() {
 		route_via_xfrmi gw-a "$VELLUM_A4" "$VELLUM_B4" lan0
 	check "gw-a: vellum-a -> vellum-b IPv6 is routed into $IFNAME" \
 		route_via_xfrmi gw-a "$VELLUM_A6" "$VELLUM_B6" lan0
-	check "gw-a: two ESP SAs (in, out), AES-GCM, tunnel mode, bound to if_id $IF_ID" sas_are gw-a
-	check "gw-b: two ESP SAs (in, out), AES-GCM, tunnel mode, bound to if_id $IF_ID" sas_are gw-b
+	check "gw-a: an in and an out ESP SA per pair of prefixes ($LAB_SAS), AES-GCM, tunnel mode, bound to if_id $IF_ID" \
+		wait_until 20 sas_are gw-a
+	check "gw-b: an in and an out ESP SA per pair of prefixes ($LAB_SAS), AES-GCM, tunnel mode, bound to if_id $IF_ID" \
+		wait_until 20 sas_are gw-b
 	check "gw-a: out/in/fwd policies for both families, all bound to if_id $IF_ID" \
 		policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
 	check "gw-b: out/in/fwd policies for both families, all bound to if_id $IF_ID" \
@@ -525,10 +531,10 @@ t_charon() {
 	check "the tunnel is up again on both gateways" tunnel_up_both
 	check "ping vellum-a -> vellum-b" ping_ok vellum-a "$VELLUM_B4"
 	check "gw-a: the dead charon's SAs are gone" sas_renewed gw-a "$old_a"
-	check "gw-a: exactly the new charon's two SAs" sas_are gw-a
+	check "gw-a: exactly the new charon's $LAB_SAS SAs" wait_until 20 sas_are gw-a
 	check "gw-a: exactly six policies, all bound to if_id $IF_ID" \
 		policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
-	check "gw-b: exactly two SAs" sas_are gw-b
+	check "gw-b: exactly $LAB_SAS SAs" wait_until 20 sas_are gw-b
 }
 
 # ---- down -------------------------------------------------------------------------
@@ -587,13 +593,13 @@ sas_udp_encap() {
 	out=$(on "$1" ip xfrm state)
 	echo "$out"
 	n=$(grep -c '^src ' <<<"$out" || true)
-	[ "$n" -ge 2 ] && [ "$(grep -c 'encap type espinudp sport 4500 dport 4500' <<<"$out")" -eq "$n" ]
+	[ "$n" -eq "$LAB_SAS" ] && [ "$(grep -c 'encap type espinudp sport 4500 dport 4500' <<<"$out")" -eq "$n" ]
 }
 
 t_nat() {
 	need_tunnel nat || return 0
-	check "[nat] gw-a: the SAs are UDP-encapsulated (NAT detected)" sas_udp_encap gw-a
-	check "[nat] gw-b: the SAs are UDP-encapsulated (NAT detected)" sas_udp_encap gw-b
+	check "[nat] gw-a: the $LAB_SAS SAs are UDP-encapsulated (NAT detected)" wait_until 20 sas_udp_encap gw-a
+	check "[nat] gw-b: the $LAB_SAS SAs are UDP-encapsulated (NAT detected)" wait_until 20 sas_udp_encap gw-b
 	capture_start nat || { fail "WAN capture"; return 0; }
 	check "[nat] ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	check "[nat] ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
