@@ -1,19 +1,67 @@
 # shellcheck shell=bash
 # Reload tests, sourced by run-tests.sh: `grgw reload` applies an edited
 # file to a running gateway while a numbered UDP stream (1,000 packets/s,
-# vellum-a -> vellum-b) crosses the tunnel; nothing may be lost.  No
-# reload moves traffic to a new SA: a new prefix gets CHILD_SAs of its
-# own, and new credentials are proved with a second IKE_SA.
+# vellum-a -> vellum-b) and a TCP connection cross the tunnel; nothing may
+# be lost, and the connection must survive (no reset, every line in order,
+# from vellum-a's own address).  No reload moves traffic to a new SA: a
+# new prefix gets CHILD_SAs of its own, and new credentials are proved
+# with a second IKE_SA.
 #
 #   vellum-a --- gw-a ==== router ==== gw-b --- vellum-b
 #                 ^ grgw reload -c EDITED
 
 RELOAD_PORT=5999
 RELOAD_RATE=1000
+RELOAD_TCP_PORT=7003
+
+# tcp_stream_start: a TCP connection vellum-a -> vellum-b (tcp-stream.py,
+# 20 numbered lines/s) beside the UDP stream, until tcp_stream_end
+tcp_stream_start() {
+	rm -f "$WORK/tcp.stop" "$WORK/tcp-client" "$WORK/tcp-server" "$WORK/tcp-server.peer"
+	vellum_b /usr/bin/python3 "$HERE/tcp-stream.py" server --port "$RELOAD_TCP_PORT" \
+		--report "$WORK/tcp-server" --lifetime 900 >"$WORK/tcp-server.err" 2>&1 </dev/null &
+	RELOAD_TCP_SERVER=$!
+	wait_until 10 tcp_stream_listening || true
+	vellum_a /usr/bin/python3 "$HERE/tcp-stream.py" client --addr "$VELLUM_B4" --port "$RELOAD_TCP_PORT" \
+		--stop "$WORK/tcp.stop" --report "$WORK/tcp-client" >"$WORK/tcp-client.err" 2>&1 </dev/null &
+	RELOAD_TCP_CLIENT=$!
+	wait_until 10 tcp_stream_connected || true
+}
+
+tcp_stream_listening() { vellum_b ss -Hltn "sport = :$RELOAD_TCP_PORT" | grep -q LISTEN; }
+tcp_stream_connected() { vellum_a ss -Htn state established "dport = :$RELOAD_TCP_PORT" | grep -q .; }
+
+# tcp_stream_end: the client told to stop; both reports waited for (bounded)
+tcp_stream_end() {
+	touch "$WORK/tcp.stop"
+	wait_until 30 test -s "$WORK/tcp-client" || kill "$RELOAD_TCP_CLIENT" 2>/dev/null || true
+	wait "$RELOAD_TCP_CLIENT" 2>/dev/null || true
+	wait_until 10 test -s "$WORK/tcp-server" || kill "$RELOAD_TCP_SERVER" 2>/dev/null || true
+	wait "$RELOAD_TCP_SERVER" 2>/dev/null || true
+}
+
+# tcp_kept: the TCP connection saw no reset or error, the server got every
+# line in order, from vellum-a's own address (no NAT)
+tcp_kept() {
+	local sent got peer
+	cat "$WORK/tcp-client" "$WORK/tcp-server" "$WORK/tcp-server.peer" 2>/dev/null
+	sent=$(awk '{ print $3 }' "$WORK/tcp-client" 2>/dev/null)
+	got=$(awk '{ print $3 }' "$WORK/tcp-server" 2>/dev/null)
+	peer=$(cat "$WORK/tcp-server.peer" 2>/dev/null)
+	grep -q ' error NONE$' "$WORK/tcp-client" && [ -n "$sent" ] && [ "$sent" -gt 0 ] &&
+		[ "$sent" = "$got" ] && grep -q ' in-order yes$' "$WORK/tcp-server" &&
+		[ "$peer" = "$VELLUM_A4" ]
+}
+
+# check_tcp_kept NAME: tcp_kept, as a check
+check_tcp_kept() {
+	check "$1: the TCP connection alongside survived, every line in order, from $VELLUM_A4 ($(tr '\n' ' ' <"$WORK/tcp-client" 2>/dev/null))" tcp_kept
+}
 
 # udp_stream_start SECONDS: the receiver in vellum-b, then the sender,
-# for SECONDS or until udp_stream_stop
+# for SECONDS or until udp_stream_stop; and the TCP connection beside it
 udp_stream_start() {
+	tcp_stream_start
 	rm -f "$WORK/stream.stop"
 	# The receiver ends once the stream has stopped; this is its deadline.
 	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$RELOAD_PORT" "$((($1 + 3) * ${LAB_WAIT_SCALE:-1} + 10))" \
@@ -35,9 +83,11 @@ udp_stream_stop() {
 
 udp_stream_listening() { vellum_b ss -Hlun "sport = :$RELOAD_PORT" | grep -q .; }
 
-# udp_stream_wait: both ends done (not in a subshell: they are our children)
+# udp_stream_wait: both ends done (not in a subshell: they are our
+# children), then the TCP connection ended
 udp_stream_wait() {
 	wait "$RELOAD_SEND" "$RELOAD_RECV" 2>/dev/null || true
+	tcp_stream_end
 }
 
 # udp_stream_lost: packets sent and not received; -1 if nothing was sent
@@ -107,6 +157,7 @@ t_reload_same() {
 	check "it says nothing changed" grep -q "0 change(s) applied" "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same ($SPIS_BEFORE)" test "$SPIS_BEFORE" = "$SPIS_AFTER"
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
+	check_tcp_kept "the same file"
 }
 
 t_reload_broken() {
@@ -118,6 +169,7 @@ t_reload_broken() {
 	check "the error names file:line" grep -q "broken-a.conf:[0-9]*: " "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same" test "$SPIS_BEFORE" = "$SPIS_AFTER"
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
+	check_tcp_kept "a broken file"
 	note "$(head -2 "$WORK/reload.out")"
 }
 
@@ -133,6 +185,7 @@ t_reload_dataplane() {
 		grep -q "\[dataplane\] mode.*grgw down. then .grgw up" "$WORK/reload.out"
 	check "the CHILD_SA SPIs stay the same" test "$SPIS_BEFORE" = "$SPIS_AFTER"
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $RELOAD_LOST)" lost_is_zero "$RELOAD_LOST"
+	check_tcp_kept "a new data plane"
 }
 
 # The QoS reloads shape the tunnel interface (libipsec's TUN device).
@@ -213,6 +266,7 @@ t_reload_dscp() {
 	check "class oam's packets reach vellum-b marked AF41" dscp_at_vellum_b 0x88
 	check "the CHILD_SA SPIs stay the same" test "$before" = "$(child_spis a)"
 	check "no UDP packet lost ($(cat "$WORK/stream-send.out"), lost $lost)" lost_is_zero "$lost"
+	check_tcp_kept "a new DSCP and rate"
 
 	rc=0
 	reload_with a "$CONF_A" || rc=$?
@@ -341,6 +395,7 @@ reload_prefix_run() {
 	note "gw-a: $(tr '\n' ' ' <"$WORK/prefix-add-a.out" | cut -c1-200)"
 	stream_lost
 	check_lost_zero "adding prefixes: the stream on the first prefixes" "$STREAM_LOST"
+	check_tcp_kept "adding prefixes"
 	check "gw-a: the CHILD_SAs of the first prefixes are the same ones" spis_kept "$spis_a" a
 	check "gw-b: the CHILD_SAs of the first prefixes are the same ones" spis_kept "$spis_b" b
 	check "gw-a: a CHILD_SA for each of the 5 pairs of prefixes" wait_until 30 pairs_are a 5
@@ -390,6 +445,7 @@ reload_prefix_run() {
 	expect_rc "gw-b: grgw reload removing them" "$RC_B" 0 "$WORK/prefix-del-b.out"
 	stream_lost
 	check_lost_zero "removing prefixes: the stream on the first prefixes" "$STREAM_LOST"
+	check_tcp_kept "removing prefixes"
 	check "gw-a: the CHILD_SAs of the first prefixes are the same ones" spis_kept "$spis_a" a
 	check "gw-a: only the 2 first pairs' CHILD_SAs are left" wait_until 30 pairs_are a 2
 	check "gw-b: only the 2 first pairs' CHILD_SAs are left" wait_until 30 pairs_are b 2

@@ -162,6 +162,7 @@ rotate_step() {
 	# against when the reloads were made.
 	note "step $n:$when holes (packet numbers): $(awk '$1 == "gaps" { $1 = ""; print }' "$WORK/stream-recv.out")"
 	check_lost_zero "step $n ($(cat "$WORK/stream-send.out"))" "$lost"
+	check_tcp_kept "step $n"
 	check "step $n: gw-a's tunnel SAs are the same ones, the proof's IKE_SA gone" \
 		wait_until 20 tunnel_sas_kept a "$ids_a" "$spis_a"
 	check "step $n: gw-b's tunnel SAs are the same ones, the proof's IKE_SA gone" \

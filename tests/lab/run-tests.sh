@@ -46,7 +46,8 @@
 #   link-prometheus  a real Prometheus in gw-a with the shipped rules and
 #                dashboard: a WAN cut fires the link-down alert, the repair
 #                resolves it (see monitor-tests.sh)
-#   reload-*     grgw reload under a 1000 packets/s UDP stream: the same
+#   reload-*     grgw reload under a 1000 packets/s UDP stream and a TCP
+#                connection (no reset, every line, same source): the same
 #                file, a broken one, a new data plane (refused), a new DSCP
 #                and shaping changed in place, a prefix added at both sites
 #                and removed again (see reload-tests.sh)

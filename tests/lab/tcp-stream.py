@@ -16,6 +16,8 @@ in order, and when the client closes answers and writes to its --report:
 
     server lines N in-order yes|no
 
+and the client's source address, as the server saw it, to REPORT.peer.
+
 A reset (ECONNRESET), a broken pipe (EPIPE) or any other error ends the
 client with that error named in its report.  Both are bounded: the server
 exits after --lifetime seconds (600), the client after 60 s of no progress.
@@ -35,7 +37,9 @@ def serve(args):
     srv.bind(("::", args.port))
     srv.listen(1)
     srv.settimeout(args.lifetime)
-    conn, _ = srv.accept()
+    conn, peer = srv.accept()
+    with open(args.report + ".peer", "w", encoding="ascii") as f:
+        f.write(peer[0].removeprefix("::ffff:") + "\n")
     conn.settimeout(args.lifetime)
     buf = b""
     lines = 0
