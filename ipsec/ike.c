@@ -911,6 +911,8 @@ static void
 verify_reply(const struct vici_msg *m, void *arg)
 {
 	struct ike	*k = arg;
+	struct ike_news	 n;
+	struct timeval	 retry = { IKE_PROVE_RETRY_S, 0 };
 	char		 err[256];
 
 	if (m == NULL || m->type == VICI_EVENT_CONFIRM) {
@@ -922,9 +924,6 @@ verify_reply(const struct vici_msg *m, void *arg)
 		k->verifying = 0;
 		return;
 	}
-	struct ike_news	 n;
-	struct timeval	 retry = { IKE_PROVE_RETRY_S, 0 };
-
 	memset(&n, 0, sizeof(n));
 	n.what = IKE_PROVED;
 	n.sas = &k->sas;
@@ -948,16 +947,6 @@ verify_reply(const struct vici_msg *m, void *arg)
 	k->cb(&n, k->arg);
 }
 
-/*
- * New credentials are in charon (a key or certificate rotation): prove
- * them now, with a second IKE_SA that carries no CHILD_SA (RFC 6023) and
- * is deleted once up.  The tunnel's IKE_SA and CHILD_SAs are not touched,
- * so not a packet moves; a re-authentication would rebuild every
- * CHILD_SA, and the end that answers sends on the new ones before the
- * other end can read them.  The tunnel's IKE_SA keeps the authentication
- * it had (its keys never depended on the credentials); the next one
- * uses the new credentials.
- */
 /* The verification connection is loaded: initiate it (on vici_init,
  * which charon reads on its own: only now is the connection there). */
 static void
@@ -985,6 +974,16 @@ verify_conn_reply(const struct vici_msg *m, void *arg)
 	}
 }
 
+/*
+ * New credentials are in charon (a key or certificate rotation): prove
+ * them now, with a second IKE_SA that carries no CHILD_SA (RFC 6023) and
+ * is deleted once up.  The tunnel's IKE_SA and CHILD_SAs are not touched,
+ * so not a packet moves; a re-authentication would rebuild every
+ * CHILD_SA, and the end that answers sends on the new ones before the
+ * other end can read them.  The tunnel's IKE_SA keeps the authentication
+ * it had (its keys never depended on the credentials); the next one
+ * uses the new credentials.
+ */
 static void
 ike_verify(struct ike *k, const char *what)
 {
