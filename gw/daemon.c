@@ -365,7 +365,8 @@ ike_news(const struct ike_news *n, void *arg)
 			qos_shaper_start(d->qos, d->nl);
 		return;
 	case IKE_PROVED:
-		if (n->proved && n->proved_psk && d->probe_hold) {
+		/* Only a pre-shared key's switch holds the probes back. */
+		if (n->proved && d->probe_hold) {
 			d->probe_hold = 0;
 			log_info("the probes are sent with the new key");
 			probe_keys_push(d, 0, NULL);
@@ -745,7 +746,7 @@ reload_prefixes(struct gwd *d, struct strbuf *out)
 static int
 reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 {
-	int rc = 0;
+	int rc = 0, selectors, keys, proving;
 
 	if (diff->apply & CFGDIFF_LOG)
 		log_set_level(d->cfg->log_level);
@@ -766,12 +767,14 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 			    d->cfg->feeds.hooks_timeout);
 	}
 	/* charon: CHILD_SAs of new pairs of prefixes, new keys (proved). */
-	if (diff->apply & (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES |
-	    CFGDIFF_PSK) && ike_reconfigure(d->ike, (diff->apply &
-	    (CFGDIFF_SITE_PREFIXES | CFGDIFF_PEER_PREFIXES)) != 0,
-	    (diff->apply & CFGDIFF_PSK) != 0) == 1 &&
-	    d->cfg->psk_next_file[0] != '\0' && d->cfg->probe.key_file[0] ==
-	    '\0') {
+	selectors = (diff->apply & (CFGDIFF_SITE_PREFIXES |
+	    CFGDIFF_PEER_PREFIXES)) != 0;
+	keys = (diff->apply & CFGDIFF_PSK) != 0;
+	proving = (selectors || keys) &&
+	    ike_reconfigure(d->ike, selectors, keys) == 1;
+	/* Probes keyed from the PSK, the old key still there as the next. */
+	if (proving && d->cfg->psk_next_file[0] != '\0' &&
+	    d->cfg->probe.key_file[0] == '\0') {
 		d->probe_hold = 1;
 		log_info("the probes keep the next key until %s has proved "
 		    "to accept the new one", d->cfg->peer.name);

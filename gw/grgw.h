@@ -25,6 +25,8 @@
 #define GRGW_NAME_MAX		63	/* site names, identities */
 #define GRGW_ID_MAX		255	/* IKE identities */
 #define GRGW_MAX_PREFIXES	16	/* per side */
+/* Pairs of prefixes (a site's and a peer's), a CHILD_SA each. */
+#define GRGW_MAX_PAIRS		(GRGW_MAX_PREFIXES * GRGW_MAX_PREFIXES)
 #define GRGW_MAX_LAN_IFS	8
 #define GRGW_MAX_LAN_ADDRS	2	/* one per address family */
 #define GRGW_PSK_MIN		32	/* bytes of key material */

@@ -46,7 +46,7 @@ struct status_view {
 		const char	*pair;		/* "LOCAL=REMOTE" prefixes */
 		unsigned	 id;		/* charon's unique id */
 		const char	*spi_in, *spi_out;	/* hex */
-	}		child_sas[64];
+	}		child_sas[GRGW_MAX_PAIRS];
 	int		n_child_sas;
 	int		pairs, pairs_missing;	/* of prefixes, CHILD_SA-less */
 	const char	*pair_missing;		/* the first; NULL if none */

@@ -86,18 +86,6 @@ conn_pair_count(const struct grgw_config *cfg)
 	return n;
 }
 
-int
-conn_pair_find(const struct grgw_config *cfg, const char *name)
-{
-	char buf[CONN_PAIR_NAME_MAX];
-	int n;
-
-	for (n = 0; conn_pair(cfg, n, buf, sizeof(buf), NULL, NULL) == 0; n++)
-		if (strcmp(buf, name) == 0)
-			return n;
-	return -1;
-}
-
 static void
 add_str_list(struct vici_builder *b, const char *name,
     const char *const *items, size_t n)

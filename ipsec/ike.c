@@ -102,6 +102,9 @@ struct ike {
 	void			*done_arg;
 
 	uint8_t			 psk_fp[32];	/* of the primary key loaded */
+	/* The pairs of prefixes of k->cfg, by name (pairs_load()). */
+	char			 pair[GRGW_MAX_PAIRS][CONN_PAIR_NAME_MAX];
+	int			 n_pairs;
 };
 
 static void	ike_refresh_now(struct ike *);
@@ -116,7 +119,7 @@ ike_tell(struct ike *k, enum ike_what what, const char *error,
 	n.sas = &k->sas;
 	n.error = error;
 	n.auth_failed = auth_failed;
-	n.proved = n.proved_psk = 0;
+	n.proved = 0;
 	k->cb(&n, k->arg);
 }
 
@@ -303,6 +306,28 @@ initiate_child(struct ike *k, const char *child)
 	return 0;
 }
 
+/* The pairs' names, once per configuration (every list-sas reads them). */
+static void
+pairs_load(struct ike *k)
+{
+	k->n_pairs = 0;
+	while (k->n_pairs < GRGW_MAX_PAIRS && conn_pair(k->cfg, k->n_pairs,
+	    k->pair[k->n_pairs], sizeof(k->pair[0]), NULL, NULL) == 0)
+		k->n_pairs++;
+}
+
+/* 1 if the configuration has a pair of that name. */
+static int
+pair_wanted(const struct ike *k, const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < k->n_pairs; i++)
+		if (strcmp(k->pair[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 /* 1 if a CHILD_SA of that pair exists, in any state but going. */
 static int
 pair_present(const struct ike_sas *s, const char *name)
@@ -319,7 +344,6 @@ static void
 initiate_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ike	*k = arg;
-	char		 name[CONN_PAIR_NAME_MAX];
 	int		 n;
 
 	(void)fd;
@@ -336,18 +360,17 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 		 * follow under it once it is up (sas_commit()).
 		 */
 		log_info("initiating tunnel to %s", k->cfg->peer.name);
-		if (conn_pair(k->cfg, 0, name, sizeof(name), NULL, NULL) == 0)
-			initiate_child(k, name);
+		if (k->n_pairs > 0)
+			initiate_child(k, k->pair[0]);
 		ike_tell(k, IKE_SAS, NULL, 0);
 		return;
 	}
-	for (n = 0; conn_pair(k->cfg, n, name, sizeof(name), NULL, NULL) == 0;
-	    n++) {
-		if (pair_present(&k->sas, name))
+	for (n = 0; n < k->n_pairs; n++) {
+		if (pair_present(&k->sas, k->pair[n]))
 			continue;
-		log_info("adding the CHILD_SA for %s to %s", name,
+		log_info("adding the CHILD_SA for %s to %s", k->pair[n],
 		    k->cfg->peer.name);
-		if (initiate_child(k, name) == -1)
+		if (initiate_child(k, k->pair[n]) == -1)
 			break;
 	}
 	ike_tell(k, IKE_SAS, NULL, 0);
@@ -483,24 +506,22 @@ dedup_check(struct ike *k)
 static void
 pairs_check(struct ike *k, struct ike_sas *s)
 {
-	char	 name[CONN_PAIR_NAME_MAX];
-	int	 i, n;
+	int	 i;
 
-	s->pairs = s->pairs_missing = 0;
+	s->pairs = k->n_pairs;
+	s->pairs_missing = 0;
 	s->missing[0] = '\0';
-	for (n = 0; conn_pair(k->cfg, n, name, sizeof(name), NULL, NULL) == 0;
-	    n++) {
-		s->pairs++;
-		if (pair_present(s, name))
+	for (i = 0; i < k->n_pairs; i++) {
+		if (pair_present(s, k->pair[i]))
 			continue;
 		if (s->pairs_missing++ == 0)
-			snprintf(s->missing, sizeof(s->missing), "%s", name);
+			snprintf(s->missing, sizeof(s->missing), "%s",
+			    k->pair[i]);
 	}
 	if (!k->ready || k->stopping)
 		return;
 	for (i = 0; i < s->n_child; i++) {
-		if (!s->child[i].installed ||
-		    conn_pair_find(k->cfg, s->child[i].name) >= 0)
+		if (!s->child[i].installed || pair_wanted(k, s->child[i].name))
 			continue;
 		log_info("deleting CHILD_SA #%u for %s: not in the "
 		    "configuration any more", s->child[i].uniqueid,
@@ -883,6 +904,7 @@ ike_load(struct ike *k)
 			ike_fail(k, 1, "authentication failed: %s",
 			    k->cred_problem);
 	}
+	pairs_load(k);
 	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, 0), conn_reply);
 cleanup:
 	psk_free(&psk);
@@ -927,7 +949,6 @@ verify_reply(const struct vici_msg *m, void *arg)
 	memset(&n, 0, sizeof(n));
 	n.what = IKE_PROVED;
 	n.sas = &k->sas;
-	n.proved_psk = k->cfg->auth == GRGW_AUTH_PSK;
 	if ((n.proved = reply_ok(m, err, sizeof(err)))) {
 		log_info("%s accepts this gateway's %s, and this gateway "
 		    "accepts %s's: proved with a second IKE_SA, now deleted; "
@@ -969,8 +990,9 @@ verify_conn_reply(const struct vici_msg *m, void *arg)
 	    k->vici_init != NULL ? k->vici_init : k->vici,
 	    conn_build_initiate(GRGW_VERIFY_NAME, NULL, IKE_VERIFY_WAIT_MS),
 	    IKE_VERIFY_WAIT_MS + VICI_DEADLINE_MS, verify_reply) == -1) {
+		/* Not asked: its connection goes again. */
+		ike_send(k, conn_build_unload_conn(GRGW_VERIFY_NAME), NULL);
 		k->verifying = 0;
-		return;
 	}
 }
 
@@ -1111,6 +1133,7 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 		return NULL;
 	k->base = base;
 	k->cfg = cfg;
+	pairs_load(k);
 	k->dp = dp;
 	k->vici_path = vici_path;
 	k->cb = cb;
@@ -1278,7 +1301,7 @@ reload_conn_reply(const struct vici_msg *m, void *arg)
 		return;
 	}
 	log_info("connection to %s loaded again: CHILD_SAs for %d pair(s) "
-	    "of prefixes", k->cfg->peer.name, conn_pair_count(k->cfg));
+	    "of prefixes", k->cfg->peer.name, k->n_pairs);
 	/*
 	 * The next view adds the CHILD_SAs of new pairs and deletes those
 	 * of pairs gone (pairs_check()); the others stay as they are.  New
@@ -1323,6 +1346,8 @@ ike_reconfigure(struct ike *k, int selectors, int keys)
 {
 	int	 proving = 0;
 
+	if (k != NULL && selectors)
+		pairs_load(k);
 	if (k == NULL || k->vici == NULL || !k->ready || k->stopping)
 		return 0;
 	if (keys)

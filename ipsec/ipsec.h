@@ -144,7 +144,8 @@ struct child_sa_ref {
 	int		installed;	/* INSTALLED; else being set up, rekeyed
 					   or deleted */
 };
-#define IKE_CHILD_REFS	64
+/* Every pair's CHILD_SA, twice over while they are rekeyed. */
+#define IKE_CHILD_REFS	(2 * GRGW_MAX_PAIRS)
 
 /* What charon holds, from the last complete list-sas. */
 struct ike_sas {
@@ -180,7 +181,6 @@ struct ike_news {
 	const char	*error;		/* IKE_FAILED, IKE_HUNG */
 	int		 auth_failed;	/* IKE_FAILED: refused credentials */
 	int		 proved;	/* IKE_PROVED */
-	int		 proved_psk;	/* IKE_PROVED: a pre-shared key */
 };
 #define IKE_PROVE_RETRY_S	30
 
@@ -330,8 +330,6 @@ void	conn_rekey_timers(uint32_t rekey, uint32_t life, int later,
 int	conn_pair(const struct grgw_config *cfg, int n, char *name,
 	    size_t len, int *li, int *ri);
 int	conn_pair_count(const struct grgw_config *cfg);
-/* The index of the pair of that name, or -1. */
-int	conn_pair_find(const struct grgw_config *cfg, const char *name);
 /*
  * initiate the connection ike (child NULL: an IKE_SA only); charon
  * answers after timeout_ms at the latest (0: never gives up waiting for

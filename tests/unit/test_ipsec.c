@@ -213,6 +213,19 @@ test_load_conn_cert(void **state)
 	vici_msg_free(m);
 }
 
+/* The index of the pair of that name, or -1. */
+static int
+conn_pair_find(const struct grgw_config *cfg, const char *name)
+{
+	char buf[CONN_PAIR_NAME_MAX];
+	int n;
+
+	for (n = 0; conn_pair(cfg, n, buf, sizeof(buf), NULL, NULL) == 0; n++)
+		if (strcmp(buf, name) == 0)
+			return n;
+	return -1;
+}
+
 /* The pairs: same family only, in the configuration's order, by name. */
 static void
 test_conn_pairs(void **state)
