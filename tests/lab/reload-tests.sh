@@ -358,6 +358,19 @@ pairs_are() {
 	status_is "$1" ".peers[0].pairs == $2 and .peers[0].pairs_missing == 0 and (.peers[0].child_sas | length) == $2"
 }
 
+# settled N: the tunnel as it stays after a start: one IKE_SA at each end,
+# a CHILD_SA for each of the N pairs at both, and gw-a's SPIs the same over
+# two reads 2 s apart (a duplicate IKE_SA from both ends starting at once
+# is deleted with its CHILD_SAs, so SPIs read before that would be gone)
+settled() {
+	local a1 a2
+	one_ike_sa_each >/dev/null && pairs_are a "$1" && pairs_are b "$1" || return 1
+	a1=$(child_spis a)
+	sleep 2
+	a2=$(child_spis a)
+	[ "$a1" = "$a2" ] && one_ike_sa_each >/dev/null
+}
+
 t_reload_prefix() {
 	local conf_a=$CONF_A conf_b=$CONF_B
 	PREFIX_DONE=0
@@ -383,6 +396,7 @@ reload_prefix_run() {
 	# ones there are, which stay.
 	CONF_A=$WORK/prefix-a.conf
 	CONF_B=$WORK/prefix-b.conf
+	wait_until 60 settled 2 || true
 	PATH_BEFORE=$(path_counters)
 	spis_a=$(child_spis a)
 	spis_b=$(child_spis b)
@@ -433,7 +447,8 @@ reload_prefix_run() {
 	# are deleted, the others stay.
 	CONF_A=$conf_a
 	CONF_B=$conf_b
-	wait_until 30 pairs_are a 5 || true
+	check "the tunnel settles: one IKE_SA at each end, 5 CHILD_SAs each, the same ones for 2 s" \
+		wait_until 60 settled 5
 	PATH_BEFORE=$(path_counters)
 	spis_a=$(child_spis a | jq -c --arg x "$SITE_A_EXTRA_PREFIX4" --arg y "$SITE_B_EXTRA_PREFIX4" \
 		'map(select((.[0] | contains($x) or contains($y)) | not))')
