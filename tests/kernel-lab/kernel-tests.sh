@@ -244,9 +244,9 @@ t_objects() {
 	check "gw-b: an in and an out ESP SA per pair of prefixes ($LAB_SAS), AES-GCM, tunnel mode, bound to if_id $IF_ID" \
 		wait_until 20 sas_are gw-b
 	check "gw-a: out/in/fwd policies for both families, all bound to if_id $IF_ID" \
-		policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
+		wait_until 20 policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
 	check "gw-b: out/in/fwd policies for both families, all bound to if_id $IF_ID" \
-		policies_are gw-b 198.18.2.0/24 198.18.1.0/24 2001:db8:b::/64 2001:db8:a::/64
+		wait_until 20 policies_are gw-b 198.18.2.0/24 198.18.1.0/24 2001:db8:b::/64 2001:db8:a::/64
 	check "gw-a status: kernel data plane" status_is a '.dataplane == "kernel"'
 	check "gw-a: no TUN device (no libipsec)" test -z "$(on gw-a ip -d link show type tun)"
 }
@@ -504,8 +504,8 @@ t_dpd() {
 	check "WAN back: ping vellum-a -> vellum-b" ping_ok vellum-a "$VELLUM_B4"
 	# Both gateways may re-initiate at once: two IKE_SAs, each with its
 	# pair of SAs, are fine; SAs from before the blackout are not.
-	check "WAN back: gw-a holds new SAs only, none from before" sas_renewed gw-a "$old_a"
-	check "WAN back: gw-b holds new SAs only, none from before" sas_renewed gw-b "$old_b"
+	check "WAN back: gw-a holds new SAs only, none from before" wait_until 20 sas_renewed gw-a "$old_a"
+	check "WAN back: gw-b holds new SAs only, none from before" wait_until 20 sas_renewed gw-b "$old_b"
 }
 no_tunnel_route() { ! on "$1" ip route show table "$TABLE" | grep "dev $IFNAME"; }
 
@@ -530,10 +530,10 @@ t_charon() {
 	wait_until 90 tunnel_up_both || true
 	check "the tunnel is up again on both gateways" tunnel_up_both
 	check "ping vellum-a -> vellum-b" ping_ok vellum-a "$VELLUM_B4"
-	check "gw-a: the dead charon's SAs are gone" sas_renewed gw-a "$old_a"
+	check "gw-a: the dead charon's SAs are gone" wait_until 20 sas_renewed gw-a "$old_a"
 	check "gw-a: exactly the new charon's $LAB_SAS SAs" wait_until 20 sas_are gw-a
 	check "gw-a: exactly six policies, all bound to if_id $IF_ID" \
-		policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
+		wait_until 20 policies_are gw-a 198.18.1.0/24 198.18.2.0/24 2001:db8:a::/64 2001:db8:b::/64
 	check "gw-b: exactly $LAB_SAS SAs" wait_until 20 sas_are gw-b
 }
 
