@@ -118,6 +118,7 @@ rotate_baseline() {
 rotate_step() {
 	local n=$1 what=$2 conf_a=$3 conf_b=$4 prove=$5 s conf rc t0 ms lost
 	local start when='' ids_a ids_b spis_a spis_b off
+	wait_until 60 settled_now || true
 	ids_a=$(ike_sa_ids a)
 	ids_b=$(ike_sa_ids b)
 	spis_a=$(child_spis a)
