@@ -306,7 +306,10 @@ initiate_child(struct ike *k, const char *child)
 	return 0;
 }
 
-/* The pairs' names, once per configuration (every list-sas reads them). */
+/*
+ * The pairs' names, once per configuration (every list-sas reads them):
+ * at ike_new() and when a reload changes the prefixes (ike_reconfigure()).
+ */
 static void
 pairs_load(struct ike *k)
 {
@@ -904,7 +907,6 @@ ike_load(struct ike *k)
 			ike_fail(k, 1, "authentication failed: %s",
 			    k->cred_problem);
 	}
-	pairs_load(k);
 	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, 0), conn_reply);
 cleanup:
 	psk_free(&psk);

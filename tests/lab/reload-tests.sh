@@ -136,14 +136,15 @@ check_lost_zero() {
 			test "$2" -ge 0 -a "$2" -le "$EMULATION_MAX_LOST"
 }
 
-# reload_under_stream SECONDS FILE [DELAY]: gw-a reloads FILE, DELAY
-# seconds into a stream of SECONDS; sets RELOAD_RC, RELOAD_LOST,
-# SPIS_BEFORE and SPIS_AFTER
+# spis_same: reload_under_stream's SPIs before and after are the same
 spis_same() {
 	echo "before: $SPIS_BEFORE; after: $SPIS_AFTER"
 	[ "$SPIS_BEFORE" = "$SPIS_AFTER" ]
 }
 
+# reload_under_stream SECONDS FILE [DELAY]: gw-a reloads FILE, DELAY
+# seconds into a stream of SECONDS, from a settled tunnel; sets RELOAD_RC,
+# RELOAD_LOST, SPIS_BEFORE and SPIS_AFTER
 reload_under_stream() {
 	RELOAD_RC=0
 	wait_until 60 settled_now || true
@@ -405,7 +406,7 @@ reload_prefix_run() {
 	# ones there are, which stay.
 	CONF_A=$WORK/prefix-a.conf
 	CONF_B=$WORK/prefix-b.conf
-	wait_until 60 settled 2 || true
+	wait_until 60 settled_now || true
 	PATH_BEFORE=$(path_counters)
 	spis_a=$(child_spis a)
 	spis_b=$(child_spis b)
