@@ -588,18 +588,36 @@ t_down() {
 # ---- nat --------------------------------------------------------------------------
 
 # sas_udp_encap NODE: every SA is UDP-encapsulated (espinudp, port 4500)
+# (one line per SA is shown: the check's report keeps the last lines only)
 sas_udp_encap() {
-	local out n
+	local out n e
 	out=$(on "$1" ip xfrm state)
-	echo "$out"
+	awk '/^src / { if (sa != "") print sa; sa = $2 " > " $4 }
+	    /proto esp spi/ { sa = sa " spi " $4 " reqid " $6 }
+	    /encap type/ { sa = sa " encap " $3 " " $5 "/" $7 }
+	    END { if (sa != "") print sa }' <<<"$out"
 	n=$(grep -c '^src ' <<<"$out" || true)
-	[ "$n" -eq "$LAB_SAS" ] && [ "$(grep -c 'encap type espinudp sport 4500 dport 4500' <<<"$out")" -eq "$n" ]
+	e=$(grep -c 'encap type espinudp sport 4500 dport 4500' <<<"$out" || true)
+	echo "$1: $n SAs (want $LAB_SAS), $e of them in UDP on 4500"
+	[ "$n" -eq "$LAB_SAS" ] && [ "$e" -eq "$n" ]
+}
+
+# nat_diag: what both ends' charon holds, when the SAs are not as expected
+nat_diag() {
+	local s
+	for s in a b; do
+		note "gw-$s: grgw status"
+		grgw_at "$s" status 2>&1 | sed 's/^/     | /' | tail -n 25
+		show_file "$LAB_RUN_DIR/site-$s/grgw.log" 20
+	done
 }
 
 t_nat() {
 	need_tunnel nat || return 0
+	local before=$FAILED
 	check "[nat] gw-a: the $LAB_SAS SAs are UDP-encapsulated (NAT detected)" wait_until 20 sas_udp_encap gw-a
 	check "[nat] gw-b: the $LAB_SAS SAs are UDP-encapsulated (NAT detected)" wait_until 20 sas_udp_encap gw-b
+	[ "$FAILED" -eq "$before" ] || nat_diag
 	capture_start nat || { fail "WAN capture"; return 0; }
 	check "[nat] ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	check "[nat] ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"

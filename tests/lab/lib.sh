@@ -262,13 +262,25 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # wait_until SECONDS CMD...: poll CMD (which must itself be bounded) every
 # 0.2 s until it succeeds; false once SECONDS times LAB_WAIT_SCALE (default
-# 1; the kernel VM lab sets 3 under emulation) have passed.
+# 1; the kernel VM lab sets 3 under emulation) have passed, and then the
+# last try's output is printed, so that a check that gave up shows what
+# it saw.  CMD runs in this shell (a file, not a subshell, takes its
+# output), so what it sets stays set.
 wait_until() {
 	local deadline=$(( $(now_ms) + $1 * 1000 * ${LAB_WAIT_SCALE:-1} ))
+	local last="${TMPDIR:-/tmp}/grgw-wait.$BASHPID"
 	shift
 	while :; do
-		"$@" >/dev/null 2>&1 </dev/null && return 0
-		[ "$(now_ms)" -ge "$deadline" ] && return 1
+		if "$@" >"$last" 2>&1 </dev/null; then
+			rm -f "$last"
+			return 0
+		fi
+		if [ "$(now_ms)" -ge "$deadline" ]; then
+			echo "wait_until: gave up; the last try of '$*' said:"
+			cat "$last"
+			rm -f "$last"
+			return 1
+		fi
 		sleep 0.2
 	done
 }
