@@ -501,6 +501,25 @@ conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first)
 	return -1;
 }
 
+int
+conn_child_duplicate(const struct ike_sas *s)
+{
+	int	 i, j, n = s->n_child;
+
+	if (n > IKE_CHILD_REFS)
+		n = IKE_CHILD_REFS;
+	for (i = 0; i < n; i++) {
+		if (!s->child[i].installed)
+			continue;
+		for (j = 0; j < n; j++)
+			if (j != i && s->child[j].installed &&
+			    s->child[j].uniqueid < s->child[i].uniqueid &&
+			    strcmp(s->child[j].name, s->child[i].name) == 0)
+				return i;
+	}
+	return -1;
+}
+
 struct vici_builder *
 conn_build_list_sas(void)
 {

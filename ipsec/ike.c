@@ -71,6 +71,9 @@ struct ike {
 	struct event		*initiate_timer;
 	int			 initiating;	/* initiate requests pending */
 	int			 fill_now;	/* a reload: add missing pairs now */
+	/* A pair's CHILD_SA twice over (both ends added it): seen since */
+	unsigned		 child_dup;	/* its uniqueid, 0: none */
+	struct timespec		 child_dup_since;
 	unsigned		 backoff_ms;
 	char			 init_reason[256];	/* from control-log */
 
@@ -546,6 +549,42 @@ we_lead(const struct ike_sas *s)
 	return 0;
 }
 
+/*
+ * A pair whose CHILD_SA both ends added at once has two of them for good.
+ * The end that initiated the one IKE_SA deletes the newer, once it has
+ * been there for IKE_FILL_GRACE_MS (the other end's fill waits as long:
+ * a CHILD_SA still being added is not counted twice).  The daemon's
+ * periodic list-sas brings the next look.
+ */
+static void
+child_dedup_check(struct ike *k, const struct ike_sas *s)
+{
+	struct timespec	 now;
+	long		 ms;
+	int		 i;
+
+	if (!k->ready || k->stopping || s->n_est != 1 ||
+	    !s->est[0].we_initiated ||
+	    (i = conn_child_duplicate(s)) < 0) {
+		k->child_dup = 0;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (k->child_dup != s->child[i].uniqueid) {
+		k->child_dup = s->child[i].uniqueid;
+		k->child_dup_since = now;
+		return;
+	}
+	ms = (now.tv_sec - k->child_dup_since.tv_sec) * 1000 +
+	    (now.tv_nsec - k->child_dup_since.tv_nsec) / 1000000;
+	if (ms < IKE_FILL_GRACE_MS)
+		return;
+	log_info("%s has two CHILD_SAs (both ends added it): deleting the "
+	    "newer, #%u", s->child[i].name, s->child[i].uniqueid);
+	ike_send(k, conn_build_terminate_child(s->child[i].uniqueid), NULL);
+	k->child_dup = 0;
+}
+
 /* A complete view: tell the owner, and initiate if something is missing. */
 static void
 sas_commit(struct ike *k, struct ike_sas *s)
@@ -560,6 +599,7 @@ sas_commit(struct ike *k, struct ike_sas *s)
 			    IKE_FILL_GRACE_MS);
 	}
 	dedup_check(k);
+	child_dedup_check(k, s);
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
 

@@ -353,6 +353,16 @@ struct vici_builder *conn_build_terminate_ike(unsigned uniqueid);
  * index into s->est, or -1 when there is nothing to delete.
  */
 int	conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first);
+/*
+ * Both ends added the same pair's CHILD_SA at once (each saw it missing):
+ * the pair has two INSTALLED CHILD_SAs, and nothing else would ever
+ * remove one (each is rekeyed on its own).  Returns the index into
+ * s->child of the one to delete, the newer (higher uniqueid) of a pair's
+ * installed ones, or -1.  CHILD_SAs being rekeyed are not INSTALLED, so a
+ * rekey is never taken for a duplicate.  Only one end deletes (the one
+ * that initiated the IKE_SA: see ike.c).
+ */
+int	conn_child_duplicate(const struct ike_sas *s);
 struct vici_builder *conn_build_list_sas(void);
 /* event registration request for one event name */
 struct vici_builder *conn_build_register(const char *event);

@@ -492,6 +492,42 @@ test_duplicate_ike_sas(void **state)
 	vici_msg_free(m);
 }
 
+static void
+add_child(struct ike_sas *s, unsigned id, const char *name, int installed)
+{
+	struct child_sa_ref *c = &s->child[s->n_child++];
+
+	c->uniqueid = id;
+	c->installed = installed;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+}
+
+/* Two INSTALLED CHILD_SAs of one pair: the newer goes; a rekey is not a
+ * duplicate. */
+static void
+test_duplicate_child_sas(void **state)
+{
+	struct ike_sas s;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(conn_child_duplicate(&s), -1);
+	add_child(&s, 5, "198.18.1.0/24=198.18.2.0/24", 1);
+	add_child(&s, 6, "2001:db8:a::/64=2001:db8:b::/64", 1);
+	assert_int_equal(conn_child_duplicate(&s), -1);
+	/* Being rekeyed: the new one is not INSTALLED yet, then the old
+	 * one is not any more. */
+	add_child(&s, 9, "198.18.1.0/24=198.18.2.0/24", 0);
+	assert_int_equal(conn_child_duplicate(&s), -1);
+	s.child[2].installed = 1;
+	s.child[0].installed = 0;
+	assert_int_equal(conn_child_duplicate(&s), -1);
+	/* Both installed: the newer, wherever it is listed. */
+	s.child[0].installed = 1;
+	assert_int_equal(conn_child_duplicate(&s), 2);
+	s.child[0].uniqueid = 12;
+	assert_int_equal(conn_child_duplicate(&s), 0);
+}
+
 /* Lifetimes: the defaults, and [ipsec] values as charon gets them. */
 static void
 test_load_conn_lifetimes(void **state)
@@ -886,6 +922,7 @@ main(void)
 		cmocka_unit_test(test_load_shared),
 		cmocka_unit_test(test_initiate_terminate_register),
 		cmocka_unit_test(test_duplicate_ike_sas),
+		cmocka_unit_test(test_duplicate_child_sas),
 		cmocka_unit_test(test_classify_log),
 		cmocka_unit_test(test_charon_conf),
 		cmocka_unit_test(test_charon_crash_loop),
