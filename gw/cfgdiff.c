@@ -8,6 +8,8 @@
  * that name what the running gateway is built on (identities, addresses,
  * interfaces, the data plane, the table, run_dir, the user) are refused:
  * applying them means tearing the tunnel down, which a reload never does.
+ * Of the gateway pair, the timing, the priority and the key are live;
+ * what the two gateways find each other and their fence by is refused.
  */
 #include <sys/socket.h>
 
@@ -21,6 +23,8 @@
 
 #define SHAPER	(CFGDIFF_QOS | CFGDIFF_QOS_SHAPER)
 #define DOWN_UP	"; apply it with `grgw down` then `grgw up`"
+#define PAIR_RESTART	": restart the gateway with `grgw down` and " \
+			"`grgw up` on the standby first"
 
 void
 cfgdiff_add(struct cfgdiff *d, enum cfgdiff_class cls, unsigned int apply,
@@ -185,6 +189,11 @@ static void
 diff_auth(struct cfgdiff *d, const struct grgw_config *a,
     const struct grgw_config *b)
 {
+	unsigned int psk = CFGDIFF_PSK;
+
+	/* The heartbeat key is derived from the pre-shared keys too. */
+	if (b->pair.enabled && b->pair.key_file[0] == '\0')
+		psk |= CFGDIFF_PAIR;
 	if (a->auth != b->auth) {
 		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[auth] method %s -> %s: "
 		    "cannot change on a running gateway" DOWN_UP,
@@ -192,8 +201,8 @@ diff_auth(struct cfgdiff *d, const struct grgw_config *a,
 		    b->auth == GRGW_AUTH_CERT ? "certificate" : "psk");
 		return;
 	}
-	live_str(d, CFGDIFF_PSK, "[auth] psk_file", a->psk_file, b->psk_file);
-	live_str(d, CFGDIFF_PSK, "[auth] psk_next_file", a->psk_next_file,
+	live_str(d, psk, "[auth] psk_file", a->psk_file, b->psk_file);
+	live_str(d, psk, "[auth] psk_next_file", a->psk_next_file,
 	    b->psk_next_file);
 	/* Certificate rotation: charon gets the new ones and proves them. */
 	live_str(d, CFGDIFF_CREDS, "[auth] certificate", a->cert_file,
@@ -356,20 +365,88 @@ diff_probe(struct cfgdiff *d, const struct grgw_probe_conf *a,
 	    b->refuse_hold_ms);
 }
 
+/* fence: etcd holds the [pair] fence before and after. */
 static void
 diff_feeds(struct cfgdiff *d, const struct grgw_feeds_conf *a,
-    const struct grgw_feeds_conf *b)
+    const struct grgw_feeds_conf *b, int fence)
 {
 	live_str(d, CFGDIFF_NETPROC, "[http] listen", a->http_listen,
 	    b->http_listen);
 	live_str(d, CFGDIFF_HOOKS, "[hooks] dir", a->hooks_dir, b->hooks_dir);
 	live_u32(d, CFGDIFF_HOOKS, "[hooks] timeout", a->hooks_timeout,
 	    b->hooks_timeout);
-	live_str(d, CFGDIFF_NETPROC, "[etcd] endpoint", a->etcd_endpoint,
-	    b->etcd_endpoint);
+	/* A new etcd knows nothing of the pair's epochs so far. */
+	if (fence && strcmp(a->etcd_endpoint, b->etcd_endpoint) != 0)
+		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[etcd] endpoint changed "
+		    "(%s -> %s): it holds the [pair] fence" PAIR_RESTART,
+		    a->etcd_endpoint, b->etcd_endpoint);
+	else
+		live_str(d, CFGDIFF_NETPROC, "[etcd] endpoint",
+		    a->etcd_endpoint, b->etcd_endpoint);
 	live_str(d, CFGDIFF_NETPROC, "[etcd] key", a->etcd_key, b->etcd_key);
 	live_u32(d, CFGDIFF_NETPROC, "[etcd] lease_ttl", a->etcd_lease_ttl,
 	    b->etcd_lease_ttl);
+}
+
+static void
+pair_refuse_str(struct cfgdiff *d, const char *key, const char *a,
+    const char *b)
+{
+	if (strcmp(a, b) != 0)
+		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[pair] %s changed (%s -> "
+		    "%s)" PAIR_RESTART, key, a, b);
+}
+
+static void
+pair_refuse_addr(struct cfgdiff *d, const char *key,
+    const struct grgw_addr *a, const struct grgw_addr *b)
+{
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+
+	if (!addr_equal(a, b))
+		pair_refuse_str(d, key, addr_fmt(a, x, sizeof(x)),
+		    addr_fmt(b, y, sizeof(y)));
+}
+
+/*
+ * Joining or leaving a pair moves the site's addresses; the addresses,
+ * the port and the fence are what the two gateways agree on, so a
+ * change on one alone would split them.  The rest is live (CFGDIFF_PAIR).
+ */
+static void
+diff_pair(struct cfgdiff *d, const struct grgw_pair_conf *a,
+    const struct grgw_pair_conf *b)
+{
+	char x[16], y[16];
+
+	if (!a->enabled && !b->enabled)
+		return;
+	if (!a->enabled) {
+		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[pair] section added: the "
+		    "site's addresses become floating ones, held by the active "
+		    "gateway only" DOWN_UP);
+		return;
+	}
+	if (!b->enabled) {
+		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[pair] section removed: "
+		    "this gateway would hold the site's addresses alone; run "
+		    "`grgw down` on its partner first, then apply it with "
+		    "`grgw down` then `grgw up`");
+		return;
+	}
+	pair_refuse_addr(d, "partner", &a->partner, &b->partner);
+	pair_refuse_addr(d, "address", &a->address, &b->address);
+	snprintf(x, sizeof(x), "%u", a->port);
+	snprintf(y, sizeof(y), "%u", b->port);
+	pair_refuse_str(d, "port", x, y);
+	pair_refuse_str(d, "etcd_key", a->etcd_key, b->etcd_key);
+	live_u32(d, CFGDIFF_PAIR, "[pair] priority", a->priority,
+	    b->priority);
+	live_u32(d, CFGDIFF_PAIR, "[pair] interval_ms", a->interval_ms,
+	    b->interval_ms);
+	live_u32(d, CFGDIFF_PAIR, "[pair] dead_ms", a->dead_ms, b->dead_ms);
+	live_u32(d, CFGDIFF_PAIR, "[pair] guard_ms", a->guard_ms, b->guard_ms);
+	live_str(d, CFGDIFF_PAIR, "[pair] key_file", a->key_file, b->key_file);
 }
 
 static const char *
@@ -391,7 +468,9 @@ cfgdiff_compute(const struct grgw_config *a, const struct grgw_config *b,
 	diff_dataplane(out, a, b);
 	diff_qos(out, &a->qos, &b->qos);
 	diff_probe(out, &a->probe, &b->probe);
-	diff_feeds(out, &a->feeds, &b->feeds);
+	diff_feeds(out, &a->feeds, &b->feeds, a->pair.enabled &&
+	    b->pair.enabled);
+	diff_pair(out, &a->pair, &b->pair);
 	if (a->log_level != b->log_level)
 		cfgdiff_add(out, CFGDIFF_LIVE, CFGDIFF_LOG, "log_level %s -> %s",
 		    level_name(a->log_level), level_name(b->log_level));

@@ -24,6 +24,8 @@ enum cfgdiff_class {
 #define CFGDIFF_LINK		0x0080	/* thresholds, refusal hold */
 #define CFGDIFF_QOS_SHAPER	0x0100	/* the HTB tree too, not only marks */
 #define CFGDIFF_CREDS		0x0200	/* certificate, key, CA into charon */
+#define CFGDIFF_PAIR		0x0400	/* [pair] priority, timing, key: the
+					 * new cfg->pair to the pair engine */
 
 #define CFGDIFF_TEXT_MAX	256
 #define CFGDIFF_MAX		96

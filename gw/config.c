@@ -66,6 +66,7 @@ enum section_id {
 	SEC_HOOKS,
 	SEC_ETCD,
 	SEC_IPSEC,
+	SEC_PAIR,
 	SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* after a header we could not accept */
@@ -84,6 +85,7 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_HOOKS] = "hooks",
 	[SEC_ETCD] = "etcd",
 	[SEC_IPSEC] = "ipsec",
+	[SEC_PAIR] = "pair",
 };
 
 enum key_id {
@@ -145,6 +147,15 @@ enum key_id {
 	K_ETCD_ENDPOINT,
 	K_ETCD_KEY,
 	K_ETCD_TTL,
+	K_PAIR_PARTNER,
+	K_PAIR_ADDRESS,
+	K_PAIR_PRIORITY,
+	K_PAIR_PORT,
+	K_PAIR_INTERVAL,
+	K_PAIR_DEAD,
+	K_PAIR_GUARD,
+	K_PAIR_KEY,
+	K_PAIR_ETCD_KEY,
 	K_COUNT
 };
 
@@ -297,6 +308,10 @@ static const struct choice dataplane_choices[] = {
 			"500kbit, 1gbit or 4000000 (8kbit to 400gbit)"
 #define EXPECT_SHARE	"a share of [qos] wan_rate such as 20%, or " \
 			EXPECT_RATE
+
+/* dead_ms, guard_ms: a minute is far beyond any failover worth having. */
+#define PAIR_MS_MAX		60000
+#define PAIR_MS_MAX_TEXT	"60000"
 
 #define EXPECT_PREFIX	"a network in CIDR notation such as " \
 			"198.18.1.0/24 or 2001:db8:a::/64"
@@ -489,6 +504,42 @@ static const struct key_def key_defs[K_COUNT] = {
 	[K_ETCD_TTL] = INTEGER(SEC_ETCD, "lease_ttl", feeds.etcd_lease_ttl, 2,
 	    3600, "an integer from 2 to 3600 (seconds the key outlives "
 	    "grgw)"),
+
+	/*
+	 * The gateway pair.  partner and address are required when the
+	 * section is there, and the relations between the keys (and with
+	 * [site], [probe], [etcd] and [auth]) are checked in check_pair().
+	 */
+	[K_PAIR_PARTNER] = SCALAR(SEC_PAIR, "partner", key_address,
+	    pair.partner, 0, "the other gateway's own unicast address (not "
+	    "a floating one), such as 198.18.1.3"),
+	[K_PAIR_ADDRESS] = SCALAR(SEC_PAIR, "address", key_address,
+	    pair.address, 0, "this gateway's own unicast address (not a "
+	    "floating one), such as 198.18.1.2"),
+	[K_PAIR_PRIORITY] = INTEGER(SEC_PAIR, "priority", pair.priority, 1,
+	    255, "an integer from 1 to 255 (when both gateways start, the "
+	    "higher becomes active)"),
+	[K_PAIR_PORT] = INTEGER(SEC_PAIR, "port", pair.port, 1, 65535,
+	    "a UDP port from 1 to 65535, the same on both gateways and not "
+	    "the [probe] port"),
+	[K_PAIR_INTERVAL] = INTEGER(SEC_PAIR, "interval_ms",
+	    pair.interval_ms, 5, 1000, "an integer from 5 to 1000 "
+	    "(milliseconds between heartbeats)"),
+	[K_PAIR_DEAD] = INTEGER(SEC_PAIR, "dead_ms", pair.dead_ms, 1,
+	    PAIR_MS_MAX, "an integer up to " PAIR_MS_MAX_TEXT " and at least "
+	    "3 x interval_ms (milliseconds without a heartbeat before the "
+	    "partner is gone)"),
+	[K_PAIR_GUARD] = INTEGER(SEC_PAIR, "guard_ms", pair.guard_ms, 1,
+	    PAIR_MS_MAX, "an integer up to " PAIR_MS_MAX_TEXT " and at least "
+	    "2 x interval_ms (milliseconds a gateway that won the role waits "
+	    "before it takes the addresses)"),
+	[K_PAIR_KEY] = SCALAR(SEC_PAIR, "key_file", key_path, pair.key_file,
+	    0, "an absolute path to a key file shared by both gateways of "
+	    "the site such as /etc/grgw/pair.key"),
+	[K_PAIR_ETCD_KEY] = SCALAR(SEC_PAIR, "etcd_key", key_etcd_key,
+	    pair.etcd_key, 0, "a key of grgw's own such as /grgw/site-a/pair "
+	    "(printable ASCII without spaces, starting with '/', at most 255 "
+	    "bytes)"),
 };
 
 /* The keys that describe one side, so both sides get the same checks. */
@@ -1754,23 +1805,28 @@ section_line(const struct config_parser *p, enum section_id sec)
 	return p->section_line[sec];
 }
 
+/* "[section] key is missing", at the section's header (or line 0). */
+static void
+key_missing(struct config_parser *p, enum key_id id)
+{
+	const struct key_def	*k = &key_defs[id];
+
+	config_error(p, section_line(p, k->section), "[%s] %s is "
+	    "missing; expected %s \"%s = ...\" line with %s",
+	    section_names[k->section], k->name,
+	    (k->flags & KEY_REPEAT) ? "at least one" :
+	    strchr("aeiou", k->name[0]) != NULL ? "an" : "a",
+	    k->name, k->expect);
+}
+
 static void
 check_required(struct config_parser *p)
 {
-	const struct key_def	*k;
-	int			 i;
+	int	 i;
 
-	for (i = 0; i < K_COUNT; i++) {
-		k = &key_defs[i];
-		if (!(k->flags & KEY_REQUIRED) || p->keys[i].line != 0)
-			continue;
-		config_error(p, section_line(p, k->section), "[%s] %s is "
-		    "missing; expected %s \"%s = ...\" line with %s",
-		    section_names[k->section], k->name,
-		    (k->flags & KEY_REPEAT) ? "at least one" :
-		    strchr("aeiou", k->name[0]) != NULL ? "an" : "a",
-		    k->name, k->expect);
-	}
+	for (i = 0; i < K_COUNT; i++)
+		if ((key_defs[i].flags & KEY_REQUIRED) && p->keys[i].line == 0)
+			key_missing(p, i);
 }
 
 static void
@@ -2201,6 +2257,209 @@ check_feeds(struct config_parser *p)
 		    p->cfg.peer.name);
 }
 
+/* ---- the gateway pair ------------------------------------------------- */
+
+/* "line 12", or "the default" for a key not given, to cite another key. */
+static const char *
+key_where(const struct config_parser *p, enum key_id id, char *buf,
+    size_t size)
+{
+	if (p->keys[id].line == 0)
+		snprintf(buf, size, "the default");
+	else
+		snprintf(buf, size, "line %u", p->keys[id].line);
+	return buf;
+}
+
+/*
+ * Defaults that follow other values, filled whether the section is there
+ * or not: dead_ms from interval_ms, guard_ms from dead_ms, the fence's
+ * key from the site's name.
+ */
+static void
+pair_defaults(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+
+	if (ks[K_PAIR_DEAD].line == 0)
+		c->dead_ms = c->interval_ms * GRGW_PAIR_DEAD_MULT;
+	if (ks[K_PAIR_GUARD].line == 0)
+		c->guard_ms = c->dead_ms;
+	if (ks[K_PAIR_ETCD_KEY].line == 0 && ks[K_SITE_NAME].valid)
+		snprintf(c->etcd_key, sizeof(c->etcd_key), "/grgw/%s/pair",
+		    p->cfg.site.name);
+}
+
+/*
+ * A pair address must be a gateway's own: the floating ones are held by
+ * whichever gateway is active (or by none), so heartbeats sent to one
+ * would not reach the partner they mean to.
+ */
+static void
+check_pair_not_floating(struct config_parser *p, enum key_id id,
+    const struct grgw_addr *a)
+{
+	const struct grgw_side	*site = &p->cfg.site;
+	const struct key_def	*k = &key_defs[id];
+	struct key_state	*ks = p->keys;
+	char			 b[INET6_ADDRSTRLEN];
+	int			 i;
+
+	if (ks[K_SITE_WAN_ADDR].valid && addr_equal(a, &site->wan_address))
+		config_error(p, ks[id].line, "[pair] %s %s is the [site] "
+		    "wan_address too (line %u), which floats to the active "
+		    "gateway; expected %s", k->name, addr_fmt(a, b, sizeof(b)),
+		    ks[K_SITE_WAN_ADDR].line, k->expect);
+	for (i = 0; i < site->n_lan_addresses; i++) {
+		if (!addr_equal(a, &site->lan_addresses[i]))
+			continue;
+		config_error(p, ks[id].line, "[pair] %s %s is a [site] "
+		    "lan_address too (line %u), which floats to the active "
+		    "gateway; expected %s", k->name, addr_fmt(a, b, sizeof(b)),
+		    ks[K_SITE_LAN_ADDR].entry_line[i], k->expect);
+	}
+}
+
+static void
+check_pair_addresses(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	if (ks[K_PAIR_PARTNER].line == 0)
+		key_missing(p, K_PAIR_PARTNER);
+	if (ks[K_PAIR_ADDRESS].line == 0)
+		key_missing(p, K_PAIR_ADDRESS);
+	if (ks[K_PAIR_PARTNER].valid && ks[K_PAIR_ADDRESS].valid) {
+		if (c->partner.family != c->address.family)
+			config_error(p, ks[K_PAIR_PARTNER].line, "[pair] "
+			    "partner %s is %s but [pair] address %s (line %u) "
+			    "is %s; expected both in the same family",
+			    addr_fmt(&c->partner, a, sizeof(a)),
+			    family_name(c->partner.family),
+			    addr_fmt(&c->address, b, sizeof(b)),
+			    ks[K_PAIR_ADDRESS].line,
+			    family_name(c->address.family));
+		else if (addr_equal(&c->partner, &c->address))
+			config_error(p, ks[K_PAIR_PARTNER].line, "[pair] "
+			    "partner %s is the [pair] address too (line %u); "
+			    "expected the other gateway's own address",
+			    addr_fmt(&c->partner, a, sizeof(a)),
+			    ks[K_PAIR_ADDRESS].line);
+	}
+	if (ks[K_PAIR_ADDRESS].valid)
+		check_pair_not_floating(p, K_PAIR_ADDRESS, &c->address);
+	if (ks[K_PAIR_PARTNER].valid)
+		check_pair_not_floating(p, K_PAIR_PARTNER, &c->partner);
+}
+
+/*
+ * dead_ms: a heartbeat or two lost must not make the partner gone.
+ * guard_ms: the old active must have had time to see the claim.
+ */
+static void
+check_pair_timing(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+	char			 w[32];
+
+	/* An interval refused: the user has that to fix first. */
+	if (ks[K_PAIR_INTERVAL].invalid)
+		return;
+	key_where(p, K_PAIR_INTERVAL, w, sizeof(w));
+	if (ks[K_PAIR_DEAD].valid && c->dead_ms < 3 * c->interval_ms)
+		config_error(p, ks[K_PAIR_DEAD].line, "[pair] dead_ms %u is "
+		    "less than 3 x interval_ms %u (%s); expected at least %u, "
+		    "so that a heartbeat or two lost do not make the partner "
+		    "gone", c->dead_ms, c->interval_ms, w,
+		    3 * c->interval_ms);
+	if (ks[K_PAIR_GUARD].valid && c->guard_ms < 2 * c->interval_ms)
+		config_error(p, ks[K_PAIR_GUARD].line, "[pair] guard_ms %u is "
+		    "less than 2 x interval_ms %u (%s); expected at least %u, "
+		    "so that the active gateway sees the claim before the "
+		    "addresses move", c->guard_ms, c->interval_ms, w,
+		    2 * c->interval_ms);
+}
+
+/* Heartbeats and link probes on one port could not be told apart. */
+static void
+check_pair_port(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+	char			 w[32];
+
+	if (ks[K_PAIR_PORT].invalid || ks[K_PROBE_PORT].invalid ||
+	    c->port != p->cfg.probe.port)
+		return;
+	if (ks[K_PAIR_PORT].line != 0)
+		config_error(p, ks[K_PAIR_PORT].line, "[pair] port %u is the "
+		    "[probe] port too (%s); expected a port of its own for the "
+		    "heartbeats", c->port, key_where(p, K_PROBE_PORT, w,
+		    sizeof(w)));
+	else
+		config_error(p, ks[K_PROBE_PORT].line, "[probe] port %u is the "
+		    "[pair] port too (its default); expected another port for "
+		    "the link probes, or [pair] port = another one for the "
+		    "heartbeats", c->port);
+}
+
+/* The fence and the heartbeat key: what the pair needs from elsewhere. */
+static void
+check_pair_needs(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+	unsigned int		 line = section_line(p, SEC_PAIR);
+	char			 q[QUOTE_BUF], w[32];
+
+	/* An endpoint refused was reported already. */
+	if (p->cfg.feeds.etcd_endpoint[0] == '\0' &&
+	    !ks[K_ETCD_ENDPOINT].invalid)
+		config_error(p, line, "[pair] needs [etcd] endpoint: the "
+		    "site's etcd fences the active role; expected endpoint = "
+		    "http://ADDRESS:PORT of the site's etcd in [etcd]");
+	if (p->cfg.auth == GRGW_AUTH_CERT && ks[K_PAIR_KEY].line == 0)
+		config_error(p, line, "[pair] needs key_file with certificate "
+		    "authentication; expected key_file = PATH of a key file "
+		    "shared by both gateways of the site (grgw keygen makes "
+		    "one)");
+	/* The link state published there would overwrite the fence. */
+	if (ks[K_PAIR_ETCD_KEY].invalid || ks[K_ETCD_KEY].invalid ||
+	    strcmp(c->etcd_key, p->cfg.feeds.etcd_key) != 0)
+		return;
+	if (ks[K_PAIR_ETCD_KEY].line != 0)
+		config_error(p, ks[K_PAIR_ETCD_KEY].line, "[pair] etcd_key %s "
+		    "is the [etcd] key too (%s); expected a key of its own for "
+		    "the fence", quote(c->etcd_key, q), key_where(p,
+		    K_ETCD_KEY, w, sizeof(w)));
+	else
+		config_error(p, ks[K_ETCD_KEY].line, "[etcd] key %s is the "
+		    "[pair] etcd_key too (its default); expected another key "
+		    "for the link state, or [pair] etcd_key = another one for "
+		    "the fence", quote(c->etcd_key, q));
+}
+
+/*
+ * [pair]: the gateways' own addresses, heartbeat timing that survives a
+ * lost packet, a port of its own, and the etcd that fences the role.
+ */
+static void
+check_pair(struct config_parser *p)
+{
+	pair_defaults(p);
+	p->cfg.pair.enabled = section_line(p, SEC_PAIR) != 0;
+	if (!p->cfg.pair.enabled)
+		return;
+	check_pair_addresses(p);
+	check_pair_timing(p);
+	check_pair_port(p);
+	check_pair_needs(p);
+}
+
 /* ---- files the config names ------------------------------------------- */
 
 static void
@@ -2238,6 +2497,9 @@ config_parse_files(const struct config_parser *p, struct config_file_ref *out,
 		    CONFIG_FILE_READABLE);
 	if (ks[K_PROBE_KEY].valid)
 		file_ref(&refs[n++], p, K_PROBE_KEY, p->cfg.probe.key_file,
+		    CONFIG_FILE_KEY);
+	if (ks[K_PAIR_KEY].valid)
+		file_ref(&refs[n++], p, K_PAIR_KEY, p->cfg.pair.key_file,
 		    CONFIG_FILE_KEY);
 	/* Given or not: the default is checked too (its line is 0). */
 	if (!ks[K_DAEMON_RUN_DIR].invalid)
@@ -2304,6 +2566,10 @@ config_parse_new(const char *filename)
 	c->cert_warn_days = GRGW_CERT_WARN_DAYS;
 	c->ipsec.ike_rekey_s = GRGW_IKE_REKEY_S;
 	c->ipsec.child_rekey_s = GRGW_CHILD_REKEY_S;
+	/* dead_ms, guard_ms and etcd_key follow these: pair_defaults(). */
+	c->pair.priority = GRGW_PAIR_PRIORITY;
+	c->pair.port = GRGW_PAIR_PORT;
+	c->pair.interval_ms = GRGW_PAIR_INTERVAL_MS;
 	return p;
 }
 
@@ -2367,6 +2633,7 @@ config_parse_finish(struct config_parser *p, struct grgw_config *out)
 	check_qos(p);
 	check_probe(p);
 	check_feeds(p);
+	check_pair(p);
 	check_ipsec(p);
 
 	if (p->n_seen != 0 || p->oom) {

@@ -257,6 +257,37 @@ struct grgw_ipsec_conf {
 	uint32_t	child_life_s;		/* > child_rekey_s */
 };
 
+/*
+ * The gateway pair ([pair]; the engine is in pair_role.c, see pair.h):
+ * two gateways per site, one active.  The [site] wan_address and
+ * lan_address float: only the active gateway holds them.  Each gateway
+ * also has a fixed address of its own, from which it sends heartbeats to
+ * its partner; the site's etcd ([etcd] endpoint, key etcd_key) fences
+ * the active role.  Without the section, enabled is 0, the other fields
+ * hold their defaults, and the gateway is alone, as before.
+ */
+#define GRGW_PAIR_PORT		4212	/* UDP port of the heartbeats */
+#define GRGW_PAIR_INTERVAL_MS	20	/* 5 x 20 ms: a partner is gone */
+#define GRGW_PAIR_DEAD_MULT	5	/* within 100 ms (dead_ms) */
+#define GRGW_PAIR_PRIORITY	100
+
+struct grgw_pair_conf {
+	int		enabled;		/* a [pair] section was given */
+	struct grgw_addr partner;		/* the other gateway's own */
+	struct grgw_addr address;		/* this gateway's own (fixed) */
+	uint32_t	priority;		/* 1..255; higher: active */
+	uint32_t	port;			/* UDP, 1..65535, both ends */
+	uint32_t	interval_ms;		/* heartbeats, 5..1000 */
+	uint32_t	dead_ms;		/* silent partner: gone; >= 3 x
+						 * interval_ms */
+	uint32_t	guard_ms;		/* won the role: wait before
+						 * taking the addresses; >= 2 x
+						 * interval_ms */
+	char		key_file[PATH_MAX];	/* "": derive from the PSK */
+	char		etcd_key[GRGW_ETCD_KEY_MAX + 1]; /* the fence; filled
+						 * by default */
+};
+
 struct grgw_config {
 	char		path[PATH_MAX];		/* file it was read from */
 	struct grgw_side site;			/* this site */
@@ -281,6 +312,7 @@ struct grgw_config {
 	struct grgw_qos	qos;
 	struct grgw_probe_conf probe;
 	struct grgw_feeds_conf feeds;
+	struct grgw_pair_conf pair;
 
 	char		run_dir[PATH_MAX];	/* base; site dir is below */
 	char		charon_path[PATH_MAX];
@@ -322,7 +354,7 @@ enum config_file_kind {
 	CONFIG_FILE_RUNDIR		/* run_dir: its parent exists, and
 					 * nobody but root can change it */
 };
-#define CONFIG_FILE_REFS_MAX	7
+#define CONFIG_FILE_REFS_MAX	8
 
 struct config_file_ref {
 	const char	*key;		/* "psk_file" */

@@ -50,6 +50,35 @@ check_side(const struct grgw_side *s)
 				abort();
 }
 
+/* [pair]: own addresses, not floating ones; timing; a fence. */
+static void
+check_pair(const struct grgw_config *cfg)
+{
+	const struct grgw_pair_conf	*c = &cfg->pair;
+	int				 i;
+
+	if (c->dead_ms < 3 * c->interval_ms ||
+	    c->guard_ms < 2 * c->interval_ms || c->etcd_key[0] != '/')
+		abort();
+	if (!c->enabled)
+		return;
+	if (c->partner.family != c->address.family ||
+	    addr_equal(&c->partner, &c->address) ||
+	    addr_equal(&c->partner, &cfg->site.wan_address) ||
+	    addr_equal(&c->address, &cfg->site.wan_address) ||
+	    c->port == cfg->probe.port || c->port < 1 || c->port > 65535 ||
+	    c->priority < 1 || c->priority > 255 ||
+	    c->interval_ms < 5 || c->interval_ms > 1000 ||
+	    cfg->feeds.etcd_endpoint[0] == '\0' ||
+	    strcmp(c->etcd_key, cfg->feeds.etcd_key) == 0 ||
+	    (cfg->auth == GRGW_AUTH_CERT && c->key_file[0] == '\0'))
+		abort();
+	for (i = 0; i < cfg->site.n_lan_addresses; i++)
+		if (addr_equal(&c->partner, &cfg->site.lan_addresses[i]) ||
+		    addr_equal(&c->address, &cfg->site.lan_addresses[i]))
+			abort();
+}
+
 static void
 check_accepted(const struct grgw_config *cfg)
 {
@@ -80,6 +109,7 @@ check_accepted(const struct grgw_config *cfg)
 	if (cfg->mtu < 1280 || cfg->mtu > 9000 || cfg->if_id == 0 ||
 	    cfg->table < 256)
 		abort();
+	check_pair(cfg);
 }
 
 static void

@@ -306,6 +306,165 @@ test_mixed(void **state)
 	assert_int_equal(d.apply, CFGDIFF_QOS);
 }
 
+/* ---- [pair] --------------------------------------------------------------- */
+
+#define ETCD	"[etcd]\nendpoint = http://198.18.1.5:4000\n"
+#define PAIR	ETCD "[pair]\npartner = 198.18.1.3\naddress = 198.18.1.2\n"
+
+/* BASE with extra_a against BASE with extra_b. */
+static void
+diff_extra(const char *extra_a, const char *extra_b, struct cfgdiff *d)
+{
+	static struct grgw_config a, b;
+
+	load(NULL, NULL, extra_a, &a);
+	load(NULL, NULL, extra_b, &b);
+	cfgdiff_compute(&a, &b, d);
+}
+
+/* The change whose text holds text, of class cls. */
+static void
+expect_has(const struct cfgdiff *d, enum cfgdiff_class cls, const char *text)
+{
+	int i;
+
+	for (i = 0; i < d->n; i++)
+		if (d->ch[i].cls == cls && strstr(d->ch[i].text, text) != NULL)
+			return;
+	fprintf(stderr, "no %s change \"%s\"; have:\n",
+	    cfgdiff_class_name(cls), text);
+	print(d);
+	fail();
+}
+
+static void
+test_pair_section(void **state)
+{
+	struct cfgdiff d;
+
+	diff_extra(PAIR, PAIR "# the same\n", &d);
+	assert_int_equal(d.n, 0);
+
+	diff_extra(ETCD, PAIR, &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] section added: the site's "
+	    "addresses become floating ones, held by the active gateway only; "
+	    "apply it with `grgw down` then `grgw up`");
+	assert_int_equal(d.apply, 0);
+
+	diff_extra(PAIR, ETCD, &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] section removed: this gateway "
+	    "would hold the site's addresses alone; run `grgw down` on its "
+	    "partner first");
+
+	/* Without a pair, its defaults that follow the name change nothing. */
+	diff("name = site-a\n", "name = site-c\n", NULL, &d);
+	assert_int_equal(d.n_refused, 2);
+	assert_null(strstr(d.ch[0].text, "[pair]"));
+	assert_null(strstr(d.ch[1].text, "[pair]"));
+}
+
+static void
+test_pair_refused(void **state)
+{
+	struct cfgdiff d;
+
+	diff_extra(PAIR, ETCD "[pair]\npartner = 198.18.1.4\n"
+	    "address = 198.18.1.2\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] partner changed (198.18.1.3 "
+	    "-> 198.18.1.4): restart the gateway with `grgw down` and "
+	    "`grgw up` on the standby first");
+	assert_int_equal(d.n_refused, 1);
+	assert_int_equal(d.apply, 0);
+
+	diff_extra(PAIR, ETCD "[pair]\npartner = 198.18.1.3\n"
+	    "address = 198.18.1.5\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] address changed (198.18.1.2 "
+	    "-> 198.18.1.5): restart the gateway");
+
+	diff_extra(PAIR, PAIR "port = 4300\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] port changed (4212 -> 4300): "
+	    "restart the gateway");
+
+	diff_extra(PAIR, PAIR "etcd_key = /grgw/a/fence\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] etcd_key changed "
+	    "(/grgw/site-a/pair -> /grgw/a/fence): restart the gateway");
+
+	/* The fence's etcd, too; without a pair it is a live change. */
+	diff_extra(PAIR, "[etcd]\nendpoint = http://198.18.1.6:4000\n"
+	    "[pair]\npartner = 198.18.1.3\naddress = 198.18.1.2\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[etcd] endpoint changed "
+	    "(http://198.18.1.5:4000 -> http://198.18.1.6:4000): it holds "
+	    "the [pair] fence: restart the gateway");
+	diff_extra(ETCD, "[etcd]\nendpoint = http://198.18.1.6:4000\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[etcd] endpoint");
+	assert_int_equal(d.apply, CFGDIFF_NETPROC);
+
+	/* Refused and live changes together: each listed. */
+	diff_extra(PAIR, ETCD "[pair]\npartner = 198.18.1.4\n"
+	    "address = 198.18.1.2\npriority = 7\n", &d);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.n_refused, 1);
+	expect_has(&d, CFGDIFF_REFUSED, "[pair] partner changed");
+	expect_has(&d, CFGDIFF_LIVE, "[pair] priority 100 -> 7");
+}
+
+static void
+test_pair_live(void **state)
+{
+	struct cfgdiff d;
+
+	diff_extra(PAIR, PAIR "priority = 200\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[pair] priority 100 -> 200");
+	assert_int_equal(d.ch[0].apply, CFGDIFF_PAIR);
+	assert_int_equal(d.apply, CFGDIFF_PAIR);
+
+	diff_extra(PAIR, PAIR "dead_ms = 200\n", &d);
+	/* guard_ms follows dead_ms by default. */
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.n_refused, 0);
+	expect_has(&d, CFGDIFF_LIVE, "[pair] dead_ms 100 -> 200");
+	expect_has(&d, CFGDIFF_LIVE, "[pair] guard_ms 100 -> 200");
+	assert_int_equal(d.apply, CFGDIFF_PAIR);
+
+	diff_extra(PAIR, PAIR "interval_ms = 30\n", &d);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.n_refused, 0);
+	expect_has(&d, CFGDIFF_LIVE, "[pair] interval_ms 20 -> 30");
+	expect_has(&d, CFGDIFF_LIVE, "[pair] dead_ms 100 -> 150");
+	assert_int_equal(d.apply, CFGDIFF_PAIR);
+
+	diff_extra(PAIR, PAIR "guard_ms = 60\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[pair] guard_ms 100 -> 60");
+
+	diff_extra(PAIR, PAIR "key_file = /etc/grgw/pair.key\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[pair] key_file (off) -> "
+	    "/etc/grgw/pair.key");
+	assert_int_equal(d.apply, CFGDIFF_PAIR);
+}
+
+/* The heartbeat key derived from the pre-shared keys follows them. */
+static void
+test_pair_psk(void **state)
+{
+	static struct grgw_config a, b;
+	struct cfgdiff d;
+
+	load(NULL, NULL, PAIR, &a);
+	load("psk_file = /etc/grgw/psk\n", "psk_file = /etc/grgw/psk\n"
+	    "psk_next_file = /etc/grgw/psk.next\n", PAIR, &b);
+	cfgdiff_compute(&a, &b, &d);
+	expect_one(&d, CFGDIFF_LIVE, "[auth] psk_next_file");
+	assert_int_equal(d.apply, CFGDIFF_PSK | CFGDIFF_PAIR);
+
+	/* A key file of its own: the pre-shared keys are not its business. */
+	load(NULL, NULL, PAIR "key_file = /etc/grgw/pair.key\n", &a);
+	load("psk_file = /etc/grgw/psk\n", "psk_file = /etc/grgw/psk.next\n",
+	    PAIR "key_file = /etc/grgw/pair.key\n", &b);
+	cfgdiff_compute(&a, &b, &d);
+	expect_one(&d, CFGDIFF_LIVE, "[auth] psk_file");
+	assert_int_equal(d.apply, CFGDIFF_PSK);
+}
+
 static void
 test_full_list(void **state)
 {
@@ -341,6 +500,10 @@ main(void)
 		cmocka_unit_test(test_refused_interfaces),
 		cmocka_unit_test(test_refused_table_user),
 		cmocka_unit_test(test_mixed),
+		cmocka_unit_test(test_pair_section),
+		cmocka_unit_test(test_pair_refused),
+		cmocka_unit_test(test_pair_live),
+		cmocka_unit_test(test_pair_psk),
 		cmocka_unit_test(test_full_list),
 	};
 

@@ -1730,6 +1730,341 @@ test_psk_load(void **state)
 	}
 }
 
+/* ---- [pair] ----------------------------------------------------------- */
+
+/*
+ * Replaces line 26 of BASE: [etcd] on 27, endpoint 28, [pair] 29, then
+ * partner 30 and address 31, and whatever a test adds from 32 on.
+ */
+#define PAIR_HEAD	"log_level = info\n[etcd]\n" \
+			"endpoint = http://198.18.1.5:4000\n[pair]\n"
+#define PAIR_ADDRS	"partner = 198.18.1.3\naddress = 198.18.1.2"
+#define PAIR		PAIR_HEAD PAIR_ADDRS
+
+/* BASE with line 26 replaced by repl; it must be accepted. */
+static void
+parse_good(const char *repl, struct grgw_config *cfg)
+{
+	struct config_parser	*p;
+	char			*text = base_with(26, repl);
+	int			 rc;
+
+	p = parse(text, cfg, &rc);
+	free(text);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	config_parse_free(p);
+}
+
+static void
+test_pair_valid(void **state)
+{
+	struct grgw_config	 cfg;
+	char			 buf[INET6_ADDRSTRLEN];
+
+	/* No section: a gateway alone, the defaults filled all the same. */
+	parse_good("log_level = info", &cfg);
+	assert_int_equal(cfg.pair.enabled, 0);
+	assert_int_equal(cfg.pair.priority, GRGW_PAIR_PRIORITY);
+	assert_int_equal(cfg.pair.port, GRGW_PAIR_PORT);
+	assert_int_equal(cfg.pair.interval_ms, GRGW_PAIR_INTERVAL_MS);
+	assert_int_equal(cfg.pair.dead_ms, 100);
+	assert_int_equal(cfg.pair.guard_ms, 100);
+	assert_string_equal(cfg.pair.key_file, "");
+	assert_string_equal(cfg.pair.etcd_key, "/grgw/site-a/pair");
+
+	/* The two addresses alone: the defaults. */
+	parse_good(PAIR, &cfg);
+	assert_int_equal(cfg.pair.enabled, 1);
+	assert_string_equal(addr_fmt(&cfg.pair.partner, buf, sizeof(buf)),
+	    "198.18.1.3");
+	assert_string_equal(addr_fmt(&cfg.pair.address, buf, sizeof(buf)),
+	    "198.18.1.2");
+	assert_int_equal(cfg.pair.priority, 100);
+	assert_int_equal(cfg.pair.port, 4212);
+	assert_int_equal(cfg.pair.interval_ms, 20);
+	assert_int_equal(cfg.pair.dead_ms, 100);
+	assert_int_equal(cfg.pair.guard_ms, 100);
+	assert_string_equal(cfg.pair.key_file, "");
+	assert_string_equal(cfg.pair.etcd_key, "/grgw/site-a/pair");
+
+	/* Every key, IPv6, at the bounds. */
+	parse_good(PAIR_HEAD "partner = 2001:db8:a::3\n"
+	    "address = 2001:db8:a::2\npriority = 255\nport = 65535\n"
+	    "interval_ms = 5\ndead_ms = 15\nguard_ms = 10\n"
+	    "key_file = /etc/grgw/pair.key\netcd_key = /grgw/a/fence", &cfg);
+	assert_int_equal(cfg.pair.enabled, 1);
+	assert_int_equal(cfg.pair.partner.family, AF_INET6);
+	assert_string_equal(addr_fmt(&cfg.pair.partner, buf, sizeof(buf)),
+	    "2001:db8:a::3");
+	assert_string_equal(addr_fmt(&cfg.pair.address, buf, sizeof(buf)),
+	    "2001:db8:a::2");
+	assert_int_equal(cfg.pair.priority, 255);
+	assert_int_equal(cfg.pair.port, 65535);
+	assert_int_equal(cfg.pair.interval_ms, 5);
+	assert_int_equal(cfg.pair.dead_ms, 15);
+	assert_int_equal(cfg.pair.guard_ms, 10);
+	assert_string_equal(cfg.pair.key_file, "/etc/grgw/pair.key");
+	assert_string_equal(cfg.pair.etcd_key, "/grgw/a/fence");
+
+	/* dead_ms follows interval_ms, guard_ms follows dead_ms. */
+	parse_good(PAIR "\ninterval_ms = 1000\npriority = 1\nport = 1", &cfg);
+	assert_int_equal(cfg.pair.interval_ms, 1000);
+	assert_int_equal(cfg.pair.dead_ms, 5000);
+	assert_int_equal(cfg.pair.guard_ms, 5000);
+	assert_int_equal(cfg.pair.priority, 1);
+	assert_int_equal(cfg.pair.port, 1);
+	parse_good(PAIR "\ndead_ms = 60000", &cfg);
+	assert_int_equal(cfg.pair.dead_ms, 60000);
+	assert_int_equal(cfg.pair.guard_ms, 60000);
+	parse_good(PAIR "\ninterval_ms = 30\nguard_ms = 60", &cfg);
+	assert_int_equal(cfg.pair.dead_ms, 150);
+	assert_int_equal(cfg.pair.guard_ms, 60);
+
+	/* The other site's addresses are not floating ones of this site. */
+	parse_good(PAIR_HEAD "partner = 198.51.100.10\naddress = 198.18.2.1",
+	    &cfg);
+	/* Another port for the probes frees 4211 for the heartbeats. */
+	parse_good("log_level = info\n[probe]\nport = 4000\n[etcd]\n"
+	    "endpoint = http://198.18.1.5:4000\n[pair]\n" PAIR_ADDRS
+	    "\nport = 4211", &cfg);
+	assert_int_equal(cfg.pair.port, 4211);
+	assert_int_equal(cfg.probe.port, 4000);
+}
+
+static void
+test_pair_addresses(void **state)
+{
+	struct config_parser	*p;
+
+	check_one(26, PAIR_HEAD "address = 198.18.1.2", FN ":29: [pair] "
+	    "partner is missing; expected a \"partner = ...\" line with the "
+	    "other gateway's own unicast address (not a floating one)", NULL,
+	    NULL);
+	check_one(26, PAIR_HEAD "partner = 198.18.1.3", FN ":29: [pair] "
+	    "address is missing; expected an \"address = ...\" line with "
+	    "this gateway's own unicast address", NULL, NULL);
+	p = parse_bad(26, PAIR_HEAD "priority = 200");
+	expect_error(p, FN ":29: [pair] partner is missing", NULL, NULL);
+	expect_error(p, FN ":29: [pair] address is missing", NULL, NULL);
+	expect_count(p, 2);
+	config_parse_free(p);
+
+	check_one(26, PAIR_HEAD "partner = 198.18.1.2\naddress = 198.18.1.2",
+	    FN ":30: [pair] partner 198.18.1.2 is the [pair] address too "
+	    "(line 31); expected the other gateway's own address", NULL,
+	    NULL);
+	check_one(26, PAIR_HEAD "partner = 2001:db8:a::3\n"
+	    "address = 198.18.1.2", FN ":30: [pair] partner 2001:db8:a::3 is "
+	    "IPv6 but [pair] address 198.18.1.2 (line 31) is IPv4; expected "
+	    "both in the same family", NULL, NULL);
+
+	/* The floating addresses: [site] wan_address and lan_address. */
+	check_one(26, PAIR_HEAD "partner = 198.18.1.3\naddress = 198.18.1.1",
+	    FN ":31: [pair] address 198.18.1.1 is a [site] lan_address too "
+	    "(line 6), which floats to the active gateway; expected this "
+	    "gateway's own", NULL, NULL);
+	check_one(26, PAIR_HEAD "partner = 2001:db8:a::1\n"
+	    "address = 2001:db8:a::2", FN ":30: [pair] partner 2001:db8:a::1 "
+	    "is a [site] lan_address too (line 7), which floats to the "
+	    "active gateway; expected the other gateway's own", NULL, NULL);
+	check_one(26, PAIR_HEAD "partner = 198.18.1.3\naddress = 192.0.2.10",
+	    FN ":31: [pair] address 192.0.2.10 is the [site] wan_address too "
+	    "(line 4), which floats to the active gateway", NULL, NULL);
+	check_one(26, PAIR_HEAD "partner = 192.0.2.10\naddress = 198.18.1.2",
+	    FN ":30: [pair] partner 192.0.2.10 is the [site] wan_address too "
+	    "(line 4)", NULL, NULL);
+	/* Both at once: each named. */
+	p = parse_bad(26, PAIR_HEAD "partner = 192.0.2.10\n"
+	    "address = 198.18.1.1");
+	expect_error(p, FN ":30: [pair] partner 192.0.2.10", "wan_address",
+	    NULL);
+	expect_error(p, FN ":31: [pair] address 198.18.1.1", "lan_address",
+	    NULL);
+	expect_count(p, 2);
+	config_parse_free(p);
+
+	check_one(26, PAIR_HEAD "partner = 224.0.0.1\naddress = 198.18.1.2",
+	    FN ":30: partner \"224.0.0.1\" is a multicast address; expected "
+	    "the other gateway's own unicast address", NULL, NULL);
+	check_one(26, PAIR_HEAD "partner = gw-a2\naddress = 198.18.1.2",
+	    FN ":30: partner \"gw-a2\" is not an IP address", NULL, NULL);
+	check_one(26, PAIR_HEAD "partner = 198.18.1.3\naddress =",
+	    FN ":31: address has no value", NULL, NULL);
+}
+
+static void
+test_pair_values(void **state)
+{
+	check_one(26, PAIR "\npriority = 0", FN ":32: priority \"0\" is out "
+	    "of range; expected an integer from 1 to 255", NULL, NULL);
+	check_one(26, PAIR "\npriority = 256", FN ":32: priority \"256\" is "
+	    "out of range", NULL, NULL);
+	check_one(26, PAIR "\nport = 0", FN ":32: port \"0\" is out of range; "
+	    "expected a UDP port from 1 to 65535", NULL, NULL);
+	check_one(26, PAIR "\nport = 65536", FN ":32: port \"65536\" is out "
+	    "of range", NULL, NULL);
+	check_one(26, PAIR "\ninterval_ms = 4", FN ":32: interval_ms \"4\" is "
+	    "out of range; expected an integer from 5 to 1000", NULL, NULL);
+	check_one(26, PAIR "\ninterval_ms = 1001", FN ":32: interval_ms "
+	    "\"1001\" is out of range", NULL, NULL);
+	check_one(26, PAIR "\ndead_ms = 60001", FN ":32: dead_ms \"60001\" is "
+	    "out of range; expected an integer up to 60000", NULL, NULL);
+	check_one(26, PAIR "\nguard_ms = 0", FN ":32: guard_ms \"0\" is out "
+	    "of range", NULL, NULL);
+	check_one(26, PAIR "\nkey_file = pair.key", FN ":32: key_file "
+	    "\"pair.key\" is not an absolute path; expected an absolute path "
+	    "to a key file", NULL, NULL);
+	check_one(26, PAIR "\netcd_key = grgw/site-a/pair", FN ":32: "
+	    "etcd_key \"grgw/site-a/pair\" does not start with '/'", NULL,
+	    NULL);
+	check_one(26, PAIR "\netcd_key = /clearwater/site-a/configuration/x",
+	    FN ":32: etcd_key \"/clearwater/site-a/configuration/x\" is among "
+	    "Clearwater's shared configuration keys", NULL, NULL);
+	check_one(26, PAIR "\netcd_key = /grgw/site a", FN ":32: etcd_key "
+	    "\"/grgw/site a\" contains a space", NULL, NULL);
+	check_one(26, PAIR "\npeer = 198.18.1.3", FN ":32: unknown key "
+	    "\"peer\" in [pair]; expected one of: partner, address, priority, "
+	    "port, interval_ms, dead_ms, guard_ms, key_file, etcd_key", NULL,
+	    NULL);
+	check_one(26, PAIR "\npriority = 1\npriority = 2", FN ":33: duplicate "
+	    "key priority in [pair] (first set on line 32)", NULL, NULL);
+	check_one(26, "log_level = info\npartner = 198.18.1.3", FN ":27: "
+	    "unknown key \"partner\" in [daemon] (it belongs in [pair])",
+	    NULL, NULL);
+}
+
+static void
+test_pair_timing(void **state)
+{
+	struct grgw_config	 cfg;
+
+	check_one(26, PAIR "\ndead_ms = 59", FN ":32: [pair] dead_ms 59 is "
+	    "less than 3 x interval_ms 20 (the default); expected at least "
+	    "60", NULL, NULL);
+	check_one(26, PAIR "\ninterval_ms = 30\ndead_ms = 89", FN ":33: "
+	    "[pair] dead_ms 89 is less than 3 x interval_ms 30 (line 32); "
+	    "expected at least 90", NULL, NULL);
+	check_one(26, PAIR "\nguard_ms = 39", FN ":32: [pair] guard_ms 39 is "
+	    "less than 2 x interval_ms 20 (the default); expected at least "
+	    "40", NULL, NULL);
+	check_one(26, PAIR "\ninterval_ms = 100\nguard_ms = 199", FN ":33: "
+	    "[pair] guard_ms 199 is less than 2 x interval_ms 100 (line 32); "
+	    "expected at least 200", NULL, NULL);
+	/* An interval refused is all there is to say. */
+	check_one(26, PAIR "\ninterval_ms = 2000\ndead_ms = 15", FN ":32: "
+	    "interval_ms \"2000\" is out of range", NULL, NULL);
+	/* The bounds themselves are fine. */
+	parse_good(PAIR "\ndead_ms = 60\nguard_ms = 40", &cfg);
+	assert_int_equal(cfg.pair.dead_ms, 60);
+	assert_int_equal(cfg.pair.guard_ms, 40);
+}
+
+static void
+test_pair_needs(void **state)
+{
+	static const char certs[] = "certificate = /etc/grgw/a.crt\n"
+	    "private_key = /etc/grgw/a.key\nca = /etc/grgw/ca.crt\n[probe]\n"
+	    "key_file = /etc/grgw/probe.key";
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*base, *text;
+	int			 rc;
+
+	/* Ports: the heartbeats' own, not the probes'. */
+	check_one(26, PAIR "\nport = 4211", FN ":32: [pair] port 4211 is the "
+	    "[probe] port too (the default); expected a port of its own for "
+	    "the heartbeats", NULL, NULL);
+	check_one(26, "log_level = info\n[probe]\nport = 4300\n[etcd]\n"
+	    "endpoint = http://198.18.1.5:4000\n[pair]\n" PAIR_ADDRS
+	    "\nport = 4300", FN ":34: [pair] port 4300 is the [probe] port "
+	    "too (line 28)", NULL, NULL);
+	check_one(26, "log_level = info\n[probe]\nport = 4212\n[etcd]\n"
+	    "endpoint = http://198.18.1.5:4000\n[pair]\n" PAIR_ADDRS,
+	    FN ":28: [probe] port 4212 is the [pair] port too (its default); "
+	    "expected another port for the link probes", NULL, NULL);
+
+	/* The fence: etcd. */
+	check_one(26, "log_level = info\n[pair]\n" PAIR_ADDRS, FN ":27: [pair] "
+	    "needs [etcd] endpoint: the site's etcd fences the active role; "
+	    "expected endpoint = http://ADDRESS:PORT", NULL, NULL);
+	check_one(26, "log_level = info\n[etcd]\nendpoint = off\n[pair]\n"
+	    PAIR_ADDRS, FN ":29: [pair] needs [etcd] endpoint", NULL, NULL);
+	/* An endpoint refused is reported once, as itself. */
+	check_one(26, "log_level = info\n[etcd]\nendpoint = etcd:4000\n"
+	    "[pair]\n" PAIR_ADDRS, FN ":28: endpoint \"etcd:4000\"", NULL,
+	    NULL);
+	check_one(26, PAIR "\netcd_key = /clearwater/site-a/gr-gateway/site-b",
+	    FN ":32: [pair] etcd_key \"/clearwater/site-a/gr-gateway/site-b\" "
+	    "is the [etcd] key too (the default); expected a key of its own",
+	    NULL, NULL);
+	check_one(26, "log_level = info\n[etcd]\n"
+	    "endpoint = http://198.18.1.5:4000\nkey = /grgw/site-a/pair\n"
+	    "[pair]\n" PAIR_ADDRS, FN ":29: [etcd] key \"/grgw/site-a/pair\" "
+	    "is the [pair] etcd_key too (its default)", NULL, NULL);
+
+	/* Certificates: no pre-shared key to derive the heartbeat key from. */
+	base = base_with(20, certs);
+	assert_true(asprintf(&text, "%s[etcd]\nendpoint = http://198.18.1.5:"
+	    "4000\n[pair]\n" PAIR_ADDRS "\n", base) != -1);
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, -1);
+	expect_error(p, FN ":33: [pair] needs key_file with certificate "
+	    "authentication; expected key_file = PATH", NULL, NULL);
+	expect_count(p, 1);
+	config_parse_free(p);
+	assert_true(asprintf(&text, "%s[etcd]\nendpoint = http://198.18.1.5:"
+	    "4000\n[pair]\n" PAIR_ADDRS "\nkey_file = /etc/grgw/pair.key\n",
+	    base) != -1);
+	p = parse(text, &cfg, &rc);
+	free(text);
+	if (rc != 0)
+		dump_errors(p);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg.auth, GRGW_AUTH_CERT);
+	assert_string_equal(cfg.pair.key_file, "/etc/grgw/pair.key");
+	config_parse_free(p);
+	free(base);
+
+	/* The section once. */
+	p = parse_bad(26, PAIR "\n[pair]\npriority = 1");
+	expect_error(p, FN ":32: section [pair] appears again (first on line "
+	    "29)", NULL, NULL);
+	config_parse_free(p);
+}
+
+/* Every file key at once: the list holds CONFIG_FILE_REFS_MAX. */
+static void
+test_pair_files(void **state)
+{
+	struct config_file_ref	 refs[CONFIG_FILE_REFS_MAX + 1];
+	struct grgw_config	 cfg;
+	struct config_parser	*p;
+	char			*text;
+	size_t			 n;
+	int			 rc;
+
+	text = base_with(20, "psk_file = /etc/grgw/psk\n"
+	    "psk_next_file = /etc/grgw/psk.next\n"
+	    "certificate = /etc/grgw/a.crt\nprivate_key = /etc/grgw/a.key\n"
+	    "ca = /etc/grgw/ca.crt\n[probe]\nkey_file = /etc/grgw/probe.key\n"
+	    "[etcd]\nendpoint = http://198.18.1.5:4000\n[pair]\n" PAIR_ADDRS
+	    "\nkey_file = /etc/grgw/pair.key");
+	p = parse(text, &cfg, &rc);
+	free(text);
+	assert_int_equal(rc, -1);	/* psk_file and certificates */
+	n = config_parse_files(p, refs, nitems(refs));
+	assert_int_equal(n, CONFIG_FILE_REFS_MAX);
+	assert_string_equal(refs[6].key, "key_file");
+	assert_string_equal(refs[6].path, "/etc/grgw/pair.key");
+	assert_int_equal(refs[6].line, 32);
+	assert_int_equal(refs[6].kind, CONFIG_FILE_KEY);
+	assert_string_equal(refs[7].key, "run_dir");
+	config_parse_free(p);
+}
+
 /* ---- config_load ------------------------------------------------------ */
 
 /* BASE pointing at a PSK file in tmpdir, as a file in tmpdir. */
@@ -1953,6 +2288,45 @@ test_load_cert_files(void **state)
 	free(pkey);
 }
 
+/* [pair] key_file is checked like the other key files. */
+static void
+test_load_pair_key(void **state)
+{
+	struct grgw_config	 cfg;
+	char			 errs[GRGW_CONFIG_ERR_MAX];
+	char			*psk, *pkey, *extra, *conf, *want;
+
+	psk = write_file("psk", KEY32, strlen(KEY32), 0600);
+	pkey = tmp_path("pair.key");
+	unlink(pkey);
+	/* Lines 21 to 26: [etcd], endpoint, [pair], partner, address, key. */
+	assert_true(asprintf(&extra, "\n[etcd]\nendpoint = http://198.18.1.5:"
+	    "4000\n[pair]\n" PAIR_ADDRS "\nkey_file = %s", pkey) != -1);
+	conf = write_config("pair.conf", "psk", extra);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
+	assert_true(asprintf(&want, ":26: key_file %s does not exist; "
+	    "expected a key file (grgw keygen > %s", pkey, pkey) != -1);
+	if (strstr(errs, want) == NULL)
+		fprintf(stderr, "%s", errs);
+	assert_non_null(strstr(errs, want));
+	free(want);
+	free(pkey);
+
+	pkey = write_file("pair.key", KEY32, strlen(KEY32), 0644);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), -1);
+	assert_non_null(strstr(errs, ":26: key_file "));
+	assert_non_null(strstr(errs, "readable by group or others"));
+	assert_null(strstr(errs, "AAEC"));
+	assert_int_equal(chmod(pkey, 0600), 0);
+	assert_int_equal(config_load(conf, &cfg, errs, sizeof(errs)), 0);
+	assert_int_equal(cfg.pair.enabled, 1);
+	assert_string_equal(cfg.pair.key_file, pkey);
+	free(conf);
+	free(extra);
+	free(pkey);
+	free(psk);
+}
+
 static void
 test_load_file_errors(void **state)
 {
@@ -2050,6 +2424,12 @@ main(void)
 		cmocka_unit_test(test_daemon_values),
 		cmocka_unit_test(test_ipsec_lifetimes),
 		cmocka_unit_test(test_feed_values),
+		cmocka_unit_test(test_pair_valid),
+		cmocka_unit_test(test_pair_addresses),
+		cmocka_unit_test(test_pair_values),
+		cmocka_unit_test(test_pair_timing),
+		cmocka_unit_test(test_pair_needs),
+		cmocka_unit_test(test_pair_files),
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_message_quoting),
@@ -2065,6 +2445,7 @@ main(void)
 		cmocka_unit_test(test_load_cert_files),
 		cmocka_unit_test(test_load_run_dir),
 		cmocka_unit_test(test_load_run_dir_writable),
+		cmocka_unit_test(test_load_pair_key),
 		cmocka_unit_test(test_load_file_errors),
 	};
 
