@@ -201,6 +201,22 @@ rd_addr(struct rd *r, struct grgw_addr *a)
 	memcpy(a->addr, p, sizeof(a->addr));
 }
 
+/* An address that may be unset (family 0, every byte zero). */
+static void
+rd_addr_opt(struct rd *r, struct grgw_addr *a)
+{
+	static const uint8_t	 zero[sizeof(a->addr)];
+
+	if (r->bad || r->len - r->off < 1 + sizeof(a->addr))
+		r->bad = 1;
+	else if (r->p[r->off] != 0)
+		rd_addr(r, a);
+	else if (memcmp(r->p + r->off + 1, zero, sizeof(zero)) != 0)
+		r->bad = 1;
+	else
+		r->off += 1 + sizeof(a->addr);
+}
+
 /* The reader saw exactly the body, and nothing was wrong. */
 static int
 rd_done(const struct rd *r)
@@ -213,8 +229,8 @@ rd_done(const struct rd *r)
 static int
 type_known(uint8_t t)
 {
-	return (t >= PMSG_CONF && t <= PMSG_DOC) ||
-	    (t >= PMSG_READY && t <= PMSG_ETCD);
+	return (t >= PMSG_CONF && t <= PMSG_PAIR_CMD) ||
+	    (t >= PMSG_READY && t <= PMSG_ROLE);
 }
 
 int
@@ -307,6 +323,15 @@ pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf, size_t size)
 	wr_u32(&w, cfg->feeds.etcd_lease_ttl);
 	wr_u8(&w, (uint8_t)cfg->log_level);
 	wr_u8(&w, (uint8_t)cfg->probe.method);
+	wr_u8(&w, cfg->pair.enabled != 0);
+	wr_addr(&w, &cfg->pair.partner);
+	wr_addr(&w, &cfg->pair.address);
+	wr_u32(&w, cfg->pair.priority);
+	wr_u32(&w, cfg->pair.port);
+	wr_u32(&w, cfg->pair.interval_ms);
+	wr_u32(&w, cfg->pair.dead_ms);
+	wr_u32(&w, cfg->pair.guard_ms);
+	wr_str(&w, cfg->pair.etcd_key);
 	if (w.overflow) {
 		errno = EMSGSIZE;
 		return -1;
@@ -342,6 +367,26 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	out->log_level = (enum log_level)level;
 	method = rd_u8(&r);
 	out->probe.method = (enum grgw_probes)method;
+	out->pair.enabled = rd_flag(&r);
+	rd_addr_opt(&r, &out->pair.partner);
+	rd_addr_opt(&r, &out->pair.address);
+	out->pair.priority = rd_u32(&r);
+	out->pair.port = rd_u32(&r);
+	out->pair.interval_ms = rd_u32(&r);
+	out->pair.dead_ms = rd_u32(&r);
+	out->pair.guard_ms = rd_u32(&r);
+	rd_str(&r, out->pair.etcd_key, sizeof(out->pair.etcd_key));
+	if (out->pair.enabled && (out->pair.partner.family == 0 ||
+	    out->pair.address.family != out->pair.partner.family ||
+	    out->pair.priority == 0 || out->pair.priority > 255 ||
+	    out->pair.port == 0 || out->pair.port > 65535 ||
+	    out->pair.interval_ms < 5 || out->pair.interval_ms > 1000 ||
+	    out->pair.dead_ms < 3 * out->pair.interval_ms ||
+	    out->pair.guard_ms < 2 * out->pair.interval_ms ||
+	    out->pair.dead_ms > 60000 || out->pair.guard_ms > 60000 ||
+	    out->pair.etcd_key[0] == '\0' ||
+	    out->feeds.etcd_endpoint[0] == '\0'))
+		r.bad = 1;
 	/* The ranges the configuration parser enforces. */
 	if (out->site.name[0] == '\0' || out->peer.name[0] == '\0' ||
 	    out->probe.interval_ms == 0 || out->probe.interval_ms > 10000 ||
@@ -562,5 +607,65 @@ pmsg_text_decode(const uint8_t *body, size_t len, char *out, size_t size)
 	if (len > 0)
 		memcpy(out, body, len);
 	out[len] = '\0';
+	return 0;
+}
+
+/* ---- the pair ---------------------------------------------------------------- */
+
+int
+pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
+    enum pmsg_pair_cmd *cmd)
+{
+	if (body == NULL || len != PMSG_PAIR_CMD_LEN ||
+	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_HELD)
+		return -1;
+	*cmd = (enum pmsg_pair_cmd)body[0];
+	return 0;
+}
+
+int
+pmsg_role_encode(const struct pmsg_role *ro, uint8_t *buf, size_t size)
+{
+	struct wr	 w = { buf, size, 0, 0 };
+
+	wr_u8(&w, ro->role);
+	wr_u8(&w, ro->partner_role);
+	wr_u8(&w, ro->partner_seen != 0);
+	wr_u8(&w, ro->etcd_ok != 0);
+	wr_u64(&w, ro->epoch);
+	wr_u32(&w, ro->hold_ms);
+	wr_u32(&w, ro->partner_age_ms);
+	wr_u64(&w, ro->takeovers);
+	wr_bytes(&w, ro->reason, strnlen(ro->reason, PMSG_TEXT_MAX));
+	if (w.overflow || ro->role >= PMSG_ROLE_MAX_ROLE ||
+	    ro->partner_role >= PMSG_ROLE_MAX_ROLE) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return (int)w.len;
+}
+
+int
+pmsg_role_decode(const uint8_t *body, size_t len, struct pmsg_role *out)
+{
+	struct rd	 r = { body, len, 0, 0 };
+
+	memset(out, 0, sizeof(*out));
+	out->role = rd_u8(&r);
+	out->partner_role = rd_u8(&r);
+	out->partner_seen = (uint8_t)rd_flag(&r);
+	out->etcd_ok = (uint8_t)rd_flag(&r);
+	out->epoch = rd_u64(&r);
+	out->hold_ms = rd_u32(&r);
+	out->partner_age_ms = rd_u32(&r);
+	out->takeovers = rd_u64(&r);
+	if (r.bad || out->role >= PMSG_ROLE_MAX_ROLE ||
+	    out->partner_role >= PMSG_ROLE_MAX_ROLE ||
+	    len - r.off > PMSG_TEXT_MAX ||
+	    pmsg_text_decode(body + r.off, len - r.off, out->reason,
+	    sizeof(out->reason)) == -1) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
 	return 0;
 }

@@ -34,11 +34,14 @@ enum pmsg_type {
 	PMSG_START = 3,		/* start, paths assumed up or down */
 	PMSG_PUBLISH = 4,	/* the link-state document for etcd */
 	PMSG_DOC = 5,		/* a document asked for by PMSG_WANT */
+	PMSG_PAIR_KEY = 6,	/* the heartbeat key(s) of the pair */
+	PMSG_PAIR_CMD = 7,	/* news for the pair's role engine */
 	/* network process -> parent */
 	PMSG_READY = 16,	/* started, or why not */
 	PMSG_PATH = 17,		/* a probe path's verdict and figures */
 	PMSG_WANT = 18,		/* an HTTP client asks for a document */
 	PMSG_ETCD = 19,		/* how publishing to etcd goes */
+	PMSG_ROLE = 20,		/* the pair's role, and its hold */
 };
 
 enum pmsg_doc { PMSG_DOC_STATUS = 1, PMSG_DOC_METRICS = 2 };
@@ -66,8 +69,8 @@ int	pmsg_header(uint8_t hdr[PMSG_HDR_LEN], enum pmsg_type t, size_t len);
 /*
  * PMSG_CONF: the names, the WAN and LAN addresses of both sides, the
  * [probe] settings, the HTTP listen address, the etcd endpoint, key and
- * TTL and the log level; nothing else of the configuration (no file
- * path, no key).  Encoding appends to buf (at most PMSG_CONF_MAX bytes);
+ * TTL, the log level and [pair] but for its key file; nothing else of
+ * the configuration (no file path, no key).  Encoding appends to buf (at most PMSG_CONF_MAX bytes);
  * decoding fills those fields of a zeroed *out.
  */
 #define PMSG_CONF_MAX		2048
@@ -126,6 +129,49 @@ int	pmsg_etcd_encode(int healthy, const char *error, uint8_t *buf,
 	    size_t size);
 int	pmsg_etcd_decode(const uint8_t *body, size_t len, int *healthy,
 	    char *error, size_t errlen);
+
+/*
+ * PMSG_PAIR_KEY: the key the heartbeats are sent with, then, during a key
+ * rotation, the next one also accepted: the layout of PMSG_KEY, decoded
+ * by pmsg_key_decode().
+ *
+ * PMSG_PAIR_CMD: one byte, what the parent tells the role engine.
+ */
+enum pmsg_pair_cmd {
+	PMSG_PAIR_HANDOVER = 1,	/* the operator asks: hand the role over */
+	PMSG_PAIR_WAN_UP = 2,	/* this gateway's WAN link is up */
+	PMSG_PAIR_WAN_DOWN = 3,	/* ... is down: do not claim */
+	PMSG_PAIR_HELD = 4,	/* the floating addresses are on this host */
+};
+#define PMSG_PAIR_CMD_LEN	1
+int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
+	    enum pmsg_pair_cmd *cmd);
+
+/*
+ * PMSG_ROLE: where the pair stands, on every change and at every
+ * heartbeat interval while this gateway is active.  hold_ms: how much
+ * longer this gateway may hold the floating addresses unless told again
+ * (0 unless active); the parent drops them when that runs out, so that a
+ * network process that hangs or dies cannot leave them held.  The role
+ * values are the engine's (pair.h); reason is text ("" for none).
+ */
+struct pmsg_role {
+	uint8_t		 role;		/* enum pair_role_state */
+	uint8_t		 partner_role;	/* as its last heartbeat said */
+	uint8_t		 partner_seen;	/* heard within dead_ms */
+	uint8_t		 etcd_ok;	/* the fence answered lately */
+	uint64_t	 epoch;
+	uint32_t	 hold_ms;
+	uint32_t	 partner_age_ms;	/* since its last heartbeat;
+						 * UINT32_MAX: never heard */
+	uint64_t	 takeovers;	/* roles won by this gateway */
+	char		 reason[PMSG_TEXT_MAX + 1];
+};
+#define PMSG_ROLE_MAX_ROLE	8	/* role values are below this */
+int	pmsg_role_encode(const struct pmsg_role *r, uint8_t *buf,
+	    size_t size);
+int	pmsg_role_decode(const uint8_t *body, size_t len,
+	    struct pmsg_role *out);
 
 /* Text bodies (PMSG_PUBLISH): copied out as a NUL-terminated string; -1
  * if it holds a NUL or does not fit. */

@@ -19,6 +19,8 @@ check_body(const struct pmsg *m)
 {
 	struct grgw_config	 cfg;
 	struct path_stats	 st;
+	struct pmsg_role	 role;
+	enum pmsg_pair_cmd	 cmd;
 	uint8_t			 out[PMSG_CONF_MAX], path[PMSG_PATH_LEN];
 	uint8_t			 want[PMSG_WANT_LEN];
 	char			 text[PMSG_TEXT_MAX + 1];
@@ -78,7 +80,21 @@ check_body(const struct pmsg *m)
 				abort();
 		}
 		break;
+	case PMSG_ROLE:
+		if (pmsg_role_decode(m->body, m->len, &role) == 0) {
+			len = pmsg_role_encode(&role, out, sizeof(out));
+			if (len < 0 || (size_t)len != m->len ||
+			    memcmp(out, m->body, m->len) != 0)
+				abort();
+		}
+		break;
+	case PMSG_PAIR_CMD:
+		if (pmsg_pair_cmd_decode(m->body, m->len, &cmd) == 0 &&
+		    (m->len != PMSG_PAIR_CMD_LEN || cmd != m->body[0]))
+			abort();
+		break;
 	case PMSG_KEY:
+	case PMSG_PAIR_KEY:
 		if (pmsg_key_decode(m->body, m->len, &key, &next) == 0 &&
 		    (key != m->body || (m->len == PMSG_KEYS_MAX) !=
 		    (next == m->body + PMSG_KEY_LEN) ||

@@ -130,9 +130,9 @@ test_frame_refused(void **state)
 	assert_int_equal(pmsg_header(buf, PMSG_DOC, 5), 0);
 	buf[2] = 0;					/* type */
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
-	buf[2] = 6;
+	buf[2] = PMSG_PAIR_CMD + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
-	buf[2] = 20;
+	buf[2] = PMSG_ROLE + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
 	assert_int_equal(pmsg_header(buf, PMSG_DOC, 5), 0);
 	buf[3] = 1;					/* reserved */
@@ -255,6 +255,66 @@ test_conf_refused(void **state)
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	buf[0] = 0;
 	buf[1] = GRGW_NAME_MAX + 1;
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+}
+
+/* [pair] crosses whole but for its key file, and is checked. */
+static void
+test_conf_pair(void **state)
+{
+	struct grgw_config	 cfg, out;
+	uint8_t			 buf[PMSG_CONF_MAX];
+	int			 len;
+
+	sample_config(&cfg);
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), 0);
+	assert_int_equal(out.pair.enabled, 0);
+	assert_int_equal(out.pair.partner.family, 0);
+
+	cfg.pair.enabled = 1;
+	assert_int_equal(addr_parse("198.18.1.3", &cfg.pair.partner), 0);
+	assert_int_equal(addr_parse("198.18.1.2", &cfg.pair.address), 0);
+	cfg.pair.priority = 200;
+	cfg.pair.port = 4212;
+	cfg.pair.interval_ms = 20;
+	cfg.pair.dead_ms = 100;
+	cfg.pair.guard_ms = 60;
+	snprintf(cfg.pair.key_file, sizeof(cfg.pair.key_file), "/etc/k");
+	snprintf(cfg.pair.etcd_key, sizeof(cfg.pair.etcd_key), "/grgw/a/p");
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), 0);
+	assert_int_equal(out.pair.enabled, 1);
+	assert_true(addr_equal(&out.pair.partner, &cfg.pair.partner));
+	assert_true(addr_equal(&out.pair.address, &cfg.pair.address));
+	assert_int_equal(out.pair.priority, 200);
+	assert_int_equal(out.pair.port, 4212);
+	assert_int_equal(out.pair.interval_ms, 20);
+	assert_int_equal(out.pair.dead_ms, 100);
+	assert_int_equal(out.pair.guard_ms, 60);
+	assert_string_equal(out.pair.etcd_key, "/grgw/a/p");
+	assert_string_equal(out.pair.key_file, "");
+
+	/* Out of the parser's ranges, or an unset address. */
+	cfg.pair.dead_ms = 59;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.dead_ms = 100;
+	cfg.pair.guard_ms = 39;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.guard_ms = 60;
+	cfg.pair.priority = 0;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.priority = 200;
+	memset(&cfg.pair.partner, 0, sizeof(cfg.pair.partner));
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	assert_int_equal(addr_parse("198.18.1.3", &cfg.pair.partner), 0);
+	cfg.feeds.etcd_endpoint[0] = '\0';
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
 }
 
@@ -504,6 +564,55 @@ run_until(struct event_base *base, int *flag, int want)
 	assert_true(*flag >= want);
 }
 
+/* PMSG_PAIR_CMD and PMSG_ROLE: round trips, and what is refused. */
+static void
+test_pair_bodies(void **state)
+{
+	struct pmsg_role	 ro, out;
+	enum pmsg_pair_cmd	 cmd;
+	uint8_t			 buf[64 + PMSG_TEXT_MAX], b;
+	int			 len;
+	size_t			 cut;
+
+	for (b = 0; b < 8; b++) {
+		if (b >= PMSG_PAIR_HANDOVER && b <= PMSG_PAIR_HELD) {
+			assert_int_equal(pmsg_pair_cmd_decode(&b, 1, &cmd), 0);
+			assert_int_equal(cmd, b);
+		} else
+			assert_int_equal(pmsg_pair_cmd_decode(&b, 1, &cmd),
+			    -1);
+	}
+	b = PMSG_PAIR_HANDOVER;
+	assert_int_equal(pmsg_pair_cmd_decode(&b, 0, &cmd), -1);
+	assert_int_equal(pmsg_pair_cmd_decode(buf, 2, &cmd), -1);
+
+	memset(&ro, 0, sizeof(ro));
+	ro.role = 3;
+	ro.partner_role = 2;
+	ro.partner_seen = 1;
+	ro.etcd_ok = 1;
+	ro.epoch = 0x0102030405060708ULL;
+	ro.hold_ms = 180;
+	ro.partner_age_ms = UINT32_MAX;
+	ro.takeovers = 7;
+	snprintf(ro.reason, sizeof(ro.reason), "partner silent for 100 ms");
+	len = pmsg_role_encode(&ro, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), 0);
+	assert_memory_equal(&out, &ro, sizeof(ro));
+	for (cut = 0; cut < 28; cut++)
+		assert_int_equal(pmsg_role_decode(buf, cut, &out), -1);
+	buf[0] = PMSG_ROLE_MAX_ROLE;
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
+	buf[0] = 3;
+	buf[len - 1] = '\0';			/* a NUL in the reason */
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
+	ro.role = PMSG_ROLE_MAX_ROLE;
+	assert_int_equal(pmsg_role_encode(&ro, buf, sizeof(buf)), -1);
+	ro.role = 3;
+	assert_int_equal(pmsg_role_encode(&ro, buf, 10), -1);
+}
+
 static void
 test_chan(void **state)
 {
@@ -578,6 +687,8 @@ main(void)
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_small_bodies),
 		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_conf_pair),
+		cmocka_unit_test(test_pair_bodies),
 		cmocka_unit_test(test_chan),
 	};
 
