@@ -27,12 +27,48 @@
 #   gateway's own address from the other side, so the gateways must use the
 #   public ones.
 #
+# --pair: a gateway pair per site instead of gw-a and gw-b (the lab above
+# stays as it is without --pair).  Site A; site B mirrors it (gw-b1, gw-b2,
+# sw-b, etcd-b; 198.18.2.x, 2001:db8:b::x, 198.51.100.x, the router's wan-b):
+#
+#                  sw-a: bridge lan     gw-a1      sw-a: bridge wan
+#   vellum-a             |          +----------+         |
+#   lan0 .11 ::11 -------+----------| lan0 wan0|---------+
+#                        |          | .2   .11 |         |         router
+#   sprout-a             |          | ::2      |         |       +--------+
+#   lan0 .12 ::12 -------+          +----------+         +-------| wan-a  |
+#                        |              gw-a2            |       | .1     |
+#   etcd-a               |          +----------+         |       +--------+
+#   lan0 .5 -------------+----------| lan0 wan0|---------+
+#   etcd on :4000 (peer :2380)      | .3   .12 |
+#                                   | ::3      |
+#                                   +----------+
+#
+#   Each gateway has its own addresses only (LAN .2 ::2 or .3 ::3, WAN .11
+#   or .12) and a default route via the router from its own WAN address.
+#   The floating ones, the single gateway's LAN .1 ::1 and WAN 192.0.2.10,
+#   the lab never configures: the active grgw adds them.  The nodes' default
+#   routes (etcd's too) go via .1 and ::1, as above.  Both bridges are in
+#   one switch namespace per site (sw-a), with IPv6 off; the router routes
+#   as above, knowing the WAN segments only.  An etcd per site runs in a
+#   namespace of its own (etcd-a) on the site LAN, its data and log in
+#   /tmp/grgwlab-etcd.XXXXXX; up --pair starts it, down ends it (with every
+#   lab process) and removes the directory.  --pair --nat: the router's NAT
+#   as above, which maps the floating WAN addresses, the only ones the other
+#   site knows.  lib.sh has the pair tests' helpers (pair_gws, holder_of,
+#   etcd_at, power_off, power_on).
+#
 # Usage:
-#   lab.sh up [--nat]        build the lab (removes leftovers first)
-#   lab.sh down              remove every grgwlab-* namespace and its processes
-#   lab.sh exec NODE CMD...  run CMD in NODE (gw-a, vellum-a, router, ...)
-#   lab.sh conf DIR [--nat]  render site-a.conf/site-b.conf (and a key) into DIR
-#   lab.sh demo              up, grgw on both sites, traffic, capture, down
+#   lab.sh up [--nat] [--pair]        build the lab (removes leftovers first)
+#   lab.sh down                       remove every grgwlab-* namespace and its
+#                                     processes (etcd's data too)
+#   lab.sh exec NODE CMD...           run CMD in NODE (gw-a, vellum-a, router,
+#                                     gw-a1, etcd-a, sw-a, ...)
+#   lab.sh conf DIR [--nat] [--pair]  render site-a.conf/site-b.conf (and a
+#                                     key) into DIR; --pair: site-a1.conf,
+#                                     site-a2.conf, site-b1.conf, site-b2.conf
+#   lab.sh demo                       up, grgw on both sites, traffic,
+#                                     capture, down
 #
 # Environment: GRGW (path to the grgw binary, default ../../grgw);
 # LAB_NODE_OFFLOADS=on leaves TSO and GSO on in the nodes, so that their
@@ -50,14 +86,7 @@ lab_up() {
 
 	lab_down
 	for node in "${LAB_NODES[@]}"; do
-		ip netns add "$NS_PREFIX$node"
-		on "$node" ip link set lo up
-		# Deterministic start, whatever the host has: forwarding only on
-		# the router (grgw turns it on in the gateways), no DAD anywhere.
-		on "$node" sysctl -qw net.ipv4.ip_forward=0
-		on "$node" sysctl -qw net.ipv6.conf.all.forwarding=0
-		on "$node" sysctl -qw net.ipv6.conf.all.accept_dad=0
-		on "$node" sysctl -qw net.ipv6.conf.default.accept_dad=0
+		lab_ns_add "$node"
 	done
 	router sysctl -qw net.ipv4.ip_forward=1
 
@@ -104,11 +133,48 @@ lab_up() {
 	fi
 }
 
+# lab_up_pair [plain|nat]: the pair lab (see the drawing): switches, then
+# the nodes plugged into them (pair_node_up, which power_on uses too), the
+# router's WAN links, then an etcd per site.  Under nat the router's 1:1
+# NAT is the single lab's: it maps the floating WAN addresses, the only
+# ones the other site knows.
+lab_up_pair() {
+	local mode=${1:-plain} node site S
+
+	lab_down
+	for site in a b; do
+		pair_switch_up "$site"
+	done
+	lab_ns_add "$ROUTER_NODE"
+	router sysctl -qw net.ipv4.ip_forward=1
+	for node in "${LAB_PAIR_NODES[@]}"; do
+		[ "$node" != "$ROUTER_NODE" ] || continue
+		pair_node_up "$node"
+	done
+	for site in a b; do
+		S=${site^^}
+		ip -n "${NS_PREFIX}router" link add "$(plan "ROUTER_IF_$S")" type veth peer name router \
+			netns "$NS_PREFIX$(plan "SITE_${S}_SWITCH_NODE")"
+		on "$(plan "SITE_${S}_SWITCH_NODE")" ip link set router master "$SW_WAN_BR" up
+		router ip addr add "$(plan "ROUTER_$S")/$(prefix_len "$(plan "WAN_${S}_PREFIX")")" dev "$(plan "ROUTER_IF_$S")"
+		router ip link set "$(plan "ROUTER_IF_$S")" up
+	done
+	if [ "$mode" = nat ]; then
+		nat_ruleset | router nft -f -
+	fi
+	mktemp -d "${LAB_ETCD_DIR_PREFIX}XXXXXX" >/dev/null
+	for site in a b; do
+		etcd_start "$site"
+	done
+}
+
 # lab_down: end every process in a lab namespace (TERM, then KILL, each
-# bounded), delete the namespaces and the runtime directories of the
-# lab's sites.  Touches nothing outside grgwlab-*.
+# bounded; the pair lab's etcds are among them), delete the namespaces, the
+# runtime directories of the lab's sites (and of the pair's gateways) and
+# the pair lab's etcd directory.  Touches nothing outside grgwlab-* (and
+# the lab's directories).
 lab_down() {
-	local pids site
+	local pids site node d
 
 	pids=$(lab_processes | awk '{ print $1 }')
 	if [ -n "$pids" ]; then
@@ -134,6 +200,12 @@ lab_down() {
 		[ -n "$site" ] && rm -rf "${LAB_RUN_DIR:?}/$site"
 	done
 	rmdir "$LAB_RUN_DIR" 2>/dev/null || true	# if nothing else is in it
+	for node in "${LAB_PAIR_NODES[@]}"; do
+		if [[ $node == gw-* ]]; then rm -rf "$(pair_run_dir "$node")"; fi
+	done
+	for d in "$LAB_ETCD_DIR_PREFIX"*; do
+		[ -e "$d" ] && rm -rf "$d"
+	done
 	return 0
 }
 lab_no_processes() { [ -z "$(lab_processes)" ]; }
@@ -145,6 +217,33 @@ lab_conf() {
 	[ -s "$dir/psk" ] || new_psk "$dir/psk"
 	render_conf "$LAB_HERE/site-a.conf" "$dir/site-a.conf" "$dir" "$mode"
 	render_conf "$LAB_HERE/site-b.conf" "$dir/site-b.conf" "$dir" "$mode"
+}
+
+# lab_conf_pair DIR [plain|nat]: a key and, for every gateway of the pairs,
+# DIR/site-X1.conf (site-a1.conf ... site-b2.conf): its site's configuration
+# as lab_conf renders it (the floating addresses, run_dir of its own: see
+# pair_run_dir), then pair.conf.in with its [pair] and [etcd] values filled
+# in (the template's '#' lines dropped).  X1 has the higher priority.
+lab_conf_pair() {
+	local dir=$1 mode=${2:-plain} site gw id dest prio
+	mkdir -p "$dir"
+	[ -s "$dir/psk" ] || new_psk "$dir/psk"
+	for site in a b; do
+		prio=200
+		for gw in $(pair_gws "$site"); do
+			id=$(pair_id "$gw")
+			dest=$dir/site-${id,,}.conf
+			render_conf "$LAB_HERE/site-$site.conf" "$dest" "$dir" "$mode" "$(pair_run_dir "$gw")"
+			sed -e '/^#/d' \
+			    -e "s|@ADDRESS@|$(plan "GW_${id}_LAN4")|" \
+			    -e "s|@PARTNER@|$(plan "GW_$(pair_id "$(pair_partner "$gw")")_LAN4")|" \
+			    -e "s|@PRIORITY@|$prio|" \
+			    -e "s|@ETCD@|$(etcd_endpoint "$site")|" \
+			    "$LAB_HERE/pair.conf.in" >>"$dest"
+			echo "$dest"
+			prio=100
+		done
+	done
 }
 
 # ---- demo -------------------------------------------------------------------
@@ -231,14 +330,32 @@ usage() {
 [ "$(id -u)" -eq 0 ] || { echo "lab.sh: needs root" >&2; exit 1; }
 WORK=${WORK:-/tmp}
 
+# lab_flags ARGS...: sets MODE (plain, nat) and PAIR (0, 1) from --nat and
+# --pair, in any order
+lab_flags() {
+	MODE=plain
+	PAIR=0
+	for a in "$@"; do
+		case $a in
+		--nat) MODE=nat ;;
+		--pair) PAIR=1 ;;
+		*) usage ;;
+		esac
+	done
+}
+
 case ${1:-} in
 up)
-	case ${2:-} in
-	"") lab_up plain ;;
-	--nat) lab_up nat ;;
-	*) usage ;;
-	esac
-	echo "lab up: $(lab_namespaces | tr '\n' ' ')"
+	shift
+	lab_flags "$@"
+	if [ "$PAIR" = 1 ]; then
+		lab_up_pair "$MODE"
+		echo "lab up: $(lab_namespaces | tr '\n' ' ')"
+		echo "etcd: site-a $(etcd_endpoint a), site-b $(etcd_endpoint b), data in $(lab_etcd_dir)"
+	else
+		lab_up "$MODE"
+		echo "lab up: $(lab_namespaces | tr '\n' ' ')"
+	fi
 	;;
 down)
 	lab_down
@@ -251,8 +368,16 @@ exec)
 	;;
 conf)
 	[ $# -ge 2 ] || usage
-	lab_conf "$2" "$([ "${3:-}" = --nat ] && echo nat || echo plain)"
-	echo "$2/site-a.conf $2/site-b.conf"
+	dir=$2
+	shift 2
+	lab_flags "$@"
+	if [ "$PAIR" = 1 ]; then
+		files=$(lab_conf_pair "$dir" "$MODE")
+		echo "${files//$'\n'/ }"
+	else
+		lab_conf "$dir" "$MODE"
+		echo "$dir/site-a.conf $dir/site-b.conf"
+	fi
 	;;
 demo)
 	demo

@@ -49,6 +49,18 @@ gw_b()     { on gw-b "$@"; }
 vellum_b() { on vellum-b "$@"; }
 sprout_b() { on sprout-b "$@"; }
 
+# lab_ns_add NODE: NODE's namespace, loopback up.  Deterministic start,
+# whatever the host has: forwarding off (lab.sh turns it on in the router;
+# grgw turns it on in the gateways), no DAD anywhere.
+lab_ns_add() {
+	ip netns add "$NS_PREFIX$1" &&
+	on "$1" ip link set lo up &&
+	on "$1" sysctl -qw net.ipv4.ip_forward=0 &&
+	on "$1" sysctl -qw net.ipv6.conf.all.forwarding=0 &&
+	on "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 &&
+	on "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0
+}
+
 lab_namespaces() { ip netns list | awk '{ print $1 }' | grep "^$NS_PREFIX" || true; }
 
 # Processes living in any lab namespace, as "pid comm" lines.
@@ -85,12 +97,14 @@ LAB_EXPECT_DP=${LAB_EXPECT_DP:-$([ "$LAB_DATAPLANE" = auto ] && echo libipsec ||
 # default name; the lab's configs keep it).
 if [ "$LAB_EXPECT_DP" = kernel ]; then TUN_IF=grgw0; else TUN_IF=ipsec0; fi
 
-# render_conf SRC DEST LABDIR [plain|nat]
+# render_conf SRC DEST LABDIR [plain|nat] [RUN_DIR]
 # Fills in @LABDIR@ and the data plane; for nat, swaps the peer address for
 # the one marked "# lab --nat:" (the gateway's address as the NAT router
-# presents it).
+# presents it).  RUN_DIR, if given, is the gateway's [daemon] run_dir (the
+# pair's two gateways of a site need one each: see pair_run_dir); else the
+# lab's own with LAB_ID, else the default.
 render_conf() {
-	local src=$1 dest=$2 labdir=$3 mode=${4:-plain}
+	local src=$1 dest=$2 labdir=$3 mode=${4:-plain} run_dir=${5:-}
 	local dp="s/^mode[[:space:]]*=.*/mode = $LAB_DATAPLANE/"
 	if [ "$mode" = nat ]; then
 		sed -e "s|@LABDIR@|$labdir|g" -e "$dp" \
@@ -100,7 +114,9 @@ render_conf() {
 		sed -e "s|@LABDIR@|$labdir|g" -e "$dp" "$src" >"$dest"
 	fi
 	# The configs end with their [daemon] section.
-	if [ -n "${LAB_ID:-}" ]; then
+	if [ -n "$run_dir" ]; then
+		printf 'run_dir = %s\n' "$run_dir" >>"$dest"
+	elif [ -n "${LAB_ID:-}" ]; then
 		printf 'run_dir = %s\n' "$LAB_RUN_DIR" >>"$dest"
 	fi
 }
@@ -515,6 +531,292 @@ down_one() {
 	RC=0
 	timeout 60 ip netns exec "${NS_PREFIX}gw-$site" "$GRGW" down -c "$(site_conf "$site")" "$@" \
 		>"$WORK/$tag-$site.log" 2>&1 </dev/null || RC=$?
+}
+
+# ---- the gateway pair (lab.sh up --pair) ------------------------------------
+# Two gateways per site (gw-a1 and gw-a2, gw-b1 and gw-b2), each with its own
+# addresses only; the site's floating ones are the active grgw's to add.  A
+# switch namespace per site (sw-a, sw-b) holds two bridges: the site LAN
+# (the gateways' lan0, the nodes', etcd's) and the site WAN (the gateways'
+# wan0, the router's).  An etcd per site runs in a namespace of its own
+# (etcd-a, etcd-b), plugged into the site LAN like any node.
+
+# The pair lab's nodes (the switches apart), as LAB_NODES is the single one's.
+IFS=, read -r -a LAB_PAIR_NODES <<<"$SITE_A_PAIR_NODES,$ROUTER_NODE,$SITE_B_PAIR_NODES"
+# The bridges in each switch namespace.  A port is named after the node
+# plugged in (gw-a1, vellum-a, etcd-a) on the LAN, NODE-wan (gw-a1-wan) on
+# the WAN, and "router" for the router's.
+SW_LAN_BR=lan
+SW_WAN_BR=wan
+# etcd's data and logs: a directory per lab (mktemp, so a name of this
+# prefix), made by lab.sh up --pair, removed by lab.sh down.  NODE.data is
+# an etcd's data directory (its disk: kept over power_off), NODE.log its log.
+LAB_ETCD_DIR_PREFIX=/tmp/${NS_PREFIX}etcd.
+
+# site_letter a|b: A or B, the plan's spelling; fails for anything else
+site_letter() {
+	case $1 in
+	a|b) echo "${1^^}" ;;
+	*) echo "site a or b, not '$1'" >&2; return 2 ;;
+	esac
+}
+
+# pair_nodes_of a|b ROLE: that site's pair-lab nodes named ROLE-* (gw,
+# vellum, sprout, etcd), one a line, in the plan's order
+pair_nodes_of() {
+	local S list node
+	S=$(site_letter "$1") || return 2
+	IFS=, read -r -a list <<<"$(plan "SITE_${S}_PAIR_NODES")"
+	for node in "${list[@]}"; do
+		[[ $node == "$2"-* ]] && echo "$node"
+	done
+	return 0
+}
+
+# pair_gws a|b: the site's two gateways, "gw-a1 gw-a2" (X1 first)
+pair_gws() {
+	local gws
+	site_letter "$1" >/dev/null || return 2
+	mapfile -t gws < <(pair_nodes_of "$1" gw)
+	echo "${gws[*]}"
+}
+
+# pair_site NODE: a or b, the site of a node of the pair lab; fails for
+# the router, a switch or an unknown node
+pair_site() {
+	case ",$SITE_A_PAIR_NODES," in *",$1,"*) echo a; return 0 ;; esac
+	case ",$SITE_B_PAIR_NODES," in *",$1,"*) echo b; return 0 ;; esac
+	echo "$1 is no node of a site of the pair lab" >&2
+	return 2
+}
+
+# pair_id GW: the plan's name of a pair gateway (gw-a1: A1, for GW_A1_LAN4)
+pair_id() { local id=${1#gw-}; echo "${id^^}"; }
+
+# pair_partner GW: the other gateway of GW's site
+pair_partner() {
+	local site gw
+	site=$(pair_site "$1") || return 2
+	for gw in $(pair_gws "$site"); do
+		[ "$gw" = "$1" ] || echo "$gw"
+	done
+}
+
+# pair_run_dir GW: GW's grgw [daemon] run_dir.  The namespaces share the
+# host's /run, and a site's directory is run_dir/<site name>: the two
+# gateways of a site need a run_dir each.  Its parent (/run) exists, as
+# grgw wants.
+pair_run_dir() { printf '%s\n' "$LAB_RUN_DIR-$1"; }
+
+# etcd_endpoint a|b: the site's etcd as a client URL
+etcd_endpoint() {
+	local S
+	S=$(site_letter "$1") || return 2
+	printf 'http://%s:%s\n' "$(plan "ETCD_${S}4")" "$(plan ETCD_CLIENT_PORT)"
+}
+
+# etcd_at a|b CMD...: etcdctl CMD... against the site's etcd (API v3, the
+# plan's endpoint), bounded.  It runs in the site's etcd namespace, which
+# always reaches it; ETCD_FROM=NODE runs it in NODE instead (a gateway:
+# what grgw there sees).  E.g. etcd_at a get --prefix /grgw
+etcd_at() {
+	local site=$1 from ep
+	shift
+	ep=$(etcd_endpoint "$site") || return 2
+	from=${ETCD_FROM:-$(pair_nodes_of "$site" etcd)}
+	timeout 20 ip netns exec "$NS_PREFIX$from" env ETCDCTL_API=3 etcdctl \
+		--endpoints="$ep" --dial-timeout=2s --command-timeout=5s "$@"
+}
+
+# lab_etcd_dir: the lab's etcd directory; false if there is none
+lab_etcd_dir() {
+	local d
+	for d in "$LAB_ETCD_DIR_PREFIX"*; do
+		[ -d "$d" ] && [ ! -L "$d" ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+# etcd_start a|b: the site's etcd, in its namespace, on the plan's address
+# and ports, data in the lab's etcd directory (kept from a previous run:
+# etcd then ignores the --initial-* flags); returns once it is healthy.
+# Detached (setsid, no stream of ours): it outlives lab.sh, and lab_down
+# ends it with the namespace's other processes.
+etcd_start() {
+	local site=$1 S node dir addr client peer
+	S=$(site_letter "$site") || return 2
+	node=$(pair_nodes_of "$site" etcd)
+	dir=$(lab_etcd_dir) || { echo "etcd_start: no $LAB_ETCD_DIR_PREFIX* directory (lab.sh up --pair makes it)" >&2; return 1; }
+	addr=$(plan "ETCD_${S}4")
+	client=http://$addr:$(plan ETCD_CLIENT_PORT)
+	peer=http://$addr:$(plan ETCD_PEER_PORT)
+	setsid ip netns exec "$NS_PREFIX$node" etcd --name "$node" --data-dir "$dir/$node.data" \
+		--listen-client-urls "$client" --advertise-client-urls "$client" \
+		--listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+		--initial-cluster "$node=$peer" --initial-cluster-state new \
+		--initial-cluster-token "$NS_PREFIX$node" \
+		>>"$dir/$node.log" 2>&1 </dev/null &
+	if ! ETCD_FROM='' wait_until 30 etcd_at "$site" endpoint health; then
+		echo "etcd in $node is not healthy after 30 s:" >&2
+		show_file "$dir/$node.log" >&2
+		return 1
+	fi
+}
+
+# pair_switch_up a|b: the site's switch namespace and its two bridges.
+# IPv6 off in it: a switch has no address, and sends nothing of its own.
+pair_switch_up() {
+	local S sw br
+	S=$(site_letter "$1") || return 2
+	sw=$(plan "SITE_${S}_SWITCH_NODE")
+	lab_ns_add "$sw"
+	on "$sw" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	on "$sw" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	for br in "$SW_LAN_BR" "$SW_WAN_BR"; do
+		on "$sw" ip link add "$br" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
+		on "$sw" ip link set "$br" up
+	done
+}
+
+# pair_mac IPV4: the MAC address of the interface with that (own) address:
+# locally administered, 02:00 then the address's bytes.  A node keeps its
+# MACs over power_off and power_on, as a machine keeps its NICs': its
+# neighbours' caches stay right.
+pair_mac() {
+	local IFS=.
+	# shellcheck disable=SC2086  # split on the dots
+	printf '02:00:%02x:%02x:%02x:%02x\n' $1
+}
+
+# pair_node_up NODE: a node of a site of the pair lab as it boots: its
+# namespace, its links plugged into the site's switch (which must exist),
+# its own addresses and routes, fixed MACs (pair_mac).  A gateway gets its own LAN (IPv4, IPv6)
+# and WAN addresses and a default route via the router from its own WAN
+# address; never a floating address (the active grgw adds those).  Other
+# nodes (vellum, sprout, etcd) get their address(es) and default routes via
+# the site's floating LAN addresses, as in the single-gateway lab.
+pair_node_up() {
+	local node=$1 site S sw ns len4 len6 id host v6
+	site=$(pair_site "$node") || return 2
+	S=${site^^}
+	sw=$NS_PREFIX$(plan "SITE_${S}_SWITCH_NODE") || return 1
+	ns=$NS_PREFIX$node
+	len4=$(prefix_len "$(plan "SITE_${S}_PREFIX4")")
+	len6=$(prefix_len "$(plan "SITE_${S}_PREFIX6")")
+	# Every step checked: power_on runs this where set -e may not hold.
+	lab_ns_add "$node" || return 1
+	case $node in
+	gw-*)
+		id=$(pair_id "$node")
+		ip -n "$ns" link add "$GW_LAN_IF" address "$(pair_mac "$(plan "GW_${id}_LAN4")")" \
+			type veth peer name "$node" netns "$sw" || return 1
+		ip -n "$ns" link add "$GW_WAN_IF" address "$(pair_mac "$(plan "GW_${id}_WAN")")" \
+			type veth peer name "$node-wan" netns "$sw" || return 1
+		ip -n "$sw" link set "$node" master "$SW_LAN_BR" up || return 1
+		ip -n "$sw" link set "$node-wan" master "$SW_WAN_BR" up || return 1
+		on "$node" ip addr add "$(plan "GW_${id}_LAN4")/$len4" dev "$GW_LAN_IF" || return 1
+		on "$node" ip addr add "$(plan "GW_${id}_LAN6")/$len6" dev "$GW_LAN_IF" nodad || return 1
+		on "$node" ip addr add "$(plan "GW_${id}_WAN")/$(prefix_len "$(plan "WAN_${S}_PREFIX")")" \
+			dev "$GW_WAN_IF" || return 1
+		on "$node" ip link set "$GW_LAN_IF" up || return 1
+		on "$node" ip link set "$GW_WAN_IF" up || return 1
+		on "$node" ip route add default via "$(plan "ROUTER_$S")" dev "$GW_WAN_IF" \
+			src "$(plan "GW_${id}_WAN")" || return 1
+		;;
+	*)
+		host=${node%-*}
+		host=${host^^}_$S
+		v6=${host}6
+		ip -n "$ns" link add "$NODE_IF" address "$(pair_mac "$(plan "${host}4")")" \
+			type veth peer name "$node" netns "$sw" || return 1
+		ip -n "$sw" link set "$node" master "$SW_LAN_BR" up || return 1
+		on "$node" ip addr add "$(plan "${host}4")/$len4" dev "$NODE_IF" || return 1
+		on "$node" ip link set "$NODE_IF" up || return 1
+		# As in lab_up: frames of at most the MTU, as on a wire.
+		if [ "$LAB_NODE_OFFLOADS" != on ] && [[ $node != etcd-* ]]; then
+			on "$node" ethtool -K "$NODE_IF" tso off gso off || return 1
+		fi
+		on "$node" ip route add default via "$(plan "GW_${S}_LAN4")" || return 1
+		# (etcd has no IPv6 address in the plan, so no IPv6 route)
+		if [ -n "${!v6:-}" ]; then
+			on "$node" ip addr add "${!v6}/$len6" dev "$NODE_IF" nodad || return 1
+			on "$node" ip -6 route add default via "$(plan "GW_${S}_LAN6")" || return 1
+		fi
+		;;
+	esac
+}
+
+# node_gone NODE: no process left in NODE's namespace (any there get
+# SIGKILL): a condition for wait_until
+node_gone() {
+	local pids
+	pids=$(ip netns pids "$NS_PREFIX$1" 2>/dev/null)
+	[ -z "$pids" ] && return 0
+	# shellcheck disable=SC2086
+	kill -KILL $pids 2>/dev/null
+	return 1
+}
+
+# power_off NODE: NODE loses its power: every process in its namespace is
+# killed at once (SIGKILL, again until none is left: nothing cleans up),
+# then all its links go down (lo apart: it carries nothing out), so that
+# the switch and the neighbours see its carrier go.  Its kernel state
+# (addresses, routes, nftables, xfrm) stays as it was, unused, until
+# power_on.  Any node of either lab.
+power_off() {
+	local node=$1 ns=$NS_PREFIX$1 ifc
+	[ -e "/run/netns/$ns" ] || { echo "power_off: no namespace $ns" >&2; return 1; }
+	if ! wait_until 10 node_gone "$node"; then
+		echo "power_off: processes left in $ns:" >&2
+		ip netns pids "$ns" >&2
+		return 1
+	fi
+	for ifc in $(ip -n "$ns" -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+		[ "$ifc" = lo ] || ip -n "$ns" link set "$ifc" down
+	done
+}
+
+# power_on NODE: NODE boots again after power_off: a fresh namespace (no
+# address, route, rule, nftables or xfrm state from before; the floating
+# addresses a grgw held are gone, as they would be), links up with its own
+# addresses and routes (pair_node_up), an empty run_dir for a gateway (a
+# boot empties /run), and on an etcd node its etcd started again on its
+# kept data.  A gateway's grgw is not started: that is the test's to do.
+# Nodes of the pair lab's sites only (not the router, not a switch).
+power_on() {
+	local node=$1 site sw port
+	site=$(pair_site "$node") || return 2
+	if [ -n "$(ip netns pids "$NS_PREFIX$node" 2>/dev/null)" ]; then
+		echo "power_on: $node has processes: power_off first" >&2
+		return 1
+	fi
+	ip netns del "$NS_PREFIX$node" 2>/dev/null || true
+	# The old namespace goes away in the background; its veths' ends in
+	# the switch with it.  Their names are needed again.
+	sw=$NS_PREFIX$(plan "SITE_${site^^}_SWITCH_NODE")
+	for port in "$node" "$node-wan"; do
+		wait_until 10 port_gone "$sw" "$port" ||
+			{ echo "power_on: $port still in $sw" >&2; return 1; }
+	done
+	case $node in gw-*) rm -rf "$(pair_run_dir "$node")" ;; esac
+	pair_node_up "$node" || return 1
+	case $node in etcd-*) etcd_start "$site" || return 1 ;; esac
+	return 0
+}
+port_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
+
+# holder_of ADDR a|b: which of the site's gateways hold ADDR now, on an
+# interface that is up, space-separated: "" when none, "gw-a1 gw-a2" when
+# both (two actives).  A powered-off gateway holds nothing.
+holder_of() {
+	local addr=$1 gws gw held=()
+	gws=$(pair_gws "$2") || return 2
+	for gw in $gws; do
+		if [ -n "$(on "$gw" ip -o addr show up to "$addr" 2>/dev/null)" ]; then
+			held+=("$gw")
+		fi
+	done
+	echo "${held[*]}"
 }
 
 # ---- running a suite --------------------------------------------------------
