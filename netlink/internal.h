@@ -15,8 +15,10 @@
  *   netlink.c   the core: socket, requests and their errors, record
  *   record.c    the record's format and file
  *
+ * float.c (the pair's floating addresses) calls only netlink.c.
  * nftcount.c (a pure parser), xfrm.c, wanwatch.c and kwatch.c call none
- * of the files above; nothing in netlink/ calls wanwatch.c or kwatch.c.
+ * of the files above; nothing in netlink/ calls wanwatch.c, kwatch.c or
+ * float.c.
  */
 #ifndef GRGW_NETLINK_INTERNAL_H
 #define GRGW_NETLINK_INTERNAL_H

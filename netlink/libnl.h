@@ -13,6 +13,7 @@
 #include <netlink/msg.h>
 #include <netlink/socket.h>
 #include <netlink/addr.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/xfrmi.h>
 #include <netlink/route/nexthop.h>

@@ -240,6 +240,46 @@ int	gwnl_gro_get(const char *ifname, int *on);
 int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
 	    char names[][IF_NAMESIZE], int max);
 
+/*
+ * float.c: the floating addresses of a gateway pair (held by the active
+ * gateway only), on the interface ifname, in this network namespace.
+ * Not recorded: holding them is the pair's decision, not a layer that
+ * `down` undoes.  Each call opens its own sockets and closes them.  a is
+ * borrowed; err is the caller's buffer, set on failure.  -EINVAL for a
+ * bad interface name, -EAFNOSUPPORT for a family other than IPv4/IPv6.
+ *
+ * nl_float_add(): add a/prefixlen (IPv6 with IFA_F_NODAD: usable as a
+ * source at once, never tentative).  1 added, 0 there already (kept
+ * whatever its prefix length; an IPv6 one still tentative or that failed
+ * duplicate address detection is added anew: 1), -errno (-ENODEV: no
+ * such interface).
+ * nl_float_del(): remove a from ifname whatever its prefix length.  1
+ * removed, 0 it was not there (nor was the interface), -errno.  An IPv4
+ * address that is the primary of its subnet takes the secondaries with
+ * it unless promote_secondaries is on for the interface.
+ * nl_float_has(): 1 a is on ifname (any prefix length, any state), 0
+ * not, -errno (-ENODEV: no such interface).
+ *
+ * float_announce(): tell the link that ifname now holds a: a gratuitous
+ * ARP request (IPv4) or an unsolicited neighbour advertisement with the
+ * override flag, to ff02::1 from a, hop limit 255, the router flag as
+ * ifname forwards IPv6 (IPv6).  One frame, from ifname's MAC address, on
+ * ifname itself (a bridge, a bridge port or a plain interface).  a must
+ * be an address of this host (on any interface) and usable.  0, or
+ * -errno: -ENODEV no such interface, -ENXIO no Ethernet MAC address,
+ * -ENETDOWN interface down, -EADDRNOTAVAIL a is not here (or still
+ * tentative), or the socket's error.
+ */
+struct grgw_addr;
+int	nl_float_add(const char *ifname, const struct grgw_addr *a,
+	    int prefixlen, char *err, size_t errlen);
+int	nl_float_del(const char *ifname, const struct grgw_addr *a,
+	    char *err, size_t errlen);
+int	nl_float_has(const char *ifname, const struct grgw_addr *a,
+	    char *err, size_t errlen);
+int	float_announce(const char *ifname, const struct grgw_addr *a,
+	    char *err, size_t errlen);
+
 /* netlink.c: number of recorded objects (for status and tests). */
 int	gwnl_record_count(const struct gwnl *nl, int *block, int *run);
 /* netlink.c: 0, or -errno of the last failed write of the record file

@@ -16,10 +16,17 @@
  *   cleanup N      gwnl_cleanup(purge = N)
  *   count          print "total block run" from the record
  *   probe          print gwnl_kernel_ipsec_available()
+ *   float-add IF A/LEN  nl_float_add(), print its result (1 added, 0 there)
+ *   float-del IF A      nl_float_del(), print its result (1 removed, 0 not
+ *                       there)
+ *   float-has IF A      nl_float_has(), print its result
+ *   announce IF A       float_announce()
  *
  * The configuration is the lab's site A (see DESIGN.md): WAN wan0, LAN
  * lan0, peer prefixes 198.18.2.0/24 and 2001:db8:b::/64.
  */
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +60,59 @@ config_site_a(struct grgw_config *cfg, uint32_t table)
 	cfg->if_id = GRGW_DEFAULT_IF_ID;
 	cfg->table = table;
 	cfg->mtu = GRGW_DEFAULT_MTU;
+}
+
+/* "198.18.0.10/24", "2001:db8::10/64" or, without "/LEN", the host's
+ * prefix length; host bits allowed. */
+static int
+addr_len_parse(const char *s, struct grgw_addr *a, int *len)
+{
+	char		 buf[INET6_ADDRSTRLEN + 4], *slash, *end;
+	long		 n;
+
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -1;
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (addr_parse(buf, a) == -1)
+		return -1;
+	*len = addr_len(a->family) * 8;
+	if (slash == NULL)
+		return 0;
+	errno = 0;
+	n = strtol(slash, &end, 10);
+	if (errno != 0 || *end != '\0' || end == slash || n < 0 || n > *len)
+		return -1;
+	*len = (int)n;
+	return 0;
+}
+
+/* The float-* and announce commands: argv[0] the command, then IF A. */
+static int
+float_cmd(char **argv)
+{
+	struct grgw_addr	 a;
+	char			 err[256] = "";
+	int			 rc, len;
+
+	if (addr_len_parse(argv[2], &a, &len) == -1) {
+		fprintf(stderr, "nltest: %s: bad address %s\n", argv[0],
+		    argv[2]);
+		return -EINVAL;
+	}
+	if (strcmp(argv[0], "float-add") == 0)
+		rc = nl_float_add(argv[1], &a, len, err, sizeof(err));
+	else if (strcmp(argv[0], "float-del") == 0)
+		rc = nl_float_del(argv[1], &a, err, sizeof(err));
+	else if (strcmp(argv[0], "float-has") == 0)
+		rc = nl_float_has(argv[1], &a, err, sizeof(err));
+	else
+		rc = float_announce(argv[1], &a, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "nltest: %s: %s\n", argv[0], err);
+	else if (strcmp(argv[0], "announce") != 0)
+		printf("%d\n", rc);
+	return rc < 0 ? rc : 0;
 }
 
 static void
@@ -140,6 +200,12 @@ main(int argc, char *argv[])
 				rc = n;
 			for (j = 0; j < n; j++)
 				printf("%s%s", devs[j], j + 1 < n ? " " : "\n");
+		} else if ((strcmp(cmd, "float-add") == 0 ||
+		    strcmp(cmd, "float-del") == 0 ||
+		    strcmp(cmd, "float-has") == 0 ||
+		    strcmp(cmd, "announce") == 0) && i + 2 < argc) {
+			rc = float_cmd(argv + i);
+			i += 2;
 		} else if (strcmp(cmd, "probe") == 0)
 			printf("%d\n", gwnl_kernel_ipsec_available());
 		else

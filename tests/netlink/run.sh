@@ -1,7 +1,9 @@
 #!/bin/bash
 #
 # netlink/ against a real kernel, inside an anonymous network namespace
-# (unshare --net: it goes away with this script, nothing can leak).
+# (unshare --net: it goes away with this script, nothing can leak).  The
+# floating address checks add three named namespaces around it (drawn
+# there), which the exit trap removes whatever happens.
 #
 #   +------------------ anonymous netns --------------------------------+
 #   |                                                                   |
@@ -52,7 +54,16 @@ fi
 
 nltest=$2
 tmp=$(mktemp -d /tmp/grgw-netlink-test.XXXXXX) || exit 1
-cleanup() { rm -rf "$tmp"; }
+# Named namespaces (the floating address checks) and a capture outlive
+# this one unless removed: the trap removes them, whatever happened.
+fl_ns=()
+cap_pid=
+cleanup() {
+	local ns
+	if [ -n "$cap_pid" ]; then kill "$cap_pid" 2>/dev/null; fi
+	for ns in "${fl_ns[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 # The record lives in directories that do not exist yet.
@@ -68,9 +79,14 @@ check() {			# check "what" command...
 	shift
 	if "$@"; then ok "$what"; else nok "$what"; fi
 }
-# Run the driver; its log goes to $log (shown on failure, or with V=1).
+# Run the driver (inside namespace $NL_IN when set); its log goes to $log
+# (shown on failure, or with V=1).
 nl() {
-	"$nltest" "$rec" "$@" >"$tmp/out" 2>"$log"
+	if [ -n "${NL_IN:-}" ]; then
+		ip netns exec "$NL_IN" "$nltest" "$rec" "$@" >"$tmp/out" 2>"$log"
+	else
+		"$nltest" "$rec" "$@" >"$tmp/out" 2>"$log"
+	fi
 	local rc=$?
 	if [ "${V:-0}" = 1 ] || { [ $rc != 0 ] && [ "${NL_EXPECT_FAIL:-0}" = 0 ]; }; then
 		sed 's/^/    | /' "$log"
@@ -355,6 +371,240 @@ ip link del brg
 ip link del p1
 ip link del p2
 ip link del bond9 2>/dev/null
+
+# ---- floating addresses (a gateway pair's) ---------------------------------
+#
+#   ns obs                  ns h1                  ns h2
+#   eth0 198.18.0.100       eth0 (a plain          br0 (a bridge) over
+#        2001:db8:f::100    interface)             eth0 (its port)
+#     |                       |                      |
+#    fo --------------------- f1 ------------------- f2   ports of fsw, a
+#                                                         bridge here
+#
+# 198.18.0.10/24 and 2001:db8:f::10/64 float between h1 and h2; obs is a
+# node of the site that talked to the holder and has it in its neighbour
+# cache.  Each move (del on the old holder, add and announce on the new)
+# must repoint obs's entry at the new holder's MAC without obs sending
+# anything, and the capture on obs's port must hold exactly the
+# announcement.
+ns_o=grgw-fl$$-obs ns_1=grgw-fl$$-h1 ns_2=grgw-fl$$-h2
+fl_ns=("$ns_o" "$ns_1" "$ns_2")
+mac_o=02:47:00:00:00:01 mac_1=02:47:00:00:01:01
+mac_2=02:47:00:00:02:01 mac_br=02:47:00:00:02:b0
+fv4=198.18.0.10 fv6=2001:db8:f::10
+o()  { ip netns exec "$ns_o" "$@"; }
+h1() { ip netns exec "$ns_1" "$@"; }
+h2() { ip netns exec "$ns_2" "$@"; }
+in_ns() { local ns=$1; shift; NL_IN=$ns nl "$@"; }
+in_ns_fails() { local ns=$1; shift; NL_IN=$ns NL_EXPECT_FAIL=1 nl "$@" && return 1; return 0; }
+reaches() { o ping -q -c 1 -W 5 "$1" >/dev/null; }	# obs reaches ADDR
+out_is() { [ "$(tr '\n' ' ' <"$tmp/out")" = "$1" ]; }
+wait_for() {			# wait_for command...: up to 10 s for it to pass
+	local _
+	for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+# An address line of `ip addr` as is (IPv6: "... nodad", never "tentative").
+addr_line() { "$1" ip -o addr show dev "$2" | grep -F " $3/"; }
+v6_usable() {			# v6_usable HOLDER ADDR: once, nodad, not tentative
+	local l
+	l=$(addr_line "$1" eth0 "$2")
+	[ "$(grep -c . <<<"$l")" = 1 ] && grep -q nodad <<<"$l" &&
+		! grep -q tentative <<<"$l"
+}
+neigh_mac() { o ip neigh show "$1" dev eth0 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2; }
+# What obs would send to find a MAC (ARP, neighbour solicitations) and
+# what announces one (ARP, neighbour advertisements), seen on obs's port.
+nd_filter='arp or (icmp6 and (ip6[40] == 135 or ip6[40] == 136))'
+cap_start() {			# cap_start NAME: capture into $tmp/NAME.pcap
+	tcpdump -i fo -n -U --immediate-mode -Z root -w "$tmp/$1.pcap" \
+		"$nd_filter" >"$tmp/$1.log" 2>&1 </dev/null &
+	cap_pid=$!
+	wait_for grep -q 'listening on' "$tmp/$1.log"
+}
+cap_frames() { tcpdump -r "$tmp/$1.pcap" -nn 2>/dev/null | grep -c .; }
+cap_at_least() { [ "$(cap_frames "$1")" -ge "$2" ]; }
+cap_stop() {			# cap_stop NAME N: once N frames are in, stop
+	wait_for cap_at_least "$1" "$2"
+	sleep 0.3		# room for a frame too many, for "exactly"
+	kill -INT "$cap_pid" 2>/dev/null
+	wait "$cap_pid" 2>/dev/null
+	cap_pid=
+}
+cap_text() { tcpdump -r "$tmp/$1.pcap" -nn -e -vv 2>/dev/null; }
+cap_hex() {			# the bytes of the frames, as one hex string
+	tcpdump -r "$tmp/$1.pcap" -nn -xx 2>/dev/null |
+		sed -n 's/^[[:space:]]*0x[0-9a-f]*:[[:space:]]*//p' | tr -d ' \n'
+}
+cap_show() { cap_text "$1" | sed 's/^/    | /'; }
+# The one frame expected: a gratuitous ARP request from MAC for $fv4
+# (sender = target = the address, target MAC zero), to the broadcast MAC.
+garp_hex() {
+	local m=${1//:/}
+	echo "ffffffffffff${m}0806""0001080006040001${m}c612000a""000000000000c612000a"
+}
+
+ok_frames() {			# ok_frames NAME N what: exactly N frames
+	if [ "$(cap_frames "$1")" = "$2" ]; then ok "$3"; else nok "$3"; cap_show "$1"; fi
+}
+
+for ns in "${fl_ns[@]}"; do
+	ip netns add "$ns"
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+		net.ipv6.conf.default.accept_dad=0
+	ip -n "$ns" link set lo up
+done
+ip link add fsw type bridge mcast_snooping 0
+ip link set fsw up
+ip link add fo type veth peer name eth0 netns "$ns_o"
+ip link add f1 type veth peer name eth0 netns "$ns_1"
+ip link add f2 type veth peer name eth0 netns "$ns_2"
+for l in fo f1 f2; do ip link set "$l" master fsw up; done
+ip -n "$ns_o" link set eth0 address $mac_o up
+ip -n "$ns_1" link set eth0 address $mac_1 up
+ip -n "$ns_2" link set eth0 address $mac_2
+ip -n "$ns_2" link add br0 address $mac_br type bridge mcast_snooping 0
+ip -n "$ns_2" link set eth0 master br0 up
+ip -n "$ns_2" link set br0 up
+ip -n "$ns_2" link add down0 type veth peer name down0p	# left down
+ip -n "$ns_o" addr add 198.18.0.100/24 dev eth0
+ip -n "$ns_o" addr add 2001:db8:f::100/64 dev eth0 nodad
+
+# Add, has, del: each twice, the second time a no-op.
+check "float-add IPv4 on h1" in_ns "$ns_1" float-add eth0 $fv4/24 float-add eth0 $fv4/24
+check "... 1 (added), then 0 (there already)" out_is "1 0 "
+check "... ip addr shows it once" \
+	test "$(addr_line h1 eth0 $fv4 | grep -c "inet $fv4/24 scope global")" = 1
+check "float-add IPv6 on h1" in_ns "$ns_1" float-add eth0 $fv6/64 float-add eth0 $fv6/64
+check "... 1, then 0" out_is "1 0 "
+check "... ip addr shows it once, nodad, not tentative" v6_usable h1 $fv6
+check "float-has both" in_ns "$ns_1" float-has eth0 $fv4 float-has eth0 $fv6
+check "... 1 1" out_is "1 1 "
+check "float-add with another prefix length: kept" in_ns "$ns_1" float-add eth0 $fv4/32
+check "... 0" out_is "0 "
+check "... still only the /24" test "$(addr_line h1 eth0 $fv4 | grep -c .)" = 1
+check "... and says so" grep -q "is there with prefix length 24: kept" "$log"
+check "float-del both, twice" in_ns "$ns_1" float-del eth0 $fv4 float-del eth0 $fv4 \
+	float-del eth0 $fv6 float-del eth0 $fv6
+check "... 1 0 1 0" out_is "1 0 1 0 "
+check "... ip addr shows neither" test -z "$(addr_line h1 eth0 $fv4; addr_line h1 eth0 $fv6)"
+check "float-has both: 0 0" in_ns "$ns_1" float-has eth0 $fv4 float-has eth0 $fv6
+check "... 0 0" out_is "0 0 "
+check "float-del on a missing interface: nothing to remove" \
+	in_ns "$ns_1" float-del nosuch0 $fv4
+check "... 0" out_is "0 "
+check "float-add on a missing interface fails" in_ns_fails "$ns_1" float-add nosuch0 $fv4/24
+check "... saying so" grep -q "float-add: nosuch0: no such interface" "$log"
+check "float-has on a missing interface fails" in_ns_fails "$ns_1" float-has nosuch0 $fv4
+
+# An IPv6 address someone added with duplicate address detection, still
+# tentative: not announced, and float-add makes it usable.
+h1 sysctl -qw net.ipv6.conf.eth0.accept_dad=1 net.ipv6.conf.eth0.dad_transmits=100
+h1 ip addr add 2001:db8:f::20/64 dev eth0
+check "a tentative address (set up)" \
+	grep -q tentative <<<"$(addr_line h1 eth0 2001:db8:f::20)"
+check "announce of a tentative address fails" \
+	in_ns_fails "$ns_1" announce eth0 2001:db8:f::20
+check "... saying so" grep -q "2001:db8:f::20 is still tentative: not announced" "$log"
+check "float-add over it" in_ns "$ns_1" float-add eth0 2001:db8:f::20/64
+check "... 1 (added anew)" out_is "1 "
+check "... nodad, not tentative" v6_usable h1 2001:db8:f::20
+check "... and gone again" in_ns "$ns_1" float-del eth0 2001:db8:f::20
+h1 sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.dad_transmits=1
+
+# Announcements that cannot be made.
+check "announce on a missing interface fails" in_ns_fails "$ns_2" announce nosuch0 $fv4
+check "... saying so" grep -q "announce: nosuch0: no such interface" "$log"
+check "announce on lo fails" in_ns_fails "$ns_2" announce lo $fv4
+check "... no MAC address" grep -q "announce: lo: no Ethernet MAC address to announce" "$log"
+h2 ip addr add $fv4/24 dev down0
+check "announce on an interface that is down fails" in_ns_fails "$ns_2" announce down0 $fv4
+check "... saying so" grep -q "announce: down0: interface is down" "$log"
+h2 ip addr del $fv4/24 dev down0
+check "announce of an address this host does not hold fails (IPv4)" \
+	in_ns_fails "$ns_2" announce br0 $fv4
+check "... saying so" grep -q "announce: br0: $fv4 is not an address of this host" "$log"
+check "announce of an address this host does not hold fails (IPv6)" \
+	in_ns_fails "$ns_2" announce br0 $fv6
+
+# h1 holds the addresses; obs talks to it.
+check "h1 takes the addresses" in_ns "$ns_1" float-add eth0 $fv4/24 float-add eth0 $fv6/64
+check "obs reaches $fv4" reaches $fv4
+check "obs reaches $fv6" reaches $fv6
+check "obs: $fv4 is at h1's MAC" test "$(neigh_mac $fv4)" = $mac_1
+check "obs: $fv6 is at h1's MAC" test "$(neigh_mac $fv6)" = $mac_1
+
+# IPv4 to h2 (a bridge).
+cap_start v4 || nok "tcpdump starts on fo"
+check "move IPv4: del on h1" in_ns "$ns_1" float-del eth0 $fv4
+check "move IPv4: add and announce on h2's br0" \
+	in_ns "$ns_2" float-add br0 $fv4/24 announce br0 $fv4
+cap_stop v4 1
+check "obs: $fv4 is now at h2's br0 MAC" test "$(neigh_mac $fv4)" = $mac_br
+ok_frames v4 1 "capture: exactly one frame (obs sent nothing)"
+check "... the gratuitous ARP: from br0's MAC to broadcast, who-has $fv4 tell $fv4" \
+	matches "$(cap_text v4)" "^[0-9:.]+ $mac_br > ff:ff:ff:ff:ff:ff, ethertype ARP .* Request who-has $fv4 tell $fv4,"
+check "... byte for byte (sender MAC br0's, target MAC zero)" \
+	test "$(cap_hex v4)" = "$(garp_hex $mac_br)"
+
+# IPv6 to h2.
+cap_start v6 || nok "tcpdump starts on fo"
+check "move IPv6: del on h1" in_ns "$ns_1" float-del eth0 $fv6
+check "move IPv6: add and announce on h2's br0" \
+	in_ns "$ns_2" float-add br0 $fv6/64 announce br0 $fv6
+cap_stop v6 1
+check "obs: $fv6 is now at h2's br0 MAC" test "$(neigh_mac $fv6)" = $mac_br
+ok_frames v6 1 "capture: exactly one frame (obs sent nothing)"
+na=$(cap_text v6)
+check "... from br0's MAC to 33:33:00:00:00:01, hop limit 255" \
+	matches "$na" "^[0-9:.]+ $mac_br > 33:33:00:00:00:01, ethertype IPv6 .*hlim 255,"
+check "... from $fv6 to ff02::1, a neighbour advertisement for $fv6" \
+	matches "$na" "\) $fv6 > ff02::1: \[icmp6 sum ok\] ICMP6, neighbor advertisement, length 32, tgt is $fv6, Flags \[override\]$"
+check "... target link-layer address: br0's MAC" \
+	matches "$na" "destination link-address option \(2\), length 8 \(1\): $mac_br$"
+
+# Both back to h1 (a plain interface), which now routes IPv6: the
+# advertisement says so (router flag).
+h1 sysctl -qw net.ipv6.conf.eth0.forwarding=1
+cap_start back || nok "tcpdump starts on fo"
+check "move back: del on h2" in_ns "$ns_2" float-del br0 $fv4 float-del br0 $fv6
+check "move back: add and announce on h1" in_ns "$ns_1" float-add eth0 $fv4/24 \
+	float-add eth0 $fv6/64 announce eth0 $fv4 announce eth0 $fv6
+cap_stop back 2
+check "obs: $fv4 is at h1's MAC again" test "$(neigh_mac $fv4)" = $mac_1
+check "obs: $fv6 is at h1's MAC again" test "$(neigh_mac $fv6)" = $mac_1
+ok_frames back 2 "capture: exactly two frames"
+back=$(cap_text back)
+check "... the gratuitous ARP from h1's MAC" \
+	matches "$back" "^[0-9:.]+ $mac_1 > ff:ff:ff:ff:ff:ff, ethertype ARP .* Request who-has $fv4 tell $fv4,"
+check "... the advertisement from h1's MAC, router and override flags" \
+	matches "$back" "^[0-9:.]+ $mac_1 > 33:33:00:00:00:01, .* $fv6 > ff02::1: .* tgt is $fv6, Flags \[router, override\]$"
+h1 sysctl -qw net.ipv6.conf.eth0.forwarding=0
+
+# To h2 again, announced on the bridge's port (the address stays on br0):
+# the frames leave from the port, with its MAC.
+cap_start port || nok "tcpdump starts on fo"
+check "move to a bridge port: del on h1" in_ns "$ns_1" float-del eth0 $fv4 float-del eth0 $fv6
+check "move to a bridge port: add on h2's br0, announce on its port eth0" \
+	in_ns "$ns_2" float-add br0 $fv4/24 float-add br0 $fv6/64 \
+	announce eth0 $fv4 announce eth0 $fv6
+cap_stop port 2
+check "obs: $fv4 is at h2's eth0 MAC" test "$(neigh_mac $fv4)" = $mac_2
+check "obs: $fv6 is at h2's eth0 MAC" test "$(neigh_mac $fv6)" = $mac_2
+ok_frames port 2 "capture: exactly two frames"
+check "... both from eth0's MAC" \
+	test "$(cap_text port | grep -cE "^[0-9:.]+ $mac_2 > ")" = 2
+check "obs reaches $fv4 at h2" reaches $fv4
+check "obs reaches $fv6 at h2" reaches $fv6
+
+# The veths first, from here: a namespace goes away in the background.
+for l in fo f1 f2 fsw; do ip link del "$l"; done
+for ns in "${fl_ns[@]}"; do ip netns del "$ns"; done
+fl_ns=()
+check "floating: no namespace left" \
+	bash -c "! ip netns list | grep -q grgw-fl$$-"
+check "floating: no interface left here" \
+	test -z "$(ip -o link show | grep -E ': (fo|f1|f2|fsw)[@:]')"
 
 # ---- nothing left ----------------------------------------------------------
 check "purged: no grgw rules" \
