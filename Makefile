@@ -157,13 +157,14 @@ unit: unit-bins
 fuzz-smoke: fuzz
 	$(Q)tests/run-fuzz.sh $(B) 15
 
-# etcdtest: drives gw/etcd.c against a real etcd for tests/feeds/run.sh.
-$(B)/feeds/etcdtest: $(B)/obj/tests/feeds/etcdtest.o $(B)/libgrgw.a
+# etcdtest, fencetest: drive gw/etcd.c and gw/fence.c against a real etcd
+# for tests/feeds/run.sh.
+$(B)/feeds/%: $(B)/obj/tests/feeds/%.o $(B)/libgrgw.a
 	@mkdir -p $(dir $@)
 	$(E) "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-feeds-check: $(B)/feeds/etcdtest
+feeds-check: $(B)/feeds/etcdtest $(B)/feeds/fencetest
 	$(Q)tests/feeds/run.sh $(B)
 
 # The shipped Prometheus rules and Grafana dashboard: promtool check and
@@ -179,7 +180,8 @@ lab: grgw
 lab-check: grgw $(B)/probe-inject
 	$(Q)tests/lab/run-tests.sh
 
-check: grgw unit-bins fuzz $(B)/probe-inject $(B)/feeds/etcdtest
+check: grgw unit-bins fuzz $(B)/probe-inject $(B)/feeds/etcdtest \
+	$(B)/feeds/fencetest
 	$(Q)tests/check.sh $(B) $(UNITS)
 
 bench: grgw

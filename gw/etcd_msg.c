@@ -3,6 +3,8 @@
  * reads from it (see etcd_msg.h).  Pure: jansson builds and parses, and
  * libsodium encodes keys and values in base64, as the gateway wants them.
  */
+#include <arpa/inet.h>
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +81,41 @@ char *
 etcd_keepalive_request(int64_t lease)
 {
 	return etcd_dump(json_pack("{s:o}", "ID", int64_json(lease)));
+}
+
+char *
+etcd_range_request(const char *key)
+{
+	return etcd_dump(json_pack("{s:o}", "key", base64_json(key)));
+}
+
+char *
+etcd_cas_request(const char *key, int64_t expect_mod_revision,
+    const char *value)
+{
+	if (expect_mod_revision < 0)
+		return NULL;
+	/* MOD and EQUAL spelled out: the defaults would be VERSION, EQUAL. */
+	return etcd_dump(json_pack("{s:[{s:o, s:s, s:s, s:o}], "
+	    "s:[{s:{s:o, s:o}}], s:[{s:{s:o}}]}",
+	    "compare", "key", base64_json(key), "target", "MOD",
+	    "result", "EQUAL", "mod_revision", int64_json(expect_mod_revision),
+	    "success", "request_put", "key", base64_json(key),
+	    "value", base64_json(value),
+	    "failure", "request_range", "key", base64_json(key)));
+}
+
+char *
+etcd_fence_value(uint64_t epoch, const struct grgw_addr *holder)
+{
+	char	 addr[INET6_ADDRSTRLEN];
+
+	if (epoch == 0 || epoch > INT64_MAX || holder == NULL ||
+	    addr_len(holder->family) == 0 ||
+	    addr_fmt(holder, addr, sizeof(addr)) == NULL)
+		return NULL;
+	return etcd_dump(json_pack("{s:I, s:s}", "epoch", (json_int_t)epoch,
+	    "holder", addr));
 }
 
 /* ---- reading members ------------------------------------------------------- */
@@ -426,4 +463,329 @@ int
 etcd_error_lease_not_found(const struct etcd_error *e)
 {
 	return e != NULL && strstr(e->message, "lease not found") != NULL;
+}
+
+/* ---- the fence: range and txn ------------------------------------------- */
+
+/*
+ * Does the base64 text of v name key?  The gateway writes canonical
+ * base64 and libsodium reads nothing else, so comparing the texts is
+ * comparing the keys.
+ */
+static int
+key_is(const json_t *v, const char *key)
+{
+	json_t	*want;
+	int	 same;
+
+	if ((want = base64_json(key)) == NULL)
+		return 0;
+	same = json_equal(v, want);
+	json_decref(want);
+	return same;
+}
+
+/*
+ * Is s (len bytes) standard base64 text, padded, as etcd writes it?
+ * Checked here because libsodium 1.0.18 takes some bytes above 0x7f for
+ * digits; it still checks what follows (the unused bits are zero).
+ */
+static int
+base64_text_ok(const char *s, size_t len)
+{
+	size_t	 i, pad = 0;
+
+	if (len % 4 != 0)
+		return 0;
+	if (len > 0 && s[len - 1] == '=')
+		pad = len > 1 && s[len - 2] == '=' ? 2 : 1;
+	for (i = 0; i < len - pad; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
+		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '+' || s[i] == '/'))
+			return 0;
+	return 1;
+}
+
+/* The base64 "value" of a kv into out (absent: empty). */
+static int
+kv_value(const json_t *kv, const char *where, struct etcd_kv *out,
+    char *err, size_t errlen)
+{
+	const json_t	*v = json_object_get(kv, "value");
+	/* Any text up to the length of MAX bytes' encoding decodes here. */
+	unsigned char	 bin[(ETCD_KV_VALUE_MAX + 2) / 3 * 3];
+	size_t		 len, bin_len;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return err_set(err, errlen, "%s\"value\" is not a string", where);
+	len = json_string_length(v);
+	if (len > sodium_base64_ENCODED_LEN(ETCD_KV_VALUE_MAX,
+	    sodium_base64_VARIANT_ORIGINAL) - 1) {
+		out->value_too_long = 1;
+		return 0;
+	}
+	if (!base64_text_ok(json_string_value(v), len) ||
+	    sodium_base642bin(bin, sizeof(bin), json_string_value(v), len,
+	    NULL, &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+		return err_set(err, errlen, "%s\"value\" is not base64", where);
+	if (bin_len > ETCD_KV_VALUE_MAX) {
+		out->value_too_long = 1;
+		return 0;
+	}
+	memcpy(out->value, bin, bin_len);
+	out->value[bin_len] = '\0';
+	out->value_len = bin_len;
+	return 0;
+}
+
+/* One element of "kvs": key's, with a positive mod_revision. */
+static int
+kv_parse(const json_t *kv, const char *where, const char *key,
+    struct etcd_kv *out, char *err, size_t errlen)
+{
+	const json_t	*k;
+	int64_t		 lease;
+
+	if (!json_is_object(kv))
+		return err_set(err, errlen, "%sis not an object", where);
+	k = json_object_get(kv, "key");
+	if (!json_is_string(k))
+		return err_set(err, errlen, "%s\"key\" is %s", where, k == NULL ?
+		    "missing" : "not a string");
+	if (!key_is(k, key))
+		return err_set(err, errlen, "%s\"key\" is not the key asked "
+		    "for", where);
+	if (member_int64(kv, where, "create_revision", &out->create_revision,
+	    err, errlen) == -1 ||
+	    member_int64(kv, where, "mod_revision", &out->mod_revision, err,
+	    errlen) == -1 ||
+	    member_int64(kv, where, "version", &out->version, err,
+	    errlen) == -1 ||
+	    member_int64(kv, where, "lease", &lease, err, errlen) == -1 ||
+	    kv_value(kv, where, out, err, errlen) == -1)
+		return -1;
+	if (out->mod_revision <= 0)
+		return err_set(err, errlen, "%s\"mod_revision\" %lld is not "
+		    "positive", where, (long long)out->mod_revision);
+	out->found = 1;
+	return 0;
+}
+
+/*
+ * The members of a RangeResponse in obj for key: "kvs" (absent or empty:
+ * not found; one: key's) and "count", which must agree.
+ */
+static int
+range_members(const json_t *obj, const char *where, const char *key,
+    struct etcd_kv *out, char *err, size_t errlen)
+{
+	const json_t	*kvs;
+	int64_t		 count;
+	size_t		 n = 0;
+	char		 in[96];
+
+	memset(out, 0, sizeof(*out));
+	if (member_int64(obj, where, "count", &count, err, errlen) == -1)
+		return -1;
+	if ((kvs = json_object_get(obj, "kvs")) != NULL) {
+		if (!json_is_array(kvs))
+			return err_set(err, errlen, "%s\"kvs\" is not an array",
+			    where);
+		n = json_array_size(kvs);
+	}
+	if (n > 1)
+		return err_set(err, errlen, "%s\"kvs\" has %zu keys, not one",
+		    where, n);
+	if (count < 0 || (uint64_t)count != n)
+		return err_set(err, errlen, "%s\"count\" %lld disagrees with "
+		    "\"kvs\"", where, (long long)count);
+	if (n == 0)
+		return 0;
+	snprintf(in, sizeof(in), "%s\"kvs\"[0].", where);
+	return kv_parse(json_array_get(kvs, 0), in, key, out, err, errlen);
+}
+
+int
+etcd_range_parse(const char *body, size_t len, const char *key,
+    struct etcd_range *out, char *err, size_t errlen)
+{
+	json_t	*root;
+	int	 rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (key == NULL)
+		return err_set(err, errlen, "no key");
+	if ((root = etcd_load(body, len, err, errlen)) == NULL)
+		return -1;
+	if (header_parse(root, "", 1, &out->header, err, errlen) == -1 ||
+	    range_members(root, "", key, &out->kv, err, errlen) == -1)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	json_decref(root);
+	if (rc == -1)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/* "succeeded": true, false, or absent (false, as etcd leaves it out). */
+static int
+cas_succeeded(const json_t *root, int *out, char *err, size_t errlen)
+{
+	const json_t	*v = json_object_get(root, "succeeded");
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v))
+		return err_set(err, errlen, "\"succeeded\" is not a boolean");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* The one response of the branch that ran: its object, or NULL. */
+static const json_t *
+cas_response(const json_t *root, int succeeded, char *err, size_t errlen)
+{
+	const json_t	*rs, *r, *v;
+	const char	*want = succeeded ? "response_put" : "response_range";
+	const char	*other = succeeded ? "response_range" : "response_put";
+
+	rs = json_object_get(root, "responses");
+	if (!json_is_array(rs)) {
+		err_set(err, errlen, "\"responses\" is %s", rs == NULL ?
+		    "missing" : "not an array");
+		return NULL;
+	}
+	if (json_array_size(rs) != 1) {
+		err_set(err, errlen, "\"responses\" has %zu elements, not one",
+		    json_array_size(rs));
+		return NULL;
+	}
+	r = json_array_get(rs, 0);
+	if (!json_is_object(r)) {
+		err_set(err, errlen, "\"responses\"[0] is not an object");
+		return NULL;
+	}
+	v = json_object_get(r, want);
+	if (!json_is_object(v)) {
+		err_set(err, errlen, "\"responses\"[0].\"%s\" is %s", want,
+		    v == NULL ? "missing" : "not an object");
+		return NULL;
+	}
+	if (json_object_get(r, other) != NULL) {
+		err_set(err, errlen, "\"responses\"[0] has \"%s\" in a txn that "
+		    "%s", other, succeeded ? "succeeded" : "failed");
+		return NULL;
+	}
+	return v;
+}
+
+int
+etcd_cas_parse(const char *body, size_t len, const char *key,
+    struct etcd_cas *out, char *err, size_t errlen)
+{
+	struct etcd_header	 h;
+	json_t			*root;
+	const json_t		*r;
+	int			 rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (key == NULL)
+		return err_set(err, errlen, "no key");
+	if ((root = etcd_load(body, len, err, errlen)) == NULL)
+		return -1;
+	if (header_parse(root, "", 1, &out->header, err, errlen) == -1 ||
+	    cas_succeeded(root, &out->succeeded, err, errlen) == -1 ||
+	    (r = cas_response(root, out->succeeded, err, errlen)) == NULL)
+		goto cleanup;
+	if (out->succeeded) {
+		if (header_parse(r, "\"responses\"[0].\"response_put\".", 0,
+		    &h, err, errlen) == -1)
+			goto cleanup;
+		/* The put made the txn's revision: the key's mod_revision. */
+		if (out->header.revision <= 0) {
+			err_set(err, errlen, "\"header\".\"revision\" %lld is not "
+			    "positive", (long long)out->header.revision);
+			goto cleanup;
+		}
+		out->mod_revision = out->header.revision;
+	} else if (header_parse(r, "\"responses\"[0].\"response_range\".", 0,
+	    &h, err, errlen) == -1 ||
+	    range_members(r, "\"responses\"[0].\"response_range\".", key,
+	    &out->kv, err, errlen) == -1)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	json_decref(root);
+	if (rc == -1)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/* ---- the fence's value ------------------------------------------------- */
+
+static int
+fence_holder(const json_t *v, struct grgw_addr *out, char *err,
+    size_t errlen)
+{
+	char	 text[INET6_ADDRSTRLEN];
+	size_t	 len;
+
+	if (!json_is_string(v))
+		return err_set(err, errlen, "\"holder\" is %s", v == NULL ?
+		    "missing" : "not a string");
+	len = json_string_length(v);
+	if (len == 0 || len >= sizeof(text) ||
+	    strlen(json_string_value(v)) != len)
+		return err_set(err, errlen, "\"holder\" is not an IP address");
+	memcpy(text, json_string_value(v), len + 1);
+	if (addr_parse(text, out) == -1) {
+		printable_copy(text, sizeof(text), json_string_value(v));
+		return err_set(err, errlen, "\"holder\" \"%s\" is not an IP "
+		    "address", text);
+	}
+	return 0;
+}
+
+int
+etcd_fence_value_parse(const char *value, size_t len, struct etcd_fence *out,
+    char *err, size_t errlen)
+{
+	json_t		*root;
+	const json_t	*v;
+	int		 rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (value == NULL || len == 0)
+		return err_set(err, errlen, "the value is empty");
+	if (len > ETCD_FENCE_VALUE_MAX)
+		return err_set(err, errlen, "value of %zu bytes is longer than "
+		    "%d", len, ETCD_FENCE_VALUE_MAX);
+	if ((root = etcd_load(value, len, err, errlen)) == NULL)
+		return -1;
+	v = json_object_get(root, "epoch");
+	if (!json_is_integer(v)) {
+		err_set(err, errlen, "\"epoch\" is %s", v == NULL ? "missing" :
+		    "not an integer");
+		goto cleanup;
+	}
+	if (json_integer_value(v) <= 0) {
+		err_set(err, errlen, "\"epoch\" %lld is not positive",
+		    (long long)json_integer_value(v));
+		goto cleanup;
+	}
+	out->epoch = (uint64_t)json_integer_value(v);
+	if (fence_holder(json_object_get(root, "holder"), &out->holder, err,
+	    errlen) == -1)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	json_decref(root);
+	if (rc == -1)
+		memset(out, 0, sizeof(*out));
+	return rc;
 }

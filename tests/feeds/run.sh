@@ -13,6 +13,14 @@
 #      etcdtest ──HTTP/JSON v3──▶ etcd 127.0.0.1:C ◀── etcdctl get / lease
 #      (started before etcd: it must back off and catch up)
 #
+#   pair fence                a second etcd, of its own (gw/fence.c via
+#                             tests/feeds/fencetest): read, claim, a stale
+#                             claim, two claimants racing, round trips,
+#                             etcd hung (SIGSTOP), stopped and restarted
+#
+#      fencetest ─┬─ fence A ──range/txn──▶ etcd 127.0.0.1:F ◀── etcdctl
+#                 └─ fence B ──(races A)──▶
+#
 # Needs no root.  usage: run.sh [BUILD_DIR]   (default: build)
 set -u
 
@@ -23,16 +31,24 @@ case $b in /*) ;; *) b=$top/$b ;; esac
 hook=$top/gw/hooks/clearwater-alarm
 alarms=$top/gw/hooks/grgw_alarms.json
 driver=$b/feeds/etcdtest
+fencer=$b/feeds/fencetest
 
 passed=0
 failed=0
 tmp=$(mktemp -d /tmp/grgw-feeds.XXXXXX)
 etcd_pid=
+fence_etcd_pid=
 drv_pid=
 
 cleanup() {
 	if [ -n "$drv_pid" ]; then kill "$drv_pid" 2>/dev/null; wait "$drv_pid" 2>/dev/null; fi
 	if [ -n "$etcd_pid" ]; then kill "$etcd_pid" 2>/dev/null; wait "$etcd_pid" 2>/dev/null; fi
+	# A stopped etcd (the fence's hang test) must run to hear SIGTERM.
+	if [ -n "$fence_etcd_pid" ]; then
+		kill -CONT "$fence_etcd_pid" 2>/dev/null
+		kill "$fence_etcd_pid" 2>/dev/null
+		wait "$fence_etcd_pid" 2>/dev/null
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -173,6 +189,18 @@ drv_published() {
 	return 1
 }
 
+# etcd_start NAME DATA_DIR CLIENT_PORT PEER_PORT LOG: one member on
+# loopback, in the background; its pid in $started_pid.
+etcd_start() {
+	local url=http://127.0.0.1:$3 peer=http://127.0.0.1:$4
+	etcd --name "$1" --data-dir "$2" \
+	    --listen-client-urls "$url" --advertise-client-urls "$url" \
+	    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+	    --initial-cluster "$1=$peer" \
+	    --initial-cluster-state new >> "$5" 2>&1 &
+	started_pid=$!
+}
+
 ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoint" --dial-timeout=2s "$@"; }
 value_of() { ctl get "$key" --print-value-only 2> /dev/null; }
 # The lease as etcd prints it: 64-bit, too wide for jq's doubles.
@@ -215,13 +243,8 @@ etcd_tests() {
 	check "etcd: unhealthy while etcd is down, with the error in words" \
 	    status_says
 
-	etcd --name grgw-feeds --data-dir "$tmp/etcd" \
-	    --listen-client-urls "$endpoint" --advertise-client-urls "$endpoint" \
-	    --listen-peer-urls "http://127.0.0.1:$pport" \
-	    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-	    --initial-cluster "grgw-feeds=http://127.0.0.1:$pport" \
-	    --initial-cluster-state new > "$tmp/etcd.log" 2>&1 &
-	etcd_pid=$!
+	etcd_start grgw-feeds "$tmp/etcd" "$cport" "$pport" "$tmp/etcd.log"
+	etcd_pid=$started_pid
 
 	# Backoff is at most 30 s; it is at 4 s by now.
 	if drv_published "$v1" 30; then
@@ -271,11 +294,193 @@ etcd_tests() {
 	fi
 }
 
+# ---- the pair's fence -------------------------------------------------------------
+
+# The value of NAME=VALUE in $reply (the driver's last line); reason= is
+# last and may hold spaces.
+field() {
+	case $1 in
+	reason) echo "${reply#* reason=}" ;;
+	*) local v=" ${reply#* }"; v=${v#* "$1="}; echo "${v%% *}" ;;
+	esac
+}
+# fields_are "k=v k=v ...": every one as in $reply.
+fields_are() {
+	local kv
+	for kv in "$@"; do
+		[ "$(field "${kv%%=*}")" = "${kv#*=}" ] || return 1
+	done
+}
+# Send a command and read its one line within $1 s (a hang fails it).
+fence_do() {
+	local limit=$1
+	shift
+	drv_send "$@"
+	drv_read "$limit"
+}
+mod_revision_of() {
+	ctl get "$fkey" -w json 2> /dev/null | jq -r '.kvs[0].mod_revision'
+}
+fence_value_of() { ctl get "$fkey" --print-value-only 2> /dev/null; }
+
+# Wait until etcd answers etcdctl (a fresh member elects itself).
+wait_etcd() {
+	local end=$((SECONDS + $1))
+	while [ $SECONDS -le $end ]; do
+		ctl endpoint health > /dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+fence_tests() {
+	local cport pport r1 r2 epoch
+
+	if [ ! -x "$fencer" ]; then
+		nok "fence: $fencer missing (make $b/feeds/fencetest)"
+		return
+	fi
+	if [ -n "$drv_pid" ]; then
+		kill "$drv_pid" 2> /dev/null
+		wait "$drv_pid" 2> /dev/null
+		drv_pid=
+	fi
+	cport=$(free_port)
+	pport=$(free_port)
+	endpoint=http://127.0.0.1:$cport
+	fkey=/grgw/site-a/pair
+	etcd_start grgw-fence "$tmp/etcd-fence" "$cport" "$pport" \
+	    "$tmp/etcd-fence.log"
+	fence_etcd_pid=$started_pid
+	if ! wait_etcd 20; then
+		nok "fence: etcd did not come up"
+		return
+	fi
+	coproc DRV { exec "$fencer" "$endpoint" "$fkey" 2> "$tmp/fencetest.log"; }
+	drv_pid=${DRV_PID:?}
+	drv_read 5
+	check "fence: driver started" test "$reply" = ready
+
+	fence_do 15 read 10000
+	check "fence: a read of the absent key completes: found 0, mod_revision 0" \
+	    fields_are completed=1 found=0 mod_revision=0 value_ok=0
+
+	fence_do 15 claim 0 1 198.18.1.2 10000
+	r1=$(field mod_revision)
+	check "fence: a claim expecting 0 (absent) wins, at mod_revision $r1" \
+	    fields_are completed=1 won=1 epoch=1 holder=198.18.1.2
+	check "fence: ... etcdctl reads the value it wrote" \
+	    test "$(fence_value_of)" = '{"epoch":1,"holder":"198.18.1.2"}'
+	check "fence: ... at that mod_revision" test "$(mod_revision_of)" = "$r1"
+
+	fence_do 15 claim 0 1 198.18.1.3 10000
+	check "fence: a second claim with the stale 0 loses" \
+	    fields_are completed=1 won=0
+	check "fence: ... and returns the holder, epoch and revision there" \
+	    fields_are found=1 value_ok=1 epoch=1 holder=198.18.1.2 \
+	    mod_revision="$r1"
+	check "fence: ... etcd unchanged" \
+	    test "$(fence_value_of)" = '{"epoch":1,"holder":"198.18.1.2"}'
+
+	fence_do 15 read 10000
+	check "fence: a read returns holder, epoch and mod_revision" \
+	    fields_are completed=1 found=1 value_ok=1 epoch=1 \
+	    holder=198.18.1.2 mod_revision="$r1"
+
+	fence_do 15 claim "$r1" 2 2001:db8:a::3 10000
+	r2=$(field mod_revision)
+	check "fence: a claim with the revision read wins (IPv6 holder)" \
+	    fields_are completed=1 won=1 epoch=2 holder=2001:db8:a::3
+	check "fence: ... etcdctl reads it, at mod_revision $r2" \
+	    test "$(fence_value_of)" = '{"epoch":2,"holder":"2001:db8:a::3"}' \
+	    -a "$(mod_revision_of)" = "$r2"
+
+	fence_do 15 busy
+	check "fence: one request at a time: the others get EBUSY, no callback" \
+	    fields_are second=-1/EBUSY third=-1/EBUSY first_completed=1 calls=1
+
+	# Two fences, two connections, the same expected revision, every
+	# round: exactly one wins, and the loser is told who.
+	fence_do 120 race 200 198.18.1.2 198.18.1.3
+	if fields_are one_winner=200 both_won=0 none_won=0 failed=0; then
+		ok "fence: 200 races of two claimants: exactly one winner each ($(field a_won) A, $(field b_won) B)"
+	else
+		nok "fence: race: $reply"
+	fi
+	check "fence: ... each loser returned the winner's holder, epoch, revision" \
+	    fields_are loser_saw_winner=200
+	epoch=$(field epoch)
+	check "fence: ... etcd holds the last epoch ($epoch)" \
+	    test "$(fence_value_of | jq -r .epoch)" = "$epoch"
+
+	# Something else on the key: read, said, and claimed over.
+	ctl put "$fkey" 'not a fence' > /dev/null
+	fence_do 15 read 10000
+	r1=$(field mod_revision)
+	check "fence: a value that is not a fence value: read, value_ok 0, said" \
+	    fields_are completed=1 found=1 value_ok=0
+	check "fence: ... in words" grep -q "not a fence value" <<< "$(field reason)"
+	fence_do 15 claim "$r1" "$((epoch + 1))" 198.18.1.2 10000
+	check "fence: ... and a claim at its revision replaces it" \
+	    fields_are completed=1 won=1
+
+	fence_do 120 rtt 200 198.18.1.2
+	if fields_are failed=0 && [ "$(field connections)" -le 1 ]; then
+		ok "fence: round trips on loopback: read median $(field read_median_us) us (p90 $(field read_p90_us)), claim median $(field claim_median_us) us (p90 $(field claim_p90_us)); $(field connections) new connection(s) for 400 requests"
+	else
+		nok "fence: rtt: $reply"
+	fi
+
+	# etcd hung: the kept connection accepts and nothing answers.
+	kill -STOP "$fence_etcd_pid"
+	fence_do 15 read 300
+	check "fence: etcd hung: the read completes 0 at its deadline" \
+	    fields_are completed=0
+	check "fence: ... saying 'timed out after 300 ms' ($(field us) us)" \
+	    test "$(field reason)" = "timed out after 300 ms"
+	fence_do 15 claim "$r1" "$((epoch + 9))" 198.18.1.3 300
+	check "fence: ... a claim too" test "$(field reason)" = "timed out after 300 ms"
+	kill -CONT "$fence_etcd_pid"
+	fence_do 15 read 10000
+	check "fence: etcd back: the next read completes, on a new connection" \
+	    fields_are completed=1 found=1
+	# The claim that timed out may have been applied meanwhile: the
+	# read tells (it was sent with a stale revision: it lost).
+	check "fence: ... and the timed-out stale claim did not win" \
+	    fields_are holder=198.18.1.2
+
+	# etcd stopped: the port is closed.
+	kill "$fence_etcd_pid"
+	wait "$fence_etcd_pid" 2> /dev/null
+	fence_do 15 read 500
+	check "fence: etcd stopped: a read completes 0 with a reason ($(field reason); $(field us) us)" \
+	    test "$(field completed)" = 0 -a -n "$(field reason)"
+	fence_do 15 read 500
+	check "fence: ... again, refused at once, not at the deadline ($(field reason))" \
+	    grep -q "^cannot connect" <<< "$(field reason)"
+
+	# Started again on its data: the fence is where it was.
+	etcd_start grgw-fence "$tmp/etcd-fence" "$cport" "$pport" \
+	    "$tmp/etcd-fence.log"
+	fence_etcd_pid=$started_pid
+	wait_etcd 20
+	fence_do 15 read 10000
+	check "fence: etcd restarted: the read reconnects and finds the holder" \
+	    fields_are completed=1 found=1 value_ok=1 holder=198.18.1.2
+	fence_do 5 stats
+	echo "     $reply"
+	drv_send quit
+	wait "$drv_pid" 2> /dev/null
+	drv_pid=
+}
+
 if need_etcd; then
 	etcd_tests
+	fence_tests
 fi
 if [ "$failed" -ne 0 ]; then
-	for f in "$tmp/driver.log" "$tmp/etcd.log"; do
+	for f in "$tmp/driver.log" "$tmp/etcd.log" "$tmp/fencetest.log" \
+	    "$tmp/etcd-fence.log"; do
 		[ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }
 	done
 fi
