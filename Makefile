@@ -112,6 +112,9 @@ fuzz_etcd_SRCS     := gw/etcd_msg.c gw/addr.c gw/err.c
 fuzz_etcd_LIBS     := jansson libsodium
 fuzz_probe_SRCS    := gw/probe_codec.c
 fuzz_probe_LIBS    := libsodium
+fuzz_pair_SRCS     := gw/pair_codec.c gw/pair_role.c gw/probe_codec.c \
+		      gw/addr.c gw/err.c
+fuzz_pair_LIBS     := libsodium
 fuzz_vici_SRCS     := ipsec/vici_msg.c gw/err.c
 fuzz_vici_LIBS     := libsodium
 fuzz_xfrm_SRCS     := netlink/xfrm.c gw/log.c
