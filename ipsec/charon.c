@@ -162,6 +162,84 @@ write_file_mode(const char *path, const char *data, size_t len, mode_t mode)
 	return rename(tmp, path);
 }
 
+/* A mountinfo path field, its \ooo escapes undone, in place. */
+static void
+unescape_path(char *s)
+{
+	char	*w = s;
+
+	for (; *s != '\0'; s++, w++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+			    (s[3] - '0'));
+			s += 3;
+		} else
+			*w = *s;
+	}
+	*w = '\0';
+}
+
+/* One line of /proc/self/mountinfo: detach its mount if it is below /run
+ * and holds no part of the way to keep (the site directory). */
+static void
+detach_line(char *line, const char *keep)
+{
+	char	*mp = line;
+	size_t	 n;
+	int	 i;
+
+	for (i = 0; i < 4 && mp != NULL; i++)
+		if ((mp = strchr(mp, ' ')) != NULL)
+			mp++;
+	if (mp == NULL)
+		return;
+	mp[strcspn(mp, " ")] = '\0';
+	unescape_path(mp);
+	n = strlen(mp);
+	if (strncmp(mp, "/run/", 5) != 0 ||
+	    (strncmp(keep, mp, n) == 0 && (keep[n] == '/' || keep[n] == '\0')))
+		return;
+	umount2(mp, MNT_DETACH);
+}
+
+/*
+ * Every mount below /run that is not on the way to the site directory
+ * goes from this private copy of the mount table.  They would be hidden
+ * under the fresh /run anyway, but a copy of a network namespace's bind
+ * mount (`ip netns add` puts them in /run/netns) keeps that namespace
+ * alive as long as charon runs: the host could not delete it.
+ * Async-signal-safe: read(2) into a fixed buffer.
+ */
+static void
+child_detach_run(const char *keep)
+{
+	char	 buf[4096], line[PATH_MAX + 1024];
+	size_t	 len = 0;
+	ssize_t	 n, i;
+	int	 fd, skip = 0;
+
+	if ((fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				if (len < sizeof(line) - 1)
+					line[len++] = buf[i];
+				else
+					skip = 1;
+				continue;
+			}
+			line[len] = '\0';
+			if (!skip)
+				detach_line(line, keep);
+			len = 0;
+			skip = 0;
+		}
+	}
+	close(fd);
+}
+
 /*
  * In the child: private mounts, fresh /run, site directory bound back.
  * Runs between fork and exec: only async-signal-safe work, no logging.
@@ -180,6 +258,8 @@ child_private_run(const char *site_dir)
 		return -1;
 	if ((fd = open(real, O_PATH | O_DIRECTORY)) == -1)
 		return -1;
+	child_detach_run(real);
+	child_detach_run(real);	/* a mount table read while it shrinks may skip */
 	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV,
 	    "mode=0755,size=16m") == -1)
 		return -1;
