@@ -34,6 +34,7 @@
 #include "feeds.h"
 #include "linkstate.h"
 #include "netproc.h"
+#include "pairnet.h"
 #include "pmsg.h"
 #include "probe.h"
 #include "sandbox.h"
@@ -51,6 +52,9 @@ struct netproc_child {
 	uint8_t			*key;		/* sodium_malloc'ed: the
 						 * probe key, then the next */
 	int			 have_next;	/* a key rotation is under way */
+	uint8_t			*pair_key;	/* sodium_malloc'ed: [pair] */
+	int			 pair_have_next;
+	struct pairnet		*pair;
 	struct probe_engine	*probes;
 	struct http_server	*http;
 	struct etcd_pub		*etcd;
@@ -144,6 +148,18 @@ send_ready(struct netproc_child *n, int ok, const char *why)
 		chan_send(n->chan, PMSG_READY, NULL, 0, body, (size_t)len);
 }
 
+/* The pair's role engine says where it stands: to the parent. */
+static void
+pair_told(const struct pmsg_role *ro, void *arg)
+{
+	struct netproc_child	*n = arg;
+	uint8_t			 body[64 + PMSG_TEXT_MAX];
+	int			 len;
+
+	if ((len = pmsg_role_encode(ro, body, sizeof(body))) >= 0)
+		chan_send(n->chan, PMSG_ROLE, NULL, 0, body, (size_t)len);
+}
+
 static int
 start(struct netproc_child *n, const int up[PROBE_NPATHS], char *err,
     size_t errlen)
@@ -188,6 +204,15 @@ start(struct netproc_child *n, const int up[PROBE_NPATHS], char *err,
 	if (probe_engine_start(n->probes) == -1)
 		return err_set(err, errlen, "cannot start the link probes on "
 		    "UDP port %u", (unsigned)cfg->probe.port);
+	if (cfg->pair.enabled) {
+		if (n->pair_key == NULL)
+			return err_set(err, errlen, "a pair without a "
+			    "heartbeat key");
+		if ((n->pair = pairnet_new(n->base, cfg, n->pair_key,
+		    n->pair_have_next ? n->pair_key + PMSG_KEY_LEN : NULL,
+		    pair_told, n, err, errlen)) == NULL)
+			return -1;
+	}
 	if ((n->push = event_new(n->base, -1, EV_PERSIST, push_cb, n)) ==
 	    NULL || event_add(n->push, &tv) == -1)
 		return err_set(err, errlen, "out of memory");
@@ -244,10 +269,34 @@ on_key(struct netproc_child *n, const struct pmsg *m)
 		    "keep their keys");
 }
 
+/* The pair's heartbeat keys: for the start, or into the running pair. */
+static void
+on_pair_key(struct netproc_child *n, const struct pmsg *m)
+{
+	const uint8_t	*key, *next;
+
+	if (pmsg_key_decode(m->body, m->len, &key, &next) == -1 ||
+	    (n->pair_key == NULL &&
+	    (n->pair_key = sodium_malloc(PMSG_KEYS_MAX)) == NULL)) {
+		log_warnx("network process: a bad pair key message");
+		event_base_loopbreak(n->base);
+		return;
+	}
+	memcpy(n->pair_key, key, PMSG_KEY_LEN);
+	n->pair_have_next = next != NULL;
+	if (next != NULL)
+		memcpy(n->pair_key + PMSG_KEY_LEN, next, PMSG_KEY_LEN);
+	else
+		sodium_memzero(n->pair_key + PMSG_KEY_LEN, PMSG_KEY_LEN);
+	if (n->pair != NULL)
+		pairnet_set_keys(n->pair, key, next);
+}
+
 static void
 on_message(const struct pmsg *m, void *arg)
 {
 	struct netproc_child	*n = arg;
+	enum pmsg_pair_cmd	 cmd;
 	const uint8_t		*text;
 	size_t			 len;
 	uint32_t		 id;
@@ -266,6 +315,17 @@ on_message(const struct pmsg *m, void *arg)
 		return;
 	case PMSG_START:
 		on_start(n, m);
+		return;
+	case PMSG_PAIR_KEY:
+		on_pair_key(n, m);
+		return;
+	case PMSG_PAIR_CMD:
+		if (pmsg_pair_cmd_decode(m->body, m->len, &cmd) == -1)
+			goto bad;
+		if (cmd == PMSG_PAIR_HELD)
+			probe_engine_rebind(n->probes);
+		if (n->pair != NULL)
+			pairnet_cmd(n->pair, cmd);
 		return;
 	case PMSG_PUBLISH:
 		if (m->len > FEEDS_ETCD_VALUE_MAX ||
@@ -312,6 +372,9 @@ child_free(struct netproc_child *n)
 {
 	int	 i;
 
+	pairnet_free(n->pair);
+	if (n->pair_key != NULL)
+		sodium_free(n->pair_key);
 	http_server_free(n->http);
 	etcd_pub_free(n->etcd);
 	probe_engine_free(n->probes);

@@ -38,6 +38,7 @@ enum netproc_what {
 	NETPROC_EXITED,		/* died (why); it is being restarted */
 	NETPROC_PATH,		/* a path's figures; changed: new verdict */
 	NETPROC_WANT,		/* an HTTP client wants doc: netproc_answer() */
+	NETPROC_ROLE,		/* [pair]: where the pair stands (role) */
 };
 
 /* Borrowed, valid during the callback only. */
@@ -50,6 +51,7 @@ struct netproc_news {
 	const struct path_stats	*stats;
 	uint32_t		 ticket;	/* WANT */
 	enum pmsg_doc		 doc;
+	const struct pmsg_role	*role;		/* ROLE */
 };
 
 typedef void (*netproc_cb)(const struct netproc_news *news, void *arg);
@@ -76,6 +78,18 @@ int	netproc_start(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
  */
 int	netproc_set_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
 	    const uint8_t *next);
+/*
+ * [pair]: the heartbeat key and, during a key rotation, the next one also
+ * accepted (PMSG_KEY_LEN each; next NULL: none), copied and kept for
+ * restarts.  Before netproc_start(), so that the first start has them;
+ * later, sent to the running process.  Without them the process runs no
+ * pair.  0 or -1.
+ */
+int	netproc_pair_keys(struct netproc *np, const uint8_t *key,
+	    const uint8_t *next);
+/* Tell the pair's role engine (PMSG_PAIR_CMD).  0, or -1 (not running,
+ * no pair). */
+int	netproc_pair_cmd(struct netproc *np, enum pmsg_pair_cmd cmd);
 /* The latest link-state document for etcd (copied; sent again after a
  * restart). */
 void	netproc_publish(struct netproc *np, const char *json);

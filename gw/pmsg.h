@@ -142,6 +142,7 @@ enum pmsg_pair_cmd {
 	PMSG_PAIR_WAN_UP = 2,	/* this gateway's WAN link is up */
 	PMSG_PAIR_WAN_DOWN = 3,	/* ... is down: do not claim */
 	PMSG_PAIR_HELD = 4,	/* the floating addresses are on this host */
+	PMSG_PAIR_DROPPED = 5,	/* ... are gone from it (or never were) */
 };
 #define PMSG_PAIR_CMD_LEN	1
 int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,

@@ -1089,6 +1089,24 @@ probe_engine_start(struct probe_engine *e)
 	return 0;
 }
 
+void
+probe_engine_rebind(struct probe_engine *e)
+{
+	struct probe_path_state	*ps;
+	int			 i;
+
+	if (e == NULL || !e->started || e->method != GRGW_PROBES_GRGW)
+		return;
+	for (i = 0; i < PROBE_NPATHS; i++) {
+		ps = &e->path[i];
+		if (ps->usable && ps->fd == -1 &&
+		    evtimer_pending(ps->retry, NULL)) {
+			evtimer_del(ps->retry);
+			probe_path_begin(ps);
+		}
+	}
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {

@@ -72,6 +72,12 @@ int	probe_icmp_socket(const struct grgw_config *cfg, enum probe_path path);
  */
 int	probe_engine_start(struct probe_engine *e);
 /*
+ * The addresses may be there now ([pair]: this gateway took the site's
+ * floating ones): a path still waiting to bind tries at once instead of
+ * at its next retry.
+ */
+void	probe_engine_rebind(struct probe_engine *e);
+/*
  * Before start: the path was up in a predecessor engine (a restarted
  * network process), so it starts up, with the usual deadline for a first
  * answer, instead of down and waiting for `recover` answers.

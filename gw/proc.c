@@ -45,6 +45,9 @@ struct netproc {
 	uint8_t			*key;		/* sodium_malloc'ed: the
 						 * probe key, then the next */
 	size_t			 key_len;	/* PMSG_KEY_LEN or _KEYS_MAX */
+	uint8_t			*pair_key;	/* sodium_malloc'ed: the
+						 * heartbeat key(s), [pair] */
+	size_t			 pair_key_len;	/* 0: no pair */
 	char			*published;	/* latest etcd document */
 	int			 path_up[PROBE_NPATHS];
 	int			 etcd_known;	/* this run said PMSG_ETCD */
@@ -154,11 +157,32 @@ on_etcd(struct netproc *np, const struct pmsg *m)
 }
 
 static void
+on_role(struct netproc *np, const struct pmsg *m)
+{
+	struct netproc_news	 n;
+	struct pmsg_role	 ro;
+
+	if (np->pair_key_len == 0 ||
+	    pmsg_role_decode(m->body, m->len, &ro) == -1) {
+		log_warnx("network process: a malformed or unexpected role "
+		    "message");
+		return;
+	}
+	memset(&n, 0, sizeof(n));
+	n.what = NETPROC_ROLE;
+	n.role = &ro;
+	tell(np, &n);
+}
+
+static void
 on_message(const struct pmsg *m, void *arg)
 {
 	struct netproc	*np = arg;
 
 	switch (m->type) {
+	case PMSG_ROLE:
+		on_role(np, m);
+		break;
 	case PMSG_ETCD:
 		on_etcd(np, m);
 		break;
@@ -359,6 +383,8 @@ send_setup(struct netproc *np)
 	if (chan_send(np->chan, PMSG_CONF, NULL, 0, conf, (size_t)len) == -1 ||
 	    chan_send(np->chan, PMSG_KEY, NULL, 0, np->key,
 	    np->key_len) == -1 ||
+	    (np->pair_key_len > 0 && chan_send(np->chan, PMSG_PAIR_KEY, NULL,
+	    0, np->pair_key, np->pair_key_len) == -1) ||
 	    chan_send(np->chan, PMSG_START, NULL, 0, start,
 	    sizeof(start)) == -1)
 		return -1;
@@ -494,6 +520,36 @@ netproc_set_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
 	return chan_send(np->chan, PMSG_KEY, NULL, 0, np->key, np->key_len);
 }
 
+int
+netproc_pair_keys(struct netproc *np, const uint8_t *key,
+    const uint8_t *next)
+{
+	if (np == NULL || key == NULL || (np->pair_key == NULL &&
+	    (np->pair_key = sodium_malloc(PMSG_KEYS_MAX)) == NULL))
+		return -1;
+	memcpy(np->pair_key, key, PMSG_KEY_LEN);
+	np->pair_key_len = PMSG_KEY_LEN;
+	sodium_memzero(np->pair_key + PMSG_KEY_LEN, PMSG_KEY_LEN);
+	if (next != NULL) {
+		memcpy(np->pair_key + PMSG_KEY_LEN, next, PMSG_KEY_LEN);
+		np->pair_key_len = PMSG_KEYS_MAX;
+	}
+	if (np->chan == NULL)
+		return 0;
+	return chan_send(np->chan, PMSG_PAIR_KEY, NULL, 0, np->pair_key,
+	    np->pair_key_len);
+}
+
+int
+netproc_pair_cmd(struct netproc *np, enum pmsg_pair_cmd cmd)
+{
+	uint8_t	 b = (uint8_t)cmd;
+
+	if (np == NULL || np->chan == NULL || np->pair_key_len == 0)
+		return -1;
+	return chan_send(np->chan, PMSG_PAIR_CMD, NULL, 0, &b, sizeof(b));
+}
+
 void
 netproc_publish(struct netproc *np, const char *json)
 {
@@ -584,6 +640,8 @@ netproc_free(struct netproc *np)
 		event_free(np->ev_restart);
 	if (np->key != NULL)
 		sodium_free(np->key);
+	if (np->pair_key != NULL)
+		sodium_free(np->pair_key);
 	free(np->published);
 	free(np);
 }

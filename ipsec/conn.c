@@ -440,6 +440,20 @@ conn_build_initiate(const char *ike, const char *child, unsigned timeout_ms)
 }
 
 struct vici_builder *
+conn_build_terminate_force(const char *ike)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "ike", ike);
+	vici_add_kv_str(b, "force", "yes");
+	vici_add_kv_str(b, "timeout", "-1");
+	vici_add_kv_str(b, "loglevel", "-1");
+	return b;
+}
+
+struct vici_builder *
 conn_build_terminate(const char *ike)
 {
 	struct vici_builder *b;

@@ -71,6 +71,7 @@ struct ike {
 	struct event		*initiate_timer;
 	int			 initiating;	/* initiate requests pending */
 	int			 fill_now;	/* a reload: add missing pairs now */
+	int			 passive;	/* [pair] standby: no initiating */
 	/* A pair's CHILD_SA twice over (both ends added it): seen since */
 	unsigned		 child_dup;	/* its uniqueid, 0: none */
 	struct timespec		 child_dup_since;
@@ -232,7 +233,8 @@ initiate_schedule(struct ike *k, unsigned ms)
 {
 	struct timeval	 tv;
 
-	if (k->stopping || evtimer_pending(k->initiate_timer, NULL))
+	if (k->stopping || k->passive ||
+	    evtimer_pending(k->initiate_timer, NULL))
 		return;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -354,7 +356,7 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (k->stopping || !k->ready || k->initiating)
+	if (k->stopping || k->passive || !k->ready || k->initiating)
 		return;
 	k->fill_now = 0;
 	if (k->sas.ike_established && k->sas.pairs_missing == 0)
@@ -1175,6 +1177,7 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 		return NULL;
 	k->base = base;
 	k->cfg = cfg;
+	k->passive = cfg->pair.enabled;	/* a pair starts as a standby */
 	pairs_load(k);
 	k->dp = dp;
 	k->vici_path = vici_path;
@@ -1279,6 +1282,37 @@ ike_terminate(struct ike *k, ike_done_cb done, void *arg)
 		return -1;
 	}
 	return 0;
+}
+
+/* The closing of the SAs is answered: an active starts afresh. */
+static void
+close_all_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+
+	if (m == NULL || k->stopping || k->passive)
+		return;
+	k->backoff_ms = 0;
+	initiate_schedule(k, 0);
+	ike_refresh_now(k);
+}
+
+void
+ike_set_active(struct ike *k, int active)
+{
+	if (k == NULL || k->stopping)
+		return;
+	k->passive = !active;
+	evtimer_del(k->initiate_timer);
+	if (k->vici != NULL && k->ready &&
+	    ike_send(k, conn_build_terminate_force(GRGW_CONN_NAME),
+	    close_all_reply) == 0)
+		return;
+	if (active) {
+		/* Not connected yet: its load initiates (vici_init). */
+		k->backoff_ms = 0;
+		initiate_schedule(k, 0);
+	}
 }
 
 int

@@ -254,6 +254,15 @@ struct ike_certs {
 };
 /* NULL with a pre-shared key; owned by k. */
 const struct ike_certs *ike_certs(const struct ike *k);
+/*
+ * [pair]: a standby (active 0; how every ike of a pair starts) initiates
+ * nothing and closes, at once and without waiting for the peer, every
+ * IKE_SA charon holds: they belong to the floating WAN address, which it
+ * has just given up.  An active (1) closes whatever charon still holds
+ * the same way (so that its new IKE_SA carries INITIAL_CONTACT and the
+ * peer drops the old active's SAs at once) and initiates at once.
+ */
+void	ike_set_active(struct ike *k, int active);
 int	ike_ready(const struct ike *k);
 int	ike_initiating(const struct ike *k);
 const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */
@@ -339,6 +348,10 @@ struct vici_builder *conn_build_initiate(const char *ike, const char *child,
 	    unsigned timeout_ms);
 /* terminate every IKE_SA of the connection ike. */
 struct vici_builder *conn_build_terminate(const char *ike);
+/* Every IKE_SA of that connection, at once, without waiting for the
+ * peer's answer to the DELETE (a standby gives up a floating address's
+ * SAs: the DELETE may have no way out). */
+struct vici_builder *conn_build_terminate_force(const char *ike);
 struct vici_builder *conn_build_unload_conn(const char *name);
 /* Forget every credential loaded over VICI (keys, certificates). */
 struct vici_builder *conn_build_clear_creds(void);

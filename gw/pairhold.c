@@ -1,0 +1,283 @@
+/*
+ * The parent's side of the gateway pair (see pairhold.h): the floating
+ * addresses on and off this host, and the hold that bounds how long they
+ * stay without a word from the role engine.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "grgw.h"
+#include "netlink/netlink.h"
+#include "pair.h"
+#include "pairhold.h"
+#include "pmsg.h"
+
+/* The floating addresses: [site] lan_address lines and wan_address. */
+#define FLOAT_MAX	(GRGW_MAX_LAN_ADDRS + 1)
+
+struct pairhold {
+	struct event_base	*base;
+	const struct grgw_config *cfg;
+	pairhold_cb		 cb;
+	void			*arg;
+
+	char			 lan_if[IF_NAMESIZE];
+	struct {
+		const char		*ifname;
+		struct grgw_addr	 a;
+	}			 fl[FLOAT_MAX];
+	int			 n_fl;
+
+	int			 held;
+	uint64_t		 takes;
+	struct pmsg_role	 last;
+	struct timespec		 last_at;	/* when it came */
+	struct event		*hold_timer;
+};
+
+/* The interface that holds a, into ifname; -1 if none. */
+static int
+iface_of(const struct grgw_addr *a, char ifname[IF_NAMESIZE])
+{
+	struct ifaddrs	*ifa, *i;
+	const void	*p;
+	int		 found = -1;
+
+	if (getifaddrs(&ifa) == -1)
+		return -1;
+	for (i = ifa; i != NULL && found == -1; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_name == NULL ||
+		    i->ifa_addr->sa_family != a->family)
+			continue;
+		p = a->family == AF_INET ?
+		    (const void *)&((struct sockaddr_in *)(void *)
+		    i->ifa_addr)->sin_addr :
+		    (const void *)&((struct sockaddr_in6 *)(void *)
+		    i->ifa_addr)->sin6_addr;
+		if (memcmp(p, a->addr, (size_t)addr_len(a->family)) == 0 &&
+		    strlen(i->ifa_name) < IF_NAMESIZE) {
+			snprintf(ifname, IF_NAMESIZE, "%s", i->ifa_name);
+			found = 0;
+		}
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+static int
+host_len(const struct grgw_addr *a)
+{
+	return a->family == AF_INET ? 32 : 128;
+}
+
+static void
+hold_cancel(struct pairhold *ph)
+{
+	if (ph->hold_timer != NULL)
+		evtimer_del(ph->hold_timer);
+}
+
+/*
+ * Off this host, every one of them (a failure is logged and the others
+ * still go: what stays is what a later drop or `down` removes).
+ */
+static void
+release(struct pairhold *ph, const char *why)
+{
+	char	 err[256], buf[INET6_ADDRSTRLEN];
+	int	 i;
+
+	hold_cancel(ph);
+	if (!ph->held)
+		return;
+	for (i = 0; i < ph->n_fl; i++)
+		if (nl_float_del(ph->fl[i].ifname, &ph->fl[i].a, err,
+		    sizeof(err)) < 0)
+			log_warnx("pair: cannot remove %s from %s: %s",
+			    addr_fmt(&ph->fl[i].a, buf, sizeof(buf)),
+			    ph->fl[i].ifname, err);
+	ph->held = 0;
+	log_info("pair: floating addresses released: %s", why);
+	ph->cb(0, why, ph->arg);
+}
+
+/* On this host, then told to the links (ARP, neighbour advertisement). */
+static void
+take(struct pairhold *ph, const char *why)
+{
+	char	 err[256], buf[INET6_ADDRSTRLEN];
+	int	 i, rc;
+
+	if (ph->held)
+		return;
+	for (i = 0; i < ph->n_fl; i++) {
+		addr_fmt(&ph->fl[i].a, buf, sizeof(buf));
+		rc = nl_float_add(ph->fl[i].ifname, &ph->fl[i].a,
+		    host_len(&ph->fl[i].a), err, sizeof(err));
+		if (rc < 0) {
+			log_warnx("pair: cannot add %s to %s: %s", buf,
+			    ph->fl[i].ifname, err);
+			continue;
+		}
+		if (float_announce(ph->fl[i].ifname, &ph->fl[i].a, err,
+		    sizeof(err)) < 0)
+			log_warnx("pair: cannot announce %s on %s: %s", buf,
+			    ph->fl[i].ifname, err);
+	}
+	ph->held = 1;
+	ph->takes++;
+	log_info("pair: floating addresses taken: %s", why);
+	ph->cb(1, why, ph->arg);
+}
+
+static void
+hold_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pairhold	*ph = arg;
+
+	(void)fd;
+	(void)ev;
+	release(ph, "the role engine's hold ran out without a new one");
+}
+
+struct pairhold *
+pairhold_new(struct event_base *base, const struct grgw_config *cfg,
+    pairhold_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct pairhold	*ph;
+	char		 buf[INET6_ADDRSTRLEN];
+	int		 i, lan = 0;
+
+	if ((ph = calloc(1, sizeof(*ph))) == NULL) {
+		err_set(err, errlen, "out of memory");
+		return NULL;
+	}
+	ph->base = base;
+	ph->cfg = cfg;
+	ph->cb = cb;
+	ph->arg = arg;
+	if (iface_of(&cfg->pair.address, ph->lan_if) == -1) {
+		err_set(err, errlen, "%s: [pair] address %s is not an address "
+		    "of this host", cfg->path, addr_fmt(&cfg->pair.address,
+		    buf, sizeof(buf)));
+		free(ph);
+		return NULL;
+	}
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++)
+		if (strcmp(cfg->site.lan_interfaces[i], ph->lan_if) == 0)
+			lan = 1;
+	if (!lan) {
+		err_set(err, errlen, "%s: [pair] address %s is on %s, which "
+		    "is not a lan_interface of [site]: the LAN addresses "
+		    "float where it is", cfg->path,
+		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
+		    ph->lan_if);
+		free(ph);
+		return NULL;
+	}
+	for (i = 0; i < cfg->site.n_lan_addresses; i++) {
+		ph->fl[ph->n_fl].ifname = ph->lan_if;
+		ph->fl[ph->n_fl++].a = cfg->site.lan_addresses[i];
+	}
+	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
+	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
+	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL) {
+		err_set(err, errlen, "out of memory");
+		free(ph);
+		return NULL;
+	}
+	return ph;
+}
+
+void
+pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
+{
+	struct timeval	 tv;
+	int		 was = ph->last.role;
+
+	ph->last = *ro;
+	clock_gettime(CLOCK_MONOTONIC, &ph->last_at);
+	if (ro->role != PAIR_ACTIVE || ro->hold_ms == 0) {
+		if (ph->held)
+			release(ph, ro->reason[0] != '\0' ? ro->reason :
+			    pair_role_name(ro->role));
+		return;
+	}
+	/* The new hold first: from here on, this is how long we may. */
+	tv.tv_sec = ro->hold_ms / 1000;
+	tv.tv_usec = (ro->hold_ms % 1000) * 1000;
+	evtimer_add(ph->hold_timer, &tv);
+	if (!ph->held)
+		take(ph, was != PAIR_ACTIVE && ro->reason[0] != '\0' ?
+		    ro->reason : "active");
+}
+
+void
+pairhold_drop(struct pairhold *ph, const char *why)
+{
+	if (ph != NULL)
+		release(ph, why);
+}
+
+int
+pairhold_held(const struct pairhold *ph)
+{
+	return ph != NULL && ph->held;
+}
+
+const struct pmsg_role *
+pairhold_last(const struct pairhold *ph)
+{
+	return &ph->last;
+}
+
+uint32_t
+pairhold_partner_age(const struct pairhold *ph)
+{
+	struct timespec	 now;
+	uint64_t	 age;
+
+	if (ph->last.partner_age_ms == UINT32_MAX || ph->last_at.tv_sec == 0)
+		return UINT32_MAX;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	age = ph->last.partner_age_ms + (uint64_t)((now.tv_sec -
+	    ph->last_at.tv_sec) * 1000 + (now.tv_nsec -
+	    ph->last_at.tv_nsec) / 1000000);
+	return age >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)age;
+}
+
+uint64_t
+pairhold_takes(const struct pairhold *ph)
+{
+	return ph->takes;
+}
+
+static void
+told_nobody(int held, const char *why, void *arg)
+{
+	(void)held;
+	(void)why;
+	(void)arg;
+}
+
+void
+pairhold_free(struct pairhold *ph)
+{
+	if (ph == NULL)
+		return;
+	ph->cb = told_nobody;		/* the owner is going away */
+	release(ph, "stopping");
+	if (ph->hold_timer != NULL)
+		event_free(ph->hold_timer);
+	free(ph);
+}

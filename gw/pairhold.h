@@ -1,0 +1,62 @@
+/*
+ * pairhold.c: the privileged parent's side of the gateway pair ([pair]).
+ *
+ * The role engine runs in the network process (it reads heartbeats and
+ * etcd, both from the network) and says where the pair stands with
+ * PMSG_ROLE.  This side does what only root can: it puts the floating
+ * addresses ([site] wan_address and lan_address) on this host when the
+ * engine says active, announces them (gratuitous ARP, unsolicited
+ * neighbour advertisement), and takes them away again when it says
+ * anything else.
+ *
+ * It also keeps the engine's promise on its own: an active engine sends
+ * a hold (how long it may keep the addresses unless told again) at every
+ * heartbeat interval, and when a hold runs out without a new one, the
+ * addresses go.  A network process that hangs, dies or is killed can so
+ * never leave this gateway holding the site's addresses while its partner
+ * takes them.
+ */
+#ifndef GRGW_PAIRHOLD_H
+#define GRGW_PAIRHOLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grgw.h"
+#include "pmsg.h"
+
+struct event_base;
+struct pairhold;
+
+/*
+ * The addresses were taken (held 1) or given up (held 0), and why.  Runs
+ * on the loop; it may call pairhold_*() but not pairhold_free().
+ */
+typedef void (*pairhold_cb)(int held, const char *why, void *arg);
+
+/*
+ * cfg (borrowed; must outlive the handle) has a [pair].  The LAN
+ * addresses float on the LAN interface that holds [pair] address, the
+ * WAN one on [site] wan_interface; each as a host address (/32, /128),
+ * so that the gateway's own address keeps its subnet and its routes.
+ * NULL with err set when [pair] address is on no LAN interface.
+ */
+struct pairhold *pairhold_new(struct event_base *base,
+	    const struct grgw_config *cfg, pairhold_cb cb, void *arg,
+	    char *err, size_t errlen);
+/* What the network process said (PMSG_ROLE); copied. */
+void	pairhold_role(struct pairhold *ph, const struct pmsg_role *ro);
+/* Give the addresses up now (shutdown, the network process is gone and
+ * its hold with it): why is logged. */
+void	pairhold_drop(struct pairhold *ph, const char *why);
+int	pairhold_held(const struct pairhold *ph);
+/* The last PMSG_ROLE (zeroed before the first); owned by ph. */
+const struct pmsg_role *pairhold_last(const struct pairhold *ph);
+/* The partner's silence now, in ms (UINT32_MAX: never heard). */
+uint32_t pairhold_partner_age(const struct pairhold *ph);
+/* How many times this gateway took the addresses since it started. */
+uint64_t pairhold_takes(const struct pairhold *ph);
+/* Gives the addresses up if held (the callback is not called).  NULL ok. */
+void	pairhold_free(struct pairhold *ph);
+
+#endif /* GRGW_PAIRHOLD_H */
