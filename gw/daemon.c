@@ -44,6 +44,8 @@
 #include "linkact.h"
 #include "linkstate.h"
 #include "netproc.h"
+#include "pair.h"
+#include "pairhold.h"
 #include "probe.h"
 #include "qosd.h"
 #include "sitelock.h"
@@ -103,7 +105,9 @@ struct gwd {
 
 	/* link state */
 	struct wanwatch	*wan;
-	struct netproc	*np;		/* probes, HTTP, etcd */
+	struct netproc	*np;		/* probes, HTTP, etcd, the pair's
+					 * role engine */
+	struct pairhold	*ph;		/* [pair]: the floating addresses */
 	struct path_stats paths[PROBE_NPATHS];	/* as it last said */
 	struct link_view link;
 	struct link_thresholds thresholds;
@@ -240,7 +244,34 @@ link_refresh(struct gwd *d)
 static void
 wan_changed(int up, void *arg)
 {
-	link_refresh(arg);
+	struct gwd *d = arg;
+
+	if (d->ph != NULL)
+		netproc_pair_cmd(d->np, up ? PMSG_PAIR_WAN_UP :
+		    PMSG_PAIR_WAN_DOWN);
+	link_refresh(d);
+}
+
+/*
+ * [pair]: the floating addresses came or went (pairhold.c, on the role
+ * engine's word or when its hold ran out): charon initiates from them,
+ * or gives up their SAs, and the engine learns that they are gone
+ * before it may say so to its partner.
+ */
+static void
+pair_held(int held, const char *why, void *arg)
+{
+	struct gwd *d = arg;
+
+	ike_set_active(d->ike, held);
+	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
+	hooks_event(d->hooks, &d->link, "pair", held ? "active" : "standby");
+	log_info("pair: this gateway is %s (%s)", held ? "active" :
+	    "standby", why);
+	link_refresh(d);
+	/* The site's link is this gateway's to report from now on. */
+	if (held)
+		daemon_publish(d, d->link.state);
 }
 
 
@@ -426,11 +457,85 @@ charon_changed(int running, void *arg)
 static void
 daemon_render(struct gwd *d, enum pmsg_doc doc, struct strbuf *sb);
 
+/*
+ * [pair]: a standby whose partner is active is up as far as `grgw up`
+ * goes (the site's tunnel is the partner's): the answer into msg, 1.
+ */
+static int
+pair_standing_by(struct gwd *d, char *msg, size_t len)
+{
+	const struct pmsg_role *ro;
+	char partner[INET6_ADDRSTRLEN];
+
+	if (d->ph == NULL)
+		return 0;
+	ro = pairhold_last(d->ph);
+	if (ro->role != PAIR_STANDBY || !ro->partner_seen ||
+	    ro->partner_role != PAIR_ACTIVE)
+		return 0;
+	snprintf(msg, len, "ok standby for site %s: partner %s is active "
+	    "(epoch %llu) and holds the tunnel to %s\n", d->cfg->site.name,
+	    addr_fmt(&d->cfg->pair.partner, partner, sizeof(partner)),
+	    (unsigned long long)ro->epoch, d->cfg->peer.name);
+	return 1;
+}
+
+/* "role": one line for `grgw handover` to follow the move with. */
+static void
+pair_role_reply(struct gwd *d, char *msg, size_t len)
+{
+	const struct pmsg_role *ro;
+
+	if (d->ph == NULL) {
+		snprintf(msg, len, "none\n");
+		return;
+	}
+	ro = pairhold_last(d->ph);
+	snprintf(msg, len, "%s %llu %s %s\n", pair_role_name(ro->role),
+	    (unsigned long long)ro->epoch, pairhold_held(d->ph) ? "held" :
+	    "free", ro->partner_seen ? pair_role_name(ro->partner_role) :
+	    "gone");
+}
+
+/*
+ * "handover": the operator asks this active gateway to give the role to
+ * its standby.  What can be checked here is; the engine decides.
+ */
+static void
+pair_handover(struct gwd *d, char *msg, size_t len)
+{
+	const struct pmsg_role *ro;
+	char partner[INET6_ADDRSTRLEN];
+
+	if (d->ph == NULL) {
+		snprintf(msg, len, "error this gateway has no [pair]: there "
+		    "is nobody to hand over to\n");
+		return;
+	}
+	ro = pairhold_last(d->ph);
+	addr_fmt(&d->cfg->pair.partner, partner, sizeof(partner));
+	if (ro->role != PAIR_ACTIVE)
+		snprintf(msg, len, "error this gateway is %s, not active: "
+		    "run `grgw handover` on the active one\n",
+		    pair_role_name(ro->role));
+	else if (!ro->partner_seen || ro->partner_role != PAIR_STANDBY)
+		snprintf(msg, len, "error no standby to hand over to: "
+		    "partner %s is %s\n", partner, ro->partner_seen ?
+		    pair_role_name(ro->partner_role) : "not heard");
+	else if (netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER) == -1)
+		snprintf(msg, len, "error the network process is not "
+		    "running\n");
+	else
+		snprintf(msg, len, "ok handing the role over to partner %s\n",
+		    partner);
+}
+
 static void
 netproc_news(const struct netproc_news *n, void *arg)
 {
 	struct gwd *d = arg;
 	struct strbuf sb;
+	char msg[256];
 
 	switch (n->what) {
 	case NETPROC_READY:
@@ -451,6 +556,13 @@ netproc_news(const struct netproc_news *n, void *arg)
 		}
 		break;
 	case NETPROC_EXITED:
+		break;
+	case NETPROC_ROLE:
+		if (d->ph == NULL)
+			break;
+		pairhold_role(d->ph, n->role);
+		if (pair_standing_by(d, msg, sizeof(msg)))
+			control_answer(d->ctl, CONTROL_WAIT_UP, msg);
 		break;
 	case NETPROC_PATH:
 		d->paths[n->path] = *n->stats;
@@ -502,6 +614,20 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 	v->charon_restart_delay_ms = charon_restart_delay_ms(d->charon);
 	v->netproc_pid = netproc_pid(d->np);
 	v->netproc_restarts = netproc_restarts(d->np);
+	if (d->ph != NULL && pairhold_last(d->ph)->role != 0) {
+		const struct pmsg_role *ro = pairhold_last(d->ph);
+
+		v->pair_role = pair_role_name(ro->role);
+		v->pair_held = pairhold_held(d->ph);
+		v->pair_epoch = ro->epoch;
+		v->pair_partner_age_ms = pairhold_partner_age(d->ph);
+		v->pair_partner_seen = v->pair_partner_age_ms <
+		    d->cfg->pair.dead_ms;
+		v->pair_partner_role = pair_role_name(ro->partner_role);
+		v->pair_etcd_ok = ro->etcd_ok;
+		v->pair_takeovers = pairhold_takes(d->ph);
+		v->pair_reason = ro->reason;
+	}
 	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {
 		v->etcd_said = 1;
 		if (v->etcd_error[0] == '\0')
@@ -676,6 +802,61 @@ probe_keys_load(const struct grgw_config *cfg, uint8_t *keys, char *err,
 	    err, errlen) == -1 ? -1 : 2;
 }
 
+/* The pair's heartbeat key derived from the secret in path into key. */
+static int
+pair_key_from(const struct grgw_config *cfg, const char *path, uint8_t *key,
+    char *err, size_t errlen)
+{
+	struct grgw_psk secret = { NULL, 0 };
+	char why[256];
+
+	if (psk_load(path, &secret, why, sizeof(why)) == -1)
+		return err_set(err, errlen, "pair key: %s", why);
+	pair_key_derive(secret.key, secret.len, cfg->site.name, key);
+	psk_free(&secret);
+	return 0;
+}
+
+/*
+ * The pair's heartbeat keys into keys (2 x PAIR_KEY_LEN, secure memory):
+ * from [pair] key_file, or from the pre-shared key and, during a
+ * rotation, the next one too (accepted; the two gateways of a site are
+ * given the new key one after the other).  1 or 2, or -1 with err.
+ */
+static int
+pair_keys_load(const struct grgw_config *cfg, uint8_t *keys, char *err,
+    size_t errlen)
+{
+	if (cfg->pair.key_file[0] != '\0')
+		return pair_key_from(cfg, cfg->pair.key_file, keys, err,
+		    errlen) == -1 ? -1 : 1;
+	if (pair_key_from(cfg, cfg->psk_file, keys, err, errlen) == -1)
+		return -1;
+	if (cfg->psk_next_file[0] == '\0')
+		return 1;
+	return pair_key_from(cfg, cfg->psk_next_file, keys + PAIR_KEY_LEN,
+	    err, errlen) == -1 ? -1 : 2;
+}
+
+/* Hand them to the network process (kept there for its restarts). */
+static int
+pair_keys_push(struct gwd *d, char *err, size_t errlen)
+{
+	uint8_t *keys;
+	int n;
+
+	if (!d->cfg->pair.enabled)
+		return 0;
+	if ((keys = sodium_malloc(2 * PAIR_KEY_LEN)) == NULL)
+		return err_set(err, errlen, "out of secure memory");
+	n = pair_keys_load(d->cfg, keys, err, errlen);
+	if (n != -1 && netproc_pair_keys(d->np, keys, n == 2 ?
+	    keys + PAIR_KEY_LEN : NULL) == -1)
+		n = err_set(err, errlen, "pair keys: out of secure memory");
+	sodium_free(keys);
+	return n == -1 ? -1 : 0;
+}
+
 /*
  * Hand the network process its probe keys: with restart, by restarting
  * it with them (new probe settings), else in place.  While probe_hold,
@@ -746,6 +927,7 @@ reload_prefixes(struct gwd *d, struct strbuf *out)
 static int
 reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 {
+	char err[256];
 	int rc = 0, selectors, keys, proving;
 
 	if (diff->apply & CFGDIFF_LOG)
@@ -784,8 +966,26 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 		    "could not be loaded into charon now; see the log\n");
 		rc = -1;
 	}
-	if ((diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK)) &&
-	    probe_keys_push(d, (diff->apply & CFGDIFF_NETPROC) != 0, out) == -1)
+	if (d->ph != NULL && (diff->apply & (CFGDIFF_PAIR | CFGDIFF_PSK)) &&
+	    pair_keys_push(d, err, sizeof(err)) == -1) {
+		strbuf_printf(out, "warning: %s; the heartbeats keep their "
+		    "keys\n", err);
+		rc = -1;
+	}
+	/*
+	 * The pair's role engine lives in the network process: new [pair]
+	 * timing or priority, like new probe, HTTP or etcd settings, start
+	 * it again, and an active gateway then lets its hold run out.
+	 */
+	if (d->ph != NULL && (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PAIR)) &&
+	    pairhold_held(d->ph))
+		strbuf_printf(out, "warning: this gateway is active: the "
+		    "network process restarts with the new settings and the "
+		    "standby takes the role over (reload the standby first, "
+		    "then `grgw handover`, then this one)\n");
+	if ((diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK | CFGDIFF_PAIR)) &&
+	    probe_keys_push(d, (diff->apply & (CFGDIFF_NETPROC |
+	    CFGDIFF_PAIR)) != 0, out) == -1)
 		rc = -1;
 	link_refresh(d);
 	return rc;
@@ -888,6 +1088,12 @@ control_request_cb(struct control_conn *cc, const char *cmd, void *arg)
 			status_render_text(&v, &sb);
 		control_reply(cc, sb.failed ? "" : sb.s);
 		strbuf_free(&sb);
+	} else if (strcmp(cmd, "role") == 0) {
+		pair_role_reply(d, msg, sizeof(msg));
+		control_reply(cc, msg);
+	} else if (strcmp(cmd, "handover") == 0) {
+		pair_handover(d, msg, sizeof(msg));
+		control_reply(cc, msg);
 	} else if (strcmp(cmd, "up") == 0) {
 		if (d->stopping) {
 			control_reply(cc, "error the daemon is stopping\n");
@@ -897,6 +1103,10 @@ control_request_cb(struct control_conn *cc, const char *cmd, void *arg)
 			snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up "
 			    "(%s data plane)\n", d->cfg->site.name,
 			    d->cfg->peer.name, config_dataplane_name(d->dp));
+			control_reply(cc, msg);
+			return;
+		}
+		if (pair_standing_by(d, msg, sizeof(msg))) {
 			control_reply(cc, msg);
 			return;
 		}
@@ -933,6 +1143,14 @@ daemon_publish(struct gwd *d, enum link_state old)
 
 	if (statefile_write(d->statefile, &d->link) == -1)
 		log_warn("cannot write the state file %s", d->statefile);
+	/*
+	 * [pair]: the site's link is the active gateway's to report; a
+	 * standby (no tunnel, no probes from the site's addresses) would
+	 * only say "down" over it, in etcd under the same key and to the
+	 * same alarms.
+	 */
+	if (d->ph != NULL && !pairhold_held(d->ph))
+		return;
 	if (d->hooks != NULL)
 		hooks_run(d->hooks, &d->link, old);
 	if (d->cfg->feeds.etcd_endpoint[0] != '\0') {
@@ -1148,6 +1366,16 @@ daemon_check_host(const struct grgw_config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (cfg->pair.enabled) {
+		/* The site's addresses float: the active one holds them. */
+		if (!host_has_address(&cfg->pair.address)) {
+			snprintf(err, errlen, "%s: [pair] address %s is not an "
+			    "address of this host", cfg->path,
+			    addr_fmt(&cfg->pair.address, buf, sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	}
 	if (!host_has_address(&cfg->site.wan_address)) {
 		snprintf(err, errlen, "%s: wan_address %s is not an address "
 		    "of this host", cfg->path, addr_fmt(&cfg->site.wan_address,
@@ -1225,7 +1453,13 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	if ((n = probe_keys_load(cfg, key, err, errlen)) == -1)
 		goto cleanup;
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
-	if (d->np == NULL || netproc_start(d->np, key, n == 2 ?
+	if (d->np == NULL)
+		goto cleanup;
+	if (cfg->pair.enabled && ((d->ph = pairhold_new(d->base, cfg,
+	    pair_held, d, err, errlen)) == NULL ||
+	    pair_keys_push(d, err, errlen) == -1))
+		goto cleanup;
+	if (netproc_start(d->np, key, n == 2 ?
 	    key + PROBE_KEY_LEN : NULL, err, errlen) == -1)
 		goto cleanup;
 	link_refresh(d);
@@ -1260,6 +1494,7 @@ daemon_free(struct gwd *d)
 	linkact_free(d->act);
 	blockwatch_free(d->bw);
 	echo_stop(d->echo);
+	pairhold_free(d->ph);
 	netproc_free(d->np);
 	hooks_free(d->hooks);
 	wanwatch_free(d->wan);

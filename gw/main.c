@@ -64,6 +64,8 @@ usage_all(FILE *f)
 	    "fail-closed layer (boot)\n"
 	    "  status -c FILE [--json]               daemon, charon and "
 	    "tunnel state\n"
+	    "  handover -c FILE [--timeout SECONDS]  [pair] give the active "
+	    "role to the standby\n"
 	    "  check-config -c FILE                  validate a configuration "
 	    "file\n"
 	    "  keygen                                print a new pre-shared "
@@ -291,6 +293,84 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- handover ---------------------------------------------------------------- */
+
+/* The daemon's "role" line into buf; 0, or -1 when it does not answer. */
+static int
+role_line(const struct grgw_config *cfg, char *buf, size_t size)
+{
+	struct strbuf sb;
+	int fd, rc;
+
+	if ((fd = control_connect(cfg)) == -1)
+		return -1;
+	strbuf_init(&sb);
+	rc = control_request(fd, "role\n", &sb, 3000);
+	close(fd);
+	if (rc == 0 && sb.s != NULL)
+		snprintf(buf, size, "%.*s", (int)strcspn(sb.s, "\n"), sb.s);
+	else
+		rc = -1;
+	strbuf_free(&sb);
+	return rc;
+}
+
+/*
+ * Ask the active gateway to hand the role over, then follow it until
+ * this gateway has let the addresses go and its partner says active.
+ */
+static int
+cmd_handover(int argc, char **argv)
+{
+	struct grgw_config cfg;
+	struct strbuf sb;
+	struct opts o;
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	char line[128], role[32], held[16], partner[32];
+	unsigned long long epoch;
+	long long start;
+	int fd, rc;
+
+	if (parse_opts(argc, argv, &o, "ct") == -1)
+		return EXIT_CONFIG;
+	if (load_config(o.conf, &cfg) == -1)
+		return EXIT_CONFIG;
+	if ((fd = control_connect(&cfg)) == -1) {
+		fprintf(stderr, "%s handover: no gateway runs for site %s\n",
+		    progname, cfg.site.name);
+		return EXIT_NOT_UP;
+	}
+	strbuf_init(&sb);
+	rc = control_request(fd, "handover\n", &sb, 5000);
+	close(fd);
+	if (rc != 0 || sb.s == NULL || strncmp(sb.s, "ok", 2) != 0) {
+		fprintf(stderr, "%s handover: %s", progname, rc != 0 ||
+		    sb.s == NULL ? "the daemon did not answer\n" :
+		    strncmp(sb.s, "error ", 6) == 0 ? sb.s + 6 : sb.s);
+		strbuf_free(&sb);
+		return EXIT_NOT_UP;
+	}
+	strbuf_free(&sb);
+	snprintf(line, sizeof(line), "not answering");
+	start = mono_ms();
+	while (mono_ms() - start < o.timeout * 1000) {
+		if (role_line(&cfg, line, sizeof(line)) == 0 &&
+		    sscanf(line, "%31s %llu %15s %31s", role, &epoch, held,
+		    partner) == 4 && strcmp(role, "active") != 0 &&
+		    strcmp(held, "free") == 0 && strcmp(partner, "active") == 0) {
+			printf("%s: handed over; the partner is active "
+			    "(epoch %llu), this gateway is %s\n",
+			    cfg.site.name, epoch, role);
+			return 0;
+		}
+		nanosleep(&pause, NULL);
+	}
+	fprintf(stderr, "%s handover: the partner has not taken the role "
+	    "after %ld s (this gateway: %s); see the log\n", progname,
+	    o.timeout, line);
+	return EXIT_NOT_UP;
 }
 
 /*
@@ -663,6 +743,7 @@ static const struct {
 	{ "up", cmd_up },
 	{ "down", cmd_down },
 	{ "reload", cmd_reload },
+	{ "handover", cmd_handover },
 	{ "block", cmd_block },
 	{ "status", cmd_status },
 	{ "check-config", cmd_check_config },

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "grgw.h"
@@ -411,6 +412,45 @@ render_certs(struct strbuf *sb, const struct strbuf *site_l,
 	}
 }
 
+/* [pair]: the role (one sample per role, 1 for the current one). */
+static void
+render_pair(struct strbuf *sb, const struct strbuf *site_l,
+    const struct status_view *sv)
+{
+	static const char *const roles[] = { "starting", "standby",
+	    "claiming", "active", "released" };
+	size_t	 i;
+
+	family(sb, "grgw_ha_role", "gauge", "1 for the role this gateway of "
+	    "a pair has now (starting, standby, claiming, active, "
+	    "released), 0 for the others.");
+	for (i = 0; i < nitems(roles); i++) {
+		sample_open(sb, "grgw_ha_role", site_l);
+		label(sb, "role", roles[i]);
+		value_u64(sb, strcmp(sv->pair_role, roles[i]) == 0);
+	}
+	family(sb, "grgw_ha_holds_addresses", "gauge", "1 while the site's "
+	    "floating addresses are on this gateway.");
+	sample_open(sb, "grgw_ha_holds_addresses", site_l);
+	value_u64(sb, sv->pair_held != 0);
+	family(sb, "grgw_ha_epoch", "gauge", "The last epoch of the pair's "
+	    "fence in etcd this gateway knows of.");
+	sample_open(sb, "grgw_ha_epoch", site_l);
+	value_u64(sb, sv->pair_epoch);
+	family(sb, "grgw_ha_takeovers_total", "counter", "Times this "
+	    "gateway took the active role since it started.");
+	sample_open(sb, "grgw_ha_takeovers_total", site_l);
+	value_u64(sb, sv->pair_takeovers);
+	family(sb, "grgw_ha_partner_up", "gauge", "1 while the partner's "
+	    "heartbeats arrive (within dead_ms): the site has redundancy.");
+	sample_open(sb, "grgw_ha_partner_up", site_l);
+	value_u64(sb, sv->pair_partner_seen != 0);
+	family(sb, "grgw_ha_etcd_up", "gauge", "1 while the pair's fence "
+	    "in etcd answers.");
+	sample_open(sb, "grgw_ha_etcd_up", site_l);
+	value_u64(sb, sv->pair_etcd_ok != 0);
+}
+
 void
 metrics_render(const struct status_view *sv, const struct link_view *lv,
     struct strbuf *sb)
@@ -497,6 +537,8 @@ metrics_render(const struct status_view *sv, const struct link_view *lv,
 
 	if (sv != NULL)
 		render_certs(sb, &site_l, sv);
+	if (sv != NULL && sv->pair_role != NULL)
+		render_pair(sb, &site_l, sv);
 
 	if (lv != NULL)
 		render_link(sb, &link_l, lv);

@@ -170,13 +170,43 @@ certs_json(const struct status_view *v)
 	    "ca", cert_json(v->cert_ca, v->now, warn));
 }
 
+/* null without a pair (or a daemon); else the role and the partner. */
+static json_t *
+pair_json(const struct status_view *v)
+{
+	const struct grgw_pair_conf *p = &v->cfg->pair;
+	char	 me[INET6_ADDRSTRLEN], partner[INET6_ADDRSTRLEN];
+
+	if (!p->enabled || v->pair_role == NULL)
+		return json_null();
+	addr_fmt(&p->address, me, sizeof(me));
+	addr_fmt(&p->partner, partner, sizeof(partner));
+	return json_pack("{s:s, s:s, s:b, s:I, s:b, s:I, s:o, s:{s:s, s:b, "
+	    "s:o, s:o}}",
+	    "address", me,
+	    "role", v->pair_role,
+	    "holds_addresses", v->pair_held != 0,
+	    "epoch", (json_int_t)v->pair_epoch,
+	    "etcd_ok", v->pair_etcd_ok != 0,
+	    "takeovers", (json_int_t)v->pair_takeovers,
+	    "reason", jsondoc_string(v->pair_reason),
+	    "partner",
+		"address", partner,
+		"seen", v->pair_partner_seen != 0,
+		"role", v->pair_partner_age_ms == UINT32_MAX ? json_null() :
+		    jsondoc_string(v->pair_partner_role),
+		"age_ms", v->pair_partner_age_ms == UINT32_MAX ?
+		    json_null() : json_integer(v->pair_partner_age_ms));
+}
+
 json_t *
 status_json(const struct status_view *v)
 {
 	json_t	*o;
 
 	if ((o = status_json_core(v)) != NULL &&
-	    json_object_set_new(o, "certificates", certs_json(v)) == -1) {
+	    (json_object_set_new(o, "certificates", certs_json(v)) == -1 ||
+	    json_object_set_new(o, "pair", pair_json(v)) == -1)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -319,6 +349,30 @@ status_render_etcd_text(const struct status_view *v, struct strbuf *sb)
 		strbuf_printf(sb, "not yet published\n");
 }
 
+static void
+status_render_pair_text(const struct status_view *v, struct strbuf *sb)
+{
+	char	 partner[INET6_ADDRSTRLEN];
+
+	addr_fmt(&v->cfg->pair.partner, partner, sizeof(partner));
+	strbuf_printf(sb, "  pair:       %s (epoch %llu), %s the site's "
+	    "addresses, %llu takeover(s); etcd %s\n", v->pair_role,
+	    (unsigned long long)v->pair_epoch, v->pair_held ? "holds" :
+	    "does not hold", (unsigned long long)v->pair_takeovers,
+	    v->pair_etcd_ok ? "answers" : "does not answer");
+	if (v->pair_partner_age_ms == UINT32_MAX)
+		strbuf_printf(sb, "              partner %s never heard\n",
+		    partner);
+	else
+		strbuf_printf(sb, "              partner %s %s, heard %u ms "
+		    "ago%s\n", partner, v->pair_partner_role,
+		    v->pair_partner_age_ms, v->pair_partner_seen ? "" :
+		    " (gone: no redundancy)");
+	if (v->pair_reason != NULL && v->pair_reason[0] != '\0')
+		strbuf_printf(sb, "              last change: %s\n",
+		    v->pair_reason);
+}
+
 void
 status_render_text(const struct status_view *v, struct strbuf *sb)
 {
@@ -355,6 +409,8 @@ status_render_text(const struct status_view *v, struct strbuf *sb)
 		    v->netproc_restarts);
 	if (v->daemon_running && cfg->feeds.etcd_endpoint[0] != '\0')
 		status_render_etcd_text(v, sb);
+	if (cfg->pair.enabled && v->pair_role != NULL)
+		status_render_pair_text(v, sb);
 	strbuf_printf(sb, "  data plane: %s\n",
 	    config_dataplane_name(v->dataplane));
 	strbuf_printf(sb, "  kernel:     %d fail-closed objects, %d others "

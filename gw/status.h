@@ -61,6 +61,19 @@ struct status_view {
 	/* The certificates of [auth]; NULL with a PSK or when unread. */
 	const struct cert_info *cert_local, *cert_ca;
 	time_t		now;			/* for their state */
+	/*
+	 * [pair]: where the pair stands, as the role engine last said
+	 * (pair_role NULL: no pair, or the daemon is not running).
+	 */
+	const char	*pair_role;		/* "active", "standby", ... */
+	int		pair_held;		/* the floating addresses here */
+	uint64_t	pair_epoch;
+	int		pair_partner_seen;	/* heard within dead_ms */
+	const char	*pair_partner_role;
+	uint32_t	pair_partner_age_ms;	/* UINT32_MAX: never heard */
+	int		pair_etcd_ok;
+	uint64_t	pair_takeovers;		/* roles this gateway took */
+	const char	*pair_reason;		/* of the last role change */
 };
 
 const char *tunnel_state_name(enum tunnel_state s);
