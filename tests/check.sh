@@ -87,6 +87,7 @@ stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/bench/*.s
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "monitoring: Prometheus rules (promtool), Grafana dashboard" "$here/monitoring/run.sh"
 stage "netlink kernel tests" "$here/netlink/run.sh"
+stage "lab tools: the address trace, on namespaces of its own" "$here/lab/addr-trace-selftest.sh"
 stage "two-site lab" "$here/lab/run-tests.sh"
 stage "two-site lab: QoS" "$here/lab/run-qos-tests.sh"
 stage "install, Debian package, VM lab" "$here/package/run.sh"

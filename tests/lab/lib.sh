@@ -757,23 +757,25 @@ node_gone() {
 	return 1
 }
 
-# power_off NODE: NODE loses its power: every process in its namespace is
-# killed at once (SIGKILL, again until none is left: nothing cleans up),
-# then all its links go down (lo apart: it carries nothing out), so that
-# the switch and the neighbours see its carrier go.  Its kernel state
-# (addresses, routes, nftables, xfrm) stays as it was, unused, until
-# power_on.  Any node of either lab.
+# power_off NODE: NODE loses its power: all its links go down at once (lo
+# apart: it carries nothing out), so that the switch and the neighbours
+# see its carrier go, and every process in its namespace is killed
+# (SIGKILL, again until none is left: nothing cleans up).  The links go
+# first: a box without power answers nothing from that instant, and a
+# killed process of ours must not be what made it go quiet.  Its kernel
+# state (addresses, routes, nftables, xfrm) stays as it was, unused,
+# until power_on.  Any node of either lab.
 power_off() {
 	local node=$1 ns=$NS_PREFIX$1 ifc
 	[ -e "/run/netns/$ns" ] || { echo "power_off: no namespace $ns" >&2; return 1; }
+	for ifc in $(ip -n "$ns" -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+		[ "$ifc" = lo ] || ip -n "$ns" link set "$ifc" down
+	done
 	if ! wait_until 10 node_gone "$node"; then
 		echo "power_off: processes left in $ns:" >&2
 		ip netns pids "$ns" >&2
 		return 1
 	fi
-	for ifc in $(ip -n "$ns" -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
-		[ "$ifc" = lo ] || ip -n "$ns" link set "$ifc" down
-	done
 }
 
 # power_on NODE: NODE boots again after power_off: a fresh namespace (no
@@ -791,10 +793,14 @@ power_on() {
 		return 1
 	fi
 	ip netns del "$NS_PREFIX$node" 2>/dev/null || true
-	# The old namespace goes away in the background; its veths' ends in
-	# the switch with it.  Their names are needed again.
+	# The old namespace goes away in the background, and its veths' ends
+	# in the switch with it; but a namespace some kernel object still
+	# refers to (one a killed daemon left) can linger for long.  The
+	# ports' names are needed again: delete them from the switch's side
+	# (which takes their other ends with them).
 	sw=$NS_PREFIX$(plan "SITE_${site^^}_SWITCH_NODE")
 	for port in "$node" "$node-wan"; do
+		ip -n "$sw" link del "$port" 2>/dev/null || true
 		wait_until 10 port_gone "$sw" "$port" ||
 			{ echo "power_on: $port still in $sw" >&2; return 1; }
 	done

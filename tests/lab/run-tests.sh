@@ -82,7 +82,8 @@ CONFIGS=$(cd "$HERE/../configs" 2>/dev/null && pwd || echo "$HERE/../configs")
 ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes charon-loop privsep harden-files harden-limits
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
-	interop-swanctl interop-libreswan reload-same reload-broken reload-dataplane reload-dscp reload-prefix reload-rotate x509 x509-rotate rekey)
+	interop-swanctl interop-libreswan reload-same reload-broken reload-dataplane reload-dscp reload-prefix reload-rotate x509 x509-rotate rekey
+	pair-up pair-handover pair-kill)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
@@ -135,6 +136,7 @@ need_lab() {
 	SINKS_UP=0
 	local args=(up)
 	[ "$mode" = nat ] && args+=(--nat)
+	[ "$mode" = pair ] && args+=(--pair)
 	if ! "$LAB" "${args[@]}" >"$WORK/lab-up.log" 2>&1; then
 		fail "lab.sh up ($mode)"
 		show_file "$WORK/lab-up.log"
@@ -142,6 +144,11 @@ need_lab() {
 	fi
 	LAB_MODE=$mode
 	mkdir -p "$LABCONF"
+	if [ "$mode" = pair ]; then
+		# Four gateways, site-a1.conf ... site-b2.conf (pair-tests.sh)
+		"$LAB" conf "$LABCONF" --pair >/dev/null
+		return 0
+	fi
 	render_conf "$HERE/site-a.conf" "$CONF_A" "$LABCONF" "$mode"
 	render_conf "$HERE/site-b.conf" "$CONF_B" "$LABCONF" "$mode"
 }
@@ -926,6 +933,8 @@ t_nat() {
 . "$HERE/rekey-tests.sh"
 # shellcheck source-path=SCRIPTDIR source=rotate-tests.sh
 . "$HERE/rotate-tests.sh"
+# shellcheck source-path=SCRIPTDIR source=pair-tests.sh
+. "$HERE/pair-tests.sh"
 
 # ---- main -------------------------------------------------------------------
 

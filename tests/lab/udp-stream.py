@@ -40,7 +40,7 @@ def recv(port, seconds):
     print("received %d highest %d" % (len(seen), high), flush=True)
     # Where the holes are (packet n left n / rate s after the start).
     gaps, n = [], 0
-    while n <= high and len(gaps) < 20:
+    while n <= high and len(gaps) < 200:
         if n in seen:
             n += 1
             continue
