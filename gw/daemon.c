@@ -246,9 +246,20 @@ wan_changed(int up, void *arg)
 {
 	struct gwd *d = arg;
 
-	if (d->ph != NULL)
+	if (d->ph != NULL) {
 		netproc_pair_cmd(d->np, up ? PMSG_PAIR_WAN_UP :
 		    PMSG_PAIR_WAN_DOWN);
+		/*
+		 * An active gateway cut from the WAN hands the role over
+		 * to a standby whose WAN is up (the engine refuses when
+		 * there is none: then it stays, and nothing is gained).
+		 */
+		if (!up && pairhold_held(d->ph)) {
+			log_info("pair: the WAN is down: handing the role over "
+			    "if the partner's WAN is up");
+			netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER);
+		}
+	}
 	link_refresh(d);
 }
 

@@ -16,6 +16,9 @@
 #   pair-kill      the active gateway powered off (kill -9, links down)
 #                  PAIR_KILLS times, alternating sites, under the same
 #                  stream; it comes back as the standby each time
+#   pair-partition each case of the README's table, at site A: the pair's
+#                  link cut, etcd cut, both cut at the active, both cut
+#                  for both (dark, fail closed), the active's WAN down
 #
 # Every one of them records which gateway holds each floating address
 # (addr-trace.py, from the kernel's own address and link events) and
@@ -134,7 +137,8 @@ trace_start() {
 		args+=(--addr "$a")
 	done
 	rm -f "$WORK/trace.out" "$WORK/trace.ready"
-	python3 "$HERE/addr-trace.py" --out "$WORK/trace.out" --ready "$WORK/trace.ready" "${args[@]}" \
+	python3 "$HERE/addr-trace.py" --out "$WORK/trace.out" --ready "$WORK/trace.ready" \
+		--marks "$WORK/trace.marks" "${args[@]}" \
 		"${PAIR_GWS[@]/#/$NS_PREFIX}" >"$WORK/trace.err" 2>&1 </dev/null &
 	TRACE_PID=$!
 	wait_until 10 test -e "$WORK/trace.ready" || note "the address trace is not ready: $(cat "$WORK/trace.err")"
@@ -325,4 +329,137 @@ stream_after_last() {
 	high=$(awk '/^received/ { print $4 }' "$WORK/stream-recv.out")
 	echo "sent $sent, highest received $high"
 	[ -n "$sent" ] && [ -n "$high" ] && [ "$high" -ge $((sent - 50)) ]
+}
+
+# ---- partitions --------------------------------------------------------------
+
+# cut NODE WHAT...: drop, in NODE, what WHAT names (nftables, a table of
+# the lab's own): hb (the pair's heartbeats, both ways), etcd (TCP to or
+# from the etcd client port)
+cut() {
+	local node=$1 w rules=""
+	shift
+	for w in "$@"; do
+		case $w in
+		hb) rules+="add rule inet grgwlab_cut in udp dport $PAIR_PORT drop
+add rule inet grgwlab_cut out udp dport $PAIR_PORT drop
+" ;;
+		etcd) rules+="add rule inet grgwlab_cut in tcp dport $ETCD_CLIENT_PORT drop
+add rule inet grgwlab_cut in tcp sport $ETCD_CLIENT_PORT drop
+add rule inet grgwlab_cut out tcp dport $ETCD_CLIENT_PORT drop
+" ;;
+		esac
+	done
+	on "$node" nft -f - <<NFT
+add table inet grgwlab_cut
+add chain inet grgwlab_cut in { type filter hook input priority -300; }
+add chain inet grgwlab_cut out { type filter hook output priority -300; }
+$rules
+NFT
+}
+
+# mend NODE: the cut's table gone
+mend() { on "$1" nft delete table inet grgwlab_cut 2>/dev/null || true; }
+
+PAIR_PORT=4212
+
+# trace_mark NAME: a mark in the address trace
+trace_mark() { printf '%s %s\n' "$(date +%s.%N)" "$1" >>"$WORK/trace.marks"; }
+
+# held_by_none SITE: no gateway of SITE holds any floating address
+held_by_none() {
+	local a h
+	for a in $(floating "$1"); do
+		h=$(holder_of "$a" "$1")
+		[ -z "$h" ] || { echo "$a held by $h"; return 1; }
+	done
+}
+
+t_pair_partition() {
+	local act other epoch t0 ms
+	need_pair || return 0
+	rm -f "$WORK/trace.marks"
+	trace_start
+	: >"$WORK/partition.times"
+
+	# 1. The pair's link cut, etcd reachable from both.
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	trace_mark link-cut
+	t0=$(now_ms)
+	cut "$other" hb
+	check "[link cut] the standby claims and the active lets go: $other active alone" \
+		wait_until 10 pair_settled a "$other" alone
+	echo "link-cut $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
+	mend "$other"
+	trace_mark link-mended
+	check "[link cut] mended: one active, one standby" wait_until 30 pair_settled a
+
+	# 2. etcd cut from both, the pair's link fine: nothing moves.
+	act=$(active_of a)
+	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
+	trace_mark etcd-cut
+	cut etcd-a etcd
+	sleep 3
+	check "[etcd cut] nothing moved: $act still active with epoch $epoch" \
+		pair_settled a "$act"
+	check "[etcd cut] the status says etcd does not answer" \
+		status_pair_is "$act" ".pair.etcd_ok == false and .pair.epoch == $epoch"
+	mend etcd-a
+	trace_mark etcd-mended
+	check "[etcd cut] mended: etcd answers again" wait_until 10 status_pair_is "$act" '.pair.etcd_ok'
+
+	# 3. Both cut at the active: it lets go, the standby takes over.
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	trace_mark both-cut-at-active
+	t0=$(now_ms)
+	cut "$act" hb etcd
+	check "[both cut at the active] $other took over, $act holds nothing" \
+		wait_until 10 pair_settled a "$other" alone
+	echo "both-cut-at-active $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
+	check "[both cut at the active] $act says it is not active" \
+		eval "[ \"\$(pair_role $act)\" != active ]"
+	mend "$act"
+	trace_mark both-mended
+	check "[both cut at the active] mended: one active, one standby" wait_until 30 pair_settled a
+
+	# 4. etcd and the pair's link both cut: the active lets go, nobody
+	# may claim, the site is dark and fails closed.
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	trace_mark all-cut
+	capture_start dark || { fail "WAN capture"; return 0; }
+	cut etcd-a etcd
+	cut "$other" hb
+	check "[etcd and link cut] nobody holds the site's addresses" wait_until 10 held_by_none a
+	sleep 1
+	check "[etcd and link cut] still nobody a second later" held_by_none a
+	check_not "[etcd and link cut] vellum-a cannot reach vellum-b" ping_ok vellum-a "$VELLUM_B4"
+	capture_stop dark
+	check_no_cleartext dark
+	mend etcd-a
+	mend "$other"
+	trace_mark all-mended
+	check "[etcd and link cut] mended: one active, one standby" wait_until 30 pair_settled a
+
+	# 5. The active's WAN link goes down: it hands over.
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	trace_mark wan-cut
+	t0=$(now_ms)
+	on "$act" ip link set "$GW_WAN_IF" down
+	check "[active's WAN down] it handed the role to $other" \
+		wait_until 10 pair_settled a "$other" alone
+	echo "wan-cut $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
+	on "$act" ip link set "$GW_WAN_IF" up
+	trace_mark wan-mended
+	check "[active's WAN down] mended: one active, one standby" wait_until 30 pair_settled a
+	check "traffic crosses again" ping_ok vellum-a "$VELLUM_B4"
+
+	trace_stop
+	while read -r what ms; do
+		note "$what: settled in $ms ms (the test's polling included)"
+	done <"$WORK/partition.times"
+	check "no floating address was ever on two gateways, in any case" trace_never_two
 }
