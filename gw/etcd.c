@@ -134,17 +134,6 @@ lease_drop(struct etcd_pub *e)
 		event_del(e->ev_keepalive);
 }
 
-/* A short, printable excerpt of a response body for messages. */
-static void
-excerpt(const char *body, size_t len, char *buf, size_t size)
-{
-	size_t	 i, o = 0;
-
-	for (i = 0; i < len && o + 1 < size && o < 80; i++)
-		buf[o++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
-	buf[o] = '\0';
-}
-
 static void
 etcd_failed(struct etcd_pub *e, const char *fmt, ...) GRGW_PRINTF(2, 3);
 
@@ -199,7 +188,7 @@ etcd_describe_failure(const char *body, size_t len, struct etcd_error *ee,
 			snprintf(buf, size, "%s", ee->message);
 		return;
 	}
-	excerpt(body, len, buf, size);
+	etcd_excerpt(body, len, buf, size);
 }
 
 static void

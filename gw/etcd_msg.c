@@ -789,3 +789,13 @@ cleanup:
 		memset(out, 0, sizeof(*out));
 	return rc;
 }
+
+void
+etcd_excerpt(const char *body, size_t len, char *buf, size_t size)
+{
+	size_t	 i, o = 0;
+
+	for (i = 0; i < len && o + 1 < size && o < 80; i++)
+		buf[o++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
+	buf[o] = '\0';
+}

@@ -193,4 +193,11 @@ int	etcd_cas_parse(const char *body, size_t len, const char *key,
 int	etcd_fence_value_parse(const char *value, size_t len,
 	    struct etcd_fence *out, char *err, size_t errlen);
 
+/*
+ * A short, printable excerpt of a response body for messages: at most 80
+ * bytes of it, anything outside printable ASCII as '?', cut to size
+ * (> 0), NUL-terminated.
+ */
+void	etcd_excerpt(const char *body, size_t len, char *buf, size_t size);
+
 #endif /* GRGW_ETCD_MSG_H */

@@ -174,17 +174,6 @@ fence_note_connection(struct fence *f)
 	f->conn_port = port;
 }
 
-/* A short, printable excerpt of a body, for reasons. */
-static void
-excerpt(const char *body, size_t len, char *buf, size_t size)
-{
-	size_t	 i, o = 0;
-
-	for (i = 0; i < len && o + 1 < size && o < 80; i++)
-		buf[o++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
-	buf[o] = '\0';
-}
-
 /* What the key holds, into the result: found, revision, epoch, holder. */
 static void
 fence_take_kv(struct fence *f, const struct etcd_kv *kv)
@@ -327,7 +316,7 @@ fence_response_cb(struct evhttp_request *req, void *arg)
 			snprintf(why, sizeof(why), ee.code != 0 ? "%s (code %d)" :
 			    "%s", ee.message, ee.code);
 		else
-			excerpt(body, len, why, sizeof(why));
+			etcd_excerpt(body, len, why, sizeof(why));
 		fence_fail(f, "HTTP %d: %s", code, why);
 		return;
 	}

@@ -33,6 +33,7 @@
 #include <sodium.h>
 
 #include "pair.h"
+#include "be64.h"
 
 #define PAIR_MAGIC		"GRPH"
 #define PAIR_VERSION		1
@@ -46,28 +47,6 @@
 _Static_assert(crypto_auth_BYTES == PAIR_TAG_LEN, "tag length");
 _Static_assert(crypto_auth_KEYBYTES == PAIR_KEY_LEN, "key length");
 _Static_assert(PAIR_BODY_LEN + PAIR_TAG_LEN == PAIR_WIRE_LEN, "wire length");
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	int	 i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t	 v = 0;
-	int		 i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int
 pair_role_known(int role)

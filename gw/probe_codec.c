@@ -49,6 +49,7 @@
 
 #include "grgw.h"
 #include "probe_codec.h"
+#include "be64.h"
 
 #define PROBE_MAGIC		"GRPB"
 #define PROBE_VERSION		1
@@ -66,28 +67,6 @@ _Static_assert(PROBE_REPLAY_WINDOW % 64 == 0, "replay bitmap words");
 _Static_assert(PROBE_BODY_LEN + PROBE_TAG_LEN == PROBE_WIRE_LEN, "wire length");
 
 /* ---- codec ---------------------------------------------------------------- */
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	int	 i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t	 v = 0;
-	int		 i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* What the codec accepts besides the tag: one rule for both directions. */
 static int
