@@ -108,6 +108,7 @@ struct gwd {
 	struct netproc	*np;		/* probes, HTTP, etcd, the pair's
 					 * role engine */
 	struct pairhold	*ph;		/* [pair]: the floating addresses */
+	int		redundancy_lost; /* said to the hooks: active alone */
 	struct path_stats paths[PROBE_NPATHS];	/* as it last said */
 	struct link_view link;
 	struct link_thresholds thresholds;
@@ -491,6 +492,26 @@ pair_standing_by(struct gwd *d, char *msg, size_t len)
 	return 1;
 }
 
+/*
+ * "Redundancy lost" for the hooks (GRGW_EVENT=redundancy, the Clearwater
+ * alarm 14001): raised by the active gateway while its partner is not
+ * heard, cleared when it is back, or when this gateway stops being the
+ * active one (the partner's hooks speak for the site then).
+ */
+static void
+pair_redundancy(struct gwd *d, const struct pmsg_role *ro)
+{
+	int lost = pairhold_held(d->ph) && !ro->partner_seen;
+
+	if (lost == d->redundancy_lost)
+		return;
+	d->redundancy_lost = lost;
+	log_info("pair: redundancy %s", lost ? "lost: the partner is not "
+	    "heard" : "restored");
+	hooks_event(d->hooks, &d->link, "redundancy", lost ? "lost" :
+	    "restored");
+}
+
 /* "role": one line for `grgw handover` to follow the move with. */
 static void
 pair_role_reply(struct gwd *d, char *msg, size_t len)
@@ -574,6 +595,7 @@ netproc_news(const struct netproc_news *n, void *arg)
 		pairhold_role(d->ph, n->role);
 		if (pair_standing_by(d, msg, sizeof(msg)))
 			control_answer(d->ctl, CONTROL_WAIT_UP, msg);
+		pair_redundancy(d, n->role);
 		break;
 	case NETPROC_PATH:
 		d->paths[n->path] = *n->stats;

@@ -106,6 +106,26 @@ expect_alarm down tunnel-down "grgw 14000.4"
 expect_alarm down charon-down "grgw 14000.4"
 expect_alarm down ike-auth-failed "grgw 14000.3"
 
+# The pair's redundancy alarm.
+expect_event() {	# expect_event DETAIL "ARGS"
+	local rc
+	run_hook up none GRGW_EVENT=redundancy GRGW_DETAIL="$1"
+	rc=$?
+	if [ $rc -eq 0 ] && [ "$(issued)" = "$2" ]; then
+		ok "hook: redundancy $1 issues $2"
+	else
+		nok "hook: redundancy $1 issued '$(issued)' (exit $rc), expected '$2'"
+	fi
+}
+expect_event lost "grgw 14001.4"
+expect_event restored "grgw 14001.1"
+run_hook up none GRGW_EVENT=redundancy GRGW_DETAIL=sideways
+check "hook: an unknown redundancy detail issues nothing and exits 0" \
+    test "$?" -eq 0 -a ! -f "$record"
+run_hook up none GRGW_EVENT=pair GRGW_DETAIL=active
+check "hook: a role change (GRGW_EVENT=pair) moves no alarm" \
+    test "$?" -eq 0 -a ! -f "$record"
+
 run_hook down starting
 check "hook: down (starting) leaves the alarm alone" \
     test "$?" -eq 0 -a ! -f "$record"
@@ -147,6 +167,11 @@ for sev in 1:CLEARED 3:CRITICAL 4:MAJOR 5:MINOR; do
 	check "alarms: 14000.${sev%%:*} (${sev#*:}) used by the hook is defined" \
 	    jqc --arg s "${sev#*:}" '.alarms[] | select(.index == 14000) | [.levels[].severity] | index($s) != null'
 	grep -q "severity=${sev%%:*}" "$hook" || nok "hook does not issue .${sev%%:*}"
+done
+for sev in 1:CLEARED 4:MAJOR; do
+	# shellcheck disable=SC2016
+	check "alarms: 14001.${sev%%:*} (${sev#*:}) used by the hook is defined" \
+	    jqc --arg s "${sev#*:}" '.alarms[] | select(.index == 14001) | [.levels[].severity] | index($s) != null'
 done
 
 # ---- etcd ---------------------------------------------------------------------------

@@ -128,6 +128,24 @@ pair_diag() {
 
 pair_site_name() { echo "site-$(pair_site "$1")"; }
 
+# pair_hooks_setup: each gateway gets a hooks directory with one hook that
+# records its events (EVENTS-GW: "EVENT DETAIL"), [hooks] in its file
+pair_hooks_setup() {
+	local gw dir
+	for gw in "${PAIR_GWS[@]}"; do
+		dir=$LABCONF/hooks-$gw
+		mkdir -p "$dir"
+		chmod 755 "$dir"
+		printf '#!/bin/sh\necho "${GRGW_EVENT:-link} ${GRGW_DETAIL:-$GRGW_NEW_STATE}" >>%s\n' \
+			"$LABCONF/events-$gw" >"$dir/record"
+		chmod 755 "$dir/record"
+		printf '\n[hooks]\ndir = %s\n' "$dir" >>"$(pair_conf "$gw")"
+	done
+}
+
+# hook_said GW "EVENT DETAIL": its hook was run with that event
+hook_said() { grep -qx "$2" "$LABCONF/events-$1" 2>/dev/null || { cat "$LABCONF/events-$1" 2>/dev/null; return 1; }; }
+
 # ---- the address trace -------------------------------------------------------
 
 # trace_start: addr-trace.py on the four gateways, for every floating address
@@ -261,6 +279,7 @@ pair_moves() {
 		"move_$what" "$act" || { note "move $i: $what of $act failed"; pair_diag; break; }
 		if wait_until 15 pair_settled "$site" "$other" "$("settled_how_$what")"; then
 			PAIR_DONE=$((PAIR_DONE + 1))
+			[ "$i" -eq 1 ] && [ "$what" = kill ] && alone_checks "$other"
 		else
 			note "move $i: $other did not take site $site over"
 			pair_diag
@@ -314,12 +333,26 @@ t_pair_kill() {
 	trace_stop
 	check "$PAIR_KILLS hard kills of the active gateway, alternating sites: the standby took over each time" \
 		test "$PAIR_DONE" -eq "$PAIR_KILLS"
+	[ -n "${ALONE_GW:-}" ] && check "[partner back] the hook of $ALONE_GW was told: redundancy restored" \
+		hook_said "$ALONE_GW" "redundancy restored"
 	lost=$(udp_stream_lost)
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
 	check "the stream went on after the last takeover" stream_after_last
 	check_tcp_kept "kills"
 	check_no_cleartext kill
 	check "no floating address was ever on two gateways" trace_never_two
+}
+
+# alone_checks GW: GW is active and its partner is down: every feed says
+# the site has no redundancy
+alone_checks() {
+	check "[partner down] status of $1: partner not seen" \
+		wait_until 5 status_pair_is "$1" '.pair.role == "active" and (.pair.partner.seen | not)'
+	check "[partner down] /metrics of $1: grgw_ha_partner_up 0" \
+		metrics_have "$1" "grgw_ha_partner_up{site=\"site-$(pair_site "$1")\"} 0"
+	check "[partner down] the hook of $1 was told: redundancy lost" \
+		wait_until 5 hook_said "$1" "redundancy lost"
+	ALONE_GW=$1
 }
 
 # stream_after_last: packets arrived up to the end of the stream
@@ -333,10 +366,10 @@ stream_after_last() {
 
 # ---- partitions --------------------------------------------------------------
 
-# cut NODE WHAT...: drop, in NODE, what WHAT names (nftables, a table of
+# block_in NODE WHAT...: drop, in NODE, what WHAT names (nftables, a table of
 # the lab's own): hb (the pair's heartbeats, both ways), etcd (TCP to or
 # from the etcd client port)
-cut() {
+block_in() {
 	local node=$1 w rules=""
 	shift
 	for w in "$@"; do
@@ -358,8 +391,8 @@ $rules
 NFT
 }
 
-# mend NODE: the cut's table gone
-mend() { on "$1" nft delete table inet grgwlab_cut 2>/dev/null || true; }
+# unblock NODE: block_in's table gone
+unblock() { on "$1" nft delete table inet grgwlab_cut 2>/dev/null || true; }
 
 PAIR_PORT=4212
 
@@ -387,11 +420,11 @@ t_pair_partition() {
 	other=$(pair_partner "$act")
 	trace_mark link-cut
 	t0=$(now_ms)
-	cut "$other" hb
+	block_in "$other" hb
 	check "[link cut] the standby claims and the active lets go: $other active alone" \
 		wait_until 10 pair_settled a "$other" alone
 	echo "link-cut $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
-	mend "$other"
+	unblock "$other"
 	trace_mark link-mended
 	check "[link cut] mended: one active, one standby" wait_until 30 pair_settled a
 
@@ -399,13 +432,13 @@ t_pair_partition() {
 	act=$(active_of a)
 	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
 	trace_mark etcd-cut
-	cut etcd-a etcd
+	block_in etcd-a etcd
 	sleep 3
 	check "[etcd cut] nothing moved: $act still active with epoch $epoch" \
 		pair_settled a "$act"
 	check "[etcd cut] the status says etcd does not answer" \
 		status_pair_is "$act" ".pair.etcd_ok == false and .pair.epoch == $epoch"
-	mend etcd-a
+	unblock etcd-a
 	trace_mark etcd-mended
 	check "[etcd cut] mended: etcd answers again" wait_until 10 status_pair_is "$act" '.pair.etcd_ok'
 
@@ -414,13 +447,13 @@ t_pair_partition() {
 	other=$(pair_partner "$act")
 	trace_mark both-cut-at-active
 	t0=$(now_ms)
-	cut "$act" hb etcd
+	block_in "$act" hb etcd
 	check "[both cut at the active] $other took over, $act holds nothing" \
 		wait_until 10 pair_settled a "$other" alone
 	echo "both-cut-at-active $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
 	check "[both cut at the active] $act says it is not active" \
 		eval "[ \"\$(pair_role $act)\" != active ]"
-	mend "$act"
+	unblock "$act"
 	trace_mark both-mended
 	check "[both cut at the active] mended: one active, one standby" wait_until 30 pair_settled a
 
@@ -430,16 +463,16 @@ t_pair_partition() {
 	other=$(pair_partner "$act")
 	trace_mark all-cut
 	capture_start dark || { fail "WAN capture"; return 0; }
-	cut etcd-a etcd
-	cut "$other" hb
+	block_in etcd-a etcd
+	block_in "$other" hb
 	check "[etcd and link cut] nobody holds the site's addresses" wait_until 10 held_by_none a
 	sleep 1
 	check "[etcd and link cut] still nobody a second later" held_by_none a
 	check_not "[etcd and link cut] vellum-a cannot reach vellum-b" ping_ok vellum-a "$VELLUM_B4"
 	capture_stop dark
 	check_no_cleartext dark
-	mend etcd-a
-	mend "$other"
+	unblock etcd-a
+	unblock "$other"
 	trace_mark all-mended
 	check "[etcd and link cut] mended: one active, one standby" wait_until 30 pair_settled a
 

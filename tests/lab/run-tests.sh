@@ -147,6 +147,7 @@ need_lab() {
 	if [ "$mode" = pair ]; then
 		# Four gateways, site-a1.conf ... site-b2.conf (pair-tests.sh)
 		"$LAB" conf "$LABCONF" --pair >/dev/null
+		pair_hooks_setup
 		return 0
 	fi
 	render_conf "$HERE/site-a.conf" "$CONF_A" "$LABCONF" "$mode"
