@@ -136,6 +136,8 @@ pair_hooks_setup() {
 		dir=$LABCONF/hooks-$gw
 		mkdir -p "$dir"
 		chmod 755 "$dir"
+		# The hook expands them, not us.
+		# shellcheck disable=SC2016
 		printf '#!/bin/sh\necho "${GRGW_EVENT:-link} ${GRGW_DETAIL:-$GRGW_NEW_STATE}" >>%s\n' \
 			"$LABCONF/events-$gw" >"$dir/record"
 		chmod 755 "$dir/record"
