@@ -24,6 +24,12 @@
 
 /* The floating addresses: [site] lan_address lines and wan_address. */
 #define FLOAT_MAX	(GRGW_MAX_LAN_ADDRS + 1)
+/*
+ * An announcement is one frame: one lost would leave a neighbour on the
+ * old holder's MAC until its cache entry expires.  Said again this long
+ * after the first (as keepalived repeats its gratuitous ARPs).
+ */
+static const unsigned	 reannounce_ms[] = { 50, 250, 1000 };
 
 struct pairhold {
 	struct event_base	*base;
@@ -43,6 +49,8 @@ struct pairhold {
 	struct pmsg_role	 last;
 	struct timespec		 last_at;	/* when it came */
 	struct event		*hold_timer;
+	struct event		*announce_timer;
+	unsigned		 announced;	/* repeats done */
 };
 
 /* The interface that holds a, into ifname; -1 if none. */
@@ -98,6 +106,8 @@ release(struct pairhold *ph, const char *why)
 	int	 i;
 
 	hold_cancel(ph);
+	if (ph->announce_timer != NULL)
+		evtimer_del(ph->announce_timer);
 	if (!ph->held)
 		return;
 	for (i = 0; i < ph->n_fl; i++)
@@ -109,6 +119,50 @@ release(struct pairhold *ph, const char *why)
 	ph->held = 0;
 	log_info("pair: floating addresses released: %s", why);
 	ph->cb(0, why, ph->arg);
+}
+
+/* Tell the links where the addresses are; quietly after the first. */
+static void
+announce(struct pairhold *ph, int loud)
+{
+	char	 err[256], buf[INET6_ADDRSTRLEN];
+	int	 i;
+
+	for (i = 0; i < ph->n_fl; i++)
+		if (float_announce(ph->fl[i].ifname, &ph->fl[i].a, err,
+		    sizeof(err)) < 0 && loud)
+			log_warnx("pair: cannot announce %s on %s: %s",
+			    addr_fmt(&ph->fl[i].a, buf, sizeof(buf)),
+			    ph->fl[i].ifname, err);
+}
+
+static void
+announce_schedule(struct pairhold *ph)
+{
+	struct timeval	 tv;
+	unsigned	 ms;
+
+	if (ph->announced >= nitems(reannounce_ms))
+		return;
+	ms = reannounce_ms[ph->announced] -
+	    (ph->announced > 0 ? reannounce_ms[ph->announced - 1] : 0);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(ph->announce_timer, &tv);
+}
+
+static void
+announce_again(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pairhold	*ph = arg;
+
+	(void)fd;
+	(void)ev;
+	if (!ph->held)
+		return;
+	announce(ph, 0);
+	ph->announced++;
+	announce_schedule(ph);
 }
 
 /* On this host, then told to the links (ARP, neighbour advertisement). */
@@ -124,16 +178,13 @@ take(struct pairhold *ph, const char *why)
 		addr_fmt(&ph->fl[i].a, buf, sizeof(buf));
 		rc = nl_float_add(ph->fl[i].ifname, &ph->fl[i].a,
 		    host_len(&ph->fl[i].a), err, sizeof(err));
-		if (rc < 0) {
+		if (rc < 0)
 			log_warnx("pair: cannot add %s to %s: %s", buf,
 			    ph->fl[i].ifname, err);
-			continue;
-		}
-		if (float_announce(ph->fl[i].ifname, &ph->fl[i].a, err,
-		    sizeof(err)) < 0)
-			log_warnx("pair: cannot announce %s on %s: %s", buf,
-			    ph->fl[i].ifname, err);
 	}
+	announce(ph, 1);
+	ph->announced = 0;
+	announce_schedule(ph);
 	ph->held = 1;
 	ph->takes++;
 	log_info("pair: floating addresses taken: %s", why);
@@ -191,7 +242,11 @@ pairhold_new(struct event_base *base, const struct grgw_config *cfg,
 	}
 	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
 	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
-	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL) {
+	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL ||
+	    (ph->announce_timer = evtimer_new(base, announce_again,
+	    ph)) == NULL) {
+		if (ph->hold_timer != NULL)
+			event_free(ph->hold_timer);
 		err_set(err, errlen, "out of memory");
 		free(ph);
 		return NULL;
@@ -279,5 +334,7 @@ pairhold_free(struct pairhold *ph)
 	release(ph, "stopping");
 	if (ph->hold_timer != NULL)
 		event_free(ph->hold_timer);
+	if (ph->announce_timer != NULL)
+		event_free(ph->announce_timer);
 	free(ph);
 }
