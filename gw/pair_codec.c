@@ -166,18 +166,6 @@ pair_decode(const uint8_t *buf, size_t len, const uint8_t key[PAIR_KEY_LEN],
 	return PAIR_OK;
 }
 
-/* A length (8 bytes, big-endian) then the name, as probe_key_derive. */
-static void
-key_hash_name(crypto_generichash_state *st, const char *name)
-{
-	uint8_t	 len[8];
-	size_t	 n = strlen(name);
-
-	put_be64(len, (uint64_t)n);
-	crypto_generichash_update(st, len, sizeof(len));
-	crypto_generichash_update(st, (const uint8_t *)name, n);
-}
-
 /*
  * BLAKE2b keyed with the secret over a label of the pair's own and the
  * site name; a secret whose length BLAKE2b does not take as a key is
@@ -210,7 +198,7 @@ pair_key_derive(const uint8_t *secret, size_t len, const char *site,
 	crypto_generichash_init(&st, key, keylen, PAIR_KEY_LEN);
 	crypto_generichash_update(&st, (const uint8_t *)PAIR_KEY_DOMAIN,
 	    sizeof(PAIR_KEY_DOMAIN) - 1);
-	key_hash_name(&st, site != NULL ? site : "");
+	probe_key_hash_name(&st, site != NULL ? site : "");
 	crypto_generichash_final(&st, out, PAIR_KEY_LEN);
 	sodium_memzero(&st, sizeof(st));
 	sodium_memzero(k, sizeof(k));

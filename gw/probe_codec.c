@@ -166,8 +166,8 @@ probe_decode_either(const uint8_t *buf, size_t len,
 
 /* A length (8 bytes, big-endian) then the name: no two pairs of names
  * give the same bytes ("ab" + "c" is not "a" + "bc"). */
-static void
-key_hash_name(crypto_generichash_state *st, const char *name)
+void
+probe_key_hash_name(crypto_generichash_state *st, const char *name)
 {
 	uint8_t	 len[8];
 	size_t	 n = strlen(name);
@@ -219,8 +219,8 @@ probe_key_derive(const uint8_t *secret, size_t len, const char *site,
 	crypto_generichash_init(&st, key, keylen, PROBE_KEY_LEN);
 	crypto_generichash_update(&st, (const uint8_t *)PROBE_KEY_DOMAIN,
 	    sizeof(PROBE_KEY_DOMAIN) - 1);
-	key_hash_name(&st, first);
-	key_hash_name(&st, second);
+	probe_key_hash_name(&st, first);
+	probe_key_hash_name(&st, second);
 	crypto_generichash_final(&st, out, PROBE_KEY_LEN);
 	sodium_memzero(&st, sizeof(st));
 	sodium_memzero(k, sizeof(k));

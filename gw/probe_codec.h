@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>		/* crypto_generichash_state */
+
 #include "linkstate.h"	/* enum probe_path */
 
 #define PROBE_KEY_LEN		32
@@ -66,6 +68,12 @@ int	probe_decode_either(const uint8_t *buf, size_t len,
  * key; another pair sharing the secret gets another).  NULL counts as "".
  * Nothing is kept; out is caller's memory (wipe it after use).
  */
+/*
+ * Into a key derivation: a length (8 bytes, big-endian) then the name,
+ * so that no two pairs of names give the same bytes ("ab" + "c" is not
+ * "a" + "bc").  Shared with the pair's heartbeat key (pair_codec.c).
+ */
+void	probe_key_hash_name(crypto_generichash_state *st, const char *name);
 void	probe_key_derive(const uint8_t *secret, size_t len, const char *site,
 	    const char *peer, uint8_t out[PROBE_KEY_LEN]);
 
