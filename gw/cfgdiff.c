@@ -446,6 +446,8 @@ diff_pair(struct cfgdiff *d, const struct grgw_pair_conf *a,
 	    b->interval_ms);
 	live_u32(d, CFGDIFF_PAIR, "[pair] dead_ms", a->dead_ms, b->dead_ms);
 	live_u32(d, CFGDIFF_PAIR, "[pair] guard_ms", a->guard_ms, b->guard_ms);
+	live_u32(d, CFGDIFF_PAIR, "[pair] margin_ms", a->margin_ms,
+	    b->margin_ms);
 	live_str(d, CFGDIFF_PAIR, "[pair] key_file", a->key_file, b->key_file);
 }
 

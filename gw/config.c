@@ -154,6 +154,7 @@ enum key_id {
 	K_PAIR_INTERVAL,
 	K_PAIR_DEAD,
 	K_PAIR_GUARD,
+	K_PAIR_MARGIN,
 	K_PAIR_KEY,
 	K_PAIR_ETCD_KEY,
 	K_COUNT
@@ -533,6 +534,11 @@ static const struct key_def key_defs[K_COUNT] = {
 	    PAIR_MS_MAX, "an integer up to " PAIR_MS_MAX_TEXT " and at least "
 	    "2 x interval_ms (milliseconds a gateway that won the role waits "
 	    "before it takes the addresses)"),
+	[K_PAIR_MARGIN] = INTEGER(SEC_PAIR, "margin_ms", pair.margin_ms, 1,
+	    PAIR_MS_MAX, "an integer from 1 to guard_ms - interval_ms "
+	    "(milliseconds this gateway allows itself, after its hold on "
+	    "the role ends, to have the floating addresses off: the "
+	    "host's scheduling delays and clock drift)"),
 	[K_PAIR_KEY] = SCALAR(SEC_PAIR, "key_file", key_path, pair.key_file,
 	    0, "an absolute path to a key file shared by both gateways of "
 	    "the site such as /etc/grgw/pair.key"),
@@ -2273,7 +2279,8 @@ key_where(const struct config_parser *p, enum key_id id, char *buf,
 
 /*
  * Defaults that follow other values, filled whether the section is there
- * or not: dead_ms from interval_ms, guard_ms from dead_ms, the fence's
+ * or not: dead_ms from interval_ms, guard_ms from dead_ms, margin_ms
+ * from interval_ms (within what guard_ms leaves), the fence's
  * key from the site's name.
  */
 static void
@@ -2286,6 +2293,12 @@ pair_defaults(struct config_parser *p)
 		c->dead_ms = c->interval_ms * GRGW_PAIR_DEAD_MULT;
 	if (ks[K_PAIR_GUARD].line == 0)
 		c->guard_ms = c->dead_ms;
+	if (ks[K_PAIR_MARGIN].line == 0) {
+		c->margin_ms = c->interval_ms * GRGW_PAIR_MARGIN_MULT;
+		if (c->guard_ms > c->interval_ms &&
+		    c->margin_ms > c->guard_ms - c->interval_ms)
+			c->margin_ms = c->guard_ms - c->interval_ms;
+	}
 	if (ks[K_PAIR_ETCD_KEY].line == 0 && ks[K_SITE_NAME].valid)
 		snprintf(c->etcd_key, sizeof(c->etcd_key), "/grgw/%s/pair",
 		    p->cfg.site.name);
@@ -2358,6 +2371,8 @@ check_pair_addresses(struct config_parser *p)
 /*
  * dead_ms: a heartbeat or two lost must not make the partner gone.
  * guard_ms: the old active must have had time to see the claim.
+ * margin_ms: what is left of guard_ms is how long an etcd answer may
+ * take while it is the only word an active gateway has.
  */
 static void
 check_pair_timing(struct config_parser *p)
@@ -2382,6 +2397,15 @@ check_pair_timing(struct config_parser *p)
 		    "so that the active gateway sees the claim before the "
 		    "addresses move", c->guard_ms, c->interval_ms, w,
 		    2 * c->interval_ms);
+	if (ks[K_PAIR_MARGIN].valid && !ks[K_PAIR_GUARD].invalid &&
+	    c->guard_ms >= 2 * c->interval_ms &&
+	    c->margin_ms > c->guard_ms - c->interval_ms)
+		config_error(p, ks[K_PAIR_MARGIN].line, "[pair] margin_ms %u "
+		    "leaves less than interval_ms %u (%s) of guard_ms %u; "
+		    "expected at most %u, so that an active gateway alone "
+		    "can hold the role on etcd's answers", c->margin_ms,
+		    c->interval_ms, w, c->guard_ms,
+		    c->guard_ms - c->interval_ms);
 }
 
 /* Heartbeats and link probes on one port could not be told apart. */

@@ -269,6 +269,7 @@ struct grgw_ipsec_conf {
 #define GRGW_PAIR_PORT		4212	/* UDP port of the heartbeats */
 #define GRGW_PAIR_INTERVAL_MS	20	/* 5 x 20 ms: a partner is gone */
 #define GRGW_PAIR_DEAD_MULT	5	/* within 100 ms (dead_ms) */
+#define GRGW_PAIR_MARGIN_MULT	2	/* 40 ms to let go (margin_ms) */
 #define GRGW_PAIR_PRIORITY	100
 
 struct grgw_pair_conf {
@@ -282,6 +283,10 @@ struct grgw_pair_conf {
 						 * interval_ms */
 	uint32_t	guard_ms;		/* won the role: wait before
 						 * taking the addresses; >= 2 x
+						 * interval_ms */
+	uint32_t	margin_ms;		/* the hold ends this much before
+						 * the partner may take: the
+						 * time to let go; <= guard_ms -
 						 * interval_ms */
 	char		key_file[PATH_MAX];	/* "": derive from the PSK */
 	char		etcd_key[GRGW_ETCD_KEY_MAX + 1]; /* the fence; filled

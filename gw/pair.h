@@ -128,6 +128,9 @@ struct pair_role_conf {
 	uint32_t	interval_ms;	/* heartbeats; >= 1 */
 	uint32_t	dead_ms;	/* >= 3 x interval_ms */
 	uint32_t	guard_ms;	/* >= 2 x interval_ms */
+	uint32_t	margin_ms;	/* the time to let go (the margin of
+					 * the rules); 1 .. guard_ms -
+					 * interval_ms, 0: interval_ms */
 	uint64_t	session;	/* this run's random id, nonzero: put
 					 * in every heartbeat */
 	int		wan_up;		/* the WAN's state at start */
@@ -224,6 +227,12 @@ int	pair_role_fence_claim(struct pair_role *r, uint64_t now,
 /* This gateway's WAN (and tunnel) usable or not: a standby whose WAN is
  * down does not claim. */
 void	pair_role_wan(struct pair_role *r, int up);
+/*
+ * A heartbeat at the next pair_role_next(): the caller held one back (a
+ * "released" one while its addresses were still on the host) and may now
+ * send what it says.
+ */
+void	pair_role_resend(struct pair_role *r);
 /*
  * The operator asks this active gateway to hand the role over.  0, or -1
  * with why not in err ("not active", "no healthy standby: partner's WAN

@@ -4,7 +4,10 @@
  * answers, the WAN's state, the operator's handover and the time
  * (monotonic ms), and reads back what to do (pair.h).
  *
- * Terms.  i = interval_ms, dead = dead_ms, guard = guard_ms, margin = i.
+ * Terms.  i = interval_ms, dead = dead_ms, guard = guard_ms, margin =
+ * margin_ms (by default 2 i): the time a gateway allows itself, after its
+ * hold ends, to have the addresses off (its timer firing late on a busy
+ * host, the parent's netlink requests) and for the clocks' drift.
  * The fence is an etcd key holding {"epoch":N,"holder":address}; the
  * epoch only grows.  A heartbeat is *busy* when its role is claiming or
  * active.  Each gateway keeps last_busy: when it last received a busy
@@ -76,9 +79,13 @@
  * Safety: two gateways never hold the addresses at once, as long as the
  * two monotonic clocks, over dead + guard, drift apart by less than the
  * margin minus the time the caller takes to remove the addresses (with
- * i = 20 ms and dead = guard = 100 ms: 10% in rate, where clocks drift
- * in parts per million), and etcd's reads are linearizable and its
- * compare-and-swap atomic.  Let X hold epoch E and Y take epoch F > E
+ * the defaults, i = 20 ms, dead = guard = 100 ms and a margin of 40 ms,
+ * a removal within 30 ms leaves 5% for drift, where clocks drift in parts
+ * per million), and etcd's reads are linearizable and its
+ * compare-and-swap atomic.  The removal's time is the host's: a virtual
+ * machine without hardware acceleration, where a process may wait tens
+ * of milliseconds for a CPU, needs a larger margin (and guard).
+ * Let X hold epoch E and Y take epoch F > E
  * (epochs only grow and each is won once, so any two holdings are of
  * different epochs, and the later one's is the higher).  Y takes at
  * least guard after the answer to its CAS, which came after the CAS
@@ -258,7 +265,7 @@ set_role(struct pair_role *r, int role, const char *fmt, ...)
 static uint64_t
 margin(const struct pair_role *r)
 {
-	return r->c.interval_ms;
+	return r->c.margin_ms;
 }
 
 static uint64_t
@@ -718,6 +725,13 @@ pair_role_wan(struct pair_role *r, int up)
 	r->hb_now = 1;
 }
 
+void
+pair_role_resend(struct pair_role *r)
+{
+	if (r != NULL)
+		r->hb_now = 1;
+}
+
 int
 pair_role_handover(struct pair_role *r, uint64_t now, char *err,
     size_t errlen)
@@ -892,6 +906,11 @@ pair_role_new(const struct pair_role_conf *conf, uint64_t now, char *err,
 		    "at least 2 x interval_ms");
 		return NULL;
 	}
+	if (conf->margin_ms > conf->guard_ms - conf->interval_ms) {
+		err_set(err, errlen, "margin_ms must be at most guard_ms - "
+		    "interval_ms");
+		return NULL;
+	}
 	if (addr_len(conf->address.family) == 0 || conf->session == 0) {
 		err_set(err, errlen, "no address of our own, or session 0");
 		return NULL;
@@ -901,6 +920,8 @@ pair_role_new(const struct pair_role_conf *conf, uint64_t now, char *err,
 		return NULL;
 	}
 	r->c = *conf;
+	if (r->c.margin_ms == 0)
+		r->c.margin_ms = r->c.interval_ms;
 	r->now = r->start = r->last_busy = r->next_hb = now;
 	r->wan_up = !!conf->wan_up;
 	r->role = PAIR_STARTING;

@@ -258,19 +258,25 @@ void
 pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 {
 	struct timeval	 tv;
+	uint64_t	 now, left;
 	int		 was = ph->last.role;
 
 	ph->last = *ro;
 	clock_gettime(CLOCK_MONOTONIC, &ph->last_at);
-	if (ro->role != PAIR_ACTIVE || ro->hold_ms == 0) {
+	now = (uint64_t)ph->last_at.tv_sec * 1000 +
+	    (uint64_t)ph->last_at.tv_nsec / 1000000;
+	/* A hold that ran out while the message waited is no hold. */
+	if (ro->role != PAIR_ACTIVE || ro->hold_until_ms <= now) {
 		if (ph->held)
-			release(ph, ro->reason[0] != '\0' ? ro->reason :
-			    pair_role_name(ro->role));
+			release(ph, ro->reason[0] != '\0' &&
+			    ro->role != PAIR_ACTIVE ? ro->reason :
+			    "the role engine's hold ran out");
 		return;
 	}
 	/* The new hold first: from here on, this is how long we may. */
-	tv.tv_sec = ro->hold_ms / 1000;
-	tv.tv_usec = (ro->hold_ms % 1000) * 1000;
+	left = ro->hold_until_ms - now;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 	evtimer_add(ph->hold_timer, &tv);
 	if (!ph->held)
 		take(ph, was != PAIR_ACTIVE && ro->reason[0] != '\0' ?

@@ -147,7 +147,7 @@ tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
 	ro.role = (uint8_t)out->role;
 	ro.epoch = out->epoch;
 	if (out->role == PAIR_ACTIVE && out->hold_deadline > now)
-		ro.hold_ms = (uint32_t)(out->hold_deadline - now);
+		ro.hold_until_ms = out->hold_deadline;
 	ro.partner_role = pn->heard ? pn->partner_role : 0;
 	age = pn->heard ? now - pn->heard_at : UINT32_MAX;
 	ro.partner_age_ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
@@ -422,6 +422,7 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	rc.interval_ms = cfg->pair.interval_ms;
 	rc.dead_ms = cfg->pair.dead_ms;
 	rc.guard_ms = cfg->pair.guard_ms;
+	rc.margin_ms = cfg->pair.margin_ms;
 	rc.session = pn->session;
 	rc.wan_up = 1;		/* until the parent says otherwise */
 	if ((pn->role = pair_role_new(&rc, mono_ms(), err, errlen)) == NULL)
@@ -482,6 +483,10 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 	case PMSG_PAIR_HELD:
 		break;
 	case PMSG_PAIR_DROPPED:
+		/* Now the "released" held back may go: the partner may
+		 * skip the rest of its guard on it. */
+		if (!pn->dropped)
+			pair_role_resend(pn->role);
 		pn->dropped = 1;
 		break;
 	}

@@ -633,7 +633,7 @@ pmsg_role_encode(const struct pmsg_role *ro, uint8_t *buf, size_t size)
 	wr_u8(&w, ro->partner_seen != 0);
 	wr_u8(&w, ro->etcd_ok != 0);
 	wr_u64(&w, ro->epoch);
-	wr_u32(&w, ro->hold_ms);
+	wr_u64(&w, ro->hold_until_ms);
 	wr_u32(&w, ro->partner_age_ms);
 	wr_u64(&w, ro->takeovers);
 	wr_bytes(&w, ro->reason, strnlen(ro->reason, PMSG_TEXT_MAX));
@@ -656,7 +656,7 @@ pmsg_role_decode(const uint8_t *body, size_t len, struct pmsg_role *out)
 	out->partner_seen = (uint8_t)rd_flag(&r);
 	out->etcd_ok = (uint8_t)rd_flag(&r);
 	out->epoch = rd_u64(&r);
-	out->hold_ms = rd_u32(&r);
+	out->hold_until_ms = rd_u64(&r);
 	out->partner_age_ms = rd_u32(&r);
 	out->takeovers = rd_u64(&r);
 	if (r.bad || out->role >= PMSG_ROLE_MAX_ROLE ||

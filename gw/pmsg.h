@@ -150,10 +150,12 @@ int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
 
 /*
  * PMSG_ROLE: where the pair stands, on every change and at every
- * heartbeat interval while this gateway is active.  hold_ms: how much
- * longer this gateway may hold the floating addresses unless told again
- * (0 unless active); the parent drops them when that runs out, so that a
- * network process that hangs or dies cannot leave them held.  The role
+ * heartbeat interval while this gateway is active.  hold_until_ms: until
+ * when (CLOCK_MONOTONIC, ms; one clock for both processes) this gateway
+ * may hold the floating addresses unless told again (0 unless active);
+ * the parent drops them then, so that a network process that hangs or
+ * dies cannot leave them held.  A time, not a length: a message that
+ * waits in the socket does not lengthen the hold.  The role
  * values are the engine's (pair.h); reason is text ("" for none).
  */
 struct pmsg_role {
@@ -162,7 +164,7 @@ struct pmsg_role {
 	uint8_t		 partner_seen;	/* heard within dead_ms */
 	uint8_t		 etcd_ok;	/* the fence answered lately */
 	uint64_t	 epoch;
-	uint32_t	 hold_ms;
+	uint64_t	 hold_until_ms;
 	uint32_t	 partner_age_ms;	/* since its last heartbeat;
 						 * UINT32_MAX: never heard */
 	uint64_t	 takeovers;	/* roles won by this gateway */

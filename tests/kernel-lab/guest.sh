@@ -30,6 +30,12 @@ export LAB_DATAPLANE=kernel
 # never a measure; a state reached sooner ends the wait sooner).
 if [ "$(cat "$SHARE/accel" 2>/dev/null)" = tcg ]; then
 	export LAB_WAIT_SCALE=${LAB_WAIT_SCALE:-3}
+	# The gateway pair's timers for such a host: a process that waits
+	# tens of ms for a CPU must still have let go of the floating
+	# addresses before its partner takes them (margin_ms), and an
+	# active alone must hold the role on etcd answers that take as long
+	# (guard_ms - margin_ms).  grgw.conf(5), [pair].
+	export LAB_PAIR_TIMERS=${LAB_PAIR_TIMERS:-50 250 300 150}
 fi
 # Logs a test keeps for later (run.sh: KERNEL_LAB_KEEP=1 keeps them).
 export LAB_KEEP_DIR=$SHARE/logs

@@ -56,7 +56,9 @@
 #   lab process) and removes the directory.  --pair --nat: the router's NAT
 #   as above, which maps the floating WAN addresses, the only ones the other
 #   site knows.  lib.sh has the pair tests' helpers (pair_gws, holder_of,
-#   etcd_at, power_off, power_on).
+#   etcd_at, power_off, power_on).  LAB_PAIR_TIMERS="interval dead guard
+#   margin" (ms, default "20 100 100 40") sets the pair's timers in the
+#   rendered files (the kernel VM's emulated CPUs need wider ones).
 #
 # Usage:
 #   lab.sh up [--nat] [--pair]        build the lab (removes leftovers first)
@@ -225,7 +227,9 @@ lab_conf() {
 # pair_run_dir), then pair.conf.in with its [pair] and [etcd] values filled
 # in (the template's '#' lines dropped).  X1 has the higher priority.
 lab_conf_pair() {
-	local dir=$1 mode=${2:-plain} site gw id dest prio
+	local dir=$1 mode=${2:-plain} site gw id dest prio timers
+	read -r -a timers <<<"${LAB_PAIR_TIMERS:-20 100 100 40}"
+	[ ${#timers[@]} -eq 4 ] || { echo "LAB_PAIR_TIMERS: expected \"interval dead guard margin\" (ms), got '${LAB_PAIR_TIMERS:-}'" >&2; return 1; }
 	mkdir -p "$dir"
 	[ -s "$dir/psk" ] || new_psk "$dir/psk"
 	for site in a b; do
@@ -239,6 +243,8 @@ lab_conf_pair() {
 			    -e "s|@PARTNER@|$(plan "GW_$(pair_id "$(pair_partner "$gw")")_LAN4")|" \
 			    -e "s|@PRIORITY@|$prio|" \
 			    -e "s|@ETCD@|$(etcd_endpoint "$site")|" \
+			    -e "s|@INTERVAL@|${timers[0]}|" -e "s|@DEAD@|${timers[1]}|" \
+			    -e "s|@GUARD@|${timers[2]}|" -e "s|@MARGIN@|${timers[3]}|" \
 			    "$LAB_HERE/pair.conf.in" >>"$dest"
 			echo "$dest"
 			prio=100

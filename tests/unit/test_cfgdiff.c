@@ -427,14 +427,18 @@ test_pair_live(void **state)
 	assert_int_equal(d.apply, CFGDIFF_PAIR);
 
 	diff_extra(PAIR, PAIR "interval_ms = 30\n", &d);
-	assert_int_equal(d.n, 3);
+	/* dead_ms, guard_ms and margin_ms follow it by default. */
+	assert_int_equal(d.n, 4);
 	assert_int_equal(d.n_refused, 0);
 	expect_has(&d, CFGDIFF_LIVE, "[pair] interval_ms 20 -> 30");
 	expect_has(&d, CFGDIFF_LIVE, "[pair] dead_ms 100 -> 150");
+	expect_has(&d, CFGDIFF_LIVE, "[pair] margin_ms 40 -> 60");
 	assert_int_equal(d.apply, CFGDIFF_PAIR);
 
 	diff_extra(PAIR, PAIR "guard_ms = 60\n", &d);
 	expect_one(&d, CFGDIFF_LIVE, "[pair] guard_ms 100 -> 60");
+	diff_extra(PAIR, PAIR "margin_ms = 50\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[pair] margin_ms 40 -> 50");
 
 	diff_extra(PAIR, PAIR "key_file = /etc/grgw/pair.key\n", &d);
 	expect_one(&d, CFGDIFF_LIVE, "[pair] key_file (off) -> "

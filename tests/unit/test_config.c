@@ -1821,6 +1821,13 @@ test_pair_valid(void **state)
 	parse_good(PAIR "\ninterval_ms = 30\nguard_ms = 60", &cfg);
 	assert_int_equal(cfg.pair.dead_ms, 150);
 	assert_int_equal(cfg.pair.guard_ms, 60);
+	/* margin_ms: 2 x interval_ms, within guard_ms - interval_ms. */
+	assert_int_equal(cfg.pair.margin_ms, 30);
+	parse_good(PAIR, &cfg);
+	assert_int_equal(cfg.pair.margin_ms, 40);
+	parse_good(PAIR "\ninterval_ms = 50\nguard_ms = 300\nmargin_ms = 250",
+	    &cfg);
+	assert_int_equal(cfg.pair.margin_ms, 250);
 
 	/* The other site's addresses are not floating ones of this site. */
 	parse_good(PAIR_HEAD "partner = 198.51.100.10\naddress = 198.18.2.1",
@@ -1926,7 +1933,7 @@ test_pair_values(void **state)
 	    "\"/grgw/site a\" contains a space", NULL, NULL);
 	check_one(26, PAIR "\npeer = 198.18.1.3", FN ":32: unknown key "
 	    "\"peer\" in [pair]; expected one of: partner, address, priority, "
-	    "port, interval_ms, dead_ms, guard_ms, key_file, etcd_key", NULL,
+	    "port, interval_ms, dead_ms, guard_ms, margin_ms, key_file, etcd_key", NULL,
 	    NULL);
 	check_one(26, PAIR "\npriority = 1\npriority = 2", FN ":33: duplicate "
 	    "key priority in [pair] (first set on line 32)", NULL, NULL);
@@ -1955,6 +1962,13 @@ test_pair_timing(void **state)
 	/* An interval refused is all there is to say. */
 	check_one(26, PAIR "\ninterval_ms = 2000\ndead_ms = 15", FN ":32: "
 	    "interval_ms \"2000\" is out of range", NULL, NULL);
+	check_one(26, PAIR "\nmargin_ms = 81", FN ":32: [pair] margin_ms 81 "
+	    "leaves less than interval_ms 20 (the default) of guard_ms 100; "
+	    "expected at most 80", NULL, NULL);
+	check_one(26, PAIR "\nmargin_ms = 0", FN ":32: margin_ms \"0\" is out "
+	    "of range", NULL, NULL);
+	parse_good(PAIR "\nmargin_ms = 80", &cfg);
+	assert_int_equal(cfg.pair.margin_ms, 80);
 	/* The bounds themselves are fine. */
 	parse_good(PAIR "\ndead_ms = 60\nguard_ms = 40", &cfg);
 	assert_int_equal(cfg.pair.dead_ms, 60);

@@ -592,7 +592,7 @@ test_pair_bodies(void **state)
 	ro.partner_seen = 1;
 	ro.etcd_ok = 1;
 	ro.epoch = 0x0102030405060708ULL;
-	ro.hold_ms = 180;
+	ro.hold_until_ms = 0x1112131415161718ULL;
 	ro.partner_age_ms = UINT32_MAX;
 	ro.takeovers = 7;
 	snprintf(ro.reason, sizeof(ro.reason), "partner silent for 100 ms");
@@ -600,7 +600,7 @@ test_pair_bodies(void **state)
 	assert_true(len > 0);
 	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), 0);
 	assert_memory_equal(&out, &ro, sizeof(ro));
-	for (cut = 0; cut < 28; cut++)
+	for (cut = 0; cut < 32; cut++)
 		assert_int_equal(pmsg_role_decode(buf, cut, &out), -1);
 	buf[0] = PMSG_ROLE_MAX_ROLE;
 	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
