@@ -57,6 +57,8 @@
 #define REFRESH_SECS		2
 #define STOP_TERMINATE_MS	3000
 #define STOP_DRAIN_MS		3000	/* the final state to the feeds */
+#define STOP_YIELD_MS		1000	/* [pair]: a handover before a stop
+					 * may take dead + guard + this */
 #define STOP_POLL_MS		50
 
 struct gwd {
@@ -122,6 +124,9 @@ struct gwd {
 	struct control	*ctl;
 	int		stopping;
 	int		purge;
+	int		yielding;	/* [pair]: handing over, then stopping */
+	int		yield_purge;
+	struct event	*yield_timer;
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
@@ -284,6 +289,11 @@ pair_held(int held, const char *why, void *arg)
 	/* The site's link is this gateway's to report from now on. */
 	if (held)
 		daemon_publish(d, d->link.state);
+	else if (d->yielding) {
+		/* Handed over: now the stop that was asked for. */
+		log_info("pair: the role is handed over; stopping");
+		daemon_shutdown(d, d->yield_purge);
+	}
 }
 
 
@@ -1311,6 +1321,51 @@ terminated(void *arg)
 	evtimer_add(d->stop_timer, &now);
 }
 
+/*
+ * [pair]: an active gateway asked to stop, with a healthy standby, hands
+ * the role over first (as `grgw handover` would), so that a planned stop
+ * costs what a handover costs, not what a death does; 1 when that is
+ * under way.
+ */
+static int
+daemon_yield(struct gwd *d, int purge)
+{
+	const struct pmsg_role *ro;
+	struct timeval tv;
+	unsigned ms;
+	char partner[INET6_ADDRSTRLEN];
+
+	if (d->ph == NULL || !pairhold_held(d->ph))
+		return 0;
+	ro = pairhold_last(d->ph);
+	if (ro->role != PAIR_ACTIVE || !ro->partner_seen ||
+	    ro->partner_role != PAIR_STANDBY ||
+	    netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER) == -1)
+		return 0;
+	ms = d->cfg->pair.dead_ms + d->cfg->pair.guard_ms + STOP_YIELD_MS;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(d->yield_timer, &tv);
+	d->yielding = 1;
+	d->yield_purge = purge;
+	log_info("stopping: handing the role over to partner %s first (at "
+	    "most %u ms)", addr_fmt(&d->cfg->pair.partner, partner,
+	    sizeof(partner)), ms);
+	return 1;
+}
+
+static void
+yield_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	(void)fd;
+	(void)ev;
+	log_warnx("pair: the partner did not take the role in time; "
+	    "stopping with it");
+	daemon_shutdown(d, d->yield_purge);
+}
+
 static void
 daemon_shutdown(struct gwd *d, int purge)
 {
@@ -1318,6 +1373,12 @@ daemon_shutdown(struct gwd *d, int purge)
 	    (STOP_TERMINATE_MS % 1000) * 1000 };
 
 	if (d->stopping)
+		return;
+	/* Asked again while handing over: now. */
+	if (d->yielding) {
+		d->yielding = 0;
+		evtimer_del(d->yield_timer);
+	} else if (daemon_yield(d, purge))
 		return;
 	d->stopping = 1;
 	d->purge = purge;
@@ -1540,6 +1601,8 @@ daemon_free(struct gwd *d)
 		event_free(d->refresh_timer);
 	if (d->stop_timer != NULL)
 		event_free(d->stop_timer);
+	if (d->yield_timer != NULL)
+		event_free(d->yield_timer);
 
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
@@ -1559,11 +1622,13 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 		return err_set(err, errlen, "cannot create the event loop");
 	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
+	d->yield_timer = evtimer_new(d->base, yield_expired, d);
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
+	    d->yield_timer == NULL ||
 
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
