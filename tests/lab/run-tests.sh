@@ -93,6 +93,19 @@ FIXTURE_PSK_OPEN=psk-0644
 
 # ---- setup ------------------------------------------------------------------
 
+# keep_pair_logs: with LAB_KEEP_DIR, the pair gateways' logs go there
+# (grgw-gw-a1.log, ...) before the lab is taken down
+keep_pair_logs() {
+	local f gw
+	[ -n "${LAB_KEEP_DIR:-}" ] || return 0
+	for f in "$LAB_RUN_DIR"-gw-*/site-*/grgw.log; do
+		[ -f "$f" ] || continue
+		gw=${f#"$LAB_RUN_DIR"-}
+		gw=${gw%%/*}
+		mkdir -p "$LAB_KEEP_DIR" && cp "$f" "$LAB_KEEP_DIR/grgw-$gw.log"
+	done
+}
+
 cleanup() {
 	set +e
 	declare -F flood_stop >/dev/null && flood_stop
@@ -101,6 +114,7 @@ cleanup() {
 	declare -F prom_stop >/dev/null && prom_stop
 	resume_stopped
 	capture_stop_all
+	keep_pair_logs
 	"$LAB" down >/dev/null 2>&1
 	[ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
