@@ -62,8 +62,10 @@
  *      at it by itself, should this process die).  When (a) has not moved
  *      the deadline for 2 i (the partner gone, or echoing the same old
  *      heartbeat because it no longer hears us), or during a handover,
- *      it reads etcd every min(2 i, (guard - margin) / 2) ms, one
- *      request at a time.
+ *      it reads etcd every min(2 i, (guard - margin) / 4) ms, one
+ *      request at a time (a read may then take three quarters of
+ *      guard - margin before the hold runs out: an active alone rides
+ *      out one slow answer).
  *  R5  Handover.  The operator's request, refused unless the partner is
  *      heard (within dead), standby or released, WAN_OK and ETCD_OK.  The
  *      active flags HANDOVER, caps its deadline (a) at h + guard - margin
@@ -402,7 +404,7 @@ static uint64_t
 fast_read_period(const struct pair_role *r)
 {
 	uint64_t	 p = 2ULL * r->c.interval_ms;
-	uint64_t	 q = sub(r->c.guard_ms, margin(r)) / 2;
+	uint64_t	 q = sub(r->c.guard_ms, margin(r)) / 4;
 
 	return q > 0 && q < p ? q : (q == 0 ? 1 : p);
 }

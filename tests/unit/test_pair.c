@@ -1268,11 +1268,12 @@ etcd_holds(const struct sim_params *p)
 {
 	uint64_t	 period = 2ULL * p->interval, q;
 	uint64_t	 rtt = 2ULL * p->etcd_max + 1;
+	uint64_t	 m = p->margin != 0 ? p->margin : p->interval;
 
-	q = (p->guard - p->interval) / 2;
+	q = (p->guard - m) / 4;
 	if (q > 0 && q < period)
 		period = q;
-	return p->guard > p->interval + period + rtt + 1;
+	return p->guard > m + period + rtt + 1;
 }
 
 /* The configurations every scenario is swept over. */
