@@ -12,7 +12,10 @@
 #                  traffic from the nodes' own addresses, the fence in etcd,
 #                  the role in status and /metrics
 #   pair-handover  `grgw handover` PAIR_HANDOVERS times, alternating sites,
-#                  under a 1,000 packets/s UDP stream and a TCP connection
+#                  under a 1,000 packets/s UDP stream, a TCP connection and
+#                  a memcached client on one connection (vellum-a ->
+#                  memcached at vellum-b): no reset, the same source address
+#                  at the server
 #   pair-kill      the active gateway powered off (kill -9, links down)
 #                  PAIR_KILLS times, alternating sites, under the same
 #                  stream; it comes back as the standby each time
@@ -201,6 +204,104 @@ gaps_summary() {
 		printf "n %d p50 %d p99 %d max %d\n", NR, p50, p99, v[NR] }'
 }
 
+# ---- the memcached client ----------------------------------------------------
+
+PAIR_MEMC_PORT=11311
+
+# memc_start: memcached in vellum-b on its own IPv4 address (TCP only, as
+# the QoS tests' Rogers stand-in), then memc-client.py in vellum-a: one
+# connection to it, a set and a get 50 times a second, until memc_stop.
+# Both started with ip netns exec itself, which execs them: $! is the
+# process memc_stop signals.
+memc_start() {
+	memc_stop
+	rm -f "$WORK/memc-client.out" "$WORK/memc-conns.out"
+	ip netns exec "${NS_PREFIX}vellum-b" memcached -u root -p "$PAIR_MEMC_PORT" -U 0 -t 2 \
+		-l "$VELLUM_B4" >"$WORK/memcached.log" 2>&1 </dev/null &
+	PAIR_MEMC_SERVER=$!
+	if ! wait_until 10 memc_listening; then
+		note "memcached does not listen at vellum-b"
+		show_file "$WORK/memcached.log"
+		return 1
+	fi
+	ip netns exec "${NS_PREFIX}vellum-a" /usr/bin/python3 "$HERE/memc-client.py" \
+		--server "$VELLUM_B4" --port "$PAIR_MEMC_PORT" --timeout 10 \
+		>"$WORK/memc-client.out" 2>&1 </dev/null &
+	PAIR_MEMC_CLIENT=$!
+	if ! wait_until 10 grep -q '^connected ' "$WORK/memc-client.out"; then
+		note "the memcached client did not connect"
+		show_file "$WORK/memc-client.out"
+		return 1
+	fi
+}
+
+memc_listening() { vellum_b ss -Hltn "sport = :$PAIR_MEMC_PORT" | grep -q LISTEN; }
+
+# memc_stop: the client told to stop (SIGTERM: it prints its summary),
+# then memcached; each killed if it has not ended in 15 s.  Does nothing
+# for what is not running.
+memc_stop() {
+	local pid
+	for pid in "${PAIR_MEMC_CLIENT:-}" "${PAIR_MEMC_SERVER:-}"; do
+		[ -n "$pid" ] || continue
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 15 proc_dead "$pid" >/dev/null || kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	PAIR_MEMC_CLIENT=
+	PAIR_MEMC_SERVER=
+	return 0
+}
+
+# memc_conns: memcached's own list of its connections ("stats conns":
+# "STAT FD:addr tcp:ADDR:PORT" for each), asked from inside vellum-b on a
+# short connection of its own
+memc_conns() {
+	printf 'stats conns\r\nquit\r\n' |
+		vellum_b timeout 10 nc -w 5 "$VELLUM_B4" "$PAIR_MEMC_PORT" | tr -d '\r'
+}
+
+# memc_field NAME: a field of the client's summary line ("" if none)
+memc_field() {
+	awk -v k="$1" '$1 == "memc" { for (i = 2; i < NF; i++) if ($i == k) { print $(i + 1); exit } }' \
+		"$WORK/memc-client.out" 2>/dev/null
+}
+
+# memc_local: the client's ADDR:PORT, as it said when it connected
+memc_local() { awk '$1 == "connected" { print $3; exit }' "$WORK/memc-client.out" 2>/dev/null; }
+
+# memc_kept: the client ran until told to stop, on the connection it began
+# with, and every answer was the one expected
+memc_kept() {
+	local ops
+	cat "$WORK/memc-client.out" 2>/dev/null
+	ops=$(memc_field ops)
+	[ -n "$(memc_local)" ] && [ "$(memc_field local)" = "$(memc_local)" ] &&
+		[ "$(memc_field errors)" = 0 ] && [ "$(memc_field reconnects)" = 0 ] &&
+		[ "${ops:-0}" -gt 0 ]
+}
+
+# memc_served ADDR:PORT: the client is at ADDR:PORT, and memcached listed a
+# connection from ADDR:PORT after the moves (memc-conns.out)
+memc_served() {
+	echo "client: $(memc_local); memcached's connections:"
+	grep ':addr ' "$WORK/memc-conns.out" 2>/dev/null
+	[ "$(memc_local)" = "$1" ] &&
+		grep -qxF "addr tcp:$1" <(sed -n 's/^STAT [0-9]*://p' "$WORK/memc-conns.out" 2>/dev/null)
+}
+
+# check_memc_kept NAME: memc_kept and memc_served, as checks
+check_memc_kept() {
+	local port ops
+	port=$(memc_local)
+	port=${port##*:}
+	ops=$(memc_field ops)
+	check "$1: memcached client: one connection throughout, 0 errors, ${ops:-no} operations (longest wait $(memc_field longest_wait_ms) ms)" \
+		memc_kept
+	check "$1: memcached on vellum-b still serves the client's connection from $VELLUM_A4:${port:-?}" \
+		memc_served "$VELLUM_A4:$port"
+}
+
 # ---- tests -------------------------------------------------------------------
 
 t_pair_up() {
@@ -268,12 +369,15 @@ metrics_have() {
 
 # pair_moves SECONDS: the udp stream for SECONDS, while MOVE is run
 # PAIR_N times, alternating sites; PAIR_DONE counts the moves that
-# happened (the other gateway active and holding everything)
+# happened (the other gateway active and holding everything).  The
+# memcached client runs through all of them; memcached's list of its
+# connections is taken at the end, before the client stops.
 pair_moves() {
 	local what=$1 n=$2 i site act other
 	PAIR_DONE=0
 	udp_stream_start $((n * 12 + 30))
 	capture_start "$what" || { fail "WAN capture"; return 1; }
+	memc_start || true
 	sleep 2
 	for ((i = 1; i <= n; i++)); do
 		site=$([ $((i % 2)) -eq 1 ] && echo a || echo b)
@@ -293,6 +397,9 @@ pair_moves() {
 		sleep 1
 	done
 	sleep 2
+	# Asked while the client still holds its connection.
+	memc_conns >"$WORK/memc-conns.out" 2>&1
+	memc_stop
 	capture_stop "$what"
 	udp_stream_stop
 }
@@ -325,6 +432,7 @@ t_pair_handover() {
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost (the aim is 0; not counted yet); silences (packets, 1 ms each): $(gaps_summary)"
 	check "the stream went on after the last handover" stream_after_last
 	check_tcp_kept "handovers"
+	check_memc_kept "handovers"
 	check_no_cleartext handover
 	check "no floating address was ever on two gateways" trace_never_two
 }
@@ -343,6 +451,7 @@ t_pair_kill() {
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
 	check "the stream went on after the last takeover" stream_after_last
 	check_tcp_kept "kills"
+	check_memc_kept "kills"
 	check_no_cleartext kill
 	check "no floating address was ever on two gateways" trace_never_two
 }
