@@ -22,8 +22,11 @@
 #   pair-partition each case of the README's table, at site A: the pair's
 #                  link cut, etcd cut, both cut at the active, both cut
 #                  for both (dark, fail closed), the active's WAN down
+#   pair-down      grgw down on the active gateway under the stream: it
+#                  hands the role over first (the partner takes it by a
+#                  handover, not after a silence), then stops
 #
-# Every one of them records which gateway holds each floating address
+# The first four record which gateway holds each floating address
 # (addr-trace.py, from the kernel's own address and link events) and
 # fails if two ever did at once.
 
@@ -608,4 +611,29 @@ t_pair_partition() {
 		note "$what: settled in $ms ms (the test's polling included)"
 	done <"$WORK/partition.times"
 	check "no floating address was ever on two gateways, in any case" trace_never_two
+}
+
+# t_pair_down: `grgw down` on the active gateway of a site whose standby is
+# healthy hands the role over first: the partner takes it by a handover,
+# not after the silence of a death
+t_pair_down() {
+	local act other lost
+	need_pair || return 0
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	udp_stream_start 20
+	sleep 2
+	check "grgw down on the active $act" pair_grgw "$act" down
+	check "$other took site a over" wait_until 15 pair_settled a "$other" alone
+	check "$other took it by a handover, not after a silence" \
+		status_pair_is "$other" '.pair.reason | test("handover asked by")'
+	check "$act said it handed the role over before stopping" \
+		grep -q "handing the role over to partner" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+	sleep 2
+	udp_stream_stop
+	lost=$(udp_stream_lost)
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
+	check "the stream went on after the handover" stream_after_last
+	pair_start "$act"
+	check "$act is back as the standby" wait_until 15 eval "[ \"\$(pair_role $act)\" = standby ]"
 }
