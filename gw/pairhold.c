@@ -3,9 +3,13 @@
  * addresses on and off this host, and the hold that bounds how long they
  * stay without a word from the role engine.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -51,6 +56,9 @@ struct pairhold {
 	struct event		*hold_timer;
 	struct event		*announce_timer;
 	unsigned		 announced;	/* repeats done */
+
+	pid_t			 janitor;	/* 0: none */
+	int			 janitor_fd;	/* its pipe's write end */
 };
 
 /* The interface that holds a, into ifname; -1 if none. */
@@ -191,6 +199,75 @@ take(struct pairhold *ph, const char *why)
 	ph->cb(1, why, ph->arg);
 }
 
+/*
+ * The janitor: a child that waits for the end of its pipe and then takes
+ * every floating address off this host.  The parent holds the other end
+ * (close-on-exec: charon, the hooks and the network process never do),
+ * so the end comes when the parent exits or is killed, whatever the way.
+ * A daemon that crashes while active would otherwise leave the site's
+ * addresses on this host while its partner takes them over (the partner
+ * cannot know: the heartbeats stop either way).  After a clean stop the
+ * addresses are gone already, and the janitor finds nothing to do.
+ */
+static void
+janitor_run(struct pairhold *ph, int rfd)
+{
+	char	 b, err[256];
+	ssize_t	 n;
+	int	 i;
+
+	prctl(PR_SET_NAME, "grgw-float", 0, 0, 0);
+	signal(SIGTERM, SIG_IGN);	/* the end of the pipe, nothing else */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (dup2(rfd, 3) == -1 || close_range(4, ~0U, 0) == -1)
+		_exit(126);
+	do
+		n = read(3, &b, 1);
+	while (n == -1 && errno == EINTR);
+	for (i = 0; i < ph->n_fl; i++)
+		(void)nl_float_del(ph->fl[i].ifname, &ph->fl[i].a, err,
+		    sizeof(err));
+	_exit(0);
+}
+
+static int
+janitor_start(struct pairhold *ph, char *err, size_t errlen)
+{
+	int	 p[2];
+	pid_t	 pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return err_set(err, errlen, "pair: pipe: %s", strerror(errno));
+	if ((pid = fork()) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return err_set(err, errlen, "pair: fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		close(p[1]);
+		janitor_run(ph, p[0]);
+	}
+	close(p[0]);
+	ph->janitor = pid;
+	ph->janitor_fd = p[1];
+	return 0;
+}
+
+static void
+janitor_stop(struct pairhold *ph)
+{
+	int	 status;
+
+	if (ph->janitor <= 0)
+		return;
+	close(ph->janitor_fd);
+	while (waitpid(ph->janitor, &status, 0) == -1 && errno == EINTR)
+		;
+	ph->janitor = 0;
+}
+
 static void
 hold_expired(evutil_socket_t fd, short ev, void *arg)
 {
@@ -242,12 +319,18 @@ pairhold_new(struct event_base *base, const struct grgw_config *cfg,
 	}
 	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
 	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
+	ph->janitor_fd = -1;
+	if (janitor_start(ph, err, errlen) == -1) {
+		free(ph);
+		return NULL;
+	}
 	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL ||
 	    (ph->announce_timer = evtimer_new(base, announce_again,
 	    ph)) == NULL) {
 		if (ph->hold_timer != NULL)
 			event_free(ph->hold_timer);
 		err_set(err, errlen, "out of memory");
+		janitor_stop(ph);
 		free(ph);
 		return NULL;
 	}
@@ -338,6 +421,7 @@ pairhold_free(struct pairhold *ph)
 		return;
 	ph->cb = told_nobody;		/* the owner is going away */
 	release(ph, "stopping");
+	janitor_stop(ph);
 	if (ph->hold_timer != NULL)
 		event_free(ph->hold_timer);
 	if (ph->announce_timer != NULL)

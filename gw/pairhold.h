@@ -14,7 +14,9 @@
  * heartbeat interval, and when a hold runs out without a new one, the
  * addresses go.  A network process that hangs, dies or is killed can so
  * never leave this gateway holding the site's addresses while its partner
- * takes them.
+ * takes them.  Nor can this process: a child of its own (grgw-float)
+ * takes them off the host as soon as this process is gone, however it
+ * went (a crash, kill -9).
  */
 #ifndef GRGW_PAIRHOLD_H
 #define GRGW_PAIRHOLD_H

@@ -22,11 +22,14 @@
 #   pair-partition each case of the README's table, at site A: the pair's
 #                  link cut, etcd cut, both cut at the active, both cut
 #                  for both (dark, fail closed), the active's WAN down
+#   pair-crash     grgw's daemon on the active gateway killed (kill -9),
+#                  the host fine: its addresses leave the host at once,
+#                  the partner takes over, never two holders
 #   pair-down      grgw down on the active gateway under the stream: it
 #                  hands the role over first (the partner takes it by a
 #                  handover, not after a silence), then stops
 #
-# The first four record which gateway holds each floating address
+# All but pair-down record which gateway holds each floating address
 # (addr-trace.py, from the kernel's own address and link events) and
 # fails if two ever did at once.
 
@@ -634,6 +637,54 @@ t_pair_down() {
 	lost=$(udp_stream_lost)
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
 	check "the stream went on after the handover" stream_after_last
+	pair_start "$act"
+	check "$act is back as the standby" wait_until 15 eval "[ \"\$(pair_role $act)\" = standby ]"
+}
+
+# daemon_pid GW: the pid of grgw's daemon (not grgw-net, not charon) in GW
+daemon_pid() {
+	local p
+	for p in $(ip netns pids "$NS_PREFIX$1" 2>/dev/null); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = grgw ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# charon_gone GW: no charon left in GW (it follows its daemon on its own)
+charon_gone() {
+	local p
+	for p in $(ip netns pids "$NS_PREFIX$1" 2>/dev/null); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = charon ] && return 1
+	done
+	return 0
+}
+
+# t_pair_crash: the daemon of the active gateway killed (kill -9), its
+# host and links fine: the floating addresses leave that host at once (a
+# child of the daemon's takes them off when it is gone), the partner takes
+# them over, and never do both hold them
+t_pair_crash() {
+	local act other pid
+	need_pair || return 0
+	trace_start
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	udp_stream_start 20
+	sleep 2
+	pid=$(daemon_pid "$act") || { fail "no grgw daemon found in $act"; trace_stop; udp_stream_stop; return 0; }
+	check "kill -9 of grgw's daemon on the active $act (pid $pid)" kill -KILL "$pid"
+	check "$other took site a over, and $act holds no floating address" \
+		wait_until 15 pair_settled a "$other" alone
+	sleep 2
+	udp_stream_stop
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $(udp_stream_lost) lost; silences (packets, 1 ms each): $(gaps_summary)"
+	check "the stream went on after the takeover" stream_after_last
+	trace_stop
+	check "no floating address was ever on two gateways" trace_never_two
+	# What an operator does after a crash: down (from the kernel record),
+	# then up, as the standby now.
+	wait_until 10 charon_gone "$act" >/dev/null
+	pair_grgw "$act" down >>"$WORK/crash.log" 2>&1
 	pair_start "$act"
 	check "$act is back as the standby" wait_until 15 eval "[ \"\$(pair_role $act)\" = standby ]"
 }
