@@ -31,6 +31,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "netproc.h"
+#include "pairhold.h"
 #include "sitelock.h"
 #include "status.h"
 #include "strbuf.h"
@@ -555,7 +556,7 @@ cmd_down(int argc, char **argv)
 	struct gwnl *nl = NULL;
 	struct strbuf sb;
 	struct opts o;
-	int fd, lock = -1, rc = 0;
+	int fd, lock = -1, rc = 0, n;
 
 	if (parse_opts(argc, argv, &o, "cp") == -1)
 		return EXIT_CONFIG;
@@ -600,6 +601,16 @@ cmd_down(int argc, char **argv)
 	}
 	rc = gwnl_cleanup(nl, o.purge);
 	gwnl_close(nl);
+	/* [pair]: a daemon killed with its janitor left them. */
+	if (cfg.pair.enabled && (n = pairhold_clear(&cfg, err,
+	    sizeof(err))) != 0) {
+		if (n > 0)
+			printf("%s: %d floating address(es) removed\n",
+			    cfg.site.name, n);
+		else
+			fprintf(stderr, "%s down: [pair] floating addresses: "
+			    "%s\n", progname, err);
+	}
 	site_unlock(dir, &lock);
 	if (rc != 0) {
 		fprintf(stderr, "%s down: some kernel objects could not be "

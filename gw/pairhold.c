@@ -278,13 +278,81 @@ hold_expired(evutil_socket_t fd, short ev, void *arg)
 	release(ph, "the role engine's hold ran out without a new one");
 }
 
+/* The floating addresses and where they go, from cfg's [site] and [pair]. */
+static int
+fl_setup(struct pairhold *ph, const struct grgw_config *cfg, char *err,
+    size_t errlen)
+{
+	char		 buf[INET6_ADDRSTRLEN];
+	int		 i, lan = 0;
+
+	if (iface_of(&cfg->pair.address, ph->lan_if) == -1)
+		return err_set(err, errlen, "%s: [pair] address %s is not an "
+		    "address of this host", cfg->path,
+		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)));
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++)
+		if (strcmp(cfg->site.lan_interfaces[i], ph->lan_if) == 0)
+			lan = 1;
+	if (!lan)
+		return err_set(err, errlen, "%s: [pair] address %s is on %s, "
+		    "which is not a lan_interface of [site]: the LAN "
+		    "addresses float where it is", cfg->path,
+		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
+		    ph->lan_if);
+	ph->n_fl = 0;
+	for (i = 0; i < cfg->site.n_lan_addresses; i++) {
+		ph->fl[ph->n_fl].ifname = ph->lan_if;
+		ph->fl[ph->n_fl++].a = cfg->site.lan_addresses[i];
+	}
+	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
+	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
+	return 0;
+}
+
+/*
+ * Whatever floating address is on this host while nothing of ours holds
+ * it (a daemon before this one was killed with its janitor): off.  The
+ * number removed, or -1.
+ */
+static int
+fl_clear(struct pairhold *ph, char *err, size_t errlen)
+{
+	char	 e[256], buf[INET6_ADDRSTRLEN];
+	int	 i, n = 0, rc = 0;
+
+	for (i = 0; i < ph->n_fl; i++) {
+		if (nl_float_has(ph->fl[i].ifname, &ph->fl[i].a, e,
+		    sizeof(e)) != 1)
+			continue;
+		if (nl_float_del(ph->fl[i].ifname, &ph->fl[i].a, e,
+		    sizeof(e)) < 0) {
+			rc = err_set(err, errlen, "cannot remove %s from %s: "
+			    "%s", addr_fmt(&ph->fl[i].a, buf, sizeof(buf)),
+			    ph->fl[i].ifname, e);
+			continue;
+		}
+		n++;
+	}
+	return rc == -1 ? -1 : n;
+}
+
+int
+pairhold_clear(const struct grgw_config *cfg, char *err, size_t errlen)
+{
+	struct pairhold	 ph;
+
+	memset(&ph, 0, sizeof(ph));
+	if (fl_setup(&ph, cfg, err, errlen) == -1)
+		return -1;
+	return fl_clear(&ph, err, errlen);
+}
+
 struct pairhold *
 pairhold_new(struct event_base *base, const struct grgw_config *cfg,
     pairhold_cb cb, void *arg, char *err, size_t errlen)
 {
 	struct pairhold	*ph;
-	char		 buf[INET6_ADDRSTRLEN];
-	int		 i, lan = 0;
+	int		 n;
 
 	if ((ph = calloc(1, sizeof(*ph))) == NULL) {
 		err_set(err, errlen, "out of memory");
@@ -294,31 +362,18 @@ pairhold_new(struct event_base *base, const struct grgw_config *cfg,
 	ph->cfg = cfg;
 	ph->cb = cb;
 	ph->arg = arg;
-	if (iface_of(&cfg->pair.address, ph->lan_if) == -1) {
-		err_set(err, errlen, "%s: [pair] address %s is not an address "
-		    "of this host", cfg->path, addr_fmt(&cfg->pair.address,
-		    buf, sizeof(buf)));
+	if (fl_setup(ph, cfg, err, errlen) == -1) {
 		free(ph);
 		return NULL;
 	}
-	for (i = 0; i < cfg->site.n_lan_interfaces; i++)
-		if (strcmp(cfg->site.lan_interfaces[i], ph->lan_if) == 0)
-			lan = 1;
-	if (!lan) {
-		err_set(err, errlen, "%s: [pair] address %s is on %s, which "
-		    "is not a lan_interface of [site]: the LAN addresses "
-		    "float where it is", cfg->path,
-		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
-		    ph->lan_if);
+	/* A gateway that starts holds nothing. */
+	if ((n = fl_clear(ph, err, errlen)) == -1) {
 		free(ph);
 		return NULL;
 	}
-	for (i = 0; i < cfg->site.n_lan_addresses; i++) {
-		ph->fl[ph->n_fl].ifname = ph->lan_if;
-		ph->fl[ph->n_fl++].a = cfg->site.lan_addresses[i];
-	}
-	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
-	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
+	if (n > 0)
+		log_warnx("pair: %d floating address(es) left on this host "
+		    "by an earlier run removed", n);
 	ph->janitor_fd = -1;
 	if (janitor_start(ph, err, errlen) == -1) {
 		free(ph);

@@ -61,4 +61,12 @@ uint64_t pairhold_takes(const struct pairhold *ph);
 /* Gives the addresses up if held (the callback is not called).  NULL ok. */
 void	pairhold_free(struct pairhold *ph);
 
+/*
+ * Without a daemon (`grgw down` after a crash): every floating address of
+ * cfg's [site] taken off this host.  The number removed, or -1 with err
+ * set (what could be removed is).
+ */
+int	pairhold_clear(const struct grgw_config *cfg, char *err,
+	    size_t errlen);
+
 #endif /* GRGW_PAIRHOLD_H */
