@@ -36,6 +36,9 @@ if [ "$(cat "$SHARE/accel" 2>/dev/null)" = tcg ]; then
 	# active alone must hold the role on etcd answers that take as long
 	# (guard_ms - margin_ms).  grgw.conf(5), [pair].
 	export LAB_PAIR_TIMERS=${LAB_PAIR_TIMERS:-50 250 300 150}
+	# A kill or a handover takes tens of seconds here: fewer of them
+	# (the namespace lab on the host does 20 of each).
+	export PAIR_KILLS=${PAIR_KILLS:-4} PAIR_HANDOVERS=${PAIR_HANDOVERS:-4}
 fi
 # Logs a test keeps for later (run.sh: KERNEL_LAB_KEEP=1 keeps them).
 export LAB_KEEP_DIR=$SHARE/logs
