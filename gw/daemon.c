@@ -253,18 +253,14 @@ wan_changed(int up, void *arg)
 	struct gwd *d = arg;
 
 	if (d->ph != NULL) {
-		netproc_pair_cmd(d->np, up ? PMSG_PAIR_WAN_UP :
-		    PMSG_PAIR_WAN_DOWN);
 		/*
 		 * An active gateway cut from the WAN hands the role over
-		 * to a standby whose WAN is up (the engine refuses when
-		 * there is none: then it stays, and nothing is gained).
+		 * to a standby whose WAN is up, as soon as there is one
+		 * (the engine's rule R5; until then it stays, as nothing
+		 * would be gained).
 		 */
-		if (!up && pairhold_held(d->ph)) {
-			log_info("pair: the WAN is down: handing the role over "
-			    "if the partner's WAN is up");
-			netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER);
-		}
+		netproc_pair_cmd(d->np, up ? PMSG_PAIR_WAN_UP :
+		    PMSG_PAIR_WAN_DOWN);
 	}
 	link_refresh(d);
 }

@@ -66,8 +66,10 @@
  *      request at a time (a read may then take three quarters of
  *      guard - margin before the hold runs out: an active alone rides
  *      out one slow answer).
- *  R5  Handover.  The operator's request, refused unless the partner is
- *      heard (within dead), standby or released, WAN_OK and ETCD_OK.  The
+ *  R5  Handover.  The operator's request (or, with its WAN down, the
+ *      active's own, as soon as the partner qualifies), refused unless
+ *      the partner is heard (within dead), standby or released, WAN_OK
+ *      and ETCD_OK.  The
  *      active flags HANDOVER, caps its deadline (a) at h + guard - margin
  *      (h: now), and takes no confirmation (a) while the flag is up; the
  *      standby claims (R1b), the active releases on seeing the won epoch
@@ -198,6 +200,10 @@ struct pair_role {
 	uint64_t	handover_at;
 	int		do_take, do_release;
 };
+
+static int	handover_refusal(const struct pair_role *, uint64_t, char *,
+		    size_t);
+static void	handover_begin(struct pair_role *, uint64_t);
 
 static uint64_t
 add(uint64_t a, uint64_t b)
@@ -464,6 +470,10 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 			r->handover = 0;	/* R5: given up */
 			r->hb_now = 1;
 		}
+		/* R5: with its WAN down, as soon as the partner can. */
+		if (!r->wan_up && !r->handover &&
+		    handover_refusal(r, now, NULL, 0) == 0)
+			handover_begin(r, now);
 		if (now >= hold_deadline(r))
 			step_down(r, now, "hold deadline passed: no "
 			    "confirmation from the partner for %llu ms, etcd %s",
@@ -734,17 +744,13 @@ pair_role_resend(struct pair_role *r)
 		r->hb_now = 1;
 }
 
-int
-pair_role_handover(struct pair_role *r, uint64_t now, char *err,
+/* R5: why a handover cannot start now (0: it can). */
+static int
+handover_refusal(const struct pair_role *r, uint64_t now, char *err,
     size_t errlen)
 {
 	char		 pa[INET6_ADDRSTRLEN];
-	uint64_t	 cap;
 
-	if (r == NULL)
-		return err_set(err, errlen, "no pair");
-	pair_role_tick(r, now);
-	now = r->now;
 	partner_fmt(r, pa, sizeof(pa));
 	if (r->role != PAIR_ACTIVE)
 		return err_set(err, errlen, "not active (%s)",
@@ -764,12 +770,33 @@ pair_role_handover(struct pair_role *r, uint64_t now, char *err,
 	if (!(r->p.flags & PAIR_F_ETCD_OK))
 		return err_set(err, errlen, "no healthy standby: partner %s "
 		    "does not reach etcd", pa);
+	return 0;
+}
+
+static void
+handover_begin(struct pair_role *r, uint64_t now)
+{
+	uint64_t	 cap;
+
 	r->handover = 1;
 	r->handover_at = now;
 	r->run = 0;		/* no confirmation (a) from here on */
 	cap = sub(add(now, r->c.guard_ms), margin(r));
 	r->hb_deadline = min64(r->hb_deadline, cap);
 	r->hb_now = 1;
+}
+
+int
+pair_role_handover(struct pair_role *r, uint64_t now, char *err,
+    size_t errlen)
+{
+	if (r == NULL)
+		return err_set(err, errlen, "no pair");
+	pair_role_tick(r, now);
+	now = r->now;
+	if (handover_refusal(r, now, err, errlen) == -1)
+		return -1;
+	handover_begin(r, now);
 	return 0;
 }
 

@@ -66,6 +66,8 @@ struct pairnet {
 	uint64_t		 told_at;	/* ms */
 	uint64_t		 told_deadline;
 	int			 dropped;	/* addresses gone (or never had) */
+	int			 handing_over;	/* as the engine last said */
+	int			 wan_down;
 	uint64_t		 takeovers;
 
 	/* The partner, as heard. */
@@ -318,6 +320,10 @@ step(struct pairnet *pn)
 	uint64_t		 now = mono_ms(), wait;
 
 	pair_role_next(pn->role, now, &out);
+	if (out.handover && !pn->handing_over && pn->wan_down)
+		log_info("pair: the WAN is down: handing the role over to the "
+		    "partner");
+	pn->handing_over = out.handover;
 	if (out.take) {
 		pn->takeovers++;
 		pn->dropped = 0;
@@ -479,6 +485,7 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 	case PMSG_PAIR_WAN_UP:
 	case PMSG_PAIR_WAN_DOWN:
 		pair_role_wan(pn->role, cmd == PMSG_PAIR_WAN_UP);
+		pn->wan_down = cmd == PMSG_PAIR_WAN_DOWN;
 		break;
 	case PMSG_PAIR_HELD:
 		break;

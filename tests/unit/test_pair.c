@@ -1768,6 +1768,38 @@ test_sim_wan_down(void **state)
 }
 
 /*
+ * The active's WAN goes down while its partner does not reach etcd: no
+ * handover yet (nobody could take the role); once the partner reaches
+ * etcd again, the active hands over by itself (R5).
+ */
+static void
+test_sim_wan_down_later(void **state)
+{
+	struct sim		 s;
+	struct sim_params	 p;
+	size_t			 ci;
+	uint32_t		 v;
+
+	SWEEP(ci, v) {
+		p = params_for(ci, v);
+		sim_init(&s, &p);
+		assert_int_equal(sim_settle(&s, settle_limit(&p), 500), 0);
+		s.g[1].etcd_up = 0;
+		sim_run(&s, 3000);	/* its slow read fails: not ETCD_OK */
+		pair_role_wan(s.g[0].e, 0);
+		sim_run(&s, 2ULL * (p.dead + p.guard));
+		assert_int_equal(sim_holder(&s), 0);
+		assert_int_equal(s.g[1].takes, 0);
+		s.g[1].etcd_up = 1;
+		/* Its next slow read (within a second) makes it ETCD_OK. */
+		sim_run(&s, 1000 + settle_limit(&p));
+		assert_int_equal(s.g[1].takes, 1);
+		assert_int_equal(sim_settle(&s, settle_limit(&p), 200), 1);
+		sim_free(&s);
+	}
+}
+
+/*
  * Everything at random: cuts either way, etcd outages from either side,
  * deaths and restarts, handovers, WAN flaps, heartbeat loss, etcd
  * answers slower than the margin, heartbeats overtaking each other (and
@@ -1885,6 +1917,7 @@ main(void)
 		cmocka_unit_test(test_sim_handover_cut),
 		cmocka_unit_test(test_sim_handover_fails),
 		cmocka_unit_test(test_sim_wan_down),
+		cmocka_unit_test(test_sim_wan_down_later),
 		cmocka_unit_test(test_sim_chaos),
 	};
 
