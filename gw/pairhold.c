@@ -35,6 +35,9 @@
  * after the first (as keepalived repeats its gratuitous ARPs).
  */
 static const unsigned	 reannounce_ms[] = { 50, 250, 1000 };
+/* The engine's word comes at least this often (pairnet.c STATUS_PUSH_MS),
+ * with some room. */
+#define PAIRHOLD_QUIET_MS	2000
 
 struct pairhold {
 	struct event_base	*base;
@@ -446,12 +449,23 @@ pairhold_partner_age(const struct pairhold *ph)
 	struct timespec	 now;
 	uint64_t	 age;
 
+	uint64_t	 since;
+
 	if (ph->last.partner_age_ms == UINT32_MAX || ph->last_at.tv_sec == 0)
 		return UINT32_MAX;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	age = ph->last.partner_age_ms + (uint64_t)((now.tv_sec -
-	    ph->last_at.tv_sec) * 1000 + (now.tv_nsec -
-	    ph->last_at.tv_nsec) / 1000000);
+	since = (uint64_t)((now.tv_sec - ph->last_at.tv_sec) * 1000 +
+	    (now.tv_nsec - ph->last_at.tv_nsec) / 1000000);
+	/*
+	 * The engine says at once when the partner stops being heard, and
+	 * otherwise only now and then: while its word is fresh, a partner
+	 * seen is still seen (its age as last said).  Past that, the network
+	 * process is not talking, and the age runs on.
+	 */
+	if (ph->last.partner_seen && since < PAIRHOLD_QUIET_MS +
+	    ph->cfg->pair.dead_ms)
+		return ph->last.partner_age_ms;
+	age = ph->last.partner_age_ms + since;
 	return age >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)age;
 }
 
