@@ -195,6 +195,7 @@ bench: grgw
 	$(Q)tests/bench/qos-bench.sh
 	$(Q)tests/bench/reload-bench.sh
 	$(Q)tests/bench/rekey-bench.sh
+	$(Q)tests/bench/pair-bench.sh
 
 # The two-site lab with the kernel data plane, in a VM running Debian's
 # kernel (qemu; apt-get installs qemu-system-x86, linux-image-amd64 and

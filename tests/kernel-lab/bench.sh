@@ -18,10 +18,16 @@
 #               beside grgw at both ends, CUTS WAN cuts each (default 10),
 #               kernel data plane; skipped without libreswan (run.sh
 #               fetches it)
+#   pair        tests/bench/pair-bench.sh on the kernel data plane: the
+#               gateway pair's takeovers over PAIR_BENCH_KILLS hard kills
+#               of the active gateway (default 6), the packets lost by
+#               PAIR_BENCH_HANDOVERS handovers (4), the partitions
+#               PAIR_BENCH_PARTITIONS times each (1), never two holders;
+#               with the pair's timers guest.sh sets for an emulated CPU
 #
 # Usage: bench.sh [PART...]   the parts named above (default: all of them),
 #                             in that order: throughput startup qos
-#                             interop-libreswan
+#                             interop-libreswan pair
 #
 # Prints figures and ratios; fails only when something could not be
 # measured at all, never on a time.
@@ -36,7 +42,12 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 # Fewer cuts than on the host: each setup comes up twice, under emulation.
 CUTS=${CUTS:-10}
-ALL_PARTS=(throughput startup qos interop-libreswan)
+# Fewer moves than on the host: under emulation each kill takes a gateway
+# through a boot and `grgw up`.
+PAIR_BENCH_KILLS=${PAIR_BENCH_KILLS:-6}
+PAIR_BENCH_HANDOVERS=${PAIR_BENCH_HANDOVERS:-4}
+PAIR_BENCH_PARTITIONS=${PAIR_BENCH_PARTITIONS:-1}
+ALL_PARTS=(throughput startup qos interop-libreswan pair)
 PARTS=("$@")
 [ $# -gt 0 ] || PARTS=("${ALL_PARTS[@]}")
 for part in "${PARTS[@]}"; do
@@ -120,7 +131,7 @@ iperf() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
-echo "== kernel lab benchmark: $(uname -r), $(nproc) CPUs$(grep -q hypervisor /proc/cpuinfo && echo ', virtual'), RUNS=$RUNS, SECS=$SECS, CUTS=$CUTS; ${PARTS[*]}"
+echo "== kernel lab benchmark: $(uname -r), $(nproc) CPUs$(grep -q hypervisor /proc/cpuinfo && echo ', virtual'), RUNS=$RUNS, SECS=$SECS, CUTS=$CUTS, PAIR_BENCH_KILLS=$PAIR_BENCH_KILLS; ${PARTS[*]}"
 ok=1
 
 if wants throughput || wants startup; then
@@ -187,6 +198,15 @@ if wants interop-libreswan; then
 	LAB_DATAPLANE=kernel CUTS=$CUTS "$HERE/../bench/interop-bench.sh" libreswan || iop_rc=$?
 	# 77: libreswan could not be had here (said above); not a failure.
 	[ "$iop_rc" -eq 0 ] || [ "$iop_rc" -eq 77 ] || ok=0
+fi
+
+# The gateway pair (two gateways per site, an etcd per site) with the
+# kernel data plane.
+if wants pair; then
+	echo
+	echo "== the gateway pair: takeovers, handovers, partitions (tests/bench/pair-bench.sh)"
+	LAB_DATAPLANE=kernel PAIR_BENCH_KILLS=$PAIR_BENCH_KILLS PAIR_BENCH_HANDOVERS=$PAIR_BENCH_HANDOVERS \
+		PAIR_BENCH_PARTITIONS=$PAIR_BENCH_PARTITIONS "$HERE/../bench/pair-bench.sh" || ok=0
 fi
 
 [ "$ok" = 1 ]
