@@ -366,15 +366,6 @@ pair_healthy() {
 	done
 }
 
-# wan_up GW: its WAN interface up again, and its default route back (the
-# kernel drops the routes of an interface set down; pair_node_up made it)
-wan_up() {
-	local id
-	id=$(pair_id "$1")
-	on "$1" ip link set "$GW_WAN_IF" up
-	on "$1" ip route replace default via "$(plan "ROUTER_${id:0:1}")" dev "$GW_WAN_IF" src "$(plan "GW_${id}_WAN")"
-}
-
 # partition_case NAME I: one case at site A, made as pair-partition makes
 # it from a healthy pair, then mended; appends the time to settle to
 # NAME.ms and "MARK NEW-ACTIVE a" to NAME.marks.  False when it did not
@@ -407,7 +398,7 @@ partition_case() {
 	case $name in
 	link-cut) unblock "$other" ;;
 	both-cut-at-active) unblock "$act" ;;
-	wan-cut) wan_up "$act" ;;
+	wan-cut) pair_wan_up "$act" ;;
 	esac
 	trace_mark "$name-$i-mended"
 	if ! wait_until 30 pair_settled a >"$WORK/settle.log"; then

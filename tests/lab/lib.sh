@@ -757,6 +757,17 @@ node_gone() {
 	return 1
 }
 
+# pair_wan_up GW: its WAN interface up again after a cut, and its default
+# route back (the kernel drops the routes of an interface set down;
+# pair_node_up made it, as a host's network configuration would)
+pair_wan_up() {
+	local id
+	id=$(pair_id "$1")
+	on "$1" ip link set "$GW_WAN_IF" up
+	on "$1" ip route replace default via "$(plan "ROUTER_${id:0:1}")" dev "$GW_WAN_IF" \
+		src "$(plan "GW_${id}_WAN")"
+}
+
 # power_off NODE: NODE loses its power: all its links go down at once (lo
 # apart: it carries nothing out), so that the switch and the neighbours
 # see its carrier go, and every process in its namespace is killed

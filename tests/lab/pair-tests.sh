@@ -604,7 +604,7 @@ t_pair_partition() {
 	check "[active's WAN down] it handed the role to $other" \
 		wait_until 10 pair_settled a "$other" alone
 	echo "wan-cut $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
-	on "$act" ip link set "$GW_WAN_IF" up
+	pair_wan_up "$act"
 	trace_mark wan-mended
 	check "[active's WAN down] mended: one active, one standby" wait_until 30 pair_settled a
 	check "traffic crosses again" ping_ok vellum-a "$VELLUM_B4"
