@@ -536,10 +536,11 @@ pair_role_reply(struct gwd *d, char *msg, size_t len)
 }
 
 /*
- * "handover": the operator asks this active gateway to give the role to
- * its standby.  What can be checked here is; the engine decides.
+ * "handover": the operator (or a stop, daemon_yield()) asks this active
+ * gateway to give the role to its standby.  What can be checked here is;
+ * the engine decides.  0 when asked, -1 refused; msg says which.
  */
-static void
+static int
 pair_handover(struct gwd *d, char *msg, size_t len)
 {
 	const struct pmsg_role *ro;
@@ -548,7 +549,7 @@ pair_handover(struct gwd *d, char *msg, size_t len)
 	if (d->ph == NULL) {
 		snprintf(msg, len, "error this gateway has no [pair]: there "
 		    "is nobody to hand over to\n");
-		return;
+		return -1;
 	}
 	ro = pairhold_last(d->ph);
 	addr_fmt(&d->cfg->pair.partner, partner, sizeof(partner));
@@ -563,9 +564,12 @@ pair_handover(struct gwd *d, char *msg, size_t len)
 	else if (netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER) == -1)
 		snprintf(msg, len, "error the network process is not "
 		    "running\n");
-	else
+	else {
 		snprintf(msg, len, "ok handing the role over to partner %s\n",
 		    partner);
+		return 0;
+	}
+	return -1;
 }
 
 static void
@@ -1326,17 +1330,12 @@ terminated(void *arg)
 static int
 daemon_yield(struct gwd *d, int purge)
 {
-	const struct pmsg_role *ro;
 	struct timeval tv;
 	unsigned ms;
-	char partner[INET6_ADDRSTRLEN];
+	char partner[INET6_ADDRSTRLEN], msg[256];
 
-	if (d->ph == NULL || !pairhold_held(d->ph))
-		return 0;
-	ro = pairhold_last(d->ph);
-	if (ro->role != PAIR_ACTIVE || !ro->partner_seen ||
-	    ro->partner_role != PAIR_STANDBY ||
-	    netproc_pair_cmd(d->np, PMSG_PAIR_HANDOVER) == -1)
+	if (d->ph == NULL || !pairhold_held(d->ph) ||
+	    pair_handover(d, msg, sizeof(msg)) == -1)
 		return 0;
 	ms = d->cfg->pair.dead_ms + d->cfg->pair.guard_ms + STOP_YIELD_MS;
 	tv.tv_sec = ms / 1000;
@@ -1527,6 +1526,13 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	uint8_t *key = NULL;
 	int n, rc = -1;
 
+	/*
+	 * [pair] first: its janitor is a fork of this process, and must be
+	 * made before any key is read into it.
+	 */
+	if (cfg->pair.enabled && (d->ph = pairhold_new(d->base, cfg,
+	    pair_held, d, err, errlen)) == NULL)
+		return -1;
 	keys_fingerprint(cfg, d->key_fp);
 	creds_fingerprint(cfg, d->creds_fp);
 	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
@@ -1545,9 +1551,7 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	d->np = netproc_new(d->base, cfg, d->dir, netproc_news, d, err, errlen);
 	if (d->np == NULL)
 		goto cleanup;
-	if (cfg->pair.enabled && ((d->ph = pairhold_new(d->base, cfg,
-	    pair_held, d, err, errlen)) == NULL ||
-	    pair_keys_push(d, err, errlen) == -1))
+	if (d->ph != NULL && pair_keys_push(d, err, errlen) == -1)
 		goto cleanup;
 	if (netproc_start(d->np, key, n == 2 ?
 	    key + PROBE_KEY_LEN : NULL, err, errlen) == -1)
@@ -1625,7 +1629,6 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
 	    d->yield_timer == NULL ||
-
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);

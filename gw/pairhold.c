@@ -409,9 +409,9 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 	/* A hold that ran out while the message waited is no hold. */
 	if (ro->role != PAIR_ACTIVE || ro->hold_until_ms <= now) {
 		if (ph->held)
-			release(ph, ro->reason[0] != '\0' &&
-			    ro->role != PAIR_ACTIVE ? ro->reason :
-			    "the role engine's hold ran out");
+			release(ph, ro->role == PAIR_ACTIVE ? "the role "
+			    "engine's hold ran out" : ro->reason[0] != '\0' ?
+			    ro->reason : pair_role_name(ro->role));
 		return;
 	}
 	/* The new hold first: from here on, this is how long we may. */
@@ -447,9 +447,7 @@ uint32_t
 pairhold_partner_age(const struct pairhold *ph)
 {
 	struct timespec	 now;
-	uint64_t	 age;
-
-	uint64_t	 since;
+	uint64_t	 age, since;
 
 	if (ph->last.partner_age_ms == UINT32_MAX || ph->last_at.tv_sec == 0)
 		return UINT32_MAX;
