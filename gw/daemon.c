@@ -277,6 +277,8 @@ pair_held(int held, const char *why, void *arg)
 	struct gwd *d = arg;
 
 	ike_set_active(d->ike, held);
+	if (!held)
+		netproc_pair_hold(d->np, 0, 0);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
 	hooks_event(d->hooks, &d->link, "pair", held ? "active" : "standby");
 	log_info("pair: this gateway is %s (%s)", held ? "active" :
@@ -603,6 +605,10 @@ netproc_news(const struct netproc_news *n, void *arg)
 		if (d->ph == NULL)
 			break;
 		pairhold_role(d->ph, n->role);
+		/* Should the network process restart, what it resumes. */
+		if (pairhold_held(d->ph))
+			netproc_pair_hold(d->np, n->role->epoch,
+			    n->role->hold_until_ms);
 		if (pair_standing_by(d, msg, sizeof(msg)))
 			control_answer(d->ctl, CONTROL_WAIT_UP, msg);
 		pair_redundancy(d, n->role);
@@ -1018,14 +1024,16 @@ reload_apply(struct gwd *d, const struct cfgdiff *diff, struct strbuf *out)
 	/*
 	 * The pair's role engine lives in the network process: new [pair]
 	 * timing or priority, like new probe, HTTP or etcd settings, start
-	 * it again, and an active gateway then lets its hold run out.
+	 * it again.  On an active gateway the new engine carries the
+	 * holding on (PMSG_PAIR_RESUME), unless the restart outlasts the
+	 * partner's dead_ms.
 	 */
 	if (d->ph != NULL && (diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PAIR)) &&
 	    pairhold_held(d->ph))
-		strbuf_printf(out, "warning: this gateway is active: the "
-		    "network process restarts with the new settings and the "
-		    "standby takes the role over (reload the standby first, "
-		    "then `grgw handover`, then this one)\n");
+		strbuf_printf(out, "this gateway is active: the network "
+		    "process restarts with the new settings and keeps the "
+		    "role (the standby takes it only if the restart takes "
+		    "longer than dead_ms)\n");
 	if ((diff->apply & (CFGDIFF_NETPROC | CFGDIFF_PSK | CFGDIFF_PAIR)) &&
 	    probe_keys_push(d, (diff->apply & (CFGDIFF_NETPROC |
 	    CFGDIFF_PAIR)) != 0, out) == -1)

@@ -8,8 +8,11 @@
  *
  * It is started by the parent (proc.c) as `grgw __netproc FD UID GID
  * ROOT PPID` and talks to it over FD only:
- *   parent -> here: PMSG_CONF, PMSG_KEY, PMSG_START, then PMSG_PUBLISH
- *                   (etcd) and PMSG_DOC (answers for HTTP) at any time
+ *   parent -> here: PMSG_CONF, PMSG_KEY (and with [pair]
+ *                   PMSG_PAIR_KEY, and PMSG_PAIR_RESUME while this
+ *                   gateway holds the floating addresses), PMSG_START,
+ *                   then PMSG_PUBLISH (etcd), PMSG_DOC (answers for
+ *                   HTTP) and PMSG_PAIR_CMD at any time
  *   here -> parent: PMSG_READY once started, PMSG_PATH on every verdict
  *                   and every PATH_PUSH_MS, PMSG_WANT per HTTP request
  * It exits when the channel closes or the parent dies.
@@ -54,6 +57,8 @@ struct netproc_child {
 	int			 have_next;	/* a key rotation is under way */
 	uint8_t			*pair_key;	/* sodium_malloc'ed: [pair] */
 	int			 pair_have_next;
+	uint64_t		 resume_epoch;	/* PMSG_PAIR_RESUME, or 0 */
+	uint64_t		 resume_until;
 	struct pairnet		*pair;
 	struct probe_engine	*probes;
 	struct http_server	*http;
@@ -210,7 +215,8 @@ start(struct netproc_child *n, const int up[PROBE_NPATHS], char *err,
 			    "heartbeat key");
 		if ((n->pair = pairnet_new(n->base, cfg, n->pair_key,
 		    n->pair_have_next ? n->pair_key + PMSG_KEY_LEN : NULL,
-		    pair_told, n, err, errlen)) == NULL)
+		    n->resume_epoch, n->resume_until, pair_told, n, err,
+		    errlen)) == NULL)
 			return -1;
 	}
 	if ((n->push = event_new(n->base, -1, EV_PERSIST, push_cb, n)) ==
@@ -318,6 +324,11 @@ on_message(const struct pmsg *m, void *arg)
 		return;
 	case PMSG_PAIR_KEY:
 		on_pair_key(n, m);
+		return;
+	case PMSG_PAIR_RESUME:
+		if (n->started || pmsg_pair_resume_decode(m->body, m->len,
+		    &n->resume_epoch, &n->resume_until) == -1)
+			goto bad;
 		return;
 	case PMSG_PAIR_CMD:
 		if (pmsg_pair_cmd_decode(m->body, m->len, &cmd) == -1)

@@ -87,6 +87,14 @@ int	netproc_set_keys(struct netproc *np, const uint8_t key[PROBE_KEY_LEN],
  */
 int	netproc_pair_keys(struct netproc *np, const uint8_t *key,
 	    const uint8_t *next);
+/*
+ * The floating addresses are held under epoch until until_ms
+ * (CLOCK_MONOTONIC), or not (0, 0): a network process started while they
+ * are is told so (PMSG_PAIR_RESUME), and its role engine carries the
+ * holding on.
+ */
+void	netproc_pair_hold(struct netproc *np, uint64_t epoch,
+	    uint64_t until_ms);
 /* Tell the pair's role engine (PMSG_PAIR_CMD).  0, or -1 (not running,
  * no pair). */
 int	netproc_pair_cmd(struct netproc *np, enum pmsg_pair_cmd cmd);

@@ -134,6 +134,15 @@ struct pair_role_conf {
 	uint64_t	session;	/* this run's random id, nonzero: put
 					 * in every heartbeat */
 	int		wan_up;		/* the WAN's state at start */
+	/*
+	 * A holding to carry on (the engine before this one held the
+	 * addresses under resume_epoch, with a hold deadline of
+	 * resume_until ms, and they are still on the host): the engine
+	 * starts active, with that deadline and no other, and hands out no
+	 * take.  Ignored unless both are nonzero and resume_until > now.
+	 */
+	uint64_t	resume_epoch;
+	uint64_t	resume_until;
 };
 
 /* What an etcd request came to (fence.c's struct fence_result, mapped). */

@@ -79,6 +79,13 @@
  *      role, epoch or flags change; every gateway reads etcd at start
  *      and every PAIR_SLOW_READ_MS (ETCD_OK means something; news of the
  *      epoch arrives even on a quiet pair).
+ *  R7  Resume.  An engine started while its gateway still holds the
+ *      addresses (the network process restarted: a reload, a crash) is
+ *      handed the epoch they are held under and the hold deadline the
+ *      parent enforces, and starts active with that deadline as its
+ *      only confirmation (kept as an (a) deadline, so that a handover
+ *      caps it), reading etcd at once; it extends it only by the
+ *      confirmations of R4, from heartbeats of its own run.
  *
  * Safety: two gateways never hold the addresses at once, as long as the
  * two monotonic clocks, over dead + guard, drift apart by less than the
@@ -114,7 +121,12 @@
  *   A restarted engine starts afresh: its old heartbeats fail the echo
  *       check (R4a: a ring of what this run sent), and the old
  *       holding's deadline passes during its dead ms of starting plus
- *       its guard (or is enforced by the parent).
+ *       its guard (or is enforced by the parent).  Or it resumes (R7):
+ *       it is then the same holding of E, with the deadline the last
+ *       run had earned by the rules above (the parent enforces no
+ *       later one); what it earns from there on rests on this run's
+ *       own heartbeats and reads, as in (a) and (b), and a newer epoch
+ *       seen (F > E, claimed while it restarted) ends it by R3.
  * So when Y takes, X's deadline has passed, X has released, or X
  * holds nothing.  Availability is what gives: an active that loses both
  * its partner and etcd releases at its deadline, and nobody takes the
@@ -956,6 +968,16 @@ pair_role_new(const struct pair_role_conf *conf, uint64_t now, char *err,
 	r->role = PAIR_STARTING;
 	r->hb_now = 1;
 	snprintf(r->reason, sizeof(r->reason), "starting");
+	/* R7: a holding carried on across a restart of its engine. */
+	if (conf->resume_epoch != 0 && conf->resume_until > now) {
+		r->role = PAIR_ACTIVE;
+		r->epoch = conf->resume_epoch;
+		r->epoch_known = 1;
+		r->hb_deadline = conf->resume_until;
+		snprintf(r->reason, sizeof(r->reason), "resumed epoch %llu "
+		    "after a restart of the role engine",
+		    (unsigned long long)r->epoch);
+	}
 	return r;
 }
 

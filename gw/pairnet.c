@@ -368,14 +368,16 @@ step(struct pairnet *pn)
 
 struct pairnet *
 pairnet_new(struct event_base *base, const struct grgw_config *cfg,
-    const uint8_t *key, const uint8_t *next, pairnet_cb cb, void *arg,
-    char *err, size_t errlen)
+    const uint8_t *key, const uint8_t *next, uint64_t resume_epoch,
+    uint64_t resume_until, pairnet_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	struct pairnet		*pn;
 	struct pair_role_conf	 rc;
 	struct sockaddr_storage	 me;
 	socklen_t		 me_len;
 	char			 buf[INET6_ADDRSTRLEN];
+	uint64_t		 now;
 	int			 tos = HB_TOS, on = 1;
 
 	if ((pn = calloc(1, sizeof(*pn))) == NULL) {
@@ -431,8 +433,19 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	rc.margin_ms = cfg->pair.margin_ms;
 	rc.session = pn->session;
 	rc.wan_up = 1;		/* until the parent says otherwise */
-	if ((pn->role = pair_role_new(&rc, mono_ms(), err, errlen)) == NULL)
+	rc.resume_epoch = resume_epoch;
+	rc.resume_until = resume_until;
+	now = mono_ms();
+	if ((pn->role = pair_role_new(&rc, now, err, errlen)) == NULL)
 		goto fail;
+	if (resume_epoch != 0 && resume_until > now) {
+		/* The engine resumes (R7): the addresses are still here. */
+		pn->dropped = 0;
+		log_info("pair: active, resuming epoch %llu (the hold runs "
+		    "%llu ms more unless confirmed)",
+		    (unsigned long long)resume_epoch,
+		    (unsigned long long)(resume_until - now));
+	}
 	pn->ev_read = event_new(base, pn->fd, EV_READ | EV_PERSIST, on_read,
 	    pn);
 	pn->timer = evtimer_new(base, timer_cb, pn);

@@ -18,15 +18,16 @@ struct pairnet;
 typedef void (*pairnet_cb)(const struct pmsg_role *ro, void *arg);
 
 /*
- * Bind [pair] address and port, and start the engine (role starting).
- * cfg (borrowed, must outlive it) has [pair] and [etcd] endpoint; key
- * and next (NULL: none) are the heartbeat keys (PAIR_KEY_LEN), copied.
- * NULL with err set.
+ * Bind [pair] address and port, and start the engine (role starting, or
+ * active when resume_epoch and resume_until say so: see
+ * pair_role_conf; 0, 0 for none).  cfg (borrowed, must outlive it) has
+ * [pair] and [etcd] endpoint; key and next (NULL: none) are the
+ * heartbeat keys (PAIR_KEY_LEN), copied.  NULL with err set.
  */
 struct pairnet *pairnet_new(struct event_base *base,
 	    const struct grgw_config *cfg, const uint8_t *key,
-	    const uint8_t *next, pairnet_cb cb, void *arg, char *err,
-	    size_t errlen);
+	    const uint8_t *next, uint64_t resume_epoch, uint64_t resume_until,
+	    pairnet_cb cb, void *arg, char *err, size_t errlen);
 /* New heartbeat keys (a reload); copied. */
 void	pairnet_set_keys(struct pairnet *pn, const uint8_t *key,
 	    const uint8_t *next);

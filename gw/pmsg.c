@@ -229,7 +229,7 @@ rd_done(const struct rd *r)
 static int
 type_known(uint8_t t)
 {
-	return (t >= PMSG_CONF && t <= PMSG_PAIR_CMD) ||
+	return (t >= PMSG_CONF && t <= PMSG_PAIR_RESUME) ||
 	    (t >= PMSG_READY && t <= PMSG_ROLE);
 }
 
@@ -620,6 +620,33 @@ pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
 	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_DROPPED)
 		return -1;
 	*cmd = (enum pmsg_pair_cmd)body[0];
+	return 0;
+}
+
+void
+pmsg_pair_resume_encode(uint64_t epoch, uint64_t hold_until_ms,
+    uint8_t out[PMSG_PAIR_RESUME_LEN])
+{
+	struct wr	 w = { out, PMSG_PAIR_RESUME_LEN, 0, 0 };
+
+	wr_u64(&w, epoch);
+	wr_u64(&w, hold_until_ms);
+}
+
+int
+pmsg_pair_resume_decode(const uint8_t *body, size_t len, uint64_t *epoch,
+    uint64_t *hold_until_ms)
+{
+	struct rd	 r = { body, len, 0, 0 };
+
+	*epoch = rd_u64(&r);
+	*hold_until_ms = rd_u64(&r);
+	if (*epoch == 0 || *hold_until_ms == 0)
+		r.bad = 1;
+	if (rd_done(&r) == -1) {
+		*epoch = *hold_until_ms = 0;
+		return -1;
+	}
 	return 0;
 }
 

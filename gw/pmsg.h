@@ -36,6 +36,7 @@ enum pmsg_type {
 	PMSG_DOC = 5,		/* a document asked for by PMSG_WANT */
 	PMSG_PAIR_KEY = 6,	/* the heartbeat key(s) of the pair */
 	PMSG_PAIR_CMD = 7,	/* news for the pair's role engine */
+	PMSG_PAIR_RESUME = 8,	/* the hold a restarted engine takes on */
 	/* network process -> parent */
 	PMSG_READY = 16,	/* started, or why not */
 	PMSG_PATH = 17,		/* a probe path's verdict and figures */
@@ -147,6 +148,19 @@ enum pmsg_pair_cmd {
 #define PMSG_PAIR_CMD_LEN	1
 int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
 	    enum pmsg_pair_cmd *cmd);
+
+/*
+ * PMSG_PAIR_RESUME: sent before PMSG_START to a network process started
+ * while this gateway holds the floating addresses: the epoch they are
+ * held under and the hold's end (CLOCK_MONOTONIC ms, as PMSG_ROLE's), so
+ * that the new role engine carries the holding on instead of starting
+ * from nothing (and the role moving).  Both nonzero.
+ */
+#define PMSG_PAIR_RESUME_LEN	16
+void	pmsg_pair_resume_encode(uint64_t epoch, uint64_t hold_until_ms,
+	    uint8_t out[PMSG_PAIR_RESUME_LEN]);
+int	pmsg_pair_resume_decode(const uint8_t *body, size_t len,
+	    uint64_t *epoch, uint64_t *hold_until_ms);
 
 /*
  * PMSG_ROLE: where the pair stands, on every change and at every

@@ -48,6 +48,8 @@ struct netproc {
 	uint8_t			*pair_key;	/* sodium_malloc'ed: the
 						 * heartbeat key(s), [pair] */
 	size_t			 pair_key_len;	/* 0: no pair */
+	uint64_t		 hold_epoch;	/* the floating addresses */
+	uint64_t		 hold_until;	/* held: PMSG_PAIR_RESUME */
 	char			*published;	/* latest etcd document */
 	int			 path_up[PROBE_NPATHS];
 	int			 etcd_known;	/* this run said PMSG_ETCD */
@@ -370,6 +372,27 @@ child_exec(struct netproc *np, int fd, const int icmp[PROBE_NPATHS],
 	_exit(127);
 }
 
+/*
+ * The addresses are still held: the new role engine carries the holding
+ * on (R7 of pair_role.c) rather than the role moving to the partner.
+ */
+static int
+send_resume(struct netproc *np)
+{
+	struct timespec	 ts;
+	uint8_t		 body[PMSG_PAIR_RESUME_LEN];
+	uint64_t	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (np->pair_key_len == 0 || np->hold_epoch == 0 ||
+	    np->hold_until <= now)
+		return 0;
+	pmsg_pair_resume_encode(np->hold_epoch, np->hold_until, body);
+	return chan_send(np->chan, PMSG_PAIR_RESUME, NULL, 0, body,
+	    sizeof(body));
+}
+
 static int
 send_setup(struct netproc *np)
 {
@@ -385,6 +408,7 @@ send_setup(struct netproc *np)
 	    np->key_len) == -1 ||
 	    (np->pair_key_len > 0 && chan_send(np->chan, PMSG_PAIR_KEY, NULL,
 	    0, np->pair_key, np->pair_key_len) == -1) ||
+	    send_resume(np) == -1 ||
 	    chan_send(np->chan, PMSG_START, NULL, 0, start,
 	    sizeof(start)) == -1)
 		return -1;
@@ -538,6 +562,15 @@ netproc_pair_keys(struct netproc *np, const uint8_t *key,
 		return 0;
 	return chan_send(np->chan, PMSG_PAIR_KEY, NULL, 0, np->pair_key,
 	    np->pair_key_len);
+}
+
+void
+netproc_pair_hold(struct netproc *np, uint64_t epoch, uint64_t until_ms)
+{
+	if (np == NULL)
+		return;
+	np->hold_epoch = until_ms != 0 ? epoch : 0;
+	np->hold_until = epoch != 0 ? until_ms : 0;
 }
 
 int

@@ -21,6 +21,7 @@ check_body(const struct pmsg *m)
 	struct path_stats	 st;
 	struct pmsg_role	 role;
 	enum pmsg_pair_cmd	 cmd;
+	uint64_t		 epoch, until;
 	uint8_t			 out[PMSG_CONF_MAX], path[PMSG_PATH_LEN];
 	uint8_t			 want[PMSG_WANT_LEN];
 	char			 text[PMSG_TEXT_MAX + 1];
@@ -84,6 +85,15 @@ check_body(const struct pmsg *m)
 		if (pmsg_role_decode(m->body, m->len, &role) == 0) {
 			len = pmsg_role_encode(&role, out, sizeof(out));
 			if (len < 0 || (size_t)len != m->len ||
+			    memcmp(out, m->body, m->len) != 0)
+				abort();
+		}
+		break;
+	case PMSG_PAIR_RESUME:
+		if (pmsg_pair_resume_decode(m->body, m->len, &epoch,
+		    &until) == 0) {
+			pmsg_pair_resume_encode(epoch, until, out);
+			if (m->len != PMSG_PAIR_RESUME_LEN ||
 			    memcmp(out, m->body, m->len) != 0)
 				abort();
 		}

@@ -28,6 +28,11 @@
 #   pair-down      grgw down on the active gateway under the stream: it
 #                  hands the role over first (the partner takes it by a
 #                  handover, not after a silence), then stops
+#   pair-reload    a reload that restarts the network process on the
+#                  active gateway (new [probe] settings, then the old
+#                  ones back) under the stream: its new role engine
+#                  resumes the holding: the role and epoch stay, the
+#                  partner never claims, no packet lost
 #
 # All but pair-down record which gateway holds each floating address
 # (addr-trace.py, from the kernel's own address and link events) and
@@ -643,13 +648,62 @@ t_pair_down() {
 	check "$act is back as the standby" wait_until 15 eval "[ \"\$(pair_role $act)\" = standby ]"
 }
 
-# daemon_pid GW: the pid of grgw's daemon (not grgw-net, not charon) in GW
-daemon_pid() {
+# comm_pid GW NAME: the pid of the process called NAME in GW
+comm_pid() {
 	local p
 	for p in $(ip netns pids "$NS_PREFIX$1" 2>/dev/null); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = grgw ] && { echo "$p"; return 0; }
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] && { echo "$p"; return 0; }
 	done
 	return 1
+}
+
+# daemon_pid GW: the pid of grgw's daemon (not grgw-net, not charon) in GW
+daemon_pid() { comm_pid "$1" grgw; }
+
+# said_in FILE TEXT: FILE has TEXT (else it is shown)
+said_in() { grep -qF "$2" "$1" || { cat "$1"; return 1; }; }
+
+# t_pair_reload: a reload that restarts the network process (where the
+# role engine runs) on the active gateway, under the stream: first new
+# [probe] settings, then the old ones back.  Each time the new engine
+# resumes the holding the parent still has: the same gateway active
+# under the same epoch, the partner never claiming, no packet lost, never
+# two holders
+t_pair_reload() {
+	local act other conf epoch n0 f i=0
+	need_pair || return 0
+	act=$(active_of a)
+	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
+	other=$(pair_partner "$act")
+	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
+	conf=$WORK/reload-$act.conf
+	{ cat "$(pair_conf "$act")"; printf '\n[probe]\ninterval_ms = 40\n'; } >"$conf"
+	trace_start
+	udp_stream_start 16
+	sleep 2
+	for f in "$conf" "$(pair_conf "$act")"; do
+		i=$((i + 1))
+		n0=$(comm_pid "$act" grgw-net) || n0=none
+		on "$act" "$GRGW" reload -c "$f" >"$WORK/pair-reload-$i.out" 2>&1
+		check "reload $i of the active $act says it keeps the role" \
+			said_in "$WORK/pair-reload-$i.out" "restarts with the new settings and keeps the role"
+		check "reload $i: a new network process" \
+			wait_until 10 eval "[ \"\$(comm_pid $act grgw-net)\" != $n0 ]"
+		sleep 3
+		check "reload $i: $act still active under epoch $epoch, $other standby" \
+			eval "pair_settled a $act && status_pair_is $act '.pair.epoch == $epoch and (.pair.reason | test(\"resumed\"))'"
+	done
+	sleep 2
+	udp_stream_stop
+	trace_stop
+	check "$act's new role engine said it resumed the holding" \
+		grep -q "resuming epoch $epoch" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+	check "$other never claimed: epoch $epoch in its status too" \
+		status_pair_is "$other" ".pair.epoch == $epoch and .pair.role == \"standby\""
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"); silences (packets, 1 ms each): $(gaps_summary)"
+	check "no packet lost over both reloads (lost $(udp_stream_lost))" \
+		eval "[ \"\$(udp_stream_lost)\" -eq 0 ]"
+	check "no floating address was ever on two gateways" trace_never_two
 }
 
 # charon_gone GW: no charon left in GW (it follows its daemon on its own)

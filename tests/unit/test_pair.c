@@ -819,6 +819,7 @@ struct sim_gw {
 	int		 etcd_up;
 	int		 wan_up;
 	int		 role;
+	uint64_t	 epoch;		/* as the engine last said */
 	struct probe_replay replay;
 	struct sim_req	 req;
 	uint64_t	 takes, releases;
@@ -1114,6 +1115,7 @@ sim_run_engine(struct sim *s, int i)
 		    pair_role_name(o.role), (unsigned long long)o.epoch,
 		    o.reason);
 	g->role = o.role;
+	g->epoch = o.epoch;
 	snprintf(g->reason, sizeof(g->reason), "%s", o.reason);
 }
 
@@ -1207,6 +1209,40 @@ sim_run(struct sim *s, uint64_t ms)
 
 	while (s->t < end)
 		sim_step(s);
+}
+
+/*
+ * The engine of i restarts (the network process: a reload, a crash) and
+ * is back gap ms later.  Its parent keeps the addresses until the last
+ * deadline handed to it; if they are still there, the new engine is
+ * handed the holding to resume (R7).  1 if it resumed.
+ */
+static int
+sim_restart(struct sim *s, int i, uint64_t gap)
+{
+	struct sim_gw	*g = &s->g[i];
+	uint64_t	 epoch = g->epoch, until = g->deadline;
+	int		 held = g->holding, resumed;
+
+	sim_kill(s, i);
+	sim_run(s, gap);
+	resumed = held && sim_clock(s, i) < until;
+	if (resumed) {
+		g->conf.resume_epoch = epoch;
+		g->conf.resume_until = until;
+	}
+	sim_start_gw(s, i);
+	g->conf.resume_epoch = g->conf.resume_until = 0;
+	if (resumed) {
+		g->holding = 1;
+		g->parent_until = 0;
+		g->deadline = until;
+		g->role = PAIR_ACTIVE;
+	}
+	if (trace)
+		printf("  %6llu gw%d back%s\n", (unsigned long long)s->t, i,
+		    resumed ? ", resuming" : "");
+	return resumed;
 }
 
 /* Run until one holds and has held for `stable` ms; who, or -1. */
@@ -1806,6 +1842,52 @@ test_sim_wan_down_later(void **state)
  * slower than dead_ms); the never-two invariant every ms, and once all
  * is mended, one active (but with heartbeats slower than dead_ms).
  */
+/*
+ * The active's role engine restarts (R7).  Back within dead_ms less a
+ * heartbeat's interval and travel: it resumes, the partner never claims,
+ * nothing moves.  Back later: safe whatever the gap (the partner may
+ * claim and take; never both), and the pair settles.
+ */
+static void
+test_sim_resume(void **state)
+{
+	struct sim		 s;
+	struct sim_params	 p;
+	size_t			 ci;
+	uint32_t		 v;
+	uint64_t		 gap;
+	int			 k, who;
+
+	SWEEP(ci, v) {
+		p = params_for(ci, v);
+		sim_init(&s, &p);
+		assert_int_equal(sim_settle(&s, settle_limit(&p), 500), 0);
+		for (k = 0; k < 10; k++) {
+			gap = sim_between(&s, 1, p.dead - p.interval -
+			    p.delay_max - 1);
+			assert_true(sim_restart(&s, 0, gap));
+			sim_run_stable(&s, 2 * (p.dead + p.guard) + 200, 0);
+			assert_non_null(strstr(s.g[0].reason, "resumed"));
+			assert_int_equal(s.g[1].takes, 0);
+			assert_int_equal(s.g[0].role, PAIR_ACTIVE);
+		}
+		/* Not resumed: the hold ran out while it was gone. */
+		gap = 2 * (p.dead + p.guard);
+		assert_false(sim_restart(&s, 0, gap));
+		who = sim_settle(&s, settle_limit(&p), 500);
+		assert_int_equal(who, 1);
+		for (k = 0; k < 20; k++) {
+			who = sim_settle(&s, settle_limit(&p), 200);
+			assert_int_not_equal(who, -1);
+			gap = sim_between(&s, 1, 2 * (p.dead + p.guard));
+			sim_restart(&s, who, gap);
+		}
+		assert_int_not_equal(sim_settle(&s, settle_limit(&p), 500),
+		    -1);
+		sim_free(&s);
+	}
+}
+
 static void
 test_sim_chaos(void **state)
 {
@@ -1846,7 +1928,10 @@ test_sim_chaos(void **state)
 					s.g[i].wan_up = !s.g[i].wan_up;
 					pair_role_wan(s.g[i].e,
 					    s.g[i].wan_up);
-				} else if (ev >= 6 && s.g[i].alive)
+				} else if (ev == 6 && s.g[i].alive)
+					sim_restart(&s, i, sim_between(&s, 1,
+					    2 * (p.dead + p.guard)));
+				else if (ev >= 7 && s.g[i].alive)
 					(void)pair_role_handover(s.g[i].e,
 					    sim_clock(&s, i), err,
 					    sizeof(err));
@@ -1918,6 +2003,7 @@ main(void)
 		cmocka_unit_test(test_sim_handover_fails),
 		cmocka_unit_test(test_sim_wan_down),
 		cmocka_unit_test(test_sim_wan_down_later),
+		cmocka_unit_test(test_sim_resume),
 		cmocka_unit_test(test_sim_chaos),
 	};
 

@@ -130,7 +130,7 @@ test_frame_refused(void **state)
 	assert_int_equal(pmsg_header(buf, PMSG_DOC, 5), 0);
 	buf[2] = 0;					/* type */
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
-	buf[2] = PMSG_PAIR_CMD + 1;
+	buf[2] = PMSG_PAIR_RESUME + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
 	buf[2] = PMSG_ROLE + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
@@ -564,12 +564,13 @@ run_until(struct event_base *base, int *flag, int want)
 	assert_true(*flag >= want);
 }
 
-/* PMSG_PAIR_CMD and PMSG_ROLE: round trips, and what is refused. */
+/* PMSG_PAIR_CMD, PMSG_PAIR_RESUME and PMSG_ROLE: round trips, and what is refused. */
 static void
 test_pair_bodies(void **state)
 {
 	struct pmsg_role	 ro, out;
 	enum pmsg_pair_cmd	 cmd;
+	uint64_t		 epoch, until;
 	uint8_t			 buf[64 + PMSG_TEXT_MAX], b;
 	int			 len;
 	size_t			 cut;
@@ -585,6 +586,23 @@ test_pair_bodies(void **state)
 	b = PMSG_PAIR_HANDOVER;
 	assert_int_equal(pmsg_pair_cmd_decode(&b, 0, &cmd), -1);
 	assert_int_equal(pmsg_pair_cmd_decode(buf, 2, &cmd), -1);
+
+	/* PMSG_PAIR_RESUME: both figures, both nonzero, nothing more. */
+	pmsg_pair_resume_encode(0x0102030405060708ULL, 123456789, buf);
+	assert_int_equal(pmsg_pair_resume_decode(buf, PMSG_PAIR_RESUME_LEN,
+	    &epoch, &until), 0);
+	assert_true(epoch == 0x0102030405060708ULL && until == 123456789);
+	assert_int_equal(pmsg_pair_resume_decode(buf,
+	    PMSG_PAIR_RESUME_LEN - 1, &epoch, &until), -1);
+	assert_int_equal(pmsg_pair_resume_decode(buf,
+	    PMSG_PAIR_RESUME_LEN + 1, &epoch, &until), -1);
+	assert_true(epoch == 0 && until == 0);
+	pmsg_pair_resume_encode(0, 123456789, buf);
+	assert_int_equal(pmsg_pair_resume_decode(buf, PMSG_PAIR_RESUME_LEN,
+	    &epoch, &until), -1);
+	pmsg_pair_resume_encode(5, 0, buf);
+	assert_int_equal(pmsg_pair_resume_decode(buf, PMSG_PAIR_RESUME_LEN,
+	    &epoch, &until), -1);
 
 	memset(&ro, 0, sizeof(ro));
 	ro.role = 3;
