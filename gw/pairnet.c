@@ -458,10 +458,12 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 		char	 pbuf[INET6_ADDRSTRLEN];
 
 		log_info("pair: heartbeats from %s to %s, port %u, every %u "
-		    "ms; priority %u", addr_fmt(&cfg->pair.address, buf,
-		    sizeof(buf)), addr_fmt(&cfg->pair.partner, pbuf,
-		    sizeof(pbuf)), (unsigned)cfg->pair.port,
-		    (unsigned)cfg->pair.interval_ms,
+		    "ms; dead %u ms, guard %u ms, margin %u ms; priority %u",
+		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
+		    addr_fmt(&cfg->pair.partner, pbuf, sizeof(pbuf)),
+		    (unsigned)cfg->pair.port, (unsigned)cfg->pair.interval_ms,
+		    (unsigned)cfg->pair.dead_ms, (unsigned)cfg->pair.guard_ms,
+		    (unsigned)cfg->pair.margin_ms,
 		    (unsigned)cfg->pair.priority);
 	}
 	step(pn);

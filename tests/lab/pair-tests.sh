@@ -342,6 +342,9 @@ t_pair_up() {
 		check "site $site: the text status says the role" \
 			eval "pair_grgw $act status | grep -q 'pair:       active'"
 	done
+	for gw in "${PAIR_GWS[@]}"; do
+		check "$gw's role engine runs with the configured timers" engine_timers_are "$gw"
+	done
 	capture_start pair-up || { fail "WAN capture"; return 0; }
 	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
 	check "ping vellum-a -> vellum-b IPv6" ping_ok vellum-a "$VELLUM_B6"
@@ -355,6 +358,20 @@ t_pair_up() {
 	check_no_cleartext pair-up
 	trace_stop
 	check "no floating address was ever on two gateways" trace_never_two
+}
+
+# conf_value GW KEY: KEY's value in GW's configuration
+conf_value() { awk -v k="$2" '$1 == k && $2 == "=" { print $3; exit }' "$(pair_conf "$1")"; }
+
+# engine_timers_are GW: the network process of GW logged the [pair]
+# timers of its configuration (what the role engine got, not what the
+# file says)
+engine_timers_are() {
+	local want
+	want="every $(conf_value "$1" interval_ms) ms; dead $(conf_value "$1" dead_ms) ms, guard $(conf_value "$1" guard_ms) ms, margin $(conf_value "$1" margin_ms) ms"
+	echo "want: $want"
+	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1
+	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1 | grep -qF "$want"
 }
 
 # status_pair_is GW JQ: its status JSON satisfies JQ

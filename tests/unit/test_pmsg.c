@@ -280,6 +280,7 @@ test_conf_pair(void **state)
 	cfg.pair.interval_ms = 20;
 	cfg.pair.dead_ms = 100;
 	cfg.pair.guard_ms = 60;
+	cfg.pair.margin_ms = 33;
 	snprintf(cfg.pair.key_file, sizeof(cfg.pair.key_file), "/etc/k");
 	snprintf(cfg.pair.etcd_key, sizeof(cfg.pair.etcd_key), "/grgw/a/p");
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
@@ -293,6 +294,7 @@ test_conf_pair(void **state)
 	assert_int_equal(out.pair.interval_ms, 20);
 	assert_int_equal(out.pair.dead_ms, 100);
 	assert_int_equal(out.pair.guard_ms, 60);
+	assert_int_equal(out.pair.margin_ms, 33);
 	assert_string_equal(out.pair.etcd_key, "/grgw/a/p");
 	assert_string_equal(out.pair.key_file, "");
 
@@ -305,6 +307,13 @@ test_conf_pair(void **state)
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
 	cfg.pair.guard_ms = 60;
+	cfg.pair.margin_ms = 41;		/* > guard_ms - interval_ms */
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.margin_ms = 0;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.margin_ms = 40;
 	cfg.pair.priority = 0;
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
