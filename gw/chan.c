@@ -179,3 +179,17 @@ chan_free(struct chan *c)
 	}
 	chan_destroy(c);
 }
+
+struct event_base *
+chan_loop_new(void)
+{
+	struct event_config	*ec;
+	struct event_base	*base;
+
+	if ((ec = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}

@@ -35,4 +35,12 @@ int	chan_send(struct chan *c, enum pmsg_type t, const void *hdr,
 void	chan_flush(struct chan *c, int timeout_ms);
 void	chan_free(struct chan *c);			/* accepts NULL */
 
+/*
+ * The event loop both processes run: its timers on the precise monotonic
+ * clock, not the coarse one libevent picks by default (a tick, 4 ms,
+ * early or late), since the pair's hold deadlines and the etcd
+ * deadlines are kept to the millisecond.  NULL on ENOMEM.
+ */
+struct event_base *chan_loop_new(void);
+
 #endif /* GRGW_CHAN_H */

@@ -391,6 +391,8 @@ fence_start(struct fence *f, enum fence_op op, const char *uri,
 	f->timeout_ms = timeout_ms;
 	f->stats.requests++;
 	clock_gettime(CLOCK_MONOTONIC, &f->started);
+	/* From now, not from the loop's cached time (it may be older). */
+	event_base_update_cache_time(f->base);
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	evtimer_add(f->ev_deadline, &tv);

@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "grgw.h"
+#include "chan.h"
 #include "etcd_msg.h"
 #include "fence.h"
 
@@ -775,7 +776,7 @@ endpoint_of(const struct gw *g, char *buf, size_t size)
 static void
 test_fence_new(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	char			 err[256], key[GRGW_ETCD_KEY_MAX + 2];
 
 	assert_null(fence_new(base, "https://127.0.0.1:2379", KEY, err,
@@ -804,7 +805,7 @@ test_fence_new(void **state)
 static void
 test_fence_read_claim(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct grgw_addr	 me = addr("198.18.1.2"), other = addr("198.18.1.3");
 	struct fence_stats	 st;
 	struct fence		*f;
@@ -881,7 +882,7 @@ test_fence_read_claim(void **state)
 static void
 test_fence_ipv6(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct grgw_addr	 me = addr("2001:db8:a::2");
 	struct fence		*f;
 	struct gw		 g;
@@ -910,7 +911,7 @@ test_fence_ipv6(void **state)
 static void
 test_fence_busy_and_arguments(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct grgw_addr	 me = addr("198.18.1.2"), none;
 	struct fence		*f;
 	struct gw		 g;
@@ -975,7 +976,7 @@ chain_cb(const struct fence_result *r, void *arg)
 static void
 test_fence_chained(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct fence_stats	 st;
 	struct chain		 c = { NULL, 20, 0, 0 };
 	struct gw		 g;
@@ -1006,7 +1007,7 @@ test_fence_chained(void **state)
 static void
 test_fence_timeout(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct grgw_addr	 me = addr("2001:db8:a::2");
 	struct fence_stats	 st;
 	struct fence		*f;
@@ -1059,7 +1060,7 @@ test_fence_timeout(void **state)
 static void
 test_fence_bad_answers(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct fence		*f;
 	struct gw		 g;
 	struct got		 got = { 0 };
@@ -1102,7 +1103,7 @@ test_fence_bad_answers(void **state)
 static void
 test_fence_refused(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct fence		*f;
 	struct got		 got = { 0 };
 	struct sockaddr_in	 sin;
@@ -1141,7 +1142,7 @@ test_fence_refused(void **state)
 static void
 test_fence_free_in_flight(void **state)
 {
-	struct event_base	*base = event_base_new();
+	struct event_base	*base = chan_loop_new();
 	struct fence		*f;
 	struct gw		 g;
 	struct got		 got = { 0 };
