@@ -403,8 +403,11 @@ pair_refuse_addr(struct cfgdiff *d, const char *key,
 {
 	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
 
+	if (a->family == 0 && b->family == 0)	/* an optional one, unset */
+		return;
 	if (!addr_equal(a, b))
-		pair_refuse_str(d, key, addr_fmt(a, x, sizeof(x)),
+		pair_refuse_str(d, key, a->family == 0 ? "none" :
+		    addr_fmt(a, x, sizeof(x)), b->family == 0 ? "none" :
 		    addr_fmt(b, y, sizeof(y)));
 }
 
@@ -436,6 +439,10 @@ diff_pair(struct cfgdiff *d, const struct grgw_pair_conf *a,
 	}
 	pair_refuse_addr(d, "partner", &a->partner, &b->partner);
 	pair_refuse_addr(d, "address", &a->address, &b->address);
+	pair_refuse_addr(d, "second_partner", &a->second_partner,
+	    &b->second_partner);
+	pair_refuse_addr(d, "second_address", &a->second_address,
+	    &b->second_address);
 	snprintf(x, sizeof(x), "%u", a->port);
 	snprintf(y, sizeof(y), "%u", b->port);
 	pair_refuse_str(d, "port", x, y);

@@ -149,6 +149,8 @@ enum key_id {
 	K_ETCD_TTL,
 	K_PAIR_PARTNER,
 	K_PAIR_ADDRESS,
+	K_PAIR_SECOND_PARTNER,
+	K_PAIR_SECOND_ADDRESS,
 	K_PAIR_PRIORITY,
 	K_PAIR_PORT,
 	K_PAIR_INTERVAL,
@@ -517,6 +519,14 @@ static const struct key_def key_defs[K_COUNT] = {
 	[K_PAIR_ADDRESS] = SCALAR(SEC_PAIR, "address", key_address,
 	    pair.address, 0, "this gateway's own unicast address (not a "
 	    "floating one), such as 198.18.1.2"),
+	[K_PAIR_SECOND_PARTNER] = SCALAR(SEC_PAIR, "second_partner",
+	    key_address, pair.second_partner, 0, "the other gateway's own "
+	    "unicast address on a second link (not a floating one, not "
+	    "[pair] partner), such as its WAN address 192.0.2.12"),
+	[K_PAIR_SECOND_ADDRESS] = SCALAR(SEC_PAIR, "second_address",
+	    key_address, pair.second_address, 0, "this gateway's own "
+	    "unicast address on a second link (not a floating one, not "
+	    "[pair] address), such as its WAN address 192.0.2.11"),
 	[K_PAIR_PRIORITY] = INTEGER(SEC_PAIR, "priority", pair.priority, 1,
 	    255, "an integer from 1 to 255 (when both gateways start, the "
 	    "higher becomes active)"),
@@ -2334,6 +2344,60 @@ check_pair_not_floating(struct config_parser *p, enum key_id id,
 	}
 }
 
+/* The second path: both ends or neither, one family, other addresses. */
+static void
+check_pair_second(struct config_parser *p)
+{
+	struct grgw_pair_conf	*c = &p->cfg.pair;
+	struct key_state	*ks = p->keys;
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	int			 sa = ks[K_PAIR_SECOND_ADDRESS].line != 0;
+	int			 sp = ks[K_PAIR_SECOND_PARTNER].line != 0;
+
+	if (sa != sp) {
+		config_error(p, ks[sa ? K_PAIR_SECOND_ADDRESS :
+		    K_PAIR_SECOND_PARTNER].line, "[pair] %s without %s; "
+		    "expected both (a second path for the heartbeats) or "
+		    "neither", sa ? "second_address" : "second_partner",
+		    sa ? "second_partner" : "second_address");
+		return;
+	}
+	if (!ks[K_PAIR_SECOND_ADDRESS].valid ||
+	    !ks[K_PAIR_SECOND_PARTNER].valid)
+		return;
+	check_pair_not_floating(p, K_PAIR_SECOND_ADDRESS, &c->second_address);
+	check_pair_not_floating(p, K_PAIR_SECOND_PARTNER, &c->second_partner);
+	if (c->second_partner.family != c->second_address.family)
+		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
+		    "second_partner %s is %s but second_address %s (line %u) "
+		    "is %s; expected both in the same family",
+		    addr_fmt(&c->second_partner, a, sizeof(a)),
+		    family_name(c->second_partner.family),
+		    addr_fmt(&c->second_address, b, sizeof(b)),
+		    ks[K_PAIR_SECOND_ADDRESS].line,
+		    family_name(c->second_address.family));
+	else if (addr_equal(&c->second_partner, &c->second_address))
+		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
+		    "second_partner %s is the second_address too (line %u); "
+		    "expected the other gateway's own address",
+		    addr_fmt(&c->second_partner, a, sizeof(a)),
+		    ks[K_PAIR_SECOND_ADDRESS].line);
+	if (ks[K_PAIR_ADDRESS].valid &&
+	    addr_equal(&c->second_address, &c->address))
+		config_error(p, ks[K_PAIR_SECOND_ADDRESS].line, "[pair] "
+		    "second_address %s is the [pair] address too (line %u); "
+		    "expected this gateway's address on another link",
+		    addr_fmt(&c->second_address, a, sizeof(a)),
+		    ks[K_PAIR_ADDRESS].line);
+	if (ks[K_PAIR_PARTNER].valid &&
+	    addr_equal(&c->second_partner, &c->partner))
+		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
+		    "second_partner %s is the [pair] partner too (line %u); "
+		    "expected the other gateway's address on another link",
+		    addr_fmt(&c->second_partner, a, sizeof(a)),
+		    ks[K_PAIR_PARTNER].line);
+}
+
 static void
 check_pair_addresses(struct config_parser *p)
 {
@@ -2366,6 +2430,7 @@ check_pair_addresses(struct config_parser *p)
 		check_pair_not_floating(p, K_PAIR_ADDRESS, &c->address);
 	if (ks[K_PAIR_PARTNER].valid)
 		check_pair_not_floating(p, K_PAIR_PARTNER, &c->partner);
+	check_pair_second(p);
 }
 
 /*

@@ -39,6 +39,7 @@
 #include "daemon.h"
 #include "blockwatch.h"
 #include "cfgdiff.h"
+#include "chan.h"
 #include "echo.h"
 #include "feeds.h"
 #include "linkact.h"
@@ -674,6 +675,7 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 		    d->cfg->pair.dead_ms;
 		v->pair_partner_role = pair_role_name(ro->partner_role);
 		v->pair_etcd_ok = ro->etcd_ok;
+		v->pair_paths_seen = ro->paths_seen;
 		v->pair_takeovers = pairhold_takes(d->ph);
 		v->pair_reason = ro->reason;
 	}
@@ -1471,6 +1473,14 @@ daemon_check_host(const struct grgw_config *cfg, char *err, size_t errlen)
 			    addr_fmt(&cfg->pair.address, buf, sizeof(buf)));
 			return -1;
 		}
+		if (cfg->pair.second_address.family != 0 &&
+		    !host_has_address(&cfg->pair.second_address)) {
+			snprintf(err, errlen, "%s: [pair] second_address %s is "
+			    "not an address of this host", cfg->path,
+			    addr_fmt(&cfg->pair.second_address, buf,
+			    sizeof(buf)));
+			return -1;
+		}
 		return 0;
 	}
 	if (!host_has_address(&cfg->site.wan_address)) {
@@ -1626,7 +1636,7 @@ daemon_free(struct gwd *d)
 static int
 daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 {
-	if ((d->base = event_base_new()) == NULL)
+	if ((d->base = chan_loop_new()) == NULL)
 		return err_set(err, errlen, "cannot create the event loop");
 	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);

@@ -276,6 +276,11 @@ struct grgw_pair_conf {
 	int		enabled;		/* a [pair] section was given */
 	struct grgw_addr partner;		/* the other gateway's own */
 	struct grgw_addr address;		/* this gateway's own (fixed) */
+	/* A second path for the heartbeats, used alongside the first
+	 * (family 0: none): this gateway's and the other's own addresses
+	 * on another link, such as their WAN. */
+	struct grgw_addr second_address;
+	struct grgw_addr second_partner;
 	uint32_t	priority;		/* 1..255; higher: active */
 	uint32_t	port;			/* UDP, 1..65535, both ends */
 	uint32_t	interval_ms;		/* heartbeats, 5..1000 */

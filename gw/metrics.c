@@ -449,6 +449,15 @@ render_pair(struct strbuf *sb, const struct strbuf *site_l,
 	    "in etcd answers.");
 	sample_open(sb, "grgw_ha_etcd_up", site_l);
 	value_u64(sb, sv->pair_etcd_ok != 0);
+	family(sb, "grgw_ha_path_up", "gauge", "1 while the partner's "
+	    "heartbeats arrive on this path (1: [pair] address, 2: "
+	    "second_address).");
+	for (i = 0; i < (sv->cfg->pair.second_address.family != 0 ? 2U :
+	    1U); i++) {
+		sample_open(sb, "grgw_ha_path_up", site_l);
+		label(sb, "path", i == 0 ? "1" : "2");
+		value_u64(sb, (sv->pair_paths_seen & (1U << i)) != 0);
+	}
 }
 
 void

@@ -496,7 +496,7 @@ netproc_main(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 ||
 	    (unsigned long)getppid() != ppid)
 		return 1;
-	if ((n.base = event_base_new()) == NULL ||
+	if ((n.base = chan_loop_new()) == NULL ||
 	    (n.chan = chan_new(n.base, (int)fd, on_message, on_close,
 	    &n)) == NULL ||
 	    (n.sig_term = evsignal_new(n.base, SIGTERM, on_sigterm,

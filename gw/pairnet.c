@@ -6,8 +6,12 @@
  * or off the host (pairhold.c).
  *
  * Heartbeats are UDP between [pair] address and [pair] partner, both on
- * [pair] port; anything from another address or port, of another size,
- * that does not authenticate or that replays is dropped and counted.
+ * [pair] port, and, with a second path, the same heartbeat between
+ * second_address and second_partner too: the partner is heard as long as
+ * one path carries them (a cut of one link is no event), and each path's
+ * state is logged and reported.  Anything from another address or port,
+ * of another size, that does not authenticate or that replays is dropped
+ * and counted (the copy that came the other way is only counted).
  *
  * One rule is kept here rather than in the engine: a heartbeat that says
  * "released" is sent only once the parent has said that the addresses
@@ -39,17 +43,37 @@
 #define FENCE_READ_MIN_MS	200
 #define FENCE_CLAIM_MIN_MS	1000
 
+/* A path the heartbeats take: [pair] address -> partner, and the second. */
+struct pair_path {
+	struct pairnet		*pn;
+	int			 n;		/* 1, 2 */
+	struct grgw_addr	 local, remote;
+	int			 fd;
+	struct event		*ev_read;
+	struct sockaddr_storage	 to;
+	socklen_t		 to_len;
+	uint64_t		 heard_at;	/* ms; the start at first */
+	int			 up;		/* as last logged */
+};
+
+/* Recently accepted heartbeats, to tell the copy of one that came the
+ * other way from a replay. */
+#define SEEN_RING		16
+
 struct pairnet {
 	struct event_base	*base;
 	const struct grgw_config *cfg;
 	pairnet_cb		 cb;
 	void			*arg;
 
-	int			 fd;
-	struct event		*ev_read;
+	struct pair_path	 paths[PAIRNET_PATHS];
+	int			 npaths;
 	struct event		*timer;
-	struct sockaddr_storage	 to;
-	socklen_t		 to_len;
+	struct {
+		uint64_t	 session, seq;
+		int		 path;
+	}			 seen[SEEN_RING];
+	unsigned		 seen_next;
 
 	uint8_t			*keys;		/* sodium_malloc'ed: key, next */
 	int			 have_next;
@@ -119,16 +143,16 @@ to_sockaddr(const struct grgw_addr *a, uint16_t port,
 	}
 }
 
-/* 1 if from is the partner's address and the pair's port. */
+/* 1 if from is the partner's address on this path and the pair's port. */
 static int
-from_partner(const struct pairnet *pn, const struct sockaddr_storage *from)
+from_partner(const struct pair_path *pp, const struct sockaddr_storage *from)
 {
 	const struct sockaddr_in	*a = (const struct sockaddr_in *)from;
 	const struct sockaddr_in6	*b = (const struct sockaddr_in6 *)from;
-	const struct sockaddr_in	*ta = (const struct sockaddr_in *)&pn->to;
-	const struct sockaddr_in6	*tb = (const struct sockaddr_in6 *)&pn->to;
+	const struct sockaddr_in	*ta = (const struct sockaddr_in *)&pp->to;
+	const struct sockaddr_in6	*tb = (const struct sockaddr_in6 *)&pp->to;
 
-	if (from->ss_family != pn->to.ss_family)
+	if (from->ss_family != pp->to.ss_family)
 		return 0;
 	if (from->ss_family == AF_INET)
 		return a->sin_port == ta->sin_port &&
@@ -138,6 +162,37 @@ from_partner(const struct pairnet *pn, const struct sockaddr_storage *from)
 }
 
 /* ---- to the parent ---------------------------------------------------------- */
+
+/* Bit n - 1 for each path n the partner was heard on within dead_ms;
+ * what changed since the last call is logged. */
+static uint8_t
+paths_seen(struct pairnet *pn, uint64_t now)
+{
+	struct pair_path	*pp;
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	uint8_t			 bits = 0;
+	int			 i, up;
+
+	for (i = 0; i < pn->npaths; i++) {
+		pp = &pn->paths[i];
+		up = now - pp->heard_at < pn->cfg->pair.dead_ms;
+		if (up)
+			bits |= (uint8_t)(1U << i);
+		if (up == pp->up)
+			continue;
+		pp->up = up;
+		addr_fmt(&pp->local, a, sizeof(a));
+		addr_fmt(&pp->remote, b, sizeof(b));
+		if (up)
+			log_info("pair: heartbeats arrive on path %d (%s -> "
+			    "%s)", pp->n, a, b);
+		else
+			log_warnx("pair: no heartbeat on path %d (%s -> %s) "
+			    "for %u ms", pp->n, a, b,
+			    (unsigned)pn->cfg->pair.dead_ms);
+	}
+	return bits;
+}
 
 static void
 tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
@@ -155,6 +210,7 @@ tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
 	ro.partner_age_ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 	ro.partner_seen = pn->heard && age < pn->cfg->pair.dead_ms;
 	ro.etcd_ok = (uint8_t)pn->etcd_ok;
+	ro.paths_seen = paths_seen(pn, now);
 	ro.takeovers = pn->takeovers;
 	snprintf(ro.reason, sizeof(ro.reason), "%s", out->reason);
 	/*
@@ -165,6 +221,7 @@ tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
 	    ro.partner_seen == pn->told.partner_seen &&
 	    ro.partner_role == pn->told.partner_role &&
 	    ro.etcd_ok == pn->told.etcd_ok &&
+	    ro.paths_seen == pn->told.paths_seen &&
 	    strcmp(ro.reason, pn->told.reason) == 0 &&
 	    (ro.role != PAIR_ACTIVE || out->hold_deadline ==
 	    pn->told_deadline) && now - pn->told_at < STATUS_PUSH_MS)
@@ -231,27 +288,52 @@ fence_claim_cb(const struct fence_result *r, void *arg)
 
 /* ---- heartbeats --------------------------------------------------------------- */
 
+/* The same heartbeat on every path (each counts once sent). */
 static void
 send_hb(struct pairnet *pn, struct pair_hb *hb)
 {
-	uint8_t		 buf[PAIR_WIRE_LEN];
+	struct pair_path	*pp;
+	uint8_t			 buf[PAIR_WIRE_LEN];
+	char			 a[INET6_ADDRSTRLEN];
+	int			 i, sent = 0;
 
 	hb->tx_ns = real_ns();
 	if (pair_encode(hb, pn->keys, buf, sizeof(buf)) != PAIR_WIRE_LEN)
 		return;
-	if (sendto(pn->fd, buf, sizeof(buf), 0, (struct sockaddr *)&pn->to,
-	    pn->to_len) == -1) {
+	for (i = 0; i < pn->npaths; i++) {
+		pp = &pn->paths[i];
+		if (sendto(pp->fd, buf, sizeof(buf), 0,
+		    (struct sockaddr *)&pp->to, pp->to_len) != -1) {
+			sent = 1;
+			continue;
+		}
 		if (pn->st.send_errors++ == 0)
-			log_warn("pair: heartbeat to the partner");
-		return;
+			log_warn("pair: heartbeat to the partner at %s",
+			    addr_fmt(&pp->remote, a, sizeof(a)));
 	}
-	pn->st.sent++;
+	if (sent)
+		pn->st.sent++;
+}
+
+/* A replay-window refusal that is the copy of a heartbeat taken in on
+ * the other path. */
+static int
+seen_elsewhere(const struct pairnet *pn, const struct pair_hb *hb, int path)
+{
+	int	 i;
+
+	for (i = 0; i < SEEN_RING; i++)
+		if (pn->seen[i].session == hb->session &&
+		    pn->seen[i].seq == hb->seq && pn->seen[i].path != path)
+			return 1;
+	return 0;
 }
 
 static void
 on_read(evutil_socket_t fd, short ev, void *arg)
 {
-	struct pairnet		*pn = arg;
+	struct pair_path	*pp = arg;
+	struct pairnet		*pn = pp->pn;
 	struct sockaddr_storage	 from;
 	socklen_t		 fromlen;
 	struct pair_hb		 hb;
@@ -266,7 +348,7 @@ on_read(evutil_socket_t fd, short ev, void *arg)
 		    (struct sockaddr *)&from, &fromlen);
 		if (n == -1)
 			break;
-		if (!from_partner(pn, &from)) {
+		if (!from_partner(pp, &from)) {
 			pn->st.foreign++;
 			continue;
 		}
@@ -282,9 +364,19 @@ on_read(evutil_socket_t fd, short ev, void *arg)
 		}
 		if (pair_replay_check(&pn->replay, &hb, pn->session,
 		    real_ns()) != 0) {
-			pn->st.rejected_replay++;
+			/* The copy of a fresh one: this path works too. */
+			if (seen_elsewhere(pn, &hb, pp->n)) {
+				pn->st.duplicates++;
+				pp->heard_at = mono_ms();
+			} else
+				pn->st.rejected_replay++;
 			continue;
 		}
+		pp->heard_at = mono_ms();
+		pn->seen[pn->seen_next].session = hb.session;
+		pn->seen[pn->seen_next].seq = hb.seq;
+		pn->seen[pn->seen_next].path = pp->n;
+		pn->seen_next = (pn->seen_next + 1) % SEEN_RING;
 		pn->st.received++;
 		pn->heard = 1;
 		pn->heard_at = mono_ms();
@@ -366,6 +458,49 @@ step(struct pairnet *pn)
 
 /* ---- the interface --------------------------------------------------------------- */
 
+/* Bind the path's local address and the pair's port. */
+static int
+path_open(struct pairnet *pn, int n, const struct grgw_addr *local,
+    const struct grgw_addr *remote, char *err, size_t errlen)
+{
+	struct pair_path	*pp = &pn->paths[n - 1];
+	struct sockaddr_storage	 me;
+	socklen_t		 me_len;
+	char			 buf[INET6_ADDRSTRLEN];
+	uint16_t		 port = (uint16_t)pn->cfg->pair.port;
+	int			 tos = HB_TOS, on = 1;
+
+	pp->pn = pn;
+	pp->n = n;
+	pp->local = *local;
+	pp->remote = *remote;
+	pp->up = 1;		/* until dead_ms without a word */
+	pp->heard_at = mono_ms();
+	pn->npaths = n;
+	to_sockaddr(remote, port, &pp->to, &pp->to_len);
+	to_sockaddr(local, port, &me, &me_len);
+	pp->fd = socket(me.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, IPPROTO_UDP);
+	if (pp->fd == -1)
+		return err_set(err, errlen, "pair: socket: %s",
+		    strerror(errno));
+	if (me.ss_family == AF_INET6) {
+		setsockopt(pp->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		setsockopt(pp->fd, IPPROTO_IPV6, IPV6_TCLASS, &tos,
+		    sizeof(tos));
+	} else
+		setsockopt(pp->fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	if (bind(pp->fd, (struct sockaddr *)&me, me_len) == -1)
+		return err_set(err, errlen, "pair: cannot bind %s port %u: %s",
+		    addr_fmt(local, buf, sizeof(buf)), (unsigned)port,
+		    strerror(errno));
+	pp->ev_read = event_new(pn->base, pp->fd, EV_READ | EV_PERSIST,
+	    on_read, pp);
+	if (pp->ev_read == NULL || event_add(pp->ev_read, NULL) == -1)
+		return err_set(err, errlen, "out of memory");
+	return 0;
+}
+
 struct pairnet *
 pairnet_new(struct event_base *base, const struct grgw_config *cfg,
     const uint8_t *key, const uint8_t *next, uint64_t resume_epoch,
@@ -374,11 +509,9 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 {
 	struct pairnet		*pn;
 	struct pair_role_conf	 rc;
-	struct sockaddr_storage	 me;
-	socklen_t		 me_len;
 	char			 buf[INET6_ADDRSTRLEN];
 	uint64_t		 now;
-	int			 tos = HB_TOS, on = 1;
+	int			 i;
 
 	if ((pn = calloc(1, sizeof(*pn))) == NULL) {
 		err_set(err, errlen, "out of memory");
@@ -388,7 +521,8 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	pn->cfg = cfg;
 	pn->cb = cb;
 	pn->arg = arg;
-	pn->fd = -1;
+	for (i = 0; i < PAIRNET_PATHS; i++)
+		pn->paths[i].fd = -1;
 	pn->dropped = 1;
 	if ((pn->keys = sodium_malloc(2 * PAIR_KEY_LEN)) == NULL) {
 		err_set(err, errlen, "out of secure memory");
@@ -398,27 +532,11 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	randombytes_buf(&pn->session, sizeof(pn->session));
 	pn->session |= 1;
 
-	to_sockaddr(&cfg->pair.partner, (uint16_t)cfg->pair.port, &pn->to,
-	    &pn->to_len);
-	to_sockaddr(&cfg->pair.address, (uint16_t)cfg->pair.port, &me, &me_len);
-	pn->fd = socket(me.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, IPPROTO_UDP);
-	if (pn->fd == -1) {
-		err_set(err, errlen, "pair: socket: %s", strerror(errno));
+	if (path_open(pn, 1, &cfg->pair.address, &cfg->pair.partner, err,
+	    errlen) == -1 || (cfg->pair.second_address.family != 0 &&
+	    path_open(pn, 2, &cfg->pair.second_address,
+	    &cfg->pair.second_partner, err, errlen) == -1))
 		goto fail;
-	}
-	if (me.ss_family == AF_INET6) {
-		setsockopt(pn->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-		setsockopt(pn->fd, IPPROTO_IPV6, IPV6_TCLASS, &tos,
-		    sizeof(tos));
-	} else
-		setsockopt(pn->fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-	if (bind(pn->fd, (struct sockaddr *)&me, me_len) == -1) {
-		err_set(err, errlen, "pair: cannot bind %s port %u: %s",
-		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
-		    (unsigned)cfg->pair.port, strerror(errno));
-		goto fail;
-	}
 	if ((pn->fence = fence_new(base, cfg->feeds.etcd_endpoint,
 	    cfg->pair.etcd_key, err, errlen)) == NULL)
 		goto fail;
@@ -446,21 +564,24 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 		    (unsigned long long)resume_epoch,
 		    (unsigned long long)(resume_until - now));
 	}
-	pn->ev_read = event_new(base, pn->fd, EV_READ | EV_PERSIST, on_read,
-	    pn);
-	pn->timer = evtimer_new(base, timer_cb, pn);
-	if (pn->ev_read == NULL || pn->timer == NULL ||
-	    event_add(pn->ev_read, NULL) == -1) {
+	if ((pn->timer = evtimer_new(base, timer_cb, pn)) == NULL) {
 		err_set(err, errlen, "out of memory");
 		goto fail;
 	}
 	{
-		char	 pbuf[INET6_ADDRSTRLEN];
+		char	 pbuf[INET6_ADDRSTRLEN], second[2 * INET6_ADDRSTRLEN +
+			     32] = "";
+		char	 sa[INET6_ADDRSTRLEN], sp[INET6_ADDRSTRLEN];
 
-		log_info("pair: heartbeats from %s to %s, port %u, every %u "
+		if (pn->npaths > 1)
+			snprintf(second, sizeof(second), " and from %s to %s",
+			    addr_fmt(&cfg->pair.second_address, sa,
+			    sizeof(sa)), addr_fmt(&cfg->pair.second_partner,
+			    sp, sizeof(sp)));
+		log_info("pair: heartbeats from %s to %s%s, port %u, every %u "
 		    "ms; dead %u ms, guard %u ms, margin %u ms; priority %u",
 		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
-		    addr_fmt(&cfg->pair.partner, pbuf, sizeof(pbuf)),
+		    addr_fmt(&cfg->pair.partner, pbuf, sizeof(pbuf)), second,
 		    (unsigned)cfg->pair.port, (unsigned)cfg->pair.interval_ms,
 		    (unsigned)cfg->pair.dead_ms, (unsigned)cfg->pair.guard_ms,
 		    (unsigned)cfg->pair.margin_ms,
@@ -524,14 +645,18 @@ pairnet_stats(const struct pairnet *pn, struct pairnet_stats *out)
 void
 pairnet_free(struct pairnet *pn)
 {
+	int	 i;
+
 	if (pn == NULL)
 		return;
-	if (pn->ev_read != NULL)
-		event_free(pn->ev_read);
+	for (i = 0; i < PAIRNET_PATHS; i++) {
+		if (pn->paths[i].ev_read != NULL)
+			event_free(pn->paths[i].ev_read);
+		if (pn->paths[i].fd != -1)
+			close(pn->paths[i].fd);
+	}
 	if (pn->timer != NULL)
 		event_free(pn->timer);
-	if (pn->fd != -1)
-		close(pn->fd);
 	fence_free(pn->fence);
 	pair_role_free(pn->role);
 	if (pn->keys != NULL)

@@ -34,8 +34,11 @@ void	pairnet_set_keys(struct pairnet *pn, const uint8_t *key,
 /* What the parent says (PMSG_PAIR_CMD). */
 void	pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd);
 
+#define PAIRNET_PATHS	2	/* [pair] address, second_address */
+
 struct pairnet_stats {
 	uint64_t	sent, received;
+	uint64_t	duplicates;	/* the same one on the other path */
 	uint64_t	rejected_auth, rejected_replay, rejected_malformed;
 	uint64_t	foreign;	/* from another address or port */
 	uint64_t	send_errors;

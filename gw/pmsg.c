@@ -326,6 +326,8 @@ pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf, size_t size)
 	wr_u8(&w, cfg->pair.enabled != 0);
 	wr_addr(&w, &cfg->pair.partner);
 	wr_addr(&w, &cfg->pair.address);
+	wr_addr(&w, &cfg->pair.second_partner);
+	wr_addr(&w, &cfg->pair.second_address);
 	wr_u32(&w, cfg->pair.priority);
 	wr_u32(&w, cfg->pair.port);
 	wr_u32(&w, cfg->pair.interval_ms);
@@ -371,6 +373,8 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	out->pair.enabled = rd_flag(&r);
 	rd_addr_opt(&r, &out->pair.partner);
 	rd_addr_opt(&r, &out->pair.address);
+	rd_addr_opt(&r, &out->pair.second_partner);
+	rd_addr_opt(&r, &out->pair.second_address);
 	out->pair.priority = rd_u32(&r);
 	out->pair.port = rd_u32(&r);
 	out->pair.interval_ms = rd_u32(&r);
@@ -380,6 +384,8 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	rd_str(&r, out->pair.etcd_key, sizeof(out->pair.etcd_key));
 	if (out->pair.enabled && (out->pair.partner.family == 0 ||
 	    out->pair.address.family != out->pair.partner.family ||
+	    out->pair.second_address.family !=
+	    out->pair.second_partner.family ||
 	    out->pair.priority == 0 || out->pair.priority > 255 ||
 	    out->pair.port == 0 || out->pair.port > 65535 ||
 	    out->pair.interval_ms < 5 || out->pair.interval_ms > 1000 ||
@@ -663,13 +669,15 @@ pmsg_role_encode(const struct pmsg_role *ro, uint8_t *buf, size_t size)
 	wr_u8(&w, ro->partner_role);
 	wr_u8(&w, ro->partner_seen != 0);
 	wr_u8(&w, ro->etcd_ok != 0);
+	wr_u8(&w, ro->paths_seen);
 	wr_u64(&w, ro->epoch);
 	wr_u64(&w, ro->hold_until_ms);
 	wr_u32(&w, ro->partner_age_ms);
 	wr_u64(&w, ro->takeovers);
 	wr_bytes(&w, ro->reason, strnlen(ro->reason, PMSG_TEXT_MAX));
 	if (w.overflow || ro->role >= PMSG_ROLE_MAX_ROLE ||
-	    ro->partner_role >= PMSG_ROLE_MAX_ROLE) {
+	    ro->partner_role >= PMSG_ROLE_MAX_ROLE ||
+	    (ro->paths_seen & ~PMSG_ROLE_PATHS) != 0) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -686,12 +694,14 @@ pmsg_role_decode(const uint8_t *body, size_t len, struct pmsg_role *out)
 	out->partner_role = rd_u8(&r);
 	out->partner_seen = (uint8_t)rd_flag(&r);
 	out->etcd_ok = (uint8_t)rd_flag(&r);
+	out->paths_seen = rd_u8(&r);
 	out->epoch = rd_u64(&r);
 	out->hold_until_ms = rd_u64(&r);
 	out->partner_age_ms = rd_u32(&r);
 	out->takeovers = rd_u64(&r);
 	if (r.bad || out->role >= PMSG_ROLE_MAX_ROLE ||
 	    out->partner_role >= PMSG_ROLE_MAX_ROLE ||
+	    (out->paths_seen & ~PMSG_ROLE_PATHS) != 0 ||
 	    len - r.off > PMSG_TEXT_MAX ||
 	    pmsg_text_decode(body + r.off, len - r.off, out->reason,
 	    sizeof(out->reason)) == -1) {

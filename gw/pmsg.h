@@ -177,6 +177,8 @@ struct pmsg_role {
 	uint8_t		 partner_role;	/* as its last heartbeat said */
 	uint8_t		 partner_seen;	/* heard within dead_ms */
 	uint8_t		 etcd_ok;	/* the fence answered lately */
+	uint8_t		 paths_seen;	/* bit n - 1: the partner heard on
+					 * heartbeat path n within dead_ms */
 	uint64_t	 epoch;
 	uint64_t	 hold_until_ms;
 	uint32_t	 partner_age_ms;	/* since its last heartbeat;
@@ -185,6 +187,7 @@ struct pmsg_role {
 	char		 reason[PMSG_TEXT_MAX + 1];
 };
 #define PMSG_ROLE_MAX_ROLE	8	/* role values are below this */
+#define PMSG_ROLE_PATHS		0x03	/* the bits paths_seen may have */
 int	pmsg_role_encode(const struct pmsg_role *r, uint8_t *buf,
 	    size_t size);
 int	pmsg_role_decode(const uint8_t *body, size_t len,

@@ -171,6 +171,28 @@ certs_json(const struct status_view *v)
 }
 
 /* null without a pair (or a daemon); else the role and the partner. */
+/* The heartbeat paths: [{"address", "partner", "up"}, ...]. */
+static json_t *
+paths_json(const struct status_view *v)
+{
+	const struct grgw_pair_conf *p = &v->cfg->pair;
+	char	 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	json_t	*arr;
+
+	if ((arr = json_array()) == NULL)
+		return NULL;
+	json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "address",
+	    addr_fmt(&p->address, a, sizeof(a)), "partner",
+	    addr_fmt(&p->partner, b, sizeof(b)), "up",
+	    (v->pair_paths_seen & 1) != 0));
+	if (p->second_address.family != 0)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:b}",
+		    "address", addr_fmt(&p->second_address, a, sizeof(a)),
+		    "partner", addr_fmt(&p->second_partner, b, sizeof(b)),
+		    "up", (v->pair_paths_seen & 2) != 0));
+	return arr;
+}
+
 static json_t *
 pair_json(const struct status_view *v)
 {
@@ -182,7 +204,7 @@ pair_json(const struct status_view *v)
 	addr_fmt(&p->address, me, sizeof(me));
 	addr_fmt(&p->partner, partner, sizeof(partner));
 	return json_pack("{s:s, s:s, s:b, s:I, s:b, s:I, s:o, s:{s:s, s:b, "
-	    "s:o, s:o}}",
+	    "s:o, s:o}, s:o}",
 	    "address", me,
 	    "role", v->pair_role,
 	    "holds_addresses", v->pair_held != 0,
@@ -196,7 +218,8 @@ pair_json(const struct status_view *v)
 		"role", v->pair_partner_age_ms == UINT32_MAX ? json_null() :
 		    jsondoc_string(v->pair_partner_role),
 		"age_ms", v->pair_partner_age_ms == UINT32_MAX ?
-		    json_null() : json_integer(v->pair_partner_age_ms));
+		    json_null() : json_integer(v->pair_partner_age_ms),
+	    "paths", paths_json(v));
 }
 
 json_t *
@@ -368,6 +391,10 @@ status_render_pair_text(const struct status_view *v, struct strbuf *sb)
 		    "ago%s\n", partner, v->pair_partner_role,
 		    v->pair_partner_age_ms, v->pair_partner_seen ? "" :
 		    " (gone: no redundancy)");
+	if (v->cfg->pair.second_address.family != 0)
+		strbuf_printf(sb, "              heartbeat paths: 1 %s, 2 %s\n",
+		    v->pair_paths_seen & 1 ? "up" : "DOWN",
+		    v->pair_paths_seen & 2 ? "up" : "DOWN");
 	if (v->pair_reason != NULL && v->pair_reason[0] != '\0')
 		strbuf_printf(sb, "              last change: %s\n",
 		    v->pair_reason);

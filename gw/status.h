@@ -72,6 +72,8 @@ struct status_view {
 	const char	*pair_partner_role;
 	uint32_t	pair_partner_age_ms;	/* UINT32_MAX: never heard */
 	int		pair_etcd_ok;
+	int		pair_paths_seen;	/* bit n - 1: heartbeat path n
+						 * carries them (PMSG_ROLE) */
 	uint64_t	pair_takeovers;		/* roles this gateway took */
 	const char	*pair_reason;		/* of the last role change */
 };

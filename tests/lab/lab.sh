@@ -241,6 +241,8 @@ lab_conf_pair() {
 			sed -e '/^#/d' \
 			    -e "s|@ADDRESS@|$(plan "GW_${id}_LAN4")|" \
 			    -e "s|@PARTNER@|$(plan "GW_$(pair_id "$(pair_partner "$gw")")_LAN4")|" \
+			    -e "s|@WAN_ADDRESS@|$(plan "GW_${id}_WAN")|" \
+			    -e "s|@WAN_PARTNER@|$(plan "GW_$(pair_id "$(pair_partner "$gw")")_WAN")|" \
 			    -e "s|@PRIORITY@|$prio|" \
 			    -e "s|@ETCD@|$(etcd_endpoint "$site")|" \
 			    -e "s|@INTERVAL@|${timers[0]}|" -e "s|@DEAD@|${timers[1]}|" \

@@ -19,9 +19,10 @@
 #   pair-kill      the active gateway powered off (kill -9, links down)
 #                  PAIR_KILLS times, alternating sites, under the same
 #                  stream; it comes back as the standby each time
-#   pair-partition each case of the README's table, at site A: the pair's
-#                  link cut, etcd cut, both cut at the active, both cut
-#                  for both (dark, fail closed), the active's WAN down
+#   pair-partition each case of the README's table, at site A: one of
+#                  the pair's two heartbeat paths cut (nothing moves), both
+#                  cut, etcd cut, both cut at the active, both cut for
+#                  both (dark, fail closed), the active's WAN down
 #   pair-crash     grgw's daemon on the active gateway killed (kill -9),
 #                  the host fine: its addresses leave the host at once,
 #                  the partner takes over, never two holders
@@ -344,6 +345,9 @@ t_pair_up() {
 	done
 	for gw in "${PAIR_GWS[@]}"; do
 		check "$gw's role engine runs with the configured timers" engine_timers_are "$gw"
+		check "$gw: both heartbeat paths up (status JSON and /metrics)" \
+			eval "status_pair_is $gw '[.pair.paths[].up] == [true, true]' &&
+				metrics_have $gw 'grgw_ha_path_up{site=\"$(pair_site_name "$gw")\",path=\"2\"} 1'"
 	done
 	capture_start pair-up || { fail "WAN capture"; return 0; }
 	check "ping vellum-a -> vellum-b IPv4" ping_ok vellum-a "$VELLUM_B4"
@@ -508,8 +512,9 @@ stream_after_last() {
 # ---- partitions --------------------------------------------------------------
 
 # block_in NODE WHAT...: drop, in NODE, what WHAT names (nftables, a table of
-# the lab's own): hb (the pair's heartbeats, both ways), etcd (TCP to or
-# from the etcd client port)
+# the lab's own): hb (the pair's heartbeats, both ways, on both paths),
+# hb-lan (only those on the LAN, the first path), etcd (TCP to or from the
+# etcd client port)
 block_in() {
 	local node=$1 w rules=""
 	shift
@@ -517,6 +522,9 @@ block_in() {
 		case $w in
 		hb) rules+="add rule inet grgwlab_cut in udp dport $PAIR_PORT drop
 add rule inet grgwlab_cut out udp dport $PAIR_PORT drop
+" ;;
+		hb-lan) rules+="add rule inet grgwlab_cut in iifname $GW_LAN_IF udp dport $PAIR_PORT drop
+add rule inet grgwlab_cut out oifname $GW_LAN_IF udp dport $PAIR_PORT drop
 " ;;
 		etcd) rules+="add rule inet grgwlab_cut in tcp dport $ETCD_CLIENT_PORT drop
 add rule inet grgwlab_cut in tcp sport $ETCD_CLIENT_PORT drop
@@ -556,7 +564,32 @@ t_pair_partition() {
 	trace_start
 	: >"$WORK/partition.times"
 
-	# 1. The pair's link cut, etcd reachable from both.
+	# 0. The pair's first path cut (the LAN), the second (the WAN) fine:
+	# nothing moves, and both gateways say which path is down.
+	act=$(active_of a)
+	other=$(pair_partner "$act")
+	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
+	trace_mark lan-path-cut
+	block_in "$other" hb-lan
+	check "[first path cut] both say heartbeat path 1 down, path 2 up" \
+		wait_until 5 eval "status_pair_is $act '.pair.paths[0].up == false and .pair.paths[1].up' &&
+			status_pair_is $other '.pair.paths[0].up == false and .pair.paths[1].up'"
+	sleep 2
+	check "[first path cut] nothing moved: $act still active under epoch $epoch, partner seen" \
+		eval "pair_settled a $act && status_pair_is $act '.pair.epoch == $epoch and .pair.partner.seen'"
+	check "[first path cut] /metrics of $act: grgw_ha_path_up 0 for path 1, 1 for path 2" \
+		metrics_have "$act" 'grgw_ha_path_up{site="site-a",path="1"} 0' 'grgw_ha_path_up{site="site-a",path="2"} 1'
+	check "[first path cut] the text status says so" \
+		eval "pair_grgw $act status | grep -q 'heartbeat paths: 1 DOWN, 2 up'"
+	check "[first path cut] $act's log says which path went quiet" \
+		grep -q "no heartbeat on path 1 ($(plan "GW_$(pair_id "$act")_LAN4") -> $(plan "GW_$(pair_id "$other")_LAN4"))" \
+		"$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+	unblock "$other"
+	trace_mark lan-path-mended
+	check "[first path cut] mended: both paths up again" \
+		wait_until 5 status_pair_is "$act" '.pair.paths[0].up and .pair.paths[1].up'
+
+	# 1. Both heartbeat paths cut, etcd reachable from both.
 	act=$(active_of a)
 	other=$(pair_partner "$act")
 	trace_mark link-cut
@@ -564,12 +597,12 @@ t_pair_partition() {
 	block_in "$other" hb
 	# The two may take the role from each other a few times, each time
 	# after twice as long (README): a limit with room, not a measure.
-	check "[link cut] the standby claims and the active lets go: $other active alone" \
+	check "[both paths cut] the standby claims and the active lets go: $other active alone" \
 		wait_until 20 pair_settled a "$other" alone
 	echo "link-cut $(( $(now_ms) - t0 ))" >>"$WORK/partition.times"
 	unblock "$other"
 	trace_mark link-mended
-	check "[link cut] mended: one active, one standby" wait_until 30 pair_settled a
+	check "[both paths cut] mended: one active, one standby" wait_until 30 pair_settled a
 
 	# 2. etcd cut from both, the pair's link fine: nothing moves.
 	act=$(active_of a)

@@ -381,6 +381,25 @@ test_pair_refused(void **state)
 	expect_one(&d, CFGDIFF_REFUSED, "[pair] address changed (198.18.1.2 "
 	    "-> 198.18.1.5): restart the gateway");
 
+	/* The second heartbeat path: added, changed, removed. */
+	diff_extra(PAIR "second_partner = 192.0.2.12\n"
+	    "second_address = 192.0.2.11\n", PAIR "second_partner = "
+	    "192.0.2.12\nsecond_address = 192.0.2.11\n", &d);
+	assert_int_equal(d.n, 0);
+	diff_extra(PAIR, PAIR "second_partner = 192.0.2.12\n"
+	    "second_address = 192.0.2.11\n", &d);
+	assert_int_equal(d.n_refused, 2);
+	expect_has(&d, CFGDIFF_REFUSED, "[pair] second_partner changed (none "
+	    "-> 192.0.2.12): restart the gateway");
+	expect_has(&d, CFGDIFF_REFUSED, "[pair] second_address changed (none "
+	    "-> 192.0.2.11): restart the gateway");
+	diff_extra(PAIR "second_partner = 192.0.2.12\n"
+	    "second_address = 192.0.2.11\n", PAIR "second_partner = "
+	    "192.0.2.13\nsecond_address = 192.0.2.11\n", &d);
+	expect_one(&d, CFGDIFF_REFUSED, "[pair] second_partner changed "
+	    "(192.0.2.12 -> 192.0.2.13)");
+	assert_int_equal(d.n_refused, 1);
+
 	diff_extra(PAIR, PAIR "port = 4300\n", &d);
 	expect_one(&d, CFGDIFF_REFUSED, "[pair] port changed (4212 -> 4300): "
 	    "restart the gateway");

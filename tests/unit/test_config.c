@@ -1901,6 +1901,51 @@ test_pair_addresses(void **state)
 	    FN ":31: address has no value", NULL, NULL);
 }
 
+/* A second heartbeat path: both ends or neither, other addresses. */
+static void
+test_pair_second_path(void **state)
+{
+	struct grgw_config	 cfg;
+	char			 buf[INET6_ADDRSTRLEN];
+
+	parse_good(PAIR, &cfg);
+	assert_int_equal(cfg.pair.second_address.family, 0);
+	assert_int_equal(cfg.pair.second_partner.family, 0);
+	parse_good(PAIR "\nsecond_partner = 192.0.2.12\n"
+	    "second_address = 192.0.2.11", &cfg);
+	assert_string_equal(addr_fmt(&cfg.pair.second_partner, buf,
+	    sizeof(buf)), "192.0.2.12");
+	assert_string_equal(addr_fmt(&cfg.pair.second_address, buf,
+	    sizeof(buf)), "192.0.2.11");
+	/* Another family than the first path's is fine. */
+	parse_good(PAIR "\nsecond_partner = 2001:db8:f::3\n"
+	    "second_address = 2001:db8:f::2", &cfg);
+
+	check_one(26, PAIR "\nsecond_address = 192.0.2.11", FN ":32: [pair] "
+	    "second_address without second_partner; expected both (a second "
+	    "path for the heartbeats) or neither", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 192.0.2.12", FN ":32: [pair] "
+	    "second_partner without second_address", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 192.0.2.12\n"
+	    "second_address = 198.18.1.2", FN ":33: [pair] second_address "
+	    "198.18.1.2 is the [pair] address too (line 31); expected this "
+	    "gateway's address on another link", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 198.18.1.3\n"
+	    "second_address = 192.0.2.11", FN ":32: [pair] second_partner "
+	    "198.18.1.3 is the [pair] partner too (line 30)", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 192.0.2.11\n"
+	    "second_address = 192.0.2.11", FN ":32: [pair] second_partner "
+	    "192.0.2.11 is the second_address too (line 33)", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 2001:db8:f::3\n"
+	    "second_address = 192.0.2.11", FN ":32: [pair] second_partner "
+	    "2001:db8:f::3 is IPv6 but second_address 192.0.2.11 (line 33) is "
+	    "IPv4; expected both in the same family", NULL, NULL);
+	check_one(26, PAIR "\nsecond_partner = 192.0.2.12\n"
+	    "second_address = 192.0.2.10", FN ":33: [pair] second_address "
+	    "192.0.2.10 is the [site] wan_address too (line 4), which floats "
+	    "to the active gateway", NULL, NULL);
+}
+
 static void
 test_pair_values(void **state)
 {
@@ -1932,9 +1977,9 @@ test_pair_values(void **state)
 	check_one(26, PAIR "\netcd_key = /grgw/site a", FN ":32: etcd_key "
 	    "\"/grgw/site a\" contains a space", NULL, NULL);
 	check_one(26, PAIR "\npeer = 198.18.1.3", FN ":32: unknown key "
-	    "\"peer\" in [pair]; expected one of: partner, address, priority, "
-	    "port, interval_ms, dead_ms, guard_ms, margin_ms, key_file, etcd_key", NULL,
-	    NULL);
+	    "\"peer\" in [pair]; expected one of: partner, address, "
+	    "second_partner, second_address, priority, port, interval_ms, "
+	    "dead_ms, guard_ms, margin_ms, key_file, etcd_key", NULL, NULL);
 	check_one(26, PAIR "\npriority = 1\npriority = 2", FN ":33: duplicate "
 	    "key priority in [pair] (first set on line 32)", NULL, NULL);
 	check_one(26, "log_level = info\npartner = 198.18.1.3", FN ":27: "
@@ -2440,6 +2485,7 @@ main(void)
 		cmocka_unit_test(test_feed_values),
 		cmocka_unit_test(test_pair_valid),
 		cmocka_unit_test(test_pair_addresses),
+		cmocka_unit_test(test_pair_second_path),
 		cmocka_unit_test(test_pair_values),
 		cmocka_unit_test(test_pair_timing),
 		cmocka_unit_test(test_pair_needs),

@@ -618,6 +618,7 @@ test_pair_bodies(void **state)
 	ro.partner_role = 2;
 	ro.partner_seen = 1;
 	ro.etcd_ok = 1;
+	ro.paths_seen = 2;
 	ro.epoch = 0x0102030405060708ULL;
 	ro.hold_until_ms = 0x1112131415161718ULL;
 	ro.partner_age_ms = UINT32_MAX;
@@ -634,9 +635,15 @@ test_pair_bodies(void **state)
 	buf[0] = 3;
 	buf[len - 1] = '\0';			/* a NUL in the reason */
 	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
+	buf[len - 1] = 's';
+	buf[4] = 4;				/* a third path */
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
 	ro.role = PMSG_ROLE_MAX_ROLE;
 	assert_int_equal(pmsg_role_encode(&ro, buf, sizeof(buf)), -1);
 	ro.role = 3;
+	ro.paths_seen = 4;
+	assert_int_equal(pmsg_role_encode(&ro, buf, sizeof(buf)), -1);
+	ro.paths_seen = 3;
 	assert_int_equal(pmsg_role_encode(&ro, buf, 10), -1);
 }
 
