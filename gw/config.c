@@ -2344,13 +2344,36 @@ check_pair_not_floating(struct config_parser *p, enum key_id id,
 	}
 }
 
+/* A path's two ends (partner pid, address aid): one family, not equal. */
+static void
+check_pair_ends(struct config_parser *p, enum key_id pid,
+    const struct grgw_addr *partner, enum key_id aid,
+    const struct grgw_addr *address)
+{
+	struct key_state	*ks = p->keys;
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	if (partner->family != address->family)
+		config_error(p, ks[pid].line, "[pair] %s %s is %s but [pair] "
+		    "%s %s (line %u) is %s; expected both in the same family",
+		    key_defs[pid].name, addr_fmt(partner, a, sizeof(a)),
+		    family_name(partner->family), key_defs[aid].name,
+		    addr_fmt(address, b, sizeof(b)), ks[aid].line,
+		    family_name(address->family));
+	else if (addr_equal(partner, address))
+		config_error(p, ks[pid].line, "[pair] %s %s is the [pair] %s "
+		    "too (line %u); expected the other gateway's own address",
+		    key_defs[pid].name, addr_fmt(partner, a, sizeof(a)),
+		    key_defs[aid].name, ks[aid].line);
+}
+
 /* The second path: both ends or neither, one family, other addresses. */
 static void
 check_pair_second(struct config_parser *p)
 {
 	struct grgw_pair_conf	*c = &p->cfg.pair;
 	struct key_state	*ks = p->keys;
-	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	char			 a[INET6_ADDRSTRLEN];
 	int			 sa = ks[K_PAIR_SECOND_ADDRESS].line != 0;
 	int			 sp = ks[K_PAIR_SECOND_PARTNER].line != 0;
 
@@ -2367,21 +2390,8 @@ check_pair_second(struct config_parser *p)
 		return;
 	check_pair_not_floating(p, K_PAIR_SECOND_ADDRESS, &c->second_address);
 	check_pair_not_floating(p, K_PAIR_SECOND_PARTNER, &c->second_partner);
-	if (c->second_partner.family != c->second_address.family)
-		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
-		    "second_partner %s is %s but second_address %s (line %u) "
-		    "is %s; expected both in the same family",
-		    addr_fmt(&c->second_partner, a, sizeof(a)),
-		    family_name(c->second_partner.family),
-		    addr_fmt(&c->second_address, b, sizeof(b)),
-		    ks[K_PAIR_SECOND_ADDRESS].line,
-		    family_name(c->second_address.family));
-	else if (addr_equal(&c->second_partner, &c->second_address))
-		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
-		    "second_partner %s is the second_address too (line %u); "
-		    "expected the other gateway's own address",
-		    addr_fmt(&c->second_partner, a, sizeof(a)),
-		    ks[K_PAIR_SECOND_ADDRESS].line);
+	check_pair_ends(p, K_PAIR_SECOND_PARTNER, &c->second_partner,
+	    K_PAIR_SECOND_ADDRESS, &c->second_address);
 	if (ks[K_PAIR_ADDRESS].valid &&
 	    addr_equal(&c->second_address, &c->address))
 		config_error(p, ks[K_PAIR_SECOND_ADDRESS].line, "[pair] "
@@ -2403,29 +2413,14 @@ check_pair_addresses(struct config_parser *p)
 {
 	struct grgw_pair_conf	*c = &p->cfg.pair;
 	struct key_state	*ks = p->keys;
-	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 
 	if (ks[K_PAIR_PARTNER].line == 0)
 		key_missing(p, K_PAIR_PARTNER);
 	if (ks[K_PAIR_ADDRESS].line == 0)
 		key_missing(p, K_PAIR_ADDRESS);
-	if (ks[K_PAIR_PARTNER].valid && ks[K_PAIR_ADDRESS].valid) {
-		if (c->partner.family != c->address.family)
-			config_error(p, ks[K_PAIR_PARTNER].line, "[pair] "
-			    "partner %s is %s but [pair] address %s (line %u) "
-			    "is %s; expected both in the same family",
-			    addr_fmt(&c->partner, a, sizeof(a)),
-			    family_name(c->partner.family),
-			    addr_fmt(&c->address, b, sizeof(b)),
-			    ks[K_PAIR_ADDRESS].line,
-			    family_name(c->address.family));
-		else if (addr_equal(&c->partner, &c->address))
-			config_error(p, ks[K_PAIR_PARTNER].line, "[pair] "
-			    "partner %s is the [pair] address too (line %u); "
-			    "expected the other gateway's own address",
-			    addr_fmt(&c->partner, a, sizeof(a)),
-			    ks[K_PAIR_ADDRESS].line);
-	}
+	if (ks[K_PAIR_PARTNER].valid && ks[K_PAIR_ADDRESS].valid)
+		check_pair_ends(p, K_PAIR_PARTNER, &c->partner, K_PAIR_ADDRESS,
+		    &c->address);
 	if (ks[K_PAIR_ADDRESS].valid)
 		check_pair_not_floating(p, K_PAIR_ADDRESS, &c->address);
 	if (ks[K_PAIR_PARTNER].valid)

@@ -1935,10 +1935,11 @@ test_pair_second_path(void **state)
 	    "198.18.1.3 is the [pair] partner too (line 30)", NULL, NULL);
 	check_one(26, PAIR "\nsecond_partner = 192.0.2.11\n"
 	    "second_address = 192.0.2.11", FN ":32: [pair] second_partner "
-	    "192.0.2.11 is the second_address too (line 33)", NULL, NULL);
+	    "192.0.2.11 is the [pair] second_address too (line 33)", NULL, NULL);
 	check_one(26, PAIR "\nsecond_partner = 2001:db8:f::3\n"
 	    "second_address = 192.0.2.11", FN ":32: [pair] second_partner "
-	    "2001:db8:f::3 is IPv6 but second_address 192.0.2.11 (line 33) is "
+	    "2001:db8:f::3 is IPv6 but [pair] second_address 192.0.2.11 (line 33) "
+	    "is "
 	    "IPv4; expected both in the same family", NULL, NULL);
 	check_one(26, PAIR "\nsecond_partner = 192.0.2.12\n"
 	    "second_address = 192.0.2.10", FN ":33: [pair] second_address "
