@@ -2374,6 +2374,7 @@ check_pair_second(struct config_parser *p)
 	struct grgw_pair_conf	*c = &p->cfg.pair;
 	struct key_state	*ks = p->keys;
 	char			 a[INET6_ADDRSTRLEN];
+	int			 i;
 	int			 sa = ks[K_PAIR_SECOND_ADDRESS].line != 0;
 	int			 sp = ks[K_PAIR_SECOND_PARTNER].line != 0;
 
@@ -2392,20 +2393,22 @@ check_pair_second(struct config_parser *p)
 	check_pair_not_floating(p, K_PAIR_SECOND_PARTNER, &c->second_partner);
 	check_pair_ends(p, K_PAIR_SECOND_PARTNER, &c->second_partner,
 	    K_PAIR_SECOND_ADDRESS, &c->second_address);
-	if (ks[K_PAIR_ADDRESS].valid &&
-	    addr_equal(&c->second_address, &c->address))
-		config_error(p, ks[K_PAIR_SECOND_ADDRESS].line, "[pair] "
-		    "second_address %s is the [pair] address too (line %u); "
-		    "expected this gateway's address on another link",
-		    addr_fmt(&c->second_address, a, sizeof(a)),
-		    ks[K_PAIR_ADDRESS].line);
-	if (ks[K_PAIR_PARTNER].valid &&
-	    addr_equal(&c->second_partner, &c->partner))
-		config_error(p, ks[K_PAIR_SECOND_PARTNER].line, "[pair] "
-		    "second_partner %s is the [pair] partner too (line %u); "
-		    "expected the other gateway's address on another link",
-		    addr_fmt(&c->second_partner, a, sizeof(a)),
-		    ks[K_PAIR_PARTNER].line);
+	for (i = 0; i < 2; i++) {
+		enum key_id	 id2 = i == 0 ? K_PAIR_SECOND_ADDRESS :
+				     K_PAIR_SECOND_PARTNER;
+		enum key_id	 id1 = i == 0 ? K_PAIR_ADDRESS : K_PAIR_PARTNER;
+		const struct grgw_addr *a2 = i == 0 ? &c->second_address :
+				     &c->second_partner;
+
+		if (ks[id1].valid && addr_equal(a2, i == 0 ? &c->address :
+		    &c->partner))
+			config_error(p, ks[id2].line, "[pair] %s %s is the "
+			    "[pair] %s too (line %u); expected %s address on "
+			    "another link", key_defs[id2].name,
+			    addr_fmt(a2, a, sizeof(a)), key_defs[id1].name,
+			    ks[id1].line, i == 0 ? "this gateway's" :
+			    "the other gateway's");
+	}
 }
 
 static void
