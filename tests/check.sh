@@ -84,6 +84,7 @@ stage "fuzz smoke" "$here/run-fuzz.sh" "$b" "${FUZZ_SECONDS:-15}"
 stage "build: headers alone, fuzzers from their own sources" "$here/build/run.sh"
 stage "shellcheck" shellcheck -x "$here"/*.sh "$here"/lab/*.sh "$here"/bench/*.sh "$here"/netlink/*.sh "$here"/kernel-lab/*.sh \
     "$here"/vagrant/*.sh "$here"/feeds/*.sh "$here"/monitoring/*.sh "$here"/build/*.sh "$here"/../gw/hooks/clearwater-alarm
+stage "lab scripts: every shell function defined once" "$here/lab/defs-check.sh" run-tests.sh run-qos-tests.sh
 stage "feeds: alarm hook, real etcd" "$here/feeds/run.sh" "$b"
 stage "monitoring: Prometheus rules (promtool), Grafana dashboard" "$here/monitoring/run.sh"
 stage "netlink kernel tests" "$here/netlink/run.sh"

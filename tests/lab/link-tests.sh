@@ -49,7 +49,7 @@ etcd_get() {
 		get "$ETCD_KEY" --print-value-only
 }
 
-etcd_start() {
+link_etcd_start() {
 	local dir=$WORK/etcd
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -127,7 +127,7 @@ need_link() {
 	render_conf "$HERE/site-b.conf" "$CONF_B" "$LABCONF" plain
 	link_conf
 	: >"$WORK/hook-a.log"
-	etcd_start || { fail "etcd started in gw-a"; show_file "$WORK/etcd/etcd.log" 10; return 1; }
+	link_etcd_start || { fail "etcd started in gw-a"; show_file "$WORK/etcd/etcd.log" 10; return 1; }
 	up_both link-up
 	if [ "$RC_A" -ne 0 ] || [ "$RC_B" -ne 0 ] || ! wait_until 20 both_links_up; then
 		fail "links up as a precondition (grgw up: gw-a $RC_A, gw-b $RC_B)"

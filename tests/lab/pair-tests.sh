@@ -364,15 +364,13 @@ t_pair_up() {
 	check "no floating address was ever on two gateways" trace_never_two
 }
 
-# conf_value GW KEY: KEY's value in GW's configuration
-conf_value() { awk -v k="$2" '$1 == k && $2 == "=" { print $3; exit }' "$(pair_conf "$1")"; }
-
 # engine_timers_are GW: the network process of GW logged the [pair]
 # timers of its configuration (what the role engine got, not what the
 # file says)
 engine_timers_are() {
-	local want
-	want="every $(conf_value "$1" interval_ms) ms; dead $(conf_value "$1" dead_ms) ms, guard $(conf_value "$1" guard_ms) ms, margin $(conf_value "$1" margin_ms) ms"
+	local want c
+	c=$(pair_conf "$1")
+	want="every $(conf_value "$c" pair interval_ms) ms; dead $(conf_value "$c" pair dead_ms) ms, guard $(conf_value "$c" pair guard_ms) ms, margin $(conf_value "$c" pair margin_ms) ms"
 	echo "want: $want"
 	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1
 	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1 | grep -qF "$want"
