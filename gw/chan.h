@@ -7,6 +7,7 @@
 #define GRGW_CHAN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pmsg.h"
 
@@ -42,5 +43,8 @@ void	chan_free(struct chan *c);			/* accepts NULL */
  * deadlines are kept to the millisecond.  NULL on ENOMEM.
  */
 struct event_base *chan_loop_new(void);
+/* That clock (CLOCK_MONOTONIC, system-wide: both processes read the same
+ * one), in ms. */
+uint64_t chan_mono_ms(void);
 
 #endif /* GRGW_CHAN_H */

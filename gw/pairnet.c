@@ -33,6 +33,7 @@
 #include <sodium.h>
 
 #include "grgw.h"
+#include "chan.h"
 #include "fence.h"
 #include "pair.h"
 #include "pairnet.h"
@@ -103,15 +104,6 @@ struct pairnet {
 };
 
 static void	step(struct pairnet *);
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 real_ns(void)
@@ -266,10 +258,11 @@ fence_answer(const struct fence_result *r, struct pairnet *pn, int claim)
 	fence_to_pair(r, claim, &f);
 	if (claim) {
 		pn->st.claims_done++;
-		pair_role_fence_claim(pn->role, mono_ms(), &f);
+		pair_role_fence_claim(pn->role, chan_mono_ms(), &f);
 	} else {
 		pn->st.reads_done++;
-		pair_role_fence_read(pn->role, mono_ms(), pn->read_started, &f);
+		pair_role_fence_read(pn->role, chan_mono_ms(),
+		    pn->read_started, &f);
 	}
 	step(pn);
 }
@@ -367,19 +360,19 @@ on_read(evutil_socket_t fd, short ev, void *arg)
 			/* The copy of a fresh one: this path works too. */
 			if (seen_elsewhere(pn, &hb, pp->n)) {
 				pn->st.duplicates++;
-				pp->heard_at = mono_ms();
+				pp->heard_at = chan_mono_ms();
 			} else
 				pn->st.rejected_replay++;
 			continue;
 		}
-		pp->heard_at = mono_ms();
+		pp->heard_at = chan_mono_ms();
 		pn->seen[pn->seen_next].session = hb.session;
 		pn->seen[pn->seen_next].seq = hb.seq;
 		pn->seen[pn->seen_next].path = pp->n;
 		pn->seen_next = (pn->seen_next + 1) % SEEN_RING;
 		pn->st.received++;
 		pn->heard = 1;
-		pn->heard_at = mono_ms();
+		pn->heard_at = chan_mono_ms();
 		pn->partner_role = hb.role;
 		pair_role_heartbeat(pn->role, pn->heard_at, &hb);
 		got = 1;
@@ -409,7 +402,7 @@ step(struct pairnet *pn)
 {
 	struct pair_role_out	 out;
 	struct timeval		 tv;
-	uint64_t		 now = mono_ms(), wait;
+	uint64_t		 now = chan_mono_ms(), wait;
 
 	pair_role_next(pn->role, now, &out);
 	if (out.handover && !pn->handing_over && pn->wan_down)
@@ -475,7 +468,7 @@ path_open(struct pairnet *pn, int n, const struct grgw_addr *local,
 	pp->local = *local;
 	pp->remote = *remote;
 	pp->up = 1;		/* until dead_ms without a word */
-	pp->heard_at = mono_ms();
+	pp->heard_at = chan_mono_ms();
 	pn->npaths = n;
 	to_sockaddr(remote, port, &pp->to, &pp->to_len);
 	to_sockaddr(local, port, &me, &me_len);
@@ -553,7 +546,7 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	rc.wan_up = 1;		/* until the parent says otherwise */
 	rc.resume_epoch = resume_epoch;
 	rc.resume_until = resume_until;
-	now = mono_ms();
+	now = chan_mono_ms();
 	if ((pn->role = pair_role_new(&rc, now, err, errlen)) == NULL)
 		goto fail;
 	if (resume_epoch != 0 && resume_until > now) {
@@ -612,7 +605,7 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 
 	switch (cmd) {
 	case PMSG_PAIR_HANDOVER:
-		if (pair_role_handover(pn->role, mono_ms(), err,
+		if (pair_role_handover(pn->role, chan_mono_ms(), err,
 		    sizeof(err)) == -1)
 			log_warnx("pair: handover refused: %s", err);
 		else

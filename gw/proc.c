@@ -379,14 +379,10 @@ child_exec(struct netproc *np, int fd, const int icmp[PROBE_NPATHS],
 static int
 send_resume(struct netproc *np)
 {
-	struct timespec	 ts;
 	uint8_t		 body[PMSG_PAIR_RESUME_LEN];
-	uint64_t	 now;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	if (np->pair_key_len == 0 || np->hold_epoch == 0 ||
-	    np->hold_until <= now)
+	    np->hold_until <= chan_mono_ms())
 		return 0;
 	pmsg_pair_resume_encode(np->hold_epoch, np->hold_until, body);
 	return chan_send(np->chan, PMSG_PAIR_RESUME, NULL, 0, body,
@@ -569,8 +565,8 @@ netproc_pair_hold(struct netproc *np, uint64_t epoch, uint64_t until_ms)
 {
 	if (np == NULL)
 		return;
-	np->hold_epoch = until_ms != 0 ? epoch : 0;
-	np->hold_until = epoch != 0 ? until_ms : 0;
+	np->hold_epoch = epoch;
+	np->hold_until = until_ms;
 }
 
 int

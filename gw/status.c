@@ -170,29 +170,30 @@ certs_json(const struct status_view *v)
 	    "ca", cert_json(v->cert_ca, v->now, warn));
 }
 
-/* null without a pair (or a daemon); else the role and the partner. */
 /* The heartbeat paths: [{"address", "partner", "up"}, ...]. */
 static json_t *
 paths_json(const struct status_view *v)
 {
 	const struct grgw_pair_conf *p = &v->cfg->pair;
+	const struct grgw_addr *ends[2][2] = {
+		{ &p->address, &p->partner },
+		{ &p->second_address, &p->second_partner },
+	};
 	char	 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	json_t	*arr;
+	int	 i;
 
 	if ((arr = json_array()) == NULL)
 		return NULL;
-	json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "address",
-	    addr_fmt(&p->address, a, sizeof(a)), "partner",
-	    addr_fmt(&p->partner, b, sizeof(b)), "up",
-	    (v->pair_paths_seen & 1) != 0));
-	if (p->second_address.family != 0)
+	for (i = 0; i < 2 && ends[i][0]->family != 0; i++)
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:b}",
-		    "address", addr_fmt(&p->second_address, a, sizeof(a)),
-		    "partner", addr_fmt(&p->second_partner, b, sizeof(b)),
-		    "up", (v->pair_paths_seen & 2) != 0));
+		    "address", addr_fmt(ends[i][0], a, sizeof(a)), "partner",
+		    addr_fmt(ends[i][1], b, sizeof(b)), "up",
+		    (v->pair_paths_seen & (1 << i)) != 0));
 	return arr;
 }
 
+/* null without a pair (or a daemon); else the role and the partner. */
 static json_t *
 pair_json(const struct status_view *v)
 {
