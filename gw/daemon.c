@@ -677,6 +677,7 @@ daemon_fill_view(struct gwd *d, struct status_view *v)
 		v->pair_etcd_ok = ro->etcd_ok;
 		v->pair_paths_seen = ro->paths_seen;
 		v->pair_takeovers = pairhold_takes(d->ph);
+		v->pair_kernel_hold_ms = pairhold_kernel_left(d->ph);
 		v->pair_reason = ro->reason;
 	}
 	if (netproc_etcd(d->np, &v->etcd_healthy, &v->etcd_error) == 0) {
@@ -1548,7 +1549,7 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	 * [pair] first: its janitor is a fork of this process, and must be
 	 * made before any key is read into it.
 	 */
-	if (cfg->pair.enabled && (d->ph = pairhold_new(d->base, cfg,
+	if (cfg->pair.enabled && (d->ph = pairhold_new(d->base, d->nl, cfg,
 	    pair_held, d, err, errlen)) == NULL)
 		return -1;
 	keys_fingerprint(cfg, d->key_fp);
@@ -1661,6 +1662,8 @@ block_repaired(const char *what, void *arg)
 {
 	struct gwd *d = arg;
 
+	/* A table put back has its hold sets empty. */
+	pairhold_rehold(d->ph);
 	hooks_event(d->hooks, &d->link, "block-repaired", what);
 }
 

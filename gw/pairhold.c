@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "chan.h"
 #include "grgw.h"
 #include "netlink/netlink.h"
 #include "pair.h"
@@ -28,7 +29,7 @@
 #include "pmsg.h"
 
 /* The floating addresses: [site] lan_address lines and wan_address. */
-#define FLOAT_MAX	(GRGW_MAX_LAN_ADDRS + 1)
+#define FLOAT_MAX	GWNL_FLOAT_MAX
 /*
  * An announcement is one frame: one lost would leave a neighbour on the
  * old holder's MAC until its cache entry expires.  Said again this long
@@ -62,6 +63,10 @@ struct pairhold {
 
 	pid_t			 janitor;	/* 0: none */
 	int			 janitor_fd;	/* its pipe's write end */
+
+	struct grgw_addr	 fa[FLOAT_MAX];	/* fl's addresses alone */
+	uint64_t		 kernel_until;	/* the kernel's hold (mono ms;
+						 * 0: none, or not known) */
 };
 
 /* The interface that holds a, into ifname; -1 if none. */
@@ -107,6 +112,33 @@ hold_cancel(struct pairhold *ph)
 }
 
 /*
+ * The kernel's hold (netlink/floatguard.c) set to until (mono ms; 0:
+ * none).  It is only ever set to a deadline the engine gave, so it never
+ * runs past the parent's own; the kernel drops the addresses' traffic
+ * at it even when this process cannot run.
+ */
+static int
+kernel_hold(struct pairhold *ph, uint64_t until)
+{
+	uint64_t	 now = chan_mono_ms();
+	int		 rc;
+
+	if (until != 0 && until <= now)
+		until = 0;
+	rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
+	    until == 0 ? 0 : (uint32_t)(until - now > UINT32_MAX ? UINT32_MAX :
+	    until - now));
+	if (rc != 0) {
+		ph->kernel_until = 0;	/* not known: set it again next time */
+		log_warnx("pair: the kernel's hold of the floating addresses "
+		    "cannot be set: %s", strerror(-rc));
+		return rc;
+	}
+	ph->kernel_until = until;
+	return 0;
+}
+
+/*
  * Off this host, every one of them (a failure is logged and the others
  * still go: what stays is what a later drop or `down` removes).
  */
@@ -128,6 +160,7 @@ release(struct pairhold *ph, const char *why)
 			    addr_fmt(&ph->fl[i].a, buf, sizeof(buf)),
 			    ph->fl[i].ifname, err);
 	ph->held = 0;
+	(void)kernel_hold(ph, 0);
 	log_info("pair: floating addresses released: %s", why);
 	ph->cb(0, why, ph->arg);
 }
@@ -176,15 +209,19 @@ announce_again(evutil_socket_t fd, short ev, void *arg)
 	announce_schedule(ph);
 }
 
-/* On this host, then told to the links (ARP, neighbour advertisement). */
+/*
+ * The kernel's hold to until, then the addresses on this host, then told
+ * to the links (ARP, neighbour advertisement).
+ */
 static void
-take(struct pairhold *ph, const char *why)
+take(struct pairhold *ph, uint64_t until, const char *why)
 {
 	char	 err[256], buf[INET6_ADDRSTRLEN];
 	int	 i, rc;
 
 	if (ph->held)
 		return;
+	(void)kernel_hold(ph, until);
 	for (i = 0; i < ph->n_fl; i++) {
 		addr_fmt(&ph->fl[i].a, buf, sizeof(buf));
 		rc = nl_float_add(ph->fl[i].ifname, &ph->fl[i].a,
@@ -309,6 +346,8 @@ fl_setup(struct pairhold *ph, const struct grgw_config *cfg, char *err,
 	}
 	ph->fl[ph->n_fl].ifname = cfg->site.wan_interface;
 	ph->fl[ph->n_fl++].a = cfg->site.wan_address;
+	for (i = 0; i < ph->n_fl; i++)
+		ph->fa[i] = ph->fl[i].a;
 	return 0;
 }
 
@@ -351,8 +390,9 @@ pairhold_clear(const struct grgw_config *cfg, char *err, size_t errlen)
 }
 
 struct pairhold *
-pairhold_new(struct event_base *base, const struct grgw_config *cfg,
-    pairhold_cb cb, void *arg, char *err, size_t errlen)
+pairhold_new(struct event_base *base, struct gwnl *nl,
+    const struct grgw_config *cfg, pairhold_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	struct pairhold	*ph;
 	int		 n;
@@ -377,6 +417,13 @@ pairhold_new(struct event_base *base, const struct grgw_config *cfg,
 	if (n > 0)
 		log_warnx("pair: %d floating address(es) left on this host "
 		    "by an earlier run removed", n);
+	if ((n = gwnl_floatguard_install(nl, ph->fa, ph->n_fl)) != 0) {
+		err_set(err, errlen, "cannot install the kernel's hold of the "
+		    "floating addresses (nftables table %s): %s",
+		    GWNL_FLOAT_TABLE, strerror(-n));
+		free(ph);
+		return NULL;
+	}
 	ph->janitor_fd = -1;
 	if (janitor_start(ph, err, errlen) == -1) {
 		free(ph);
@@ -419,9 +466,37 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 	tv.tv_sec = (time_t)(left / 1000);
 	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 	evtimer_add(ph->hold_timer, &tv);
-	if (!ph->held)
-		take(ph, was != PAIR_ACTIVE && ro->reason[0] != '\0' ?
-		    ro->reason : "active");
+	if (!ph->held) {
+		take(ph, ro->hold_until_ms, was != PAIR_ACTIVE &&
+		    ro->reason[0] != '\0' ? ro->reason : "active");
+		return;
+	}
+	/*
+	 * The kernel's hold follows, not at every word (each is an
+	 * nftables transaction): once less than half of what the engine
+	 * now gives is left of it, or at once when the engine gives less.
+	 */
+	if (ro->hold_until_ms < ph->kernel_until || ph->kernel_until <= now ||
+	    ph->kernel_until - now < left / 2)
+		(void)kernel_hold(ph, ro->hold_until_ms);
+}
+
+void
+pairhold_rehold(struct pairhold *ph)
+{
+	if (ph != NULL && ph->held)
+		ph->kernel_until = 0;
+}
+
+uint32_t
+pairhold_kernel_left(const struct pairhold *ph)
+{
+	uint64_t	 now = chan_mono_ms();
+
+	if (ph->kernel_until <= now)
+		return 0;
+	return ph->kernel_until - now > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)(ph->kernel_until - now);
 }
 
 void

@@ -16,7 +16,10 @@
  * never leave this gateway holding the site's addresses while its partner
  * takes them.  Nor can this process: a child of its own (grgw-float)
  * takes them off the host as soon as this process is gone, however it
- * went (a crash, kill -9).
+ * went (a crash, kill -9).  Nor can a host on which nothing of grgw runs
+ * any more (starved, stopped): the kernel itself keeps the hold too
+ * (netlink/floatguard.c), and past it drops every packet from or for a
+ * floating address, and every ARP answer for one.
  */
 #ifndef GRGW_PAIRHOLD_H
 #define GRGW_PAIRHOLD_H
@@ -28,6 +31,7 @@
 #include "pmsg.h"
 
 struct event_base;
+struct gwnl;
 struct pairhold;
 
 /*
@@ -37,17 +41,23 @@ struct pairhold;
 typedef void (*pairhold_cb)(int held, const char *why, void *arg);
 
 /*
- * cfg (borrowed; must outlive the handle) has a [pair].  The LAN
+ * cfg (borrowed; must outlive the handle) has a [pair]; nl records the
+ * kernel's hold tables (run objects: cleanup removes them).  The LAN
  * addresses float on the LAN interface that holds [pair] address, the
  * WAN one on [site] wan_interface; each as a host address (/32, /128),
  * so that the gateway's own address keeps its subnet and its routes.
  * NULL with err set when [pair] address is on no LAN interface.
  */
-struct pairhold *pairhold_new(struct event_base *base,
+struct pairhold *pairhold_new(struct event_base *base, struct gwnl *nl,
 	    const struct grgw_config *cfg, pairhold_cb cb, void *arg,
 	    char *err, size_t errlen);
 /* What the network process said (PMSG_ROLE); copied. */
 void	pairhold_role(struct pairhold *ph, const struct pmsg_role *ro);
+/* The kernel's hold was lost (its table put back empty): set it again
+ * at the engine's next word.  NULL ok. */
+void	pairhold_rehold(struct pairhold *ph);
+/* How long the kernel's hold has left, in ms (0: none). */
+uint32_t pairhold_kernel_left(const struct pairhold *ph);
 /* Give the addresses up now (shutdown, the network process is gone and
  * its hold with it): why is logged. */
 void	pairhold_drop(struct pairhold *ph, const char *why);

@@ -204,11 +204,12 @@ pair_json(const struct status_view *v)
 		return json_null();
 	addr_fmt(&p->address, me, sizeof(me));
 	addr_fmt(&p->partner, partner, sizeof(partner));
-	return json_pack("{s:s, s:s, s:b, s:I, s:b, s:I, s:o, s:{s:s, s:b, "
-	    "s:o, s:o}, s:o}",
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:I, s:o, s:{s:s, "
+	    "s:b, s:o, s:o}, s:o}",
 	    "address", me,
 	    "role", v->pair_role,
 	    "holds_addresses", v->pair_held != 0,
+	    "kernel_hold_ms", (json_int_t)v->pair_kernel_hold_ms,
 	    "epoch", (json_int_t)v->pair_epoch,
 	    "etcd_ok", v->pair_etcd_ok != 0,
 	    "takeovers", (json_int_t)v->pair_takeovers,

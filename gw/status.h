@@ -75,6 +75,7 @@ struct status_view {
 	int		pair_paths_seen;	/* bit n - 1: heartbeat path n
 						 * carries them (PMSG_ROLE) */
 	uint64_t	pair_takeovers;		/* roles this gateway took */
+	uint32_t	pair_kernel_hold_ms;	/* the kernel's hold, left */
 	const char	*pair_reason;		/* of the last role change */
 };
 

@@ -11,6 +11,7 @@
  *               one kind of kernel object each; xfrmi.c also flushes
  *               the SAs of its interface (xfrm.c), qos.c applies its
  *               table through nft.c and reads it with nftcount.c
+ *   floatguard.c the pair's hold in nftables (nft.c)
  *   nft.c       nftables tables
  *   netlink.c   the core: socket, requests and their errors, record
  *   record.c    the record's format and file
@@ -30,6 +31,14 @@
 struct gwnl;
 struct nl_msg;
 struct nl_sock;
+
+/* ---- nft.c ------------------------------------------------------------- */
+
+/*
+ * Run an nftables script as one transaction.  0, or -EINVAL with the
+ * parser's or kernel's complaint logged (what names the caller's object).
+ */
+int	gwnl_nft_run(const char *script, const char *what);
 
 /* ---- netlink.c: the core --------------------------------------------- */
 

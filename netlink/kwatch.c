@@ -3,9 +3,14 @@
  * rtnetlink rule and route events and nftables events, read on the
  * event loop.  Any of them (or a lost one: the socket overran) calls
  * back; the caller then checks what is installed.  Read only.
+ *
+ * Set elements alone are no such change: the only named sets grgw has
+ * are the pair's hold sets (floatguard.c), which it rewrites many times
+ * a second, and a table's check leaves their elements out.
  */
 #include <sys/socket.h>
 
+#include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -51,21 +56,50 @@ fail:
 	return -1;
 }
 
+/*
+ * 1 unless every message of an nftables datagram of n bytes is about set
+ * elements or the generation that commits them; one that does not parse
+ * counts as a change.
+ */
+static int
+nft_changes(const char *buf, size_t n)
+{
+	const struct nlmsghdr	*h;
+	unsigned		 t;
+
+	if (n < NLMSG_HDRLEN)
+		return 1;
+	for (h = (const struct nlmsghdr *)(const void *)buf; NLMSG_OK(h, n);
+	    h = NLMSG_NEXT(h, n)) {
+		if (NFNL_SUBSYS_ID(h->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+			return 1;
+		t = NFNL_MSG_TYPE(h->nlmsg_type);
+		if (t != NFT_MSG_NEWSETELEM && t != NFT_MSG_DELSETELEM &&
+		    t != NFT_MSG_NEWGEN)
+			return 1;
+	}
+	return n != 0;
+}
+
 static void
 kwatch_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct kwatch	*w = arg;
-	char		 buf[8192];
+	char		 buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
 	ssize_t		 n;
 	int		 seen = 0;
 
-	/* The content does not matter: anything may be a change. */
+	/* Anything but the elements of a set may be a change. */
 	for (;;) {
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n > 0 || (n == -1 && errno == ENOBUFS)) {
+		n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+		if (n > (ssize_t)sizeof(buf) || (n == -1 && errno == ENOBUFS) ||
+		    (n > 0 && (fd != w->fd[1] || nft_changes(buf,
+		    (size_t)n)))) {
 			seen = 1;
 			continue;
 		}
+		if (n > 0)
+			continue;
 		if (n == -1 && errno == EINTR)
 			continue;
 		break;

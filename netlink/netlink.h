@@ -159,6 +159,28 @@ int	gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on);
 /* nft.c: remove grgw's run table `inet <table>` and its record entry;
  * 0 also when there is none. */
 int	gwnl_nft_drop(struct gwnl *nl, const char *table);
+/* The same as gwnl_nft_apply(), for a table of family inet, ip, ip6 or
+ * arp. */
+int	gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
+	    const char *table, const char *body);
+
+/*
+ * floatguard.c: the pair's hold, kept by the kernel.  Tables inet and
+ * arp GWNL_FLOAT_TABLE (run objects) drop every packet from or for one
+ * of the n floating addresses fl, and every ARP frame sent for one of
+ * the IPv4 ones, unless the address is in the table's hold set.  Starts
+ * empty: nothing is held.  0 or -errno (logged).
+ */
+#define GWNL_FLOAT_TABLE	"grgw-pair"
+#define GWNL_FLOAT_MAX		(GRGW_MAX_LAN_ADDRS + 1)
+int	gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl,
+	    int n);
+/*
+ * Every one of fl held for ms from now, after which the kernel lets go
+ * by itself (0: let go now), in one transaction.  Needs no struct gwnl:
+ * the hold sets are not recorded.  0 or -errno (logged).
+ */
+int	gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms);
 
 /*
  * wanwatch.c: the WAN interface's state from rtnetlink link events on the

@@ -32,6 +32,7 @@
  */
 struct nft_table {
 	TAILQ_ENTRY(nft_table) entry;
+	char		 family[REC_NFT_FAMILY_MAX];
 	char		 name[REC_NFT_NAME_MAX];
 	char		*body;
 	char		*listing;
@@ -69,12 +70,8 @@ nft_tables_of(struct gwnl *nl)
 	return l;
 }
 
-/*
- * Run an nftables script as one transaction.  0, or -EINVAL with the
- * parser's or kernel's complaint logged (what names the caller's object).
- */
-static int
-nft_run(const char *script, const char *what)
+int
+gwnl_nft_run(const char *script, const char *what)
 {
 	struct nft_ctx	*ctx;
 	const char	*msg;
@@ -94,10 +91,41 @@ nft_run(const char *script, const char *what)
 	return rc;
 }
 
-/* How nftables lists `inet <table>` without counter values, malloc'ed;
- * NULL when the table is missing (or out of memory). */
+/*
+ * A named set's elements out of a listing, in place: grgw's only named
+ * sets are the pair's holds (floatguard.c), whose elements come and go
+ * with their timeouts and are no part of what the table must stay.
+ */
+static void
+strip_elements(char *listing)
+{
+	char	*r = listing, *w = listing, *nl;
+	int	 depth = 0;
+
+	while (*r != '\0') {
+		nl = strchr(r, '\n');
+		nl = nl != NULL ? nl + 1 : r + strlen(r);
+		if (depth == 0 && strstr(r, "elements = {") != NULL &&
+		    strstr(r, "elements = {") < nl)
+			depth = 1;
+		if (depth > 0) {
+			if (memchr(r, '}', (size_t)(nl - r)) != NULL)
+				depth = 0;
+			r = nl;
+			continue;
+		}
+		memmove(w, r, (size_t)(nl - r));
+		w += nl - r;
+		r = nl;
+	}
+	*w = '\0';
+}
+
+/* How nftables lists `<family> <table>` without counter values or set
+ * elements, malloc'ed; NULL when the table is missing (or out of
+ * memory). */
 static char *
-nft_list(const char *table)
+nft_list(const char *family, const char *table)
 {
 	struct nft_ctx	*ctx;
 	const char	*out;
@@ -109,17 +137,19 @@ nft_list(const char *table)
 	nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_STATELESS);
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
-	snprintf(cmd, sizeof(cmd), "list table inet %s", table);
+	snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
 	if (nft_run_cmd_from_buffer(ctx, cmd) == 0 &&
-	    (out = nft_ctx_get_output_buffer(ctx)) != NULL)
-		listing = strdup(out);
+	    (out = nft_ctx_get_output_buffer(ctx)) != NULL &&
+	    (listing = strdup(out)) != NULL)
+		strip_elements(listing);
 	nft_ctx_free(ctx);
 	return listing;
 }
 
 /* Keep body (borrowed) and the table's listing for gwnl_nft_verify(). */
 static void
-nft_remember(struct gwnl *nl, const char *table, const char *body)
+nft_remember(struct gwnl *nl, const char *family, const char *table,
+    const char *body)
 {
 	struct nft_tables	*l;
 	struct nft_table	*t;
@@ -128,16 +158,18 @@ nft_remember(struct gwnl *nl, const char *table, const char *body)
 	if ((l = nft_tables_of(nl)) == NULL)
 		return;
 	TAILQ_FOREACH(t, l, entry)
-		if (strcmp(t->name, table) == 0)
+		if (strcmp(t->family, family) == 0 &&
+		    strcmp(t->name, table) == 0)
 			break;
 	if (t == NULL) {
 		if ((t = calloc(1, sizeof(*t))) == NULL)
 			return;
+		rec_strlcpy(t->family, family, sizeof(t->family));
 		rec_strlcpy(t->name, table, sizeof(t->name));
 		TAILQ_INSERT_TAIL(l, t, entry);
 	}
 	b = strdup(body);
-	listing = nft_list(table);
+	listing = nft_list(family, table);
 	free(t->body);
 	free(t->listing);
 	t->body = b;
@@ -146,7 +178,7 @@ nft_remember(struct gwnl *nl, const char *table, const char *body)
 
 /* Forget a table that was removed on purpose. */
 static void
-nft_forget(struct gwnl *nl, const char *table)
+nft_forget(struct gwnl *nl, const char *family, const char *table)
 {
 	struct nft_tables	*l = gwnl_nft_state(nl);
 	struct nft_table	*t;
@@ -154,7 +186,8 @@ nft_forget(struct gwnl *nl, const char *table)
 	if (l == NULL)
 		return;
 	TAILQ_FOREACH(t, l, entry)
-		if (strcmp(t->name, table) == 0)
+		if (strcmp(t->family, family) == 0 &&
+		    strcmp(t->name, table) == 0)
 			break;
 	if (t == NULL)
 		return;
@@ -165,13 +198,13 @@ nft_forget(struct gwnl *nl, const char *table)
 }
 
 static int
-nft_recorded(struct gwnl *nl, const char *table)
+nft_recorded(struct gwnl *nl, const char *family, const char *table)
 {
 	struct rec_obj	 o;
 
 	memset(&o, 0, sizeof(o));
 	o.kind = REC_NFT;
-	rec_strlcpy(o.u.nft.family, "inet", sizeof(o.u.nft.family));
+	rec_strlcpy(o.u.nft.family, family, sizeof(o.u.nft.family));
 	rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table));
 	o.tag = REC_BLOCK;
 	if (rec_find(gwnl_record(nl), &o) != NULL)
@@ -182,15 +215,16 @@ nft_recorded(struct gwnl *nl, const char *table)
 
 /* The transaction that replaces table with body. */
 static int
-nft_replace(const char *table, const char *body)
+nft_replace(const char *family, const char *table, const char *body)
 {
 	char	*script = NULL;
 	int	 rc;
 
-	if (asprintf(&script, "add table inet %s\ndelete table inet %s\n"
-	    "table inet %s {\n%s}\n", table, table, table, body) < 0)
+	if (asprintf(&script, "add table %s %s\ndelete table %s %s\n"
+	    "table %s %s {\n%s}\n", family, table, family, table, family,
+	    table, body) < 0)
 		return -ENOMEM;
-	rc = nft_run(script, table);
+	rc = gwnl_nft_run(script, table);
 	free(script);
 	return rc;
 }
@@ -207,27 +241,28 @@ gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen)
 		return 0;
 	for (t = TAILQ_FIRST(l); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, entry);
-		if (!nft_recorded(nl, t->name)) {
-			nft_forget(nl, t->name);	/* removed on purpose */
+		if (!nft_recorded(nl, t->family, t->name)) {
+			/* removed on purpose */
+			nft_forget(nl, t->family, t->name);
 			continue;
 		}
 		if (t->body == NULL || t->listing == NULL)
 			continue;
-		now = nft_list(t->name);
+		now = nft_list(t->family, t->name);
 		if (now != NULL && strcmp(now, t->listing) == 0) {
 			free(now);
 			continue;
 		}
-		log_warnx("nftables table inet %s was %s behind grgw's back; "
-		    "applying it again", t->name, now == NULL ? "deleted" :
-		    "changed");
-		err_append(what, whatlen, "%stable inet %s %s",
-		    what[0] != '\0' ? "; " : "", t->name,
+		log_warnx("nftables table %s %s was %s behind grgw's back; "
+		    "applying it again", t->family, t->name, now == NULL ?
+		    "deleted" : "changed");
+		err_append(what, whatlen, "%stable %s %s %s",
+		    what[0] != '\0' ? "; " : "", t->family, t->name,
 		    now == NULL ? "deleted" : "changed");
 		free(now);
-		if (nft_replace(t->name, t->body) == 0) {
+		if (nft_replace(t->family, t->name, t->body) == 0) {
 			free(t->listing);
-			t->listing = nft_list(t->name);
+			t->listing = nft_list(t->family, t->name);
 			repaired++;
 		}
 	}
@@ -245,7 +280,7 @@ gwnl_nft_remove(const struct rec_obj *o, const char *desc)
 	/* "add" first makes the delete succeed whether or not it exists. */
 	snprintf(script, sizeof(script), "add table %s %s\ndelete table %s %s\n",
 	    o->u.nft.family, o->u.nft.table, o->u.nft.family, o->u.nft.table);
-	rc = nft_run(script, desc);
+	rc = gwnl_nft_run(script, desc);
 	return rc;
 }
 
@@ -253,14 +288,22 @@ int
 gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
     const char *body)
 {
+	return gwnl_nft_apply_family(nl, block, "inet", table, body);
+}
+
+int
+gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
+    const char *table, const char *body)
+{
 	struct rec_obj	 o;
 	int		 rc;
 
 	memset(&o, 0, sizeof(o));
 	o.kind = REC_NFT;
 	o.tag = block ? REC_BLOCK : REC_RUN;
-	rec_strlcpy(o.u.nft.family, "inet", sizeof(o.u.nft.family));
-	if (rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table)) >=
+	if (rec_strlcpy(o.u.nft.family, family, sizeof(o.u.nft.family)) >=
+	    sizeof(o.u.nft.family) ||
+	    rec_strlcpy(o.u.nft.table, table, sizeof(o.u.nft.table)) >=
 	    sizeof(o.u.nft.table) || !rec_valid_nft(&o.u.nft))
 		return -EINVAL;
 	/*
@@ -273,16 +316,16 @@ gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
 	    (rc = gwnl_record_append(nl, &o)) < 0) {
 		if (!block)
 			return rc;
-		log_warnx("table inet %s: CANNOT RECORD IT in %s (%s); "
-		    "installing it all the same, failing closed", table,
-		    gwnl_record_path(nl), strerror(-rc));
-		if (nft_replace(table, body) == 0)
-			nft_remember(nl, table, body);
+		log_warnx("table %s %s: CANNOT RECORD IT in %s (%s); "
+		    "installing it all the same, failing closed", family,
+		    table, gwnl_record_path(nl), strerror(-rc));
+		if (nft_replace(family, table, body) == 0)
+			nft_remember(nl, family, table, body);
 		return rc;
 	}
 	/* Replace the whole table in one transaction: never half a policy. */
-	if ((rc = nft_replace(table, body)) == 0)
-		nft_remember(nl, table, body);
+	if ((rc = nft_replace(family, table, body)) == 0)
+		nft_remember(nl, family, table, body);
 	return rc;
 }
 
@@ -465,7 +508,7 @@ gwnl_nft_drop(struct gwnl *nl, const char *table)
 	gwnl_describe(have, desc, sizeof(desc));
 	if ((rc = gwnl_nft_remove(have, desc)) < 0)
 		return rc;
-	nft_forget(nl, table);
+	nft_forget(nl, "inet", table);
 	rec_remove(gwnl_record(nl), have);
 	return gwnl_record_save(nl);
 }

@@ -389,7 +389,7 @@ rec_valid_nft(const struct rec_nft *n)
 	size_t		 len = strnlen(n->table, sizeof(n->table));
 
 	if (strcmp(n->family, "inet") != 0 && strcmp(n->family, "ip") != 0 &&
-	    strcmp(n->family, "ip6") != 0)
+	    strcmp(n->family, "ip6") != 0 && strcmp(n->family, "arp") != 0)
 		return 0;
 	if (len == 0 || len >= sizeof(n->table))
 		return 0;
@@ -415,7 +415,7 @@ parse_nft(struct rec_tokens *t, struct rec_nft *n, char *err, size_t errlen)
 	if (fam == NULL || table == NULL || strlen(fam) >= sizeof(n->family) ||
 	    strlen(table) >= sizeof(n->table) || !rec_valid_nft(n)) {
 		snprintf(err, errlen, "expected an nftables family (inet, ip, "
-		    "ip6) and a table name of [a-z0-9_-], got '%s %s'",
+		    "ip6, arp) and a table name of [a-z0-9_-], got '%s %s'",
 		    SHOWN(fam), SHOWN(table));
 		return -1;
 	}

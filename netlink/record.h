@@ -93,9 +93,10 @@ struct rec_sysctl {
 };
 
 #define REC_NFT_NAME_MAX	32
+#define REC_NFT_FAMILY_MAX	8
 
 struct rec_nft {
-	char			 family[8];	/* inet, ip, ip6 */
+	char			 family[REC_NFT_FAMILY_MAX]; /* inet ip ip6 arp */
 	char			 table[REC_NFT_NAME_MAX];
 };
 

@@ -26,6 +26,11 @@
 #   pair-crash     grgw's daemon on the active gateway killed (kill -9),
 #                  the host fine: its addresses leave the host at once,
 #                  the partner takes over, never two holders
+#   pair-freeze    every grgw process of the active gateway stopped
+#                  (SIGSTOP), charon and the kernel running: past the
+#                  kernel's hold it answers for none of the addresses it
+#                  still has, the partner takes them over; thawed, it is
+#                  the standby
 #   pair-down      grgw down on the active gateway under the stream: it
 #                  hands the role over first (the partner takes it by a
 #                  handover, not after a silence), then stops
@@ -35,7 +40,7 @@
 #                  resumes the holding: the role and epoch stay, the
 #                  partner never claims, no packet lost
 #
-# All but pair-down record which gateway holds each floating address
+# All but pair-down and pair-freeze record which gateway holds each floating address
 # (addr-trace.py, from the kernel's own address and link events) and
 # fails if two ever did at once.
 
@@ -796,4 +801,87 @@ t_pair_crash() {
 		eval "grep -q '1 floating address(es) removed' '$WORK/crash-down.log' && [ -z \"\$(on $act ip -o addr show to $GW_A_WAN)\" ]"
 	pair_start "$act"
 	check "$act is back as the standby" wait_until 15 eval "[ \"\$(pair_role $act)\" = standby ]"
+}
+
+# ---- a frozen active ---------------------------------------------------------
+
+# grgw_pids GW: grgw's processes in GW (the daemon, its network process,
+# its janitor; not charon)
+grgw_pids() {
+	local p
+	for p in $(ip netns pids "$NS_PREFIX$1" 2>/dev/null); do
+		case "$(cat "/proc/$p/comm" 2>/dev/null)" in grgw*) echo "$p" ;; esac
+	done
+}
+
+# answers_for NODE IFACE ADDR GW GWIF: on NODE's link IFACE, only GW (by
+# the MAC of its GWIF) answers ARP or neighbour solicitation for ADDR
+answers_for() {
+	local macs want
+	want=$(on "$4" cat "/sys/class/net/$5/address")
+	macs=$(on "$1" python3 "$HERE/float-who.py" --iface "$2" --addr "$3" | sort -u)
+	echo "$3 answered by: ${macs:-nobody} (want $4, $want)"
+	[ "$macs" = "$want" ]
+}
+
+# cpu_ms PID: the CPU time PID has used, in ms (user + system)
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+
+# t_pair_freeze: every grgw process of the active gateway stopped
+# (SIGSTOP: a host starved of CPU, as far as grgw can tell), charon and the
+# kernel still running, under the stream.  Nothing of grgw there can take
+# the floating addresses off any more; the kernel's hold does the rest:
+# once it has run out, the frozen gateway answers for none of them (ARP,
+# neighbour solicitation) and sends and receives nothing through them,
+# while the partner takes them over.  Thawed, it gives them up, standby
+# under the partner's epoch.
+t_pair_freeze() {
+	local act other pids lan4 lan6 wan t0 t1 t2 a b a0 b0
+	need_pair || return 0
+	act=$(active_of a)
+	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
+	other=$(pair_partner "$act")
+	read -r lan4 lan6 wan <<<"$(floating a | tr '\n' ' ')"
+	check "the kernel holds site a's addresses for the active $act" \
+		status_pair_is "$act" '.pair.kernel_hold_ms > 0'
+	check "and not for the standby $other" status_pair_is "$other" '.pair.kernel_hold_ms == 0'
+	# What keeping the kernel's hold costs: the active's daemon against
+	# the standby's, over the same 5 s (shown, not counted).
+	a=$(daemon_pid "$act") && b=$(daemon_pid "$other") && {
+		a0=$(cpu_ms "$a"); b0=$(cpu_ms "$b"); sleep 5
+		note "CPU of grgw's daemon over 5 s: active $act $(($(cpu_ms "$a") - a0)) ms, standby $other $(($(cpu_ms "$b") - b0)) ms"
+	}
+	udp_stream_start 40
+	t0=$(now_ms)
+	capture_start freeze || { fail "WAN capture"; udp_stream_stop; return 0; }
+	memc_start || true
+	sleep 2
+	pids=$(grgw_pids "$act")
+	# shellcheck disable=SC2086 # one pid a word
+	check "every grgw process of $act stopped ($(echo $pids))" kill -STOP $pids
+	t1=$(now_ms)
+	check "$other took site a over while $act is frozen" \
+		wait_until 15 eval "[ \"\$(pair_role $other)\" = active ]"
+	sleep 1
+	note "the frozen $act still has them configured: $(on "$act" ip -o addr show | awk '{ print $4 }' | grep -cE "^($lan4|$lan6|$wan)/") of 3"
+	check "only $other answers for the LAN address $lan4" answers_for vellum-a "$NODE_IF" "$lan4" "$other" "$GW_LAN_IF"
+	check "only $other answers for the LAN address $lan6" answers_for vellum-a "$NODE_IF" "$lan6" "$other" "$GW_LAN_IF"
+	check "only $other answers for the WAN address $wan" answers_for router "$ROUTER_IF_A" "$wan" "$other" "$GW_WAN_IF"
+	# shellcheck disable=SC2086
+	kill -CONT $pids
+	t2=$(now_ms)
+	check "$act, thawed, gave the addresses up: $other active, $act standby" \
+		wait_until 15 pair_settled a "$other"
+	sleep 2
+	memc_conns >"$WORK/memc-conns.out" 2>&1
+	memc_stop
+	capture_stop freeze
+	udp_stream_stop
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $(udp_stream_lost) lost; silences (packets, 1 ms each): $(gaps_summary)"
+	note "stopped at $((t1 - t0)) ms of the stream, thawed at $((t2 - t0)) ms; $(grep '^gaps' "$WORK/stream-recv.out")"
+	check "the stream went on after the takeover" stream_after_last
+	check_memc_kept "freeze"
+	check_no_cleartext freeze
+	check "$act's log says why it let go" \
+		grep -q "floating addresses released" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
 }

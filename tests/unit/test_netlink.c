@@ -307,6 +307,16 @@ test_record_parse_fields(void **state)
 	assert_int_equal(o.kind, REC_OFFLOAD);
 	assert_string_equal(o.u.offload.dev, "lan0");
 	assert_int_equal(o.u.offload.on, 1);
+
+	/* The pair's hold has an ARP table beside its inet one. */
+	assert_int_equal(rec_parse_line("run nft arp grgw-pair", &o, err,
+	    sizeof(err)), 0);
+	assert_int_equal(o.kind, REC_NFT);
+	assert_string_equal(o.u.nft.family, "arp");
+	assert_string_equal(o.u.nft.table, "grgw-pair");
+	assert_int_equal(rec_parse_line("run nft bridge grgw-pair", &o, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "arp"));
 }
 
 static void
