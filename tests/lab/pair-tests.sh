@@ -824,6 +824,22 @@ answers_for() {
 	[ "$macs" = "$want" ]
 }
 
+# kernel_holds GW ADDR...: GW's kernel hold sets (table grgw-pair, inet
+# and, for IPv4, arp) have each ADDR, and nothing else
+kernel_holds() {
+	local gw=$1 a sets got want
+	shift
+	sets=$(on "$gw" nft list set inet grgw-pair held4; on "$gw" nft list set inet grgw-pair held6)
+	got=$(grep -oE '[0-9a-f.:]+ timeout' <<<"$sets" | awk '{ print $1 }' | sort | tr '\n' ' ')
+	want=$(printf '%s\n' "$@" | sed '/^$/d' | sort | tr '\n' ' ')
+	echo "$gw holds in the kernel: ${got:-nothing} (want ${want:-nothing})"
+	[ "$got" = "$want" ] || return 1
+	for a in "$@"; do
+		[[ $a == *:* ]] && continue
+		on "$gw" nft list set arp grgw-pair held4 | grep -qF "$a timeout" || { echo "$a: not in arp held4"; return 1; }
+	done
+}
+
 # cpu_ms PID: the CPU time PID has used, in ms (user + system)
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
 
@@ -845,6 +861,11 @@ t_pair_freeze() {
 	check "the kernel holds site a's addresses for the active $act" \
 		status_pair_is "$act" '.pair.kernel_hold_ms > 0'
 	check "and not for the standby $other" status_pair_is "$other" '.pair.kernel_hold_ms == 0'
+	check "$act's kernel hold sets have site a's three addresses" kernel_holds "$act" "$lan4" "$lan6" "$wan"
+	check "$other's have none" kernel_holds "$other"
+	on "$act" nft delete table arp grgw-pair
+	check "$act's ARP hold table deleted behind its back: put back, the hold set again" \
+		wait_until 5 kernel_holds "$act" "$lan4" "$lan6" "$wan"
 	# What keeping the kernel's hold costs: the active's daemon against
 	# the standby's, over the same 5 s (shown, not counted).
 	a=$(daemon_pid "$act") && b=$(daemon_pid "$other") && {
@@ -858,7 +879,7 @@ t_pair_freeze() {
 	sleep 2
 	pids=$(grgw_pids "$act")
 	# shellcheck disable=SC2086 # one pid a word
-	check "every grgw process of $act stopped ($(echo $pids))" kill -STOP $pids
+	check "every grgw process of $act stopped (${pids//$'\n'/ })" kill -STOP $pids
 	t1=$(now_ms)
 	check "$other took site a over while $act is frozen" \
 		wait_until 15 eval "[ \"\$(pair_role $other)\" = active ]"

@@ -35,6 +35,7 @@
 
 #include "grgw.h"
 #include "netlink/netlink.h"
+#include "netlink/internal.h"	/* gwnl_nft_verify() */
 
 static void
 config_site_a(struct grgw_config *cfg, uint32_t table)
@@ -113,6 +114,39 @@ float_cmd(char **argv)
 	else if (strcmp(argv[0], "announce") != 0)
 		printf("%d\n", rc);
 	return rc < 0 ? rc : 0;
+}
+
+/*
+ * guard-install N A... and guard-hold MS N A...: argv at the command;
+ * the number of words used after it, or -1.
+ */
+static int
+guard_cmd(struct gwnl *nl, char **argv, int argc, int *rc)
+{
+	struct grgw_addr	 fl[GWNL_FLOAT_MAX];
+	int			 hold = strcmp(argv[0], "guard-hold") == 0;
+	int			 i, n, len;
+	char			*end;
+	unsigned long		 ms = 0;
+
+	if (hold) {
+		if (argc < 2)
+			return -1;
+		ms = strtoul(argv[1], &end, 10);
+		if (*end != '\0' || ms > UINT32_MAX)
+			return -1;
+	}
+	if (argc < 2 + hold)
+		return -1;
+	n = atoi(argv[1 + hold]);
+	if (n <= 0 || n > GWNL_FLOAT_MAX || argc < 2 + hold + n)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (addr_len_parse(argv[2 + hold + i], &fl[i], &len) == -1)
+			return -1;
+	*rc = hold ? gwnl_floatguard_hold(fl, n, (uint32_t)ms) :
+	    gwnl_floatguard_install(nl, fl, n);
+	return 1 + hold + n;
 }
 
 static void
@@ -206,6 +240,17 @@ main(int argc, char *argv[])
 		    strcmp(cmd, "announce") == 0) && i + 2 < argc) {
 			rc = float_cmd(argv + i);
 			i += 2;
+		} else if (strcmp(cmd, "guard-install") == 0 ||
+		    strcmp(cmd, "guard-hold") == 0) {
+			int used = guard_cmd(nl, argv + i, argc - i, &rc);
+
+			if (used < 0)
+				usage();
+			i += used;
+		} else if (strcmp(cmd, "nft-verify") == 0) {
+			char what[512] = "";
+
+			printf("%d\n", gwnl_nft_verify(nl, what, sizeof(what)));
 		} else if (strcmp(cmd, "probe") == 0)
 			printf("%d\n", gwnl_kernel_ipsec_available());
 		else

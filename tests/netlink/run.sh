@@ -597,6 +597,36 @@ check "... both from eth0's MAC" \
 check "obs reaches $fv4 at h2" reaches $fv4
 check "obs reaches $fv6 at h2" reaches $fv6
 
+# The pair's hold kept by the kernel (floatguard.c), on h2, which has both
+# addresses: nothing in the hold set, and h2 answers for neither; held,
+# it does; let go, or run out, and it does not any more.  Its own record.
+grec=$tmp/guard/kernel.record
+g2() { NL_IN=$ns_2 nl_rec "$grec" "$@"; }
+nl_rec() { local r=$1; shift; rec=$r nl "$@"; }
+silent() { o ip neigh flush dev eth0; ! o ping -q -c 1 -W 1 "$1" >/dev/null; }
+answers() { o ip neigh flush dev eth0; reaches "$1"; }
+held_sets() { h2 nft list set inet grgw-pair "$1" | grep -oE '[0-9a-f.:]+ timeout' | awk '{ print $1 }' | sort | tr '\n' ' '; }
+check "hold tables installed on h2 (inet and arp grgw-pair)" g2 guard-install 2 $fv4 $fv6
+check "... recorded as run objects" \
+	grep -qx "run nft arp grgw-pair" "$grec"
+check "nothing held: h2 does not answer for $fv4" silent $fv4
+check "... nor for $fv6" silent $fv6
+check "held for a minute, and a check of the tables right after: no change" \
+	g2 guard-install 2 $fv4 $fv6 guard-hold 60000 2 $fv4 $fv6 nft-verify
+check "... 0 tables put back" out_is "0 "
+check "the hold sets name both" test "$(held_sets held4)$(held_sets held6)" = "$fv4 $fv6 "
+check "held: obs reaches $fv4 at h2" answers $fv4
+check "held: obs reaches $fv6 at h2" answers $fv6
+check "let go (hold 0)" g2 guard-hold 0 2 $fv4 $fv6
+check "let go: no answer for $fv4" silent $fv4
+check "let go: no answer for $fv6" silent $fv6
+check "held for 300 ms" g2 guard-hold 300 2 $fv4 $fv6
+sleep 1
+check "run out (the kernel's own timeout): no answer for $fv4" silent $fv4
+check "run out: no answer for $fv6" silent $fv6
+check "cleanup removes both tables" g2 cleanup 0
+check "... none left on h2" bash -c "! ip netns exec $ns_2 nft list tables | grep -q grgw-pair"
+
 # The veths first, from here: a namespace goes away in the background.
 for l in fo f1 f2 fsw; do ip link del "$l"; done
 for ns in "${fl_ns[@]}"; do ip netns del "$ns"; done
