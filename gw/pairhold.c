@@ -67,6 +67,7 @@ struct pairhold {
 	struct grgw_addr	 fa[FLOAT_MAX];	/* fl's addresses alone */
 	uint64_t		 kernel_until;	/* the kernel's hold (mono ms;
 						 * 0: none, or not known) */
+	uint64_t		 kernel_deadline; /* the deadline it is for */
 };
 
 /* The interface that holds a, into ifname; -1 if none. */
@@ -112,29 +113,36 @@ hold_cancel(struct pairhold *ph)
 }
 
 /*
- * The kernel's hold (netlink/floatguard.c) set to until (mono ms; 0:
- * none).  It is only ever set to a deadline the engine gave, so it never
- * runs past the parent's own; the kernel drops the addresses' traffic
- * at it even when this process cannot run.
+ * The kernel's hold (netlink/floatguard.c) set to the engine's deadline
+ * (mono ms; 0: none), and renewed at every deadline the engine gives,
+ * so that it never ends before the parent's own: the kernel counts in
+ * ticks (4 ms at 250 Hz) and rounds a timeout down, so it is given a
+ * quarter of the margin more.  That still ends it three quarters of the
+ * margin before the partner may take the addresses (the deadline lies a
+ * margin before), and the kernel is never late.  From then on it drops
+ * the addresses' traffic even when this process cannot run.
  */
 static int
-kernel_hold(struct pairhold *ph, uint64_t until)
+kernel_hold(struct pairhold *ph, uint64_t deadline)
 {
-	uint64_t	 now = chan_mono_ms();
+	uint64_t	 now = chan_mono_ms(), until;
 	int		 rc;
 
+	until = deadline == 0 ? 0 : deadline + ph->cfg->pair.margin_ms / 4;
 	if (until != 0 && until <= now)
 		until = 0;
 	rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
 	    until == 0 ? 0 : (uint32_t)(until - now > UINT32_MAX ? UINT32_MAX :
 	    until - now));
 	if (rc != 0) {
-		ph->kernel_until = 0;	/* not known: set it again next time */
+		/* not known: set it again at the next word */
+		ph->kernel_until = ph->kernel_deadline = 0;
 		log_warnx("pair: the kernel's hold of the floating addresses "
 		    "cannot be set: %s", strerror(-rc));
 		return rc;
 	}
 	ph->kernel_until = until;
+	ph->kernel_deadline = until == 0 ? 0 : deadline;
 	return 0;
 }
 
@@ -471,13 +479,8 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 		    ro->reason[0] != '\0' ? ro->reason : "active");
 		return;
 	}
-	/*
-	 * The kernel's hold follows, not at every word (each is an
-	 * nftables transaction): once less than half of what the engine
-	 * now gives is left of it, or at once when the engine gives less.
-	 */
-	if (ro->hold_until_ms < ph->kernel_until || ph->kernel_until <= now ||
-	    ph->kernel_until - now < left / 2)
+	/* The kernel's follows every change, up or down. */
+	if (ro->hold_until_ms != ph->kernel_deadline || ph->kernel_until <= now)
 		(void)kernel_hold(ph, ro->hold_until_ms);
 }
 
@@ -485,7 +488,7 @@ void
 pairhold_rehold(struct pairhold *ph)
 {
 	if (ph != NULL && ph->held)
-		ph->kernel_until = 0;
+		ph->kernel_until = ph->kernel_deadline = 0;
 }
 
 uint32_t

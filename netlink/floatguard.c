@@ -56,9 +56,13 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 	static const struct { int family; const char *kw, *set; } fams[] = {
 		{ AF_INET, "ip", "held4" }, { AF_INET6, "ip6", "held6" }
 	};
-	char	 body[4096], pre[1024], out[1024];
+	char	 body[4096], pre[1024], out[sizeof(pre)];
 	char	 set[GWNL_FLOAT_MAX * (INET6_ADDRSTRLEN + 2)];
-	size_t	 f, po = 0, oo = 0;
+	size_t	 f, d, po = 0, oo = 0;
+	/* Arriving for the address, and leaving from it. */
+	const struct { char *buf; size_t *off; const char *field; } dir[] = {
+		{ pre, &po, "daddr" }, { out, &oo, "saddr" }
+	};
 	int	 k, w, v4 = 0, rc;
 
 	if (n <= 0 || n > GWNL_FLOAT_MAX)
@@ -71,18 +75,15 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 			continue;
 		if (fams[f].family == AF_INET)
 			v4 = 1;
-		w = snprintf(pre + po, sizeof(pre) - po, "\t\t%s daddr { %s } "
-		    "%s daddr != @%s counter drop\n", fams[f].kw, set,
-		    fams[f].kw, fams[f].set);
-		if (w < 0 || (size_t)w >= sizeof(pre) - po)
-			return -ENAMETOOLONG;
-		po += (size_t)w;
-		w = snprintf(out + oo, sizeof(out) - oo, "\t\t%s saddr { %s } "
-		    "%s saddr != @%s counter drop\n", fams[f].kw, set,
-		    fams[f].kw, fams[f].set);
-		if (w < 0 || (size_t)w >= sizeof(out) - oo)
-			return -ENAMETOOLONG;
-		oo += (size_t)w;
+		for (d = 0; d < nitems(dir); d++) {
+			w = snprintf(dir[d].buf + *dir[d].off, sizeof(pre) -
+			    *dir[d].off, "\t\t%s %s { %s } %s %s != @%s "
+			    "counter drop\n", fams[f].kw, dir[d].field, set,
+			    fams[f].kw, dir[d].field, fams[f].set);
+			if (w < 0 || (size_t)w >= sizeof(pre) - *dir[d].off)
+				return -ENAMETOOLONG;
+			*dir[d].off += (size_t)w;
+		}
 	}
 	/*
 	 * Before anything else sees the packet (raw is -300): a frozen

@@ -36,6 +36,26 @@ def fmt_mac(b):
     return ":".join("%02x" % x for x in b)
 
 
+def collect(sock, send, answer, tries, wait):
+    """send() tries times; after each, wait seconds for frames on sock.
+    answer(frame) is the MAC the frame answers with, or None."""
+    seen = []
+    for _ in range(tries):
+        send()
+        end = time.monotonic() + wait
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([sock], [], [], left)
+            if not r:
+                continue
+            mac = answer(sock.recv(2048))
+            if mac is not None and mac not in seen:
+                seen.append(mac)
+    return seen
+
+
 def arp_who(iface, addr, tries, wait):
     me = mac_of(iface)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
@@ -46,24 +66,14 @@ def arp_who(iface, addr, tries, wait):
     arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, me, b"\0" * 4,
                       b"\0" * 6, target)
     frame = b"\xff" * 6 + me + struct.pack("!H", ETH_P_ARP) + arp
-    seen = []
-    for _ in range(tries):
-        s.send(frame)
-        end = time.monotonic() + wait
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([s], [], [], left)
-            if not r:
-                continue
-            pkt = s.recv(2048)
-            if len(pkt) < 14 + 28:
-                continue
-            op, sha, spa = struct.unpack("!6xH6s4s", pkt[14 + 0:14 + 18])
-            if op == 2 and spa == target and sha not in seen:
-                seen.append(sha)
-    return seen
+
+    def answer(pkt):
+        if len(pkt) < 14 + 28:
+            return None
+        op, sha, spa = struct.unpack("!6xH6s4s", pkt[14:14 + 18])
+        return sha if op == 2 and spa == target else None
+
+    return collect(s, lambda: s.send(frame), answer, tries, wait)
 
 
 def solicited_node(a):
@@ -82,29 +92,18 @@ def nd_who(iface, addr, tries, wait):
     # our source link-layer address (option 1)
     ns = struct.pack("!BBHI16sBB6s", 135, 0, 0, 0, target, 1, 1, me)
     dst = str(solicited_node(target))
-    seen = []
-    for _ in range(tries):
-        s.sendto(ns, (dst, 0, 0, idx))
-        end = time.monotonic() + wait
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([s], [], [], left)
-            if not r:
-                continue
-            pkt = s.recv(2048)
-            if len(pkt) < 24 or pkt[0] != 136 or pkt[8:24] != target:
-                continue
-            opts = pkt[24:]
-            while len(opts) >= 8 and opts[1] > 0:
-                olen = opts[1] * 8
-                if opts[0] == 2 and olen >= 8:
-                    mac = opts[2:8]
-                    if mac not in seen:
-                        seen.append(mac)
-                opts = opts[olen:]
-    return seen
+
+    def answer(pkt):
+        if len(pkt) < 24 or pkt[0] != 136 or pkt[8:24] != target:
+            return None
+        opts = pkt[24:]
+        while len(opts) >= 8 and opts[1] > 0:
+            if opts[0] == 2:
+                return opts[2:8]
+            opts = opts[opts[1] * 8:]
+        return None
+
+    return collect(s, lambda: s.sendto(ns, (dst, 0, 0, idx)), answer, tries, wait)
 
 
 def main():
