@@ -62,10 +62,12 @@
  *      at it by itself, should this process die).  When (a) has not moved
  *      the deadline for 2 i (the partner gone, or echoing the same old
  *      heartbeat because it no longer hears us), or during a handover,
- *      it reads etcd every min(2 i, (guard - margin) / 4) ms, one
- *      request at a time (a read may then take three quarters of
- *      guard - margin before the hold runs out: an active alone rides
- *      out one slow answer).
+ *      it reads etcd every min(2 i, (guard - margin) / 4) ms, up to
+ *      two requests in flight: a read that has not come back when the
+ *      next is due does not hold the next back, which goes out beside
+ *      it (on a connection of its own).  One slow answer (etcd, the
+ *      network, one connection) so costs nothing while the other comes
+ *      back in time; each answer counts from its own start R.
  *  R5  Handover.  The operator's request (or, with its WAN down, the
  *      active's own, as soon as the partner qualifies), refused unless
  *      the partner is heard (within dead), standby or released, WAN_OK
@@ -153,6 +155,7 @@
 #define PAIR_SENT_RING		64	/* heartbeats remembered for echoes */
 #define PAIR_SLOW_READ_MS	1000
 #define PAIR_HOLDOFF_MAX	5	/* R1c: up to 32 x (dead + guard) */
+#define PAIR_READS_MAX		2	/* R4: reads in flight at once */
 
 enum pair_op { OP_NONE, OP_READ, OP_CLAIM };
 
@@ -176,8 +179,10 @@ struct pair_role {
 	char		reason[PAIR_REASON_MAX];
 
 	/* etcd */
-	int		op;		/* enum pair_op in flight */
+	int		op;		/* enum pair_op in flight (OP_READ:
+					 * reads out or wanted) */
 	int		want_read, want_claim;	/* to hand out */
+	int		reads_out;	/* handed out, not answered */
 	int		read_asked;	/* ever */
 	uint64_t	read_asked_at;
 	uint64_t	claim_rev, claim_epoch;
@@ -445,10 +450,20 @@ read_due(const struct pair_role *r)
 	return due;
 }
 
+/* R4: a read may go out beside one that has not come back. */
+static int
+read_beside(const struct pair_role *r)
+{
+	return r->op == OP_READ && !r->want_read &&
+	    r->reads_out < PAIR_READS_MAX && !r->claim_pending &&
+	    holding_or_guard(r);
+}
+
 static void
 ask_read(struct pair_role *r, uint64_t now)
 {
-	r->op = OP_READ;
+	if (r->op == OP_NONE)
+		r->op = OP_READ;
 	r->want_read = 1;
 	r->read_asked = 1;
 	r->read_asked_at = now;
@@ -516,6 +531,9 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 			ask_read(r, now);
 	}
 	if (r->op == OP_NONE && now >= read_due(r))
+		ask_read(r, now);
+	/* R4: a slow read does not hold the next one back. */
+	else if (read_beside(r) && now >= read_due(r))
 		ask_read(r, now);
 }
 
@@ -658,14 +676,18 @@ pair_role_fence_read(struct pair_role *r, uint64_t now, uint64_t started_at,
 	int	 pending;
 
 	/* Only the answer to a read handed out. */
-	if (r == NULL || res == NULL || r->op != OP_READ || r->want_read)
+	if (r == NULL || res == NULL || r->reads_out == 0)
 		return -1;
 	now = r->now = max64(now, r->now);
 	if (started_at > now)
 		return -1;
-	r->op = OP_NONE;
-	pending = r->claim_pending;
-	r->claim_pending = 0;
+	r->reads_out--;
+	if (r->op == OP_READ && r->reads_out == 0 && !r->want_read)
+		r->op = OP_NONE;
+	/* A claim's read is the first answer after it was asked. */
+	pending = r->op != OP_CLAIM && r->claim_pending;
+	if (pending)
+		r->claim_pending = 0;
 	if (res->status != PAIR_FENCE_OK) {
 		if (r->etcd_ok)
 			r->hb_now = 1;
@@ -697,7 +719,7 @@ pair_role_fence_claim(struct pair_role *r, uint64_t now,
 	if (r == NULL || res == NULL || r->op != OP_CLAIM || r->want_claim)
 		return -1;
 	now = r->now = max64(now, r->now);
-	r->op = OP_NONE;
+	r->op = r->reads_out > 0 || r->want_read ? OP_READ : OP_NONE;
 	switch (res->status) {
 	case PAIR_FENCE_WON:
 		r->etcd_ok = 1;
@@ -889,7 +911,7 @@ next_call(const struct pair_role *r, uint64_t now)
 		if (r->heard)
 			t = min64(t, add(r->p_rx, r->c.dead_ms));
 	}
-	if (r->op == OP_NONE)
+	if (r->op == OP_NONE || read_beside(r))
 		t = min64(t, read_due(r));
 	return t > now ? t : now + 1;
 }
@@ -910,6 +932,7 @@ pair_role_next(struct pair_role *r, uint64_t now, struct pair_role_out *out)
 	if (r->want_read) {
 		out->read = 1;
 		r->want_read = 0;
+		r->reads_out++;
 	}
 	if (r->want_claim) {
 		out->claim = 1;

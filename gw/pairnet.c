@@ -82,8 +82,16 @@ struct pairnet {
 	struct pair_role	*role;
 	struct probe_replay	 replay;
 	uint64_t		 session;
-	struct fence		*fence;
-	uint64_t		 read_started;
+	/*
+	 * Two connections to etcd: a read that has not come back does not
+	 * hold the next one back (R4 in pair_role.c).  A claim takes
+	 * whichever is free.
+	 */
+	struct pn_fence {
+		struct pairnet	*pn;
+		struct fence	*f;
+		uint64_t	 started;	/* its read's, ms */
+	}			 fc[PAIRNET_FENCES];
 	int			 etcd_ok;
 
 	/* What the parent was told, and what it said back. */
@@ -245,8 +253,9 @@ fence_to_pair(const struct fence_result *r, int claim, struct pair_fence *f)
 }
 
 static void
-fence_answer(const struct fence_result *r, struct pairnet *pn, int claim)
+fence_answer(const struct fence_result *r, struct pn_fence *fc, int claim)
 {
+	struct pairnet		*pn = fc->pn;
 	struct pair_fence	 f;
 
 	if (!r->completed && pn->etcd_ok)
@@ -261,10 +270,22 @@ fence_answer(const struct fence_result *r, struct pairnet *pn, int claim)
 		pair_role_fence_claim(pn->role, chan_mono_ms(), &f);
 	} else {
 		pn->st.reads_done++;
-		pair_role_fence_read(pn->role, chan_mono_ms(),
-		    pn->read_started, &f);
+		pair_role_fence_read(pn->role, chan_mono_ms(), fc->started,
+		    &f);
 	}
 	step(pn);
+}
+
+/* A connection with nothing in flight, or NULL. */
+static struct pn_fence *
+fence_free_one(struct pairnet *pn)
+{
+	int	 i;
+
+	for (i = 0; i < PAIRNET_FENCES; i++)
+		if (!fence_busy(pn->fc[i].f))
+			return &pn->fc[i];
+	return NULL;
 }
 
 static void
@@ -401,6 +422,7 @@ static void
 step(struct pairnet *pn)
 {
 	struct pair_role_out	 out;
+	struct pn_fence		*fc;
 	struct timeval		 tv;
 	uint64_t		 now = chan_mono_ms(), wait;
 
@@ -417,9 +439,12 @@ step(struct pairnet *pn)
 		pn->dropped = 0;
 	tell(pn, &out, now);
 	if (out.read) {
-		pn->read_started = now;
-		if (fence_read(pn->fence, at_least(2 * pn->cfg->pair.guard_ms,
-		    FENCE_READ_MIN_MS), fence_read_cb, pn) == -1) {
+		fc = fence_free_one(pn);
+		if (fc != NULL)
+			fc->started = now;
+		if (fc == NULL || fence_read(fc->f, at_least(2 *
+		    pn->cfg->pair.guard_ms, FENCE_READ_MIN_MS), fence_read_cb,
+		    fc) == -1) {
 			struct pair_fence f = { .status =
 			    PAIR_FENCE_UNREACHABLE };
 			pair_role_fence_read(pn->role, now, now, &f);
@@ -429,9 +454,11 @@ step(struct pairnet *pn)
 	if (out.claim) {
 		struct grgw_addr me = pn->cfg->pair.address;
 
-		if (fence_claim(pn->fence, (int64_t)out.claim_mod_revision,
-		    out.claim_epoch, &me, at_least(4 * pn->cfg->pair.guard_ms,
-		    FENCE_CLAIM_MIN_MS), fence_claim_cb, pn) == -1) {
+		fc = fence_free_one(pn);
+		if (fc == NULL || fence_claim(fc->f,
+		    (int64_t)out.claim_mod_revision, out.claim_epoch, &me,
+		    at_least(4 * pn->cfg->pair.guard_ms, FENCE_CLAIM_MIN_MS),
+		    fence_claim_cb, fc) == -1) {
 			struct pair_fence f = { .status =
 			    PAIR_FENCE_UNREACHABLE };
 			pair_role_fence_claim(pn->role, now, &f);
@@ -530,9 +557,12 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 	    path_open(pn, 2, &cfg->pair.second_address,
 	    &cfg->pair.second_partner, err, errlen) == -1))
 		goto fail;
-	if ((pn->fence = fence_new(base, cfg->feeds.etcd_endpoint,
-	    cfg->pair.etcd_key, err, errlen)) == NULL)
-		goto fail;
+	for (i = 0; i < PAIRNET_FENCES; i++) {
+		pn->fc[i].pn = pn;
+		if ((pn->fc[i].f = fence_new(base, cfg->feeds.etcd_endpoint,
+		    cfg->pair.etcd_key, err, errlen)) == NULL)
+			goto fail;
+	}
 
 	memset(&rc, 0, sizeof(rc));
 	rc.priority = (uint8_t)cfg->pair.priority;
@@ -650,7 +680,8 @@ pairnet_free(struct pairnet *pn)
 	}
 	if (pn->timer != NULL)
 		event_free(pn->timer);
-	fence_free(pn->fence);
+	for (i = 0; i < PAIRNET_FENCES; i++)
+		fence_free(pn->fc[i].f);
 	pair_role_free(pn->role);
 	if (pn->keys != NULL)
 		sodium_free(pn->keys);

@@ -35,6 +35,7 @@ void	pairnet_set_keys(struct pairnet *pn, const uint8_t *key,
 void	pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd);
 
 #define PAIRNET_PATHS	2	/* [pair] address, second_address */
+#define PAIRNET_FENCES	2	/* connections to etcd */
 
 struct pairnet_stats {
 	uint64_t	sent, received;

@@ -177,8 +177,10 @@ int	gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl,
 	    int n);
 /*
  * Every one of fl held for ms from now, after which the kernel lets go
- * by itself (0: let go now), in one transaction.  Needs no struct gwnl:
- * the hold sets are not recorded.  0 or -errno (logged).
+ * by itself (0: let go now), in one transaction (nfnetlink set-element
+ * messages, not libnftables: this runs many times a second).  Needs no
+ * struct gwnl: the hold sets are not recorded.  0 or -errno (the caller
+ * says what failed).
  */
 int	gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms);
 

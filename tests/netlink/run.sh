@@ -606,6 +606,8 @@ nl_rec() { local r=$1; shift; rec=$r nl "$@"; }
 silent() { o ip neigh flush dev eth0; ! o ping -q -c 1 -W 1 "$1" >/dev/null; }
 answers() { o ip neigh flush dev eth0; reaches "$1"; }
 held_sets() { h2 nft list set inet grgw-pair "$1" | grep -oE '[0-9a-f.:]+ timeout' | awk '{ print $1 }' | sort | tr '\n' ' '; }
+NL_EXPECT_FAIL=1 g2 guard-hold 1000 2 $fv4 $fv6
+check "a hold without the tables fails, saying why" grep -q "guard-hold: No such file or directory" "$log"
 check "hold tables installed on h2 (inet and arp grgw-pair)" g2 guard-install 2 $fv4 $fv6
 check "... recorded as run objects" \
 	grep -qx "run nft arp grgw-pair" "$grec"
