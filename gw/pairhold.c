@@ -65,10 +65,15 @@ struct pairhold {
 	int			 janitor_fd;	/* its pipe's write end */
 
 	struct grgw_addr	 fa[FLOAT_MAX];	/* fl's addresses alone */
+	struct pmsg_role	 pending;	/* the latest word, to apply */
+	int			 has_pending;
+	struct event		*apply_ev;
 	uint64_t		 kernel_until;	/* the kernel's hold (mono ms;
 						 * 0: none, or not known) */
 	uint64_t		 kernel_deadline; /* the deadline it is for */
 };
+
+static void	apply_cb(evutil_socket_t, short, void *);
 
 /* The interface that holds a, into ifname; -1 if none. */
 static int
@@ -439,9 +444,12 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 	}
 	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL ||
 	    (ph->announce_timer = evtimer_new(base, announce_again,
-	    ph)) == NULL) {
+	    ph)) == NULL ||
+	    (ph->apply_ev = evtimer_new(base, apply_cb, ph)) == NULL) {
 		if (ph->hold_timer != NULL)
 			event_free(ph->hold_timer);
+		if (ph->announce_timer != NULL)
+			event_free(ph->announce_timer);
 		err_set(err, errlen, "out of memory");
 		janitor_stop(ph);
 		free(ph);
@@ -450,8 +458,27 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 	return ph;
 }
 
+/*
+ * The engine's words are applied once the messages that came together
+ * have been read, and only the latest of them: each word supersedes the
+ * ones before it, and a parent that fell behind (a take or a release
+ * costs tens of ms on a slow host) would otherwise work through stale
+ * holds one by one, releasing on each and taking again on the next, and
+ * never catch up.  Releasing waits no longer than the messages already
+ * read.
+ */
 void
 pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
+{
+	ph->pending = *ro;
+	if (!ph->has_pending) {
+		ph->has_pending = 1;
+		event_active(ph->apply_ev, EV_TIMEOUT, 1);
+	}
+}
+
+static void
+role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 {
 	struct timeval	 tv;
 	uint64_t	 now, left;
@@ -484,6 +511,19 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 		(void)kernel_hold(ph, ro->hold_until_ms);
 }
 
+static void
+apply_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pairhold	*ph = arg;
+
+	(void)fd;
+	(void)ev;
+	if (!ph->has_pending)
+		return;
+	ph->has_pending = 0;
+	role_apply(ph, &ph->pending);
+}
+
 void
 pairhold_rehold(struct pairhold *ph)
 {
@@ -505,8 +545,10 @@ pairhold_kernel_left(const struct pairhold *ph)
 void
 pairhold_drop(struct pairhold *ph, const char *why)
 {
-	if (ph != NULL)
-		release(ph, why);
+	if (ph == NULL)
+		return;
+	ph->has_pending = 0;	/* a word of the process gone counts no more */
+	release(ph, why);
 }
 
 int
@@ -518,7 +560,7 @@ pairhold_held(const struct pairhold *ph)
 const struct pmsg_role *
 pairhold_last(const struct pairhold *ph)
 {
-	return &ph->last;
+	return ph->has_pending ? &ph->pending : &ph->last;
 }
 
 uint32_t
@@ -571,5 +613,7 @@ pairhold_free(struct pairhold *ph)
 		event_free(ph->hold_timer);
 	if (ph->announce_timer != NULL)
 		event_free(ph->announce_timer);
+	if (ph->apply_ev != NULL)
+		event_free(ph->apply_ev);
 	free(ph);
 }

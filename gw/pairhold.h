@@ -51,7 +51,8 @@ typedef void (*pairhold_cb)(int held, const char *why, void *arg);
 struct pairhold *pairhold_new(struct event_base *base, struct gwnl *nl,
 	    const struct grgw_config *cfg, pairhold_cb cb, void *arg,
 	    char *err, size_t errlen);
-/* What the network process said (PMSG_ROLE); copied. */
+/* What the network process said (PMSG_ROLE); copied, and applied once
+ * the messages read with it are (only the latest of them). */
 void	pairhold_role(struct pairhold *ph, const struct pmsg_role *ro);
 /* The kernel's hold was lost (its table put back empty): set it again
  * at the engine's next word.  NULL ok. */
@@ -62,7 +63,7 @@ uint32_t pairhold_kernel_left(const struct pairhold *ph);
  * its hold with it): why is logged. */
 void	pairhold_drop(struct pairhold *ph, const char *why);
 int	pairhold_held(const struct pairhold *ph);
-/* The last PMSG_ROLE (zeroed before the first); owned by ph. */
+/* The latest PMSG_ROLE (zeroed before the first); owned by ph. */
 const struct pmsg_role *pairhold_last(const struct pairhold *ph);
 /* The partner's silence now, in ms (UINT32_MAX: never heard). */
 uint32_t pairhold_partner_age(const struct pairhold *ph);
