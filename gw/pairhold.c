@@ -42,6 +42,7 @@ static const unsigned	 reannounce_ms[] = { 50, 250, 1000 };
 
 struct pairhold {
 	struct event_base	*base;
+	struct gwnl		*nl;
 	const struct grgw_config *cfg;
 	pairhold_cb		 cb;
 	void			*arg;
@@ -65,6 +66,7 @@ struct pairhold {
 	int			 janitor_fd;	/* its pipe's write end */
 
 	struct grgw_addr	 fa[FLOAT_MAX];	/* fl's addresses alone */
+	uint64_t		 hold_until;	/* the engine's, as applied */
 	struct pmsg_role	 pending;	/* the latest word, to apply */
 	int			 has_pending;
 	struct event		*apply_ev;
@@ -74,6 +76,7 @@ struct pairhold {
 };
 
 static void	apply_cb(evutil_socket_t, short, void *);
+static void	role_apply(struct pairhold *, const struct pmsg_role *);
 
 /* The interface that holds a, into ifname; -1 if none. */
 static int
@@ -139,6 +142,15 @@ kernel_hold(struct pairhold *ph, uint64_t deadline)
 	rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
 	    until == 0 ? 0 : (uint32_t)(until - now > UINT32_MAX ? UINT32_MAX :
 	    until - now));
+	/* A table deleted behind our back: put back, then held again. */
+	if (rc == -ENOENT) {
+		log_warnx("pair: the kernel's hold tables (%s) were deleted "
+		    "behind grgw's back; installing them again",
+		    GWNL_FLOAT_TABLE);
+		if (gwnl_floatguard_install(ph->nl, ph->fa, ph->n_fl) == 0)
+			rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
+			    until == 0 ? 0 : (uint32_t)(until - now));
+	}
 	if (rc != 0) {
 		/* not known: set it again at the next word */
 		ph->kernel_until = ph->kernel_deadline = 0;
@@ -328,6 +340,18 @@ hold_expired(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	/*
+	 * A word read in the same turn of the loop is newer than the hold
+	 * that ran out: it goes first (it may extend the hold, or say to
+	 * let go).  The timer may also have been due before a word that
+	 * re-armed it.
+	 */
+	if (ph->has_pending) {
+		ph->has_pending = 0;
+		role_apply(ph, &ph->pending);
+	}
+	if (ph->held && ph->hold_until > chan_mono_ms())
+		return;
 	release(ph, "the role engine's hold ran out without a new one");
 }
 
@@ -415,6 +439,7 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 		return NULL;
 	}
 	ph->base = base;
+	ph->nl = nl;
 	ph->cfg = cfg;
 	ph->cb = cb;
 	ph->arg = arg;
@@ -497,6 +522,7 @@ role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 		return;
 	}
 	/* The new hold first: from here on, this is how long we may. */
+	ph->hold_until = ro->hold_until_ms;
 	left = ro->hold_until_ms - now;
 	tv.tv_sec = (time_t)(left / 1000);
 	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;

@@ -159,17 +159,23 @@ int	gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on);
 /* nft.c: remove grgw's run table `inet <table>` and its record entry;
  * 0 also when there is none. */
 int	gwnl_nft_drop(struct gwnl *nl, const char *table);
-/* The same as gwnl_nft_apply(), for a table of family inet, ip, ip6 or
- * arp. */
+/*
+ * The same as gwnl_nft_apply(), for a table of family inet, ip, ip6 or
+ * arp; without watch, gwnl_nft_verify() does not check it (each check
+ * lists the table through libnftables, which on a slow host costs the
+ * daemon more than the table's owner needs: floatguard.c finds a table
+ * gone by itself).
+ */
 int	gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
-	    const char *table, const char *body);
+	    const char *table, const char *body, int watch);
 
 /*
  * floatguard.c: the pair's hold, kept by the kernel.  Tables inet and
  * arp GWNL_FLOAT_TABLE (run objects) drop every packet from or for one
  * of the n floating addresses fl, and every ARP frame sent for one of
  * the IPv4 ones, unless the address is in the table's hold set.  Starts
- * empty: nothing is held.  0 or -errno (logged).
+ * empty: nothing is held.  Installed again as is when called again (a
+ * hold that fails because a table is gone).  0 or -errno (logged).
  */
 #define GWNL_FLOAT_TABLE	"grgw-pair"
 #define GWNL_FLOAT_MAX		(GRGW_MAX_LAN_ADDRS + 1)

@@ -288,12 +288,12 @@ int
 gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
     const char *body)
 {
-	return gwnl_nft_apply_family(nl, block, "inet", table, body);
+	return gwnl_nft_apply_family(nl, block, "inet", table, body, 1);
 }
 
 int
 gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
-    const char *table, const char *body)
+    const char *table, const char *body, int watch)
 {
 	struct rec_obj	 o;
 	int		 rc;
@@ -319,12 +319,12 @@ gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
 		log_warnx("table %s %s: CANNOT RECORD IT in %s (%s); "
 		    "installing it all the same, failing closed", family,
 		    table, gwnl_record_path(nl), strerror(-rc));
-		if (nft_replace(family, table, body) == 0)
+		if (nft_replace(family, table, body) == 0 && watch)
 			nft_remember(nl, family, table, body);
 		return rc;
 	}
 	/* Replace the whole table in one transaction: never half a policy. */
-	if ((rc = nft_replace(family, table, body)) == 0)
+	if ((rc = nft_replace(family, table, body)) == 0 && watch)
 		nft_remember(nl, family, table, body);
 	return rc;
 }

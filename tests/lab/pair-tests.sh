@@ -377,8 +377,10 @@ engine_timers_are() {
 	c=$(pair_conf "$1")
 	want="every $(conf_value "$c" pair interval_ms) ms; dead $(conf_value "$c" pair dead_ms) ms, guard $(conf_value "$c" pair guard_ms) ms, margin $(conf_value "$c" pair margin_ms) ms"
 	echo "want: $want"
-	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1
-	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats" | tail -n 1 | grep -qF "$want"
+	# The network process's start line ("pair: heartbeats from A to B
+	# ..."), not a path's news ("pair: heartbeats arrive on path N").
+	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats from" | tail -n 1
+	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats from" | tail -n 1 | grep -qF "$want"
 }
 
 # status_pair_is GW JQ: its status JSON satisfies JQ
