@@ -76,7 +76,7 @@ struct pairhold {
 };
 
 static void	apply_cb(evutil_socket_t, short, void *);
-static void	role_apply(struct pairhold *, const struct pmsg_role *);
+static void	apply_pending(struct pairhold *);
 
 /* The interface that holds a, into ifname; -1 if none. */
 static int
@@ -346,10 +346,7 @@ hold_expired(evutil_socket_t fd, short ev, void *arg)
 	 * let go).  The timer may also have been due before a word that
 	 * re-armed it.
 	 */
-	if (ph->has_pending) {
-		ph->has_pending = 0;
-		role_apply(ph, &ph->pending);
-	}
+	apply_pending(ph);
 	if (ph->held && ph->hold_until > chan_mono_ms())
 		return;
 	release(ph, "the role engine's hold ran out without a new one");
@@ -537,6 +534,16 @@ role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 		(void)kernel_hold(ph, ro->hold_until_ms);
 }
 
+/* The latest word read, if it waits. */
+static void
+apply_pending(struct pairhold *ph)
+{
+	if (!ph->has_pending)
+		return;
+	ph->has_pending = 0;
+	role_apply(ph, &ph->pending);
+}
+
 static void
 apply_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -544,10 +551,7 @@ apply_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (!ph->has_pending)
-		return;
-	ph->has_pending = 0;
-	role_apply(ph, &ph->pending);
+	apply_pending(ph);
 }
 
 void

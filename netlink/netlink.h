@@ -40,6 +40,7 @@
 
 #include "netlink/nftcount.h"	/* gwnl_nft_counters_parse() */
 
+struct grgw_addr;
 struct grgw_config;
 struct nl_msg;
 
@@ -300,7 +301,6 @@ int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
  * -ENETDOWN interface down, -EADDRNOTAVAIL a is not here (or still
  * tentative), or the socket's error.
  */
-struct grgw_addr;
 int	nl_float_add(const char *ifname, const struct grgw_addr *a,
 	    int prefixlen, char *err, size_t errlen);
 int	nl_float_del(const char *ifname, const struct grgw_addr *a,

@@ -242,8 +242,9 @@ fuzz_replay(const uint8_t *data, size_t size)
 
 struct engine_state {
 	int		 holding;
-	int		 op;		/* 0 none, 1 read, 2 claim */
-	uint64_t	 op_at;
+	int		 reads;		/* out: up to two (R4) */
+	int		 claim;		/* out: at most one, never two reads */
+	uint64_t	 read_at;	/* the latest read's start */
 };
 
 static void
@@ -272,12 +273,18 @@ engine_next(struct pair_role *r, const struct pair_role_conf *c,
 		abort();
 	if (!st->holding && o.hold_deadline != 0)
 		abort();
-	if ((o.read || o.claim) && (st->op != 0 || (o.read && o.claim)))
+	if (o.read && o.claim)
 		abort();
-	if (o.read || o.claim) {
-		st->op = o.read ? 1 : 2;
-		st->op_at = now;
+	if (o.read && (st->claim || st->reads >= 2))
+		abort();
+	if (o.claim && (st->claim || st->reads > 1))
+		abort();
+	if (o.read) {
+		st->reads++;
+		st->read_at = now;
 	}
+	if (o.claim)
+		st->claim = 1;
 	if (o.claim && (o.claim_epoch == 0 || o.claim_epoch > INT64_MAX))
 		abort();
 	if (o.send_hb && (o.hb.session != c->session || o.hb.role != o.role ||
@@ -350,17 +357,22 @@ fuzz_engine(const uint8_t *data, size_t size)
 			f.mod_revision = e[4];
 			f.epoch = e[5] % 8;
 			f.holder = e[3] & 2 ? c.address : c.partner;
-			if (e[1] % 8 == 2)
-				rc = pair_role_fence_read(r, now, e[6] & 1 ?
-				    now - e[7] % 64 : st.op_at, &f);
-			else
+			if (e[1] % 8 == 2) {
+				uint64_t at = e[6] & 1 ? now - e[7] % 64 :
+				    st.read_at;
+
+				rc = pair_role_fence_read(r, now, at, &f);
+				if ((rc == 0) != (st.reads > 0 && at <= now))
+					abort();
+				if (rc == 0)
+					st.reads--;
+			} else {
 				rc = pair_role_fence_claim(r, now, &f);
-			if ((rc == 0) != (st.op == (e[1] % 8 == 2 ? 1 : 2) &&
-			    (e[1] % 8 == 3 || (e[6] & 1 ? now - e[7] % 64 :
-			    st.op_at) <= now)))
-				abort();
-			if (rc == 0)
-				st.op = 0;
+				if ((rc == 0) != st.claim)
+					abort();
+				if (rc == 0)
+					st.claim = 0;
+			}
 			break;
 		case 4:
 			pair_role_wan(r, e[2] & 1);
