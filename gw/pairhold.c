@@ -134,22 +134,22 @@ static int
 kernel_hold(struct pairhold *ph, uint64_t deadline)
 {
 	uint64_t	 now = chan_mono_ms(), until;
+	uint32_t	 ms;
 	int		 rc;
 
 	until = deadline == 0 ? 0 : deadline + ph->cfg->pair.margin_ms / 4;
 	if (until != 0 && until <= now)
 		until = 0;
-	rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
-	    until == 0 ? 0 : (uint32_t)(until - now > UINT32_MAX ? UINT32_MAX :
-	    until - now));
+	ms = until == 0 ? 0 : until - now > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)(until - now);
+	rc = gwnl_floatguard_hold(ph->fa, ph->n_fl, ms);
 	/* A table deleted behind our back: put back, then held again. */
 	if (rc == -ENOENT) {
 		log_warnx("pair: the kernel's hold tables (%s) were deleted "
 		    "behind grgw's back; installing them again",
 		    GWNL_FLOAT_TABLE);
 		if (gwnl_floatguard_install(ph->nl, ph->fa, ph->n_fl) == 0)
-			rc = gwnl_floatguard_hold(ph->fa, ph->n_fl,
-			    until == 0 ? 0 : (uint32_t)(until - now));
+			rc = gwnl_floatguard_hold(ph->fa, ph->n_fl, ms);
 	}
 	if (rc != 0) {
 		/* not known: set it again at the next word */
