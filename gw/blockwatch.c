@@ -26,16 +26,19 @@ struct blockwatch {
 	struct event		*settle, *sweep;
 	blockwatch_cb		 cb;
 	void			*arg;
+	int			 changed;	/* KWATCH_*, since the last check */
 	struct blockwatch_view	 view;
 };
 
+/* nft_changed: the tables checked only when nftables changed too. */
 static void
-blockwatch_check(struct blockwatch *w)
+blockwatch_check(struct blockwatch *w, int nft_changed)
 {
 	struct gwnl_verify	 r;
 
 	w->view.checks++;
-	gwnl_block_verify(w->nl, w->cfg, w->libipsec, &r);
+	w->changed = 0;
+	gwnl_block_verify(w->nl, w->cfg, w->libipsec, nft_changed, &r);
 	w->view.overridden = r.overridden;
 	snprintf(w->view.override, sizeof(w->view.override), "%s",
 	    r.override);
@@ -54,23 +57,31 @@ blockwatch_check(struct blockwatch *w)
 static void
 settle_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	blockwatch_check(arg);
+	struct blockwatch	*w = arg;
+
+	blockwatch_check(w, (w->changed & KWATCH_NFT) != 0);
 }
 
+/* Everything, in case an event was lost. */
 static void
 sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	blockwatch_check(arg);
+	blockwatch_check(arg, 1);
 }
 
-/* Kernel events, including those of our own repairs: they settle into
- * one check that finds everything in place. */
+/*
+ * Kernel events, including those of our own repairs: they settle into
+ * one check that finds everything in place.  Routing events alone (each
+ * take and release of the pair's addresses makes some) leave out the
+ * tables that only nftables events can change.
+ */
 static void
-changed_cb(void *arg)
+changed_cb(void *arg, int what)
 {
 	struct blockwatch	*w = arg;
 	struct timeval		 tv = { 0, SETTLE_MS * 1000 };
 
+	w->changed |= what;
 	if (!evtimer_pending(w->settle, NULL))
 		evtimer_add(w->settle, &tv);
 }

@@ -557,8 +557,13 @@ apply_cb(evutil_socket_t fd, short ev, void *arg)
 void
 pairhold_rehold(struct pairhold *ph)
 {
-	if (ph != NULL && ph->held)
-		ph->kernel_until = ph->kernel_deadline = 0;
+	if (ph == NULL || !ph->held)
+		return;
+	ph->kernel_until = ph->kernel_deadline = 0;
+	/* Now, to the deadline in force (none left: let go, as the kernel
+	 * would by itself); a failure is retried at the next word. */
+	(void)kernel_hold(ph, ph->hold_until > chan_mono_ms() ?
+	    ph->hold_until : 0);
 }
 
 uint32_t

@@ -55,7 +55,7 @@ struct pairhold *pairhold_new(struct event_base *base, struct gwnl *nl,
  * the messages read with it are (only the latest of them). */
 void	pairhold_role(struct pairhold *ph, const struct pmsg_role *ro);
 /* The kernel's hold was lost (its table put back empty): set it again
- * at the engine's next word.  NULL ok. */
+ * now, to the deadline in force.  NULL ok. */
 void	pairhold_rehold(struct pairhold *ph);
 /* How long the kernel's hold has left, in ms (0: none). */
 uint32_t pairhold_kernel_left(const struct pairhold *ph);

@@ -107,7 +107,7 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 	if (w < 0 || (size_t)w >= sizeof(body))
 		return -ENAMETOOLONG;
 	if ((rc = gwnl_nft_apply_family(nl, 0, "inet", GWNL_FLOAT_TABLE,
-	    body, 0)) != 0 || !v4)
+	    body, GWNL_WATCH_NFT)) != 0 || !v4)
 		return rc;
 	/* ARP is no IP packet: its answers for the address, on their own. */
 	if ((k = fg_list(fl, n, AF_INET, set, sizeof(set))) < 0)
@@ -120,7 +120,8 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 	    "\t}\n", set);
 	if (w < 0 || (size_t)w >= sizeof(body))
 		return -ENAMETOOLONG;
-	return gwnl_nft_apply_family(nl, 0, "arp", GWNL_FLOAT_TABLE, body, 0);
+	return gwnl_nft_apply_family(nl, 0, "arp", GWNL_FLOAT_TABLE, body,
+	    GWNL_WATCH_NFT);
 }
 
 /* ---- the hold sets, written straight to nf_tables ------------------------ */

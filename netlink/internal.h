@@ -108,12 +108,14 @@ int	gwnl_ifindex(struct gwnl *nl, const char *name);
  *
  * route.c: install again each recorded rule and route the kernel lost
  * or changed; nft.c: apply again each recorded table whose listing
- * changed.  Both return how many, or -errno, and append their
- * descriptions to what ("; "-separated).  gwnl_rule_ensure(): install
+ * changed (those watched on nftables changes only when nft_changed).
+ * Both return how many, or -errno, and append their descriptions to
+ * what ("; "-separated).  gwnl_rule_ensure(): install
  * and record o as the fail-closed layer's own objects are.
  */
 int	gwnl_routes_verify(struct gwnl *nl, char *what, size_t whatlen);
-int	gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen);
+int	gwnl_nft_verify(struct gwnl *nl, int nft_changed, char *what,
+	    size_t whatlen);
 int	gwnl_rule_ensure(struct gwnl *nl, const struct rec_obj *o);
 
 /* route.c: a policy rule; a route. */

@@ -87,15 +87,20 @@ kwatch_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct kwatch	*w = arg;
 	char		 buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
 	ssize_t		 n;
-	int		 seen = 0;
+	int		 seen = 0, kind;
 
+	kind = fd == w->fd[1] ? KWATCH_NFT : KWATCH_ROUTING;
 	/* Anything but the elements of a set may be a change. */
 	for (;;) {
 		n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
-		if (n > (ssize_t)sizeof(buf) || (n == -1 && errno == ENOBUFS) ||
-		    (n > 0 && (fd != w->fd[1] || nft_changes(buf,
-		    (size_t)n)))) {
-			seen = 1;
+		if (n > (ssize_t)sizeof(buf) || (n == -1 && errno == ENOBUFS)) {
+			/* lost: anything may have changed */
+			seen |= KWATCH_ROUTING | KWATCH_NFT;
+			continue;
+		}
+		if (n > 0 && (kind == KWATCH_ROUTING ||
+		    nft_changes(buf, (size_t)n))) {
+			seen |= kind;
 			continue;
 		}
 		if (n > 0)
@@ -105,7 +110,7 @@ kwatch_read_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	}
 	if (seen)
-		w->cb(w->arg);
+		w->cb(w->arg, seen);
 }
 
 struct kwatch *

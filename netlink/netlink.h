@@ -66,7 +66,9 @@ int	gwnl_block_install(struct gwnl *nl, const struct grgw_config *cfg);
  * there (recorded block objects).  libipsec: charon's table 220 is one
  * of grgw's.  Returns out->repaired (0: all was in place); out->what
  * says what was found; out->overridden is set while a foreign table
- * still routes a peer prefix.
+ * still routes a peer prefix.  nft_changed: nftables changed, or the
+ * events may have been lost; the tables applied with GWNL_WATCH_NFT are
+ * checked only then.
  */
 struct gwnl_verify {
 	int	repaired;	/* objects installed again, guards added */
@@ -75,15 +77,18 @@ struct gwnl_verify {
 	char	override[256];	/* while overridden: which prefix, which table */
 };
 int	gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
-	    int libipsec, struct gwnl_verify *out);
+	    int libipsec, int nft_changed, struct gwnl_verify *out);
 
 /*
  * kwatch.c: rtnetlink rule and route events and nftables events on the
- * event loop (read only); cb runs after each batch of them.
+ * event loop (read only); cb runs after each batch of them, with what
+ * changed: KWATCH_ROUTING, KWATCH_NFT (both when events were lost).
  */
 struct event_base;
 struct kwatch;
-typedef void (*kwatch_cb)(void *arg);
+#define KWATCH_ROUTING	0x1	/* rules, routes */
+#define KWATCH_NFT	0x2	/* nftables, but the elements of a set */
+typedef void (*kwatch_cb)(void *arg, int what);
 struct kwatch *kwatch_new(struct event_base *base, kwatch_cb cb, void *arg);
 void	kwatch_free(struct kwatch *w);			/* accepts NULL */
 
@@ -162,11 +167,15 @@ int	gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on);
 int	gwnl_nft_drop(struct gwnl *nl, const char *table);
 /*
  * The same as gwnl_nft_apply(), for a table of family inet, ip, ip6 or
- * arp; without watch, gwnl_nft_verify() does not check it (each check
+ * arp, checked by gwnl_block_verify() as watch says: GWNL_WATCH_ALWAYS
+ * at every check, GWNL_WATCH_NFT only when nftables changed (each check
  * lists the table through libnftables, which on a slow host costs the
- * daemon more than the table's owner needs: floatguard.c finds a table
- * gone by itself).
+ * daemon more than it can give at every route event: the pair's hold
+ * tables are checked so), GWNL_WATCH_NONE never.
  */
+#define GWNL_WATCH_NONE		0
+#define GWNL_WATCH_ALWAYS	1
+#define GWNL_WATCH_NFT		2
 int	gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
 	    const char *table, const char *body, int watch);
 
@@ -176,7 +185,9 @@ int	gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
  * of the n floating addresses fl, and every ARP frame sent for one of
  * the IPv4 ones, unless the address is in the table's hold set.  Starts
  * empty: nothing is held.  Installed again as is when called again (a
- * hold that fails because a table is gone).  0 or -errno (logged).
+ * hold that fails because a table is gone).  Watched on nftables changes
+ * (GWNL_WATCH_NFT): a table changed behind grgw's back is put back, its
+ * hold sets empty.  0 or -errno (logged).
  */
 #define GWNL_FLOAT_TABLE	"grgw-pair"
 #define GWNL_FLOAT_MAX		(GRGW_MAX_LAN_ADDRS + 1)

@@ -36,6 +36,7 @@ struct nft_table {
 	char		 name[REC_NFT_NAME_MAX];
 	char		*body;
 	char		*listing;
+	int		 watch;		/* GWNL_WATCH_ALWAYS or _NFT */
 };
 TAILQ_HEAD(nft_tables, nft_table);
 
@@ -149,7 +150,7 @@ nft_list(const char *family, const char *table)
 /* Keep body (borrowed) and the table's listing for gwnl_nft_verify(). */
 static void
 nft_remember(struct gwnl *nl, const char *family, const char *table,
-    const char *body)
+    const char *body, int watch)
 {
 	struct nft_tables	*l;
 	struct nft_table	*t;
@@ -170,6 +171,7 @@ nft_remember(struct gwnl *nl, const char *family, const char *table,
 	}
 	b = strdup(body);
 	listing = nft_list(family, table);
+	t->watch = watch;
 	free(t->body);
 	free(t->listing);
 	t->body = b;
@@ -230,7 +232,7 @@ nft_replace(const char *family, const char *table, const char *body)
 }
 
 int
-gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen)
+gwnl_nft_verify(struct gwnl *nl, int nft_changed, char *what, size_t whatlen)
 {
 	struct nft_tables	*l = gwnl_nft_state(nl);
 	struct nft_table	*t, *next;
@@ -246,7 +248,8 @@ gwnl_nft_verify(struct gwnl *nl, char *what, size_t whatlen)
 			nft_forget(nl, t->family, t->name);
 			continue;
 		}
-		if (t->body == NULL || t->listing == NULL)
+		if (t->body == NULL || t->listing == NULL ||
+		    (t->watch == GWNL_WATCH_NFT && !nft_changed))
 			continue;
 		now = nft_list(t->family, t->name);
 		if (now != NULL && strcmp(now, t->listing) == 0) {
@@ -288,7 +291,8 @@ int
 gwnl_nft_apply(struct gwnl *nl, int block, const char *table,
     const char *body)
 {
-	return gwnl_nft_apply_family(nl, block, "inet", table, body, 1);
+	return gwnl_nft_apply_family(nl, block, "inet", table, body,
+	    GWNL_WATCH_ALWAYS);
 }
 
 int
@@ -320,12 +324,12 @@ gwnl_nft_apply_family(struct gwnl *nl, int block, const char *family,
 		    "installing it all the same, failing closed", family,
 		    table, gwnl_record_path(nl), strerror(-rc));
 		if (nft_replace(family, table, body) == 0 && watch)
-			nft_remember(nl, family, table, body);
+			nft_remember(nl, family, table, body, watch);
 		return rc;
 	}
 	/* Replace the whole table in one transaction: never half a policy. */
 	if ((rc = nft_replace(family, table, body)) == 0 && watch)
-		nft_remember(nl, family, table, body);
+		nft_remember(nl, family, table, body, watch);
 	return rc;
 }
 

@@ -283,7 +283,7 @@ guards_install(struct gwnl *nl, const struct grgw_config *cfg, int libipsec,
 
 int
 gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
-    int libipsec, struct gwnl_verify *out)
+    int libipsec, int nft_changed, struct gwnl_verify *out)
 {
 	char		 over[256];
 	uint32_t	 pref;
@@ -292,7 +292,8 @@ gwnl_block_verify(struct gwnl *nl, const struct grgw_config *cfg,
 	memset(out, 0, sizeof(*out));
 	if ((rc = gwnl_routes_verify(nl, out->what, sizeof(out->what))) > 0)
 		out->repaired += rc;
-	if ((rc = gwnl_nft_verify(nl, out->what, sizeof(out->what))) > 0)
+	if ((rc = gwnl_nft_verify(nl, nft_changed, out->what,
+	    sizeof(out->what))) > 0)
 		out->repaired += rc;
 	over[0] = '\0';
 	if (overrides_find(nl, cfg, libipsec, over, sizeof(over)) == 0)

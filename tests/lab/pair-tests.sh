@@ -141,12 +141,14 @@ pair_diag() {
 	local gw
 	for gw in "${PAIR_GWS[@]}"; do
 		note "$gw: $(pair_json "$gw" | jq -c '.pair' 2>/dev/null)"
-		show_file "$(pair_run_dir "$gw")/$(pair_site_name "$gw")/grgw.log" 8
+		show_file "$(pair_log "$gw")" 8
 	done
 	return 0
 }
 
 pair_site_name() { echo "site-$(pair_site "$1")"; }
+# pair_log GW: GW's daemon log
+pair_log() { echo "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log"; }
 
 # pair_hooks_setup: each gateway gets a hooks directory with one hook that
 # records its events (EVENTS-GW: "EVENT DETAIL"), [hooks] in its file
@@ -379,8 +381,8 @@ engine_timers_are() {
 	echo "want: $want"
 	# The network process's start line ("pair: heartbeats from A to B
 	# ..."), not a path's news ("pair: heartbeats arrive on path N").
-	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats from" | tail -n 1
-	grep -F "grgw-net" "$(pair_run_dir "$1")/$(pair_site_name "$1")/grgw.log" | grep -F "pair: heartbeats from" | tail -n 1 | grep -qF "$want"
+	grep -F "grgw-net" "$(pair_log "$1")" | grep -F "pair: heartbeats from" | tail -n 1
+	grep -F "grgw-net" "$(pair_log "$1")" | grep -F "pair: heartbeats from" | tail -n 1 | grep -qF "$want"
 }
 
 # status_pair_is GW JQ: its status JSON satisfies JQ
@@ -588,7 +590,7 @@ t_pair_partition() {
 		eval "pair_grgw $act status | grep -q 'heartbeat paths: 1 DOWN, 2 up'"
 	check "[first path cut] $act's log says which path went quiet" \
 		grep -q "no heartbeat on path 1 ($(plan "GW_$(pair_id "$act")_LAN4") -> $(plan "GW_$(pair_id "$other")_LAN4"))" \
-		"$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+		"$(pair_log "$act")"
 	unblock "$other"
 	trace_mark lan-path-mended
 	check "[first path cut] mended: both paths up again" \
@@ -693,7 +695,7 @@ t_pair_down() {
 	check "$other took it by a handover, not after a silence" \
 		status_pair_is "$other" '.pair.reason | test("handover asked by")'
 	check "$act said it handed the role over before stopping" \
-		grep -q "handing the role over to partner" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+		grep -q "handing the role over to partner" "$(pair_log "$act")"
 	sleep 2
 	udp_stream_stop
 	lost=$(udp_stream_lost)
@@ -752,7 +754,7 @@ t_pair_reload() {
 	udp_stream_stop
 	trace_stop
 	check "$act's new role engine said it resumed the holding" \
-		grep -q "resuming epoch $epoch" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+		grep -q "resuming epoch $epoch" "$(pair_log "$act")"
 	check "$other never claimed: epoch $epoch in its status too" \
 		status_pair_is "$other" ".pair.epoch == $epoch and .pair.role == \"standby\""
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"); silences (packets, 1 ms each): $(gaps_summary)"
@@ -842,6 +844,16 @@ kernel_holds() {
 	done
 }
 
+# hold_rules GW: GW's kernel hold tables have all their drop rules (from
+# and to the addresses, IPv4 and IPv6; ARP for the IPv4 ones)
+hold_rules() {
+	local n4 na
+	n4=$(on "$1" nft list table inet grgw-pair | grep -c ' drop$')
+	na=$(on "$1" nft list table arp grgw-pair | grep -c ' drop$')
+	echo "$1's hold tables: $n4 inet drops (want 4), $na ARP (want 1)"
+	[ "$n4" = 4 ] && [ "$na" = 1 ]
+}
+
 # cpu_ms PID: the CPU time PID has used, in ms (user + system)
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
 
@@ -868,6 +880,19 @@ t_pair_freeze() {
 	on "$act" nft delete table arp grgw-pair
 	check "$act's ARP hold table deleted behind its back: put back, the hold set again" \
 		wait_until 5 kernel_holds "$act" "$lan4" "$lan6" "$wan"
+	# Changed, not deleted: its drop rules flushed.  The fail-closed
+	# layer's watch puts the table back at the nftables event (the rules,
+	# then the hold at once), on the active and on the standby alike.
+	on "$act" nft flush chain inet grgw-pair output
+	check "$act's inet hold table changed behind its back (output drops flushed): its rules back" \
+		wait_until 5 hold_rules "$act"
+	check "... and the hold set again" wait_until 5 kernel_holds "$act" "$lan4" "$lan6" "$wan"
+	check "... $act logged the change" \
+		grep -q "table inet grgw-pair was changed behind grgw's back" "$(pair_log "$act")"
+	on "$other" nft flush chain arp grgw-pair output
+	check "the standby $other's ARP hold table changed: its rule back" \
+		wait_until 5 hold_rules "$other"
+	check "... and $other still holds nothing" kernel_holds "$other"
 	# What keeping the kernel's hold costs: the active's daemon against
 	# the standby's, over the same 5 s (shown, not counted).
 	a=$(daemon_pid "$act") && b=$(daemon_pid "$other") && {
@@ -906,5 +931,5 @@ t_pair_freeze() {
 	check_memc_kept "freeze"
 	check_no_cleartext freeze
 	check "$act's log says why it let go" \
-		grep -q "floating addresses released" "$(pair_run_dir "$act")/$(pair_site_name "$act")/grgw.log"
+		grep -q "floating addresses released" "$(pair_log "$act")"
 }

@@ -247,10 +247,15 @@ main(int argc, char *argv[])
 			if (used < 0)
 				usage();
 			i += used;
-		} else if (strcmp(cmd, "nft-verify") == 0) {
+		} else if (strcmp(cmd, "nft-verify") == 0 ||
+		    strcmp(cmd, "nft-verify-all") == 0) {
 			char what[512] = "";
 
-			printf("%d\n", gwnl_nft_verify(nl, what, sizeof(what)));
+			printf("%d\n", gwnl_nft_verify(nl,
+			    strcmp(cmd, "nft-verify-all") == 0, what,
+			    sizeof(what)));
+		} else if (strcmp(cmd, "nft") == 0 && i + 1 < argc) {
+			rc = gwnl_nft_run(argv[++i], "nltest");
 		} else if (strcmp(cmd, "probe") == 0)
 			printf("%d\n", gwnl_kernel_ipsec_available());
 		else
