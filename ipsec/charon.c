@@ -120,6 +120,7 @@ charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
 	    "\t\tgrgw {\n"
 	    "\t\t\tpath = %s/charon.log\n"
 	    "\t\t\ttime_format = %%F %%T\n"
+	    "\t\t\ttime_add_ms = yes\n"
 	    "\t\t\tike_name = yes\n"
 	    "\t\t\tdefault = 1\n"
 	    "\t\t}\n"
