@@ -88,6 +88,17 @@
  *      only confirmation (kept as an (a) deadline, so that a handover
  *      caps it), reading etcd at once; it extends it only by the
  *      confirmations of R4, from heartbeats of its own run.
+ *  R8  Again.  An active that let go at its hold deadline (R4: no
+ *      confirmation in time, no newer epoch seen) and is about to claim
+ *      (R1) takes the read before the claim as it comes: if it shows
+ *      the same epoch with itself as holder, started at R with
+ *      R + guard - margin still ahead, it is active again under that
+ *      epoch at once, with that (b) deadline, and makes no claim; if
+ *      that read is too old (one out since before the deadline), one
+ *      fresh read decides the same way; too old again, or anything else
+ *      shown, and it claims as in R1.  An etcd that stalls for a moment
+ *      so costs the site the stall and one read, not a claim and a
+ *      guard.
  *
  * Safety: two gateways never hold the addresses at once, as long as the
  * two monotonic clocks, over dead + guard, drift apart by less than the
@@ -117,9 +128,13 @@
  *       or by R1b on a HANDOVER heartbeat, which X sends from h > T
  *       only, having capped the (a) deadline at h + guard - margin then.
  *       Y takes after T + dead + guard, or after h + guard.
+ *   (b) again (R8): X holding E again, on a read started at R that
+ *       shows E held by X, is (b) as it stands: Y's claim of F, if any,
+ *       committed after R, and Y takes after R + guard.
  *   The guard skip (R2): Y takes early only after X said released with
  *       F, which X says only with the addresses gone; X takes again only
- *       through a CAS of its own, so with a higher epoch than F.
+ *       through a CAS of its own, so with a higher epoch than F (R8
+ *       needs etcd to show X holding X's latest epoch: F is Y's).
  *   A restarted engine starts afresh: its old heartbeats fail the echo
  *       check (R4a: a ring of what this run sent), and the old
  *       holding's deadline passes during its dead ms of starting plus
@@ -216,6 +231,8 @@ struct pair_role {
 	int		handover;
 	uint64_t	handover_at;
 	int		do_take, do_release;
+	uint64_t	lapsed_epoch;	/* R8: held, let go at the deadline */
+	uint64_t	reread_at;	/* R8: a fresh read asked then (0: no) */
 };
 
 static int	handover_refusal(const struct pair_role *, uint64_t, char *,
@@ -477,6 +494,7 @@ take(struct pair_role *r)
 	snprintf(why, sizeof(why), "%s", r->claim_why);
 	r->won = 0;
 	r->skip_guard = 0;
+	r->lapsed_epoch = 0;
 	r->do_take = 1;
 	set_role(r, PAIR_ACTIVE, "%s; won epoch %llu", why,
 	    (unsigned long long)r->epoch);
@@ -507,6 +525,10 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 			    (unsigned long long)(r->hb_confirmed ?
 			    now - r->last_hb_confirm : now - r->start),
 			    r->etcd_ok ? "not confirming" : "unreachable");
+		if (r->role == PAIR_RELEASED) {
+			r->lapsed_epoch = r->epoch;	/* R8 */
+			r->reread_at = 0;
+		}
 		break;
 	case PAIR_CLAIMING:
 		if (r->won && (r->skip_guard || now >= r->guard_end) &&
@@ -650,6 +672,49 @@ fence_news(struct pair_role *r, uint64_t now, const struct pair_fence *f)
 	return 0;
 }
 
+/*
+ * R8: after a hold that ran out, a read (started at started_at) that
+ * shows the epoch still ours.  1: held again; 0: wait for a fresh read
+ * (asked now, or out already); -1: claim.
+ */
+static int
+hold_again(struct pair_role *r, uint64_t now, uint64_t started_at,
+    const struct pair_fence *f)
+{
+	uint64_t	 until;
+
+	if (r->lapsed_epoch == 0 || r->lapsed_epoch != r->epoch ||
+	    !f->found || f->epoch != r->epoch ||
+	    !addr_equal(&f->holder, &r->c.address)) {
+		r->lapsed_epoch = 0;
+		return -1;
+	}
+	until = sub(add(started_at, r->c.guard_ms), margin(r));
+	if (until <= now) {
+		/* An answer too late to hold on: one fresh read decides. */
+		if (r->reread_at == 0) {
+			r->reread_at = now;
+			ask_read(r, now);
+			return 0;
+		}
+		if (started_at < r->reread_at)
+			return 0;
+		r->lapsed_epoch = 0;
+		return -1;
+	}
+	r->lapsed_epoch = 0;
+	clear_hold(r);
+	r->read_deadline = until;
+	if (r->do_release)	/* never handed out: never let go */
+		r->do_release = 0;
+	else
+		r->do_take = 1;
+	set_role(r, PAIR_ACTIVE, "epoch %llu held again: etcd confirmed it "
+	    "%llu ms after the hold ran out", (unsigned long long)r->epoch,
+	    (unsigned long long)sub(now, r->released_at));
+	return 1;
+}
+
 /* The read's epoch is known by now (fence_news): ours is the highest. */
 static void
 start_claim(struct pair_role *r, const struct pair_fence *f)
@@ -705,8 +770,17 @@ pair_role_fence_read(struct pair_role *r, uint64_t now, uint64_t started_at,
 	r->epoch_known = 1;
 	/* R1, checked again: nothing busy was heard during the read. */
 	if (pending && standby_like(r) &&
-	    now >= claim_time(r, now, why, sizeof(why)))
-		start_claim(r, res);
+	    now >= claim_time(r, now, why, sizeof(why))) {
+		switch (hold_again(r, now, started_at, res)) {
+		case 1:
+			break;
+		case 0:
+			r->claim_pending = 1;
+			break;
+		default:
+			start_claim(r, res);
+		}
+	}
 	return 0;
 }
 

@@ -858,7 +858,8 @@ struct sim {
 	struct grgw_addr holder;
 	/* a handover's gap: both released, nobody taken yet */
 	uint64_t	 none_since;
-	uint64_t	 max_none;	/* longest since sim_reset_gap() */
+	uint64_t	 max_none;
+	uint64_t	 stall_until;	/* etcd serves nothing before then */	/* longest since sim_reset_gap() */
 };
 
 static uint32_t
@@ -1052,6 +1053,11 @@ sim_etcd_serve(struct sim *s, int i)
 
 		if (q->kind == REQ_NONE || q->serve_at != s->t)
 			continue;
+		if (s->t < s->stall_until) {	/* served once it is back */
+			q->answer_at += s->stall_until - q->serve_at;
+			q->serve_at = s->stall_until;
+			continue;
+		}
 		if (!g->etcd_up) {
 			q->answer_at = s->t + 2 * s->p.interval;
 			continue;
@@ -1522,6 +1528,50 @@ test_sim_slow_read(void **state)
 		sim_run_stable(&s, 5000, 1);
 		/* It read all along: a quarter of its answers were late. */
 		assert_true(s.g[1].reqs >= 5000 / (4 * p.interval));
+		sim_free(&s);
+	}
+}
+
+/*
+ * R8: an active alone holds on etcd reads; etcd stalls (a pause of its
+ * own, a host too busy to run it) for twice the guard, longer than any
+ * read may take, so the hold runs out and the active lets go.  The first
+ * fresh answer once etcd is back shows the epoch still its own, and it
+ * holds it again at once: no claim, no guard, the same epoch, the site
+ * without an active for less than a guard after the stall (claiming
+ * afresh, it was a guard at least).
+ */
+static void
+test_sim_etcd_stall(void **state)
+{
+	struct sim		 s;
+	struct sim_params	 p;
+	size_t			 ci;
+	uint32_t		 v;
+	uint64_t		 epoch, takes, releases, back;
+
+	SWEEP(ci, v) {
+		p = params_for(ci, v);
+		if (!etcd_holds(&p))
+			continue;
+		sim_init(&s, &p);
+		assert_int_equal(sim_settle(&s, settle_limit(&p), 500), 0);
+		sim_kill(&s, 0);
+		assert_true(sim_wait_for(&s, 1, settle_limit(&p)));
+		sim_run_stable(&s, 500, 1);
+		epoch = s.epoch;
+		takes = s.g[1].takes;
+		releases = s.g[1].releases;
+		back = s.stall_until = s.t + 2ULL * p.guard;
+		sim_run(&s, 2ULL * p.guard);
+		assert_int_equal(s.g[1].releases, releases + 1);
+		assert_int_equal(sim_holder(&s), -1);
+		assert_true(sim_wait_for(&s, 1, p.guard));
+		assert_true(s.t < back + p.guard);
+		assert_int_equal(s.epoch, epoch);
+		assert_int_equal(s.g[1].takes, takes + 1);
+		assert_non_null(strstr(s.g[1].reason, "held again"));
+		sim_run_stable(&s, 1000, 1);
 		sim_free(&s);
 	}
 }
@@ -2049,6 +2099,7 @@ main(void)
 		cmocka_unit_test(test_sim_late_start),
 		cmocka_unit_test(test_sim_kill_active),
 		cmocka_unit_test(test_sim_slow_read),
+		cmocka_unit_test(test_sim_etcd_stall),
 		cmocka_unit_test(test_sim_link_cut),
 		cmocka_unit_test(test_sim_etcd_down),
 		cmocka_unit_test(test_sim_both_cut),
