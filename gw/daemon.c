@@ -58,6 +58,7 @@
 #define REFRESH_SECS		2
 #define STOP_TERMINATE_MS	3000
 #define STOP_DRAIN_MS		3000	/* the final state to the feeds */
+#define PAIR_LAPSE_KEEP_MS	10000	/* [pair]: SAs kept across a lapse */
 #define STOP_YIELD_MS		1000	/* [pair]: a handover before a stop
 					 * may take dead + guard + this */
 #define STOP_POLL_MS		50
@@ -128,6 +129,8 @@ struct gwd {
 	int		yielding;	/* [pair]: handing over, then stopping */
 	int		yield_purge;
 	struct event	*yield_timer;
+	uint64_t	pair_epoch;	/* [pair]: the addresses last taken under */
+	struct event	*lapse_timer;	/* SAs kept across a lapse, until */
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
@@ -266,18 +269,57 @@ wan_changed(int up, void *arg)
 	link_refresh(d);
 }
 
+/* A lapse that ended in a newer epoch (the partner took over), or that
+ * lasted too long: the SAs kept across it go. */
+static void
+lapse_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	(void)fd;
+	(void)ev;
+	evtimer_del(d->lapse_timer);
+	log_info("pair: not active again under epoch %llu: closing the "
+	    "SAs kept", (unsigned long long)d->pair_epoch);
+	ike_set_active(d->ike, 0);
+}
+
 /*
  * [pair]: the floating addresses came or went (pairhold.c, on the role
  * engine's word or when its hold ran out): charon initiates from them,
  * or gives up their SAs, and the engine learns that they are gone
- * before it may say so to its partner.
+ * before it may say so to its partner.  Gone under the epoch they were
+ * taken under (a hold that ran out: the engine, or etcd, late on a busy
+ * host; no newer epoch), the SAs stay until a newer epoch is heard of
+ * (the partner took over: its INITIAL_CONTACT makes the peer drop them)
+ * or PAIR_LAPSE_KEEP_MS pass: taken again under that epoch before, the
+ * tunnel goes on as it was, without a new IKE exchange.  Meanwhile they
+ * carry nothing: the kernel's hold drops every packet from or to the
+ * floating addresses.
  */
 static void
-pair_held(int held, const char *why, void *arg)
+pair_held(int held, uint64_t epoch, const char *why, void *arg)
 {
 	struct gwd *d = arg;
+	struct timeval tv;
+	uint64_t ms = PAIR_LAPSE_KEEP_MS;
+	int kept = evtimer_pending(d->lapse_timer, NULL);
 
-	ike_set_active(d->ike, held);
+	evtimer_del(d->lapse_timer);
+	if (held && kept && epoch == d->pair_epoch) {
+		log_info("pair: active again under epoch %llu: the SAs kept "
+		    "go on", (unsigned long long)epoch);
+		ike_resume(d->ike);
+	} else if (!held && epoch == d->pair_epoch && !d->yielding &&
+	    !d->stopping) {
+		ike_pause(d->ike);
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		evtimer_add(d->lapse_timer, &tv);
+	} else
+		ike_set_active(d->ike, held);
+	if (held)
+		d->pair_epoch = epoch;
 	if (!held)
 		netproc_pair_hold(d->np, 0, 0);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
@@ -606,6 +648,10 @@ netproc_news(const struct netproc_news *n, void *arg)
 		if (d->ph == NULL)
 			break;
 		pairhold_role(d->ph, n->role);
+		/* SAs kept across a lapse: a newer epoch ends the wait. */
+		if (n->role->epoch > d->pair_epoch &&
+		    evtimer_pending(d->lapse_timer, NULL))
+			lapse_expired(-1, 0, d);
 		/* Should the network process restart, what it resumes. */
 		if (pairhold_held(d->ph))
 			netproc_pair_hold(d->np, n->role->epoch,
@@ -1622,6 +1668,8 @@ daemon_free(struct gwd *d)
 		event_free(d->stop_timer);
 	if (d->yield_timer != NULL)
 		event_free(d->yield_timer);
+	if (d->lapse_timer != NULL)
+		event_free(d->lapse_timer);
 
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
@@ -1642,12 +1690,13 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->refresh_timer = event_new(d->base, -1, EV_PERSIST, refresh_cb, d);
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
 	d->yield_timer = evtimer_new(d->base, yield_expired, d);
+	d->lapse_timer = evtimer_new(d->base, lapse_expired, d);
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
-	    d->yield_timer == NULL ||
+	    d->yield_timer == NULL || d->lapse_timer == NULL ||
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);

@@ -55,7 +55,8 @@ struct pairhold {
 	int			 n_fl;
 
 	int			 held;
-	uint64_t		 takes;
+	uint64_t		 takes;		/* epochs taken */
+	uint64_t		 taken_epoch;	/* the last of them */
 	struct pmsg_role	 last;
 	struct timespec		 last_at;	/* when it came */
 	struct event		*hold_timer;
@@ -187,7 +188,7 @@ release(struct pairhold *ph, const char *why)
 	ph->held = 0;
 	(void)kernel_hold(ph, 0);
 	log_info("pair: floating addresses released: %s", why);
-	ph->cb(0, why, ph->arg);
+	ph->cb(0, ph->last.epoch, why, ph->arg);
 }
 
 /* Tell the links where the addresses are; quietly after the first. */
@@ -259,9 +260,12 @@ take(struct pairhold *ph, uint64_t until, const char *why)
 	ph->announced = 0;
 	announce_schedule(ph);
 	ph->held = 1;
-	ph->takes++;
+	/* The same epoch held again (R8) is no takeover. */
+	if (ph->last.epoch != ph->taken_epoch)
+		ph->takes++;
+	ph->taken_epoch = ph->last.epoch;
 	log_info("pair: floating addresses taken: %s", why);
-	ph->cb(1, why, ph->arg);
+	ph->cb(1, ph->last.epoch, why, ph->arg);
 }
 
 /*
@@ -629,9 +633,10 @@ pairhold_takes(const struct pairhold *ph)
 }
 
 static void
-told_nobody(int held, const char *why, void *arg)
+told_nobody(int held, uint64_t epoch, const char *why, void *arg)
 {
 	(void)held;
+	(void)epoch;
 	(void)why;
 	(void)arg;
 }

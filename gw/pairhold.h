@@ -35,10 +35,14 @@ struct gwnl;
 struct pairhold;
 
 /*
- * The addresses were taken (held 1) or given up (held 0), and why.  Runs
- * on the loop; it may call pairhold_*() but not pairhold_free().
+ * The addresses were taken (held 1) or given up (held 0), and why; epoch:
+ * the role engine's latest (taken under it; given up while it knew of no
+ * other: the same as the one taken under, unless a newer epoch ended the
+ * holding).  Runs on the loop; it may call pairhold_*() but not
+ * pairhold_free().
  */
-typedef void (*pairhold_cb)(int held, const char *why, void *arg);
+typedef void (*pairhold_cb)(int held, uint64_t epoch, const char *why,
+	    void *arg);
 
 /*
  * cfg (borrowed; must outlive the handle) has a [pair]; nl records the
@@ -67,7 +71,8 @@ int	pairhold_held(const struct pairhold *ph);
 const struct pmsg_role *pairhold_last(const struct pairhold *ph);
 /* The partner's silence now, in ms (UINT32_MAX: never heard). */
 uint32_t pairhold_partner_age(const struct pairhold *ph);
-/* How many times this gateway took the addresses since it started. */
+/* How many times this gateway took the addresses since it started: once
+ * per epoch (taken again under the same one after a lapse counts once). */
 uint64_t pairhold_takes(const struct pairhold *ph);
 /* Gives the addresses up if held (the callback is not called).  NULL ok. */
 void	pairhold_free(struct pairhold *ph);

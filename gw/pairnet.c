@@ -101,7 +101,8 @@ struct pairnet {
 	int			 dropped;	/* addresses gone (or never had) */
 	int			 handing_over;	/* as the engine last said */
 	int			 wan_down;
-	uint64_t		 takeovers;
+	uint64_t		 takeovers;	/* epochs won and taken */
+	uint64_t		 taken_epoch;	/* the last of them */
 
 	/* The partner, as heard. */
 	int			 heard;
@@ -432,7 +433,10 @@ step(struct pairnet *pn)
 		    "partner");
 	pn->handing_over = out.handover;
 	if (out.take) {
-		pn->takeovers++;
+		/* The same epoch held again (R8) is no takeover. */
+		if (out.epoch != pn->taken_epoch)
+			pn->takeovers++;
+		pn->taken_epoch = out.epoch;
 		pn->dropped = 0;
 	}
 	if (out.release)

@@ -1315,6 +1315,26 @@ ike_set_active(struct ike *k, int active)
 	}
 }
 
+void
+ike_pause(struct ike *k)
+{
+	if (k == NULL || k->stopping)
+		return;
+	k->passive = 1;
+	evtimer_del(k->initiate_timer);
+}
+
+void
+ike_resume(struct ike *k)
+{
+	if (k == NULL || k->stopping)
+		return;
+	k->passive = 0;
+	k->backoff_ms = 0;
+	initiate_schedule(k, 0);	/* nothing when all is up */
+	ike_refresh_now(k);
+}
+
 int
 ike_ready(const struct ike *k)
 {

@@ -263,6 +263,16 @@ const struct ike_certs *ike_certs(const struct ike *k);
  * peer drops the old active's SAs at once) and initiates at once.
  */
 void	ike_set_active(struct ike *k, int active);
+/*
+ * [pair]: the addresses gone for a moment under the same epoch (a hold
+ * that ran out, not a newer epoch): ike_pause() makes it a standby that
+ * initiates nothing but keeps charon's SAs (inert meanwhile: the kernel's
+ * hold drops every packet from or to the floating addresses); held
+ * again under that epoch, ike_resume() makes it active with them, and
+ * initiates only what is missing.
+ */
+void	ike_pause(struct ike *k);
+void	ike_resume(struct ike *k);
 int	ike_ready(const struct ike *k);
 int	ike_initiating(const struct ike *k);
 const struct ike_sas *ike_sas(const struct ike *k);	/* owned by k */

@@ -31,6 +31,12 @@
 #                  kernel's hold it answers for none of the addresses it
 #                  still has, the partner takes them over; thawed, it is
 #                  the standby
+#   pair-etcd-stall the active alone (its partner off), site A's etcd
+#                  stopped (SIGSTOP) for longer than the hold one read
+#                  gives: the active lets go, and holds the same epoch
+#                  again on etcd's first fresh answer (rule R8): no claim,
+#                  no new IKE exchange (the SAs kept across the lapse),
+#                  the stream goes on
 #   pair-down      grgw down on the active gateway under the stream: it
 #                  hands the role over first (the partner takes it by a
 #                  handover, not after a silence), then stops
@@ -856,6 +862,58 @@ hold_rules() {
 
 # cpu_ms PID: the CPU time PID has used, in ms (user + system)
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+
+# t_pair_etcd_stall: the active gateway alone holds the role on etcd's
+# answers (R4b); etcd stops answering for a moment (a pause of its own, a
+# host too busy to run it), longer than an answer holds, so the active
+# lets go.  etcd back, its first fresh answer shows the epoch still the
+# active's, which holds it again at once under that epoch (R8) and goes on
+# with the SAs it kept across the lapse: no claim, no IKE exchange.
+t_pair_etcd_stall() {
+	local act other epoch takes log off pid guard ms
+	need_pair || return 0
+	act=$(active_of a)
+	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
+	other=$(pair_partner "$act")
+	read -r _ _ guard _ <<<"${LAB_PAIR_TIMERS:-20 100 100 40}"
+	check "$other powered off: $act alone" power_off "$other"
+	check "$act holds site a alone" wait_until 10 pair_settled a "$act" alone
+	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
+	takes=$(pair_json "$act" | jq -r '.pair.takeovers')
+	pid=$(node_pids_named etcd-a etcd)
+	check "exactly one etcd in etcd-a" test "$(wc -w <<<"$pid")" -eq 1
+	log=$(pair_log "$act")
+	trace_start
+	udp_stream_start 12
+	capture_start stall || { fail "WAN capture"; udp_stream_stop; trace_stop; return 0; }
+	sleep 2
+	off=$(($(wc -c <"$log") + 1))
+	# Stopped for four guards: the hold a read gives (guard - margin)
+	# runs out long before.
+	ms=$((4 * guard))
+	check "etcd of site a stopped for $ms ms" kill -STOP "$pid"
+	sleep "$(awk -v ms="$ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+	kill -CONT "$pid"
+	check "$act holds site a again" wait_until 10 pair_settled a "$act" alone
+	sleep 2
+	capture_stop stall
+	udp_stream_stop
+	trace_stop
+	tail -c +"$off" "$log" | grep -E "pair:|initiating" | sed 's/^/     | /' | head -n 12
+	check "$act let go while etcd was stopped" \
+		eval "tail -c +$off '$log' | grep -q 'floating addresses released'"
+	check "... and held epoch $epoch again on etcd's answer, without a claim" \
+		eval "tail -c +$off '$log' | grep -q 'epoch $epoch held again'"
+	check "$act's status: active under epoch $epoch, takeovers still $takes" \
+		eval "pair_json $act | jq -c '.pair | {role, epoch, takeovers}'; status_pair_is $act '.pair.role == \"active\" and .pair.epoch == $epoch and .pair.takeovers == $takes'"
+	check "the SAs kept across the lapse went on: no new IKE exchange" \
+		eval "tail -c +$off '$log' | grep -q 'the SAs kept go on' && ! tail -c +$off '$log' | grep -q 'initiating tunnel'"
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $(udp_stream_lost) lost; silences (packets, 1 ms each): $(gaps_summary)"
+	check "the stream went on after etcd came back" stream_after_last
+	check_no_cleartext stall
+	check "no floating address was ever on two gateways" trace_never_two
+	check "$other back as the standby" after_kill "$other"
+}
 
 # t_pair_freeze: every grgw process of the active gateway stopped
 # (SIGSTOP: a host starved of CPU, as far as grgw can tell), charon and the
