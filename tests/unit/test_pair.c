@@ -1500,6 +1500,18 @@ test_sim_kill_active(void **state)
 	}
 }
 
+/* gw1 active alone: settled with gw0 active, gw0 killed, gw1 took over
+ * and has held for 500 ms. */
+static void
+sim_alone(struct sim *s, const struct sim_params *p)
+{
+	sim_init(s, p);
+	assert_int_equal(sim_settle(s, settle_limit(p), 500), 0);
+	sim_kill(s, 0);
+	assert_true(sim_wait_for(s, 1, settle_limit(p)));
+	sim_run_stable(s, 500, 1);
+}
+
 /*
  * An active alone (its partner killed) holds the role on etcd reads; one
  * answer in four comes back late, after the hold it would have given has
@@ -1518,11 +1530,7 @@ test_sim_slow_read(void **state)
 		p = params_for(ci, v);
 		if (!etcd_holds(&p))
 			continue;
-		sim_init(&s, &p);
-		assert_int_equal(sim_settle(&s, settle_limit(&p), 500), 0);
-		sim_kill(&s, 0);
-		assert_true(sim_wait_for(&s, 1, settle_limit(&p)));
-		sim_run_stable(&s, 500, 1);
+		sim_alone(&s, &p);
 		s.p.slow_every = 4;
 		s.p.slow_ms = p.guard - p.margin;
 		sim_run_stable(&s, 5000, 1);
@@ -1554,11 +1562,7 @@ test_sim_etcd_stall(void **state)
 		p = params_for(ci, v);
 		if (!etcd_holds(&p))
 			continue;
-		sim_init(&s, &p);
-		assert_int_equal(sim_settle(&s, settle_limit(&p), 500), 0);
-		sim_kill(&s, 0);
-		assert_true(sim_wait_for(&s, 1, settle_limit(&p)));
-		sim_run_stable(&s, 500, 1);
+		sim_alone(&s, &p);
 		epoch = s.epoch;
 		takes = s.g[1].takes;
 		releases = s.g[1].releases;
