@@ -65,7 +65,7 @@ udp_stream_start() {
 	rm -f "$WORK/stream.stop"
 	# The receiver ends once the stream has stopped; this is its deadline.
 	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$RELOAD_PORT" "$((($1 + 3) * ${LAB_WAIT_SCALE:-1} + 10))" \
-		>"$WORK/stream-recv.out" 2>&1 &
+		--stop "$WORK/stream.stop" >"$WORK/stream-recv.out" 2>&1 &
 	RELOAD_RECV=$!
 	# Not a packet before the receiver listens.
 	wait_until 10 udp_stream_listening || true

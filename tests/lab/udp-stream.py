@@ -1,15 +1,20 @@
 #!/usr/bin/python3
 """A numbered UDP stream across the tunnel, to count what a change loses.
 
-  udp-stream.py recv PORT SECONDS      prints "received N highest H", then
+  udp-stream.py recv PORT SECONDS [--stop FILE]
+                                       prints "received N highest H", then
                                        "gaps FIRST-LAST ..." (missing numbers)
   udp-stream.py send ADDR PORT RATE SECONDS [--stop FILE]
                                        prints "sent N"; ends early once FILE
-                                       exists (looked for every 0.1 s)
+                                       exists (looked for every 0.1 s), and
+                                       makes it when done
 
 The receiver ends IDLE_S seconds after the last packet, or at SECONDS
 (a deadline, for a sender that never came): under emulation a sender may
-start and end late, and its last packets must still be counted.
+start and end late, and its last packets must still be counted.  With
+--stop, a silence ends it only once FILE exists (the sender was told to
+stop): a takeover on an emulated CPU can be silent for longer than IDLE_S,
+and the packets after it count too.
 """
 import os
 import socket
@@ -20,14 +25,15 @@ import time
 IDLE_S = 3.0
 
 
-def recv(port, seconds):
+def recv(port, seconds, stop=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
     s.settimeout(0.5)
     seen, high, end = set(), -1, time.monotonic() + seconds
     last = None
     while time.monotonic() < end:
-        if last is not None and time.monotonic() - last > IDLE_S:
+        if last is not None and time.monotonic() - last > IDLE_S and \
+                (stop is None or os.path.exists(stop)):
             break
         try:
             data = s.recv(64)
@@ -63,12 +69,16 @@ def send(addr, port, rate, seconds, stop=None):
         delay = start + n * gap - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    # Over: the receiver may now end on a silence (recv --stop).
+    if stop:
+        open(stop, "a").close()
     print("sent %d" % n, flush=True)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "recv":
-        recv(int(sys.argv[2]), float(sys.argv[3]))
+        stop = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--stop" else None
+        recv(int(sys.argv[2]), float(sys.argv[3]), stop)
     else:
         stop = sys.argv[7] if len(sys.argv) > 7 and sys.argv[6] == "--stop" else None
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
