@@ -58,7 +58,8 @@
 #define REFRESH_SECS		2
 #define STOP_TERMINATE_MS	3000
 #define STOP_DRAIN_MS		3000	/* the final state to the feeds */
-#define PAIR_LAPSE_KEEP_MS	10000	/* [pair]: SAs kept across a lapse */
+#define PAIR_LAPSE_KEEP_MS	10000	/* [pair]: SAs kept across a lapse
+					 * (whole seconds) */
 #define STOP_YIELD_MS		1000	/* [pair]: a handover before a stop
 					 * may take dead + guard + this */
 #define STOP_POLL_MS		50
@@ -129,8 +130,8 @@ struct gwd {
 	int		yielding;	/* [pair]: handing over, then stopping */
 	int		yield_purge;
 	struct event	*yield_timer;
-	uint64_t	pair_epoch;	/* [pair]: the addresses last taken under */
-	struct event	*lapse_timer;	/* SAs kept across a lapse, until */
+	struct event	*lapse_timer;	/* [pair]: SAs kept across a lapse,
+					 * until */
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
@@ -280,7 +281,7 @@ lapse_expired(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	evtimer_del(d->lapse_timer);
 	log_info("pair: not active again under epoch %llu: closing the "
-	    "SAs kept", (unsigned long long)d->pair_epoch);
+	    "SAs kept", (unsigned long long)pairhold_taken_epoch(d->ph));
 	ike_set_active(d->ike, 0);
 }
 
@@ -298,28 +299,22 @@ lapse_expired(evutil_socket_t fd, short ev, void *arg)
  * floating addresses.
  */
 static void
-pair_held(int held, uint64_t epoch, const char *why, void *arg)
+pair_held(int held, int same_epoch, const char *why, void *arg)
 {
 	struct gwd *d = arg;
-	struct timeval tv;
-	uint64_t ms = PAIR_LAPSE_KEEP_MS;
+	struct timeval tv = { PAIR_LAPSE_KEEP_MS / 1000, 0 };
 	int kept = evtimer_pending(d->lapse_timer, NULL);
 
 	evtimer_del(d->lapse_timer);
-	if (held && kept && epoch == d->pair_epoch) {
+	if (held && kept && same_epoch) {
 		log_info("pair: active again under epoch %llu: the SAs kept "
-		    "go on", (unsigned long long)epoch);
+		    "go on", (unsigned long long)pairhold_taken_epoch(d->ph));
 		ike_resume(d->ike);
-	} else if (!held && epoch == d->pair_epoch && !d->yielding &&
-	    !d->stopping) {
+	} else if (!held && same_epoch && !d->yielding && !d->stopping) {
 		ike_pause(d->ike);
-		tv.tv_sec = (time_t)(ms / 1000);
-		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 		evtimer_add(d->lapse_timer, &tv);
 	} else
 		ike_set_active(d->ike, held);
-	if (held)
-		d->pair_epoch = epoch;
 	if (!held)
 		netproc_pair_hold(d->np, 0, 0);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
@@ -649,7 +644,7 @@ netproc_news(const struct netproc_news *n, void *arg)
 			break;
 		pairhold_role(d->ph, n->role);
 		/* SAs kept across a lapse: a newer epoch ends the wait. */
-		if (n->role->epoch > d->pair_epoch &&
+		if (n->role->epoch > pairhold_taken_epoch(d->ph) &&
 		    evtimer_pending(d->lapse_timer, NULL))
 			lapse_expired(-1, 0, d);
 		/* Should the network process restart, what it resumes. */

@@ -519,13 +519,12 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 		if (!r->wan_up && !r->handover &&
 		    handover_refusal(r, now, NULL, 0) == 0)
 			handover_begin(r, now);
-		if (now >= hold_deadline(r))
+		if (now >= hold_deadline(r)) {
 			step_down(r, now, "hold deadline passed: no "
 			    "confirmation from the partner for %llu ms, etcd %s",
 			    (unsigned long long)(r->hb_confirmed ?
 			    now - r->last_hb_confirm : now - r->start),
 			    r->etcd_ok ? "not confirming" : "unreachable");
-		if (r->role == PAIR_RELEASED) {
 			r->lapsed_epoch = r->epoch;	/* R8 */
 			r->reread_at = 0;
 		}

@@ -188,7 +188,7 @@ release(struct pairhold *ph, const char *why)
 	ph->held = 0;
 	(void)kernel_hold(ph, 0);
 	log_info("pair: floating addresses released: %s", why);
-	ph->cb(0, ph->last.epoch, why, ph->arg);
+	ph->cb(0, ph->last.epoch == ph->taken_epoch, why, ph->arg);
 }
 
 /* Tell the links where the addresses are; quietly after the first. */
@@ -243,7 +243,7 @@ static void
 take(struct pairhold *ph, uint64_t until, const char *why)
 {
 	char	 err[256], buf[INET6_ADDRSTRLEN];
-	int	 i, rc;
+	int	 i, rc, again;
 
 	if (ph->held)
 		return;
@@ -261,11 +261,11 @@ take(struct pairhold *ph, uint64_t until, const char *why)
 	announce_schedule(ph);
 	ph->held = 1;
 	/* The same epoch held again (R8) is no takeover. */
-	if (ph->last.epoch != ph->taken_epoch)
+	if (!(again = ph->last.epoch == ph->taken_epoch))
 		ph->takes++;
 	ph->taken_epoch = ph->last.epoch;
 	log_info("pair: floating addresses taken: %s", why);
-	ph->cb(1, ph->last.epoch, why, ph->arg);
+	ph->cb(1, again, why, ph->arg);
 }
 
 /*
@@ -563,7 +563,6 @@ pairhold_rehold(struct pairhold *ph)
 {
 	if (ph == NULL || !ph->held)
 		return;
-	ph->kernel_until = ph->kernel_deadline = 0;
 	/* Now, to the deadline in force (none left: let go, as the kernel
 	 * would by itself); a failure is retried at the next word. */
 	(void)kernel_hold(ph, ph->hold_until > chan_mono_ms() ?
@@ -632,11 +631,17 @@ pairhold_takes(const struct pairhold *ph)
 	return ph->takes;
 }
 
+uint64_t
+pairhold_taken_epoch(const struct pairhold *ph)
+{
+	return ph->taken_epoch;
+}
+
 static void
-told_nobody(int held, uint64_t epoch, const char *why, void *arg)
+told_nobody(int held, int same_epoch, const char *why, void *arg)
 {
 	(void)held;
-	(void)epoch;
+	(void)same_epoch;
 	(void)why;
 	(void)arg;
 }

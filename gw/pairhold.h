@@ -35,13 +35,12 @@ struct gwnl;
 struct pairhold;
 
 /*
- * The addresses were taken (held 1) or given up (held 0), and why; epoch:
- * the role engine's latest (taken under it; given up while it knew of no
- * other: the same as the one taken under, unless a newer epoch ended the
- * holding).  Runs on the loop; it may call pairhold_*() but not
- * pairhold_free().
+ * The addresses were taken (held 1) or given up (held 0), and why;
+ * same_epoch: taken again under the epoch they were last taken under, or
+ * given up under it (no newer epoch ended the holding: its hold ran out).
+ * Runs on the loop; it may call pairhold_*() but not pairhold_free().
  */
-typedef void (*pairhold_cb)(int held, uint64_t epoch, const char *why,
+typedef void (*pairhold_cb)(int held, int same_epoch, const char *why,
 	    void *arg);
 
 /*
@@ -74,6 +73,8 @@ uint32_t pairhold_partner_age(const struct pairhold *ph);
 /* How many times this gateway took the addresses since it started: once
  * per epoch (taken again under the same one after a lapse counts once). */
 uint64_t pairhold_takes(const struct pairhold *ph);
+/* The epoch the addresses were last taken under (0: never). */
+uint64_t pairhold_taken_epoch(const struct pairhold *ph);
 /* Gives the addresses up if held (the callback is not called).  NULL ok. */
 void	pairhold_free(struct pairhold *ph);
 

@@ -101,8 +101,7 @@ struct pairnet {
 	int			 dropped;	/* addresses gone (or never had) */
 	int			 handing_over;	/* as the engine last said */
 	int			 wan_down;
-	uint64_t		 takeovers;	/* epochs won and taken */
-	uint64_t		 taken_epoch;	/* the last of them */
+	uint64_t		 takeovers;
 
 	/* The partner, as heard. */
 	int			 heard;
@@ -433,10 +432,7 @@ step(struct pairnet *pn)
 		    "partner");
 	pn->handing_over = out.handover;
 	if (out.take) {
-		/* The same epoch held again (R8) is no takeover. */
-		if (out.epoch != pn->taken_epoch)
-			pn->takeovers++;
-		pn->taken_epoch = out.epoch;
+		pn->takeovers++;
 		pn->dropped = 0;
 	}
 	if (out.release)

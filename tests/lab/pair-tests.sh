@@ -870,7 +870,7 @@ cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) 
 # active's, which holds it again at once under that epoch (R8) and goes on
 # with the SAs it kept across the lapse: no claim, no IKE exchange.
 t_pair_etcd_stall() {
-	local act other epoch takes log off pid guard ms
+	local act other epoch takes log off pid guard ms text
 	need_pair || return 0
 	act=$(active_of a)
 	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
@@ -887,7 +887,7 @@ t_pair_etcd_stall() {
 	udp_stream_start 12
 	capture_start stall || { fail "WAN capture"; udp_stream_stop; trace_stop; return 0; }
 	sleep 2
-	off=$(($(wc -c <"$log") + 1))
+	off=$(log_size "$log")
 	# Stopped for four guards: the hold a read gives (guard - margin)
 	# runs out long before.
 	ms=$((4 * guard))
@@ -899,15 +899,16 @@ t_pair_etcd_stall() {
 	capture_stop stall
 	udp_stream_stop
 	trace_stop
-	tail -c +"$off" "$log" | grep -E "pair:|initiating" | sed 's/^/     | /' | head -n 12
+	text=$(log_since "$log" "$off")
+	grep -E "pair:|initiating" <<<"$text" | sed 's/^/     | /' | head -n 12
 	check "$act let go while etcd was stopped" \
-		eval "tail -c +$off '$log' | grep -q 'floating addresses released'"
+		eval "grep -q 'floating addresses released' <<<\"\$text\""
 	check "... and held epoch $epoch again on etcd's answer, without a claim" \
-		eval "tail -c +$off '$log' | grep -q 'epoch $epoch held again'"
+		eval "grep -q 'epoch $epoch held again' <<<\"\$text\""
 	check "$act's status: active under epoch $epoch, takeovers still $takes" \
 		eval "pair_json $act | jq -c '.pair | {role, epoch, takeovers}'; status_pair_is $act '.pair.role == \"active\" and .pair.epoch == $epoch and .pair.takeovers == $takes'"
 	check "the SAs kept across the lapse went on: no new IKE exchange" \
-		eval "tail -c +$off '$log' | grep -q 'the SAs kept go on' && ! tail -c +$off '$log' | grep -q 'initiating tunnel'"
+		eval "grep -q 'the SAs kept go on' <<<\"\$text\" && ! grep -q 'initiating tunnel' <<<\"\$text\""
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $(udp_stream_lost) lost; silences (packets, 1 ms each): $(gaps_summary)"
 	check "the stream went on after etcd came back" stream_after_last
 	check_no_cleartext stall

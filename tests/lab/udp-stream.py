@@ -75,11 +75,14 @@ def send(addr, port, rate, seconds, stop=None):
     print("sent %d" % n, flush=True)
 
 
+def stop_file(i):
+    """FILE of "--stop FILE" at sys.argv[i], or None."""
+    return sys.argv[i + 1] if len(sys.argv) > i + 1 and sys.argv[i] == "--stop" else None
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "recv":
-        stop = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--stop" else None
-        recv(int(sys.argv[2]), float(sys.argv[3]), stop)
+        recv(int(sys.argv[2]), float(sys.argv[3]), stop_file(4))
     else:
-        stop = sys.argv[7] if len(sys.argv) > 7 and sys.argv[6] == "--stop" else None
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
-             stop)
+             stop_file(6))
