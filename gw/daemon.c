@@ -1006,7 +1006,8 @@ reload_prefixes(struct gwd *d, struct strbuf *out)
 	(void)gwnl_forwarding_enable(d->nl, cfg);
 	if (d->routes_installed && gwnl_tunnel_routes_install(d->nl, cfg) != 0)
 		rc = -1;
-	if (linkact_refusing(d->act) && gwnl_refuse_set(d->nl, cfg, 1) != 0)
+	if (gwnl_refuse_install(d->nl, cfg) != 0 ||
+	    (linkact_refusing(d->act) && gwnl_refuse_set(d->nl, cfg, 1) != 0))
 		rc = -1;
 	if (gwnl_prefixes_prune(d->nl, cfg) != 0)
 		rc = -1;
@@ -1706,8 +1707,10 @@ block_repaired(const char *what, void *arg)
 {
 	struct gwd *d = arg;
 
-	/* A table put back has its hold sets empty. */
+	/* A table put back has its sets empty: the hold, the refusing. */
 	pairhold_rehold(d->ph);
+	if (linkact_refusing(d->act))
+		(void)gwnl_refuse_set(d->nl, d->cfg, 1);
 	hooks_event(d->hooks, &d->link, "block-repaired", what);
 }
 
@@ -1744,6 +1747,10 @@ daemon_start_kernel(struct gwd *d, int *touched, char *err, size_t errlen)
 	if (gwnl_failfast_install(d->nl, cfg) != 0)
 		return err_set(err, errlen, "cannot install the fail-fast "
 		    "nftables table %s (see the log)", GWNL_FAILFAST_TABLE);
+	/* In place, refusing nothing, so that refusing costs no ruleset. */
+	if (gwnl_refuse_install(d->nl, cfg) != 0)
+		return err_set(err, errlen, "cannot install the nftables "
+		    "table %s (see the log)", GWNL_REFUSE_TABLE);
 	if (d->dp == GRGW_DP_KERNEL && gwnl_xfrmi_create(d->nl, cfg) != 0)
 		return err_set(err, errlen, "cannot create the xfrm interface "
 		    "%s", cfg->xfrm_interface);

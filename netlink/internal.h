@@ -11,8 +11,10 @@
  *               one kind of kernel object each; xfrmi.c also flushes
  *               the SAs of its interface (xfrm.c), qos.c applies its
  *               table through nft.c and reads it with nftcount.c
- *   floatguard.c the pair's hold in nftables (nft.c)
- *   nft.c       nftables tables
+ *   floatguard.c the pair's hold in nftables (nft.c, nfset.c)
+ *   nft.c       nftables tables; the refusing of traffic to the peer
+ *               switched by a set's elements (nfset.c)
+ *   nfset.c     set elements written straight to nf_tables
  *   netlink.c   the core: socket, requests and their errors, record
  *   record.c    the record's format and file
  *
@@ -25,12 +27,34 @@
 #define GRGW_NETLINK_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "netlink/record.h"
 
 struct gwnl;
 struct nl_msg;
 struct nl_sock;
+
+/* ---- nfset.c: set elements in one nfnetlink transaction ---------------- */
+
+/*
+ * nfset_begin(), then any number of nfset_clear() (every element of a
+ * set) and nfset_add() (one element: its key of keylen bytes, expiring
+ * after timeout_ms, or never with 0), then nfset_commit(): all of it
+ * one transaction, 0 once the kernel acknowledged every message, else
+ * -errno (-ENOENT: no such table or set; -ENOBUFS: too much for one
+ * batch).  nfset_commit() frees the batch, whatever it returns; a NULL
+ * batch (out of memory) gives -ENOMEM.
+ */
+struct nfset_batch;
+
+struct nfset_batch *nfset_begin(void);
+void	nfset_clear(struct nfset_batch *b, uint8_t nfproto, const char *table,
+	    const char *set);
+void	nfset_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
+	    const char *set, const void *key, size_t keylen,
+	    uint32_t timeout_ms);
+int	nfset_commit(struct nfset_batch *b);
 
 /* ---- nft.c ------------------------------------------------------------- */
 

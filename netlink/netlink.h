@@ -154,13 +154,19 @@ int	gwnl_failfast_install(struct gwnl *nl, const struct grgw_config *cfg);
  */
 int	gwnl_wanblock_install(struct gwnl *nl, const struct grgw_config *cfg);
 /*
- * Refusal while the link is down (a run object): with on, table inet
- * grgw-refuse answers traffic from the LAN interfaces to the peer
- * prefixes at once, whatever the routes say (a new TCP connection with a
- * reset, everything else, established TCP included, with an ICMP
- * unreachable, a soft error for an established connection); without,
- * the table goes.  Idempotent.  0 or -errno (logged).
+ * Refusal while the link is down (a run object, table inet grgw-refuse):
+ * gwnl_refuse_install() puts the table in place for cfg's prefixes,
+ * refusing nothing (again after a change of prefixes: then refusing
+ * stops until gwnl_refuse_set() says on again).  gwnl_refuse_set() with
+ * on answers traffic from the LAN interfaces to the peer prefixes at
+ * once, whatever the routes say (a new TCP connection with a reset,
+ * everything else, established TCP included, with an ICMP unreachable,
+ * a soft error for an established connection); without, it stops.  It
+ * changes a set's elements only (one nfnetlink transaction, no
+ * libnftables), installing the table first if it is missing.
+ * Idempotent.  0 or -errno (logged).
  */
+int	gwnl_refuse_install(struct gwnl *nl, const struct grgw_config *cfg);
 int	gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on);
 /* nft.c: remove grgw's run table `inet <table>` and its record entry;
  * 0 also when there is none. */

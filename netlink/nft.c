@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/netfilter.h>
+
 #include <nftables/libnftables.h>
 
 #include "grgw.h"
@@ -517,21 +519,26 @@ gwnl_nft_drop(struct gwnl *nl, const char *table)
 	return gwnl_record_save(nl);
 }
 
-int
-gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on)
-{
-	char	 body[4096], ifs[GRGW_MAX_LAN_IFS * (IF_NAMESIZE + 4)];
-	char	 p[INET6_ADDRSTRLEN + 8];
-	size_t	 off;
-	int	 i, n, rc;
+/*
+ * The refusing table: its rules stay in place from the start; a LAN
+ * interface in its set REFUSE_SET is refused.  Refusing starts and
+ * stops by that set's elements (nfset.c): a link going down must not
+ * cost the parent a libnftables transaction, which on a busy host
+ * holds it for tens to hundreds of ms (the pair's hold meanwhile).
+ */
+#define REFUSE_SET	"refusing"
 
-	if (!on)
-		return gwnl_nft_drop(nl, GWNL_REFUSE_TABLE);
-	if ((rc = lan_ifs(cfg, ifs, sizeof(ifs))) < 0)
-		return rc;
-	n = snprintf(body, sizeof(body), "\tchain prerouting {\n"
+int
+gwnl_refuse_install(struct gwnl *nl, const struct grgw_config *cfg)
+{
+	char	 body[4096], p[INET6_ADDRSTRLEN + 8];
+	size_t	 off;
+	int	 i, n;
+
+	n = snprintf(body, sizeof(body), "\tset %s { type ifname; }\n"
+	    "\tchain prerouting {\n"
 	    "\t\ttype filter hook prerouting priority -140; "
-	    "policy accept;\n");
+	    "policy accept;\n", REFUSE_SET);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -ENAMETOOLONG;
 	off = (size_t)n;
@@ -541,12 +548,12 @@ gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on)
 		int v4 = pf->a.family == AF_INET;
 
 		n = snprintf(body + off, sizeof(body) - off,
-		    "\t\tiifname { %s } %s daddr %s meta l4proto tcp "
+		    "\t\tiifname @%s %s daddr %s meta l4proto tcp "
 		    "tcp flags & (syn | ack) == syn counter reject with tcp "
 		    "reset\n"
-		    "\t\tiifname { %s } %s daddr %s counter reject with %s\n",
-		    ifs, v4 ? "ip" : "ip6", prefix_fmt(pf, p, sizeof(p)),
-		    ifs, v4 ? "ip" : "ip6", p,
+		    "\t\tiifname @%s %s daddr %s counter reject with %s\n",
+		    REFUSE_SET, v4 ? "ip" : "ip6", prefix_fmt(pf, p, sizeof(p)),
+		    REFUSE_SET, v4 ? "ip" : "ip6", p,
 		    v4 ? "icmp type host-unreachable" :
 		    "icmpv6 type addr-unreachable");
 		if (n < 0 || (size_t)n >= sizeof(body) - off)
@@ -556,5 +563,54 @@ gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on)
 	n = snprintf(body + off, sizeof(body) - off, "\t}\n");
 	if (n < 0 || (size_t)n >= sizeof(body) - off)
 		return -ENAMETOOLONG;
-	return gwnl_nft_apply(nl, 0, GWNL_REFUSE_TABLE, body);
+	/* Only nftables can change it: looked at after its events. */
+	return gwnl_nft_apply_family(nl, 0, "inet", GWNL_REFUSE_TABLE, body,
+	    GWNL_WATCH_NFT);
+}
+
+/* The LAN interfaces in the set (on), or none (off): one transaction. */
+static int
+refuse_elements(const struct grgw_config *cfg, int on)
+{
+	struct nfset_batch	*b;
+	char			 key[IF_NAMESIZE];
+	int			 i;
+
+	if ((b = nfset_begin()) == NULL)
+		return -ENOMEM;
+	nfset_clear(b, NFPROTO_INET, GWNL_REFUSE_TABLE, REFUSE_SET);
+	for (i = 0; on && i < cfg->site.n_lan_interfaces; i++) {
+		if (!ifname_valid(cfg->site.lan_interfaces[i])) {
+			(void)nfset_commit(b);
+			return -EINVAL;
+		}
+		/* nftables' ifname: IFNAMSIZ bytes, zero padded. */
+		memset(key, 0, sizeof(key));
+		memcpy(key, cfg->site.lan_interfaces[i],
+		    strnlen(cfg->site.lan_interfaces[i], sizeof(key) - 1));
+		nfset_add(b, NFPROTO_INET, GWNL_REFUSE_TABLE, REFUSE_SET, key,
+		    sizeof(key), 0);
+	}
+	return nfset_commit(b);
+}
+
+int
+gwnl_refuse_set(struct gwnl *nl, const struct grgw_config *cfg, int on)
+{
+	int	 rc;
+
+	if (!nft_recorded(nl, "inet", GWNL_REFUSE_TABLE) &&
+	    (rc = gwnl_refuse_install(nl, cfg)) != 0)
+		return rc;
+	rc = refuse_elements(cfg, on);
+	if (rc == -ENOENT) {
+		/* The table deleted behind our back: back, then set. */
+		if ((rc = gwnl_refuse_install(nl, cfg)) != 0)
+			return rc;
+		rc = refuse_elements(cfg, on);
+	}
+	if (rc != 0)
+		log_warnx("nftables table inet %s: cannot %s refusing: %s",
+		    GWNL_REFUSE_TABLE, on ? "start" : "stop", strerror(-rc));
+	return rc;
 }

@@ -432,6 +432,7 @@ pair_moves() {
 		"move_$what" "$act" || { note "move $i: $what of $act failed"; pair_diag; break; }
 		if wait_until 15 pair_settled "$site" "$other" "$("settled_how_$what")"; then
 			PAIR_DONE=$((PAIR_DONE + 1))
+			move_at "$other settled"
 			[ "$i" -eq 1 ] && [ "$what" = kill ] && alone_checks "$other"
 		else
 			note "move $i: $other did not take site $site over"
@@ -451,15 +452,22 @@ pair_moves() {
 
 settled_how_handover() { echo ""; }
 settled_how_kill() { echo alone; }
-move_handover() { pair_grgw "$1" handover --timeout 10 >>"$WORK/handover.log" 2>&1; }
+move_handover() { move_at "handover $1"; pair_grgw "$1" handover --timeout 10 >>"$WORK/handover.log" 2>&1; }
 after_handover() { wait_until 15 eval "[ \"\$(pair_role $1)\" = standby ]"; }
 
-move_kill() { power_off "$1" >>"$WORK/kill.log" 2>&1; }
+# moves.log: when each step of a move came, in ms of the stream (its
+# sequence numbers), to place the stream's silences (LAB_KEEP_DIR keeps it)
+move_at() { echo "$(( $(now_ms) - $(cat "$WORK/stream.t0" 2>/dev/null || echo 0) )) $*" >>"$WORK/moves.log"; }
+
+move_kill() { move_at "power off $1"; power_off "$1" >>"$WORK/kill.log" 2>&1; }
 after_kill() {
+	move_at "power on $1"
 	power_on "$1" >>"$WORK/kill.log" 2>&1 || return 1
+	move_at "grgw up $1"
 	pair_start "$1"
 	[ "${PAIR_RC[$1]}" -eq 0 ] || { show_file "$WORK/pair-up-$1.log" 5; return 1; }
 	wait_until 15 eval "[ \"\$(pair_role $1)\" = standby ]"
+	move_at "$1 standby"
 }
 
 t_pair_handover() {

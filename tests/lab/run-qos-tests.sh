@@ -64,6 +64,12 @@ cleanup() {
 	local p
 	for p in "${BG_PIDS[@]+"${BG_PIDS[@]}"}"; do kill "$p" 2>/dev/null; done
 	capture_stop_all
+	if [ -n "${KEEP:-}" ]; then
+		for p in a b; do
+			cp "$LAB_RUN_DIR/site-$p/grgw.log" "$WORK/grgw-gw-$p.log" 2>/dev/null
+			cp "$LAB_RUN_DIR/site-$p/charon.log" "$WORK/charon-gw-$p.log" 2>/dev/null
+		done
+	fi
 	if [ -n "${CONF_A:-}" ]; then
 		down_one a cleanup --purge
 		down_one b cleanup --purge
@@ -371,6 +377,9 @@ t_shape() {
 	bits=$(jq -r '.end.sum_received.bits_per_second // 0 | floor' "$WORK/iperf.json" 2>/dev/null)
 	[ -n "$bits" ] || bits=0
 	note "bulk TCP through the shaper: $((bits / 1000)) kbit/s"
+	if [ "$bits" -eq 0 ]; then
+		note "iperf3: $(jq -r '.error // empty' "$WORK/iperf.json" 2>/dev/null) $(tail -n 2 "$WORK/iperf.err" 2>/dev/null)"
+	fi
 	check "the bulk flow was shaped to at most ~$WAN_RATE ($((bits / 1000)) kbit/s)" \
 		test "$bits" -gt 1000000 -a "$bits" -lt 4600000
 

@@ -105,6 +105,9 @@ keep_pair_logs() {
 		gw=${gw%%/*}
 		mkdir -p "$LAB_KEEP_DIR" && cp "$f" "$LAB_KEEP_DIR/$(basename "$f" .log)-$gw.log"
 	done
+	for f in moves.log stream-recv.out; do
+		[ -f "$WORK/$f" ] && mkdir -p "$LAB_KEEP_DIR" && cp "$WORK/$f" "$LAB_KEEP_DIR/"
+	done
 }
 
 cleanup() {

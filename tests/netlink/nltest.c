@@ -254,6 +254,12 @@ main(int argc, char *argv[])
 			printf("%d\n", gwnl_nft_verify(nl,
 			    strcmp(cmd, "nft-verify-all") == 0, what,
 			    sizeof(what)));
+		} else if (strcmp(cmd, "refuse-install") == 0) {
+			rc = gwnl_refuse_install(nl, &cfg);
+		} else if (strcmp(cmd, "refuse-on") == 0 ||
+		    strcmp(cmd, "refuse-off") == 0) {
+			rc = gwnl_refuse_set(nl, &cfg,
+			    strcmp(cmd, "refuse-on") == 0);
 		} else if (strcmp(cmd, "nft") == 0 && i + 1 < argc) {
 			rc = gwnl_nft_run(argv[++i], "nltest");
 		} else if (strcmp(cmd, "probe") == 0)

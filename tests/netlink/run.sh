@@ -661,6 +661,31 @@ check "floating: no namespace left" \
 check "floating: no interface left here" \
 	test -z "$(ip -o link show | grep -E ': (fo|f1|f2|fsw)[@:]')"
 
+# ---- refusing while the link is down ---------------------------------------
+# The table's rules stay from the start; refusing starts and stops by its
+# set's elements (no ruleset read), and what a changed table loses is
+# what the daemon sets again.
+refusing_set() { nft list set inet grgw-refuse refusing 2>/dev/null | tr -d '\n\t ' | sed -n 's/.*elements={\([^}]*\)}.*/\1/p'; }
+check "refuse table installed, refusing nothing" nl refuse-install
+check "... its rules match the LAN interfaces in its set, per peer prefix" \
+	test "$(nft list chain inet grgw-refuse prerouting | grep -c 'iifname @refusing .*daddr .* reject')" = 4
+check "... the set is empty" test -z "$(refusing_set)"
+check "... recorded as a run object" grep -qx "run nft inet grgw-refuse" "$rec"
+check "refusing on" nl refuse-on
+check "... the set holds lan0" test "$(refusing_set)" = '"lan0"'
+check "... on again: still just lan0" nl refuse-on
+check "... (once)" test "$(refusing_set)" = '"lan0"'
+check "refusing off" nl refuse-off
+check "... the set is empty, the table stays" \
+	bash -c '[ -z "$(nft list set inet grgw-refuse refusing | grep elements)" ]'
+nft delete table inet grgw-refuse
+check "table deleted behind grgw's back: refusing on puts it back" nl refuse-on
+check "... with lan0 in its set" test "$(refusing_set)" = '"lan0"'
+check "... and its rules" \
+	test "$(nft list chain inet grgw-refuse prerouting | grep -c 'iifname @refusing')" = 4
+check "cleanup 1 removes it" nl cleanup 1
+check "... no refuse table left" bash -c '! nft list tables | grep -q grgw-refuse'
+
 # ---- nothing left ----------------------------------------------------------
 check "purged: no grgw rules" \
 	test -z "$(ip -4 rule show | grep -E '^42(00|10|11):'; ip -6 rule show | grep -E '^42(00|10|11):')"
