@@ -268,9 +268,19 @@ send_to() {
 memc_roundtrip() {
 	local f=$WORK/$1 got
 	printf 'value-of-%s\n' "$1" >"$f"
-	sprout_a memccp --servers="$VELLUM_B4:$MEMC_PORT" "$f" || return 1
+	sprout_a memccp --servers="$VELLUM_B4:$MEMC_PORT" "$f" || { rejects_seen; return 1; }
 	got=$(timeout 10 ip netns exec "${NS_PREFIX}sprout-a" memccat --servers="$VELLUM_B4:$MEMC_PORT" "$1") || return 1
 	[ "$got" = "value-of-$1" ]
+}
+
+# rejects_seen: which of the gateways' reject rules have counted packets
+# (who answered a refused connection), and their link and tunnel
+rejects_seen() {
+	local s
+	for s in a b; do
+		on "gw-$s" nft list ruleset 2>/dev/null | grep -E 'reject' | grep -v 'packets 0 ' | sed "s/^[[:space:]]*/gw-$s: /"
+		status_json "$s" | jq -c '{link: .peers[0].link.state, reason: .peers[0].link.reason, tunnel: .peers[0].tunnel, refusing: .peers[0].refusing}' 2>/dev/null | sed "s/^/gw-$s: /"
+	done
 }
 
 # memcached's text protocol over IPv6, answered by the server itself
