@@ -99,6 +99,8 @@ struct gwd {
 	/* tunnel */
 	enum tunnel_state tunnel;
 	time_t		tunnel_since;
+	struct timespec	tunnel_up_at;	/* when it last became up */
+	struct event	*up_timer;	/* answering `up` once settled */
 	int		child_up;	/* CHILD_SA installed (as acted on) */
 	int		verified;	/* echo answered through the tunnel */
 	int		routes_installed;
@@ -342,6 +344,55 @@ tunnel_set(struct gwd *d, enum tunnel_state s)
 	    tunnel_state_name(d->tunnel), tunnel_state_name(s));
 	d->tunnel = s;
 	d->tunnel_since = time(NULL);
+	if (s == TUNNEL_UP)
+		clock_gettime(CLOCK_MONOTONIC, &d->tunnel_up_at);
+}
+
+/*
+ * `grgw up` is answered once the tunnel carries traffic and its SAs have
+ * settled.  When both ends initiated at once, one of the two IKE_SAs is
+ * deleted with its CHILD_SAs, and a pair that only it carried is missing
+ * until it is added again (a few hundred ms): answered before that, the
+ * first connection could meet the gap.  A pair that stays missing (the
+ * peer's configuration lacks it; the status says so) holds the answer
+ * back UP_SETTLE_MS at most.
+ */
+#define UP_SETTLE_MS	2000
+
+static void
+up_answer(struct gwd *d)
+{
+	const struct ike_sas *sas = ike_sas(d->ike);
+	struct timespec now;
+	struct timeval tv;
+	long long waited;
+	char msg[256];
+
+	if (d->tunnel != TUNNEL_UP || control_held(d->ctl, CONTROL_WAIT_UP) == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	waited = (long long)(now.tv_sec - d->tunnel_up_at.tv_sec) * 1000 +
+	    (now.tv_nsec - d->tunnel_up_at.tv_nsec) / 1000000;
+	if ((sas->ike_established > 1 || sas->pairs_missing > 0) &&
+	    waited >= 0 && waited < UP_SETTLE_MS) {
+		if (!evtimer_pending(d->up_timer, NULL)) {
+			tv.tv_sec = (UP_SETTLE_MS - waited) / 1000;
+			tv.tv_usec = (UP_SETTLE_MS - waited) % 1000 * 1000;
+			evtimer_add(d->up_timer, &tv);
+		}
+		return;
+	}
+	evtimer_del(d->up_timer);
+	snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up (%s data "
+	    "plane)\n", d->cfg->site.name, d->cfg->peer.name,
+	    config_dataplane_name(d->dp));
+	control_answer(d->ctl, CONTROL_WAIT_UP, msg);
+}
+
+static void
+up_settled(evutil_socket_t fd, short ev, void *arg)
+{
+	up_answer(arg);
 }
 
 static void
@@ -355,6 +406,7 @@ tunnel_update(struct gwd *d)
 	else
 		tunnel_set(d, TUNNEL_DOWN);
 	link_refresh(d);
+	up_answer(d);
 }
 
 /* Which of our LAN addresses talks to which of the peer's for the echo. */
@@ -384,7 +436,6 @@ static void
 echo_answered(void *arg)
 {
 	struct gwd *d = arg;
-	char msg[256];
 
 	echo_stop(d->echo);
 	d->echo = NULL;
@@ -392,13 +443,9 @@ echo_answered(void *arg)
 	d->auth_failed = 0;
 	d->last_error[0] = '\0';
 	ike_tunnel_verified(d->ike);
-	tunnel_update(d);
+	tunnel_update(d);	/* `up` answered, once settled */
 	log_info("tunnel to %s carries traffic (%s data plane)",
 	    d->cfg->peer.name, config_dataplane_name(d->dp));
-	snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up (%s data "
-	    "plane)\n", d->cfg->site.name, d->cfg->peer.name,
-	    config_dataplane_name(d->dp));
-	control_answer(d->ctl, CONTROL_WAIT_UP, msg);
 }
 
 static void
@@ -1196,10 +1243,8 @@ control_request_cb(struct control_conn *cc, const char *cmd, void *arg)
 			return;
 		}
 		if (d->tunnel == TUNNEL_UP) {
-			snprintf(msg, sizeof(msg), "ok tunnel %s <-> %s is up "
-			    "(%s data plane)\n", d->cfg->site.name,
-			    d->cfg->peer.name, config_dataplane_name(d->dp));
-			control_reply(cc, msg);
+			control_hold(cc, CONTROL_WAIT_UP);
+			up_answer(d);
 			return;
 		}
 		if (pair_standing_by(d, msg, sizeof(msg))) {
@@ -1666,6 +1711,8 @@ daemon_free(struct gwd *d)
 		event_free(d->yield_timer);
 	if (d->lapse_timer != NULL)
 		event_free(d->lapse_timer);
+	if (d->up_timer != NULL)
+		event_free(d->up_timer);
 
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
@@ -1687,13 +1734,14 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
 	d->yield_timer = evtimer_new(d->base, yield_expired, d);
 	d->lapse_timer = evtimer_new(d->base, lapse_expired, d);
+	d->up_timer = evtimer_new(d->base, up_settled, d);
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
 	    d->yield_timer == NULL || d->lapse_timer == NULL ||
-	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
+	    d->up_timer == NULL || d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);
 	evsignal_add(d->sig_int, NULL);

@@ -815,12 +815,28 @@ power_on() {
 		wait_until 10 port_gone "$sw" "$port" ||
 			{ echo "power_on: $port still in $sw" >&2; return 1; }
 	done
-	case $node in gw-*) rm -rf "$(pair_run_dir "$node")" ;; esac
+	case $node in gw-*)
+		keep_node_logs "$node"
+		rm -rf "$(pair_run_dir "$node")" ;;
+	esac
 	pair_node_up "$node" || return 1
 	case $node in etcd-*) etcd_start "$site" || return 1 ;; esac
 	return 0
 }
 port_gone() { ! ip -n "$1" link show "$2" >/dev/null 2>&1; }
+
+# keep_node_logs GW: with LAB_KEEP_DIR, GW's logs, grgw's and charon's,
+# added to the ones kept of it (grgw-GW.log, charon-GW.log), before a
+# power-on starts it afresh and at the end
+keep_node_logs() {
+	local f
+	[ -n "${LAB_KEEP_DIR:-}" ] || return 0
+	mkdir -p "$LAB_KEEP_DIR" || return 0
+	for f in "$(pair_run_dir "$1")"/site-*/grgw.log "$(pair_run_dir "$1")"/site-*/charon.log; do
+		[ -f "$f" ] && cat "$f" >>"$LAB_KEEP_DIR/$(basename "$f" .log)-$1.log"
+	done
+	return 0
+}
 
 # holder_of ADDR a|b: which of the site's gateways hold ADDR now, on an
 # interface that is up, space-separated: "" when none, "gw-a1 gw-a2" when

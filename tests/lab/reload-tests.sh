@@ -70,6 +70,7 @@ udp_stream_start() {
 	# Not a packet before the receiver listens.
 	wait_until 10 udp_stream_listening || true
 	now_ms >"$WORK/stream.t0"
+	echo "0 stream start, $(date +%T.%3N)" >"$WORK/moves.log"
 	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$RELOAD_PORT" \
 		"$RELOAD_RATE" "$1" --stop "$WORK/stream.stop" >"$WORK/stream-send.out" 2>&1 &
 	RELOAD_SEND=$!

@@ -94,16 +94,14 @@ FIXTURE_PSK_OPEN=psk-0644
 # ---- setup ------------------------------------------------------------------
 
 # keep_pair_logs: with LAB_KEEP_DIR, the pair gateways' logs, grgw's and
-# charon's, go there (grgw-gw-a1.log, charon-gw-a1.log, ...) before the
+# charon's, go there (grgw-gw-a1.log, charon-gw-a1.log, ..., each start
+# after the other), with the last stream's gaps and the moves, before the
 # lab is taken down
 keep_pair_logs() {
 	local f gw
 	[ -n "${LAB_KEEP_DIR:-}" ] || return 0
-	for f in "$LAB_RUN_DIR"-gw-*/site-*/grgw.log "$LAB_RUN_DIR"-gw-*/site-*/charon.log; do
-		[ -f "$f" ] || continue
-		gw=${f#"$LAB_RUN_DIR"-}
-		gw=${gw%%/*}
-		mkdir -p "$LAB_KEEP_DIR" && cp "$f" "$LAB_KEEP_DIR/$(basename "$f" .log)-$gw.log"
+	for gw in gw-a1 gw-a2 gw-b1 gw-b2; do
+		keep_node_logs "$gw"
 	done
 	for f in moves.log stream-recv.out; do
 		[ -f "$WORK/$f" ] && mkdir -p "$LAB_KEEP_DIR" && cp "$WORK/$f" "$LAB_KEEP_DIR/"
