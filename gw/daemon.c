@@ -524,6 +524,10 @@ ike_news(const struct ike_news *n, void *arg)
 		d->charon_hung = 1;
 		charon_kill(d->charon, n->error);
 		break;
+	case IKE_CHILD_UP:
+		/* What the probes lost before it is not this SA's. */
+		netproc_tunnel_new(d->np);
+		return;
 	case IKE_SAS:
 		if (d->stopping)
 			return;

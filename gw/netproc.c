@@ -12,7 +12,8 @@
  *                   PMSG_PAIR_KEY, and PMSG_PAIR_RESUME while this
  *                   gateway holds the floating addresses), PMSG_START,
  *                   then PMSG_PUBLISH (etcd), PMSG_DOC (answers for
- *                   HTTP) and PMSG_PAIR_CMD at any time
+ *                   HTTP), PMSG_PAIR_CMD and PMSG_TUNNEL_NEW at any
+ *                   time
  *   here -> parent: PMSG_READY once started, PMSG_PATH on every verdict
  *                   and every PATH_PUSH_MS, PMSG_WANT per HTTP request
  * It exits when the channel closes or the parent dies.
@@ -329,6 +330,11 @@ on_message(const struct pmsg *m, void *arg)
 		if (n->started || pmsg_pair_resume_decode(m->body, m->len,
 		    &n->resume_epoch, &n->resume_until) == -1)
 			goto bad;
+		return;
+	case PMSG_TUNNEL_NEW:
+		if (m->len != 0)
+			goto bad;
+		probe_engine_fresh(n->probes, PROBE_TUNNEL);
 		return;
 	case PMSG_PAIR_CMD:
 		if (pmsg_pair_cmd_decode(m->body, m->len, &cmd) == -1)

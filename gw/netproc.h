@@ -95,6 +95,11 @@ int	netproc_pair_keys(struct netproc *np, const uint8_t *key,
  */
 void	netproc_pair_hold(struct netproc *np, uint64_t epoch,
 	    uint64_t until_ms);
+/*
+ * A CHILD_SA came up (PMSG_TUNNEL_NEW): the tunnel path's detection
+ * starts over (probe_engine_fresh()).  Not running: nothing.
+ */
+void	netproc_tunnel_new(struct netproc *np);
 /* Tell the pair's role engine (PMSG_PAIR_CMD).  0, or -1 (not running,
  * no pair). */
 int	netproc_pair_cmd(struct netproc *np, enum pmsg_pair_cmd cmd);

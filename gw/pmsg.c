@@ -229,7 +229,7 @@ rd_done(const struct rd *r)
 static int
 type_known(uint8_t t)
 {
-	return (t >= PMSG_CONF && t <= PMSG_PAIR_RESUME) ||
+	return (t >= PMSG_CONF && t <= PMSG_TUNNEL_NEW) ||
 	    (t >= PMSG_READY && t <= PMSG_ROLE);
 }
 

@@ -37,6 +37,7 @@ enum pmsg_type {
 	PMSG_PAIR_KEY = 6,	/* the heartbeat key(s) of the pair */
 	PMSG_PAIR_CMD = 7,	/* news for the pair's role engine */
 	PMSG_PAIR_RESUME = 8,	/* the hold a restarted engine takes on */
+	PMSG_TUNNEL_NEW = 9,	/* a CHILD_SA came up (no body) */
 	/* network process -> parent */
 	PMSG_READY = 16,	/* started, or why not */
 	PMSG_PATH = 17,		/* a probe path's verdict and figures */

@@ -1060,6 +1060,22 @@ probe_engine_assume_up(struct probe_engine *e, enum probe_path path)
 	ps->st.ever_up = 1;
 }
 
+void
+probe_engine_fresh(struct probe_engine *e, enum probe_path path)
+{
+	struct probe_path_state	*ps;
+	struct timeval		 tv;
+
+	if (e == NULL || !e->started || path >= PROBE_NPATHS)
+		return;
+	ps = &e->path[path];
+	if (ps->st.up) {
+		tv = ns_to_tv(e->detect_ns);
+		evtimer_add(ps->detect, &tv);
+	}
+	probe_send_request(ps);
+}
+
 int
 probe_engine_start(struct probe_engine *e)
 {

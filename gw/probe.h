@@ -84,6 +84,14 @@ void	probe_engine_rebind(struct probe_engine *e);
  */
 void	probe_engine_assume_up(struct probe_engine *e, enum probe_path path);
 /*
+ * A new SA carries path from now on (the other site's gateway took
+ * over, a rekey): answers missed before it say nothing about it.  A path
+ * that is up gets a whole detection time from now, and a request goes
+ * at once, so that a path whose old SA died is not called down just as
+ * its new one arrives (nor, down already, waits for its next interval).
+ */
+void	probe_engine_fresh(struct probe_engine *e, enum probe_path path);
+/*
  * New keys (a reload): key is sent with from then on; next, while a key
  * rotation is under way (the key derived from the next pre-shared key),
  * is accepted as well as key, so the link holds while the two gateways

@@ -569,6 +569,14 @@ netproc_pair_hold(struct netproc *np, uint64_t epoch, uint64_t until_ms)
 	np->hold_until = until_ms;
 }
 
+void
+netproc_tunnel_new(struct netproc *np)
+{
+	if (np == NULL || np->chan == NULL)
+		return;
+	(void)chan_send(np->chan, PMSG_TUNNEL_NEW, NULL, 0, NULL, 0);
+}
+
 int
 netproc_pair_cmd(struct netproc *np, enum pmsg_pair_cmd cmd)
 {

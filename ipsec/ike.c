@@ -658,6 +658,9 @@ vici_event(const struct vici_msg *m, void *arg)
 	    strcmp(m->name, "child-updown") == 0) {
 		log_info("%s: %s", m->name,
 		    vici_get_bool(m->root, "up") ? "up" : "down");
+		if (strcmp(m->name, "child-updown") == 0 &&
+		    vici_get_bool(m->root, "up"))
+			ike_tell(k, IKE_CHILD_UP, NULL, 0);
 		ike_refresh_now(k);
 	}
 }

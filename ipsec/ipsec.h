@@ -172,6 +172,8 @@ enum ike_what {
 			   must be killed; the conversation is dropped */
 	IKE_PROVED,	/* new credentials proved (proved = 1) or refused
 			   (0; asked again every IKE_PROVE_RETRY_S) */
+	IKE_CHILD_UP,	/* charon says a CHILD_SA came up (the view of the
+			   SAs follows as IKE_SAS) */
 };
 
 /* Borrowed, valid during the callback only. */

@@ -130,7 +130,7 @@ test_frame_refused(void **state)
 	assert_int_equal(pmsg_header(buf, PMSG_DOC, 5), 0);
 	buf[2] = 0;					/* type */
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
-	buf[2] = PMSG_PAIR_RESUME + 1;
+	buf[2] = PMSG_TUNNEL_NEW + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
 	buf[2] = PMSG_ROLE + 1;
 	assert_int_equal(pmsg_frame(buf, sizeof(buf), &m), -1);
