@@ -75,6 +75,11 @@ cleanup() {
 	set +e
 	[ -n "${TRACE_PID:-}" ] && trace_stop
 	[ -n "${RELOAD_SEND:-}" ] && touch "$WORK/stream.stop"
+	# LAB_KEEP_DIR: the gateways' logs and each move's figures
+	if [ -n "${LAB_KEEP_DIR:-}" ]; then
+		for gw in "${PAIR_GWS[@]}"; do keep_node_logs "$gw"; done
+		cp "$WORK"/*.figures "$LAB_KEEP_DIR/" 2>/dev/null
+	fi
 	for gw in "${PAIR_GWS[@]}"; do
 		timeout 30 ip netns exec "$NS_PREFIX$gw" "$GRGW" down -c "$(pair_conf "$gw")" --purge \
 			>/dev/null 2>&1 </dev/null
