@@ -374,7 +374,7 @@ up_answer(struct gwd *d)
 	waited = (long long)(now.tv_sec - d->tunnel_up_at.tv_sec) * 1000 +
 	    (now.tv_nsec - d->tunnel_up_at.tv_nsec) / 1000000;
 	if ((sas->ike_established > 1 || sas->pairs_missing > 0) &&
-	    waited >= 0 && waited < UP_SETTLE_MS) {
+	    waited < UP_SETTLE_MS) {
 		if (!evtimer_pending(d->up_timer, NULL)) {
 			tv.tv_sec = (UP_SETTLE_MS - waited) / 1000;
 			tv.tv_usec = (UP_SETTLE_MS - waited) % 1000 * 1000;

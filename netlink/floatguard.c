@@ -17,8 +17,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "grgw.h"
 #include "netlink/netlink.h"

@@ -576,14 +576,13 @@ refuse_elements(const struct grgw_config *cfg, int on)
 	char			 key[IF_NAMESIZE];
 	int			 i;
 
+	for (i = 0; i < cfg->site.n_lan_interfaces; i++)
+		if (!ifname_valid(cfg->site.lan_interfaces[i]))
+			return -EINVAL;
 	if ((b = nfset_begin()) == NULL)
 		return -ENOMEM;
 	nfset_clear(b, NFPROTO_INET, GWNL_REFUSE_TABLE, REFUSE_SET);
 	for (i = 0; on && i < cfg->site.n_lan_interfaces; i++) {
-		if (!ifname_valid(cfg->site.lan_interfaces[i])) {
-			(void)nfset_commit(b);
-			return -EINVAL;
-		}
 		/* nftables' ifname: IFNAMSIZ bytes, zero padded. */
 		memset(key, 0, sizeof(key));
 		memcpy(key, cfg->site.lan_interfaces[i],
