@@ -319,6 +319,8 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 		ike_set_active(d->ike, held);
 	if (!held)
 		netproc_pair_hold(d->np, 0, 0);
+	else
+		linkact_restart(d->act);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
 	hooks_event(d->hooks, &d->link, "pair", held ? "active" : "standby");
 	log_info("pair: this gateway is %s (%s)", held ? "active" :

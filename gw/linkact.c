@@ -147,6 +147,16 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 }
 
 void
+linkact_restart(struct linkact *a)
+{
+	if (a == NULL || a->stopped)
+		return;
+	a->was_up = 0;
+	evtimer_del(a->refuse_timer);
+	refuse_set(a, 0);
+}
+
+void
 linkact_stop(struct linkact *a)
 {
 	if (a == NULL)

@@ -25,6 +25,14 @@ struct linkact *linkact_new(struct event_base *base, struct gwnl *nl,
 	    struct ike *ike, const struct grgw_config *cfg);
 /* The link state changed (v borrowed for the call). */
 void	linkact_follow(struct linkact *a, const struct link_view *v);
+/*
+ * [pair]: this gateway has just taken the role.  Its link starts over as
+ * at start: nothing is refused until it has been up once.  Until its
+ * CHILD_SAs are in, the peer prefixes have no route and fail fast does
+ * the same; from then on traffic flows at once, without waiting for the
+ * probes' verdict, which takes a few exchanges.
+ */
+void	linkact_restart(struct linkact *a);
 /* Stop acting (the daemon stops; cleanup removes the refusal). */
 void	linkact_stop(struct linkact *a);
 int	linkact_refusing(const struct linkact *a);

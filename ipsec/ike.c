@@ -1307,6 +1307,19 @@ ike_set_active(struct ike *k, int active)
 		return;
 	k->passive = !active;
 	evtimer_del(k->initiate_timer);
+	/*
+	 * Taking the role with nothing held (a complete view, no IKE_SA in
+	 * any state, no listing in flight that could show one): initiate at
+	 * once.  The terminate below would cost a round trip to charon,
+	 * queued behind whatever else this connection carries (8 to 31 ms
+	 * measured in the lab), and the takeover's traffic waits it out.
+	 */
+	if (active && k->ready && !k->listing && !k->relist &&
+	    !k->sas.ike_any && !k->initiating) {
+		k->backoff_ms = 0;
+		initiate_cb(-1, 0, k);
+		return;
+	}
 	if (k->vici != NULL && k->ready &&
 	    ike_send(k, conn_build_terminate_force(GRGW_CONN_NAME),
 	    close_all_reply) == 0)
