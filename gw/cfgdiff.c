@@ -168,6 +168,10 @@ diff_side(struct cfgdiff *d, const char *sec, const struct grgw_side *a,
 		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[%s] lan_address changed: "
 		    "the tunnel check runs between these addresses" DOWN_UP,
 		    sec);
+	if (!site && !addrs_equal(a->gateways, a->n_gateways, b->gateways,
+	    b->n_gateways))
+		cfgdiff_add(d, CFGDIFF_REFUSED, 0, "[peer] gateway changed: "
+		    "charon's connections are loaded with them" DOWN_UP);
 	if (site) {
 		refuse_str(d, "[site] wan_interface", a->wan_interface,
 		    b->wan_interface);
@@ -443,6 +447,8 @@ diff_pair(struct cfgdiff *d, const struct grgw_pair_conf *a,
 	    &b->second_partner);
 	pair_refuse_addr(d, "second_address", &a->second_address,
 	    &b->second_address);
+	pair_refuse_addr(d, "own_wan_address", &a->own_wan_address,
+	    &b->own_wan_address);
 	snprintf(x, sizeof(x), "%u", a->port);
 	snprintf(y, sizeof(y), "%u", b->port);
 	pair_refuse_str(d, "port", x, y);

@@ -102,6 +102,7 @@ enum key_id {
 	K_PEER_LAN_ADDR,
 	K_PEER_PREFIX,
 	K_PEER_PROBES,
+	K_PEER_GATEWAY,
 	K_AUTH_PSK,
 	K_AUTH_PSK_NEXT,
 	K_AUTH_CERT,
@@ -151,6 +152,7 @@ enum key_id {
 	K_PAIR_ADDRESS,
 	K_PAIR_SECOND_PARTNER,
 	K_PAIR_SECOND_ADDRESS,
+	K_PAIR_OWN_WAN,
 	K_PAIR_PRIORITY,
 	K_PAIR_PORT,
 	K_PAIR_INTERVAL,
@@ -223,7 +225,7 @@ static key_parse_fn key_name, key_identity, key_ifname, key_address,
     key_log_level, key_wan_rate, key_port, key_dscp, key_class_rate;
 static key_parse_fn key_percent;
 static key_parse_fn key_listen, key_etcd_endpoint, key_etcd_key;
-static key_parse_fn key_user;
+static key_parse_fn key_user, key_gateway;
 static key_parse_fn key_duration;
 
 static const struct choice yes_no_choices[] = {
@@ -356,6 +358,11 @@ static const struct key_def key_defs[K_COUNT] = {
 	    peer.prefixes, peer.n_prefixes, KEY_REQUIRED,
 	    "a network of the other site in CIDR notation such as "
 	    "198.18.2.0/24"),
+	[K_PEER_GATEWAY] = REPEAT(SEC_PEER, "gateway", key_gateway,
+	    peer.gateways, peer.n_gateways, 0,
+	    "one of the other site's gateways' own WAN addresses as reached "
+	    "from here (not [peer] address), such as 198.51.100.11, at most "
+	    "4"),
 	[K_PEER_PROBES] = CHOICE(SEC_PEER, "probes", probe.method,
 	    probes_choices, "grgw (the peer runs grgw), icmp (ICMP echo, "
 	    "any peer) or off (the link follows the IKE and CHILD SAs)"),
@@ -527,6 +534,9 @@ static const struct key_def key_defs[K_COUNT] = {
 	    key_address, pair.second_address, 0, "this gateway's own "
 	    "unicast address on a second link (not a floating one, not "
 	    "[pair] address), such as its WAN address 192.0.2.11"),
+	[K_PAIR_OWN_WAN] = SCALAR(SEC_PAIR, "own_wan_address", key_address,
+	    pair.own_wan_address, 0, "this gateway's own unicast address on "
+	    "the WAN (not a floating one), such as 192.0.2.11"),
 	[K_PAIR_PRIORITY] = INTEGER(SEC_PAIR, "priority", pair.priority, 1,
 	    255, "an integer from 1 to 255 (when both gateways start, the "
 	    "higher becomes active)"),
@@ -991,6 +1001,34 @@ key_lan_address(struct config_parser *p, const struct key_def *k,
 		    "IPv4 and one IPv6 %s", k->name, quote(v, q),
 		    family_name(a.family), section_names[k->section],
 		    key_state_of(p, k)->entry_line[i], k->name);
+		return -1;
+	}
+	if ((dst = entry_next(p, k)) == NULL)
+		return -1;
+	*dst = a;
+	entry_commit(p, k);
+	return 0;
+}
+
+/* [peer] gateway: a unicast address, each once. */
+static int
+key_gateway(struct config_parser *p, const struct key_def *k, const char *v)
+{
+	struct grgw_addr	 a, *have, *dst;
+	char			 q[QUOTE_BUF];
+	int			 i, n;
+
+	if (parse_unicast(p, k, v, &a) == -1)
+		return -1;
+	have = key_field(p, k);
+	n = *key_count(p, k);
+	for (i = 0; i < n; i++) {
+		if (!addr_equal(&have[i], &a))
+			continue;
+		config_error(p, p->lineno, "%s %s is given twice in [%s] (also "
+		    "on line %u); expected each gateway once", k->name,
+		    quote(v, q), section_names[k->section],
+		    key_state_of(p, k)->entry_line[i]);
 		return -1;
 	}
 	if ((dst = entry_next(p, k)) == NULL)
@@ -2082,6 +2120,58 @@ check_wan(struct config_parser *p)
 	}
 }
 
+/*
+ * [peer] gateway: addresses the other site's incoming gateway makes its
+ * SAs from before a handover; of the family of [peer] address, not that
+ * address (it floats to whichever gateway is active), and outside the
+ * networks the tunnel carries.
+ */
+static void
+check_peer_gateways(struct config_parser *p)
+{
+	const struct grgw_side	*peer = &p->cfg.peer;
+	struct key_state	*gk = &p->keys[K_PEER_GATEWAY];
+	struct key_state	*ak = &p->keys[K_PEER_ADDR];
+	char			 a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	char			 c[INET6_ADDRSTRLEN + 4];
+	size_t			 j;
+	int			 i, n;
+
+	for (i = 0; i < peer->n_gateways; i++) {
+		const struct grgw_addr *g = &peer->gateways[i];
+
+		if (ak->valid && g->family != peer->wan_address.family)
+			config_error(p, gk->entry_line[i], "[peer] gateway %s "
+			    "is %s but [peer] address %s (line %u) is %s; "
+			    "expected the family of [peer] address",
+			    addr_fmt(g, a, sizeof(a)), family_name(g->family),
+			    addr_fmt(&peer->wan_address, b, sizeof(b)),
+			    ak->line, family_name(peer->wan_address.family));
+		else if (ak->valid && addr_equal(g, &peer->wan_address))
+			config_error(p, gk->entry_line[i], "[peer] gateway %s "
+			    "is [peer] address too (line %u), which floats "
+			    "to the other site's active gateway; expected "
+			    "one gateway's own WAN address",
+			    addr_fmt(g, a, sizeof(a)), ak->line);
+		for (j = 0; j < nitems(sides); j++) {
+			const struct grgw_side *s = side_of(p, &sides[j]);
+
+			for (n = 0; n < s->n_prefixes; n++) {
+				if (!prefix_contains(&s->prefixes[n], g))
+					continue;
+				config_error(p, gk->entry_line[i], "[peer] "
+				    "gateway %s is inside [%s] prefix %s (line "
+				    "%u); expected a WAN address outside the "
+				    "networks the tunnel carries",
+				    addr_fmt(g, a, sizeof(a)),
+				    section_names[sides[j].section],
+				    prefix_fmt(&s->prefixes[n], c, sizeof(c)),
+				    p->keys[sides[j].prefix].entry_line[n]);
+			}
+		}
+	}
+}
+
 /* ---- QoS -------------------------------------------------------------- */
 
 static int
@@ -2429,6 +2519,17 @@ check_pair_addresses(struct config_parser *p)
 	if (ks[K_PAIR_PARTNER].valid)
 		check_pair_not_floating(p, K_PAIR_PARTNER, &c->partner);
 	check_pair_second(p);
+	if (ks[K_PAIR_OWN_WAN].valid) {
+		check_pair_not_floating(p, K_PAIR_OWN_WAN, &c->own_wan_address);
+		if (ks[K_SITE_WAN_ADDR].valid && c->own_wan_address.family !=
+		    p->cfg.site.wan_address.family)
+			config_error(p, ks[K_PAIR_OWN_WAN].line, "[pair] "
+			    "own_wan_address is %s but [site] wan_address "
+			    "(line %u) is %s; expected the same family",
+			    family_name(c->own_wan_address.family),
+			    ks[K_SITE_WAN_ADDR].line,
+			    family_name(p->cfg.site.wan_address.family));
+	}
 }
 
 /*
@@ -2717,6 +2818,7 @@ config_parse_finish(struct config_parser *p, struct grgw_config *out)
 		check_side(p, &sides[i]);
 	check_overlap(p);
 	check_wan(p);
+	check_peer_gateways(p);
 	check_qos(p);
 	check_probe(p);
 	check_feeds(p);

@@ -134,6 +134,16 @@ struct gwd {
 	struct event	*yield_timer;
 	struct event	*lapse_timer;	/* [pair]: SAs kept across a lapse,
 					 * until */
+	/*
+	 * [pair], a handover made before it breaks: asked by the active
+	 * partner for SAs of this gateway's own (until prep_timer: then,
+	 * still not active, they go); whether the network process was told
+	 * they are in.
+	 */
+	int		prep_asked;
+	int		prep_told_ready;
+	struct event	*prep_timer;
+	int		handover_ready;	/* active: the partner has them in */
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
@@ -308,6 +318,9 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 	int kept = evtimer_pending(d->lapse_timer, NULL);
 
 	evtimer_del(d->lapse_timer);
+	d->handover_ready = 0;
+	if (held)
+		evtimer_del(d->prep_timer);	/* the handover came */
 	if (held && kept && same_epoch) {
 		log_info("pair: active again under epoch %llu: the SAs kept "
 		    "go on", (unsigned long long)pairhold_taken_epoch(d->ph));
@@ -319,8 +332,7 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 		ike_set_active(d->ike, held);
 	if (!held)
 		netproc_pair_hold(d->np, 0, 0);
-	else
-		linkact_restart(d->act);
+	linkact_role(d->act, held);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
 	hooks_event(d->hooks, &d->link, "pair", held ? "active" : "standby");
 	log_info("pair: this gateway is %s (%s)", held ? "active" :
@@ -336,6 +348,94 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 	}
 }
 
+
+/*
+ * A handover made before it breaks, on the incoming (standby) side: the
+ * active partner asks for SAs from this gateway's own WAN address
+ * (ike_prepare()); the other site adds the CHILD_SAs, and the network
+ * process is told when every pair has one (prep_follow()), which the
+ * partner waits for before it hands the role over.  A handover that has
+ * not come PREP_KEEP_MS later leaves them to go.
+ */
+#define PREP_KEEP_MS	10000
+
+/* The partner has announced the addresses long before this. */
+#define PAIR_DRAIN_MS	1000
+
+static void
+release_go(void *arg)
+{
+	struct gwd *d = arg;
+
+	pairhold_release_now(d->ph);
+}
+
+/*
+ * The outgoing side, as the addresses are about to go: the other site
+ * sends on the partner's SAs already; these are deleted while the
+ * floating WAN address can still tell it so (a DELETE sent after would
+ * not get out, and the other site would keep them until dead-peer
+ * detection).
+ */
+static int
+pair_before_release(void *arg)
+{
+	struct gwd *d = arg;
+
+	if (!d->handover_ready || d->stopping)
+		return 0;
+	d->handover_ready = 0;
+	/* What the nodes send here until they hear the partner goes on to
+	 * it, from now (before these SAs go). */
+	(void)pairhold_drain(d->ph, PAIR_DRAIN_MS);
+	return ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, release_go,
+	    d) == 0;
+}
+
+static void
+prep_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	(void)fd;
+	(void)ev;
+	if (d->ph != NULL && pairhold_held(d->ph))
+		return;
+	log_info("handover: none came; the SAs made ready go");
+	ike_unprepare(d->ike);
+}
+
+static void
+prep_asked(struct gwd *d, int asked)
+{
+	struct timeval tv = { PREP_KEEP_MS / 1000, 0 };
+
+	if (asked && !d->prep_asked) {
+		if (ike_prepare(d->ike) == -1)
+			log_info("handover: no SAs of this gateway's own to "
+			    "make ready (%s)",
+			    d->cfg->pair.own_wan_address.family == 0 ?
+			    "no [pair] own_wan_address" : "charon not ready");
+		else
+			evtimer_add(d->prep_timer, &tv);
+	}
+	d->prep_asked = asked;
+}
+
+/* Tell the network process whether the SAs made ready are in. */
+static void
+prep_follow(struct gwd *d)
+{
+	int ready = d->ph != NULL && ike_sas(d->ike)->ready_complete;
+
+	if (ready == d->prep_told_ready)
+		return;
+	d->prep_told_ready = ready;
+	if (ready)
+		log_info("handover: this gateway's own SAs with %s are in",
+		    d->cfg->peer.name);
+	netproc_pair_cmd(d->np, ready ? PMSG_PAIR_READY : PMSG_PAIR_UNREADY);
+}
 
 static void
 tunnel_set(struct gwd *d, enum tunnel_state s)
@@ -539,6 +639,7 @@ ike_news(const struct ike_news *n, void *arg)
 			log_info("CHILD_SA to %s is gone", d->cfg->peer.name);
 			child_became_down(d);
 		}
+		prep_follow(d);
 		break;
 	}
 	tunnel_update(d);
@@ -695,7 +796,11 @@ netproc_news(const struct netproc_news *n, void *arg)
 	case NETPROC_ROLE:
 		if (d->ph == NULL)
 			break;
+		if ((n->role->prep & PMSG_PREP_PARTNER_READY) &&
+		    pairhold_held(d->ph))
+			d->handover_ready = 1;
 		pairhold_role(d->ph, n->role);
+		prep_asked(d, (n->role->prep & PMSG_PREP_ASKED) != 0);
 		/* SAs kept across a lapse: a newer epoch ends the wait. */
 		if (n->role->epoch > pairhold_taken_epoch(d->ph) &&
 		    evtimer_pending(d->lapse_timer, NULL))
@@ -1575,6 +1680,14 @@ daemon_check_host(const struct grgw_config *cfg, char *err, size_t errlen)
 			    sizeof(buf)));
 			return -1;
 		}
+		if (cfg->pair.own_wan_address.family != 0 &&
+		    !host_has_address(&cfg->pair.own_wan_address)) {
+			snprintf(err, errlen, "%s: [pair] own_wan_address %s "
+			    "is not an address of this host", cfg->path,
+			    addr_fmt(&cfg->pair.own_wan_address, buf,
+			    sizeof(buf)));
+			return -1;
+		}
 		return 0;
 	}
 	if (!host_has_address(&cfg->site.wan_address)) {
@@ -1645,6 +1758,7 @@ daemon_start_link(struct gwd *d, char *err, size_t errlen)
 	if (cfg->pair.enabled && (d->ph = pairhold_new(d->base, d->nl, cfg,
 	    pair_held, d, err, errlen)) == NULL)
 		return -1;
+	pairhold_set_before(d->ph, pair_before_release);
 	keys_fingerprint(cfg, d->key_fp);
 	creds_fingerprint(cfg, d->creds_fp);
 	d->thresholds.degraded_loss = cfg->probe.degraded_loss;
@@ -1717,6 +1831,8 @@ daemon_free(struct gwd *d)
 		event_free(d->yield_timer);
 	if (d->lapse_timer != NULL)
 		event_free(d->lapse_timer);
+	if (d->prep_timer != NULL)
+		event_free(d->prep_timer);
 	if (d->up_timer != NULL)
 		event_free(d->up_timer);
 
@@ -1740,6 +1856,7 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->stop_timer = evtimer_new(d->base, daemon_finish, d);
 	d->yield_timer = evtimer_new(d->base, yield_expired, d);
 	d->lapse_timer = evtimer_new(d->base, lapse_expired, d);
+	d->prep_timer = evtimer_new(d->base, prep_expired, d);
 	d->up_timer = evtimer_new(d->base, up_settled, d);
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
@@ -1747,6 +1864,7 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
 	    d->yield_timer == NULL || d->lapse_timer == NULL ||
+	    d->prep_timer == NULL ||
 	    d->up_timer == NULL || d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);
@@ -1910,6 +2028,8 @@ daemon_run(const struct grgw_config *cfg, int ready_fd)
 		err_set(err, sizeof(err), "out of memory");
 		goto fail;
 	}
+	if (cfg->pair.enabled)
+		linkact_role(d.act, 0);	/* standby until it takes the role */
 	if (daemon_start_control(&d, err, sizeof(err)) == -1)
 		goto fail;
 	daemon_start_feeds(&d);

@@ -29,6 +29,7 @@
 #define GRGW_MAX_PAIRS		(GRGW_MAX_PREFIXES * GRGW_MAX_PREFIXES)
 #define GRGW_MAX_LAN_IFS	8
 #define GRGW_MAX_LAN_ADDRS	2	/* one per address family */
+#define GRGW_MAX_PEER_GWS	4	/* [peer] gateway lines */
 #define GRGW_PSK_MIN		32	/* bytes of key material */
 #define GRGW_PSK_MAX		64
 
@@ -151,6 +152,13 @@ struct grgw_side {
 	int		n_lan_addresses;	/* gateway's own LAN address */
 	struct grgw_prefix prefixes[GRGW_MAX_PREFIXES];
 	int		n_prefixes;
+	/*
+	 * peer only: the other site's gateways' own WAN addresses (as
+	 * reached from here), from which its incoming gateway makes its
+	 * SAs before a planned handover ([pair] own_wan_address there).
+	 */
+	struct grgw_addr gateways[GRGW_MAX_PEER_GWS];
+	int		n_gateways;
 	/* site only */
 	char		wan_interface[IF_NAMESIZE];
 	char		lan_interfaces[GRGW_MAX_LAN_IFS][IF_NAMESIZE];
@@ -281,6 +289,13 @@ struct grgw_pair_conf {
 	 * on another link, such as their WAN. */
 	struct grgw_addr second_address;
 	struct grgw_addr second_partner;
+	/*
+	 * This gateway's own WAN address (family 0: none): before a
+	 * planned handover to it, it makes its SAs from there, while the
+	 * partner still holds the floating one (the peer lists it as a
+	 * [peer] gateway).
+	 */
+	struct grgw_addr own_wan_address;
 	uint32_t	priority;		/* 1..255; higher: active */
 	uint32_t	port;			/* UDP, 1..65535, both ends */
 	uint32_t	interval_ms;		/* heartbeats, 5..1000 */

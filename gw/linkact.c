@@ -29,6 +29,7 @@ struct linkact {
 	enum link_reason	 reason;
 	int			 refusing;
 	int			 was_up;	/* up once since the start */
+	int			 standby;	/* [pair]: refuses nothing */
 	int			 stopped;
 };
 
@@ -62,7 +63,7 @@ refuse_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct linkact *a = arg;
 
-	if (a->state == LINK_DOWN && !a->stopped)
+	if (a->state == LINK_DOWN && !a->stopped && !a->standby)
 		refuse_set(a, 1);
 }
 
@@ -118,7 +119,7 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 	 * Not before the link was ever up: no tunnel has carried anything
 	 * yet, and the routes refuse.
 	 */
-	if (v->state != LINK_DOWN || !a->was_up) {
+	if (v->state != LINK_DOWN || !a->was_up || a->standby) {
 		evtimer_del(a->refuse_timer);
 		refuse_set(a, 0);
 	} else if (!a->refusing && !evtimer_pending(a->refuse_timer, NULL)) {
@@ -147,11 +148,13 @@ linkact_follow(struct linkact *a, const struct link_view *v)
 }
 
 void
-linkact_restart(struct linkact *a)
+linkact_role(struct linkact *a, int active)
 {
 	if (a == NULL || a->stopped)
 		return;
-	a->was_up = 0;
+	a->standby = !active;
+	if (active)
+		a->was_up = 0;
 	evtimer_del(a->refuse_timer);
 	refuse_set(a, 0);
 }

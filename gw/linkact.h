@@ -26,13 +26,16 @@ struct linkact *linkact_new(struct event_base *base, struct gwnl *nl,
 /* The link state changed (v borrowed for the call). */
 void	linkact_follow(struct linkact *a, const struct link_view *v);
 /*
- * [pair]: this gateway has just taken the role.  Its link starts over as
- * at start: nothing is refused until it has been up once.  Until its
- * CHILD_SAs are in, the peer prefixes have no route and fail fast does
- * the same; from then on traffic flows at once, without waiting for the
- * probes' verdict, which takes a few exchanges.
+ * [pair]: this gateway has just taken the role (active) or given it up.
+ * Active: its link starts over as at start, nothing refused until it has
+ * been up once; until its CHILD_SAs are in, the peer prefixes have no
+ * route and fail fast does the same, and from then on traffic flows at
+ * once, without waiting for the probes' verdict, which takes a few
+ * exchanges.  Standby: nothing is refused; what the nodes still send
+ * here meets the routes (the SAs made ready for a handover, a drain
+ * from the partner, or fail fast).
  */
-void	linkact_restart(struct linkact *a);
+void	linkact_role(struct linkact *a, int active);
 /* Stop acting (the daemon stops; cleanup removes the refusal). */
 void	linkact_stop(struct linkact *a);
 int	linkact_refusing(const struct linkact *a);

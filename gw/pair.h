@@ -41,7 +41,15 @@ enum pair_role_state {
 					 * take the role */
 #define PAIR_F_WAN_OK		0x02	/* its WAN and tunnel are usable */
 #define PAIR_F_ETCD_OK		0x04	/* its last etcd request succeeded */
-#define PAIR_F_ALL		0x07
+/*
+ * A handover made before it breaks (not the engine's: pairnet.c sets
+ * and reads them): the active asks its standby to make its own SAs with
+ * the other site first (PREPARE), and the standby says when they are in
+ * (READY).  Only then does the active flag HANDOVER.
+ */
+#define PAIR_F_PREPARE		0x08
+#define PAIR_F_READY		0x10
+#define PAIR_F_ALL		0x1f
 
 struct pair_hb {
 	uint8_t		role;		/* enum pair_role_state */
@@ -250,6 +258,10 @@ void	pair_role_resend(struct pair_role *r);
  * epoch; if nothing happened within dead_ms + guard_ms, it gives up and
  * stays active.
  */
+/* Whether pair_role_handover() would start one now: 0, or -1 with why
+ * not in err; nothing changes. */
+int	pair_role_handover_check(struct pair_role *r, uint64_t now, char *err,
+	    size_t errlen);
 int	pair_role_handover(struct pair_role *r, uint64_t now, char *err,
 	    size_t errlen);
 /* Advance time-driven rules (also done by pair_role_next()). */

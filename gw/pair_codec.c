@@ -8,7 +8,8 @@
  *    4   1  version, 1
  *    5   1  role: 1 starting, 2 standby, 3 claiming, 4 active, 5 released
  *    6   1  priority, 1..255
- *    7   1  flags: 0x01 HANDOVER, 0x02 WAN_OK, 0x04 ETCD_OK
+ *    7   1  flags: 0x01 HANDOVER, 0x02 WAN_OK, 0x04 ETCD_OK, 0x08 PREPARE,
+ *              0x10 READY
  *    8   8  session: the sender's random id for this run
  *   16   8  seq: the sender's sequence number, from 1
  *   24   8  epoch: the last fence epoch the sender knows of

@@ -894,6 +894,16 @@ handover_begin(struct pair_role *r, uint64_t now)
 }
 
 int
+pair_role_handover_check(struct pair_role *r, uint64_t now, char *err,
+    size_t errlen)
+{
+	if (r == NULL)
+		return err_set(err, errlen, "no pair");
+	pair_role_tick(r, now);
+	return handover_refusal(r, r->now, err, errlen);
+}
+
+int
 pair_role_handover(struct pair_role *r, uint64_t now, char *err,
     size_t errlen)
 {

@@ -74,10 +74,19 @@ struct pairhold {
 	uint64_t		 kernel_until;	/* the kernel's hold (mono ms;
 						 * 0: none, or not known) */
 	uint64_t		 kernel_deadline; /* the deadline it is for */
+
+	int			 drain_ok;	/* its table is in */
+	struct event		*drain_timer;
+	pairhold_before_cb	 before;
+	int			 release_waiting;	/* on before() */
+	char			 release_why[PMSG_TEXT_MAX + 1];
+	struct event		*release_timer;
 };
 
 static void	apply_cb(evutil_socket_t, short, void *);
 static void	apply_pending(struct pairhold *);
+static void	release_timer_cb(evutil_socket_t, short, void *);
+static void	drain_timer_cb(evutil_socket_t, short, void *);
 
 /* The interface that holds a, into ifname; -1 if none. */
 static int
@@ -177,6 +186,9 @@ release(struct pairhold *ph, const char *why)
 	hold_cancel(ph);
 	if (ph->announce_timer != NULL)
 		evtimer_del(ph->announce_timer);
+	ph->release_waiting = 0;
+	if (ph->release_timer != NULL)
+		evtimer_del(ph->release_timer);
 	if (!ph->held)
 		return;
 	for (i = 0; i < ph->n_fl; i++)
@@ -247,6 +259,11 @@ take(struct pairhold *ph, uint64_t until, const char *why)
 
 	if (ph->held)
 		return;
+	/* Active again within a drain: what comes is ours to carry. */
+	if (ph->drain_timer != NULL && evtimer_pending(ph->drain_timer, NULL)) {
+		evtimer_del(ph->drain_timer);
+		drain_timer_cb(-1, 0, ph);
+	}
 	(void)kernel_hold(ph, until);
 	for (i = 0; i < ph->n_fl; i++) {
 		addr_fmt(&ph->fl[i].a, buf, sizeof(buf));
@@ -463,6 +480,17 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 		free(ph);
 		return NULL;
 	}
+	/* Not needed for safety: a handover without it loses what the
+	 * nodes send while the addresses move. */
+	if ((n = gwnl_drain_install(nl, cfg, ph->lan_if, &cfg->pair.partner))
+	    == 0)
+		ph->drain_ok = 1;
+	else
+		log_warnx("pair: no drain for handovers (nftables table "
+		    "netdev %s on %s: %s): what the nodes send to this gateway "
+		    "while the addresses move to the partner is lost",
+		    GWNL_DRAIN_TABLE, ph->lan_if, n == -ENOENT ? "no peer "
+		    "prefix in the family of [pair] partner" : strerror(-n));
 	ph->janitor_fd = -1;
 	if (janitor_start(ph, err, errlen) == -1) {
 		free(ph);
@@ -471,11 +499,19 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 	if ((ph->hold_timer = evtimer_new(base, hold_expired, ph)) == NULL ||
 	    (ph->announce_timer = evtimer_new(base, announce_again,
 	    ph)) == NULL ||
-	    (ph->apply_ev = evtimer_new(base, apply_cb, ph)) == NULL) {
+	    (ph->apply_ev = evtimer_new(base, apply_cb, ph)) == NULL ||
+	    (ph->release_timer = evtimer_new(base, release_timer_cb,
+	    ph)) == NULL ||
+	    (ph->drain_timer = evtimer_new(base, drain_timer_cb,
+	    ph)) == NULL) {
+		if (ph->release_timer != NULL)
+			event_free(ph->release_timer);
 		if (ph->hold_timer != NULL)
 			event_free(ph->hold_timer);
 		if (ph->announce_timer != NULL)
 			event_free(ph->announce_timer);
+		if (ph->apply_ev != NULL)
+			event_free(ph->apply_ev);
 		err_set(err, errlen, "out of memory");
 		janitor_stop(ph);
 		free(ph);
@@ -503,6 +539,93 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
 	}
 }
 
+/*
+ * The engine says to let go: should the owner first want the addresses
+ * for a moment (pairhold_set_before()), wait for pairhold_release_now(),
+ * at most margin_ms / 2 and never past the hold's deadline (the hold
+ * timer runs on).  1 while waiting.
+ */
+static int
+release_deferred(struct pairhold *ph, const struct pmsg_role *ro,
+    uint64_t now)
+{
+	struct timeval	 tv;
+	uint64_t	 wait = ph->cfg->pair.margin_ms / 2;
+
+	if (ph->release_waiting)
+		return 1;
+	if (ph->before == NULL || ph->hold_until <= now)
+		return 0;
+	if (ph->hold_until - now < wait)
+		wait = ph->hold_until - now;
+	snprintf(ph->release_why, sizeof(ph->release_why), "%s",
+	    ro->reason[0] != '\0' ? ro->reason : pair_role_name(ro->role));
+	if (!ph->before(ph->arg))
+		return 0;
+	ph->release_waiting = 1;
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(ph->release_timer, &tv);
+	return 1;
+}
+
+static void
+release_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pairhold	*ph = arg;
+
+	(void)fd;
+	(void)ev;
+	if (ph->release_waiting)
+		release(ph, ph->release_why);
+}
+
+static void
+drain_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pairhold	*ph = arg;
+	int		 rc;
+
+	(void)fd;
+	(void)ev;
+	if ((rc = gwnl_drain_set(ph->lan_if, 0)) != 0)
+		log_warnx("pair: cannot stop the drain to the partner: %s",
+		    strerror(-rc));
+	else
+		log_info("pair: drain to the partner ended");
+}
+
+int
+pairhold_drain(struct pairhold *ph, uint32_t ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+	int		 rc;
+
+	if (ph == NULL || !ph->drain_ok)
+		return -1;
+	if ((rc = gwnl_drain_set(ph->lan_if, 1)) != 0) {
+		log_warnx("pair: cannot drain to the partner: %s",
+		    strerror(-rc));
+		return -1;
+	}
+	evtimer_add(ph->drain_timer, &tv);
+	return 0;
+}
+
+void
+pairhold_set_before(struct pairhold *ph, pairhold_before_cb before)
+{
+	if (ph != NULL)
+		ph->before = before;
+}
+
+void
+pairhold_release_now(struct pairhold *ph)
+{
+	if (ph != NULL && ph->release_waiting)
+		release(ph, ph->release_why);
+}
+
 static void
 role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 {
@@ -516,11 +639,19 @@ role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 	    (uint64_t)ph->last_at.tv_nsec / 1000000;
 	/* A hold that ran out while the message waited is no hold. */
 	if (ro->role != PAIR_ACTIVE || ro->hold_until_ms <= now) {
-		if (ph->held)
-			release(ph, ro->role == PAIR_ACTIVE ? "the role "
-			    "engine's hold ran out" : ro->reason[0] != '\0' ?
-			    ro->reason : pair_role_name(ro->role));
+		if (!ph->held)
+			return;
+		if (ro->role != PAIR_ACTIVE && release_deferred(ph, ro, now))
+			return;
+		release(ph, ro->role == PAIR_ACTIVE ? "the role engine's "
+		    "hold ran out" : ro->reason[0] != '\0' ? ro->reason :
+		    pair_role_name(ro->role));
 		return;
+	}
+	/* Active after all: nothing to wait for. */
+	if (ph->release_waiting) {
+		ph->release_waiting = 0;
+		evtimer_del(ph->release_timer);
 	}
 	/* The new hold first: from here on, this is how long we may. */
 	ph->hold_until = ro->hold_until_ms;
@@ -660,5 +791,9 @@ pairhold_free(struct pairhold *ph)
 		event_free(ph->announce_timer);
 	if (ph->apply_ev != NULL)
 		event_free(ph->apply_ev);
+	if (ph->release_timer != NULL)
+		event_free(ph->release_timer);
+	if (ph->drain_timer != NULL)
+		event_free(ph->drain_timer);
 	free(ph);
 }

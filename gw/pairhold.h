@@ -75,6 +75,25 @@ uint32_t pairhold_partner_age(const struct pairhold *ph);
 uint64_t pairhold_takes(const struct pairhold *ph);
 /* The epoch the addresses were last taken under (0: never). */
 uint64_t pairhold_taken_epoch(const struct pairhold *ph);
+/*
+ * Before the addresses go at the engine's word (not when a hold runs
+ * out): before(arg) may start something that needs them still (a
+ * planned handover's SAs deleted, so that the peer learns it from the
+ * floating WAN address) and return 1; the caller then calls
+ * pairhold_release_now() when it is done.  The release comes by itself
+ * margin_ms / 2 later, or at the hold's deadline, whichever is sooner.
+ */
+typedef int (*pairhold_before_cb)(void *arg);
+void	pairhold_set_before(struct pairhold *ph, pairhold_before_cb before);
+/*
+ * A planned handover made before it breaks: for ms from now, what the
+ * site's nodes send to this gateway for the peer prefixes goes straight
+ * on to the partner (netlink's drain; the partner's SAs carry it), not
+ * into this gateway's tunnel or its refusal.  0, or -1 (no drain table,
+ * logged at start; the switch failed, logged).
+ */
+int	pairhold_drain(struct pairhold *ph, uint32_t ms);
+void	pairhold_release_now(struct pairhold *ph);
 /* Gives the addresses up if held (the callback is not called).  NULL ok. */
 void	pairhold_free(struct pairhold *ph);
 

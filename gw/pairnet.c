@@ -107,6 +107,19 @@ struct pairnet {
 	int			 heard;
 	uint64_t		 heard_at;	/* ms */
 	uint8_t			 partner_role;
+	uint8_t			 partner_flags;
+
+	/*
+	 * A handover made before it breaks (PAIR_F_PREPARE in pair.h).
+	 * Active: asking since prep_since, then whether the partner said
+	 * READY before the handover began.  Standby: asked, and whether
+	 * the parent says this gateway's SAs are in.
+	 */
+	int			 prep_asking;
+	uint64_t		 prep_since;
+	int			 prep_partner_ready;
+	int			 prep_asked;
+	int			 prep_ready;
 
 	struct pairnet_stats	 st;
 };
@@ -212,6 +225,10 @@ tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
 	ro.etcd_ok = (uint8_t)pn->etcd_ok;
 	ro.paths_seen = paths_seen(pn, now);
 	ro.takeovers = pn->takeovers;
+	if (pn->prep_asked && out->role != PAIR_ACTIVE)
+		ro.prep |= PMSG_PREP_ASKED;
+	if (pn->prep_partner_ready)
+		ro.prep |= PMSG_PREP_PARTNER_READY;
 	snprintf(ro.reason, sizeof(ro.reason), "%s", out->reason);
 	/*
 	 * Always when active and the hold moved (the parent's own timer
@@ -222,6 +239,7 @@ tell(struct pairnet *pn, const struct pair_role_out *out, uint64_t now)
 	    ro.partner_role == pn->told.partner_role &&
 	    ro.etcd_ok == pn->told.etcd_ok &&
 	    ro.paths_seen == pn->told.paths_seen &&
+	    ro.prep == pn->told.prep &&
 	    strcmp(ro.reason, pn->told.reason) == 0 &&
 	    (ro.role != PAIR_ACTIVE || out->hold_deadline ==
 	    pn->told_deadline) && now - pn->told_at < STATUS_PUSH_MS)
@@ -395,6 +413,7 @@ on_read(evutil_socket_t fd, short ev, void *arg)
 		pn->heard = 1;
 		pn->heard_at = chan_mono_ms();
 		pn->partner_role = hb.role;
+		pn->partner_flags = hb.flags;
 		pair_role_heartbeat(pn->role, pn->heard_at, &hb);
 		got = 1;
 	}
@@ -418,6 +437,66 @@ at_least(unsigned a, unsigned b)
 	return a > b ? a : b;
 }
 
+/*
+ * How long an active waits for its partner's SAs before it hands over
+ * the usual way (one IKE exchange after the move): twice what the
+ * handover itself may take.
+ */
+static uint64_t
+prep_limit(const struct pairnet *pn)
+{
+	return 2 * ((uint64_t)pn->cfg->pair.dead_ms + pn->cfg->pair.guard_ms);
+}
+
+/* The partner's latest heartbeat, within dead_ms, carries flag f. */
+static int
+partner_says(const struct pairnet *pn, uint64_t now, uint8_t f)
+{
+	return pn->heard && now - pn->heard_at < pn->cfg->pair.dead_ms &&
+	    (pn->partner_flags & f) != 0;
+}
+
+/*
+ * A handover made before it breaks.  Active, asking: once the partner
+ * says READY (or after prep_limit(), the usual way), the role engine's
+ * handover begins.  Standby: whether the active partner asks (the parent
+ * makes the SAs ready, and says so with PMSG_PAIR_READY).
+ */
+static void
+prep_step(struct pairnet *pn, uint64_t now)
+{
+	char	 err[PAIR_REASON_MAX];
+	int	 ready, asked;
+
+	if (pn->prep_asking) {
+		ready = partner_says(pn, now, PAIR_F_READY);
+		if (ready || now >= pn->prep_since + prep_limit(pn)) {
+			pn->prep_asking = 0;
+			pn->prep_partner_ready = ready;
+			if (ready)
+				log_info("pair: the partner's SAs are in "
+				    "(%llu ms): handing the role over",
+				    (unsigned long long)(now - pn->prep_since));
+			else
+				log_info("pair: the partner made no SAs ready "
+				    "within %llu ms: handing the role over, "
+				    "with one IKE exchange after the move",
+				    (unsigned long long)prep_limit(pn));
+			if (pair_role_handover(pn->role, now, err,
+			    sizeof(err)) == -1) {
+				pn->prep_partner_ready = 0;
+				log_warnx("pair: handover refused: %s", err);
+			}
+		}
+	}
+	asked = pn->partner_role == PAIR_ACTIVE &&
+	    partner_says(pn, now, PAIR_F_PREPARE);
+	if (asked && !pn->prep_asked)
+		log_info("pair: the active partner asks for this gateway's "
+		    "SAs, before it hands the role over");
+	pn->prep_asked = asked;
+}
+
 static void
 step(struct pairnet *pn)
 {
@@ -426,7 +505,11 @@ step(struct pairnet *pn)
 	struct timeval		 tv;
 	uint64_t		 now = chan_mono_ms(), wait;
 
+	prep_step(pn, now);
 	pair_role_next(pn->role, now, &out);
+	/* Active again, or not: the last handover's word is spent. */
+	if (out.role != PAIR_ACTIVE && out.role != PAIR_RELEASED)
+		pn->prep_partner_ready = 0;
 	if (out.handover && !pn->handing_over && pn->wan_down)
 		log_info("pair: the WAN is down: handing the role over to the "
 		    "partner");
@@ -466,9 +549,17 @@ step(struct pairnet *pn)
 			pn->st.claims++;
 	}
 	/* "released" only once the addresses are gone (see the top). */
-	if (out.send_hb && !(out.role == PAIR_RELEASED && !pn->dropped))
+	if (out.send_hb && !(out.role == PAIR_RELEASED && !pn->dropped)) {
+		if (pn->prep_asking && out.role == PAIR_ACTIVE)
+			out.hb.flags |= PAIR_F_PREPARE;
+		if (pn->prep_ready && out.role != PAIR_ACTIVE)
+			out.hb.flags |= PAIR_F_READY;
 		send_hb(pn, &out.hb);
+	}
 	wait = out.next_call > now ? out.next_call - now : 1;
+	if (pn->prep_asking && pn->prep_since + prep_limit(pn) > now &&
+	    pn->prep_since + prep_limit(pn) - now < wait)
+		wait = pn->prep_since + prep_limit(pn) - now;
 	if (wait > STATUS_PUSH_MS)
 		wait = STATUS_PUSH_MS;
 	tv.tv_sec = (time_t)(wait / 1000);
@@ -635,11 +726,24 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 
 	switch (cmd) {
 	case PMSG_PAIR_HANDOVER:
-		if (pair_role_handover(pn->role, chan_mono_ms(), err,
+		/* Asked first for the partner's SAs (prep_step()). */
+		if (pair_role_handover_check(pn->role, chan_mono_ms(), err,
 		    sizeof(err)) == -1)
 			log_warnx("pair: handover refused: %s", err);
-		else
-			log_info("pair: handing the role over to the partner");
+		else if (!pn->prep_asking) {
+			log_info("pair: handing the role over to the partner; "
+			    "asking for its SAs first");
+			pn->prep_asking = 1;
+			pn->prep_since = chan_mono_ms();
+			pn->prep_partner_ready = 0;
+			pair_role_resend(pn->role);
+		}
+		break;
+	case PMSG_PAIR_READY:
+	case PMSG_PAIR_UNREADY:
+		if (pn->prep_ready != (cmd == PMSG_PAIR_READY))
+			pair_role_resend(pn->role);
+		pn->prep_ready = cmd == PMSG_PAIR_READY;
 		break;
 	case PMSG_PAIR_WAN_UP:
 	case PMSG_PAIR_WAN_DOWN:

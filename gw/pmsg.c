@@ -627,7 +627,7 @@ pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
     enum pmsg_pair_cmd *cmd)
 {
 	if (body == NULL || len != PMSG_PAIR_CMD_LEN ||
-	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_DROPPED)
+	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_UNREADY)
 		return -1;
 	*cmd = (enum pmsg_pair_cmd)body[0];
 	return 0;
@@ -670,6 +670,7 @@ pmsg_role_encode(const struct pmsg_role *ro, uint8_t *buf, size_t size)
 	wr_u8(&w, ro->partner_seen != 0);
 	wr_u8(&w, ro->etcd_ok != 0);
 	wr_u8(&w, ro->paths_seen);
+	wr_u8(&w, ro->prep);
 	wr_u64(&w, ro->epoch);
 	wr_u64(&w, ro->hold_until_ms);
 	wr_u32(&w, ro->partner_age_ms);
@@ -677,7 +678,8 @@ pmsg_role_encode(const struct pmsg_role *ro, uint8_t *buf, size_t size)
 	wr_bytes(&w, ro->reason, strnlen(ro->reason, PMSG_TEXT_MAX));
 	if (w.overflow || ro->role >= PMSG_ROLE_MAX_ROLE ||
 	    ro->partner_role >= PMSG_ROLE_MAX_ROLE ||
-	    (ro->paths_seen & ~PMSG_ROLE_PATHS) != 0) {
+	    (ro->paths_seen & ~PMSG_ROLE_PATHS) != 0 ||
+	    (ro->prep & ~PMSG_PREP_ALL) != 0) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -695,6 +697,7 @@ pmsg_role_decode(const uint8_t *body, size_t len, struct pmsg_role *out)
 	out->partner_seen = (uint8_t)rd_flag(&r);
 	out->etcd_ok = (uint8_t)rd_flag(&r);
 	out->paths_seen = rd_u8(&r);
+	out->prep = rd_u8(&r);
 	out->epoch = rd_u64(&r);
 	out->hold_until_ms = rd_u64(&r);
 	out->partner_age_ms = rd_u32(&r);
@@ -702,6 +705,7 @@ pmsg_role_decode(const uint8_t *body, size_t len, struct pmsg_role *out)
 	if (r.bad || out->role >= PMSG_ROLE_MAX_ROLE ||
 	    out->partner_role >= PMSG_ROLE_MAX_ROLE ||
 	    (out->paths_seen & ~PMSG_ROLE_PATHS) != 0 ||
+	    (out->prep & ~PMSG_PREP_ALL) != 0 ||
 	    len - r.off > PMSG_TEXT_MAX ||
 	    pmsg_text_decode(body + r.off, len - r.off, out->reason,
 	    sizeof(out->reason)) == -1) {

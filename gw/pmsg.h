@@ -145,6 +145,9 @@ enum pmsg_pair_cmd {
 	PMSG_PAIR_WAN_DOWN = 3,	/* ... is down: do not claim */
 	PMSG_PAIR_HELD = 4,	/* the floating addresses are on this host */
 	PMSG_PAIR_DROPPED = 5,	/* ... are gone from it (or never were) */
+	PMSG_PAIR_READY = 6,	/* this standby's SAs made ready for a
+				 * handover are in */
+	PMSG_PAIR_UNREADY = 7,	/* ... are not (or no more) */
 };
 #define PMSG_PAIR_CMD_LEN	1
 int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
@@ -180,6 +183,8 @@ struct pmsg_role {
 	uint8_t		 etcd_ok;	/* the fence answered lately */
 	uint8_t		 paths_seen;	/* bit n - 1: the partner heard on
 					 * heartbeat path n within dead_ms */
+	uint8_t		 prep;		/* PMSG_PREP_*: a handover made
+					 * before it breaks */
 	uint64_t	 epoch;
 	uint64_t	 hold_until_ms;
 	uint32_t	 partner_age_ms;	/* since its last heartbeat;
@@ -189,6 +194,11 @@ struct pmsg_role {
 };
 #define PMSG_ROLE_MAX_ROLE	8	/* role values are below this */
 #define PMSG_ROLE_PATHS		0x03	/* the bits paths_seen may have */
+#define PMSG_PREP_ASKED		0x01	/* standby: the active partner asks
+					 * for this gateway's SAs ready */
+#define PMSG_PREP_PARTNER_READY	0x02	/* active: the partner has them in;
+					 * the handover under way uses them */
+#define PMSG_PREP_ALL		0x03
 int	pmsg_role_encode(const struct pmsg_role *r, uint8_t *buf,
 	    size_t size);
 int	pmsg_role_decode(const uint8_t *body, size_t len,

@@ -326,10 +326,28 @@ add_child(struct vici_builder *b, const struct grgw_config *cfg,
 	vici_end_section(b);
 }
 
+static const char *
+conn_kind_name(enum conn_kind kind)
+{
+	switch (kind) {
+	case CONN_VERIFY:
+		return GRGW_VERIFY_NAME;
+	case CONN_READY:
+		return GRGW_READY_NAME;
+	case CONN_GATEWAYS:
+		return GRGW_GATEWAYS_NAME;
+	case CONN_MAIN:
+		break;
+	}
+	return GRGW_CONN_NAME;
+}
+
 struct vici_builder *
 conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
-    int verify)
+    enum conn_kind kind)
 {
+	char buf[INET6_ADDRSTRLEN];
+	int verify = kind == CONN_VERIFY;
 	struct vici_builder *b;
 	struct grgw_ipsec_conf lifetimes;
 	struct conn_rekey_timers t;
@@ -340,10 +358,18 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 	conn_lifetimes(cfg, &lifetimes);
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "load-conn")) == NULL)
 		return NULL;
-	vici_begin_section(b, verify ? GRGW_VERIFY_NAME : GRGW_CONN_NAME);
+	vici_begin_section(b, conn_kind_name(kind));
 	vici_add_kv_str(b, "version", "2");
-	add_addr_list(b, "local_addrs", &cfg->site.wan_address);
-	add_addr_list(b, "remote_addrs", &cfg->peer.wan_address);
+	add_addr_list(b, "local_addrs", kind == CONN_READY ?
+	    &cfg->pair.own_wan_address : &cfg->site.wan_address);
+	if (kind == CONN_GATEWAYS) {
+		vici_begin_list(b, "remote_addrs");
+		for (n = 0; n < cfg->peer.n_gateways; n++)
+			vici_add_list_item_str(b, addr_fmt(
+			    &cfg->peer.gateways[n], buf, sizeof(buf)));
+		vici_end_list(b);
+	} else
+		add_addr_list(b, "remote_addrs", &cfg->peer.wan_address);
 	add_str_list(b, "proposals", ike_proposals, nitems(ike_proposals));
 	/*
 	 * Identities never depend on addresses, so 1:1 NAT of either
@@ -385,9 +411,16 @@ conn_build_load_conn(const struct grgw_config *cfg, enum grgw_dataplane dp,
 		/*
 		 * "no" keeps a duplicate IKE_SA from simultaneous starts
 		 * harmless, while INITIAL_CONTACT from a restarted peer still
-		 * replaces its stale SAs.
+		 * replaces its stale SAs.  The handover's connections stand
+		 * beside the active partner's SAs: "never" sends no
+		 * INITIAL_CONTACT, and the ready one starts without
+		 * CHILD_SAs, which the other end adds (so that the end that
+		 * answers, installing first, is the one that receives).
 		 */
-		vici_add_kv_str(b, "unique", "no");
+		vici_add_kv_str(b, "unique", kind == CONN_MAIN ? "no" :
+		    "never");
+		if (kind == CONN_READY)
+			vici_add_kv_str(b, "childless", "force");
 		vici_add_kv_str(b, "keyingtries", "1");	/* the daemon retries */
 	}
 	if (cert)
@@ -436,6 +469,21 @@ conn_build_initiate(const char *ike, const char *child, unsigned timeout_ms)
 	vici_add_kv_uint(b, "timeout", timeout_ms);
 	/* Stream the negotiation's log so failures can be named. */
 	vici_add_kv_str(b, "loglevel", "1");
+	return b;
+}
+
+struct vici_builder *
+conn_build_terminate_wait(const char *ike, unsigned timeout_ms)
+{
+	struct vici_builder *b;
+
+	if ((b = vici_builder_new(VICI_CMD_REQUEST, "terminate")) == NULL)
+		return NULL;
+	vici_add_kv_str(b, "ike", ike);
+	/* The DELETE goes out; gone when answered, or at the timeout. */
+	vici_add_kv_str(b, "force", "yes");
+	vici_add_kv_uint(b, "timeout", timeout_ms);
+	vici_add_kv_str(b, "loglevel", "-1");
 	return b;
 }
 
@@ -500,17 +548,20 @@ conn_duplicate_to_delete(const struct ike_sas *s, int we_sort_first)
 	if (n > IKE_SAS_REFS)
 		n = IKE_SAS_REFS;
 	/* An IKE_SA without CHILD_SAs is a verification (or still coming
-	 * up): its initiator deletes it. */
+	 * up): its initiator deletes it.  Only the tunnel's connection can
+	 * have a duplicate: a handover's IKE_SA stands beside it on
+	 * purpose. */
 	for (i = 0; i < n; i++)
-		if (s->est[i].n_child > 0 && (keep == -1 ||
+		if (s->est[i].conn == CONN_MAIN && s->est[i].n_child > 0 &&
+		    (keep == -1 ||
 		    duplicate_keep_before(&s->est[i], &s->est[keep],
 		    we_sort_first)))
 			keep = i;
 	if (keep == -1)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (i != keep && s->est[i].n_child > 0 &&
-		    s->est[i].we_initiated)
+		if (i != keep && s->est[i].conn == CONN_MAIN &&
+		    s->est[i].n_child > 0 && s->est[i].we_initiated)
 			return i;
 	return -1;
 }
@@ -541,8 +592,9 @@ conn_build_list_sas(void)
 
 	if ((b = vici_builder_new(VICI_CMD_REQUEST, "list-sas")) == NULL)
 		return NULL;
-	vici_add_kv_str(b, "ike", GRGW_CONN_NAME);
 	/*
+	 * Every connection: the scan keeps grgw's (the tunnel's, and a
+	 * planned handover's GRGW_READY_NAME and GRGW_GATEWAYS_NAME).
 	 * No "noblock": with it, charon skips an IKE_SA that is checked out,
 	 * which is exactly the case while it reports that SA's up-events,
 	 * and the listing would miss the SA that just came up.

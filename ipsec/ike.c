@@ -93,6 +93,15 @@ struct ike {
 
 	int			 deduping;	/* a duplicate IKE_SA goes */
 	/*
+	 * A planned handover: the ready IKE_SA is being initiated (this
+	 * gateway incoming); the peer's bare IKE_SA CHILD_SAs are being
+	 * added to (its uniqueid; this gateway the other site's active).
+	 */
+	int			 preparing;
+	unsigned		 adding_to;
+	ike_done_cb		 close_done;	/* ike_close_now() */
+	void			*close_arg;
+	/*
 	 * New credentials are being proved with a second IKE_SA (see
 	 * ike_verify()); what they are ("pre-shared key", "certificate").
 	 * A rotation asked for meanwhile runs after it (verify_again).
@@ -112,6 +121,7 @@ struct ike {
 };
 
 static void	ike_refresh_now(struct ike *);
+static int	ready_complete(const struct ike *, const struct ike_sas *);
 
 static void
 ike_tell(struct ike *k, enum ike_what what, const char *error,
@@ -388,7 +398,7 @@ initiate_cb(evutil_socket_t fd, short ev, void *arg)
 
 static void
 scan_child_ref(struct ike_sas *s, const struct vici_node *child,
-    const char *state)
+    const char *state, int conn)
 {
 	struct child_sa_ref	*ref;
 	const char		*v;
@@ -400,6 +410,7 @@ scan_child_ref(struct ike_sas *s, const struct vici_node *child,
 	if (s->n_child >= IKE_CHILD_REFS)
 		return;
 	ref = &s->child[s->n_child++];
+	ref->conn = conn;
 	v = vici_get_str(child, "name");
 	snprintf(ref->name, sizeof(ref->name), "%s", v != NULL ? v : "");
 	v = vici_get_str(child, "uniqueid");
@@ -411,27 +422,43 @@ scan_child_ref(struct ike_sas *s, const struct vici_node *child,
 	ref->installed = strcmp(state, "INSTALLED") == 0;
 }
 
+/* Which of grgw's connections an IKE_SA of list-sas is under; -1: none. */
+static int
+conn_of(const char *name)
+{
+	if (strcmp(name, GRGW_CONN_NAME) == 0)
+		return CONN_MAIN;
+	if (strcmp(name, GRGW_READY_NAME) == 0)
+		return CONN_READY;
+	if (strcmp(name, GRGW_GATEWAYS_NAME) == 0)
+		return CONN_GATEWAYS;
+	return -1;	/* the verification, or not ours */
+}
+
 static void
 scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 {
 	const struct vici_node	*children, *child;
 	const char		*state, *v;
 	struct ike_sa_ref	*ref = NULL;
+	int			 conn, n_child = 0, we = 0;
+	unsigned		 id = 0;
 
-	if (ike->kind != VICI_NODE_SECTION)
+	if (ike->kind != VICI_NODE_SECTION || (conn = conn_of(ike->name)) < 0)
 		return;
+	if ((v = vici_get_str(ike, "uniqueid")) != NULL)
+		id = (unsigned)strtoul(v, NULL, 10);
+	we = (v = vici_get_str(ike, "initiator")) != NULL &&
+	    strcmp(v, "yes") == 0;
 	state = vici_get_str(ike, "state");
 	s->ike_any = 1;
 	if (state != NULL && strcmp(state, "ESTABLISHED") == 0) {
 		s->ike_established++;
 		if (s->n_est < IKE_SAS_REFS) {
 			ref = &s->est[s->n_est++];
-			v = vici_get_str(ike, "uniqueid");
-			ref->uniqueid = v != NULL ?
-			    (unsigned)strtoul(v, NULL, 10) : 0;
-			v = vici_get_str(ike, "initiator");
-			ref->we_initiated = v != NULL &&
-			    strcmp(v, "yes") == 0;
+			ref->uniqueid = id;
+			ref->conn = conn;
+			ref->we_initiated = we;
 			v = vici_get_str(ike, "initiator-spi");
 			snprintf(ref->initiator_spi,
 			    sizeof(ref->initiator_spi), "%s",
@@ -441,8 +468,17 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 	if (state != NULL && (s->ike_state[0] == '\0' ||
 	    strcmp(state, "ESTABLISHED") == 0))
 		snprintf(s->ike_state, sizeof(s->ike_state), "%s", state);
-	if ((children = vici_find(ike, "child-sas")) == NULL ||
-	    children->kind != VICI_NODE_SECTION)
+	if ((children = vici_find(ike, "child-sas")) != NULL &&
+	    children->kind == VICI_NODE_SECTION)
+		for (child = children->child; child != NULL;
+		    child = child->next)
+			if (child->kind == VICI_NODE_SECTION)
+				n_child++;
+	/* The peer's incoming gateway, ready for its CHILD_SAs. */
+	if (conn == CONN_GATEWAYS && ref != NULL && n_child == 0 && !we &&
+	    s->gateways_bare == 0)
+		s->gateways_bare = id;
+	if (children == NULL || children->kind != VICI_NODE_SECTION)
 		return;
 	for (child = children->child; child != NULL; child = child->next) {
 		if (child->kind != VICI_NODE_SECTION)
@@ -451,7 +487,7 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 			ref->n_child++;
 		if ((state = vici_get_str(child, "state")) == NULL)
 			continue;
-		scan_child_ref(s, child, state);
+		scan_child_ref(s, child, state, conn);
 		if (strcmp(state, "INSTALLED") == 0)
 			s->child_installed++;
 		if (s->child_state[0] == '\0' ||
@@ -526,6 +562,7 @@ pairs_check(struct ike *k, struct ike_sas *s)
 			snprintf(s->missing, sizeof(s->missing), "%s",
 			    k->pair[i]);
 	}
+	s->ready_complete = ready_complete(k, s);
 	if (!k->ready || k->stopping)
 		return;
 	for (i = 0; i < s->n_child; i++) {
@@ -537,6 +574,161 @@ pairs_check(struct ike *k, struct ike_sas *s)
 		ike_send(k, conn_build_terminate_child(s->child[i].uniqueid),
 		    NULL);
 	}
+}
+
+/* ---- a planned handover ------------------------------------------------ */
+
+/* 1 if the ready connection's IKE_SA has every pair's CHILD_SA in. */
+static int
+ready_complete(const struct ike *k, const struct ike_sas *s)
+{
+	int	 i, j, found, est = 0;
+
+	for (i = 0; i < s->n_est && i < IKE_SAS_REFS; i++)
+		if (s->est[i].conn == CONN_READY)
+			est = 1;
+	if (!est || k->n_pairs == 0)
+		return 0;
+	for (i = 0; i < k->n_pairs; i++) {
+		found = 0;
+		for (j = 0; j < s->n_child && !found; j++)
+			found = s->child[j].conn == CONN_READY &&
+			    s->child[j].installed &&
+			    strcmp(s->child[j].name, k->pair[i]) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+prepare_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	k->preparing = 0;
+	if (m == NULL || k->stopping)
+		return;
+	if (!reply_ok(m, err, sizeof(err)))
+		log_warnx("handover: the IKE_SA from this gateway's own WAN "
+		    "address to %s failed: %s", k->cfg->peer.name, err);
+	else
+		log_info("handover: IKE_SA from this gateway's own WAN "
+		    "address to %s up; %s adds the CHILD_SAs",
+		    k->cfg->peer.name, k->cfg->peer.name);
+	ike_refresh_now(k);
+}
+
+int
+ike_prepare(struct ike *k)
+{
+	int	 i;
+
+	if (k == NULL || k->stopping || !k->ready ||
+	    k->cfg->pair.own_wan_address.family == 0)
+		return -1;
+	if (k->preparing || k->sas.ready_complete)
+		return 0;
+	for (i = 0; i < k->sas.n_est && i < IKE_SAS_REFS; i++)
+		if (k->sas.est[i].conn == CONN_READY)
+			return 0;	/* up: the peer adds the CHILD_SAs */
+	log_info("handover: making SAs ready from this gateway's own WAN "
+	    "address");
+	if (ike_send_on(k, k->vici_init != NULL ? k->vici_init : k->vici,
+	    conn_build_initiate(GRGW_READY_NAME, NULL, IKE_INITIATE_WAIT_MS),
+	    IKE_INITIATE_DEADLINE_MS, prepare_reply) == -1)
+		return -1;
+	k->preparing = 1;
+	return 0;
+}
+
+void
+ike_unprepare(struct ike *k)
+{
+	if (k == NULL || k->stopping || k->vici == NULL || !k->ready)
+		return;
+	ike_send(k, conn_build_terminate_force(GRGW_READY_NAME), NULL);
+}
+
+static void
+close_now_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	ike_done_cb	 done = k->close_done;
+
+	(void)m;
+	k->close_done = NULL;
+	if (done != NULL)
+		done(k->close_arg);
+	ike_refresh_now(k);
+}
+
+int
+ike_close_now(struct ike *k, unsigned wait_ms, ike_done_cb done, void *arg)
+{
+	if (k == NULL || k->stopping || k->vici == NULL || !k->ready ||
+	    !k->sas.ike_any || k->close_done != NULL)
+		return -1;
+	k->passive = 1;
+	evtimer_del(k->initiate_timer);
+	ike_send(k, conn_build_terminate_wait(GRGW_READY_NAME, wait_ms), NULL);
+	ike_send(k, conn_build_terminate_wait(GRGW_GATEWAYS_NAME, wait_ms),
+	    NULL);
+	k->close_done = done;
+	k->close_arg = arg;
+	if (ike_send(k, conn_build_terminate_wait(GRGW_CONN_NAME, wait_ms),
+	    close_now_reply) == -1) {
+		k->close_done = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+adding_reply(const struct vici_msg *m, void *arg)
+{
+	struct ike	*k = arg;
+	char		 err[256];
+
+	if (m == NULL || k->stopping)
+		return;
+	if (!reply_ok(m, err, sizeof(err)))
+		log_warnx("handover: adding a CHILD_SA to the IKE_SA of %s's "
+		    "incoming gateway failed: %s", k->cfg->peer.name, err);
+	ike_refresh_now(k);
+}
+
+/*
+ * The other site's incoming gateway started an IKE_SA from its own
+ * address without CHILD_SAs: this end adds them, as the initiator, so
+ * that the incoming gateway (the responder) has them in before this end
+ * sends on them.  Its traffic to the other site moves to them at once
+ * (the newest SA of a pair carries it); the active one's SAs carry the
+ * rest until it lets go.
+ */
+static void
+gateways_fill(struct ike *k, const struct ike_sas *s)
+{
+	int	 i;
+
+	if (s->gateways_bare == 0) {
+		k->adding_to = 0;
+		return;
+	}
+	if (k->passive || !k->ready || k->stopping ||
+	    k->adding_to == s->gateways_bare)
+		return;
+	k->adding_to = s->gateways_bare;
+	log_info("handover: %s's incoming gateway is ready for its "
+	    "CHILD_SAs (IKE_SA #%u): adding them", k->cfg->peer.name,
+	    s->gateways_bare);
+	for (i = 0; i < k->n_pairs; i++)
+		if (ike_send_on(k, k->vici_init != NULL ? k->vici_init :
+		    k->vici, conn_build_initiate(GRGW_GATEWAYS_NAME,
+		    k->pair[i], IKE_INITIATE_WAIT_MS),
+		    IKE_INITIATE_DEADLINE_MS, adding_reply) == -1)
+			break;
 }
 
 /* 1 if an established IKE_SA with CHILD_SAs is one we initiated. */
@@ -602,6 +794,7 @@ sas_commit(struct ike *k, struct ike_sas *s)
 	}
 	dedup_check(k);
 	child_dedup_check(k, s);
+	gateways_fill(k, s);
 	ike_tell(k, IKE_SAS, NULL, 0);
 }
 
@@ -766,6 +959,12 @@ conn_reply(const struct vici_msg *m, void *arg)
 	 */
 	initiate_schedule(k, 0);
 	ike_refresh_now(k);
+}
+
+static void
+extra_conn_reply(const struct vici_msg *m, void *arg)
+{
+	setup_reply(m, arg, "a handover's connection");
 }
 
 /* Read a whole (small) file; *buf is malloc'ed and must be wiped. */
@@ -952,7 +1151,15 @@ ike_load(struct ike *k)
 			ike_fail(k, 1, "authentication failed: %s",
 			    k->cred_problem);
 	}
-	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, 0), conn_reply);
+	/* A planned handover's, then the tunnel's (whose answer means
+	 * ready). */
+	if (cfg->pair.own_wan_address.family != 0)
+		ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_READY),
+		    extra_conn_reply);
+	if (cfg->peer.n_gateways > 0)
+		ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_GATEWAYS),
+		    extra_conn_reply);
+	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_MAIN), conn_reply);
 cleanup:
 	psk_free(&psk);
 	return rc;
@@ -1067,7 +1274,7 @@ ike_verify(struct ike *k, const char *what)
 	log_info("proving the new %s with %s (a second IKE_SA, without "
 	    "CHILD_SAs)", what, k->cfg->peer.name);
 	k->init_reason[0] = '\0';
-	if (ike_send(k, conn_build_load_conn(k->cfg, k->dp, 1),
+	if (ike_send(k, conn_build_load_conn(k->cfg, k->dp, CONN_VERIFY),
 	    verify_conn_reply) == -1) {
 		log_warnx("cannot ask charon to prove the new %s", what);
 		return;
@@ -1268,6 +1475,8 @@ ike_reestablish(struct ike *k)
 	log_info("the tunnel carries nothing while the WAN answers: "
 	    "deleting the SAs and initiating again, without waiting for "
 	    "dead-peer detection");
+	ike_send(k, conn_build_terminate(GRGW_READY_NAME), NULL);
+	ike_send(k, conn_build_terminate(GRGW_GATEWAYS_NAME), NULL);
 	return ike_send(k, conn_build_terminate(GRGW_CONN_NAME), reestablish_reply);
 }
 
@@ -1280,6 +1489,8 @@ ike_terminate(struct ike *k, ike_done_cb done, void *arg)
 		return -1;
 	k->done = done;
 	k->done_arg = arg;
+	ike_send(k, conn_build_terminate(GRGW_READY_NAME), NULL);
+	ike_send(k, conn_build_terminate(GRGW_GATEWAYS_NAME), NULL);
 	if (ike_send(k, conn_build_terminate(GRGW_CONN_NAME), terminate_reply) == -1) {
 		k->done = NULL;
 		return -1;
@@ -1298,6 +1509,15 @@ close_all_reply(const struct vici_msg *m, void *arg)
 	k->backoff_ms = 0;
 	initiate_schedule(k, 0);
 	ike_refresh_now(k);
+}
+
+/* Every IKE_SA of grgw's connections, at once; cb after the last. */
+static int
+close_all(struct ike *k, vici_reply_cb cb)
+{
+	ike_send(k, conn_build_terminate_force(GRGW_READY_NAME), NULL);
+	ike_send(k, conn_build_terminate_force(GRGW_GATEWAYS_NAME), NULL);
+	return ike_send(k, conn_build_terminate_force(GRGW_CONN_NAME), cb);
 }
 
 void
@@ -1320,9 +1540,20 @@ ike_set_active(struct ike *k, int active)
 		initiate_cb(-1, 0, k);
 		return;
 	}
+	/*
+	 * A planned handover made ready: the SAs from this gateway's own
+	 * WAN address carry the tunnel already (the peer sends on them);
+	 * they stay, and nothing is initiated.
+	 */
+	if (active && k->sas.ready_complete) {
+		log_info("handover: the SAs made ready carry the tunnel to %s",
+		    k->cfg->peer.name);
+		k->backoff_ms = 0;
+		ike_refresh_now(k);
+		return;
+	}
 	if (k->vici != NULL && k->ready &&
-	    ike_send(k, conn_build_terminate_force(GRGW_CONN_NAME),
-	    close_all_reply) == 0)
+	    close_all(k, close_all_reply) == 0)
 		return;
 	if (active) {
 		/* Not connected yet: its load initiates (vici_init). */
@@ -1464,8 +1695,16 @@ ike_reconfigure(struct ike *k, int selectors, int keys)
 		return 0;
 	if (keys)
 		proving = ike_reload_keys(k);
-	if (selectors)
-		ike_send(k, conn_build_load_conn(k->cfg, k->dp, 0),
+	if (selectors) {
+		/* The handover's carry the same pairs. */
+		if (k->cfg->pair.own_wan_address.family != 0)
+			ike_send(k, conn_build_load_conn(k->cfg, k->dp,
+			    CONN_READY), extra_conn_reply);
+		if (k->cfg->peer.n_gateways > 0)
+			ike_send(k, conn_build_load_conn(k->cfg, k->dp,
+			    CONN_GATEWAYS), extra_conn_reply);
+		ike_send(k, conn_build_load_conn(k->cfg, k->dp, CONN_MAIN),
 		    reload_conn_reply);
+	}
 	return proving;
 }

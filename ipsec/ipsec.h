@@ -27,6 +27,14 @@ struct vici_builder;
 
 #define GRGW_CONN_NAME		"grgw"	/* the tunnel's IKE config */
 #define GRGW_VERIFY_NAME	"grgw-verify"	/* proves new credentials */
+/*
+ * A planned handover made before it breaks: the incoming gateway's
+ * IKE_SA from its own WAN address ([pair] own_wan_address), without
+ * CHILD_SAs; the other site, which knows that address as one of its
+ * [peer] gateway lines (GRGW_GATEWAYS_NAME there), adds them to it.
+ */
+#define GRGW_READY_NAME		"grgw-ready"
+#define GRGW_GATEWAYS_NAME	"grgw-gateways"
 
 /*
  * How long charon may take to answer over VICI before it is taken for
@@ -118,6 +126,7 @@ struct ike;
 /* One ESTABLISHED IKE_SA, as far as duplicates go. */
 struct ike_sa_ref {
 	unsigned	uniqueid;		/* charon's, for terminate */
+	int		conn;			/* enum conn_kind */
 	int		we_initiated;
 	char		initiator_spi[17];	/* hex, the same at both ends */
 	int		n_child;		/* its CHILD_SAs, any state */
@@ -138,6 +147,7 @@ struct ike_sa_ref {
 /* A CHILD_SA: its pair's name, id and SPIs (hex, as charon says them). */
 struct child_sa_ref {
 	char		name[CONN_PAIR_NAME_MAX];
+	int		conn;			/* its IKE_SA's enum conn_kind */
 	unsigned	uniqueid;
 	char		spi_in[9];
 	char		spi_out[9];
@@ -159,6 +169,15 @@ struct ike_sas {
 	/* Pairs of the configuration without any CHILD_SA, and the first. */
 	int		pairs, pairs_missing;
 	char		missing[CONN_PAIR_NAME_MAX];
+	/*
+	 * A planned handover: an IKE_SA of GRGW_READY_NAME established
+	 * with a CHILD_SA installed for every pair (this gateway is ready
+	 * to take the role without an IKE exchange); the uniqueid of an
+	 * IKE_SA of GRGW_GATEWAYS_NAME the peer started without CHILD_SAs
+	 * (0: none), to which this end adds them.
+	 */
+	int		ready_complete;
+	unsigned	gateways_bare;
 	char		ike_state[32];		/* charon's names, "" if none */
 	char		child_state[32];
 	uint64_t	bytes_in, bytes_out, packets_in, packets_out;
@@ -221,6 +240,26 @@ int	ike_terminate(struct ike *k, ike_done_cb done, void *arg);
  * initiation running, stopping).
  */
 int	ike_reestablish(struct ike *k);
+/*
+ * [pair], a planned handover to this (standby) gateway: start the IKE_SA
+ * of GRGW_READY_NAME, from [pair] own_wan_address, without CHILD_SAs;
+ * the other site's active gateway adds them (GRGW_GATEWAYS_NAME there),
+ * and ike_sas()->ready_complete says when every pair has one.  0 (under
+ * way, or up already), -1 (no own_wan_address, charon not ready).
+ * ike_unprepare(): delete it again (the handover did not come).
+ */
+int	ike_prepare(struct ike *k);
+void	ike_unprepare(struct ike *k);
+/*
+ * Delete every IKE_SA now, telling the peer, and initiate nothing until
+ * ike_set_active() (a planned handover: the peer sends on the incoming
+ * gateway's SAs already, and learns from the floating WAN address,
+ * before it goes, that these are gone).  done runs once charon has the
+ * peer's answers, or wait_ms after each DELETE.  0, or -1 (nothing to
+ * delete, one under way; done is not called).
+ */
+int	ike_close_now(struct ike *k, unsigned wait_ms, ike_done_cb done,
+	    void *arg);
 /*
  * The configuration k borrows holds new settings (a reload).  keys: load
  * the pre-shared keys again (the primary and the next one; see
@@ -314,12 +353,20 @@ struct vici_builder *conn_build_load_key(const uint8_t *pem, size_t len);
 /*
  * load-conn: IKEv2 between the WAN addresses, AES-GCM with X25519, DPD,
  * rekeying, one CHILD_SA per pair of prefixes (conn_pair()); in kernel
- * mode they are bound to the xfrm interface's if_id.  verify: the
- * connection GRGW_VERIFY_NAME instead, an IKE_SA without CHILD_SAs that
- * proves the credentials loaded now (a key or certificate rotation).
+ * mode they are bound to the xfrm interface's if_id.  kind:
+ *   CONN_MAIN      GRGW_CONN_NAME, between the site's WAN addresses
+ *   CONN_VERIFY    GRGW_VERIFY_NAME, an IKE_SA without CHILD_SAs that
+ *                  proves the credentials loaded now (a key or
+ *                  certificate rotation)
+ *   CONN_READY     GRGW_READY_NAME, from [pair] own_wan_address, started
+ *                  without CHILD_SAs, never sending INITIAL_CONTACT (which
+ *                  would make the peer drop the active partner's SAs)
+ *   CONN_GATEWAYS  GRGW_GATEWAYS_NAME, to the [peer] gateway addresses:
+ *                  what the other side's CONN_READY meets
  */
+enum conn_kind { CONN_MAIN, CONN_VERIFY, CONN_READY, CONN_GATEWAYS };
 struct vici_builder *conn_build_load_conn(const struct grgw_config *cfg,
-	    enum grgw_dataplane dp, int verify);
+	    enum grgw_dataplane dp, enum conn_kind kind);
 /*
  * The lifetimes load-conn gives charon: cfg's [ipsec], with the defaults
  * for values a hand-made config left at 0 (pure).
@@ -364,6 +411,10 @@ struct vici_builder *conn_build_terminate(const char *ike);
  * peer's answer to the DELETE (a standby gives up a floating address's
  * SAs: the DELETE may have no way out). */
 struct vici_builder *conn_build_terminate_force(const char *ike);
+/* Every IKE_SA of that connection: the DELETE goes out, and charon
+ * answers once the peer did, or after timeout_ms (then they go anyway). */
+struct vici_builder *conn_build_terminate_wait(const char *ike,
+	    unsigned timeout_ms);
 struct vici_builder *conn_build_unload_conn(const char *name);
 /* Forget every credential loaded over VICI (keys, certificates). */
 struct vici_builder *conn_build_clear_creds(void);

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "grgw.h"
 #include "netlink/netlink.h"
@@ -150,6 +151,74 @@ gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms)
 				nfset_add(b, sets[k].nfproto, GWNL_FLOAT_TABLE,
 				    sets[k].set, fl[i].addr,
 				    (size_t)addr_len(fl[i].family), ms);
+	}
+	return nfset_commit(b);
+}
+
+/* ---- the drain of a handover ------------------------------------------- */
+
+#define DRAIN_SET	"draining"
+
+int
+gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
+    const char *ifname, const struct grgw_addr *via)
+{
+	char	 body[4096], p[INET6_ADDRSTRLEN + 8], v[INET6_ADDRSTRLEN];
+	size_t	 off;
+	int	 i, n, v4 = via->family == AF_INET, any = 0;
+
+	if (!ifname_valid(ifname) || (via->family != AF_INET &&
+	    via->family != AF_INET6))
+		return -EINVAL;
+	addr_fmt(via, v, sizeof(v));
+	n = snprintf(body, sizeof(body), "\tset %s { type ifname; }\n"
+	    "\tchain ingress {\n"
+	    "\t\ttype filter hook ingress device \"%s\" priority -150; "
+	    "policy accept;\n", DRAIN_SET, ifname);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -ENAMETOOLONG;
+	off = (size_t)n;
+	for (i = 0; i < cfg->peer.n_prefixes && i < GRGW_MAX_PREFIXES; i++) {
+		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
+
+		if (pf->a.family != via->family)
+			continue;
+		n = snprintf(body + off, sizeof(body) - off,
+		    "\t\tiifname @%s %s daddr %s counter fwd %s to %s "
+		    "device \"%s\"\n", DRAIN_SET, v4 ? "ip" : "ip6",
+		    prefix_fmt(pf, p, sizeof(p)), v4 ? "ip" : "ip6", v,
+		    ifname);
+		if (n < 0 || (size_t)n >= sizeof(body) - off)
+			return -ENAMETOOLONG;
+		off += (size_t)n;
+		any = 1;
+	}
+	if (!any)
+		return -ENOENT;
+	n = snprintf(body + off, sizeof(body) - off, "\t}\n");
+	if (n < 0 || (size_t)n >= sizeof(body) - off)
+		return -ENAMETOOLONG;
+	return gwnl_nft_apply_family(nl, 0, "netdev", GWNL_DRAIN_TABLE, body,
+	    GWNL_WATCH_NFT);
+}
+
+int
+gwnl_drain_set(const char *ifname, int on)
+{
+	struct nfset_batch *b;
+	char		 key[IF_NAMESIZE];
+
+	if (!ifname_valid(ifname))
+		return -EINVAL;
+	if ((b = nfset_begin()) == NULL)
+		return -ENOMEM;
+	nfset_clear(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_SET);
+	if (on) {
+		/* nftables' ifname: IFNAMSIZ bytes, zero padded. */
+		memset(key, 0, sizeof(key));
+		memcpy(key, ifname, strnlen(ifname, sizeof(key) - 1));
+		nfset_add(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_SET, key,
+		    sizeof(key), 0);
 	}
 	return nfset_commit(b);
 }

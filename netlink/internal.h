@@ -11,7 +11,8 @@
  *               one kind of kernel object each; xfrmi.c also flushes
  *               the SAs of its interface (xfrm.c), qos.c applies its
  *               table through nft.c and reads it with nftcount.c
- *   floatguard.c the pair's hold in nftables (nft.c, nfset.c)
+ *   floatguard.c the pair's hold, and a handover's drain, in nftables
+ *               (nft.c, nfset.c)
  *   nft.c       nftables tables; the refusing of traffic to the peer
  *               switched by a set's elements (nfset.c)
  *   nfset.c     set elements written straight to nf_tables

@@ -207,6 +207,20 @@ int	gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl,
  * says what failed).
  */
 int	gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms);
+/*
+ * floatguard.c too, a planned handover made before it breaks: table
+ * netdev GWNL_DRAIN_TABLE (a run object) forwards what arrives on
+ * ifname for the peer prefixes of via's family straight to via (the
+ * partner, on that link) while ifname is in the table's set: what the
+ * site's nodes still send to a gateway that let the addresses go, until
+ * they have heard its partner's announcement.  Installed draining
+ * nothing (-ENOENT: no peer prefix of via's family); gwnl_drain_set()
+ * switches it in one nfnetlink batch.  0 or -errno.
+ */
+#define GWNL_DRAIN_TABLE	"grgw-drain"
+int	gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
+	    const char *ifname, const struct grgw_addr *via);
+int	gwnl_drain_set(const char *ifname, int on);
 
 /*
  * wanwatch.c: the WAN interface's state from rtnetlink link events on the

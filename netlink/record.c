@@ -389,7 +389,8 @@ rec_valid_nft(const struct rec_nft *n)
 	size_t		 len = strnlen(n->table, sizeof(n->table));
 
 	if (strcmp(n->family, "inet") != 0 && strcmp(n->family, "ip") != 0 &&
-	    strcmp(n->family, "ip6") != 0 && strcmp(n->family, "arp") != 0)
+	    strcmp(n->family, "ip6") != 0 && strcmp(n->family, "arp") != 0 &&
+	    strcmp(n->family, "netdev") != 0)
 		return 0;
 	if (len == 0 || len >= sizeof(n->table))
 		return 0;

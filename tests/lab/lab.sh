@@ -227,7 +227,7 @@ lab_conf() {
 # pair_run_dir), then pair.conf.in with its [pair] and [etcd] values filled
 # in (the template's '#' lines dropped).  X1 has the higher priority.
 lab_conf_pair() {
-	local dir=$1 mode=${2:-plain} site gw id dest prio timers
+	local dir=$1 mode=${2:-plain} site gw id dest prio timers other
 	read -r -a timers <<<"${LAB_PAIR_TIMERS:-20 100 100 40}"
 	[ ${#timers[@]} -eq 4 ] || { echo "LAB_PAIR_TIMERS: expected \"interval dead guard margin\" (ms), got '${LAB_PAIR_TIMERS:-}'" >&2; return 1; }
 	mkdir -p "$dir"
@@ -238,6 +238,12 @@ lab_conf_pair() {
 			id=$(pair_id "$gw")
 			dest=$dir/site-${id,,}.conf
 			render_conf "$LAB_HERE/site-$site.conf" "$dest" "$dir" "$mode" "$(pair_run_dir "$gw")"
+			# The other site's gateways' own WAN addresses: its
+			# incoming gateway makes its SAs from there before a
+			# handover.
+			other=$([ "$site" = a ] && echo B || echo A)
+			sed -i -e "/^\[peer\]/a gateway = $(plan "GW_${other}1_WAN")" \
+			    -e "/^\[peer\]/a gateway = $(plan "GW_${other}2_WAN")" "$dest"
 			sed -e '/^#/d' \
 			    -e "s|@ADDRESS@|$(plan "GW_${id}_LAN4")|" \
 			    -e "s|@PARTNER@|$(plan "GW_$(pair_id "$(pair_partner "$gw")")_LAN4")|" \

@@ -93,7 +93,7 @@ test_load_conn_libipsec(void **state)
 	struct vici_msg *m;
 
 	make_config(&cfg);
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, CONN_MAIN));
 	assert_int_equal(m->type, VICI_CMD_REQUEST);
 	assert_string_equal(m->name, "load-conn");
 	conn = vici_find(m->root, GRGW_CONN_NAME);
@@ -154,7 +154,7 @@ test_load_conn_kernel(void **state)
 
 	make_config(&cfg);
 	cfg.if_id = 77;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, CONN_MAIN));
 	children = vici_find(vici_find(m->root, GRGW_CONN_NAME), "children");
 	for (child = children->child; child != NULL; child = child->next) {
 		assert_string_equal(vici_get_str(child, "if_id_in"), "77");
@@ -186,7 +186,7 @@ test_load_conn_cert(void **state)
 
 	make_config(&cfg);
 	cfg.auth = GRGW_AUTH_CERT;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, CONN_MAIN));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
 	assert_string_equal(vici_get_str(vici_find(conn, "local"), "auth"),
 	    "pubkey");
@@ -199,7 +199,7 @@ test_load_conn_cert(void **state)
 	assert_null(vici_get_str(conn, "childless"));
 	vici_msg_free(m);
 
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 1));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, CONN_VERIFY));
 	assert_null(vici_find(m->root, GRGW_CONN_NAME));
 	conn = vici_find(m->root, GRGW_VERIFY_NAME);
 	assert_non_null(conn);
@@ -537,7 +537,7 @@ test_load_conn_lifetimes(void **state)
 	struct vici_msg *m;
 
 	make_config(&cfg);
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, CONN_MAIN));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
 	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "14400s");
@@ -552,7 +552,7 @@ test_load_conn_lifetimes(void **state)
 	/* The later-named site: after the other's window, same hard life. */
 	strcpy(cfg.site.name, "site-b");
 	strcpy(cfg.peer.name, "site-a");
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, CONN_MAIN));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
 	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "15120s");
@@ -569,7 +569,7 @@ test_load_conn_lifetimes(void **state)
 	cfg.ipsec.ike_life_s = 35;
 	cfg.ipsec.child_rekey_s = 10;
 	cfg.ipsec.child_life_s = 12;
-	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, 0));
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL, CONN_MAIN));
 	conn = vici_find(m->root, GRGW_CONN_NAME);
 	child = vici_find(vici_find(conn, "children"), "198.18.1.0/24=198.18.2.0/24");
 	assert_string_equal(vici_get_str(conn, "rekey_time"), "30s");
