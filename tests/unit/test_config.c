@@ -1947,6 +1947,46 @@ test_pair_second_path(void **state)
 	    "to the active gateway", NULL, NULL);
 }
 
+/* A handover made before it breaks: this gateway's own WAN address, and
+ * the other site's gateways' own ones. */
+static void
+test_pair_handover_addresses(void **state)
+{
+	struct grgw_config	 cfg;
+	char			 buf[INET6_ADDRSTRLEN];
+
+	parse_good(PAIR, &cfg);
+	assert_int_equal(cfg.pair.own_wan_address.family, 0);
+	assert_int_equal(cfg.peer.n_gateways, 0);
+	parse_good(PAIR "\nown_wan_address = 192.0.2.11", &cfg);
+	assert_string_equal(addr_fmt(&cfg.pair.own_wan_address, buf,
+	    sizeof(buf)), "192.0.2.11");
+	check_one(26, PAIR "\nown_wan_address = 192.0.2.10", FN ":32: [pair] "
+	    "own_wan_address 192.0.2.10 is the [site] wan_address too (line "
+	    "4), which floats to the active gateway", NULL, NULL);
+	check_one(26, PAIR "\nown_wan_address = 2001:db8:f::2", FN ":32: "
+	    "[pair] own_wan_address is IPv6 but [site] wan_address (line 4) "
+	    "is IPv4; expected the same family", NULL, NULL);
+
+	check_one(17, "prefix = 2001:db8:b::/64\ngateway = 198.51.100.11\n"
+	    "gateway = 198.51.100.12\ngateway = 198.51.100.11", FN ":20: "
+	    "gateway \"198.51.100.11\" is given twice in [peer] (also on "
+	    "line 18)", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\ngateway = 198.51.100.10",
+	    FN ":18: [peer] gateway 198.51.100.10 is [peer] address too "
+	    "(line 13), which floats", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\ngateway = 2001:db8:f::9",
+	    FN ":18: [peer] gateway 2001:db8:f::9 is IPv6 but [peer] address "
+	    "198.51.100.10 (line 13) is IPv4", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\ngateway = 198.18.2.7",
+	    FN ":18: [peer] gateway 198.18.2.7 is inside [peer] prefix "
+	    "198.18.2.0/24 (line 16)", NULL, NULL);
+	check_one(17, "prefix = 2001:db8:b::/64\ngateway = 198.51.100.1\n"
+	    "gateway = 198.51.100.2\ngateway = 198.51.100.3\n"
+	    "gateway = 198.51.100.4\ngateway = 198.51.100.5", FN ":22: ",
+	    "gateway", NULL);
+}
+
 static void
 test_pair_values(void **state)
 {
@@ -1979,7 +2019,8 @@ test_pair_values(void **state)
 	    "\"/grgw/site a\" contains a space", NULL, NULL);
 	check_one(26, PAIR "\npeer = 198.18.1.3", FN ":32: unknown key "
 	    "\"peer\" in [pair]; expected one of: partner, address, "
-	    "second_partner, second_address, priority, port, interval_ms, "
+	    "second_partner, second_address, own_wan_address, priority, port, "
+	    "interval_ms, "
 	    "dead_ms, guard_ms, margin_ms, key_file, etcd_key", NULL, NULL);
 	check_one(26, PAIR "\npriority = 1\npriority = 2", FN ":33: duplicate "
 	    "key priority in [pair] (first set on line 32)", NULL, NULL);
@@ -2487,6 +2528,7 @@ main(void)
 		cmocka_unit_test(test_pair_valid),
 		cmocka_unit_test(test_pair_addresses),
 		cmocka_unit_test(test_pair_second_path),
+		cmocka_unit_test(test_pair_handover_addresses),
 		cmocka_unit_test(test_pair_values),
 		cmocka_unit_test(test_pair_timing),
 		cmocka_unit_test(test_pair_needs),

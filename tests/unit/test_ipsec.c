@@ -213,6 +213,62 @@ test_load_conn_cert(void **state)
 	vici_msg_free(m);
 }
 
+/* A handover's two connections: from this gateway's own WAN address
+ * without CHILD_SAs, and to the other site's gateways' own. */
+static void
+test_load_conn_handover(void **state)
+{
+	const struct vici_node *conn;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+
+	make_config(&cfg);
+	assert_int_equal(addr_parse("192.0.2.11",
+	    &cfg.pair.own_wan_address), 0);
+	assert_int_equal(addr_parse("198.51.100.11", &cfg.peer.gateways[0]),
+	    0);
+	assert_int_equal(addr_parse("198.51.100.12", &cfg.peer.gateways[1]),
+	    0);
+	cfg.peer.n_gateways = 2;
+
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
+	    CONN_READY));
+	assert_null(vici_find(m->root, GRGW_CONN_NAME));
+	conn = vici_find(m->root, GRGW_READY_NAME);
+	assert_non_null(conn);
+	assert_string_equal(list_item(conn, "local_addrs", 0), "192.0.2.11");
+	assert_string_equal(list_item(conn, "remote_addrs", 0),
+	    "198.51.100.10");
+	assert_string_equal(vici_get_str(conn, "childless"), "force");
+	assert_string_equal(vici_get_str(conn, "unique"), "never");
+	/* The same CHILD_SAs as the tunnel's, which the peer adds. */
+	assert_non_null(vici_find(vici_find(conn, "children"),
+	    "198.18.1.0/24=198.18.2.0/24"));
+	vici_msg_free(m);
+
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
+	    CONN_GATEWAYS));
+	conn = vici_find(m->root, GRGW_GATEWAYS_NAME);
+	assert_non_null(conn);
+	assert_string_equal(list_item(conn, "local_addrs", 0), "192.0.2.10");
+	assert_string_equal(list_item(conn, "remote_addrs", 0),
+	    "198.51.100.11");
+	assert_string_equal(list_item(conn, "remote_addrs", 1),
+	    "198.51.100.12");
+	assert_null(vici_get_str(conn, "childless"));
+	assert_string_equal(vici_get_str(conn, "unique"), "never");
+	assert_non_null(vici_find(vici_find(conn, "children"),
+	    "198.18.1.0/24=198.18.2.0/24"));
+	vici_msg_free(m);
+
+	/* The tunnel's own stays as it was. */
+	m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC, CONN_MAIN));
+	conn = vici_find(m->root, GRGW_CONN_NAME);
+	assert_string_equal(list_item(conn, "local_addrs", 0), "192.0.2.10");
+	assert_string_equal(vici_get_str(conn, "unique"), "no");
+	vici_msg_free(m);
+}
+
 /* The index of the pair of that name, or -1. */
 static int
 conn_pair_find(const struct grgw_config *cfg, const char *name)
@@ -484,6 +540,17 @@ test_duplicate_ike_sas(void **state)
 	b.est[1].n_child = 1;
 	b.est[0].n_child = 0;
 	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+
+	/* A handover's IKE_SA beside the tunnel's is not a duplicate. */
+	memset(&b, 0, sizeof(b));
+	add_est(&b, 5, 0, "ff00000000000000");
+	add_est(&b, 6, 1, "0100000000000000");
+	b.est[1].conn = CONN_GATEWAYS;
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+	b.est[1].conn = CONN_READY;
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), -1);
+	b.est[1].conn = CONN_MAIN;
+	assert_int_equal(conn_duplicate_to_delete(&b, 0), 1);
 
 	m = roundtrip(conn_build_terminate_ike(42));
 	assert_string_equal(m->name, "terminate");
@@ -914,6 +981,7 @@ main(void)
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
 		cmocka_unit_test(test_load_conn_cert),
+		cmocka_unit_test(test_load_conn_handover),
 		cmocka_unit_test(test_ca_bundle),
 		cmocka_unit_test(test_conn_pairs),
 		cmocka_unit_test(test_pem_next_cert),

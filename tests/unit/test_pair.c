@@ -136,8 +136,10 @@ test_codec_encode_refuses(void **state)
 	p.priority = 0;
 	assert_int_equal(pair_encode(&p, key_a, buf, WIRE), -1);
 	p = hb_sample();
-	p.flags = 0x08;
+	p.flags = 0x20;
 	assert_int_equal(pair_encode(&p, key_a, buf, WIRE), -1);
+	p.flags = PAIR_F_PREPARE | PAIR_F_READY;
+	assert_int_equal(pair_encode(&p, key_a, buf, WIRE), WIRE);
 	p = hb_sample();
 	p.echo_seq = 0;		/* a time echoed without a heartbeat */
 	assert_int_equal(pair_encode(&p, key_a, buf, WIRE), -1);
@@ -254,7 +256,9 @@ test_codec_fields(void **state)
 	assert_int_equal(decode_resigned(5, PAIR_CLAIMING), PAIR_OK);
 	assert_int_equal(decode_resigned(6, 0), PAIR_E_MALFORMED);
 	assert_int_equal(decode_resigned(6, 1), PAIR_OK);
-	assert_int_equal(decode_resigned(7, 0x08), PAIR_E_MALFORMED);
+	assert_int_equal(decode_resigned(7, 0x20), PAIR_E_MALFORMED);
+	assert_int_equal(decode_resigned(7, PAIR_F_PREPARE), PAIR_OK);
+	assert_int_equal(decode_resigned(7, PAIR_F_READY), PAIR_OK);
 	assert_int_equal(decode_resigned(7, 0x80), PAIR_E_MALFORMED);
 	assert_int_equal(decode_resigned(7, 0), PAIR_OK);
 	/* echo_seq 41 -> 0 with an echoed time left. */

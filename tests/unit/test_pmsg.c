@@ -584,8 +584,8 @@ test_pair_bodies(void **state)
 	int			 len;
 	size_t			 cut;
 
-	for (b = 0; b < 8; b++) {
-		if (b >= PMSG_PAIR_HANDOVER && b <= PMSG_PAIR_DROPPED) {
+	for (b = 0; b < 10; b++) {
+		if (b >= PMSG_PAIR_HANDOVER && b <= PMSG_PAIR_UNREADY) {
 			assert_int_equal(pmsg_pair_cmd_decode(&b, 1, &cmd), 0);
 			assert_int_equal(cmd, b);
 		} else
@@ -619,6 +619,7 @@ test_pair_bodies(void **state)
 	ro.partner_seen = 1;
 	ro.etcd_ok = 1;
 	ro.paths_seen = 2;
+	ro.prep = PMSG_PREP_ASKED | PMSG_PREP_PARTNER_READY;
 	ro.epoch = 0x0102030405060708ULL;
 	ro.hold_until_ms = 0x1112131415161718ULL;
 	ro.partner_age_ms = UINT32_MAX;
@@ -638,6 +639,15 @@ test_pair_bodies(void **state)
 	buf[len - 1] = 's';
 	buf[4] = 4;				/* a third path */
 	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
+	buf[4] = 2;
+	buf[5] = 4;				/* an unknown handover bit */
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), -1);
+	buf[5] = PMSG_PREP_ASKED;
+	assert_int_equal(pmsg_role_decode(buf, (size_t)len, &out), 0);
+	assert_int_equal(out.prep, PMSG_PREP_ASKED);
+	ro.prep = 4;
+	assert_int_equal(pmsg_role_encode(&ro, buf, sizeof(buf)), -1);
+	ro.prep = 0;
 	ro.role = PMSG_ROLE_MAX_ROLE;
 	assert_int_equal(pmsg_role_encode(&ro, buf, sizeof(buf)), -1);
 	ro.role = 3;
