@@ -61,7 +61,9 @@
 #define PAIR_LAPSE_KEEP_MS	10000	/* [pair]: SAs kept across a lapse
 					 * (whole seconds) */
 #define STOP_YIELD_MS		1000	/* [pair]: a handover before a stop
-					 * may take dead + guard + this */
+					 * may take 3 x (dead + guard) + this:
+					 * the partner's SAs made ready (2 x,
+					 * pairnet.c), then the move */
 #define STOP_POLL_MS		50
 
 struct gwd {
@@ -1546,7 +1548,8 @@ daemon_yield(struct gwd *d, int purge)
 	if (d->ph == NULL || !pairhold_held(d->ph) ||
 	    pair_handover(d, msg, sizeof(msg)) == -1)
 		return 0;
-	ms = d->cfg->pair.dead_ms + d->cfg->pair.guard_ms + STOP_YIELD_MS;
+	ms = 3 * (d->cfg->pair.dead_ms + d->cfg->pair.guard_ms) +
+	    STOP_YIELD_MS;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(d->yield_timer, &tv);

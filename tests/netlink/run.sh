@@ -652,6 +652,42 @@ check "run out: no answer for $fv6" silent $fv6
 check "cleanup removes both tables" g2 cleanup 0
 check "... none left on h2" bash -c "! ip netns exec $ns_2 nft list tables | grep -q grgw-pair"
 
+# ---- a handover's drain ------------------------------------------------------
+# h1 has let the addresses go; obs still sends it what is for the peer
+# prefix 198.18.2.0/24.  Draining, h1 forwards that straight to h2 (the
+# partner, 198.18.0.2 on the segment); not draining, it does not.
+h1 ip addr add 198.18.0.1/24 dev eth0
+h2 ip addr add 198.18.0.2/24 dev br0
+o ip route add 198.18.2.0/24 via 198.18.0.1
+h2 nft -f - <<'NFT'
+table inet grgwtest_seen {
+	chain pre {
+		type filter hook prerouting priority -400; policy accept;
+		ip daddr 198.18.2.5 udp dport 9 counter
+	}
+}
+NFT
+seen_at_h2() { h2 nft list chain inet grgwtest_seen pre | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+drec=$tmp/drain.rec
+d1() { NL_IN=$ns_1 nl_rec "$drec" "$@"; }
+send_udp() { o python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"x", ("198.18.2.5", 9)) for _ in range(5)]'; }
+check "drain table installed on h1's eth0, to h2" d1 drain-install eth0 198.18.0.2
+check "... its rule forwards the IPv4 peer prefix to h2, for interfaces in its set" \
+	test "$(h1 nft list chain netdev grgw-drain ingress | grep -c 'iifname @draining ip daddr 198.18.2.0/24 .*fwd ip to 198.18.0.2 device "eth0"')" = 1
+check "... recorded as a run object" grep -qx "run nft netdev grgw-drain" "$drec"
+send_udp
+sleep 0.5
+check "not draining: nothing of obs's reaches h2" test "$(seen_at_h2)" = 0
+check "drain on" d1 drain-on eth0
+send_udp
+check "draining: obs's 5 packets for the peer prefix reach h2" wait_for test "$(seen_at_h2)" = 5
+check "drain off" d1 drain-off eth0
+send_udp
+sleep 0.5
+check "off again: no more reach h2" test "$(seen_at_h2)" = 5
+check "cleanup removes the drain table" d1 cleanup 0
+check "... none left on h1" bash -c "! ip netns exec $ns_1 nft list tables | grep -q grgw-drain"
+
 # The veths first, from here: a namespace goes away in the background.
 for l in fo f1 f2 fsw; do ip link del "$l"; done
 for ns in "${fl_ns[@]}"; do ip netns del "$ns"; done
