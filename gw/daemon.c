@@ -357,9 +357,17 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
  * (ike_prepare()); the other site adds the CHILD_SAs, and the network
  * process is told when every pair has one (prep_follow()), which the
  * partner waits for before it hands the role over.  A handover that has
- * not come PREP_KEEP_MS later leaves them to go.
+ * not come by prep_keep_ms() leaves them to go: they carry the other
+ * site's traffic to this site from the moment they are in, and this
+ * gateway answers nothing for the floating addresses until it holds
+ * them (the other site's probes to them would go unanswered).
  */
-#define PREP_KEEP_MS	10000
+static uint32_t
+prep_keep_ms(const struct grgw_config *cfg)
+{
+	/* The partner waits 2 x (dead + guard) for them, then the move. */
+	return 3 * (cfg->pair.dead_ms + cfg->pair.guard_ms) + 1000;
+}
 
 /* The partner has announced the addresses long before this. */
 #define PAIR_DRAIN_MS	1000
@@ -410,7 +418,8 @@ prep_expired(evutil_socket_t fd, short ev, void *arg)
 static void
 prep_asked(struct gwd *d, int asked)
 {
-	struct timeval tv = { PREP_KEEP_MS / 1000, 0 };
+	uint32_t ms = prep_keep_ms(d->cfg);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	if (asked && !d->prep_asked) {
 		if (ike_prepare(d->ike) == -1)
