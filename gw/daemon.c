@@ -61,9 +61,9 @@
 #define PAIR_LAPSE_KEEP_MS	10000	/* [pair]: SAs kept across a lapse
 					 * (whole seconds) */
 #define STOP_YIELD_MS		1000	/* [pair]: a handover before a stop
-					 * may take 3 x (dead + guard) + this:
-					 * the partner's SAs made ready (2 x,
-					 * pairnet.c), then the move */
+					 * may take the wait for the partner's
+					 * SAs made ready, dead + guard for the
+					 * move, and this */
 #define STOP_POLL_MS		50
 
 struct gwd {
@@ -152,6 +152,7 @@ struct gwd {
 };
 
 static int	probe_keys_push(struct gwd *, int, struct strbuf *);
+static void	echo_begin(struct gwd *);
 static void	daemon_publish(struct gwd *, enum link_state old);
 static void	daemon_shutdown(struct gwd *, int purge);
 static int	daemon_reload(struct gwd *, const char *, struct strbuf *);
@@ -334,6 +335,8 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 		ike_set_active(d->ike, held);
 	if (!held)
 		netproc_pair_hold(d->np, 0, 0);
+	else if (d->child_up && !d->verified && d->echo == NULL)
+		echo_begin(d);	/* the SAs made ready: checked from now */
 	linkact_role(d->act, held);
 	netproc_pair_cmd(d->np, held ? PMSG_PAIR_HELD : PMSG_PAIR_DROPPED);
 	hooks_event(d->hooks, &d->link, "pair", held ? "active" : "standby");
@@ -365,8 +368,9 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 static uint32_t
 prep_keep_ms(const struct grgw_config *cfg)
 {
-	/* The partner waits 2 x (dead + guard) for them, then the move. */
-	return 3 * (cfg->pair.dead_ms + cfg->pair.guard_ms) + 1000;
+	/* The partner waits this long for them, then the move. */
+	return pair_prepare_limit_ms(&cfg->pair) + cfg->pair.dead_ms +
+	    cfg->pair.guard_ms + 1000;
 }
 
 /* The partner has announced the addresses long before this. */
@@ -561,11 +565,25 @@ echo_answered(void *arg)
 	    d->cfg->peer.name, config_dataplane_name(d->dp));
 }
 
+/* The readiness echo through the CHILD_SAs now in (or trust them). */
 static void
-child_became_up(struct gwd *d)
+echo_begin(struct gwd *d)
 {
 	const struct grgw_addr *src, *dst;
 
+	if (echo_pick(d->cfg, &src, &dst) == 0) {
+		echo_stop(d->echo);
+		d->echo = echo_start(d->base, src, dst, echo_answered, d);
+	}
+	if (d->echo == NULL) {
+		/* Nothing to ping: trust the installed CHILD_SA. */
+		echo_answered(d);
+	}
+}
+
+static void
+child_became_up(struct gwd *d)
+{
 	d->child_up = 1;
 	d->verified = 0;
 	if (d->dp == GRGW_DP_KERNEL && !d->routes_installed) {
@@ -576,14 +594,14 @@ child_became_up(struct gwd *d)
 			    "into %s", d->cfg->xfrm_interface);
 	}
 	qos_shaper_retry(d->qos, d->nl);
-	if (echo_pick(d->cfg, &src, &dst) == 0) {
-		echo_stop(d->echo);
-		d->echo = echo_start(d->base, src, dst, echo_answered, d);
-	}
-	if (d->echo == NULL) {
-		/* Nothing to ping: trust the installed CHILD_SA. */
-		echo_answered(d);
-	}
+	/*
+	 * A standby's SAs made ready for a handover: the echo leaves from
+	 * the floating LAN address, which it does not hold yet; it goes
+	 * once the role is taken (pair_held()).
+	 */
+	if (d->ph != NULL && !pairhold_held(d->ph))
+		return;
+	echo_begin(d);
 }
 
 static void
@@ -1557,8 +1575,8 @@ daemon_yield(struct gwd *d, int purge)
 	if (d->ph == NULL || !pairhold_held(d->ph) ||
 	    pair_handover(d, msg, sizeof(msg)) == -1)
 		return 0;
-	ms = 3 * (d->cfg->pair.dead_ms + d->cfg->pair.guard_ms) +
-	    STOP_YIELD_MS;
+	ms = pair_prepare_limit_ms(&d->cfg->pair) + d->cfg->pair.dead_ms +
+	    d->cfg->pair.guard_ms + STOP_YIELD_MS;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(d->yield_timer, &tv);

@@ -258,6 +258,15 @@ void	pair_role_resend(struct pair_role *r);
  * epoch; if nothing happened within dead_ms + guard_ms, it gives up and
  * stays active.
  */
+/*
+ * How long an active asking its standby for SAs made ready (PREPARE)
+ * waits before it hands over the usual way: twice what a handover may
+ * take, and at least PAIR_PREPARE_MIN_MS, past charon's first
+ * retransmission (1 s), so that one IKE message lost on the way does
+ * not cost the handover its SAs.
+ */
+#define PAIR_PREPARE_MIN_MS	1500
+uint32_t pair_prepare_limit_ms(const struct grgw_pair_conf *c);
 /* Whether pair_role_handover() would start one now: 0, or -1 with why
  * not in err; nothing changes. */
 int	pair_role_handover_check(struct pair_role *r, uint64_t now, char *err,

@@ -893,6 +893,16 @@ handover_begin(struct pair_role *r, uint64_t now)
 	r->hb_now = 1;
 }
 
+uint32_t
+pair_prepare_limit_ms(const struct grgw_pair_conf *c)
+{
+	uint64_t	 ms = 2 * ((uint64_t)c->dead_ms + c->guard_ms);
+
+	if (ms < PAIR_PREPARE_MIN_MS)
+		ms = PAIR_PREPARE_MIN_MS;
+	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
 int
 pair_role_handover_check(struct pair_role *r, uint64_t now, char *err,
     size_t errlen)

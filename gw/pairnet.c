@@ -437,15 +437,12 @@ at_least(unsigned a, unsigned b)
 	return a > b ? a : b;
 }
 
-/*
- * How long an active waits for its partner's SAs before it hands over
- * the usual way (one IKE exchange after the move): twice what the
- * handover itself may take.
- */
+/* How long an active waits for its partner's SAs before it hands over
+ * the usual way (one IKE exchange after the move). */
 static uint64_t
 prep_limit(const struct pairnet *pn)
 {
-	return 2 * ((uint64_t)pn->cfg->pair.dead_ms + pn->cfg->pair.guard_ms);
+	return pair_prepare_limit_ms(&pn->cfg->pair);
 }
 
 /* The partner's latest heartbeat, within dead_ms, carries flag f. */

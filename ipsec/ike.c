@@ -99,6 +99,7 @@ struct ike {
 	 */
 	int			 preparing;
 	unsigned		 adding_to;
+	struct event		*fill_timer;	/* gateways_fill(), a moment on */
 	ike_done_cb		 close_done;	/* ike_close_now() */
 	void			*close_arg;
 	/*
@@ -122,6 +123,7 @@ struct ike {
 
 static void	ike_refresh_now(struct ike *);
 static int	ready_complete(const struct ike *, const struct ike_sas *);
+static void	gateways_fill_cb(evutil_socket_t, short, void *);
 
 static void
 ike_tell(struct ike *k, enum ike_what what, const char *error,
@@ -706,23 +708,47 @@ adding_reply(const struct vici_msg *m, void *arg)
  * sends on them.  Its traffic to the other site moves to them at once
  * (the newest SA of a pair carries it); the active one's SAs carry the
  * rest until it lets go.
+ *
+ * Not at once: this end, which answered the IKE_AUTH, has the IKE_SA
+ * up as it sends the answer, and a CREATE_CHILD_SA right behind it can
+ * reach the other end while another of its threads still reads that
+ * answer; charon there ignores it ("IKE_SA state CONNECTING"), and it
+ * would be sent again only a second later.
  */
+#define GATEWAYS_FILL_DELAY_MS	20
+
 static void
 gateways_fill(struct ike *k, const struct ike_sas *s)
 {
-	int	 i;
+	struct timeval	 tv = { 0, GATEWAYS_FILL_DELAY_MS * 1000 };
 
 	if (s->gateways_bare == 0) {
 		k->adding_to = 0;
+		evtimer_del(k->fill_timer);
 		return;
 	}
 	if (k->passive || !k->ready || k->stopping ||
-	    k->adding_to == s->gateways_bare)
+	    k->adding_to == s->gateways_bare ||
+	    evtimer_pending(k->fill_timer, NULL))
 		return;
-	k->adding_to = s->gateways_bare;
+	evtimer_add(k->fill_timer, &tv);
+}
+
+static void
+gateways_fill_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ike	*k = arg;
+	unsigned	 bare = k->sas.gateways_bare;
+	int		 i;
+
+	(void)fd;
+	(void)ev;
+	if (bare == 0 || k->passive || !k->ready || k->stopping ||
+	    k->adding_to == bare)
+		return;
+	k->adding_to = bare;
 	log_info("handover: %s's incoming gateway is ready for its "
-	    "CHILD_SAs (IKE_SA #%u): adding them", k->cfg->peer.name,
-	    s->gateways_bare);
+	    "CHILD_SAs (IKE_SA #%u): adding them", k->cfg->peer.name, bare);
 	for (i = 0; i < k->n_pairs; i++)
 		if (ike_send_on(k, k->vici_init != NULL ? k->vici_init :
 		    k->vici, conn_build_initiate(GRGW_GATEWAYS_NAME,
@@ -1396,8 +1422,9 @@ ike_new(struct event_base *base, const struct grgw_config *cfg,
 	k->connect_timer = evtimer_new(base, connect_cb, k);
 	k->initiate_timer = evtimer_new(base, initiate_cb, k);
 	k->verify_timer = evtimer_new(base, verify_retry, k);
+	k->fill_timer = evtimer_new(base, gateways_fill_cb, k);
 	if (k->connect_timer == NULL || k->initiate_timer == NULL ||
-	    k->verify_timer == NULL) {
+	    k->verify_timer == NULL || k->fill_timer == NULL) {
 		ike_free(k);
 		return NULL;
 	}
@@ -1615,6 +1642,8 @@ ike_free(struct ike *k)
 		event_free(k->initiate_timer);
 	if (k->verify_timer != NULL)
 		event_free(k->verify_timer);
+	if (k->fill_timer != NULL)
+		event_free(k->fill_timer);
 	free(k);
 }
 

@@ -244,6 +244,24 @@ decode_resigned(size_t off, uint8_t value)
 	return decode_exact(buf, WIRE, key_a, NULL, &q, NULL);
 }
 
+/* A handover's wait for the partner's SAs: 2 x (dead + guard), >= 1.5 s. */
+static void
+test_prepare_limit(void **state)
+{
+	struct grgw_pair_conf	 c;
+
+	memset(&c, 0, sizeof(c));
+	c.dead_ms = 100;
+	c.guard_ms = 100;
+	assert_int_equal(pair_prepare_limit_ms(&c), PAIR_PREPARE_MIN_MS);
+	c.dead_ms = 1000;
+	c.guard_ms = 1000;
+	assert_int_equal(pair_prepare_limit_ms(&c), 4000);
+	c.dead_ms = UINT32_MAX;
+	c.guard_ms = UINT32_MAX;
+	assert_int_equal(pair_prepare_limit_ms(&c), UINT32_MAX);
+}
+
 static void
 test_codec_fields(void **state)
 {
@@ -2096,6 +2114,7 @@ main(void)
 		cmocka_unit_test(test_codec_keys),
 		cmocka_unit_test(test_codec_lengths),
 		cmocka_unit_test(test_codec_fields),
+		cmocka_unit_test(test_prepare_limit),
 		cmocka_unit_test(test_key_derive),
 		cmocka_unit_test(test_key_derive_pinned),
 		cmocka_unit_test(test_replay),
