@@ -981,9 +981,14 @@ key_address(struct config_parser *p, const struct key_def *k, const char *v)
 	return 0;
 }
 
+/*
+ * A repeated address key: at most one per family (lan_address), or each
+ * address once (gateway, per_family 0).  The entry is appended, or the
+ * clash with the earlier line is the error.
+ */
 static int
-key_lan_address(struct config_parser *p, const struct key_def *k,
-    const char *v)
+key_address_entry(struct config_parser *p, const struct key_def *k,
+    const char *v, int per_family)
 {
 	struct grgw_addr	 a, *have, *dst;
 	char			 q[QUOTE_BUF];
@@ -994,13 +999,22 @@ key_lan_address(struct config_parser *p, const struct key_def *k,
 	have = key_field(p, k);
 	n = *key_count(p, k);
 	for (i = 0; i < n; i++) {
-		if (have[i].family != a.family)
+		if (per_family ? have[i].family != a.family :
+		    !addr_equal(&have[i], &a))
 			continue;
-		config_error(p, p->lineno, "%s %s is a second %s address in "
-		    "[%s] (the first is on line %u); expected at most one "
-		    "IPv4 and one IPv6 %s", k->name, quote(v, q),
-		    family_name(a.family), section_names[k->section],
-		    key_state_of(p, k)->entry_line[i], k->name);
+		if (per_family)
+			config_error(p, p->lineno, "%s %s is a second %s "
+			    "address in [%s] (the first is on line %u); "
+			    "expected at most one IPv4 and one IPv6 %s",
+			    k->name, quote(v, q), family_name(a.family),
+			    section_names[k->section],
+			    key_state_of(p, k)->entry_line[i], k->name);
+		else
+			config_error(p, p->lineno, "%s %s is given twice in "
+			    "[%s] (also on line %u); expected each gateway "
+			    "once", k->name, quote(v, q),
+			    section_names[k->section],
+			    key_state_of(p, k)->entry_line[i]);
 		return -1;
 	}
 	if ((dst = entry_next(p, k)) == NULL)
@@ -1010,32 +1024,18 @@ key_lan_address(struct config_parser *p, const struct key_def *k,
 	return 0;
 }
 
+static int
+key_lan_address(struct config_parser *p, const struct key_def *k,
+    const char *v)
+{
+	return key_address_entry(p, k, v, 1);
+}
+
 /* [peer] gateway: a unicast address, each once. */
 static int
 key_gateway(struct config_parser *p, const struct key_def *k, const char *v)
 {
-	struct grgw_addr	 a, *have, *dst;
-	char			 q[QUOTE_BUF];
-	int			 i, n;
-
-	if (parse_unicast(p, k, v, &a) == -1)
-		return -1;
-	have = key_field(p, k);
-	n = *key_count(p, k);
-	for (i = 0; i < n; i++) {
-		if (!addr_equal(&have[i], &a))
-			continue;
-		config_error(p, p->lineno, "%s %s is given twice in [%s] (also "
-		    "on line %u); expected each gateway once", k->name,
-		    quote(v, q), section_names[k->section],
-		    key_state_of(p, k)->entry_line[i]);
-		return -1;
-	}
-	if ((dst = entry_next(p, k)) == NULL)
-		return -1;
-	*dst = a;
-	entry_commit(p, k);
-	return 0;
+	return key_address_entry(p, k, v, 0);
 }
 
 static int
