@@ -55,9 +55,17 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 	char	 body[4096], pre[1024], out[sizeof(pre)];
 	char	 set[GWNL_FLOAT_MAX * (INET6_ADDRSTRLEN + 2)];
 	size_t	 f, d, po = 0, oo = 0;
-	/* Arriving for the address, and leaving from it. */
-	const struct { char *buf; size_t *off; const char *field; } dir[] = {
-		{ pre, &po, "daddr" }, { out, &oo, "saddr" }
+	/*
+	 * Arriving for the address while it is on this host, and leaving
+	 * from it.  One arriving for it while it is not (the partner holds
+	 * it) is routed on to the partner: the other site's probes of the
+	 * floating LAN address come through a standby's SAs made ready for
+	 * a handover, before it holds the address.
+	 */
+	const struct { char *buf; size_t *off; const char *field, *only; }
+	    dir[] = {
+		{ pre, &po, "daddr", " fib daddr type local" },
+		{ out, &oo, "saddr", "" }
 	};
 	int	 k, w, v4 = 0, rc;
 
@@ -73,9 +81,10 @@ gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl, int n)
 			v4 = 1;
 		for (d = 0; d < nitems(dir); d++) {
 			w = snprintf(dir[d].buf + *dir[d].off, sizeof(pre) -
-			    *dir[d].off, "\t\t%s %s { %s } %s %s != @%s "
+			    *dir[d].off, "\t\t%s %s { %s } %s %s != @%s%s "
 			    "counter drop\n", fams[f].kw, dir[d].field, set,
-			    fams[f].kw, dir[d].field, fams[f].set);
+			    fams[f].kw, dir[d].field, fams[f].set,
+			    dir[d].only);
 			if (w < 0 || (size_t)w >= sizeof(pre) - *dir[d].off)
 				return -ENAMETOOLONG;
 			*dir[d].off += (size_t)w;
