@@ -145,7 +145,6 @@ struct gwd {
 	int		prep_asked;
 	int		prep_told_ready;
 	struct event	*prep_timer;
-	int		handover_ready;	/* active: the partner has them in */
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
 	struct event	*sig_term, *sig_int, *sig_hup;
@@ -321,7 +320,6 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 	int kept = evtimer_pending(d->lapse_timer, NULL);
 
 	evtimer_del(d->lapse_timer);
-	d->handover_ready = 0;
 	if (held)
 		evtimer_del(d->prep_timer);	/* the handover came */
 	if (held && kept && same_epoch) {
@@ -385,20 +383,21 @@ release_go(void *arg)
 }
 
 /*
- * The outgoing side, as the addresses are about to go: the other site
- * sends on the partner's SAs already; these are deleted while the
- * floating WAN address can still tell it so (a DELETE sent after would
- * not get out, and the other site would keep them until dead-peer
- * detection).
+ * The outgoing side, as the addresses are about to go at the end of a
+ * handover the partner made ready for (the word that says to let go
+ * still says so): the other site sends on the partner's SAs already;
+ * these are deleted while the floating WAN address can still tell it so
+ * (a DELETE sent after would not get out, and the other site would keep
+ * them until dead-peer detection).
  */
 static int
 pair_before_release(void *arg)
 {
 	struct gwd *d = arg;
 
-	if (!d->handover_ready || d->stopping)
+	if (!(pairhold_last(d->ph)->prep & PMSG_PREP_PARTNER_READY) ||
+	    d->stopping)
 		return 0;
-	d->handover_ready = 0;
 	/* What the nodes send here until they hear the partner goes on to
 	 * it, from now (before these SAs go). */
 	(void)pairhold_drain(d->ph, PAIR_DRAIN_MS);
@@ -825,9 +824,6 @@ netproc_news(const struct netproc_news *n, void *arg)
 	case NETPROC_ROLE:
 		if (d->ph == NULL)
 			break;
-		if ((n->role->prep & PMSG_PREP_PARTNER_READY) &&
-		    pairhold_held(d->ph))
-			d->handover_ready = 1;
 		pairhold_role(d->ph, n->role);
 		prep_asked(d, (n->role->prep & PMSG_PREP_ASKED) != 0);
 		/* SAs kept across a lapse: a newer epoch ends the wait. */

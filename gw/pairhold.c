@@ -546,8 +546,7 @@ pairhold_role(struct pairhold *ph, const struct pmsg_role *ro)
  * timer runs on).  1 while waiting.
  */
 static int
-release_deferred(struct pairhold *ph, const struct pmsg_role *ro,
-    uint64_t now)
+release_deferred(struct pairhold *ph, const char *why, uint64_t now)
 {
 	struct timeval	 tv;
 	uint64_t	 wait = ph->cfg->pair.margin_ms / 2;
@@ -558,8 +557,7 @@ release_deferred(struct pairhold *ph, const struct pmsg_role *ro,
 		return 0;
 	if (ph->hold_until - now < wait)
 		wait = ph->hold_until - now;
-	snprintf(ph->release_why, sizeof(ph->release_why), "%s",
-	    ro->reason[0] != '\0' ? ro->reason : pair_role_name(ro->role));
+	snprintf(ph->release_why, sizeof(ph->release_why), "%s", why);
 	if (!ph->before(ph->arg))
 		return 0;
 	ph->release_waiting = 1;
@@ -630,6 +628,7 @@ static void
 role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 {
 	struct timeval	 tv;
+	const char	*why;
 	uint64_t	 now, left;
 	int		 was = ph->last.role;
 
@@ -641,11 +640,12 @@ role_apply(struct pairhold *ph, const struct pmsg_role *ro)
 	if (ro->role != PAIR_ACTIVE || ro->hold_until_ms <= now) {
 		if (!ph->held)
 			return;
-		if (ro->role != PAIR_ACTIVE && release_deferred(ph, ro, now))
+		why = ro->role == PAIR_ACTIVE ? "the role engine's hold ran "
+		    "out" : ro->reason[0] != '\0' ? ro->reason :
+		    pair_role_name(ro->role);
+		if (ro->role != PAIR_ACTIVE && release_deferred(ph, why, now))
 			return;
-		release(ph, ro->role == PAIR_ACTIVE ? "the role engine's "
-		    "hold ran out" : ro->reason[0] != '\0' ? ro->reason :
-		    pair_role_name(ro->role));
+		release(ph, why);
 		return;
 	}
 	/* Active after all: nothing to wait for. */

@@ -471,20 +471,13 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 	    strcmp(state, "ESTABLISHED") == 0))
 		snprintf(s->ike_state, sizeof(s->ike_state), "%s", state);
 	if ((children = vici_find(ike, "child-sas")) != NULL &&
-	    children->kind == VICI_NODE_SECTION)
-		for (child = children->child; child != NULL;
-		    child = child->next)
-			if (child->kind == VICI_NODE_SECTION)
-				n_child++;
-	/* The peer's incoming gateway, ready for its CHILD_SAs. */
-	if (conn == CONN_GATEWAYS && ref != NULL && n_child == 0 && !we &&
-	    s->gateways_bare == 0)
-		s->gateways_bare = id;
-	if (children == NULL || children->kind != VICI_NODE_SECTION)
-		return;
-	for (child = children->child; child != NULL; child = child->next) {
+	    children->kind != VICI_NODE_SECTION)
+		children = NULL;
+	for (child = children != NULL ? children->child : NULL; child != NULL;
+	    child = child->next) {
 		if (child->kind != VICI_NODE_SECTION)
 			continue;
+		n_child++;
 		if (ref != NULL)
 			ref->n_child++;
 		if ((state = vici_get_str(child, "state")) == NULL)
@@ -505,6 +498,10 @@ scan_ike_sa(struct ike_sas *s, const struct vici_node *ike)
 		if ((v = vici_get_str(child, "packets-out")) != NULL)
 			s->packets_out += strtoull(v, NULL, 10);
 	}
+	/* The peer's incoming gateway, ready for its CHILD_SAs. */
+	if (conn == CONN_GATEWAYS && ref != NULL && n_child == 0 && !we &&
+	    s->gateways_bare == 0)
+		s->gateways_bare = id;
 }
 
 static void
@@ -579,6 +576,75 @@ pairs_check(struct ike *k, struct ike_sas *s)
 }
 
 /* ---- a planned handover ------------------------------------------------ */
+
+/* The handover's connections this configuration loads into charon. */
+static int
+handover_conns(const struct ike *k, enum conn_kind kinds[2])
+{
+	int	 n = 0;
+
+	if (k->cfg->pair.own_wan_address.family != 0)
+		kinds[n++] = CONN_READY;
+	if (k->cfg->peer.n_gateways > 0)
+		kinds[n++] = CONN_GATEWAYS;
+	return n;
+}
+
+static const char *
+handover_conn_name(enum conn_kind kind)
+{
+	return kind == CONN_READY ? GRGW_READY_NAME : GRGW_GATEWAYS_NAME;
+}
+
+static void	extra_conn_reply(const struct vici_msg *, void *);
+
+/* Load the handover's connections (before the tunnel's). */
+static void
+handover_conns_load(struct ike *k)
+{
+	enum conn_kind	 kinds[2];
+	int		 i, n = handover_conns(k, kinds);
+
+	for (i = 0; i < n; i++)
+		ike_send(k, conn_build_load_conn(k->cfg, k->dp, kinds[i]),
+		    extra_conn_reply);
+}
+
+/*
+ * Every IKE_SA of grgw's connections: the handover's first, then the
+ * tunnel's, whose answer runs cb (charon answers one connection's
+ * requests in order).  how: TERM_ASK (a DELETE, answered once the peer
+ * did), TERM_FORCE (at once), TERM_WAIT (the DELETE, then gone when
+ * answered or after ms).
+ */
+enum term_how { TERM_ASK, TERM_FORCE, TERM_WAIT };
+
+static struct vici_builder *
+term_build(const char *name, enum term_how how, unsigned ms)
+{
+	switch (how) {
+	case TERM_FORCE:
+		return conn_build_terminate_force(name);
+	case TERM_WAIT:
+		return conn_build_terminate_wait(name, ms);
+	case TERM_ASK:
+		break;
+	}
+	return conn_build_terminate(name);
+}
+
+static int
+terminate_every(struct ike *k, enum term_how how, unsigned ms,
+    vici_reply_cb cb)
+{
+	enum conn_kind	 kinds[2];
+	int		 i, n = handover_conns(k, kinds);
+
+	for (i = 0; i < n; i++)
+		ike_send(k, term_build(handover_conn_name(kinds[i]), how, ms),
+		    NULL);
+	return ike_send(k, term_build(GRGW_CONN_NAME, how, ms), cb);
+}
 
 /* 1 if the ready connection's IKE_SA has every pair's CHILD_SA in. */
 static int
@@ -674,13 +740,9 @@ ike_close_now(struct ike *k, unsigned wait_ms, ike_done_cb done, void *arg)
 		return -1;
 	k->passive = 1;
 	evtimer_del(k->initiate_timer);
-	ike_send(k, conn_build_terminate_wait(GRGW_READY_NAME, wait_ms), NULL);
-	ike_send(k, conn_build_terminate_wait(GRGW_GATEWAYS_NAME, wait_ms),
-	    NULL);
 	k->close_done = done;
 	k->close_arg = arg;
-	if (ike_send(k, conn_build_terminate_wait(GRGW_CONN_NAME, wait_ms),
-	    close_now_reply) == -1) {
+	if (terminate_every(k, TERM_WAIT, wait_ms, close_now_reply) == -1) {
 		k->close_done = NULL;
 		return -1;
 	}
@@ -1179,12 +1241,7 @@ ike_load(struct ike *k)
 	}
 	/* A planned handover's, then the tunnel's (whose answer means
 	 * ready). */
-	if (cfg->pair.own_wan_address.family != 0)
-		ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_READY),
-		    extra_conn_reply);
-	if (cfg->peer.n_gateways > 0)
-		ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_GATEWAYS),
-		    extra_conn_reply);
+	handover_conns_load(k);
 	rc = ike_send(k, conn_build_load_conn(cfg, k->dp, CONN_MAIN), conn_reply);
 cleanup:
 	psk_free(&psk);
@@ -1502,9 +1559,7 @@ ike_reestablish(struct ike *k)
 	log_info("the tunnel carries nothing while the WAN answers: "
 	    "deleting the SAs and initiating again, without waiting for "
 	    "dead-peer detection");
-	ike_send(k, conn_build_terminate(GRGW_READY_NAME), NULL);
-	ike_send(k, conn_build_terminate(GRGW_GATEWAYS_NAME), NULL);
-	return ike_send(k, conn_build_terminate(GRGW_CONN_NAME), reestablish_reply);
+	return terminate_every(k, TERM_ASK, 0, reestablish_reply);
 }
 
 int
@@ -1516,9 +1571,7 @@ ike_terminate(struct ike *k, ike_done_cb done, void *arg)
 		return -1;
 	k->done = done;
 	k->done_arg = arg;
-	ike_send(k, conn_build_terminate(GRGW_READY_NAME), NULL);
-	ike_send(k, conn_build_terminate(GRGW_GATEWAYS_NAME), NULL);
-	if (ike_send(k, conn_build_terminate(GRGW_CONN_NAME), terminate_reply) == -1) {
+	if (terminate_every(k, TERM_ASK, 0, terminate_reply) == -1) {
 		k->done = NULL;
 		return -1;
 	}
@@ -1536,15 +1589,6 @@ close_all_reply(const struct vici_msg *m, void *arg)
 	k->backoff_ms = 0;
 	initiate_schedule(k, 0);
 	ike_refresh_now(k);
-}
-
-/* Every IKE_SA of grgw's connections, at once; cb after the last. */
-static int
-close_all(struct ike *k, vici_reply_cb cb)
-{
-	ike_send(k, conn_build_terminate_force(GRGW_READY_NAME), NULL);
-	ike_send(k, conn_build_terminate_force(GRGW_GATEWAYS_NAME), NULL);
-	return ike_send(k, conn_build_terminate_force(GRGW_CONN_NAME), cb);
 }
 
 void
@@ -1580,7 +1624,7 @@ ike_set_active(struct ike *k, int active)
 		return;
 	}
 	if (k->vici != NULL && k->ready &&
-	    close_all(k, close_all_reply) == 0)
+	    terminate_every(k, TERM_FORCE, 0, close_all_reply) == 0)
 		return;
 	if (active) {
 		/* Not connected yet: its load initiates (vici_init). */
@@ -1726,12 +1770,7 @@ ike_reconfigure(struct ike *k, int selectors, int keys)
 		proving = ike_reload_keys(k);
 	if (selectors) {
 		/* The handover's carry the same pairs. */
-		if (k->cfg->pair.own_wan_address.family != 0)
-			ike_send(k, conn_build_load_conn(k->cfg, k->dp,
-			    CONN_READY), extra_conn_reply);
-		if (k->cfg->peer.n_gateways > 0)
-			ike_send(k, conn_build_load_conn(k->cfg, k->dp,
-			    CONN_GATEWAYS), extra_conn_reply);
+		handover_conns_load(k);
 		ike_send(k, conn_build_load_conn(k->cfg, k->dp, CONN_MAIN),
 		    reload_conn_reply);
 	}
