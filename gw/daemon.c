@@ -371,7 +371,11 @@ prep_keep_ms(const struct grgw_config *cfg)
 	    cfg->pair.guard_ms + 1000;
 }
 
-/* The partner has announced the addresses long before this. */
+/*
+ * The drain lasts until the nodes have heard the partner: it takes the
+ * addresses within dead_ms + guard_ms of the release at the latest, and
+ * announces them again up to a second after that.
+ */
 #define PAIR_DRAIN_MS	1000
 
 static void
@@ -400,7 +404,8 @@ pair_before_release(void *arg)
 		return 0;
 	/* What the nodes send here until they hear the partner goes on to
 	 * it, from now (before these SAs go). */
-	(void)pairhold_drain(d->ph, PAIR_DRAIN_MS);
+	(void)pairhold_drain(d->ph, PAIR_DRAIN_MS + d->cfg->pair.dead_ms +
+	    d->cfg->pair.guard_ms);
 	return ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, release_go,
 	    d) == 0;
 }

@@ -322,6 +322,23 @@ add_child(struct vici_builder *b, const struct grgw_config *cfg,
 		 * (a bitmap in XFRMA_REPLAY_ESN_VAL) absorb the reordering.
 		 */
 		vici_add_kv_uint(b, "replay_window", CONN_REPLAY_WINDOW);
+		/*
+		 * A handover's SAs stand beside the active partner's, with
+		 * the same traffic selectors and interface id.  charon puts
+		 * SAs of equal selectors under one XFRM policy per direction,
+		 * whose template names the newest SA's tunnel addresses, and
+		 * the kernel drops what arrives through an SA of another
+		 * remote address (XfrmInTmplMismatch): the outgoing gateway's
+		 * traffic from the moment the incoming one's SAs are in.  A
+		 * mark of its own on each CHILD_SA's inbound and forward
+		 * policies, set on what its SA decrypts, gives every SA a
+		 * policy of its own; outbound stays one policy, the newest
+		 * SA's, as libipsec sends on the newest.
+		 */
+		if (cfg->peer.n_gateways > 0) {
+			vici_add_kv_str(b, "mark_in", "%unique");
+			vici_add_kv_str(b, "set_mark_in", "%same");
+		}
 	}
 	vici_end_section(b);
 }

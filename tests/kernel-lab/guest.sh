@@ -87,9 +87,12 @@ esac
 # check: the namespace lab in kernel mode, then the kernel-only checks.
 # By default the lab tests whose outcome depends on the data plane (the
 # topology, config and link-probe tests are the same in both and slow under
-# emulation) and the QoS lab; "all" runs every lab test; other names pick
-# lab tests, "qos" the QoS lab and "kernel" the kernel-only checks.
-CORE_LAB_TESTS=(up reach bulk wan peer-down charon-kill harden-block local-down wrong-psk nat interop-libreswan)
+# emulation), the gateway pair's start and handovers (XFRM keeps both
+# gateways' SAs apart at the other site only through a policy per SA),
+# and the QoS lab; "all" runs every lab test; other names pick lab tests,
+# "qos" the QoS lab and "kernel" the kernel-only checks.
+CORE_LAB_TESTS=(up reach bulk wan peer-down charon-kill harden-block local-down wrong-psk nat interop-libreswan
+	pair-up pair-handover)
 lab_tests=()
 run_lab=1
 want_kernel=1

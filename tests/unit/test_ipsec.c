@@ -165,10 +165,74 @@ test_load_conn_kernel(void **state)
 		/* QoS reorders classes: a replay window that absorbs it. */
 		assert_string_equal(vici_get_str(child, "replay_window"),
 		    "4096");
+		/* No handover beside it: one policy per selector. */
+		assert_null(vici_get_str(child, "mark_in"));
+		assert_null(vici_get_str(child, "set_mark_in"));
 	}
 	assert_non_null(vici_find(children, "198.18.1.0/24=198.18.2.0/24"));
 	assert_non_null(vici_find(children, "2001:db8:a::/64=2001:db8:b::/64"));
 	vici_msg_free(m);
+}
+
+/*
+ * With the other site's gateways known, each CHILD_SA of every
+ * connection has inbound policies of its own in the kernel (a mark per
+ * CHILD_SA, set on what it decrypts), so that a handover's SAs and the
+ * active partner's, of equal selectors, are both received; outbound
+ * stays unmarked (one policy, the newest SA's).  libipsec: nothing.
+ */
+static void
+test_load_conn_kernel_gateways(void **state)
+{
+	static const enum conn_kind kinds[] = {
+		CONN_MAIN, CONN_READY, CONN_GATEWAYS
+	};
+	static const char *names[] = {
+		GRGW_CONN_NAME, GRGW_READY_NAME, GRGW_GATEWAYS_NAME
+	};
+	const struct vici_node *children, *child;
+	struct grgw_config cfg;
+	struct vici_msg *m;
+	size_t k;
+	int n;
+
+	make_config(&cfg);
+	cfg.if_id = 77;
+	assert_int_equal(addr_parse("192.0.2.11",
+	    &cfg.pair.own_wan_address), 0);
+	assert_int_equal(addr_parse("198.51.100.11", &cfg.peer.gateways[0]),
+	    0);
+	cfg.peer.n_gateways = 1;
+	for (k = 0; k < nitems(kinds); k++) {
+		m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_KERNEL,
+		    kinds[k]));
+		children = vici_find(vici_find(m->root, names[k]), "children");
+		assert_non_null(children);
+		n = 0;
+		for (child = children->child; child != NULL;
+		    child = child->next, n++) {
+			assert_string_equal(vici_get_str(child, "mark_in"),
+			    "%unique");
+			assert_string_equal(vici_get_str(child, "set_mark_in"),
+			    "%same");
+			assert_null(vici_get_str(child, "mark_in_sa"));
+			assert_null(vici_get_str(child, "mark_out"));
+			assert_string_equal(vici_get_str(child, "if_id_in"),
+			    "77");
+		}
+		assert_int_equal(n, 2);
+		vici_msg_free(m);
+
+		m = roundtrip(conn_build_load_conn(&cfg, GRGW_DP_LIBIPSEC,
+		    kinds[k]));
+		children = vici_find(vici_find(m->root, names[k]), "children");
+		for (child = children->child; child != NULL;
+		    child = child->next) {
+			assert_null(vici_get_str(child, "mark_in"));
+			assert_null(vici_get_str(child, "set_mark_in"));
+		}
+		vici_msg_free(m);
+	}
 }
 
 /*
@@ -980,6 +1044,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_conn_libipsec),
 		cmocka_unit_test(test_load_conn_kernel),
+		cmocka_unit_test(test_load_conn_kernel_gateways),
 		cmocka_unit_test(test_load_conn_cert),
 		cmocka_unit_test(test_load_conn_handover),
 		cmocka_unit_test(test_ca_bundle),
