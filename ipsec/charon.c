@@ -122,6 +122,10 @@ charon_conf_render(const struct grgw_config *cfg, const char *site_dir,
 	    "\t\t\ttime_format = %%F %%T\n"
 	    "\t\t\ttime_add_ms = yes\n"
 	    "\t\t\tike_name = yes\n"
+	    /* Whole lines on disk at once: a charon that dies (kill -9,
+	     * a crash, a power cut of the lab's gateway) keeps its last
+	     * lines, which say most about why. */
+	    "\t\t\tflush_line = yes\n"
 	    "\t\t\tdefault = 1\n"
 	    "\t\t}\n"
 	    "\t}\n"

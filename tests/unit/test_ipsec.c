@@ -785,6 +785,9 @@ test_charon_conf(void **state)
 	assert_non_null(strstr(buf, " kdf "));	/* key derivation, 5.9.8 */
 	assert_non_null(strstr(buf,
 	    "socket = unix:///run/grgw/site-a/charon.vici"));
+	assert_non_null(strstr(buf, "path = /run/grgw/site-a/charon.log\n"
+	    "\t\t\ttime_format = %F %T\n"));
+	assert_non_null(strstr(buf, "flush_line = yes"));
 	n = charon_conf_render(&cfg, "/run/grgw/site-a", GRGW_DP_KERNEL,
 	    buf, sizeof(buf));
 	assert_true(n > 0);
