@@ -100,6 +100,7 @@ struct probe_path_state {
 	uint64_t	 last_rx_mono;	/* last valid packet from the peer */
 	uint64_t	 skew_mono;	/* last one refused for clock skew */
 	unsigned int	 good_streak;	/* replies in a row, none lost */
+	uint64_t	 streak_from;	/* lowest request seq of that run */
 	uint16_t	 icmp_ident;	/* probes = icmp: echo identifier */
 	int		 have_srtt;
 	struct path_stats st;		/* counters, verdict, last/smoothed */
@@ -252,7 +253,14 @@ probe_set_up(struct probe_path_state *ps, int up)
 		e->cb(ps->id, up, e->arg);
 }
 
-/* Requests past their deadline are lost; they end a run of good replies. */
+/*
+ * Requests past their deadline are lost; one sent within a run of good
+ * replies ends it.  One sent before the run began does not: after an
+ * outage the requests that went unanswered during it are decided lost
+ * only a loss timeout (a second at least) after they left, and letting
+ * them end the run held every path that had been down for that second
+ * more after the peer answered again.
+ */
 static void
 probe_expire(struct probe_path_state *ps, uint64_t now_mono)
 {
@@ -264,7 +272,8 @@ probe_expire(struct probe_path_state *ps, uint64_t now_mono)
 			if (now_mono - sl->tx_mono_ns < ps->e->timeout_ns)
 				break;
 			sl->state = SLOT_LOST;
-			ps->good_streak = 0;
+			if (sl->seq > ps->streak_from)
+				ps->good_streak = 0;
 		}
 		ps->expire_seq++;
 	}
@@ -432,6 +441,8 @@ probe_on_reply(struct probe_path_state *ps, const struct probe_pkt *rep,
 		ps->st.rtt_smoothed_ms += (ms - ps->st.rtt_smoothed_ms) / 8;
 	if (sl->late)
 		return;
+	if (ps->good_streak == 0 || seq < ps->streak_from)
+		ps->streak_from = seq;
 	if (ps->good_streak < UINT32_MAX)
 		ps->good_streak++;
 	if (!ps->st.up && ps->good_streak >= ps->e->s.recover)
