@@ -15,7 +15,9 @@
 #               the longest silence of the stream after each kill (0 when
 #               nothing was lost), n, p50, p99 and max in ms; then the same
 #               streams, as long, with no kill: their longest silence is
-#               the baseline
+#               the baseline (PAIR_BENCH_BASELINE_SECS: only as many of
+#               them as make up that many seconds, for a long run in the
+#               emulated VM)
 #   handovers   PAIR_BENCH_HANDOVERS (50) `grgw handover`, alternating
 #               sites: packets lost, in all and per handover (p50, max)
 #   partitions  the cases of pair-partition that move the role, at site A,
@@ -62,6 +64,10 @@ KILLS=${PAIR_BENCH_KILLS:-200}
 HANDOVERS=${PAIR_BENCH_HANDOVERS:-50}
 PARTITIONS=${PAIR_BENCH_PARTITIONS:-5}
 PER_STREAM=${PAIR_BENCH_PER_STREAM:-20}
+BASELINE_SECS=${PAIR_BENCH_BASELINE_SECS:-}
+case $BASELINE_SECS in
+*[!0-9]*) echo "pair-bench.sh: PAIR_BENCH_BASELINE_SECS: expected a number of seconds, got '$BASELINE_SECS'" >&2; exit 2 ;;
+esac
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 # udp-stream.py: the most runs of lost packets it lists, and the silence
 # after which its receiver stops
@@ -295,13 +301,17 @@ moves() {
 		to=$((from + PER_STREAM - 1))
 		[ "$to" -le "$n" ] || to=$n
 		moves_stream "$what" "$from" "$to" || break
+		# LAB_KEEP_DIR: the figures so far (a long run in the VM that
+		# runs out of time keeps them)
+		[ -z "${LAB_KEEP_DIR:-}" ] || cp "$WORK/$what.figures" "$LAB_KEEP_DIR/" 2>/dev/null || true
 		from=$((to + 1))
 	done
 	MOVES_DONE=$(grep -c . "$WORK/$what.marks" || true)
 }
 
 # baseline_streams WHAT: the streams of WHAT again, as long, with nothing
-# moving; BASE_LONGEST (ms), BASE_LOST, BASE_SECS, BASE_NOTE
+# moving, until BASELINE_SECS (when set) are done; BASE_LONGEST (ms),
+# BASE_LOST, BASE_SECS, BASE_NOTE
 baseline_streams() {
 	local secs longest
 	BASE_LONGEST=0
@@ -309,6 +319,7 @@ baseline_streams() {
 	BASE_SECS=0
 	BASE_NOTE=""
 	while read -r secs; do
+		[ -z "$BASELINE_SECS" ] || [ "$BASE_SECS" -lt "$BASELINE_SECS" ] || break
 		udp_stream_start "$secs"
 		udp_stream_wait
 		longest=$(stream_runs | awk '$1 != "covered" { l = $2 - $1 + 1; if (l > m) m = l } END { print m + 0 }')

@@ -23,7 +23,12 @@
 #               of the active gateway (default 6), the packets lost by
 #               PAIR_BENCH_HANDOVERS handovers (4), the partitions
 #               PAIR_BENCH_PARTITIONS times each (1), never two holders;
-#               with the pair's timers guest.sh sets for an emulated CPU
+#               with the pair's timers guest.sh sets for an emulated CPU.
+#               The 200 kills of the host's lab take hours here: with
+#               `run.sh exec env PAIR_BENCH_KILLS=200
+#               PAIR_BENCH_BASELINE_SECS=600 ... bench.sh pair` (and a
+#               KERNEL_LAB_TIMEOUT to match) the baseline is 10 minutes
+#               of the same streams instead of all of them again
 #
 # Usage: bench.sh [PART...]   the parts named above (default: all but pair),
 #                             in that order: throughput startup qos
