@@ -519,6 +519,20 @@ dev_drops() {
 	done
 }
 
+# hold_drops GW: what GW's kernel hold (netlink/floatguard.c, tables
+# grgw-pair) dropped, per chain, as "hold CHAIN N " ("" when nothing):
+# traffic of a floating address while this gateway held it no more, or
+# while the hold's deadline had passed before the next one was written
+hold_drops() {
+	local fam
+	for fam in inet arp; do
+		on "$1" nft list table "$fam" grgw-pair 2>/dev/null |
+			awk -v fam="$fam" '/^[ \t]*chain / { chain = $2 }
+				/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets" && $(i + 1) > 0)
+					printf "hold %s/%s %s ", fam, chain, $(i + 1) }'
+	done
+}
+
 # lost_none LOST: LOST is 0; if not, where each of the stream's silences
 # fell among the moves, with what the four gateways (grgw and charon)
 # logged around it
@@ -532,10 +546,11 @@ lost_none() {
 	"$PYTHON" "$LAB_HERE/gap-context.py" --moves "$WORK/moves.log" \
 		--stream "$WORK/stream-recv.out" --lines 60 "${logs[@]}"
 	# Where else a packet can go: a socket's buffer (charon's UDP 4500
-	# on the libipsec data plane, the receiver's), a device's queue.
+	# on the libipsec data plane, the receiver's), a device's queue, a
+	# gateway's kernel hold.
 	for gw in vellum-a "${PAIR_GWS[@]}" vellum-b; do
 		echo "$gw: $(on "$gw" nstat -asz 2>/dev/null |
-			awk '$1 ~ /^Udp6?(InErrors|RcvbufErrors|SndbufErrors)$/ && $2 > 0 { printf "%s %s ", $1, $2 }')$(dev_drops "$gw")"
+			awk '$1 ~ /^Udp6?(InErrors|RcvbufErrors|SndbufErrors)$/ && $2 > 0 { printf "%s %s ", $1, $2 }')$(dev_drops "$gw")$(hold_drops "$gw")"
 	done
 	return 1
 }
