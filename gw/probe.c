@@ -234,12 +234,17 @@ probe_set_up(struct probe_path_state *ps, int up)
 	ps->st.up = up;
 	ps->st.transitions++;
 	if (up) {
+		uint64_t	from;
+
 		/*
 		 * Figures describe the path as it is now: requests sent while
-		 * it was down (or before the tunnel existed) are not loss.
+		 * it was down (or before the tunnel existed, or on an SA that
+		 * a newer one replaced: probe_engine_fresh()) are not loss.
 		 */
-		ps->window_start = ps->max_answered >= e->s.recover ?
+		from = ps->max_answered >= e->s.recover ?
 		    ps->max_answered - e->s.recover + 1 : 1;
+		if (from > ps->window_start)
+			ps->window_start = from;
 		ps->st.ever_up = 1;
 		tv = ns_to_tv(e->detect_ns);
 		evtimer_add(ps->detect, &tv);
@@ -1084,6 +1089,13 @@ probe_engine_fresh(struct probe_engine *e, enum probe_path path)
 		tv = ns_to_tv(e->detect_ns);
 		evtimer_add(ps->detect, &tv);
 	}
+	/*
+	 * Nor are the requests sent before it lost on this SA: the figures
+	 * start again with the next one.  (They went on the SA it replaced,
+	 * or on one that goes with it, as when both sites initiated at once
+	 * and one of the two IKE_SAs is deleted as a duplicate.)
+	 */
+	ps->window_start = ps->req_seq + 1;
 	probe_send_request(ps);
 }
 

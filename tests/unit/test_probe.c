@@ -1739,6 +1739,79 @@ test_engine_statistics(void **state)
 }
 
 static int
+both_up(void *arg)
+{
+	struct watch	*w = arg;
+
+	return w->up[PROBE_TUNNEL] && w->up[PROBE_UNDERLAY];
+}
+
+struct peer_count {
+	struct fake_peer	*f;
+	unsigned int		 until;
+};
+
+static int
+peer_heard(void *arg)
+{
+	struct peer_count	*c = arg;
+
+	return c->f->requests >= c->until;
+}
+
+/*
+ * A new SA (probe_engine_fresh()): the requests lost before it are not
+ * this SA's, and leave the path's figures.  The other path, not told,
+ * keeps them: it shows that they were lost.
+ */
+static void
+test_engine_fresh(void **state)
+{
+	struct event_base	*base;
+	struct grgw_config	 ca;
+	struct probe_settings	 s = { 20, 10, 3, test_port(9),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
+	struct fake_peer	 f;
+	struct watch		 w;
+	struct path_stats	 st;
+	struct peer_count	 c;
+
+	memset(&w, 0, sizeof(w));
+	memset(&f, 0, sizeof(f));
+	make_config(&ca, 1);
+	assert_non_null(base = event_base_new());
+	fake_peer_start(&f, base, s.port);
+	assert_non_null(w.e = probe_engine_new(base, &ca, &s, key_a,
+	    on_change, &w));
+	assert_int_equal(probe_engine_start(w.e), 0);
+	assert_true(run_until(base, both_up, &w, 5000));
+
+	/* A few requests of each path go unanswered (the old SA dies)... */
+	f.silent = 1;
+	c.f = &f;
+	c.until = f.requests + 6;
+	assert_true(run_until(base, peer_heard, &c, 5000));
+	f.silent = 0;
+	/* ...and a new SA carries the underlay path from now on. */
+	probe_engine_fresh(w.e, PROBE_UNDERLAY);
+	/* Every request decided (the loss timeout is a second). */
+	run_until(base, NULL, NULL, 1400);
+
+	probe_engine_stats(w.e, PROBE_TUNNEL, &st);
+	if (!(st.up && st.loss_ratio > 0))
+		fail_msg("tunnel: up %d loss %.3f: the requests were not lost",
+		    st.up, st.loss_ratio);
+	probe_engine_stats(w.e, PROBE_UNDERLAY, &st);
+	assert_int_equal(st.up, 1);
+	if (st.loss_ratio != 0)
+		fail_msg("underlay: loss %.3f after a new SA; the requests "
+		    "lost before it still count", st.loss_ratio);
+	probe_engine_free(w.e);
+	fake_peer_stop(&f);
+	event_base_free(base);
+}
+
+static int
 underlay_sent(void *arg)
 {
 	struct path_stats	 st;
@@ -1884,6 +1957,7 @@ main(void)
 		cmocka_unit_test(test_engine_refuses),
 		cmocka_unit_test(test_engine_clock_skew),
 		cmocka_unit_test(test_engine_statistics),
+		cmocka_unit_test(test_engine_fresh),
 		cmocka_unit_test(test_engine_bind_retry),
 		cmocka_unit_test(test_engine_api_edges),
 	};
