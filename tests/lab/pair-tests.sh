@@ -413,15 +413,18 @@ metrics_have() {
 	done
 }
 
-# pair_moves SECONDS: the udp stream for SECONDS, while MOVE is run
-# PAIR_N times, alternating sites; PAIR_DONE counts the moves that
+# pair_moves WHAT N: the udp stream, while move_WHAT is run N times,
+# alternating sites; PAIR_DONE counts the moves that
 # happened (the other gateway active and holding everything).  The
 # memcached client runs through all of them; memcached's list of its
 # connections is taken at the end, before the client stops.
 pair_moves() {
 	local what=$1 n=$2 i site act other
 	PAIR_DONE=0
-	udp_stream_start $((n * 12 + 30))
+	# Long enough for the moves however slow the host (it is stopped
+	# after the last one): under emulation 4 handovers outlasted the
+	# 78 s the stream used to be given, and its end came first.
+	udp_stream_start $(((n * 12 + 30) * ${LAB_WAIT_SCALE:-1}))
 	capture_start "$what" || { fail "WAN capture"; return 1; }
 	memc_start || true
 	sleep 2
