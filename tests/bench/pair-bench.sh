@@ -272,13 +272,18 @@ moves_stream() {
 	udp_stream_stop
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")
 	[ "${sent:-0}" -gt 0 ] || { note "$what: the stream sent nothing"; cat "$WORK/stream-send.out"; return 1; }
-	# When its first packet left: no earlier than the sender was started
-	# (a process can take long to start under emulation), nor than its
-	# count says (it stops within 100 packets of being told): the later of
-	# the two, as a start taken too early could give a move's silence to
-	# the move before.
-	start=$((stopped - sent * 1000 / RELOAD_RATE))
-	[ "$start" -ge "$launched" ] || start=$launched
+	# When its first packet left, as the sender wrote it down.  Without
+	# that: no earlier than the sender was started (a process can take
+	# long to start under emulation), nor than its count says (it stops
+	# within 100 packets of being told): the later of the two, as a start
+	# taken too early could give a move's silence to the move before.
+	# (The count says too late a start when the sender fell behind: in
+	# the emulated VM, by seconds, and silences went to the move before.)
+	start=$(cat "$WORK/stream.sent-t0" 2>/dev/null || true)
+	if ! [[ "$start" =~ ^[0-9]+$ ]]; then
+		start=$((stopped - sent * 1000 / RELOAD_RATE))
+		[ "$start" -ge "$launched" ] || start=$launched
+	fi
 	echo $((sent / RELOAD_RATE)) >>"$WORK/$what.streams"
 	udp_stream_lost >>"$WORK/$what.lost"
 	# Every move started owns its time; the ones that went wrong count no

@@ -62,7 +62,7 @@ check_tcp_kept() {
 # for SECONDS or until udp_stream_stop; and the TCP connection beside it
 udp_stream_start() {
 	tcp_stream_start
-	rm -f "$WORK/stream.stop"
+	rm -f "$WORK/stream.stop" "$WORK/stream.sent-t0"
 	# The receiver ends once the stream has stopped; this is its deadline.
 	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$RELOAD_PORT" "$((($1 + 3) * ${LAB_WAIT_SCALE:-1} + 10))" \
 		--stop "$WORK/stream.stop" >"$WORK/stream-recv.out" 2>&1 &
@@ -72,7 +72,7 @@ udp_stream_start() {
 	now_ms >"$WORK/stream.t0"
 	echo "0 stream start, $(date +%T.%3N)" >"$WORK/moves.log"
 	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B4" "$RELOAD_PORT" \
-		"$RELOAD_RATE" "$1" --stop "$WORK/stream.stop" >"$WORK/stream-send.out" 2>&1 &
+		"$RELOAD_RATE" "$1" --stop "$WORK/stream.stop" --t0 "$WORK/stream.sent-t0" >"$WORK/stream-send.out" 2>&1 &
 	RELOAD_SEND=$!
 }
 

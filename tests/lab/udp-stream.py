@@ -4,10 +4,13 @@
   udp-stream.py recv PORT SECONDS [--stop FILE]
                                        prints "received N highest H", then
                                        "gaps FIRST-LAST ..." (missing numbers)
-  udp-stream.py send ADDR PORT RATE SECONDS [--stop FILE]
+  udp-stream.py send ADDR PORT RATE SECONDS [--stop FILE] [--t0 FILE]
                                        prints "sent N"; ends early once FILE
                                        exists (looked for every 0.1 s), and
-                                       makes it when done
+                                       makes it when done; --t0: writes there
+                                       when packet 0 left (wall clock, ms):
+                                       packet n leaves n / RATE s after it,
+                                       or later when the host falls behind
 
 The receiver ends IDLE_S seconds after the last packet, or at SECONDS
 (a deadline, for a sender that never came): under emulation a sender may
@@ -57,8 +60,11 @@ def recv(port, seconds, stop=None):
     print("gaps %s" % (" ".join(gaps) if gaps else "none"), flush=True)
 
 
-def send(addr, port, rate, seconds, stop=None):
+def send(addr, port, rate, seconds, stop=None, t0=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if t0:
+        with open(t0, "w") as f:
+            f.write("%d\n" % int(time.time() * 1000))
     gap, n, start = 1.0 / rate, 0, time.monotonic()
     every = max(1, rate // 10)
     while n < rate * seconds:
@@ -75,9 +81,18 @@ def send(addr, port, rate, seconds, stop=None):
     print("sent %d" % n, flush=True)
 
 
+def option(i, name):
+    """FILE of "NAME FILE" among sys.argv[i:], or None."""
+    args = sys.argv[i:]
+    for k in range(0, len(args) - 1, 2):
+        if args[k] == name:
+            return args[k + 1]
+    return None
+
+
 def stop_file(i):
-    """FILE of "--stop FILE" at sys.argv[i], or None."""
-    return sys.argv[i + 1] if len(sys.argv) > i + 1 and sys.argv[i] == "--stop" else None
+    """FILE of "--stop FILE" among sys.argv[i:], or None."""
+    return option(i, "--stop")
 
 
 if __name__ == "__main__":
@@ -85,4 +100,4 @@ if __name__ == "__main__":
         recv(int(sys.argv[2]), float(sys.argv[3]), stop_file(4))
     else:
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
-             stop_file(6))
+             stop_file(6), option(6, "--t0"))
