@@ -90,14 +90,9 @@ def option(i, name):
     return None
 
 
-def stop_file(i):
-    """FILE of "--stop FILE" among sys.argv[i:], or None."""
-    return option(i, "--stop")
-
-
 if __name__ == "__main__":
     if sys.argv[1] == "recv":
-        recv(int(sys.argv[2]), float(sys.argv[3]), stop_file(4))
+        recv(int(sys.argv[2]), float(sys.argv[3]), option(4, "--stop"))
     else:
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
-             stop_file(6), option(6, "--t0"))
+             option(6, "--stop"), option(6, "--t0"))
