@@ -37,9 +37,13 @@
 # the IKE exchange's; and how often the site's WAN address changed hands
 # (once, for a move that went as it should).
 #
-# A silence is attributed to the move (kill or handover) whose time it
-# falls in: packet n of a stream left n ms after the stream started, and
-# each move owns the time from 0.5 s before it to 0.5 s before the next.
+# A silence is a run of lost packets, timed by the receiver's clock: from
+# the packet before it to the packet after it (a run at the stream's end:
+# its packets, 1 ms each).  It is attributed to the move (kill or
+# handover) whose time it began in, each move owning the time from 0.5 s
+# before it to 0.5 s before the next.  The sender's clock would not do:
+# under emulation it falls behind at times, and packet n leaves later
+# than n ms after the first.
 # The receiver lists at most 200 runs of lost packets per stream, so the
 # moves run in streams of PAIR_BENCH_PER_STREAM (20) moves each; a move
 # that its stream's list does not cover is counted as not measured.
@@ -134,48 +138,60 @@ stream_tail() {
 	echo "$((high + 1))-$((sent - 1))"
 }
 
-# stream_runs: the stream's runs of lost packets, "FIRST LAST" a line, the
-# tail's included; the last line "covered MS": up to when the list is whole
-# (the end, -1; or the last listed run when the receiver listed all it
-# may; or the tail's start when it is longer than the receiver waits)
+# stream_runs START: the stream's runs of lost packets, "FIRST LAST AT MS"
+# a line, the tail's included: AT when the silence began (ms since the
+# epoch; the packet before it arrived), MS how long (until the packet
+# after it arrived), by the receiver's clock; for a run the receiver did
+# not time, AT from its first packet (packet n left n / RELOAD_RATE s
+# after START) and MS from its length.  The last line "covered AT": up to
+# when the list is whole (the end, -1; or the last listed run when the
+# receiver listed all it may; or the tail's start when it is longer than
+# the receiver waits).
 stream_runs() {
-	local tail n
-	awk '/^gaps/ { for (i = 2; i <= NF; i++) { split($i, r, "-"); if (r[2] != "") print r[1], r[2] } }' \
-		"$WORK/stream-recv.out" >"$WORK/runs"
+	local start=$1 tail n last_at
+	awk -v rate="$RELOAD_RATE" -v start="$start" '
+		$1 == "gaps" { for (i = 2; i <= NF; i++) { split($i, r, "-"); if (r[2] != "") { k++; a[k] = r[1]; b[k] = r[2] } } }
+		$1 == "silences" { for (i = 2; i <= NF; i++) { split($i, t, ":"); at[i - 1] = t[1]; len[i - 1] = t[2] } }
+		END {
+			for (i = 1; i <= k; i++)
+				if (at[i] ~ /^[0-9]+$/ && len[i] ~ /^[0-9]+$/) print a[i], b[i], at[i], len[i]
+				else printf "%s %s %d %d\n", a[i], b[i], start + a[i] * 1000 / rate, (b[i] - a[i] + 1) * 1000 / rate
+		}' "$WORK/stream-recv.out" >"$WORK/runs"
 	n=$(wc -l <"$WORK/runs")
 	tail=$(stream_tail)
 	cat "$WORK/runs"
-	[ -z "$tail" ] || echo "${tail%-*} ${tail#*-}"
+	if [ -n "$tail" ]; then
+		last_at=$(awk '$1 == "last-at" && $2 ~ /^[0-9]+$/ { print $2 }' "$WORK/stream-recv.out")
+		echo "${tail%-*} ${tail#*-} ${last_at:-$((start + $(ms "${tail%-*}")))} $(ms $((${tail#*-} - ${tail%-*} + 1)))"
+	fi
 	if [ "$n" -ge "$STREAM_MAX_GAPS" ]; then
-		echo "covered $(ms "$(tail -n 1 "$WORK/runs" | awk '{ print $2 }')")"
+		echo "covered $(tail -n 1 "$WORK/runs" | awk '{ print $3 }')"
 	elif [ -n "$tail" ] && [ "$(ms $((${tail#*-} - ${tail%-*} + 1)))" -ge "$STREAM_IDLE_MS" ]; then
-		echo "covered $(ms "${tail%-*}")"
+		echo "covered ${last_at:-$((start + $(ms "${tail%-*}")))}"
 	else
 		echo "covered -1"
 	fi
 }
 
-# attribute MOVES RATE START: for each move of MOVES ("I MS": the move's
-# number, when it began, ms since the epoch), "I LONGEST_MS LOST" from
-# stream_runs on stdin (the runs that began in the move's time, packet n
-# leaving n / RATE s after START); "I - -" for a move the list does not
-# cover
+# attribute MOVES: for each move of MOVES ("I MS": the move's number, when
+# it began, ms since the epoch), "I LONGEST_MS LOST" from stream_runs on
+# stdin (the runs that began in the move's time); "I - -" for a move the
+# list does not cover
 attribute() {
-	awk -v rate="$2" -v start="$3" -v slack="$SLACK_MS" '
-		NR == FNR { n++; id[n] = $1; at[n] = $2 - start; next }
+	awk -v slack="$SLACK_MS" '
+		NR == FNR { n++; id[n] = $1; at[n] = $2; next }
 		$1 == "covered" { covered = $2; next }
-		{	s = $1 * 1000 / rate; len = $2 - $1 + 1
-			for (k = n; k >= 1; k--)
-				if (s >= at[k] - slack) {
-					if (len > best[k]) best[k] = len
-					lost[k] += len
+		{	for (k = n; k >= 1; k--)
+				if ($3 >= at[k] - slack) {
+					if ($4 > best[k]) best[k] = $4
+					lost[k] += $2 - $1 + 1
 					break
 				}
 		}
 		END {
 			for (k = 1; k <= n; k++)
 				if (covered >= 0 && at[k] - slack > covered) print id[k], "-", "-"
-				else printf "%s %d %d\n", id[k], best[k] * 1000 / rate, lost[k]
+				else printf "%s %d %d\n", id[k], best[k], lost[k]
 		}' "$1" -
 }
 
@@ -288,7 +304,7 @@ moves_stream() {
 	udp_stream_lost >>"$WORK/$what.lost"
 	# Every move started owns its time; the ones that went wrong count no
 	# figure.
-	stream_runs | attribute "$WORK/moves" "$RELOAD_RATE" "$start" |
+	stream_runs "$start" | attribute "$WORK/moves" |
 		awk -v what="$what" 'NR == FNR { done[$1] = 1; next } done[what "-" $1]' "$WORK/$what.marks" - \
 		>>"$WORK/$what.figures"
 	return "$rc"
@@ -327,8 +343,9 @@ baseline_streams() {
 		[ -z "$BASELINE_SECS" ] || [ "$BASE_SECS" -lt "$BASELINE_SECS" ] || break
 		udp_stream_start "$secs"
 		udp_stream_wait
-		longest=$(stream_runs | awk '$1 != "covered" { l = $2 - $1 + 1; if (l > m) m = l } END { print m + 0 }')
-		[ "$(ms "$longest")" -le "$BASE_LONGEST" ] || BASE_LONGEST=$(ms "$longest")
+		longest=$(stream_runs "$(cat "$WORK/stream.sent-t0" 2>/dev/null || now_ms)" |
+			awk '$1 != "covered" && $4 > m { m = $4 } END { print m + 0 }')
+		[ "$longest" -le "$BASE_LONGEST" ] || BASE_LONGEST=$longest
 		BASE_LOST=$((BASE_LOST + $(udp_stream_lost)))
 		BASE_SECS=$((BASE_SECS + secs))
 		[ "$(stream_gaps | wc -l)" -lt "$STREAM_MAX_GAPS" ] ||
@@ -351,7 +368,7 @@ bench_kills() {
 	read -r n p50 p99 max <<<"$(stats_of "$WORK/kill.ms")"
 	echo "  takeovers done: $MOVES_DONE of $KILLS; packets lost: $(sum "$WORK/kill.lost") in $(sum "$WORK/kill.streams") s of stream"
 	[ "$unmeasured" -eq 0 ] || echo "  not measured: $unmeasured kills (the stream's list of losses ends before them)"
-	echo "  takeover seen by the traffic (longest silence after each kill): n $n, p50 $p50 ms, p99 $p99 ms, max $max ms"
+	echo "  takeover seen by the traffic (longest silence after each kill, by the receiver's clock): n $n, p50 $p50 ms, p99 $p99 ms, max $max ms"
 	trace_dump
 	echo "  the floating addresses on the new active, after the power cut: $(trace_figures "$WORK/kill.marks")"
 	[ "$MOVES_DONE" -gt 0 ] || return 0
