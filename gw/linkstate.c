@@ -62,6 +62,23 @@ link_reason_name(enum link_reason r)
 	return "unknown";
 }
 
+/*
+ * Whether sample decided requests are enough for a loss verdict against
+ * threshold: enough that one lost request alone is not above it (20 at
+ * 5 %), or the whole window.  Right after a path's figures restart (it
+ * came up, or a new CHILD_SA), one loss among the first few would
+ * otherwise call the link degraded for a moment.
+ */
+static int
+loss_sample_enough(uint64_t sample, double threshold)
+{
+	double	need = ceil(1.0 / threshold - 1e-9);
+
+	if (need > PROBE_RTT_WINDOW)
+		need = PROBE_RTT_WINDOW;
+	return (double)sample >= need;
+}
+
 void
 linkstate_eval(const struct link_view *v, int auth_failed,
     const struct link_thresholds *t, enum link_state *state,
@@ -108,7 +125,8 @@ linkstate_eval(const struct link_view *v, int auth_failed,
 		return;
 	}
 	if (t != NULL && t->degraded_loss > 0 &&
-	    tun->loss_ratio > t->degraded_loss) {
+	    tun->loss_ratio > t->degraded_loss &&
+	    loss_sample_enough(tun->loss_sample, t->degraded_loss)) {
 		*state = LINK_DEGRADED;
 		*reason = REASON_LOSS;
 		return;

@@ -43,6 +43,8 @@ struct path_stats {
 	double		rtt_p99_ms;		/* over the window */
 	double		jitter_ms;	/* mean |delta| of consecutive RTTs */
 	double		loss_ratio;	/* over the window, 0..1 */
+	uint64_t	loss_sample;	/* decided requests it is over, at
+					 * most PROBE_RTT_WINDOW */
 	uint64_t	sent;		/* requests sent */
 	uint64_t	received;	/* valid replies */
 	uint64_t	answered;	/* valid requests from the peer answered */

@@ -468,6 +468,7 @@ pmsg_path_encode(enum probe_path path, int changed,
 	wr_u64(&w, st->reordered);
 	wr_u64(&w, st->transitions);
 	wr_u64(&w, st->rejected_skew);
+	wr_u64(&w, st->loss_sample);
 }
 
 /* A figure is a number of ms (or a ratio) >= 0, or NaN before any. */
@@ -506,13 +507,15 @@ pmsg_path_decode(const uint8_t *body, size_t len, enum probe_path *path,
 	st->reordered = rd_u64(&r);
 	st->transitions = rd_u64(&r);
 	st->rejected_skew = rd_u64(&r);
+	st->loss_sample = rd_u64(&r);
 	/* A skew is signed; NaN when there is none. */
 	if (!isnan(st->clock_skew_ms) && !isfinite(st->clock_skew_ms))
 		r.bad = 1;
 	if (p >= PROBE_NPATHS || !figure_ok(st->rtt_last_ms) ||
 	    !figure_ok(st->rtt_smoothed_ms) || !figure_ok(st->rtt_p50_ms) ||
 	    !figure_ok(st->rtt_p99_ms) || !figure_ok(st->jitter_ms) ||
-	    !figure_ok(st->loss_ratio) || st->loss_ratio > 1)
+	    !figure_ok(st->loss_ratio) || st->loss_ratio > 1 ||
+	    st->loss_sample > PROBE_RTT_WINDOW)
 		r.bad = 1;
 	if (rd_done(&r) == -1) {
 		memset(st, 0, sizeof(*st));

@@ -98,7 +98,7 @@ int	pmsg_start_decode(const uint8_t *body, size_t len,
 	    int up[PROBE_NPATHS]);
 
 /* PMSG_PATH: one path's stats; changed: the verdict just flipped. */
-#define PMSG_PATH_LEN		(5 + 7 * 8 + 9 * 8)
+#define PMSG_PATH_LEN		(5 + 7 * 8 + 10 * 8)
 void	pmsg_path_encode(enum probe_path path, int changed,
 	    const struct path_stats *st, uint8_t out[PMSG_PATH_LEN]);
 int	pmsg_path_decode(const uint8_t *body, size_t len,

@@ -1226,6 +1226,7 @@ probe_engine_stats(const struct probe_engine *e, enum probe_path path,
 		prev = sl->rtt_ns;
 		have_prev = 1;
 	}
+	out->loss_sample = decided;
 	if (decided > 0)
 		out->loss_ratio = (double)lost / (double)decided;
 	else if (n > 0)

@@ -69,12 +69,66 @@ test_eval_table(void **state)
 		v.paths[PROBE_TUNNEL].up = r->tun_up;
 		v.paths[PROBE_UNDERLAY].up = r->und_up;
 		v.paths[PROBE_TUNNEL].loss_ratio = r->loss;
+		v.paths[PROBE_TUNNEL].loss_sample = PROBE_RTT_WINDOW;
 		v.paths[PROBE_TUNNEL].rtt_smoothed_ms = r->srtt;
 		linkstate_eval(&v, r->auth_failed, &t, &st, &reason);
 		print_message("%s\n", r->what);
 		assert_int_equal(st, r->state);
 		assert_int_equal(reason, r->reason);
 	}
+}
+
+/*
+ * A loss verdict needs a sample in which one lost request alone is not
+ * above the threshold (20 decided requests at 5 %), or the whole window
+ * for a threshold too small for that: right after a path's figures
+ * restart, one loss in the first few must not call the link degraded.
+ */
+static void
+test_loss_sample(void **state)
+{
+	struct link_thresholds t = { 0.05, 250 };
+	enum link_reason reason;
+	enum link_state st;
+	struct link_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.carrier = v.charon_up = v.child_up = v.ike_up = 1;
+	v.paths[PROBE_TUNNEL].up = v.paths[PROBE_UNDERLAY].up = 1;
+	/* 1 of 19: 5.3 %, on too small a sample */
+	v.paths[PROBE_TUNNEL].loss_ratio = 1.0 / 19;
+	v.paths[PROBE_TUNNEL].loss_sample = 19;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	/* however much of it was lost */
+	v.paths[PROBE_TUNNEL].loss_ratio = 10.0 / 19;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	/* 2 of 20: 10 %, and 20 is enough */
+	v.paths[PROBE_TUNNEL].loss_ratio = 2.0 / 20;
+	v.paths[PROBE_TUNNEL].loss_sample = 20;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DEGRADED);
+	assert_int_equal(reason, REASON_LOSS);
+	/* 0.1 %: one in 1,000, more than the window holds; the window will do */
+	t.degraded_loss = 0.001;
+	v.paths[PROBE_TUNNEL].loss_ratio = 1.0 / (PROBE_RTT_WINDOW - 1);
+	v.paths[PROBE_TUNNEL].loss_sample = PROBE_RTT_WINDOW - 1;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	v.paths[PROBE_TUNNEL].loss_ratio = 1.0 / PROBE_RTT_WINDOW;
+	v.paths[PROBE_TUNNEL].loss_sample = PROBE_RTT_WINDOW;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DEGRADED);
+	/* 50 %: two will do */
+	t.degraded_loss = 0.5;
+	v.paths[PROBE_TUNNEL].loss_ratio = 1.0;
+	v.paths[PROBE_TUNNEL].loss_sample = 1;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_UP);
+	v.paths[PROBE_TUNNEL].loss_sample = 2;
+	linkstate_eval(&v, 0, &t, &st, &reason);
+	assert_int_equal(st, LINK_DEGRADED);
 }
 
 /* Probes refused for the clocks' sake: said, not taken for a dead WAN. */
@@ -149,6 +203,7 @@ test_probes_off(void **state)
 	assert_int_equal(reason, REASON_TUNNEL_DOWN);
 	v.paths[PROBE_TUNNEL].up = 1;
 	v.paths[PROBE_TUNNEL].loss_ratio = 0.2;
+	v.paths[PROBE_TUNNEL].loss_sample = 20;
 	linkstate_eval(&v, 0, &t, &st, &reason);
 	assert_int_equal(st, LINK_DEGRADED);
 	assert_int_equal(reason, REASON_LOSS);
@@ -231,6 +286,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eval_table),
+		cmocka_unit_test(test_loss_sample),
 		cmocka_unit_test(test_no_thresholds),
 		cmocka_unit_test(test_probes_off),
 		cmocka_unit_test(test_clock_skew),

@@ -341,6 +341,7 @@ sample_stats(struct path_stats *st)
 	st->rtt_p99_ms = 1.25;
 	st->jitter_ms = 0.01;
 	st->loss_ratio = 0.125;
+	st->loss_sample = 200;
 	st->sent = 1000;
 	st->received = 990;
 	st->answered = 1001;
@@ -397,6 +398,11 @@ test_path(void **state)
 	    &out), -1);
 	sample_stats(&st);
 	st.loss_ratio = 1.5;
+	pmsg_path_encode(PROBE_TUNNEL, 0, &st, bad);
+	assert_int_equal(pmsg_path_decode(bad, sizeof(bad), &path, &changed,
+	    &out), -1);
+	sample_stats(&st);
+	st.loss_sample = PROBE_RTT_WINDOW + 1;		/* more than the window */
 	pmsg_path_encode(PROBE_TUNNEL, 0, &st, bad);
 	assert_int_equal(pmsg_path_decode(bad, sizeof(bad), &path, &changed,
 	    &out), -1);
