@@ -323,8 +323,16 @@ moves() {
 		[ "$to" -le "$n" ] || to=$n
 		moves_stream "$what" "$from" "$to" || break
 		# LAB_KEEP_DIR: the figures so far (a long run in the VM that
-		# runs out of time keeps them)
-		[ -z "${LAB_KEEP_DIR:-}" ] || cp "$WORK/$what.figures" "$LAB_KEEP_DIR/" 2>/dev/null || true
+		# runs out of time keeps them), and the stream's own record:
+		# the receiver's runs of lost packets and when each began,
+		# when each move began (ms since the epoch) and its steps (ms
+		# of the stream), to lay beside the gateways' logs
+		if [ -n "${LAB_KEEP_DIR:-}" ]; then
+			cp "$WORK/$what.figures" "$LAB_KEEP_DIR/" 2>/dev/null || true
+			cp "$WORK/stream-recv.out" "$LAB_KEEP_DIR/$what-$from.recv" 2>/dev/null || true
+			cp "$WORK/moves" "$LAB_KEEP_DIR/$what-$from.starts" 2>/dev/null || true
+			cp "$WORK/moves.log" "$LAB_KEEP_DIR/$what-$from.steps" 2>/dev/null || true
+		fi
 		from=$((to + 1))
 	done
 	MOVES_DONE=$(grep -c . "$WORK/$what.marks" || true)
