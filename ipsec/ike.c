@@ -867,13 +867,19 @@ child_dedup_check(struct ike *k, const struct ike_sas *s)
 	k->child_dup = 0;
 }
 
-/* A complete view: tell the owner, and initiate if something is missing. */
+/*
+ * A complete view: tell the owner, and initiate if something is missing.
+ * Not while passive (a standby): its listings, with no IKE_SA, would
+ * each double the backoff, and the one that came as it took the role
+ * would schedule the first initiation at the longest backoff (10 s
+ * after a takeover, seen in the emulated VM).
+ */
 static void
 sas_commit(struct ike *k, struct ike_sas *s)
 {
 	pairs_check(k, s);
 	k->sas = *s;
-	if (!k->initiating && k->ready && !k->stopping) {
+	if (!k->initiating && k->ready && !k->stopping && !k->passive) {
 		if (!s->ike_any)
 			initiate_schedule(k, initiate_next_backoff(k));
 		else if (s->ike_established && s->pairs_missing > 0)
@@ -1586,6 +1592,8 @@ close_all_reply(const struct vici_msg *m, void *arg)
 
 	if (m == NULL || k->stopping || k->passive)
 		return;
+	/* At once, instead of whatever a listing meanwhile scheduled. */
+	evtimer_del(k->initiate_timer);
 	k->backoff_ms = 0;
 	initiate_schedule(k, 0);
 	ike_refresh_now(k);
@@ -1598,6 +1606,8 @@ ike_set_active(struct ike *k, int active)
 		return;
 	k->passive = !active;
 	evtimer_del(k->initiate_timer);
+	if (active)
+		k->backoff_ms = 0;
 	/*
 	 * Taking the role with nothing held (a complete view, no IKE_SA in
 	 * any state, no listing in flight that could show one): initiate at
@@ -1649,6 +1659,7 @@ ike_resume(struct ike *k)
 		return;
 	k->passive = 0;
 	k->backoff_ms = 0;
+	evtimer_del(k->initiate_timer);
 	initiate_schedule(k, 0);	/* nothing when all is up */
 	ike_refresh_now(k);
 }
