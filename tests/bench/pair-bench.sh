@@ -148,7 +148,7 @@ stream_tail() {
 # receiver listed all it may; or the tail's start when it is longer than
 # the receiver waits).
 stream_runs() {
-	local start=$1 tail n last_at
+	local start=$1 tail n tail_at
 	awk -v rate="$RELOAD_RATE" -v start="$start" '
 		$1 == "gaps" { for (i = 2; i <= NF; i++) { split($i, r, "-"); if (r[2] != "") { k++; a[k] = r[1]; b[k] = r[2] } } }
 		$1 == "silences" { for (i = 2; i <= NF; i++) { split($i, t, ":"); at[i - 1] = t[1]; len[i - 1] = t[2] } }
@@ -161,16 +161,25 @@ stream_runs() {
 	tail=$(stream_tail)
 	cat "$WORK/runs"
 	if [ -n "$tail" ]; then
-		last_at=$(awk '$1 == "last-at" && $2 ~ /^[0-9]+$/ { print $2 }' "$WORK/stream-recv.out")
-		echo "${tail%-*} ${tail#*-} ${last_at:-$((start + $(ms "${tail%-*}")))} $(ms $((${tail#*-} - ${tail%-*} + 1)))"
+		tail_at=$(awk '$1 == "last-at" && $2 ~ /^[0-9]+$/ { print $2 }' "$WORK/stream-recv.out")
+		[ -n "$tail_at" ] || tail_at=$((start + $(ms "${tail%-*}")))
+		echo "${tail%-*} ${tail#*-} $tail_at $(ms $((${tail#*-} - ${tail%-*} + 1)))"
 	fi
 	if [ "$n" -ge "$STREAM_MAX_GAPS" ]; then
 		echo "covered $(tail -n 1 "$WORK/runs" | awk '{ print $3 }')"
 	elif [ -n "$tail" ] && [ "$(ms $((${tail#*-} - ${tail%-*} + 1)))" -ge "$STREAM_IDLE_MS" ]; then
-		echo "covered ${last_at:-$((start + $(ms "${tail%-*}")))}"
+		echo "covered $tail_at"
 	else
 		echo "covered -1"
 	fi
+}
+
+# sent_t0 [FALLBACK]: when the stream's first packet left (ms since the
+# epoch), as the sender wrote it down; FALLBACK when it could not
+sent_t0() {
+	local t
+	t=$(cat "$WORK/stream.sent-t0" 2>/dev/null || true)
+	[[ "$t" =~ ^[0-9]+$ ]] && echo "$t" || echo "${1:-}"
 }
 
 # attribute MOVES: for each move of MOVES ("I MS": the move's number, when
@@ -288,15 +297,12 @@ moves_stream() {
 	udp_stream_stop
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")
 	[ "${sent:-0}" -gt 0 ] || { note "$what: the stream sent nothing"; cat "$WORK/stream-send.out"; return 1; }
-	# When its first packet left, as the sender wrote it down.  Without
-	# that: no earlier than the sender was started (a process can take
-	# long to start under emulation), nor than its count says (it stops
-	# within 100 packets of being told): the later of the two, as a start
-	# taken too early could give a move's silence to the move before.
-	# (The count says too late a start when the sender fell behind: in
-	# the emulated VM, by seconds, and silences went to the move before.)
-	start=$(cat "$WORK/stream.sent-t0" 2>/dev/null || true)
-	if ! [[ "$start" =~ ^[0-9]+$ ]]; then
+	# The start places only a run the receiver could not time (the very
+	# first packets lost).  Should the sender not have written it down:
+	# no earlier than the sender was started, nor than its count says
+	# (it stops within 100 packets of being told), the later of the two.
+	start=$(sent_t0)
+	if [ -z "$start" ]; then
 		start=$((stopped - sent * 1000 / RELOAD_RATE))
 		[ "$start" -ge "$launched" ] || start=$launched
 	fi
@@ -351,7 +357,7 @@ baseline_streams() {
 		[ -z "$BASELINE_SECS" ] || [ "$BASE_SECS" -lt "$BASELINE_SECS" ] || break
 		udp_stream_start "$secs"
 		udp_stream_wait
-		longest=$(stream_runs "$(cat "$WORK/stream.sent-t0" 2>/dev/null || now_ms)" |
+		longest=$(stream_runs "$(sent_t0 "$(now_ms)")" |
 			awk '$1 != "covered" && $4 > m { m = $4 } END { print m + 0 }')
 		[ "$longest" -le "$BASE_LONGEST" ] || BASE_LONGEST=$longest
 		BASE_LOST=$((BASE_LOST + $(udp_stream_lost)))
