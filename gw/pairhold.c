@@ -76,6 +76,7 @@ struct pairhold {
 	uint64_t		 kernel_deadline; /* the deadline it is for */
 
 	int			 drain_ok;	/* its table is in */
+	struct grgw_addr	 drain_to;	/* [pair] partner */
 	struct event		*drain_timer;
 	pairhold_before_cb	 before;
 	int			 release_waiting;	/* on before() */
@@ -482,15 +483,15 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 	}
 	/* Not needed for safety: a handover without it loses what the
 	 * nodes send while the addresses move. */
-	if ((n = gwnl_drain_install(nl, cfg, ph->lan_if, &cfg->pair.partner))
-	    == 0)
+	ph->drain_to = cfg->pair.partner;
+	if ((n = gwnl_drain_install(nl, cfg, ph->lan_if)) == 0)
 		ph->drain_ok = 1;
 	else
 		log_warnx("pair: no drain for handovers (nftables table "
 		    "netdev %s on %s: %s): what the nodes send to this gateway "
 		    "while the addresses move to the partner is lost",
 		    GWNL_DRAIN_TABLE, ph->lan_if, n == -ENOENT ? "no peer "
-		    "prefix in the family of [pair] partner" : strerror(-n));
+		    "prefix" : strerror(-n));
 	ph->janitor_fd = -1;
 	if (janitor_start(ph, err, errlen) == -1) {
 		free(ph);
@@ -582,13 +583,13 @@ static void
 drain_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct pairhold	*ph = arg;
+	char		 e[256];
 	int		 rc;
 
 	(void)fd;
 	(void)ev;
-	if ((rc = gwnl_drain_set(ph->lan_if, 0)) != 0)
-		log_warnx("pair: cannot stop the drain to the partner: %s",
-		    strerror(-rc));
+	if ((rc = gwnl_drain_set(ph->lan_if, NULL, e, sizeof(e))) != 0)
+		log_warnx("pair: cannot stop the drain to the partner: %s", e);
 	else
 		log_info("pair: drain to the partner ended");
 }
@@ -597,15 +598,16 @@ int
 pairhold_drain(struct pairhold *ph, uint32_t ms)
 {
 	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-	int		 rc;
+	char		 e[256];
 
 	if (ph == NULL || !ph->drain_ok)
 		return -1;
-	if ((rc = gwnl_drain_set(ph->lan_if, 1)) != 0) {
-		log_warnx("pair: cannot drain to the partner: %s",
-		    strerror(-rc));
+	if (gwnl_drain_set(ph->lan_if, &ph->drain_to, e, sizeof(e)) != 0) {
+		log_warnx("pair: cannot drain to the partner: %s", e);
 		return -1;
 	}
+	log_info("pair: what the nodes still send here goes on to the "
+	    "partner for %u ms (drain)", ms);
 	evtimer_add(ph->drain_timer, &tv);
 	return 0;
 }

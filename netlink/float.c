@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <linux/neighbour.h>
+
 #include <errno.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -631,4 +633,82 @@ float_announce(const char *ifname, const struct grgw_addr *a, char *err,
 	if (a->family == AF_INET)
 		return garp_send(&l, a, ifname, err, errlen);
 	return na_send(&l, a, ifname, err, errlen);
+}
+
+/* ---- where a handover's drain sends -------------------------------- */
+
+/* The states of an entry whose link-layer address can be used. */
+#define NEIGH_USABLE	(NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | \
+			    NUD_PERMANENT | NUD_NOARP)
+
+/* nb's Ethernet address on ifindex, as the kernel's neighbour table has it. */
+static int
+neigh_mac(struct gwnl *nl, int ifindex, const char *ifname,
+    const struct grgw_addr *nb, uint8_t mac[ETH_ALEN], char *err,
+    size_t errlen)
+{
+	static const uint8_t	 zero[ETH_ALEN];
+	char			 buf[INET6_ADDRSTRLEN];
+	struct nl_cache		*cache = NULL;
+	struct nl_addr		*dst, *ll;
+	struct rtnl_neigh	*ne;
+	int			 rc;
+
+	addr_fmt(nb, buf, sizeof(buf));
+	if ((dst = nl_addr_build(nb->family, nb->addr,
+	    (size_t)addr_len(nb->family))) == NULL) {
+		err_set(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	gwnl_ack_reset(nl);
+	if ((rc = rtnl_neigh_alloc_cache(gwnl_socket(nl), &cache)) < 0) {
+		rc = gwnl_ack_error(nl, rc, NULL, 0);
+		err_set(err, errlen, "%s: cannot read the neighbour table: %s",
+		    ifname, strerror(-rc));
+		nl_addr_put(dst);
+		return rc;
+	}
+	ne = rtnl_neigh_get(cache, ifindex, dst);
+	nl_addr_put(dst);
+	rc = -EHOSTUNREACH;
+	if (ne == NULL)
+		err_set(err, errlen, "%s: no neighbour entry for %s", ifname,
+		    buf);
+	else if (!(rtnl_neigh_get_state(ne) & NEIGH_USABLE))
+		err_set(err, errlen, "%s: the neighbour entry for %s is not "
+		    "usable (state 0x%x)", ifname, buf,
+		    (unsigned int)rtnl_neigh_get_state(ne));
+	else if ((ll = rtnl_neigh_get_lladdr(ne)) == NULL ||
+	    nl_addr_get_len(ll) != ETH_ALEN ||
+	    memcmp(nl_addr_get_binary_addr(ll), zero, ETH_ALEN) == 0)
+		err_set(err, errlen, "%s: the neighbour entry for %s has no "
+		    "Ethernet address", ifname, buf);
+	else {
+		memcpy(mac, nl_addr_get_binary_addr(ll), ETH_ALEN);
+		rc = 0;
+	}
+	if (ne != NULL)
+		rtnl_neigh_put(ne);
+	nl_cache_free(cache);
+	return rc;
+}
+
+int
+float_drain_macs(const char *ifname, const struct grgw_addr *nb,
+    uint8_t own[ETH_ALEN], uint8_t nbmac[ETH_ALEN], char *err, size_t errlen)
+{
+	struct gwnl		*nl = NULL;
+	struct float_link	 l = { 0 };
+	int			 rc;
+
+	if ((rc = float_check(ifname, nb, err, errlen)) < 0)
+		return rc;
+	if ((rc = float_open(ifname, &nl, err, errlen)) < 0)
+		return rc;
+	if ((rc = link_get(nl, ifname, &l, err, errlen)) == 0 &&
+	    (rc = neigh_mac(nl, l.ifindex, ifname, nb, nbmac, err,
+	    errlen)) == 0)
+		memcpy(own, l.mac, ETH_ALEN);
+	gwnl_close(nl);
+	return rc;
 }

@@ -166,37 +166,47 @@ gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms)
 
 /* ---- the drain of a handover ------------------------------------------- */
 
-#define DRAIN_SET	"draining"
+/*
+ * Both families the same way, by Ethernet address: the partner's MAC as
+ * the destination, this interface's as the source (a switch must not
+ * learn the node's address on this port), back out of the interface it
+ * came in on.  "fwd ip to" would resolve the partner itself, but for
+ * its own address's family only.  The two maps, keyed by the interface,
+ * are filled and emptied in one transaction: a packet finds both or
+ * neither, and one that finds neither passes untouched.
+ */
+#define DRAIN_TO	"partner_mac"
+#define DRAIN_FROM	"own_mac"
 
 int
 gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
-    const char *ifname, const struct grgw_addr *via)
+    const char *ifname)
 {
-	char	 body[4096], p[INET6_ADDRSTRLEN + 8], v[INET6_ADDRSTRLEN];
+	char	 body[8192], p[INET6_ADDRSTRLEN + 8];
 	size_t	 off;
-	int	 i, n, v4 = via->family == AF_INET, any = 0;
+	int	 i, n, any = 0;
 
-	if (!ifname_valid(ifname) || (via->family != AF_INET &&
-	    via->family != AF_INET6))
+	if (!ifname_valid(ifname))
 		return -EINVAL;
-	addr_fmt(via, v, sizeof(v));
-	n = snprintf(body, sizeof(body), "\tset %s { type ifname; }\n"
+	n = snprintf(body, sizeof(body),
+	    "\tmap %s { type ifname : ether_addr; }\n"
+	    "\tmap %s { type ifname : ether_addr; }\n"
 	    "\tchain ingress {\n"
 	    "\t\ttype filter hook ingress device \"%s\" priority -150; "
-	    "policy accept;\n", DRAIN_SET, ifname);
+	    "policy accept;\n", DRAIN_TO, DRAIN_FROM, ifname);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -ENAMETOOLONG;
 	off = (size_t)n;
 	for (i = 0; i < cfg->peer.n_prefixes && i < GRGW_MAX_PREFIXES; i++) {
 		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
 
-		if (pf->a.family != via->family)
+		if (pf->a.family != AF_INET && pf->a.family != AF_INET6)
 			continue;
 		n = snprintf(body + off, sizeof(body) - off,
-		    "\t\tiifname @%s %s daddr %s counter fwd %s to %s "
-		    "device \"%s\"\n", DRAIN_SET, v4 ? "ip" : "ip6",
-		    prefix_fmt(pf, p, sizeof(p)), v4 ? "ip" : "ip6", v,
-		    ifname);
+		    "\t\t%s daddr %s ether daddr set iifname map @%s "
+		    "ether saddr set iifname map @%s counter fwd to \"%s\"\n",
+		    pf->a.family == AF_INET ? "ip" : "ip6",
+		    prefix_fmt(pf, p, sizeof(p)), DRAIN_TO, DRAIN_FROM, ifname);
 		if (n < 0 || (size_t)n >= sizeof(body) - off)
 			return -ENAMETOOLONG;
 		off += (size_t)n;
@@ -212,22 +222,36 @@ gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
 }
 
 int
-gwnl_drain_set(const char *ifname, int on)
+gwnl_drain_set(const char *ifname, const struct grgw_addr *partner,
+    char *err, size_t errlen)
 {
 	struct nfset_batch *b;
 	char		 key[IF_NAMESIZE];
+	uint8_t		 own[6], to[6];
+	int		 rc;
 
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (!ifname_valid(ifname))
 		return -EINVAL;
+	if (partner != NULL && (rc = float_drain_macs(ifname, partner, own,
+	    to, err, errlen)) != 0)
+		return rc;
 	if ((b = nfset_begin()) == NULL)
 		return -ENOMEM;
-	nfset_clear(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_SET);
-	if (on) {
+	nfset_clear(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_TO);
+	nfset_clear(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_FROM);
+	if (partner != NULL) {
 		/* nftables' ifname: IFNAMSIZ bytes, zero padded. */
 		memset(key, 0, sizeof(key));
 		memcpy(key, ifname, strnlen(ifname, sizeof(key) - 1));
-		nfset_add(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_SET, key,
-		    sizeof(key), 0);
+		nfset_map_add(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_TO,
+		    key, sizeof(key), to, sizeof(to));
+		nfset_map_add(b, NFPROTO_NETDEV, GWNL_DRAIN_TABLE, DRAIN_FROM,
+		    key, sizeof(key), own, sizeof(own));
 	}
-	return nfset_commit(b);
+	if ((rc = nfset_commit(b)) != 0)
+		err_set(err, errlen, "%s: nftables table netdev %s: %s",
+		    ifname, GWNL_DRAIN_TABLE, strerror(-rc));
+	return rc;
 }

@@ -40,8 +40,10 @@ struct nl_sock;
 
 /*
  * nfset_begin(), then any number of nfset_clear() (every element of a
- * set) and nfset_add() (one element: its key of keylen bytes, expiring
- * after timeout_ms, or never with 0), then nfset_commit(): all of it
+ * set or map), nfset_add() (one element: its key of keylen bytes,
+ * expiring after timeout_ms, or never with 0) and nfset_map_add() (one
+ * element of a map: its key and its data of datalen bytes, never
+ * expiring), then nfset_commit(): all of it
  * one transaction, 0 once the kernel acknowledged every message, else
  * -errno (-ENOENT: no such table or set; -ENOBUFS: too much for one
  * batch).  nfset_commit() frees the batch, whatever it returns; a NULL
@@ -55,6 +57,9 @@ void	nfset_clear(struct nfset_batch *b, uint8_t nfproto, const char *table,
 void	nfset_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
 	    const char *set, const void *key, size_t keylen,
 	    uint32_t timeout_ms);
+void	nfset_map_add(struct nfset_batch *b, uint8_t nfproto,
+	    const char *table, const char *map, const void *key, size_t keylen,
+	    const void *data, size_t datalen);
 int	nfset_commit(struct nfset_batch *b);
 
 /* ---- nft.c ------------------------------------------------------------- */

@@ -209,18 +209,21 @@ int	gwnl_floatguard_install(struct gwnl *nl, const struct grgw_addr *fl,
 int	gwnl_floatguard_hold(const struct grgw_addr *fl, int n, uint32_t ms);
 /*
  * floatguard.c too, a planned handover made before it breaks: table
- * netdev GWNL_DRAIN_TABLE (a run object) forwards what arrives on
- * ifname for the peer prefixes of via's family straight to via (the
- * partner, on that link) while ifname is in the table's set: what the
- * site's nodes still send to a gateway that let the addresses go, until
- * they have heard its partner's announcement.  Installed draining
- * nothing (-ENOENT: no peer prefix of via's family); gwnl_drain_set()
- * switches it in one nfnetlink batch.  0 or -errno.
+ * netdev GWNL_DRAIN_TABLE (a run object) on ifname sends what arrives
+ * there for any peer prefix (IPv4 and IPv6) straight back out of it to
+ * the partner, by Ethernet address, while it drains: what the site's
+ * nodes still send to a gateway that let the addresses go, until they
+ * have heard its partner's announcement.  Installed draining nothing
+ * (-ENOENT: no peer prefix).  gwnl_drain_set() starts it towards
+ * partner (its MAC address and ifname's read now, float_drain_macs(),
+ * err saying why not) or, with partner NULL, stops it: one nfnetlink
+ * batch either way.  0 or -errno.
  */
 #define GWNL_DRAIN_TABLE	"grgw-drain"
 int	gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
-	    const char *ifname, const struct grgw_addr *via);
-int	gwnl_drain_set(const char *ifname, int on);
+	    const char *ifname);
+int	gwnl_drain_set(const char *ifname, const struct grgw_addr *partner,
+	    char *err, size_t errlen);
 
 /*
  * wanwatch.c: the WAN interface's state from rtnetlink link events on the
@@ -331,6 +334,12 @@ int	gwnl_gro_devices(struct gwnl *nl, const char *ifname,
  * -errno: -ENODEV no such interface, -ENXIO no Ethernet MAC address,
  * -ENETDOWN interface down, -EADDRNOTAVAIL a is not here (or still
  * tentative), or the socket's error.
+ *
+ * float_drain_macs(): ifname's own Ethernet address into own, and nb's
+ * (a neighbour on ifname) into nbmac, as the kernel's neighbour table
+ * has it now (a reachable, stale, delayed, probed or permanent entry).
+ * 0, or -errno: those of float_announce() for ifname, -EHOSTUNREACH no
+ * usable entry for nb.
  */
 int	nl_float_add(const char *ifname, const struct grgw_addr *a,
 	    int prefixlen, char *err, size_t errlen);
@@ -338,6 +347,8 @@ int	nl_float_del(const char *ifname, const struct grgw_addr *a,
 	    char *err, size_t errlen);
 int	nl_float_has(const char *ifname, const struct grgw_addr *a,
 	    char *err, size_t errlen);
+int	float_drain_macs(const char *ifname, const struct grgw_addr *nb,
+	    uint8_t own[6], uint8_t nbmac[6], char *err, size_t errlen);
 int	float_announce(const char *ifname, const struct grgw_addr *a,
 	    char *err, size_t errlen);
 

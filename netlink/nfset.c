@@ -130,12 +130,14 @@ nfset_clear(struct nfset_batch *b, uint8_t nfproto, const char *table,
 	(void)elem_msg(b, NFT_MSG_DELSETELEM, 0, nfproto, table, set);
 }
 
-void
-nfset_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
-    const char *set, const void *key, size_t keylen, uint32_t timeout_ms)
+/* One element: key, and data for a map's (datalen 0: a set's). */
+static void
+elem_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
+    const char *set, const void *key, size_t keylen, const void *data,
+    size_t datalen, uint32_t timeout_ms)
 {
 	struct nlmsghdr	*h;
-	struct nlattr	*list, *elem, *k;
+	struct nlattr	*list, *elem, *k, *d;
 	uint64_t	 timeout = htobe64(timeout_ms);
 
 	h = elem_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, nfproto, table,
@@ -145,10 +147,31 @@ nfset_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
 	k = attr(b, h, NLA_F_NESTED | NFTA_SET_ELEM_KEY, NULL, 0);
 	attr(b, h, NFTA_DATA_VALUE, key, keylen);
 	nest_end(b, k);
+	if (datalen > 0) {
+		d = attr(b, h, NLA_F_NESTED | NFTA_SET_ELEM_DATA, NULL, 0);
+		attr(b, h, NFTA_DATA_VALUE, data, datalen);
+		nest_end(b, d);
+	}
 	if (timeout_ms != 0)
 		attr(b, h, NFTA_SET_ELEM_TIMEOUT, &timeout, sizeof(timeout));
 	nest_end(b, elem);
 	nest_end(b, list);
+}
+
+void
+nfset_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
+    const char *set, const void *key, size_t keylen, uint32_t timeout_ms)
+{
+	elem_add(b, nfproto, table, set, key, keylen, NULL, 0, timeout_ms);
+}
+
+void
+nfset_map_add(struct nfset_batch *b, uint8_t nfproto, const char *table,
+    const char *map, const void *key, size_t keylen, const void *data,
+    size_t datalen)
+{
+	/* Without data, the kernel refuses the element of a map. */
+	elem_add(b, nfproto, table, map, key, keylen, data, datalen, 0);
 }
 
 /* Send the batch; 0 once the kernel acknowledged every message. */

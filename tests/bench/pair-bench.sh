@@ -19,7 +19,8 @@
 #               them as make up that many seconds, for a long run in the
 #               emulated VM)
 #   handovers   PAIR_BENCH_HANDOVERS (50) `grgw handover`, alternating
-#               sites: packets lost, in all and per handover (p50, max)
+#               sites: packets lost, in all and per handover (p50, max);
+#               and in all by an IPv6 stream beside it (as pair-handover's)
 #   partitions  the cases of pair-partition that move the role, at site A,
 #               PAIR_BENCH_PARTITIONS (5) times each, each from a healthy
 #               pair (settled, both gateways reaching etcd): the pair's
@@ -85,6 +86,7 @@ cleanup() {
 	set +e
 	[ -n "${TRACE_PID:-}" ] && trace_stop
 	[ -n "${RELOAD_SEND:-}" ] && touch "$WORK/stream.stop"
+	[ -n "${PAIR_SEND6:-}" ] && touch "$WORK/stream6.stop"
 	# LAB_KEEP_DIR: the gateways' logs and each move's figures
 	if [ -n "${LAB_KEEP_DIR:-}" ]; then
 		for gw in "${PAIR_GWS[@]}"; do keep_node_logs "$gw"; done
@@ -271,6 +273,7 @@ moves_stream() {
 	local what=$1 from=$2 to=$3 i site act other launched stopped start rc=0 sent
 	: >"$WORK/moves"
 	udp_stream_start $(((to - from + 1) * 60 + 60))
+	[ "$what" != handover ] || stream6_start $(((to - from + 1) * 60 + 60))
 	launched=$(now_ms)
 	sleep 2
 	for ((i = from; i <= to; i++)); do
@@ -294,6 +297,10 @@ moves_stream() {
 	done
 	sleep 2
 	stopped=$(now_ms)
+	if [ "$what" = handover ]; then
+		stream6_stop
+		stream6_lost >>"$WORK/$what.lost6"
+	fi
 	udp_stream_stop
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")
 	[ "${sent:-0}" -gt 0 ] || { note "$what: the stream sent nothing"; cat "$WORK/stream-send.out"; return 1; }
@@ -324,6 +331,7 @@ moves() {
 	: >"$WORK/$what.marks"
 	: >"$WORK/$what.streams"
 	: >"$WORK/$what.lost"
+	: >"$WORK/$what.lost6"
 	while [ "$from" -le "$n" ]; do
 		to=$((from + PER_STREAM - 1))
 		[ "$to" -le "$n" ] || to=$n
@@ -402,6 +410,7 @@ bench_handovers() {
 	echo "  handovers done: $MOVES_DONE of $HANDOVERS"
 	[ "$unmeasured" -eq 0 ] || echo "  not measured: $unmeasured handovers (the stream's list of losses ends before them)"
 	echo "  packets lost: $(sum "$WORK/handover.lost") in all ($(sum "$WORK/handover.streams") s of stream); per handover p50 $p50, max $max (n $n)"
+	echo "  packets lost by the IPv6 stream beside it ($PAIR_RATE6 packets/s): $(sum "$WORK/handover.lost6")"
 	trace_dump
 	echo "  the floating addresses on the new active, after grgw handover began: $(trace_figures "$WORK/handover.marks")"
 }

@@ -53,6 +53,11 @@
 
 PAIR_KILLS=${PAIR_KILLS:-20}
 PAIR_HANDOVERS=${PAIR_HANDOVERS:-20}
+# Beside the 1,000 packets/s IPv4 stream, one of IPv6 (a handover's drain
+# must carry both families): fast enough that a move losing what it sends
+# for a few ms loses some of it
+PAIR_PORT6=5998
+PAIR_RATE6=250
 PAIR_GWS=(gw-a1 gw-a2 gw-b1 gw-b2)
 
 # pair_conf GW: its configuration (lab.sh conf --pair renders them)
@@ -425,7 +430,8 @@ pair_moves() {
 	# after the last one): under emulation 4 handovers outlasted the
 	# 78 s the stream used to be given, and its end came first.
 	udp_stream_start $(((n * 12 + 30) * ${LAB_WAIT_SCALE:-1}))
-	capture_start "$what" || { fail "WAN capture"; return 1; }
+	stream6_start $(((n * 12 + 30) * ${LAB_WAIT_SCALE:-1}))
+	capture_start "$what" || { fail "WAN capture"; stream6_stop; return 1; }
 	memc_start || true
 	sleep 2
 	for ((i = 1; i <= n; i++)); do
@@ -451,7 +457,37 @@ pair_moves() {
 	memc_conns >"$WORK/memc-conns.out" 2>&1
 	memc_stop
 	capture_stop "$what"
+	stream6_stop
 	udp_stream_stop
+}
+
+# stream6_start SECONDS: the IPv6 stream, vellum-a -> vellum-b's IPv6
+# address, until stream6_stop
+stream6_start() {
+	rm -f "$WORK/stream6.stop"
+	vellum_b /usr/bin/python3 "$HERE/udp-stream.py" recv "$PAIR_PORT6" "$(($1 + 13))" \
+		--stop "$WORK/stream6.stop" >"$WORK/stream6-recv.out" 2>&1 &
+	PAIR_RECV6=$!
+	wait_until 10 stream6_listening || true
+	vellum_a /usr/bin/python3 "$HERE/udp-stream.py" send "$VELLUM_B6" "$PAIR_PORT6" \
+		"$PAIR_RATE6" "$1" --stop "$WORK/stream6.stop" >"$WORK/stream6-send.out" 2>&1 &
+	PAIR_SEND6=$!
+}
+
+stream6_listening() { vellum_b ss -Hlun "sport = :$PAIR_PORT6" | grep -q .; }
+
+stream6_stop() {
+	touch "$WORK/stream6.stop"
+	wait "$PAIR_SEND6" "$PAIR_RECV6" 2>/dev/null || true
+}
+
+# stream6_lost: what the IPv6 stream lost; -1 if it sent nothing
+stream6_lost() {
+	local sent got
+	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream6-send.out" 2>/dev/null)
+	got=$(awk '/^received/ { print $2 }' "$WORK/stream6-recv.out" 2>/dev/null)
+	[ "${sent:-0}" -gt 0 ] || { echo -1; return; }
+	echo $((sent - ${got:-0}))
 }
 
 settled_how_handover() { echo ""; }
@@ -559,7 +595,7 @@ lost_none() {
 }
 
 t_pair_handover() {
-	local lost gw since=() ready drops=()
+	local lost lost6 gw since=() ready drops=()
 	need_pair || return 0
 	for gw in "${PAIR_GWS[@]}"; do
 		since+=("$(log_size "$(pair_log "$gw")")")
@@ -583,6 +619,10 @@ t_pair_handover() {
 	# shown, not counted.
 	check_native "$PAIR_HANDOVERS handovers under the 1,000 packets/s stream: not one packet lost ($lost)" \
 		lost_none "$lost"
+	lost6=$(stream6_lost)
+	note "IPv6 stream ($PAIR_RATE6 packets/s): $(head -n 1 "$WORK/stream6-recv.out"), $lost6 lost; $(grep '^gaps' "$WORK/stream6-recv.out")"
+	check_native "... and under the IPv6 stream beside it (the drain carries both families): not one lost ($lost6)" \
+		test "$lost6" -eq 0
 	# XFRM: the incoming gateway's SAs stand beside the outgoing one's at
 	# the other site, of the same selectors; what comes through either
 	# must pass the kernel's inbound policy check (a policy per SA).
@@ -608,6 +648,7 @@ t_pair_kill() {
 		hook_said "$ALONE_GW" "redundancy restored"
 	lost=$(udp_stream_lost)
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
+	note "IPv6 stream ($PAIR_RATE6 packets/s): $(head -n 1 "$WORK/stream6-recv.out"), $(stream6_lost) lost"
 	check "the stream went on after the last takeover" stream_after_last
 	check_tcp_kept "kills"
 	check_memc_kept "kills"

@@ -2,6 +2,7 @@
 """A numbered UDP stream across the tunnel, to count what a change loses.
 
   udp-stream.py recv PORT SECONDS [--stop FILE]
+                                       (IPv4 and IPv6 on PORT)
                                        prints "received N highest H", then
                                        "gaps FIRST-LAST ..." (missing numbers),
                                        "silences AT:MS ..." (one per gap, by
@@ -11,6 +12,7 @@
                                        after it), "last-at MS" (when packet H
                                        arrived)
   udp-stream.py send ADDR PORT RATE SECONDS [--stop FILE] [--t0 FILE]
+                                       (ADDR IPv4 or IPv6)
                                        prints "sent N"; ends early once FILE
                                        exists (looked for every 0.1 s), and
                                        makes it when done; --t0: writes there
@@ -41,9 +43,21 @@ MAX_SEQ = 5 * 10 ** 7
 MAX_JUMP = 10 ** 6
 
 
+def listener(port):
+    """A socket on port for both families, or IPv4 alone without IPv6."""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", port))
+        return s
+    except OSError:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port))
+        return s
+
+
 def recv(port, seconds, stop=None):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    s = listener(port)
     s.settimeout(0.5)
     # arrival[n]: when packet n arrived (wall clock, s), 0 for not yet
     arrival, high, end = array.array("d"), -1, time.monotonic() + seconds
@@ -92,7 +106,8 @@ def recv(port, seconds, stop=None):
 
 
 def send(addr, port, rate, seconds, stop=None, t0=None):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                      socket.SOCK_DGRAM)
     if t0:
         with open(t0, "w") as f:
             f.write("%d\n" % int(time.time() * 1000))

@@ -21,8 +21,9 @@
  *                       there)
  *   float-has IF A      nl_float_has(), print its result
  *   announce IF A       float_announce()
- *   drain-install IF A  gwnl_drain_install() to partner A on IF
- *   drain-on IF, drain-off IF  gwnl_drain_set()
+ *   drain-install IF    gwnl_drain_install() on IF
+ *   drain-on IF A       gwnl_drain_set() towards the neighbour A on IF
+ *   drain-off IF        gwnl_drain_set(), stopped
  *
  * The configuration is the lab's site A (see DESIGN.md): WAN wan0, LAN
  * lan0, peer prefixes 198.18.2.0/24 and 2001:db8:b::/64.
@@ -256,19 +257,21 @@ main(int argc, char *argv[])
 			printf("%d\n", gwnl_nft_verify(nl,
 			    strcmp(cmd, "nft-verify-all") == 0, what,
 			    sizeof(what)));
-		} else if (strcmp(cmd, "drain-install") == 0 && i + 2 < argc) {
-			struct grgw_addr via;
+		} else if (strcmp(cmd, "drain-install") == 0 && i + 1 < argc) {
+			rc = gwnl_drain_install(nl, &cfg, argv[++i]);
+		} else if (strcmp(cmd, "drain-on") == 0 && i + 2 < argc) {
+			struct grgw_addr to;
+			char e[256];
 			int len;
 
-			if (addr_len_parse(argv[i + 2], &via, &len) == -1)
+			if (addr_len_parse(argv[i + 2], &to, &len) == -1)
 				usage();
-			rc = gwnl_drain_install(nl, &cfg, argv[i + 1], &via);
+			if ((rc = gwnl_drain_set(argv[i + 1], &to, e,
+			    sizeof(e))) != 0)
+				fprintf(stderr, "drain-on: %s\n", e);
 			i += 2;
-		} else if ((strcmp(cmd, "drain-on") == 0 ||
-		    strcmp(cmd, "drain-off") == 0) && i + 1 < argc) {
-			rc = gwnl_drain_set(argv[i + 1],
-			    strcmp(cmd, "drain-on") == 0);
-			i++;
+		} else if (strcmp(cmd, "drain-off") == 0 && i + 1 < argc) {
+			rc = gwnl_drain_set(argv[++i], NULL, NULL, 0);
 		} else if (strcmp(cmd, "refuse-install") == 0) {
 			rc = gwnl_refuse_install(nl, &cfg);
 		} else if (strcmp(cmd, "refuse-on") == 0 ||

@@ -654,37 +654,63 @@ check "... none left on h2" bash -c "! ip netns exec $ns_2 nft list tables | gre
 
 # ---- a handover's drain ------------------------------------------------------
 # h1 has let the addresses go; obs still sends it what is for the peer
-# prefix 198.18.2.0/24.  Draining, h1 forwards that straight to h2 (the
-# partner, 198.18.0.2 on the segment); not draining, it does not.
+# prefixes 198.18.2.0/24 and 2001:db8:b::/64.  Draining, h1 sends that
+# straight back out to h2 (the partner, 198.18.0.2 on the segment), both
+# families, by h2's MAC address and with its own as the source; not
+# draining, it does not.
 h1 ip addr add 198.18.0.1/24 dev eth0
+h1 ip addr add 2001:db8:f::1/64 dev eth0 nodad
 h2 ip addr add 198.18.0.2/24 dev br0
 o ip route add 198.18.2.0/24 via 198.18.0.1
-h2 nft -f - <<'NFT'
+o ip -6 route add 2001:db8:b::/64 via 2001:db8:f::1
+h2 nft -f - <<NFT
 table inet grgwtest_seen {
 	chain pre {
 		type filter hook prerouting priority -400; policy accept;
-		ip daddr 198.18.2.5 udp dport 9 counter
+		ether saddr $mac_1 ip daddr 198.18.2.5 udp dport 9 counter
+		ether saddr $mac_1 ip6 daddr 2001:db8:b::5 udp dport 9 counter
 	}
 }
 NFT
-seen_at_h2() { h2 nft list chain inet grgwtest_seen pre | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+# seen_at_h2 4|6: what reached h2 from h1's MAC address for the peer
+seen_at_h2() {
+	h2 nft list chain inet grgwtest_seen pre |
+		sed -n "/$([ "$1" = 4 ] && echo 'ip daddr' || echo 'ip6 daddr')/s/.*packets \([0-9]*\).*/\1/p"
+}
+seen_is() { [ "$(seen_at_h2 "$1")" = "$2" ]; }	# seen_is 4|6 N
 drec=$tmp/drain.rec
 d1() { NL_IN=$ns_1 nl_rec "$drec" "$@"; }
-send_udp() { o python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"x", ("198.18.2.5", 9)) for _ in range(5)]'; }
-check "drain table installed on h1's eth0, to h2" d1 drain-install eth0 198.18.0.2
-check "... its rule forwards the IPv4 peer prefix to h2, for interfaces in its set" \
-	test "$(h1 nft list chain netdev grgw-drain ingress | grep -c 'iifname @draining ip daddr 198.18.2.0/24 .*fwd ip to 198.18.0.2 device "eth0"')" = 1
+send_udp() {
+	o python3 -c 'import socket
+for a, f in (("198.18.2.5", socket.AF_INET), ("2001:db8:b::5", socket.AF_INET6)):
+    s = socket.socket(f, socket.SOCK_DGRAM)
+    [s.sendto(b"x", (a, 9)) for _ in range(5)]'
+}
+check "drain table installed on h1's eth0" d1 drain-install eth0
+check "... its rules send both peer prefixes back out of eth0, by the maps' MAC addresses" \
+	test "$(h1 nft list chain netdev grgw-drain ingress | grep -cE '(ip daddr 198.18.2.0/24|ip6 daddr 2001:db8:b::/64) ether daddr set iifname map @partner_mac ether saddr set iifname map @own_mac .*fwd to "eth0"')" = 2
 check "... recorded as a run object" grep -qx "run nft netdev grgw-drain" "$drec"
 send_udp
 sleep 0.5
-check "not draining: nothing of obs's reaches h2" test "$(seen_at_h2)" = 0
-check "drain on" d1 drain-on eth0
+check "not draining: nothing of obs's reaches h2" test "$(seen_at_h2 4)/$(seen_at_h2 6)" = 0/0
+check "drain-on towards an address h1 has no neighbour entry for fails" \
+	in_ns_fails "$ns_1" drain-on eth0 198.18.0.77
+check "... saying so" grep -q "drain-on: eth0: no neighbour entry for 198.18.0.77" "$log"
+h1 ping -c 1 -W 2 198.18.0.2 >/dev/null	# as the heartbeats would
+check "drain on, towards h2" d1 drain-on eth0 198.18.0.2
+check "... the maps hold h2's MAC address and h1's" \
+	bash -c "ip netns exec $ns_1 nft list table netdev grgw-drain | grep -q '\"eth0\" : $mac_br' &&
+		ip netns exec $ns_1 nft list table netdev grgw-drain | grep -q '\"eth0\" : $mac_1'"
 send_udp
-check "draining: obs's 5 packets for the peer prefix reach h2" wait_for test "$(seen_at_h2)" = 5
+check "draining: obs's 5 IPv4 packets for the peer prefix reach h2, from h1's MAC address" \
+	wait_for seen_is 4 5
+check "... and its 5 IPv6 packets" wait_for seen_is 6 5
 check "drain off" d1 drain-off eth0
+check "... the maps empty" \
+	bash -c "! ip netns exec $ns_1 nft list table netdev grgw-drain | grep -q '\"eth0\" :'"
 send_udp
 sleep 0.5
-check "off again: no more reach h2" test "$(seen_at_h2)" = 5
+check "off again: no more reach h2" test "$(seen_at_h2 4)/$(seen_at_h2 6)" = 5/5
 check "cleanup removes the drain table" d1 cleanup 0
 check "... none left on h1" bash -c "! ip netns exec $ns_1 nft list tables | grep -q grgw-drain"
 
