@@ -728,13 +728,17 @@ pair_standing_by(struct gwd *d, char *msg, size_t len)
 /*
  * "Redundancy lost" for the hooks (GRGW_EVENT=redundancy, the Clearwater
  * alarm 14001): raised by the active gateway while its partner is not
- * heard, cleared when it is back, or when this gateway stops being the
- * active one (the partner's hooks speak for the site then).
+ * heard, cleared when the partner is heard again.  An active that lets
+ * go while its partner is still not heard (its hold ran out on a slow
+ * etcd, or a claim seen through etcd) keeps it raised: the site has no
+ * second gateway still, and an alarm cleared at each lapse and raised
+ * again a moment later would say otherwise.
  */
 static void
 pair_redundancy(struct gwd *d, const struct pmsg_role *ro)
 {
-	int lost = pairhold_held(d->ph) && !ro->partner_seen;
+	int lost = !ro->partner_seen && (pairhold_held(d->ph) ||
+	    d->redundancy_lost);
 
 	if (lost == d->redundancy_lost)
 		return;

@@ -181,6 +181,12 @@ pair_hooks_setup() {
 
 # hook_said GW "EVENT DETAIL": its hook was run with that event
 hook_said() { grep -qx "$2" "$LABCONF/events-$1" 2>/dev/null || { cat "$LABCONF/events-$1" 2>/dev/null; return 1; }; }
+# hook_count GW LINE: how many times GW's hook was told LINE
+hook_count() {
+	local n
+	n=$(grep -cx "$2" "$LABCONF/events-$1" 2>/dev/null)
+	echo "${n:-0}"
+}
 
 # ---- the address trace -------------------------------------------------------
 
@@ -1032,7 +1038,7 @@ cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) 
 # active's, which holds it again at once under that epoch (R8) and goes on
 # with the SAs it kept across the lapse: no claim, no IKE exchange.
 t_pair_etcd_stall() {
-	local act other epoch takes log off pid guard ms text
+	local act other epoch takes log off pid guard ms text told
 	need_pair || return 0
 	act=$(active_of a)
 	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
@@ -1045,11 +1051,13 @@ t_pair_etcd_stall() {
 	pid=$(node_pids_named etcd-a etcd)
 	check "exactly one etcd in etcd-a" test "$(wc -w <<<"$pid")" -eq 1
 	log=$(pair_log "$act")
+	check "the hook of $act was told: redundancy lost" wait_until 5 hook_said "$act" "redundancy lost"
 	trace_start
 	udp_stream_start 12
 	capture_start stall || { fail "WAN capture"; udp_stream_stop; trace_stop; return 0; }
 	sleep 2
 	off=$(log_size "$log")
+	told=$(hook_count "$act" "redundancy restored")
 	# Stopped for four guards: the hold a read gives (guard - margin)
 	# runs out long before.
 	ms=$((4 * guard))
@@ -1075,7 +1083,12 @@ t_pair_etcd_stall() {
 	check "the stream went on after etcd came back" stream_after_last
 	check_no_cleartext stall
 	check "no floating address was ever on two gateways" trace_never_two
+	# The partner off all along: the site never had two gateways.
+	check "the hook of $act was not told 'redundancy restored' across the lapse (its partner still off)" \
+		test "$(hook_count "$act" "redundancy restored")" -eq "$told"
 	check "$other back as the standby" after_kill "$other"
+	check "... and now the hook of $act was told: redundancy restored" \
+		wait_until 5 eval "[ \"\$(hook_count $act 'redundancy restored')\" -gt $told ]"
 }
 
 # t_pair_freeze: every grgw process of the active gateway stopped
