@@ -76,7 +76,6 @@ struct pairhold {
 	uint64_t		 kernel_deadline; /* the deadline it is for */
 
 	int			 drain_ok;	/* its table is in */
-	struct grgw_addr	 drain_to;	/* [pair] partner */
 	struct event		*drain_timer;
 	pairhold_before_cb	 before;
 	int			 release_waiting;	/* on before() */
@@ -483,7 +482,6 @@ pairhold_new(struct event_base *base, struct gwnl *nl,
 	}
 	/* Not needed for safety: a handover without it loses what the
 	 * nodes send while the addresses move. */
-	ph->drain_to = cfg->pair.partner;
 	if ((n = gwnl_drain_install(nl, cfg, ph->lan_if)) == 0)
 		ph->drain_ok = 1;
 	else
@@ -602,7 +600,8 @@ pairhold_drain(struct pairhold *ph, uint32_t ms)
 
 	if (ph == NULL || !ph->drain_ok)
 		return -1;
-	if (gwnl_drain_set(ph->lan_if, &ph->drain_to, e, sizeof(e)) != 0) {
+	if (gwnl_drain_set(ph->lan_if, &ph->cfg->pair.partner, e,
+	    sizeof(e)) != 0) {
 		log_warnx("pair: cannot drain to the partner: %s", e);
 		return -1;
 	}

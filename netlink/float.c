@@ -613,6 +613,26 @@ na_send(const struct float_link *l, const struct grgw_addr *a,
 	return rc;
 }
 
+/*
+ * The checks, a route socket (*nl, the caller's to gwnl_close()) and the
+ * interface (link_get()); nothing left open on failure.
+ */
+static int
+link_open(const char *ifname, const struct grgw_addr *a, struct gwnl **nl,
+    struct float_link *l, char *err, size_t errlen)
+{
+	int	 rc;
+
+	if ((rc = float_check(ifname, a, err, errlen)) < 0 ||
+	    (rc = float_open(ifname, nl, err, errlen)) < 0)
+		return rc;
+	if ((rc = link_get(*nl, ifname, l, err, errlen)) < 0) {
+		gwnl_close(*nl);
+		*nl = NULL;
+	}
+	return rc;
+}
+
 int
 float_announce(const char *ifname, const struct grgw_addr *a, char *err,
     size_t errlen)
@@ -621,12 +641,9 @@ float_announce(const char *ifname, const struct grgw_addr *a, char *err,
 	struct float_link	 l = { 0 };
 	int			 rc;
 
-	if ((rc = float_check(ifname, a, err, errlen)) < 0)
+	if ((rc = link_open(ifname, a, &nl, &l, err, errlen)) < 0)
 		return rc;
-	if ((rc = float_open(ifname, &nl, err, errlen)) < 0)
-		return rc;
-	if ((rc = link_get(nl, ifname, &l, err, errlen)) == 0)
-		rc = addr_held(nl, a, ifname, err, errlen);
+	rc = addr_held(nl, a, ifname, err, errlen);
 	gwnl_close(nl);
 	if (rc < 0)
 		return rc;
@@ -701,12 +718,9 @@ float_drain_macs(const char *ifname, const struct grgw_addr *nb,
 	struct float_link	 l = { 0 };
 	int			 rc;
 
-	if ((rc = float_check(ifname, nb, err, errlen)) < 0)
+	if ((rc = link_open(ifname, nb, &nl, &l, err, errlen)) < 0)
 		return rc;
-	if ((rc = float_open(ifname, &nl, err, errlen)) < 0)
-		return rc;
-	if ((rc = link_get(nl, ifname, &l, err, errlen)) == 0 &&
-	    (rc = neigh_mac(nl, l.ifindex, ifname, nb, nbmac, err,
+	if ((rc = neigh_mac(nl, l.ifindex, ifname, nb, nbmac, err,
 	    errlen)) == 0)
 		memcpy(own, l.mac, ETH_ALEN);
 	gwnl_close(nl);

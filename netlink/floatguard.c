@@ -200,8 +200,6 @@ gwnl_drain_install(struct gwnl *nl, const struct grgw_config *cfg,
 	for (i = 0; i < cfg->peer.n_prefixes && i < GRGW_MAX_PREFIXES; i++) {
 		const struct grgw_prefix *pf = &cfg->peer.prefixes[i];
 
-		if (pf->a.family != AF_INET && pf->a.family != AF_INET6)
-			continue;
 		n = snprintf(body + off, sizeof(body) - off,
 		    "\t\t%s daddr %s ether daddr set iifname map @%s "
 		    "ether saddr set iifname map @%s counter fwd to \"%s\"\n",

@@ -299,7 +299,7 @@ moves_stream() {
 	stopped=$(now_ms)
 	if [ "$what" = handover ]; then
 		stream6_stop
-		stream6_lost >>"$WORK/$what.lost6"
+		udp_stream_lost stream6 >>"$WORK/$what.lost6"
 	fi
 	udp_stream_stop
 	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream-send.out")

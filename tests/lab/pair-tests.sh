@@ -487,15 +487,6 @@ stream6_stop() {
 	wait "$PAIR_SEND6" "$PAIR_RECV6" 2>/dev/null || true
 }
 
-# stream6_lost: what the IPv6 stream lost; -1 if it sent nothing
-stream6_lost() {
-	local sent got
-	sent=$(awk '/^sent/ { print $2 }' "$WORK/stream6-send.out" 2>/dev/null)
-	got=$(awk '/^received/ { print $2 }' "$WORK/stream6-recv.out" 2>/dev/null)
-	[ "${sent:-0}" -gt 0 ] || { echo -1; return; }
-	echo $((sent - ${got:-0}))
-}
-
 settled_how_handover() { echo ""; }
 settled_how_kill() { echo alone; }
 move_handover() { move_at "handover $1"; pair_grgw "$1" handover --timeout 10 >>"$WORK/handover.log" 2>&1; }
@@ -625,7 +616,7 @@ t_pair_handover() {
 	# shown, not counted.
 	check_native "$PAIR_HANDOVERS handovers under the 1,000 packets/s stream: not one packet lost ($lost)" \
 		lost_none "$lost"
-	lost6=$(stream6_lost)
+	lost6=$(udp_stream_lost stream6)
 	note "IPv6 stream ($PAIR_RATE6 packets/s): $(head -n 1 "$WORK/stream6-recv.out"), $lost6 lost; $(grep '^gaps' "$WORK/stream6-recv.out")"
 	check_native "... and under the IPv6 stream beside it (the drain carries both families): not one lost ($lost6)" \
 		test "$lost6" -eq 0
@@ -654,7 +645,7 @@ t_pair_kill() {
 		hook_said "$ALONE_GW" "redundancy restored"
 	lost=$(udp_stream_lost)
 	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $lost lost; silences (packets, 1 ms each): $(gaps_summary)"
-	note "IPv6 stream ($PAIR_RATE6 packets/s): $(head -n 1 "$WORK/stream6-recv.out"), $(stream6_lost) lost"
+	note "IPv6 stream ($PAIR_RATE6 packets/s): $(head -n 1 "$WORK/stream6-recv.out"), $(udp_stream_lost stream6) lost"
 	check "the stream went on after the last takeover" stream_after_last
 	check_tcp_kept "kills"
 	check_memc_kept "kills"

@@ -45,15 +45,18 @@ MAX_JUMP = 10 ** 6
 
 def listener(port):
     """A socket on port for both families, or IPv4 alone without IPv6."""
+    s = None
     try:
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.bind(("::", port))
         return s
     except OSError:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
-        return s
+        if s is not None:
+            s.close()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    return s
 
 
 def recv(port, seconds, stop=None):
