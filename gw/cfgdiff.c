@@ -461,6 +461,8 @@ diff_pair(struct cfgdiff *d, const struct grgw_pair_conf *a,
 	live_u32(d, CFGDIFF_PAIR, "[pair] guard_ms", a->guard_ms, b->guard_ms);
 	live_u32(d, CFGDIFF_PAIR, "[pair] margin_ms", a->margin_ms,
 	    b->margin_ms);
+	live_u32(d, CFGDIFF_PAIR, "[pair] handover_wait_ms",
+	    a->handover_wait_ms, b->handover_wait_ms);
 	live_str(d, CFGDIFF_PAIR, "[pair] key_file", a->key_file, b->key_file);
 }
 

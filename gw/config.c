@@ -159,6 +159,7 @@ enum key_id {
 	K_PAIR_DEAD,
 	K_PAIR_GUARD,
 	K_PAIR_MARGIN,
+	K_PAIR_HANDOVER_WAIT,
 	K_PAIR_KEY,
 	K_PAIR_ETCD_KEY,
 	K_COUNT
@@ -559,6 +560,10 @@ static const struct key_def key_defs[K_COUNT] = {
 	    "(milliseconds this gateway allows itself, after its hold on "
 	    "the role ends, to have the floating addresses off: the "
 	    "host's scheduling delays and clock drift)"),
+	[K_PAIR_HANDOVER_WAIT] = INTEGER(SEC_PAIR, "handover_wait_ms",
+	    pair.handover_wait_ms, 100, PAIR_MS_MAX, "an integer from 100 "
+	    "to " PAIR_MS_MAX_TEXT " (milliseconds a planned handover waits "
+	    "for the partner's SAs before it moves the role without them)"),
 	[K_PAIR_KEY] = SCALAR(SEC_PAIR, "key_file", key_path, pair.key_file,
 	    0, "an absolute path to a key file shared by both gateways of "
 	    "the site such as /etc/grgw/pair.key"),

@@ -308,6 +308,10 @@ struct grgw_pair_conf {
 						 * the partner may take: the
 						 * time to let go; <= guard_ms -
 						 * interval_ms */
+	uint32_t	handover_wait_ms;	/* a handover waits this long
+						 * for the partner's SAs; 0:
+						 * pair_prepare_limit_ms()'s
+						 * default */
 	char		key_file[PATH_MAX];	/* "": derive from the PSK */
 	char		etcd_key[GRGW_ETCD_KEY_MAX + 1]; /* the fence; filled
 						 * by default */

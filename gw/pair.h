@@ -260,10 +260,10 @@ void	pair_role_resend(struct pair_role *r);
  */
 /*
  * How long an active asking its standby for SAs made ready (PREPARE)
- * waits before it hands over the usual way: twice what a handover may
- * take, and at least PAIR_PREPARE_MIN_MS, past charon's first
- * retransmission (1 s), so that one IKE message lost on the way does
- * not cost the handover its SAs.
+ * waits before it hands over the usual way: [pair] handover_wait_ms, or
+ * by default twice what a handover may take, and at least
+ * PAIR_PREPARE_MIN_MS, past charon's first retransmission (1 s), so that
+ * one IKE message lost on the way does not cost the handover its SAs.
  */
 #define PAIR_PREPARE_MIN_MS	1500
 uint32_t pair_prepare_limit_ms(const struct grgw_pair_conf *c);

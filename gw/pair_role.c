@@ -898,6 +898,8 @@ pair_prepare_limit_ms(const struct grgw_pair_conf *c)
 {
 	uint64_t	 ms = 2 * ((uint64_t)c->dead_ms + c->guard_ms);
 
+	if (c->handover_wait_ms != 0)
+		return c->handover_wait_ms;
 	if (ms < PAIR_PREPARE_MIN_MS)
 		ms = PAIR_PREPARE_MIN_MS;
 	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;

@@ -690,13 +690,15 @@ pairnet_new(struct event_base *base, const struct grgw_config *cfg,
 			    sizeof(sa)), addr_fmt(&cfg->pair.second_partner,
 			    sp, sizeof(sp)));
 		log_info("pair: heartbeats from %s to %s%s, port %u, every %u "
-		    "ms; dead %u ms, guard %u ms, margin %u ms; priority %u",
+		    "ms; dead %u ms, guard %u ms, margin %u ms; priority %u; "
+		    "a handover waits up to %llu ms for the partner's SAs",
 		    addr_fmt(&cfg->pair.address, buf, sizeof(buf)),
 		    addr_fmt(&cfg->pair.partner, pbuf, sizeof(pbuf)), second,
 		    (unsigned)cfg->pair.port, (unsigned)cfg->pair.interval_ms,
 		    (unsigned)cfg->pair.dead_ms, (unsigned)cfg->pair.guard_ms,
 		    (unsigned)cfg->pair.margin_ms,
-		    (unsigned)cfg->pair.priority);
+		    (unsigned)cfg->pair.priority,
+		    (unsigned long long)prep_limit(pn));
 	}
 	step(pn);
 	return pn;

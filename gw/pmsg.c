@@ -334,6 +334,7 @@ pmsg_conf_encode(const struct grgw_config *cfg, uint8_t *buf, size_t size)
 	wr_u32(&w, cfg->pair.dead_ms);
 	wr_u32(&w, cfg->pair.guard_ms);
 	wr_u32(&w, cfg->pair.margin_ms);
+	wr_u32(&w, cfg->pair.handover_wait_ms);
 	wr_str(&w, cfg->pair.etcd_key);
 	if (w.overflow) {
 		errno = EMSGSIZE;
@@ -381,6 +382,7 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	out->pair.dead_ms = rd_u32(&r);
 	out->pair.guard_ms = rd_u32(&r);
 	out->pair.margin_ms = rd_u32(&r);
+	out->pair.handover_wait_ms = rd_u32(&r);
 	rd_str(&r, out->pair.etcd_key, sizeof(out->pair.etcd_key));
 	if (out->pair.enabled && (out->pair.partner.family == 0 ||
 	    out->pair.address.family != out->pair.partner.family ||
@@ -394,6 +396,7 @@ pmsg_conf_decode(const uint8_t *body, size_t len, struct grgw_config *out)
 	    out->pair.dead_ms > 60000 || out->pair.guard_ms > 60000 ||
 	    out->pair.margin_ms == 0 ||
 	    out->pair.margin_ms > out->pair.guard_ms - out->pair.interval_ms ||
+	    out->pair.handover_wait_ms > 60000 ||
 	    out->pair.etcd_key[0] == '\0' ||
 	    out->feeds.etcd_endpoint[0] == '\0'))
 		r.bad = 1;

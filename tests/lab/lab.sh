@@ -58,7 +58,9 @@
 #   site knows.  lib.sh has the pair tests' helpers (pair_gws, holder_of,
 #   etcd_at, power_off, power_on).  LAB_PAIR_TIMERS="interval dead guard
 #   margin" (ms, default "20 100 100 40") sets the pair's timers in the
-#   rendered files (the kernel VM's emulated CPUs need wider ones).
+#   rendered files (the kernel VM's emulated CPUs need wider ones), and
+#   LAB_PAIR_HANDOVER_WAIT_MS their [pair] handover_wait_ms (unset: the
+#   timers' default).
 #
 # Usage:
 #   lab.sh up [--nat] [--pair]        build the lab (removes leftovers first)
@@ -254,6 +256,8 @@ lab_conf_pair() {
 			    -e "s|@INTERVAL@|${timers[0]}|" -e "s|@DEAD@|${timers[1]}|" \
 			    -e "s|@GUARD@|${timers[2]}|" -e "s|@MARGIN@|${timers[3]}|" \
 			    "$LAB_HERE/pair.conf.in" >>"$dest"
+			[ -z "${LAB_PAIR_HANDOVER_WAIT_MS:-}" ] ||
+				sed -i "/^margin_ms = /a handover_wait_ms = $LAB_PAIR_HANDOVER_WAIT_MS" "$dest"
 			echo "$dest"
 			prio=100
 		done

@@ -396,6 +396,10 @@ engine_timers_are() {
 	local want c
 	c=$(pair_conf "$1")
 	want="every $(conf_value "$c" pair interval_ms) ms; dead $(conf_value "$c" pair dead_ms) ms, guard $(conf_value "$c" pair guard_ms) ms, margin $(conf_value "$c" pair margin_ms) ms"
+	# [pair] handover_wait_ms, where the lab sets it
+	# (LAB_PAIR_HANDOVER_WAIT_MS)
+	[ -z "$(conf_value "$c" pair handover_wait_ms)" ] ||
+		want="$want; priority $(conf_value "$c" pair priority); a handover waits up to $(conf_value "$c" pair handover_wait_ms) ms"
 	echo "want: $want"
 	# The network process's start line ("pair: heartbeats from A to B
 	# ..."), not a path's news ("pair: heartbeats arrive on path N").
@@ -489,7 +493,7 @@ stream6_stop() {
 
 settled_how_handover() { echo ""; }
 settled_how_kill() { echo alone; }
-move_handover() { move_at "handover $1"; pair_grgw "$1" handover --timeout 10 >>"$WORK/handover.log" 2>&1; }
+move_handover() { move_at "handover $1"; pair_grgw "$1" handover --timeout $((10 * ${LAB_WAIT_SCALE:-1})) >>"$WORK/handover.log" 2>&1; }
 after_handover() { wait_until 15 eval "[ \"\$(pair_role $1)\" = standby ]"; }
 
 # moves.log: when each step of a move came, in ms of the stream (its

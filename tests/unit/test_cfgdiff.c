@@ -458,6 +458,9 @@ test_pair_live(void **state)
 	expect_one(&d, CFGDIFF_LIVE, "[pair] guard_ms 100 -> 60");
 	diff_extra(PAIR, PAIR "margin_ms = 50\n", &d);
 	expect_one(&d, CFGDIFF_LIVE, "[pair] margin_ms 40 -> 50");
+	diff_extra(PAIR, PAIR "handover_wait_ms = 8000\n", &d);
+	expect_one(&d, CFGDIFF_LIVE, "[pair] handover_wait_ms 0 -> 8000");
+	assert_int_equal(d.apply, CFGDIFF_PAIR);
 
 	diff_extra(PAIR, PAIR "key_file = /etc/grgw/pair.key\n", &d);
 	expect_one(&d, CFGDIFF_LIVE, "[pair] key_file (off) -> "

@@ -2021,7 +2021,8 @@ test_pair_values(void **state)
 	    "\"peer\" in [pair]; expected one of: partner, address, "
 	    "second_partner, second_address, own_wan_address, priority, port, "
 	    "interval_ms, "
-	    "dead_ms, guard_ms, margin_ms, key_file, etcd_key", NULL, NULL);
+	    "dead_ms, guard_ms, margin_ms, handover_wait_ms, key_file, "
+	    "etcd_key", NULL, NULL);
 	check_one(26, PAIR "\npriority = 1\npriority = 2", FN ":33: duplicate "
 	    "key priority in [pair] (first set on line 32)", NULL, NULL);
 	check_one(26, "log_level = info\npartner = 198.18.1.3", FN ":27: "
@@ -2056,6 +2057,14 @@ test_pair_timing(void **state)
 	    "of range", NULL, NULL);
 	parse_good(PAIR "\nmargin_ms = 80", &cfg);
 	assert_int_equal(cfg.pair.margin_ms, 80);
+	/* handover_wait_ms: unset (0) by default, the timers' wait then. */
+	assert_int_equal(cfg.pair.handover_wait_ms, 0);
+	parse_good(PAIR "\nhandover_wait_ms = 10000", &cfg);
+	assert_int_equal(cfg.pair.handover_wait_ms, 10000);
+	check_one(26, PAIR "\nhandover_wait_ms = 99", FN ":32: "
+	    "handover_wait_ms \"99\" is out of range", NULL, NULL);
+	check_one(26, PAIR "\nhandover_wait_ms = 60001", FN ":32: "
+	    "handover_wait_ms \"60001\" is out of range", NULL, NULL);
 	/* The bounds themselves are fine. */
 	parse_good(PAIR "\ndead_ms = 60\nguard_ms = 40", &cfg);
 	assert_int_equal(cfg.pair.dead_ms, 60);

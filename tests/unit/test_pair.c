@@ -244,7 +244,8 @@ decode_resigned(size_t off, uint8_t value)
 	return decode_exact(buf, WIRE, key_a, NULL, &q, NULL);
 }
 
-/* A handover's wait for the partner's SAs: 2 x (dead + guard), >= 1.5 s. */
+/* A handover's wait for the partner's SAs: 2 x (dead + guard), >= 1.5 s,
+ * unless configured. */
 static void
 test_prepare_limit(void **state)
 {
@@ -260,6 +261,12 @@ test_prepare_limit(void **state)
 	c.dead_ms = UINT32_MAX;
 	c.guard_ms = UINT32_MAX;
 	assert_int_equal(pair_prepare_limit_ms(&c), UINT32_MAX);
+	/* [pair] handover_wait_ms, whatever the timers. */
+	c.handover_wait_ms = 10000;
+	assert_int_equal(pair_prepare_limit_ms(&c), 10000);
+	c.dead_ms = 100;
+	c.guard_ms = 100;
+	assert_int_equal(pair_prepare_limit_ms(&c), 10000);
 }
 
 static void

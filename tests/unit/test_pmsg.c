@@ -281,6 +281,7 @@ test_conf_pair(void **state)
 	cfg.pair.dead_ms = 100;
 	cfg.pair.guard_ms = 60;
 	cfg.pair.margin_ms = 33;
+	cfg.pair.handover_wait_ms = 9000;
 	snprintf(cfg.pair.key_file, sizeof(cfg.pair.key_file), "/etc/k");
 	snprintf(cfg.pair.etcd_key, sizeof(cfg.pair.etcd_key), "/grgw/a/p");
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
@@ -295,6 +296,7 @@ test_conf_pair(void **state)
 	assert_int_equal(out.pair.dead_ms, 100);
 	assert_int_equal(out.pair.guard_ms, 60);
 	assert_int_equal(out.pair.margin_ms, 33);
+	assert_int_equal(out.pair.handover_wait_ms, 9000);
 	assert_string_equal(out.pair.etcd_key, "/grgw/a/p");
 	assert_string_equal(out.pair.key_file, "");
 
@@ -314,6 +316,10 @@ test_conf_pair(void **state)
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
 	cfg.pair.margin_ms = 40;
+	cfg.pair.handover_wait_ms = 60001;
+	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
+	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
+	cfg.pair.handover_wait_ms = 0;
 	cfg.pair.priority = 0;
 	len = pmsg_conf_encode(&cfg, buf, sizeof(buf));
 	assert_int_equal(pmsg_conf_decode(buf, (size_t)len, &out), -1);
