@@ -735,6 +735,8 @@ close_now_reply(const struct vici_msg *m, void *arg)
 int
 ike_close_now(struct ike *k, unsigned wait_ms, ike_done_cb done, void *arg)
 {
+	int	 i;
+
 	if (k == NULL || k->stopping || k->vici == NULL || !k->ready ||
 	    !k->sas.ike_any || k->close_done != NULL)
 		return -1;
@@ -742,6 +744,21 @@ ike_close_now(struct ike *k, unsigned wait_ms, ike_done_cb done, void *arg)
 	evtimer_del(k->initiate_timer);
 	k->close_done = done;
 	k->close_arg = arg;
+	/*
+	 * Every IKE_SA the last listing showed first, by its id, without
+	 * waiting for the peer's answer: each DELETE leaves at once.  By
+	 * name alone, charon answers one terminate after the other, and
+	 * one that waits holds the next back (in the emulated VM, a
+	 * terminate of a connection without IKE_SAs took 0.3 s there, and
+	 * the DELETE that counted was still to go when the addresses left:
+	 * the other site kept those SAs until dead-peer detection, then
+	 * started them again beside the new active's).  Then by name, which
+	 * also ends an IKE_SA that listing did not show yet, and whose
+	 * answer says done.
+	 */
+	for (i = 0; i < k->sas.n_est && i < IKE_SAS_REFS; i++)
+		ike_send(k, conn_build_terminate_ike(k->sas.est[i].uniqueid),
+		    NULL);
 	if (terminate_every(k, TERM_WAIT, wait_ms, close_now_reply) == -1) {
 		k->close_done = NULL;
 		return -1;
