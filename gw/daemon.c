@@ -144,6 +144,7 @@ struct gwd {
 	 */
 	int		prep_asked;
 	int		prep_told_ready;
+	int		ho_closed;	/* outgoing: SAs closed, drain on */
 	struct event	*prep_timer;
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
@@ -331,8 +332,10 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 		evtimer_add(d->lapse_timer, &tv);
 	} else
 		ike_set_active(d->ike, held);
-	if (!held)
+	if (!held) {
 		netproc_pair_hold(d->np, 0, 0);
+		d->ho_closed = 0;
+	}
 	else if (d->child_up && !d->verified && d->echo == NULL)
 		echo_begin(d);	/* the SAs made ready: checked from now */
 	linkact_role(d->act, held);
@@ -400,7 +403,7 @@ pair_before_release(void *arg)
 	struct gwd *d = arg;
 
 	if (!(pairhold_last(d->ph)->prep & PMSG_PREP_PARTNER_READY) ||
-	    d->stopping)
+	    d->stopping || d->ho_closed)
 		return 0;
 	/* What the nodes send here until they hear the partner goes on to
 	 * it, from now (before these SAs go). */
@@ -408,6 +411,51 @@ pair_before_release(void *arg)
 	    d->cfg->pair.guard_ms);
 	return ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, release_go,
 	    d) == 0;
+}
+
+/*
+ * The outgoing side, from the moment a handover made ready begins (the
+ * partner's SAs are in; the engine flags its heartbeats): what the nodes
+ * send here goes on to the partner, which sends it on its own SAs, and
+ * this gateway's SAs are deleted while the floating WAN address still
+ * carries the DELETEs, the role's hold a whole guard ahead.  Done at the
+ * word to let go alone (pair_before_release(), still the way without a
+ * drain), the deletes raced the hold's end on a slow host: the kernel's
+ * hold lets nothing from the floating addresses out past it, and the
+ * other site kept those SAs until dead-peer detection, then started
+ * them again beside the new active's.  The site's link is the partner's
+ * to report from here (daemon_publish()).  A handover given up (the
+ * partner did not take the role) ends the drain and starts the tunnel
+ * again from here.
+ */
+static void
+pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
+{
+	uint32_t ms = PAIR_DRAIN_MS + d->cfg->pair.dead_ms +
+	    2 * d->cfg->pair.guard_ms;
+	int begun = ro->role == PAIR_ACTIVE && pairhold_held(d->ph) &&
+	    (ro->prep & PMSG_PREP_PARTNER_READY) != 0;
+
+	if (begun && !d->ho_closed && !d->stopping) {
+		if (pairhold_drain(d->ph, ms) == -1)
+			return;
+		if (ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, NULL,
+		    NULL) == -1) {
+			pairhold_drain_end(d->ph);
+			return;
+		}
+		d->ho_closed = 1;
+		log_info("handover: the partner's SAs carry the tunnel; "
+		    "this gateway's go");
+	} else if (!begun && d->ho_closed && ro->role == PAIR_ACTIVE &&
+	    pairhold_held(d->ph)) {
+		d->ho_closed = 0;
+		pairhold_drain_end(d->ph);
+		log_info("handover: given up; the tunnel starts again from "
+		    "this gateway");
+		ike_resume(d->ike);
+		link_refresh(d);
+	}
 }
 
 static void
@@ -833,6 +881,7 @@ netproc_news(const struct netproc_news *n, void *arg)
 	case NETPROC_ROLE:
 		if (d->ph == NULL)
 			break;
+		pair_handover_follow(d, n->role);
 		pairhold_role(d->ph, n->role);
 		prep_asked(d, (n->role->prep & PMSG_PREP_ASKED) != 0);
 		/* SAs kept across a lapse: a newer epoch ends the wait. */
@@ -1433,9 +1482,10 @@ daemon_publish(struct gwd *d, enum link_state old)
 	 * [pair]: the site's link is the active gateway's to report; a
 	 * standby (no tunnel, no probes from the site's addresses) would
 	 * only say "down" over it, in etcd under the same key and to the
-	 * same alarms.
+	 * same alarms; so would an active handing over, its SAs gone
+	 * (pair_handover_follow()).
 	 */
-	if (d->ph != NULL && !pairhold_held(d->ph))
+	if (d->ph != NULL && (!pairhold_held(d->ph) || d->ho_closed))
 		return;
 	if (d->hooks != NULL)
 		hooks_run(d->hooks, &d->link, old);

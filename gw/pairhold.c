@@ -592,6 +592,15 @@ drain_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		log_info("pair: drain to the partner ended");
 }
 
+void
+pairhold_drain_end(struct pairhold *ph)
+{
+	if (ph == NULL || !evtimer_pending(ph->drain_timer, NULL))
+		return;
+	evtimer_del(ph->drain_timer);
+	drain_timer_cb(-1, 0, ph);
+}
+
 int
 pairhold_drain(struct pairhold *ph, uint32_t ms)
 {

@@ -93,6 +93,8 @@ void	pairhold_set_before(struct pairhold *ph, pairhold_before_cb before);
  * logged at start; the switch failed, logged).
  */
 int	pairhold_drain(struct pairhold *ph, uint32_t ms);
+/* Ends a drain before its time (a handover given up).  NULL ok. */
+void	pairhold_drain_end(struct pairhold *ph);
 void	pairhold_release_now(struct pairhold *ph);
 /* Gives the addresses up if held (the callback is not called).  NULL ok. */
 void	pairhold_free(struct pairhold *ph);

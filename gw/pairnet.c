@@ -510,6 +510,9 @@ step(struct pairnet *pn)
 	if (out.handover && !pn->handing_over && pn->wan_down)
 		log_info("pair: the WAN is down: handing the role over to the "
 		    "partner");
+	/* A handover given up (still active): its word is spent too. */
+	if (pn->handing_over && !out.handover && out.role == PAIR_ACTIVE)
+		pn->prep_partner_ready = 0;
 	pn->handing_over = out.handover;
 	if (out.take) {
 		pn->takeovers++;
