@@ -65,6 +65,13 @@
 					 * SAs made ready, dead + guard for the
 					 * move, and this */
 #define STOP_POLL_MS		50
+/*
+ * [pair]: a handover's drain lasts until the nodes have heard the
+ * partner: it takes the addresses within dead_ms + guard_ms of the
+ * release at the latest, and announces them again up to this much
+ * after that.
+ */
+#define PAIR_DRAIN_MS		1000
 
 struct gwd {
 	struct event_base *base;
@@ -334,6 +341,10 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 		ike_set_active(d->ike, held);
 	if (!held) {
 		netproc_pair_hold(d->np, 0, 0);
+		/* The drain began before the move: as long from here. */
+		if (d->ho_closed)
+			(void)pairhold_drain(d->ph, PAIR_DRAIN_MS +
+			    d->cfg->pair.dead_ms + d->cfg->pair.guard_ms);
 		d->ho_closed = 0;
 	}
 	else if (d->child_up && !d->verified && d->echo == NULL)
@@ -374,13 +385,6 @@ prep_keep_ms(const struct grgw_config *cfg)
 	    cfg->pair.guard_ms + 1000;
 }
 
-/*
- * The drain lasts until the nodes have heard the partner: it takes the
- * addresses within dead_ms + guard_ms of the release at the latest, and
- * announces them again up to a second after that.
- */
-#define PAIR_DRAIN_MS	1000
-
 static void
 release_go(void *arg)
 {
@@ -413,20 +417,30 @@ pair_before_release(void *arg)
 	    d) == 0;
 }
 
+static void
+handover_closed(void *arg)
+{
+	struct gwd *d = arg;
+
+	netproc_pair_cmd(d->np, PMSG_PAIR_CLOSED);
+}
+
 /*
- * The outgoing side, from the moment a handover made ready begins (the
- * partner's SAs are in; the engine flags its heartbeats): what the nodes
- * send here goes on to the partner, which sends it on its own SAs, and
- * this gateway's SAs are deleted while the floating WAN address still
- * carries the DELETEs, the role's hold a whole guard ahead.  Done at the
- * word to let go alone (pair_before_release(), still the way without a
- * drain), the deletes raced the hold's end on a slow host: the kernel's
- * hold lets nothing from the floating addresses out past it, and the
- * other site kept those SAs until dead-peer detection, then started
- * them again beside the new active's.  The site's link is the partner's
- * to report from here (daemon_publish()).  A handover given up (the
- * partner did not take the role) ends the drain and starts the tunnel
- * again from here.
+ * The outgoing side, once the partner's SAs for a handover are in and
+ * before the role engine's handover begins (the network process waits
+ * for PMSG_PAIR_CLOSED): what the nodes send here goes on to the
+ * partner, which sends it on its own SAs, and this gateway's SAs are
+ * deleted while the role is held as ever and the floating WAN address
+ * carries the DELETEs.  Done at the word to let go alone
+ * (pair_before_release(), still the way without a drain), the deletes
+ * raced the hold's end on a slow host: the kernel's hold lets nothing
+ * from the floating addresses out past it, and the other site kept
+ * those SAs until dead-peer detection, then started them again beside
+ * the new active's.  The site's link is the partner's to report from
+ * here (daemon_publish()).  A handover given up (the partner did not
+ * take the role) starts the tunnel again from here; the drain runs its
+ * time out meanwhile (the partner's SAs stay as long), or ends at once
+ * if the partner is gone.
  */
 static void
 pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
@@ -437,11 +451,14 @@ pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
 	    (ro->prep & PMSG_PREP_PARTNER_READY) != 0;
 
 	if (begun && !d->ho_closed && !d->stopping) {
-		if (pairhold_drain(d->ph, ms) == -1)
+		if (pairhold_drain(d->ph, ms) == -1) {
+			handover_closed(d);
 			return;
-		if (ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, NULL,
-		    NULL) == -1) {
+		}
+		if (ike_close_now(d->ike, d->cfg->pair.margin_ms / 2,
+		    handover_closed, d) == -1) {
 			pairhold_drain_end(d->ph);
+			handover_closed(d);
 			return;
 		}
 		d->ho_closed = 1;
@@ -450,7 +467,10 @@ pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
 	} else if (!begun && d->ho_closed && ro->role == PAIR_ACTIVE &&
 	    pairhold_held(d->ph)) {
 		d->ho_closed = 0;
-		pairhold_drain_end(d->ph);
+		/* The partner's SAs carry the drain on until this
+		 * gateway's are back, unless the partner is gone. */
+		if (!ro->partner_seen)
+			pairhold_drain_end(d->ph);
 		log_info("handover: given up; the tunnel starts again from "
 		    "this gateway");
 		ike_resume(d->ike);

@@ -112,12 +112,17 @@ struct pairnet {
 	/*
 	 * A handover made before it breaks (PAIR_F_PREPARE in pair.h).
 	 * Active: asking since prep_since, then whether the partner said
-	 * READY before the handover began.  Standby: asked, and whether
-	 * the parent says this gateway's SAs are in.
+	 * READY before the handover began, and meanwhile waiting since
+	 * closing_since for the parent to have closed this gateway's SAs
+	 * (closed: it said so).  Standby: asked, and whether the parent
+	 * says this gateway's SAs are in.
 	 */
 	int			 prep_asking;
 	uint64_t		 prep_since;
 	int			 prep_partner_ready;
+	int			 closing;
+	int			 closed;
+	uint64_t		 closing_since;
 	int			 prep_asked;
 	int			 prep_ready;
 
@@ -453,16 +458,31 @@ partner_says(const struct pairnet *pn, uint64_t now, uint8_t f)
 	    (pn->partner_flags & f) != 0;
 }
 
+static void
+prep_handover(struct pairnet *pn, uint64_t now)
+{
+	char	 err[PAIR_REASON_MAX];
+
+	if (pair_role_handover(pn->role, now, err, sizeof(err)) == -1) {
+		pn->prep_partner_ready = 0;
+		log_warnx("pair: handover refused: %s", err);
+	}
+}
+
 /*
  * A handover made before it breaks.  Active, asking: once the partner
- * says READY (or after prep_limit(), the usual way), the role engine's
- * handover begins.  Standby: whether the active partner asks (the parent
+ * says READY, the parent closes this gateway's SAs and drains what the
+ * nodes send here to the partner (told by PARTNER_READY, it answers
+ * PMSG_PAIR_CLOSED), then the role engine's handover begins: the DELETEs
+ * leave while the role is held as ever, not in the engine's last guard
+ * (a parent late on a slow host was past the hold's end there, and no
+ * DELETE got out).  No READY within prep_limit(): the handover begins
+ * the usual way.  Standby: whether the active partner asks (the parent
  * makes the SAs ready, and says so with PMSG_PAIR_READY).
  */
 static void
 prep_step(struct pairnet *pn, uint64_t now)
 {
-	char	 err[PAIR_REASON_MAX];
 	int	 ready, asked;
 
 	if (pn->prep_asking) {
@@ -470,21 +490,35 @@ prep_step(struct pairnet *pn, uint64_t now)
 		if (ready || now >= pn->prep_since + prep_limit(pn)) {
 			pn->prep_asking = 0;
 			pn->prep_partner_ready = ready;
-			if (ready)
+			if (ready) {
 				log_info("pair: the partner's SAs are in "
-				    "(%llu ms): handing the role over",
+				    "(%llu ms): this gateway's go first",
 				    (unsigned long long)(now - pn->prep_since));
-			else
+				pn->closing = 1;
+				pn->closed = 0;
+				pn->closing_since = now;
+			} else {
 				log_info("pair: the partner made no SAs ready "
 				    "within %llu ms: handing the role over, "
 				    "with one IKE exchange after the move",
 				    (unsigned long long)prep_limit(pn));
-			if (pair_role_handover(pn->role, now, err,
-			    sizeof(err)) == -1) {
-				pn->prep_partner_ready = 0;
-				log_warnx("pair: handover refused: %s", err);
+				prep_handover(pn, now);
 			}
 		}
+	}
+	/* As long again for the parent's word, at most. */
+	if (pn->closing && (pn->closed ||
+	    now >= pn->closing_since + prep_limit(pn))) {
+		pn->closing = 0;
+		if (pn->closed)
+			log_info("pair: this gateway's SAs are closed "
+			    "(%llu ms): handing the role over",
+			    (unsigned long long)(now - pn->closing_since));
+		else
+			log_warnx("pair: this gateway's SAs not closed within "
+			    "%llu ms: handing the role over",
+			    (unsigned long long)prep_limit(pn));
+		prep_handover(pn, now);
 	}
 	asked = pn->partner_role == PAIR_ACTIVE &&
 	    partner_says(pn, now, PAIR_F_PREPARE);
@@ -738,6 +772,7 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 			pn->prep_asking = 1;
 			pn->prep_since = chan_mono_ms();
 			pn->prep_partner_ready = 0;
+			pn->closing = 0;
 			pair_role_resend(pn->role);
 		}
 		break;
@@ -751,6 +786,9 @@ pairnet_cmd(struct pairnet *pn, enum pmsg_pair_cmd cmd)
 	case PMSG_PAIR_WAN_DOWN:
 		pair_role_wan(pn->role, cmd == PMSG_PAIR_WAN_UP);
 		pn->wan_down = cmd == PMSG_PAIR_WAN_DOWN;
+		break;
+	case PMSG_PAIR_CLOSED:
+		pn->closed = pn->closing;
 		break;
 	case PMSG_PAIR_HELD:
 		break;

@@ -633,7 +633,7 @@ pmsg_pair_cmd_decode(const uint8_t *body, size_t len,
     enum pmsg_pair_cmd *cmd)
 {
 	if (body == NULL || len != PMSG_PAIR_CMD_LEN ||
-	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_UNREADY)
+	    body[0] < PMSG_PAIR_HANDOVER || body[0] > PMSG_PAIR_CLOSED)
 		return -1;
 	*cmd = (enum pmsg_pair_cmd)body[0];
 	return 0;

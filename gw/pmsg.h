@@ -148,6 +148,9 @@ enum pmsg_pair_cmd {
 	PMSG_PAIR_READY = 6,	/* this standby's SAs made ready for a
 				 * handover are in */
 	PMSG_PAIR_UNREADY = 7,	/* ... are not (or no more) */
+	PMSG_PAIR_CLOSED = 8,	/* active, its partner's SAs in: this
+				 * gateway's are closed and the drain on
+				 * (or that could not be): hand over */
 };
 #define PMSG_PAIR_CMD_LEN	1
 int	pmsg_pair_cmd_decode(const uint8_t *body, size_t len,

@@ -597,7 +597,7 @@ test_pair_bodies(void **state)
 	size_t			 cut;
 
 	for (b = 0; b < 10; b++) {
-		if (b >= PMSG_PAIR_HANDOVER && b <= PMSG_PAIR_UNREADY) {
+		if (b >= PMSG_PAIR_HANDOVER && b <= PMSG_PAIR_CLOSED) {
 			assert_int_equal(pmsg_pair_cmd_decode(&b, 1, &cmd), 0);
 			assert_int_equal(cmd, b);
 		} else
