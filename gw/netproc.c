@@ -38,6 +38,7 @@
 #include "feeds.h"
 #include "linkstate.h"
 #include "netproc.h"
+#include "pair.h"
 #include "pairnet.h"
 #include "pmsg.h"
 #include "probe.h"
@@ -154,7 +155,12 @@ send_ready(struct netproc_child *n, int ok, const char *why)
 		chan_send(n->chan, PMSG_READY, NULL, 0, body, (size_t)len);
 }
 
-/* The pair's role engine says where it stands: to the parent. */
+/*
+ * The pair's role engine says where it stands: to the parent.  An active
+ * gateway handing over (its partner's SAs in: the parent closes this
+ * gateway's) sends no tunnel probes from then on, until it is standby
+ * or the handover is given up.
+ */
 static void
 pair_told(const struct pmsg_role *ro, void *arg)
 {
@@ -162,6 +168,9 @@ pair_told(const struct pmsg_role *ro, void *arg)
 	uint8_t			 body[64 + PMSG_TEXT_MAX];
 	int			 len;
 
+	probe_engine_pause(n->probes, PROBE_TUNNEL,
+	    (ro->role == PAIR_ACTIVE || ro->role == PAIR_RELEASED) &&
+	    (ro->prep & PMSG_PREP_PARTNER_READY) != 0);
 	if ((len = pmsg_role_encode(ro, body, sizeof(body))) >= 0)
 		chan_send(n->chan, PMSG_ROLE, NULL, 0, body, (size_t)len);
 }

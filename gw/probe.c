@@ -83,6 +83,7 @@ struct probe_path_state {
 	int		 usable;	/* both ends have an address */
 	int		 fd;		/* -1 until bound */
 	int		 bind_failed;	/* warned once already */
+	int		 paused;	/* no requests (probe_engine_pause()) */
 	struct sockaddr_storage local, remote;
 	socklen_t	 local_len, remote_len;
 	struct event	*rd;
@@ -295,6 +296,8 @@ probe_send_request(struct probe_path_state *ps)
 	uint64_t		 now_mono = clock_ns(CLOCK_MONOTONIC);
 
 	probe_expire(ps, now_mono);
+	if (ps->paused)
+		return;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = PROBE_REQUEST;
 	pkt.path = (uint8_t)ps->id;
@@ -1097,6 +1100,21 @@ probe_engine_fresh(struct probe_engine *e, enum probe_path path)
 	 */
 	ps->window_start = ps->req_seq + 1;
 	probe_send_request(ps);
+}
+
+void
+probe_engine_pause(struct probe_engine *e, enum probe_path path, int paused)
+{
+	struct probe_path_state	*ps;
+
+	if (e == NULL || path >= PROBE_NPATHS)
+		return;
+	ps = &e->path[path];
+	if (ps->paused == (paused != 0))
+		return;
+	ps->paused = paused != 0;
+	if (!ps->paused)
+		probe_engine_fresh(e, path);
 }
 
 int

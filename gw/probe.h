@@ -92,6 +92,14 @@ void	probe_engine_assume_up(struct probe_engine *e, enum probe_path path);
  */
 void	probe_engine_fresh(struct probe_engine *e, enum probe_path path);
 /*
+ * paused: path's requests are not sent ([pair]: an active handing over,
+ * its SAs closing: one sent on them could meet the other site deleting
+ * them, and be dropped there); unpaused, the path starts fresh
+ * (probe_engine_fresh()).  Answers to the peer go on either way.
+ */
+void	probe_engine_pause(struct probe_engine *e, enum probe_path path,
+	    int paused);
+/*
  * New keys (a reload): key is sent with from then on; next, while a key
  * rotation is under way (the key derived from the next pre-shared key),
  * is accepted as well as key, so the link holds while the two gateways

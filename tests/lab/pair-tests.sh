@@ -436,6 +436,7 @@ metrics_have() {
 pair_moves() {
 	local what=$1 n=$2 i site act other
 	PAIR_DONE=0
+	PAIR_STALE=0
 	# Long enough for the moves however slow the host (it is stopped
 	# after the last one): under emulation 4 handovers outlasted the
 	# 78 s the stream used to be given, and its end came first.
@@ -494,7 +495,34 @@ stream6_stop() {
 settled_how_handover() { echo ""; }
 settled_how_kill() { echo alone; }
 move_handover() { move_at "handover $1"; pair_grgw "$1" handover --timeout $((10 * ${LAB_WAIT_SCALE:-1})) >>"$WORK/handover.log" 2>&1; }
-after_handover() { wait_until 15 eval "[ \"\$(pair_role $1)\" = standby ]"; }
+after_handover() {
+	stale_sas_after "$1"
+	wait_until 15 eval "[ \"\$(pair_role $1)\" = standby ]"
+}
+
+# ike_remotes GW: the remote address of each IKE_SA GW's charon holds
+ike_remotes() {
+	on "$1" swanctl --list-sas --uri "unix://$(echo "$(pair_run_dir "$1")"/site-*/charon.vici)" 2>/dev/null |
+		awk '$1 == "remote" { a = $NF; sub(/\[[0-9]+\]$/, "", a); print a }'
+}
+
+# stale_sas_after GW: GW has just handed its site's role over.  The
+# other site's active gateway holds no IKE_SA with the floating WAN
+# address any more (GW deleted its SAs while that address was still its
+# own; the partner's own SAs carry the tunnel): PAIR_STALE counts those
+# it still held, which it would have kept until dead-peer detection.
+stale_sas_after() {
+	local site far flt
+	site=$(pair_site "$1")
+	far=$(active_of "$([ "$site" = a ] && echo b || echo a)")
+	flt=$([ "$site" = a ] && echo "$GW_A_WAN" || echo "$GW_B_WAN")
+	[ -n "$far" ] || return 0
+	if ike_remotes "$far" | grep -qxF "$flt"; then
+		PAIR_STALE=$((PAIR_STALE + 1))
+		note "after $1's handover, $far still holds an IKE_SA with $flt:"
+		ike_remotes "$far" | sed 's/^/       /'
+	fi
+}
 
 # moves.log: when each step of a move came, in ms of the stream (its
 # sequence numbers), to place the stream's silences (LAB_KEEP_DIR keeps it)
@@ -615,6 +643,8 @@ t_pair_handover() {
 	ready=$(made_ready "${since[@]}")
 	check "every handover made before it broke: the incoming gateway took the role with its own SAs carrying the tunnel ($ready of $PAIR_HANDOVERS)" \
 		test "$ready" -eq "$PAIR_HANDOVERS"
+	check "... and the outgoing one's SAs were gone at the other site (their DELETE left before the floating address; stale after $PAIR_STALE)" \
+		test "$PAIR_STALE" -eq 0
 	# Under software emulation the emulator loses packets of its own,
 	# handover or not (the stream's silences show it): there the loss is
 	# shown, not counted.

@@ -1811,6 +1811,46 @@ test_engine_fresh(void **state)
 	event_base_free(base);
 }
 
+/* A path paused sends no request, the other goes on; unpaused, it does. */
+static void
+test_engine_pause(void **state)
+{
+	struct event_base	*base;
+	struct grgw_config	 ca;
+	struct probe_settings	 s = { 20, 10, 3, test_port(6),
+	    GRGW_PROBES_GRGW, { -1, -1 } };
+	struct fake_peer	 f;
+	struct watch		 w;
+	struct path_stats	 t0, t1, u0, u1;
+
+	memset(&w, 0, sizeof(w));
+	memset(&f, 0, sizeof(f));
+	make_config(&ca, 1);
+	assert_non_null(base = event_base_new());
+	fake_peer_start(&f, base, s.port);
+	assert_non_null(w.e = probe_engine_new(base, &ca, &s, key_a,
+	    on_change, &w));
+	assert_int_equal(probe_engine_start(w.e), 0);
+	assert_true(run_until(base, both_up, &w, 5000));
+
+	probe_engine_pause(w.e, PROBE_TUNNEL, 1);
+	probe_engine_stats(w.e, PROBE_TUNNEL, &t0);
+	probe_engine_stats(w.e, PROBE_UNDERLAY, &u0);
+	run_until(base, NULL, NULL, 200);	/* 10 intervals */
+	probe_engine_stats(w.e, PROBE_TUNNEL, &t1);
+	probe_engine_stats(w.e, PROBE_UNDERLAY, &u1);
+	assert_int_equal(t1.sent, t0.sent);
+	assert_true(u1.sent >= u0.sent + 5);
+
+	probe_engine_pause(w.e, PROBE_TUNNEL, 0);
+	run_until(base, NULL, NULL, 100);
+	probe_engine_stats(w.e, PROBE_TUNNEL, &t1);
+	assert_true(t1.sent >= t0.sent + 3);
+	probe_engine_free(w.e);
+	fake_peer_stop(&f);
+	event_base_free(base);
+}
+
 static int
 underlay_sent(void *arg)
 {
@@ -1958,6 +1998,7 @@ main(void)
 		cmocka_unit_test(test_engine_clock_skew),
 		cmocka_unit_test(test_engine_statistics),
 		cmocka_unit_test(test_engine_fresh),
+		cmocka_unit_test(test_engine_pause),
 		cmocka_unit_test(test_engine_bind_retry),
 		cmocka_unit_test(test_engine_api_edges),
 	};
