@@ -152,6 +152,7 @@ struct gwd {
 	int		prep_asked;
 	int		prep_told_ready;
 	int		ho_closed;	/* outgoing: SAs closed, drain on */
+	int		ho_resuming;	/* given up: drain until SAs again */
 	struct event	*prep_timer;
 	struct timespec	drain_until;	/* feeds get the final state by then */
 	struct event	*stop_timer;
@@ -346,6 +347,7 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 			(void)pairhold_drain(d->ph, PAIR_DRAIN_MS +
 			    d->cfg->pair.dead_ms + d->cfg->pair.guard_ms);
 		d->ho_closed = 0;
+		d->ho_resuming = 0;
 	}
 	else if (d->child_up && !d->verified && d->echo == NULL)
 		echo_begin(d);	/* the SAs made ready: checked from now */
@@ -438,9 +440,10 @@ handover_closed(void *arg)
  * those SAs until dead-peer detection, then started them again beside
  * the new active's.  The site's link is the partner's to report from
  * here (daemon_publish()).  A handover given up (the partner did not
- * take the role) starts the tunnel again from here; the drain runs its
- * time out meanwhile (the partner's SAs stay as long), or ends at once
- * if the partner is gone.
+ * take the role) starts the tunnel again from here; the drain carries
+ * what the nodes send until its first CHILD_SA is in (the partner's SAs
+ * stay that long: its INITIAL_CONTACT deletes them at the other site as
+ * that CHILD_SA comes), or ends at once if the partner is gone.
  */
 static void
 pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
@@ -467,9 +470,8 @@ pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
 	} else if (!begun && d->ho_closed && ro->role == PAIR_ACTIVE &&
 	    pairhold_held(d->ph)) {
 		d->ho_closed = 0;
-		/* The partner's SAs carry the drain on until this
-		 * gateway's are back, unless the partner is gone. */
-		if (!ro->partner_seen)
+		d->ho_resuming = ro->partner_seen;
+		if (!d->ho_resuming)
 			pairhold_drain_end(d->ph);
 		log_info("handover: given up; the tunnel starts again from "
 		    "this gateway");
@@ -658,6 +660,11 @@ child_became_up(struct gwd *d)
 {
 	d->child_up = 1;
 	d->verified = 0;
+	/* A handover given up: this gateway's SAs carry its traffic again. */
+	if (d->ho_resuming) {
+		d->ho_resuming = 0;
+		pairhold_drain_end(d->ph);
+	}
 	if (d->dp == GRGW_DP_KERNEL && !d->routes_installed) {
 		if (gwnl_tunnel_routes_install(d->nl, d->cfg) == 0)
 			d->routes_installed = 1;

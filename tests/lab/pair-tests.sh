@@ -17,6 +17,10 @@
 #                  memcached at vellum-b): each made before it breaks (the
 #                  incoming gateway's own SAs in first), not one packet
 #                  lost, no reset, the same source address at the server
+#   pair-handover-given-up  `grgw handover` with the standby's etcd
+#                  traffic dropped: the active closes its SAs, gives the
+#                  handover up and starts the tunnel again; same epoch,
+#                  nothing lost
 #   pair-kill      the active gateway powered off (kill -9, links down)
 #                  PAIR_KILLS times, alternating sites, under the same
 #                  stream; it comes back as the standby each time
@@ -1114,6 +1118,58 @@ t_pair_etcd_stall() {
 	check "$other back as the standby" after_kill "$other"
 	check "... and now the hook of $act was told: redundancy restored" \
 		wait_until 5 eval "[ \"\$(hook_count $act 'redundancy restored')\" -gt $told ]"
+}
+
+# t_pair_handover_given_up: a handover the standby cannot follow.  Its
+# etcd traffic is dropped just before `grgw handover`: its SAs are made
+# ready (the other site's etcd plays no part) and the active closes its
+# own, but the standby's claim never reaches etcd.  The active gives the
+# handover up after dead_ms + guard_ms and starts the tunnel again itself:
+# under the stream, it stays active under the same epoch and its tunnel
+# carries the traffic again.  The drain to the partner's SAs carries the
+# stream until then; its new IKE_SA's INITIAL_CONTACT deletes them at the
+# other site one exchange before its own CHILD_SA is in, and that is the
+# stream's one silence (17 ms in the lab; before the drain waited for
+# the CHILD_SA, 1,083 ms).
+t_pair_handover_given_up() {
+	local act other epoch log off text rc dead guard
+	need_pair || return 0
+	act=$(active_of a)
+	[ -n "$act" ] || { fail "site a has one active gateway"; pair_diag; return 0; }
+	other=$(pair_partner "$act")
+	epoch=$(pair_json "$act" | jq -r '.pair.epoch')
+	log=$(pair_log "$act")
+	off=$(log_size "$log")
+	trace_start
+	udp_stream_start 10
+	sleep 1
+	block_in "$other" etcd
+	rc=0
+	pair_grgw "$act" handover --timeout 3 >"$WORK/given-up.out" 2>&1 || rc=$?
+	sed 's/^/     | /' "$WORK/given-up.out"
+	# Long enough for the standby's etcd client to have given its
+	# requests up: a claim let through late must not win.
+	sleep $((3 * ${LAB_WAIT_SCALE:-1}))
+	unblock "$other"
+	sleep 2
+	udp_stream_stop
+	trace_stop
+	text=$(log_since "$log" "$off")
+	grep -E "handover|pair: " <<<"$text" | sed 's/^/     | /' | head -n 12
+	check "grgw handover says the partner did not take the role (exit $rc)" test "$rc" -ne 0
+	check "$act closed its SAs for the handover, then gave it up and started the tunnel again" \
+		eval "grep -q \"this gateway's go\" <<<\"\$text\" && grep -q 'given up; the tunnel starts again' <<<\"\$text\""
+	check "$act is still active under epoch $epoch, $other standby" \
+		eval "status_pair_is $act '.pair.role == \"active\" and .pair.epoch == $epoch' && [ \"\$(pair_role $other)\" = standby ]"
+	check "$act's tunnel is up again" wait_until 10 eval "pair_json $act | jq -e '.peers[0].tunnel == \"up\"'"
+	check "ping vellum-a -> vellum-b IPv4 through $act" ping_ok vellum-a "$VELLUM_B4"
+	note "stream: $(head -n 1 "$WORK/stream-recv.out"), $(udp_stream_lost) lost; $(grep '^gaps' "$WORK/stream-recv.out")"
+	# The drain left on its own timer instead loses a second of it; one
+	# IKE exchange is a few dozen packets here.
+	read -r _ dead guard _ <<<"${LAB_PAIR_TIMERS:-20 100 100 40}"
+	check_native "the stream had one silence at most, of fewer packets than dead_ms + guard_ms: the drain carried it until $act's CHILD_SA was in" \
+		eval "[ \"\$(awk '/^gaps/ { print NF - 1 }' \"\$WORK/stream-recv.out\")\" -le 1 ] && [ \"\$(udp_stream_lost)\" -lt $((dead + guard)) ]"
+	check "no floating address was ever on two gateways" trace_never_two
 }
 
 # t_pair_freeze: every grgw process of the active gateway stopped

@@ -83,7 +83,7 @@ ALL_TESTS=(lab configs up reach bulk wan peer-down charon-kill charon-crashes ch
 	harden-charon-stop harden-etcd-stop harden-block harden-boot harden-full-run local-down wrong-psk nat
 	link-feeds link-cuts link-reestablish link-loss link-forged link-stopped link-etcd link-prometheus
 	interop-swanctl interop-libreswan reload-same reload-broken reload-dataplane reload-dscp reload-prefix reload-rotate x509 x509-rotate rekey
-	pair-up pair-handover pair-kill pair-partition pair-crash pair-freeze pair-etcd-stall pair-down pair-reload)
+	pair-up pair-handover pair-handover-given-up pair-kill pair-partition pair-crash pair-freeze pair-etcd-stall pair-down pair-reload)
 UP_TIMEOUT=${UP_TIMEOUT:-45}
 BLOB_BYTES=$((20 * 1024 * 1024))
 
