@@ -151,7 +151,9 @@ struct gwd {
 	 */
 	int		prep_asked;
 	int		prep_told_ready;
-	int		ho_closed;	/* outgoing: SAs closed, drain on */
+	int		ho_closed;	/* outgoing: drain on, SAs closed
+					 * when ho_close_timer fires */
+	struct event	*ho_close_timer;
 	int		ho_resuming;	/* given up: drain until SAs again */
 	struct event	*prep_timer;
 	struct timespec	drain_until;	/* feeds get the final state by then */
@@ -348,6 +350,7 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 			    d->cfg->pair.dead_ms + d->cfg->pair.guard_ms);
 		d->ho_closed = 0;
 		d->ho_resuming = 0;
+		evtimer_del(d->ho_close_timer);
 	}
 	else if (d->child_up && !d->verified && d->echo == NULL)
 		echo_begin(d);	/* the SAs made ready: checked from now */
@@ -427,23 +430,43 @@ handover_closed(void *arg)
 	netproc_pair_cmd(d->np, PMSG_PAIR_CLOSED);
 }
 
+static void
+handover_close_go(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwd *d = arg;
+
+	(void)fd;
+	(void)ev;
+	if (!d->ho_closed || d->stopping)
+		return;
+	log_info("handover: the partner's SAs carry the tunnel; this "
+	    "gateway's go");
+	if (ike_close_now(d->ike, d->cfg->pair.margin_ms / 2,
+	    handover_closed, d) == -1)
+		handover_closed(d);
+}
+
 /*
  * The outgoing side, once the partner's SAs for a handover are in and
  * before the role engine's handover begins (the network process waits
  * for PMSG_PAIR_CLOSED): what the nodes send here goes on to the
- * partner, which sends it on its own SAs, and this gateway's SAs are
- * deleted while the role is held as ever and the floating WAN address
- * carries the DELETEs.  Done at the word to let go alone
- * (pair_before_release(), still the way without a drain), the deletes
- * raced the hold's end on a slow host: the kernel's hold lets nothing
- * from the floating addresses out past it, and the other site kept
- * those SAs until dead-peer detection, then started them again beside
- * the new active's.  The site's link is the partner's to report from
- * here (daemon_publish()).  A handover given up (the partner did not
- * take the role) starts the tunnel again from here; the drain carries
- * what the nodes send until its first CHILD_SA is in (the partner's SAs
- * stay that long: its INITIAL_CONTACT deletes them at the other site as
- * that CHILD_SA comes), or ends at once if the partner is gone.
+ * partner, which sends it on its own SAs, and margin_ms later this
+ * gateway's SAs are deleted, while the role is held as ever and the
+ * floating WAN address carries the DELETEs.  The wait lets what this
+ * gateway sent on them just before reach the other site and be taken
+ * there (deleted under it, it was dropped by the inbound policy check:
+ * 17 packets in one run of the emulated VM, whose backlog is slow to
+ * empty).  Done at the word to let go alone (pair_before_release(),
+ * still the way without a drain), the deletes raced the hold's end on a
+ * slow host: the kernel's hold lets nothing from the floating addresses
+ * out past it, and the other site kept those SAs until dead-peer
+ * detection, then started them again beside the new active's.  The
+ * site's link is the partner's to report from here (daemon_publish()).
+ * A handover given up (the partner did not take the role) starts the
+ * tunnel again from here; the drain carries what the nodes send until
+ * its first CHILD_SA is in (the partner's SAs stay that long: its
+ * INITIAL_CONTACT deletes them at the other site as that CHILD_SA
+ * comes), or ends at once if the partner is gone.
  */
 static void
 pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
@@ -452,24 +475,20 @@ pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
 	    2 * d->cfg->pair.guard_ms;
 	int begun = ro->role == PAIR_ACTIVE && pairhold_held(d->ph) &&
 	    (ro->prep & PMSG_PREP_PARTNER_READY) != 0;
+	struct timeval tv = { d->cfg->pair.margin_ms / 1000,
+	    (d->cfg->pair.margin_ms % 1000) * 1000 };
 
 	if (begun && !d->ho_closed && !d->stopping) {
 		if (pairhold_drain(d->ph, ms) == -1) {
 			handover_closed(d);
 			return;
 		}
-		if (ike_close_now(d->ike, d->cfg->pair.margin_ms / 2,
-		    handover_closed, d) == -1) {
-			pairhold_drain_end(d->ph);
-			handover_closed(d);
-			return;
-		}
 		d->ho_closed = 1;
-		log_info("handover: the partner's SAs carry the tunnel; "
-		    "this gateway's go");
+		evtimer_add(d->ho_close_timer, &tv);
 	} else if (!begun && d->ho_closed && ro->role == PAIR_ACTIVE &&
 	    pairhold_held(d->ph)) {
 		d->ho_closed = 0;
+		evtimer_del(d->ho_close_timer);
 		d->ho_resuming = ro->partner_seen;
 		if (!d->ho_resuming)
 			pairhold_drain_end(d->ph);
@@ -1945,6 +1964,8 @@ daemon_free(struct gwd *d)
 		event_free(d->lapse_timer);
 	if (d->prep_timer != NULL)
 		event_free(d->prep_timer);
+	if (d->ho_close_timer != NULL)
+		event_free(d->ho_close_timer);
 	if (d->up_timer != NULL)
 		event_free(d->up_timer);
 
@@ -1969,6 +1990,7 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->yield_timer = evtimer_new(d->base, yield_expired, d);
 	d->lapse_timer = evtimer_new(d->base, lapse_expired, d);
 	d->prep_timer = evtimer_new(d->base, prep_expired, d);
+	d->ho_close_timer = evtimer_new(d->base, handover_close_go, d);
 	d->up_timer = evtimer_new(d->base, up_settled, d);
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
@@ -1976,7 +1998,7 @@ daemon_start_loop(struct gwd *d, char *err, size_t errlen)
 	d->sig_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	if (d->refresh_timer == NULL || d->stop_timer == NULL ||
 	    d->yield_timer == NULL || d->lapse_timer == NULL ||
-	    d->prep_timer == NULL ||
+	    d->prep_timer == NULL || d->ho_close_timer == NULL ||
 	    d->up_timer == NULL || d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL)
 		return err_set(err, errlen, "out of memory");
 	evsignal_add(d->sig_term, NULL);
