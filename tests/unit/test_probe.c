@@ -1760,6 +1760,36 @@ peer_heard(void *arg)
 }
 
 /*
+ * An engine with s against a fake peer, both paths up; engine_down()
+ * ends what it started.
+ */
+static struct event_base *
+engine_up(struct grgw_config *ca, const struct probe_settings *s,
+    struct fake_peer *f, struct watch *w)
+{
+	struct event_base	*base;
+
+	memset(w, 0, sizeof(*w));
+	memset(f, 0, sizeof(*f));
+	make_config(ca, 1);
+	assert_non_null(base = event_base_new());
+	fake_peer_start(f, base, s->port);
+	assert_non_null(w->e = probe_engine_new(base, ca, s, key_a,
+	    on_change, w));
+	assert_int_equal(probe_engine_start(w->e), 0);
+	assert_true(run_until(base, both_up, w, 5000));
+	return base;
+}
+
+static void
+engine_down(struct event_base *base, struct fake_peer *f, struct watch *w)
+{
+	probe_engine_free(w->e);
+	fake_peer_stop(f);
+	event_base_free(base);
+}
+
+/*
  * A new SA (probe_engine_fresh()): the requests lost before it are not
  * this SA's, and leave the path's figures.  The other path, not told,
  * keeps them: it shows that they were lost.
@@ -1776,15 +1806,7 @@ test_engine_fresh(void **state)
 	struct path_stats	 st;
 	struct peer_count	 c;
 
-	memset(&w, 0, sizeof(w));
-	memset(&f, 0, sizeof(f));
-	make_config(&ca, 1);
-	assert_non_null(base = event_base_new());
-	fake_peer_start(&f, base, s.port);
-	assert_non_null(w.e = probe_engine_new(base, &ca, &s, key_a,
-	    on_change, &w));
-	assert_int_equal(probe_engine_start(w.e), 0);
-	assert_true(run_until(base, both_up, &w, 5000));
+	base = engine_up(&ca, &s, &f, &w);
 
 	/* A few requests of each path go unanswered (the old SA dies)... */
 	f.silent = 1;
@@ -1806,9 +1828,7 @@ test_engine_fresh(void **state)
 	if (st.loss_ratio != 0)
 		fail_msg("underlay: loss %.3f after a new SA; the requests "
 		    "lost before it still count", st.loss_ratio);
-	probe_engine_free(w.e);
-	fake_peer_stop(&f);
-	event_base_free(base);
+	engine_down(base, &f, &w);
 }
 
 /* A path paused sends no request, the other goes on; unpaused, it does. */
@@ -1823,15 +1843,7 @@ test_engine_pause(void **state)
 	struct watch		 w;
 	struct path_stats	 t0, t1, u0, u1;
 
-	memset(&w, 0, sizeof(w));
-	memset(&f, 0, sizeof(f));
-	make_config(&ca, 1);
-	assert_non_null(base = event_base_new());
-	fake_peer_start(&f, base, s.port);
-	assert_non_null(w.e = probe_engine_new(base, &ca, &s, key_a,
-	    on_change, &w));
-	assert_int_equal(probe_engine_start(w.e), 0);
-	assert_true(run_until(base, both_up, &w, 5000));
+	base = engine_up(&ca, &s, &f, &w);
 
 	probe_engine_pause(w.e, PROBE_TUNNEL, 1);
 	probe_engine_stats(w.e, PROBE_TUNNEL, &t0);
@@ -1846,9 +1858,7 @@ test_engine_pause(void **state)
 	run_until(base, NULL, NULL, 100);
 	probe_engine_stats(w.e, PROBE_TUNNEL, &t1);
 	assert_true(t1.sent >= t0.sent + 3);
-	probe_engine_free(w.e);
-	fake_peer_stop(&f);
-	event_base_free(base);
+	engine_down(base, &f, &w);
 }
 
 static int
