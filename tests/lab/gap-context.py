@@ -3,12 +3,14 @@
 what the gateways logged around it.
 
     gap-context.py --moves MOVES --stream RECV [--before MS] [--after MS]
-                   [--lines N] NAME=LOG...
+                   [--lines N] [--per-packet MS] [--offset MS] NAME=LOG...
 
 MOVES is the pair tests' moves.log ("0 stream start, HH:MM:SS.mmm", then
 "MS LABEL" a line, MS counted from the stream's start); RECV is
 udp-seq.py's summary (its "gaps A-B ..." line, A and B the first and last
-missing sequence numbers, one a millisecond from the start).  Each LOG is
+missing sequence numbers, one a millisecond from the start; --per-packet:
+one every MS instead, for a slower stream that began --offset MS after
+the one MOVES counts from).  Each LOG is
 a grgw or charon log ("YYYY-MM-DD HH:MM:SS.mmm ..." lines), shown as NAME.
 Prints, for each silence, the last move before it and the log lines from
 MS before it to MS after it (hook lines left out), at most N per silence;
@@ -76,6 +78,8 @@ def main():
     ap.add_argument("--before", type=int, default=300)
     ap.add_argument("--after", type=int, default=100)
     ap.add_argument("--lines", type=int, default=40)
+    ap.add_argument("--per-packet", type=int, default=1)
+    ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("logs", nargs="*")
     a = ap.parse_args()
     try:
@@ -95,6 +99,8 @@ def main():
             return 2
         events += read_log(name, path, start)
     events.sort(key=lambda e: e[0])
+    gaps = [(a.offset + lo * a.per_packet,
+             a.offset + (hi + 1) * a.per_packet - 1) for lo, hi in gaps]
     for lo, hi in gaps:
         before = [mv for mv in moves if mv[0] <= lo]
         where = (f'{lo - before[-1][0]} ms after "{before[-1][1]}"'
