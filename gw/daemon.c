@@ -69,7 +69,7 @@
  * [pair]: a handover's drain lasts until the nodes have heard the
  * partner: it takes the addresses within dead_ms + guard_ms of the
  * release at the latest, and announces them again up to this much
- * after that.
+ * after that (drain_ms()).
  */
 #define PAIR_DRAIN_MS		1000
 
@@ -151,8 +151,9 @@ struct gwd {
 	 */
 	int		prep_asked;
 	int		prep_told_ready;
-	int		ho_closed;	/* outgoing: drain on, SAs closed
-					 * when ho_close_timer fires */
+	int		ho_leaving;	/* outgoing: drain on, SAs closed
+					 * when ho_close_timer fires or
+					 * since */
 	struct event	*ho_close_timer;
 	int		ho_resuming;	/* given up: drain until SAs again */
 	struct event	*prep_timer;
@@ -310,6 +311,13 @@ lapse_expired(evutil_socket_t fd, short ev, void *arg)
 	ike_set_active(d->ike, 0);
 }
 
+/* How long a handover's drain lasts from the release. */
+static uint32_t
+drain_ms(const struct grgw_config *cfg)
+{
+	return PAIR_DRAIN_MS + cfg->pair.dead_ms + cfg->pair.guard_ms;
+}
+
 /*
  * [pair]: the floating addresses came or went (pairhold.c, on the role
  * engine's word or when its hold ran out): charon initiates from them,
@@ -345,10 +353,9 @@ pair_held(int held, int same_epoch, const char *why, void *arg)
 	if (!held) {
 		netproc_pair_hold(d->np, 0, 0);
 		/* The drain began before the move: as long from here. */
-		if (d->ho_closed)
-			(void)pairhold_drain(d->ph, PAIR_DRAIN_MS +
-			    d->cfg->pair.dead_ms + d->cfg->pair.guard_ms);
-		d->ho_closed = 0;
+		if (d->ho_leaving)
+			(void)pairhold_drain(d->ph, drain_ms(d->cfg));
+		d->ho_leaving = 0;
 		d->ho_resuming = 0;
 		evtimer_del(d->ho_close_timer);
 	}
@@ -412,12 +419,11 @@ pair_before_release(void *arg)
 	struct gwd *d = arg;
 
 	if (!(pairhold_last(d->ph)->prep & PMSG_PREP_PARTNER_READY) ||
-	    d->stopping || d->ho_closed)
+	    d->stopping || d->ho_leaving)
 		return 0;
 	/* What the nodes send here until they hear the partner goes on to
 	 * it, from now (before these SAs go). */
-	(void)pairhold_drain(d->ph, PAIR_DRAIN_MS + d->cfg->pair.dead_ms +
-	    d->cfg->pair.guard_ms);
+	(void)pairhold_drain(d->ph, drain_ms(d->cfg));
 	return ike_close_now(d->ike, d->cfg->pair.margin_ms / 2, release_go,
 	    d) == 0;
 }
@@ -437,7 +443,7 @@ handover_close_go(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (!d->ho_closed || d->stopping)
+	if (!d->ho_leaving || d->stopping)
 		return;
 	log_info("handover: the partner's SAs carry the tunnel; this "
 	    "gateway's go");
@@ -471,23 +477,23 @@ handover_close_go(evutil_socket_t fd, short ev, void *arg)
 static void
 pair_handover_follow(struct gwd *d, const struct pmsg_role *ro)
 {
-	uint32_t ms = PAIR_DRAIN_MS + d->cfg->pair.dead_ms +
-	    2 * d->cfg->pair.guard_ms;
+	/* Until the release too: at most a guard from here. */
+	uint32_t ms = drain_ms(d->cfg) + d->cfg->pair.guard_ms;
 	int begun = ro->role == PAIR_ACTIVE && pairhold_held(d->ph) &&
 	    (ro->prep & PMSG_PREP_PARTNER_READY) != 0;
 	struct timeval tv = { d->cfg->pair.margin_ms / 1000,
 	    (d->cfg->pair.margin_ms % 1000) * 1000 };
 
-	if (begun && !d->ho_closed && !d->stopping) {
+	if (begun && !d->ho_leaving && !d->stopping) {
 		if (pairhold_drain(d->ph, ms) == -1) {
 			handover_closed(d);
 			return;
 		}
-		d->ho_closed = 1;
+		d->ho_leaving = 1;
 		evtimer_add(d->ho_close_timer, &tv);
-	} else if (!begun && d->ho_closed && ro->role == PAIR_ACTIVE &&
+	} else if (!begun && d->ho_leaving && ro->role == PAIR_ACTIVE &&
 	    pairhold_held(d->ph)) {
-		d->ho_closed = 0;
+		d->ho_leaving = 0;
 		evtimer_del(d->ho_close_timer);
 		d->ho_resuming = ro->partner_seen;
 		if (!d->ho_resuming)
@@ -1531,7 +1537,7 @@ daemon_publish(struct gwd *d, enum link_state old)
 	 * same alarms; so would an active handing over, its SAs gone
 	 * (pair_handover_follow()).
 	 */
-	if (d->ph != NULL && (!pairhold_held(d->ph) || d->ho_closed))
+	if (d->ph != NULL && (!pairhold_held(d->ph) || d->ho_leaving))
 		return;
 	if (d->hooks != NULL)
 		hooks_run(d->hooks, &d->link, old);

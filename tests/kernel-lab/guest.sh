@@ -40,7 +40,7 @@ if [ "$(cat "$SHARE/accel" 2>/dev/null)" = tcg ]; then
 	export LAB_PAIR_TIMERS=${LAB_PAIR_TIMERS:-100 1000 1000 400}
 	# A handover's IKE exchange (the incoming gateway's SAs: IKE_SA_INIT,
 	# IKE_AUTH and a CREATE_CHILD_SA per pair of prefixes) took 2 to
-	# 4.2 s here, past the 4 s these timers give it by default: the
+	# 4.5 s here, past the 4 s these timers give it by default: the
 	# handover then went without them (one IKE exchange after the move,
 	# and the other site kept the outgoing gateway's SAs until
 	# dead-peer detection).  One lost message retransmitted fits too.
