@@ -43,7 +43,18 @@
  *      deadline (R4) lies ahead.  It skips the rest of the guard when a
  *      fresh heartbeat of the partner says released with the won epoch
  *      (the partner has dropped the addresses: it says released only
- *      after that).
+ *      after that).  A partner heard saying active under an older
+ *      epoch as the claim began (a handover) or since, and nothing else
+ *      since, is alive and has not let go yet: its hold has run out by then (see
+ *      Safety), but a host that stopped both its processes for a while
+ *      (a virtual machine whose CPUs were taken from it) removes the
+ *      addresses late, and the kernel's hold alone keeps them silent
+ *      meanwhile.  The winner then waits at the guard's end until the
+ *      partner says anything else, or has been silent for dead ms
+ *      (counted from the guard's end at the earliest: a winner stopped
+ *      with it reads the partner's last words after its own timer),
+ *      and at most dead + guard.  A partner that died was last heard
+ *      before the claim (silent for dead ms), and is not waited for.
  *  R3  Newer epoch.  Seeing an epoch above its own (a heartbeat, or etcd
  *      with a holder; or its own epoch held by another) makes an active
  *      release at once (role released, heartbeat sent at once) and a
@@ -215,6 +226,9 @@ struct pair_role {
 	uint64_t	holdoff_until;	/* R1c */
 	unsigned	holdoffs;	/* since the partner was last heard */
 	int		handover_seen;	/* its latest: active, HANDOVER */
+	int		p_holds;	/* R2: claiming, it said active under
+					 * an older epoch (as the claim began
+					 * or since), nothing else since */
 
 	/* our heartbeats */
 	uint64_t	seq;
@@ -368,6 +382,36 @@ static int
 partner_fresh(const struct pair_role *r, uint64_t now)
 {
 	return r->heard && now - r->p_rx < r->c.dead_ms;
+}
+
+/*
+ * R2: when a winner whose guard has ended may take, as far as the
+ * partner goes (0: at once).  A partner heard saying active under an
+ * older epoch as the claim began or since is waited for until it says anything else
+ * or has been silent for dead ms from the guard's end at the earliest,
+ * at most dead + guard past the guard's end.
+ */
+static uint64_t
+partner_let_go(const struct pair_role *r)
+{
+	uint64_t	 silent, most;
+
+	if (!r->p_holds)
+		return 0;
+	silent = add(max64(r->p_rx, r->guard_end), r->c.dead_ms);
+	most = add(r->guard_end, (uint64_t)r->c.dead_ms + r->c.guard_ms);
+	return min64(silent, most);
+}
+
+static void
+guard_wait_reason(struct pair_role *r)
+{
+	char	 pa[INET6_ADDRSTRLEN];
+
+	set_role(r, PAIR_CLAIMING, "won epoch %llu; partner %s still says "
+	    "active under epoch %llu: waiting for it to let go",
+	    (unsigned long long)r->epoch, partner_fmt(r, pa, sizeof(pa)),
+	    (unsigned long long)r->p.epoch);
 }
 
 /*
@@ -530,9 +574,14 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 		}
 		break;
 	case PAIR_CLAIMING:
-		if (r->won && (r->skip_guard || now >= r->guard_end) &&
-		    hold_deadline(r) > now)
-			take(r);
+		if (!r->won || hold_deadline(r) <= now ||
+		    (!r->skip_guard && now < r->guard_end))
+			break;
+		if (!r->skip_guard && now < partner_let_go(r)) {
+			guard_wait_reason(r);
+			break;
+		}
+		take(r);
 		break;
 	case PAIR_RELEASED:
 		if (now >= add(r->released_at,
@@ -611,6 +660,9 @@ pair_role_heartbeat(struct pair_role *r, uint64_t now,
 	r->p_rx = now;
 	r->handover_seen = hb->role == PAIR_ACTIVE &&
 	    (hb->flags & PAIR_F_HANDOVER);
+	/* R2: alive, and still holding what we claim. */
+	r->p_holds = r->role == PAIR_CLAIMING && hb->role == PAIR_ACTIVE &&
+	    hb->epoch < r->claim_epoch;
 	partner_fmt(r, pa, sizeof(pa));
 	if (hb->epoch > r->epoch) {
 		snprintf(what, sizeof(what), "partner %s announced epoch %llu",
@@ -727,6 +779,9 @@ start_claim(struct pair_role *r, const struct pair_fence *f)
 	r->want_claim = 1;
 	r->claim_rev = f->found ? f->mod_revision : 0;
 	r->claim_epoch = r->epoch + 1;
+	/* R2: a partner alive and holding as the claim begins (a handover). */
+	r->p_holds = partner_fresh(r, r->now) && r->p.role == PAIR_ACTIVE &&
+	    r->p.epoch < r->claim_epoch;
 	clear_hold(r);
 	set_role(r, PAIR_CLAIMING, "claiming epoch %llu: %s",
 	    (unsigned long long)r->claim_epoch, r->claim_why);
@@ -991,7 +1046,7 @@ next_call(const struct pair_role *r, uint64_t now)
 		break;
 	case PAIR_CLAIMING:
 		if (r->won && !r->skip_guard)
-			t = min64(t, r->guard_end);
+			t = min64(t, max64(r->guard_end, partner_let_go(r)));
 		break;
 	case PAIR_RELEASED:
 		t = min64(t, add(r->released_at,

@@ -157,7 +157,11 @@ pair_diag() {
 	local gw
 	for gw in "${PAIR_GWS[@]}"; do
 		note "$gw: $(pair_json "$gw" | jq -c '.pair' 2>/dev/null)"
-		show_file "$(pair_log "$gw")" 8
+		# The role's story first: on a slow host the hooks' lines
+		# alone fill the log's last lines.
+		grep -E 'pair:|handover|float:' "$(pair_log "$gw")" 2>/dev/null |
+			tail -n 12 | sed 's/^/     | /'
+		show_file "$(pair_log "$gw")" 4
 	done
 	return 0
 }
@@ -454,7 +458,8 @@ pair_moves() {
 		act=$(active_of "$site")
 		[ -n "$act" ] || { note "move $i: site $site has no single active gateway"; pair_diag; break; }
 		other=$(pair_partner "$act")
-		"move_$what" "$act" || { note "move $i: $what of $act failed"; pair_diag; break; }
+		"move_$what" "$act" || { note "move $i: $what of $act failed"
+			show_file "$WORK/$what.log" 4; pair_diag; break; }
 		if wait_until 15 pair_settled "$site" "$other" "$("settled_how_$what")"; then
 			PAIR_DONE=$((PAIR_DONE + 1))
 			move_at "$other settled"
