@@ -270,7 +270,7 @@ memc_start() {
 		return 1
 	fi
 	ip netns exec "${NS_PREFIX}vellum-a" /usr/bin/python3 "$HERE/memc-client.py" \
-		--server "$VELLUM_B4" --port "$PAIR_MEMC_PORT" --timeout 10 \
+		--server "$VELLUM_B4" --port "$PAIR_MEMC_PORT" --timeout $((10 * ${LAB_WAIT_SCALE:-1})) \
 		>"$WORK/memc-client.out" 2>&1 </dev/null &
 	PAIR_MEMC_CLIENT=$!
 	if ! wait_until 10 grep -q '^connected ' "$WORK/memc-client.out"; then
