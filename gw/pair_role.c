@@ -45,11 +45,11 @@
  *      (the partner has dropped the addresses: it says released only
  *      after that).  A partner heard saying active under an older
  *      epoch as the claim began (a handover) or since, and nothing else
- *      since, is alive and has not let go yet: its hold has run out by then (see
- *      Safety), but a host that stopped both its processes for a while
- *      (a virtual machine whose CPUs were taken from it) removes the
- *      addresses late, and the kernel's hold alone keeps them silent
- *      meanwhile.  The winner then waits at the guard's end until the
+ *      since, is alive and has not let go yet: its hold has run out by
+ *      then (see Safety), but a host that stopped both its processes
+ *      for a while (a virtual machine whose CPUs were taken from it)
+ *      removes the addresses late, and the kernel's hold alone keeps
+ *      them silent meanwhile.  The winner then waits at the guard's end until the
  *      partner says anything else, or has been silent for dead ms
  *      (counted from the guard's end at the earliest: a winner stopped
  *      with it reads the partner's last words after its own timer),
@@ -387,9 +387,9 @@ partner_fresh(const struct pair_role *r, uint64_t now)
 /*
  * R2: when a winner whose guard has ended may take, as far as the
  * partner goes (0: at once).  A partner heard saying active under an
- * older epoch as the claim began or since is waited for until it says anything else
- * or has been silent for dead ms from the guard's end at the earliest,
- * at most dead + guard past the guard's end.
+ * older epoch as the claim began or since is waited for until it says
+ * anything else or has been silent for dead ms from the guard's end at
+ * the earliest, at most dead + guard past the guard's end.
  */
 static uint64_t
 partner_let_go(const struct pair_role *r)
