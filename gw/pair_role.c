@@ -49,12 +49,13 @@
  *      then (see Safety), but a host that stopped both its processes
  *      for a while (a virtual machine whose CPUs were taken from it)
  *      removes the addresses late, and the kernel's hold alone keeps
- *      them silent meanwhile.  The winner then waits at the guard's end until the
- *      partner says anything else, or has been silent for dead ms
- *      (counted from the guard's end at the earliest: a winner stopped
- *      with it reads the partner's last words after its own timer),
- *      and at most dead + guard.  A partner that died was last heard
- *      before the claim (silent for dead ms), and is not waited for.
+ *      them silent meanwhile.  The winner then waits at the guard's
+ *      end until the partner says anything else, or has been silent
+ *      for dead ms (counted from the guard's end at the earliest: a
+ *      winner stopped with it reads the partner's last words after its
+ *      own timer), and at most dead + guard.  A partner that died was
+ *      last heard before the claim (silent for dead ms), and is not
+ *      waited for.
  *  R3  Newer epoch.  Seeing an epoch above its own (a heartbeat, or etcd
  *      with a holder; or its own epoch held by another) makes an active
  *      release at once (role released, heartbeat sent at once) and a
