@@ -2,11 +2,16 @@
 """A memcached client on one TCP connection: does it survive a takeover?
 
     memc-client.py --server ADDR --port P [--rate R] [--timeout S]
-                   [--lifetime S]
+                   [--lifetime S] [--connect-tries N]
 
 Connects once to memcached at ADDR:P and says so on stdout:
 
     connected local ADDR:PORT
+
+A connect that fails is tried again a second later, up to --connect-tries
+times in all (1), each failure said on a line of its own ("connect N
+failed, again in 1 s: ..."): a set-up before the test, as the gateways'
+tunnel may be refusing for a moment on an emulated host.
 
 then, --rate times a second (50), stores a numbered value under one key
 ("set") and reads it back ("get"), one request at a time, on that
@@ -110,12 +115,21 @@ def round_trip(conn, n):
 def run(args):
     stop = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
-    try:
-        sock = socket.create_connection((args.server, args.port), timeout=args.timeout)
-    except OSError as e:
-        print(f"memc ops 0 errors 1 reconnects 0 local - longest_wait_ms 0"
-              f" error connect: {type(e).__name__}: {e}", flush=True)
-        return 1
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            sock = socket.create_connection((args.server, args.port), timeout=args.timeout)
+            break
+        except OSError as e:
+            if tries < args.connect_tries and not stop:
+                print(f"connect {tries} failed, again in 1 s: {type(e).__name__}: {e}",
+                      flush=True)
+                time.sleep(1)
+                continue
+            print(f"memc ops 0 errors 1 reconnects 0 local - longest_wait_ms 0"
+                  f" error connect: {type(e).__name__}: {e}", flush=True)
+            return 1
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     local = "%s:%d" % sock.getsockname()[:2]
     print(f"connected local {local}", flush=True)
@@ -151,6 +165,7 @@ def main():
     ap.add_argument("--rate", type=float, default=50)
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("--lifetime", type=float, default=900)
+    ap.add_argument("--connect-tries", type=int, default=1)
     return run(ap.parse_args())
 
 

@@ -271,6 +271,7 @@ memc_start() {
 	fi
 	ip netns exec "${NS_PREFIX}vellum-a" /usr/bin/python3 "$HERE/memc-client.py" \
 		--server "$VELLUM_B4" --port "$PAIR_MEMC_PORT" --timeout $((10 * ${LAB_WAIT_SCALE:-1})) \
+		--connect-tries "$([ "${LAB_WAIT_SCALE:-1}" -gt 1 ] && echo 5 || echo 1)" \
 		>"$WORK/memc-client.out" 2>&1 </dev/null &
 	PAIR_MEMC_CLIENT=$!
 	if ! wait_until 10 grep -q '^connected ' "$WORK/memc-client.out"; then
