@@ -448,9 +448,10 @@ pair_moves() {
 	PAIR_STALE=0
 	# Long enough for the moves however slow the host (it is stopped
 	# after the last one): under emulation 4 handovers outlasted the
-	# 78 s the stream used to be given, and its end came first.
-	udp_stream_start $(((n * 12 + 30) * ${LAB_WAIT_SCALE:-1}))
-	stream6_start $(((n * 12 + 30) * ${LAB_WAIT_SCALE:-1}))
+	# 78 s the stream used to be given, and then the 234 s of 12 s a
+	# move (270 s; one move there takes up to a minute).
+	udp_stream_start $(((n * 30 + 30) * ${LAB_WAIT_SCALE:-1}))
+	stream6_start $(((n * 30 + 30) * ${LAB_WAIT_SCALE:-1}))
 	capture_start "$what" || { fail "WAN capture"; stream6_stop; return 1; }
 	memc_start || true
 	sleep 2
