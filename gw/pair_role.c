@@ -575,12 +575,15 @@ pair_role_tick(struct pair_role *r, uint64_t now)
 		}
 		break;
 	case PAIR_CLAIMING:
-		if (!r->won || hold_deadline(r) <= now ||
-		    (!r->skip_guard && now < r->guard_end))
+		if (!r->won || hold_deadline(r) <= now)
 			break;
-		if (!r->skip_guard && now < partner_let_go(r)) {
-			guard_wait_reason(r);
-			break;
+		if (!r->skip_guard) {
+			if (now < r->guard_end)
+				break;
+			if (now < partner_let_go(r)) {
+				guard_wait_reason(r);
+				break;
+			}
 		}
 		take(r);
 		break;

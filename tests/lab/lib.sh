@@ -221,13 +221,17 @@ lab_teardown() {
 	rm -rf "$WORK"
 }
 
+# emulated: the lab runs on a software-emulated host (its waits scaled,
+# LAB_WAIT_SCALE > 1), whose processes stall for a second now and then
+emulated() { [ "${LAB_WAIT_SCALE:-1}" -gt 1 ]; }
+
 # check_native NAME CMD...: check, natively; under software emulation
 # (LAB_WAIT_SCALE > 1), where charon takes tens to hundreds of ms over
 # an exchange, a measure of what a change of SA costs in time is the
 # emulator's: there the result is shown and not counted.
 check_native() {
 	local name=$1
-	if [ "${LAB_WAIT_SCALE:-1}" -le 1 ]; then
+	if ! emulated; then
 		check "$@"
 		return 0
 	fi

@@ -271,7 +271,7 @@ memc_start() {
 	fi
 	ip netns exec "${NS_PREFIX}vellum-a" /usr/bin/python3 "$HERE/memc-client.py" \
 		--server "$VELLUM_B4" --port "$PAIR_MEMC_PORT" --timeout $((10 * ${LAB_WAIT_SCALE:-1})) \
-		--connect-tries "$([ "${LAB_WAIT_SCALE:-1}" -gt 1 ] && echo 5 || echo 1)" \
+		--connect-tries "$(emulated && echo 5 || echo 1)" \
 		>"$WORK/memc-client.out" 2>&1 </dev/null &
 	PAIR_MEMC_CLIENT=$!
 	if ! wait_until 10 grep -q '^connected ' "$WORK/memc-client.out"; then
@@ -512,7 +512,7 @@ settled_how_kill() { echo alone; }
 # asked again, up to 5 times, a second apart; natively it fails the move.
 move_handover() {
 	local tries=0 most=0
-	[ "${LAB_WAIT_SCALE:-1}" -gt 1 ] && most=5
+	emulated && most=5
 	move_at "handover $1"
 	while ! pair_grgw "$1" handover --timeout $((10 * ${LAB_WAIT_SCALE:-1})) >"$WORK/handover.last" 2>&1; do
 		cat "$WORK/handover.last" >>"$WORK/handover.log"
@@ -753,7 +753,7 @@ stream_after_last() {
 	echo "sent $sent, highest received $high, the last move settled at ${settled:-?} ms"
 	[ -n "$sent" ] && [ -n "$high" ] || return 1
 	[ "$high" -ge $((sent - 50)) ] && return 0
-	[ "${LAB_WAIT_SCALE:-1}" -gt 1 ] && [ -n "$settled" ] && [ "$high" -ge $((settled + 1000)) ]
+	emulated && [ -n "$settled" ] && [ "$high" -ge $((settled + 1000)) ]
 }
 
 # ---- partitions --------------------------------------------------------------
